@@ -1,0 +1,380 @@
+"""bpflint benchmarks: analysis time against the kernel verifier, scale, memory, growth.
+
+    python benchmarks/bench.py [--corpus DIR] [--quick] [--out FILE]
+
+Everything is measured in one run on this machine and printed as Markdown:
+
+(a) per program, bpflint's analysis time next to the kernel verifier's own
+    "verification time" for the same program (loaded through bpflint.kernel.loader
+    with the stats log level; needs root and bpf()); the whole-process bpflint time
+    over the 15 heaviest objects the kernel accepts against their summed verification
+    time; the median ratio over small programs;
+(b) `bpflint analyze --jobs N` over a tree of objects (the corpus), cold and then warm;
+(c) peak memory (ru_maxrss of the child) for a 1,000,000-instruction synthetic program
+    and for the largest corpus program;
+(d) analysis time of synthetic straight-line and loop-heavy programs of 10k, 100k and
+    1M instructions.
+
+Every measurement runs in a child process (this script re-invoked with --worker), so
+an analysis that is slow, crashes or grows large cannot take the benchmark down; a
+child over its time limit is killed and reported as such. The corpus is built by
+benchmarks/build_corpus.sh (real-world objects; never committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import gen_synthetic  # noqa: E402 - the sibling script, importable once BENCH_DIR is on the path
+
+HEAVY_COUNT = 15
+SMALL_MAX_INSNS = 1_000  # "small program": at most this many instructions (static)
+GROWTH_SIZES = (10_000, 100_000, 1_000_000)
+# The kernel selftests load their test_verif_scale programs as SCHED_CLS; the section
+# names ("scale90_inline", ...) carry no type libbpf knows.
+SECTION_TYPE_OVERRIDES = {"scale90_noinline": "sched_cls", "scale90_inline": "sched_cls",
+                          "scale90_noinline32": "sched_cls"}
+
+
+# ---------------------------------------------------------------------------- workers
+# These run in the child process and print one JSON document on stdout.
+
+def worker_analyze(path: str, max_seconds: float) -> dict[str, object]:
+    """Read the object and run the cost engine on every program, timing each."""
+    from bpflint.cost.engine import AnalysisOptions, analyze_program
+    from bpflint.cost.model import load_cost_table
+    from bpflint.obj.reader import load_object
+
+    table = load_cost_table(None)
+    options = AnalysisOptions(max_seconds=max_seconds)
+    start = time.perf_counter()
+    obj = load_object(path)
+    read_s = time.perf_counter() - start
+    programs = []
+    for program in obj.programs:
+        start = time.perf_counter()
+        result = analyze_program(obj, program, table, options)
+        programs.append({"name": program.name, "insns": result.insn_count,
+                         "analysis_s": time.perf_counter() - start,
+                         "bounded": result.bounded, "max": result.insns_max})
+    return {"read_s": read_s, "programs": programs}
+
+
+def worker_verify(path: str) -> dict[str, object]:
+    """Load every program into the kernel and read the verifier's statistics."""
+    import dataclasses
+
+    from bpflint.errors import BpfLintError
+    from bpflint.kernel.loader import load_program
+    from bpflint.obj.reader import load_object
+
+    obj = load_object(path)
+    programs = []
+    for program in obj.programs:
+        override = SECTION_TYPE_OVERRIDES.get(program.section)
+        if override is not None:
+            program = dataclasses.replace(program, prog_type=override)
+        entry: dict[str, object] = {"name": program.name}
+        try:
+            with load_program(obj, program) as loaded:
+                entry["verification_usec"] = loaded.stats.verification_usec
+                entry["processed_insns"] = loaded.stats.processed_insns
+        except (BpfLintError, OSError) as exc:
+            entry["error"] = str(exc).splitlines()[0][:120]
+        programs.append(entry)
+    return {"programs": programs}
+
+
+# ----------------------------------------------------------------------- child runner
+
+@dataclass(frozen=True)
+class ChildRun:
+    returncode: int | None  # None: killed at the time limit
+    wall_s: float
+    maxrss_kb: int
+    stdout: str
+    stderr: str
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+
+def run_child(argv: list[str], timeout_s: float) -> ChildRun:
+    """Run argv, returning its wall time and peak RSS (from wait4, this child only)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO)
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout_s, kill)
+        timer.start()
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall_s = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # wait4 already reaped it
+        out.seek(0)
+        err.seek(0)
+        return ChildRun(None if killed.is_set() else proc.returncode, wall_s,
+                        usage.ru_maxrss, out.read().decode(errors="replace"),
+                        err.read().decode(errors="replace"))
+
+
+def worker_argv(kind: str, path: Path, max_seconds: float) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(path),
+            "--max-seconds", str(max_seconds)]
+
+
+def child_json(run: ChildRun) -> dict[str, object] | None:
+    if run.timed_out or run.returncode != 0:
+        return None
+    try:
+        data = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def child_failure(run: ChildRun) -> str:
+    if run.timed_out:
+        return f"killed after {run.wall_s:.0f} s"
+    lines = run.stderr.strip().splitlines()
+    return lines[-1][:100] if lines else f"exit {run.returncode}"
+
+
+# ------------------------------------------------------------------------ measurements
+
+@dataclass(frozen=True)
+class ObjectTimes:
+    path: Path
+    whole_s: float | None  # whole child process: interpreter start, read, analysis
+    maxrss_kb: int
+    programs: list[dict[str, object]]  # analysis entries merged with verifier entries
+    failure: str | None
+
+
+def measure_object(path: Path, timeout_s: float, verify: bool) -> ObjectTimes:
+    run = run_child(worker_argv("analyze", path, timeout_s), timeout_s + 30)
+    data = child_json(run)
+    if data is None:
+        return ObjectTimes(path, None, run.maxrss_kb, [], child_failure(run))
+    programs = list(data["programs"])  # type: ignore[call-overload]
+    if verify:
+        vrun = run_child(worker_argv("verify", path, timeout_s), timeout_s + 30)
+        vdata = child_json(vrun)
+        by_name = {p["name"]: p for p in vdata["programs"]} if vdata else {}  # type: ignore[index, union-attr]
+        for entry in programs:
+            entry.update(by_name.get(entry["name"], {"error": child_failure(vrun)}))
+    return ObjectTimes(path, run.wall_s, run.maxrss_kb, programs, None)
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def section_a(objects: list[Path], timeout_s: float, out: list[str]) -> list[ObjectTimes]:
+    out.append("## (a) bpflint analysis time vs kernel verification time\n")
+    times = []
+    for index, path in enumerate(objects, 1):
+        print(f"[a] {index}/{len(objects)} {path}", file=sys.stderr)
+        times.append(measure_object(path, timeout_s, verify=True))
+    out.append("| object | program | insns | bounded | bpflint analysis | kernel verification "
+               "| ratio |")
+    out.append("|---|---|---:|---|---:|---:|---:|")
+    ratios_small: list[float] = []
+    for obj in times:
+        name = obj.path.parent.name + "/" + obj.path.name
+        if obj.failure:
+            out.append(f"| {name} | - | - | - | failed: {obj.failure} | - | - |")
+            continue
+        for prog in obj.programs:
+            ana = float(prog["analysis_s"])  # type: ignore[arg-type]
+            usec = prog.get("verification_usec")
+            ver = None if usec is None else int(usec) / 1e6  # type: ignore[call-overload]
+            ratio = "-" if not ver else f"{ana / ver:.2f}"
+            if ver and int(prog["insns"]) <= SMALL_MAX_INSNS:  # type: ignore[call-overload]
+                ratios_small.append(ana / ver)
+            kernel = fmt_s(ver) if ver is not None else f"not loaded: {prog.get('error', '?')}"
+            out.append(f"| {name} | {prog['name']} | {prog['insns']} | {prog['bounded']} "
+                       f"| {fmt_s(ana)} | {kernel} | {ratio} |")
+    out.append("")
+    heavy = _heavy_objects(times)
+    if heavy:
+        bpflint_s = sum(obj.whole_s or 0.0 for obj in heavy)
+        kernel_s = sum(int(p["verification_usec"]) for obj in heavy  # type: ignore[call-overload]
+                       for p in obj.programs) / 1e6
+        out.append(f"**Heaviest {len(heavy)} objects** (most instructions among those whose "
+                   "every program the kernel accepts): whole-process bpflint time "
+                   f"{bpflint_s:.2f} s vs summed kernel verification time {kernel_s:.2f} s "
+                   f"(ratio {bpflint_s / kernel_s:.2f}; target <= 1).\n")
+        out.append("Objects: " + ", ".join(o.path.name for o in heavy) + "\n")
+    if ratios_small:
+        out.append(f"**Small programs** (<= {SMALL_MAX_INSNS} insns, {len(ratios_small)} "
+                   "loaded): median bpflint/kernel time ratio "
+                   f"{statistics.median(ratios_small):.2f} (target <= 5).\n")
+    return times
+
+
+def _total_insns(obj: ObjectTimes) -> int:
+    return sum(int(p["insns"]) for p in obj.programs)  # type: ignore[call-overload]
+
+
+def _heavy_objects(times: list[ObjectTimes]) -> list[ObjectTimes]:
+    loadable = [obj for obj in times if obj.whole_s is not None and obj.programs
+                and all(p.get("verification_usec") is not None for p in obj.programs)]
+    loadable.sort(key=_total_insns, reverse=True)
+    return loadable[:HEAVY_COUNT]
+
+
+def section_b(tree: Path, timeout_s: float, out: list[str]) -> None:
+    count = sum(1 for _ in tree.rglob("*.o"))
+    jobs = os.cpu_count() or 1
+    out.append(f"## (b) a tree of {count} objects, `bpflint analyze --jobs {jobs}`\n")
+    helptext = subprocess.run([sys.executable, "-m", "bpflint", "analyze", "--help"],
+                              capture_output=True, text=True, cwd=REPO).stdout
+    has_cache = "cache" in helptext.lower()
+    argv = [sys.executable, "-m", "bpflint", "analyze", "--format", "json", "--jobs",
+            str(jobs), str(tree)]
+    rows = []
+    for label in ("cold", "warm"):
+        print(f"[b] {label}", file=sys.stderr)
+        run = run_child(argv, timeout_s)
+        state = "killed at the time limit" if run.timed_out else f"exit {run.returncode}"
+        rows.append(f"| {label} | {fmt_s(run.wall_s)} | {state} |")
+    out.append("| run | wall time | result |")
+    out.append("|---|---:|---|")
+    out.extend(rows)
+    out.append("")
+    out.append("Result cache: " + ("offered by `analyze` (see its --help)" if has_cache else
+               "none in `bpflint analyze` yet, so the warm run repeats the analysis") +
+               ". Targets: cold < 30 s, warm < 2 s on 2 cores.\n")
+
+
+def section_c(synthetic: Path, largest: Path | None, timeout_s: float,
+              out: list[str]) -> None:
+    out.append("## (c) peak memory\n")
+    out.append("| input | insns | peak RSS | wall time | result |")
+    out.append("|---|---:|---:|---:|---|")
+    inputs = [(synthetic, "1M straight-line synthetic")]
+    if largest is not None:
+        inputs.append((largest, "largest corpus object"))
+    for path, label in inputs:
+        print(f"[c] {path}", file=sys.stderr)
+        run = run_child(worker_argv("analyze", path, timeout_s), timeout_s + 30)
+        data = child_json(run)
+        insns = sum(int(p["insns"]) for p in data["programs"]) if data else "-"  # type: ignore[union-attr, index, call-overload]
+        result = "ok" if data else child_failure(run)
+        out.append(f"| {label}: {path.name} | {insns} | {run.maxrss_kb / 1024:.0f} MB "
+                   f"| {fmt_s(run.wall_s)} | {result} |")
+    out.append("\nTarget: < 1 GB for the 1M-instruction program.\n")
+
+
+def section_d(synth_dir: Path, sizes: tuple[int, ...], timeout_s: float,
+              out: list[str]) -> None:
+    out.append("## (d) growth with program size (analysis time, engine only)\n")
+    out.append("| shape | " + " | ".join(f"{n:,} insns" for n in sizes) + " | last/previous |")
+    out.append("|---|" + "---:|" * (len(sizes) + 1))
+    for kind in ("straight", "loops"):
+        cells = []
+        seconds: list[float | None] = []
+        for n in sizes:
+            path = synth_dir / f"{kind}_{n}.o"
+            print(f"[d] {path.name}", file=sys.stderr)
+            run = run_child(worker_argv("analyze", path, timeout_s), timeout_s + 30)
+            data = child_json(run)
+            if data is None:
+                seconds.append(None)
+                cells.append(child_failure(run))
+                continue
+            prog = data["programs"][0]  # type: ignore[index]
+            seconds.append(float(prog["analysis_s"]))
+            bound = "" if prog["bounded"] else " (unbounded)"
+            cells.append(fmt_s(float(prog["analysis_s"])) + bound)
+        growth = (f"{seconds[-1] / seconds[-2]:.1f}x" if len(seconds) > 1 and seconds[-1]
+                  and seconds[-2] else "-")
+        out.append(f"| {kind} | " + " | ".join(cells) + f" | {growth} |")
+    out.append("\nTarget: 100k -> 1M at most 15x.\n")
+
+
+# ------------------------------------------------------------------------------- main
+
+def corpus_objects(corpus: Path, quick: bool) -> list[Path]:
+    objects = sorted(corpus.rglob("*.o"))
+    if quick:
+        # the selftests (loop/pyperf/strobemeta/scale) plus a few everyday tools
+        selftests = [p for p in objects if p.parent.name == "selftests"]
+        others = [p for p in objects if p.parent.name == "bcc"][:5]
+        return selftests[:8] + others
+    # the per-program table covers the compiled projects; ebpf-samples only feeds (b)
+    return [p for p in objects if p.parent.name != "ebpf-samples"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=Path("/work/corpus/obj"),
+                        help="directory of real-world objects (benchmarks/build_corpus.sh)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few corpus objects, synthetic programs up to 100k insns")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds allowed per child measurement (default 300)")
+    parser.add_argument("--out", type=Path, help="also write the Markdown here")
+    parser.add_argument("--worker", choices=("analyze", "verify"), help=argparse.SUPPRESS)
+    parser.add_argument("--max-seconds", type=float, default=120.0, help=argparse.SUPPRESS)
+    parser.add_argument("path", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        data = (worker_analyze(args.path, args.max_seconds) if args.worker == "analyze"
+                else worker_verify(args.path))
+        json.dump(data, sys.stdout)
+        return 0
+
+    timeout_s = 60.0 if args.quick else args.timeout
+    sizes = GROWTH_SIZES[:2] if args.quick else GROWTH_SIZES
+    out = ["# bpflint benchmarks", "",
+           f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, kernel "
+           f"{os.uname().release}; child time limit {timeout_s:.0f} s.", ""]
+    with tempfile.TemporaryDirectory(prefix="bpflint-bench-") as tmp:
+        synth_dir = Path(tmp)
+        for kind in ("straight", "loops"):
+            for n in (*sizes, GROWTH_SIZES[-1]) if kind == "straight" else sizes:
+                (synth_dir / f"{kind}_{n}.o").write_bytes(gen_synthetic.synthetic_object(kind, n))
+        objects = corpus_objects(args.corpus, args.quick) if args.corpus.is_dir() else []
+        times = section_a(objects, timeout_s, out) if objects else []
+        if args.corpus.is_dir():
+            section_b(args.corpus, timeout_s * 4, out)
+        analysed = [t for t in times if t.programs]
+        largest = max(analysed, key=_total_insns).path if analysed else None
+        section_c(synth_dir / f"straight_{GROWTH_SIZES[-1]}.o", largest, timeout_s, out)
+        section_d(synth_dir, sizes, timeout_s, out)
+    text = "\n".join(out) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

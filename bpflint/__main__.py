@@ -1,0 +1,3 @@
+from bpflint.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,359 @@
+"""Loop trip bounds from induction variables.
+
+Soundness argument. Take a location (register, stack slot, open-coded iterator,
+or the may_goto budget) that changes by the same non-zero constant ``c`` on every
+path from the loop header to every back edge, with no wrap-around in some view
+(u64, s64, u32 or s32) for any value the header can hold. Then its values at
+successive header visits form a strictly monotonic sequence inside the header's
+range [lo, hi] from the (sound) fixpoint, so one entry into the loop takes at
+most floor((hi - lo) / |c|) back edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpflint.analysis import scalar as sc
+from bpflint.analysis.calls import KFUNC_ITER_NEXT
+from bpflint.analysis.fixpoint import Budget, Flow, propagate, step
+from bpflint.analysis.state import UNKNOWN, Kind, State, Val, join_state, leq_state
+from bpflint.analysis.transfer import Env, Machine, refine_branch
+from bpflint.cfg.graph import Cfg
+from bpflint.cfg.loops import Loop, LoopForest
+from bpflint.isa.insn import Insn
+from bpflint.isa.opcodes import AluOp, Cls, Mode
+
+MAY_GOTO_BUDGET = 1 << 23  # BPF_MAX_LOOPS: may_goto falls through at most this often
+MAX_PLAUSIBLE_TRIPS = 1 << 24  # beyond the verifier's reach for counted loops
+
+Loc = tuple  # ("r", n) | ("s", off) | ("it", off) | ("mg",)
+# symbolic value: (origin location, delta, touched by 32-bit ops) or an iterator result tag
+Sym = tuple
+
+
+@dataclass(frozen=True)
+class LoopBound:
+    header: int
+    max_backedges: int | None  # None: no bound proven
+    min_backedges: int
+    how: str  # human-readable proof sketch, e.g. "r6 += 1 over [0, 100]"
+
+
+_UNKNOWN = ("?",)
+
+
+def _meet(a: dict[Loc, Sym], b: dict[Loc, Sym]) -> dict[Loc, Sym]:
+    out = {}
+    for loc in a.keys() | b.keys():
+        x, y = a.get(loc), b.get(loc)
+        if x is None:
+            x = (loc, 0, False)
+        if y is None:
+            y = (loc, 0, False)
+        out[loc] = x if x == y else _UNKNOWN
+    return out
+
+
+def _get(d: dict[Loc, Sym], loc: Loc) -> Sym:
+    return d.get(loc, (loc, 0, False))
+
+
+def _stack_off(m: Machine, reg: int, off: int) -> int | None:
+    base = m.regs[reg]
+    if base.kind == Kind.STACK and base.s.is_const:
+        return sc.to_s64(base.s.umin) + off
+    return None
+
+
+def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None:
+    """Track symbolic deltas through one instruction (before the machine executes it)."""
+    op = insn.opcode
+    cls = op & 0x07
+    dst = ("r", insn.dst)
+    if cls in (Cls.ALU, Cls.ALU64):
+        aop = op & 0xF0
+        w32 = cls == Cls.ALU
+        if aop == AluOp.MOV and not insn.off and op & 0x08:
+            origin, delta, flag = _get(d, ("r", insn.src)) if _get(d, ("r", insn.src)) \
+                is not _UNKNOWN else (None, 0, False)
+            d[dst] = (origin, delta, flag or w32) if origin is not None else _UNKNOWN
+        elif aop in (AluOp.ADD, AluOp.SUB) and not op & 0x08:
+            cur = _get(d, dst)
+            if cur is _UNKNOWN or cur[0] == "itres":
+                d[dst] = _UNKNOWN
+            else:
+                step = insn.imm if aop == AluOp.ADD else -insn.imm
+                d[dst] = (cur[0], cur[1] + step, cur[2] or w32)
+        else:
+            d[dst] = _UNKNOWN
+        modified.add(dst)
+    elif cls == Cls.LDX:
+        off = _stack_off(m, insn.src, insn.off)
+        d[dst] = _get(d, ("s", off)) if off is not None and insn.opcode.size == 0x18 \
+            else _UNKNOWN
+        modified.add(dst)
+    elif cls in (Cls.ST, Cls.STX):
+        off = _stack_off(m, insn.dst, insn.off)
+        is_atomic = cls == Cls.STX and op & 0xE0 == Mode.ATOMIC
+        if off is None:
+            if m.regs[insn.dst].kind == Kind.STACK:
+                for loc in [k for k in d if k[0] == "s"]:
+                    d[loc] = _UNKNOWN
+                modified.add(("s", "*"))
+        else:
+            size = insn.opcode.size_bytes
+            for loc in [k for k in list(d) if k[0] == "s" and k[1] != off
+                        and k[1] < off + size and off < k[1] + 8]:
+                d[loc] = _UNKNOWN
+            full = cls == Cls.STX and not is_atomic and size == 8
+            d[("s", off)] = _get(d, ("r", insn.src)) if full else _UNKNOWN
+            modified.add(("s", off))
+        if is_atomic and insn.imm & 0x01:
+            d[("r", 0 if insn.imm == 0xF1 else insn.src)] = _UNKNOWN
+    elif cls == Cls.LD:
+        d[dst] = _UNKNOWN
+        modified.add(dst)
+        if not insn.is_ld_imm64:
+            for r in range(6):
+                d[("r", r)] = _UNKNOWN
+    elif insn.is_call:
+        result: Sym = _UNKNOWN
+        if insn.reloc is not None and insn.reloc.symbol == KFUNC_ITER_NEXT:
+            off = _stack_off(m, 1, 0)
+            if off is not None:
+                result = ("itres", off, False)
+        for r in range(6):
+            d[("r", r)] = _UNKNOWN
+            modified.add(("r", r))
+        d[("r", 0)] = result
+        if any(m.regs[r].kind == Kind.STACK for r in range(1, 6)) and result is _UNKNOWN:
+            for loc in [k for k in d if k[0] == "s"]:
+                d[loc] = _UNKNOWN
+            modified.add(("s", "*"))
+
+
+def _edge_effect(d: dict[Loc, Sym], m: Machine, insn: Insn, taken: bool) -> None:
+    """Effects that happen on one side of a branch only."""
+    if insn.is_may_goto:
+        if not taken:
+            cur = _get(d, ("mg",))
+            d[("mg",)] = (cur[0], cur[1] - 1, False) if cur is not _UNKNOWN else _UNKNOWN
+        return
+    sym = _get(d, ("r", insn.dst))
+    if sym is _UNKNOWN or sym[0] != "itres" or insn.opcode & 0x08 or insn.imm != 0:
+        return
+    jop = insn.opcode & 0xF0
+    nonnull = (jop == 0x50 and taken) or (jop == 0x10 and not taken)
+    if nonnull:
+        loc = ("it", sym[1])
+        cur = _get(d, loc)
+        d[loc] = (cur[0], cur[1] - 1, False) if cur is not _UNKNOWN else _UNKNOWN
+
+
+def _header_range(state: State, loc: Loc) -> sc.Scalar | None:
+    if loc[0] == "r":
+        val: Val = state.regs[loc[1]]
+        return val.s if val.kind == Kind.SCALAR else None
+    if loc[0] == "mg":
+        return sc.Scalar.urange(0, MAY_GOTO_BUDGET)
+    slot = state.stack_dict().get(loc[1])
+    if slot is None:
+        return None
+    if loc[0] == "it":
+        return slot[1].s if slot[1].kind == Kind.ITER else None
+    return slot[1].s if slot[1].kind == Kind.SCALAR and slot[0] == 8 else None
+
+
+def _trips(rng: sc.Scalar, c: int, w32: bool) -> int | None:
+    """Largest number of back edges a monotonic location can take within rng."""
+    views = []
+    if w32:
+        lo32 = sc.low32(rng)
+        if rng.umax <= sc.U32:
+            views.append((lo32.umin, lo32.umax, 0, sc.U32))
+        views.append((*sc.s32_range(rng), -(1 << 31), (1 << 31) - 1))
+    else:
+        views.append((rng.umin, rng.umax, 0, sc.U64))
+        views.append((rng.smin, rng.smax, sc.S64_MIN, sc.S64_MAX))
+    best = None
+    for lo, hi, vmin, vmax in views:
+        if (c > 0 and hi + c <= vmax) or (c < 0 and lo + c >= vmin):
+            n = (hi - lo) // abs(c)
+            best = n if best is None else min(best, n)
+    return best
+
+
+def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -> LoopBound:
+    block_in, edges = flow.block_in, flow.edges
+    header_state = block_in[loop.header]
+    if header_state is None:
+        return LoopBound(loop.header, 0, 0, "unreachable")
+    order = [b for b in cfg.rpo if b in loop.body]
+    edge_d: dict[tuple[int, int], dict[Loc, Sym]] = {}
+    inner_modified: dict[int, set[Loc]] = {h: set() for h in loop.children}
+    modified_in_block: dict[int, set[Loc]] = {}
+    # First pass: per block, which locations it modifies (for inner loops' clobbers).
+    for b in order:
+        st = block_in[b]
+        if st is None:
+            continue
+        d: dict[Loc, Sym] = {}
+        mods: set[Loc] = set()
+        _walk_block(cfg, b, st, d, mods, None, env)
+        modified_in_block[b] = mods
+        inner = forest.innermost.get(b)
+        while inner is not None and inner != loop.header:
+            if inner in inner_modified:
+                inner_modified[inner] |= mods
+            inner = forest.loops[inner].parent
+    # Inner loops also consume iterators and the may_goto budget on their edges.
+    for h in loop.children:
+        inner_modified[h] |= {("mg",), ("it", "*")}
+    d_in: dict[int, dict[Loc, Sym]] = {loop.header: {}}
+    for b in order:
+        st = block_in[b]
+        if st is None:
+            continue
+        if b != loop.header:
+            ins = [edge_d[(p, b)] for p in cfg.preds[b] if (p, b) in edge_d]
+            if not ins:
+                continue
+            cur = ins[0]
+            for other in ins[1:]:
+                cur = _meet(cur, other)
+            if b in inner_modified:  # entering an inner loop: what it writes is lost
+                cur = _clobber(cur, inner_modified[b], header_state)
+            d_in[b] = cur
+        outs = _walk_block(cfg, b, st, dict(d_in[b]), set(), edges, env)
+        for succ, dout in outs.items():
+            if succ == loop.header and b not in loop.latches:
+                continue
+            edge_d[(b, succ)] = dout
+    latch_ds = [edge_d[(lt, loop.header)] for lt in loop.latches if (lt, loop.header) in edge_d]
+    if not latch_ds:
+        return LoopBound(loop.header, 0, 0, "back edge infeasible")
+    best: tuple[int, str] | None = None
+    candidates = set().union(*latch_ds)
+    for loc in candidates:
+        syms = {_get(d, loc) for d in latch_ds}
+        if len(syms) != 1 or _UNKNOWN in syms:
+            continue
+        origin, delta, w32 = next(iter(syms))
+        if origin != loc or delta == 0:
+            continue
+        rng = _header_range(header_state, loc)
+        if rng is None:
+            continue
+        n = _trips(rng, delta, w32)
+        if n is None:
+            continue
+        if loc[0] == "r" or loc[0] == "s":
+            if n > MAX_PLAUSIBLE_TRIPS:
+                continue
+        if best is None or n < best[0]:
+            best = (n, f"{_loc_name(loc)} {'+' if delta > 0 else '-'}= {abs(delta)} over "
+                       f"[{rng.umin}, {rng.umax}]" if loc[0] != "mg" else "may_goto budget")
+    if best is None:
+        return LoopBound(loop.header, None, 0, "no induction variable with a bounded range")
+    return LoopBound(loop.header, best[0], 0, best[1])
+
+
+def _clobber(cur: dict[Loc, Sym], mods: set[Loc], header_state: State) -> dict[Loc, Sym]:
+    """Forget every location in ``mods``; ("s", "*") / ("it", "*") mean all of a kind."""
+    out = dict(cur)
+    wild = {loc[0] for loc in mods if len(loc) == 2 and loc[1] == "*"}
+    for loc in mods:
+        if not (len(loc) == 2 and loc[1] == "*"):
+            out[loc] = _UNKNOWN
+    if wild:
+        known = list(out) + [("s", off) for off, _, _ in header_state.stack] + \
+            [("it", off) for off, _, _ in header_state.stack]
+        for loc in known:
+            if loc[0] in wild:
+                out[loc] = _UNKNOWN
+    return out
+
+
+def _loc_name(loc: Loc) -> str:
+    if loc[0] == "r":
+        return f"r{loc[1]}"
+    if loc[0] == "s":
+        return f"*(r10{loc[1]:+d})"
+    if loc[0] == "it":
+        return f"iterator at r10{loc[1]:+d}"
+    return "may_goto"
+
+
+def _walk_block(cfg: Cfg, b: int, state: State, d: dict[Loc, Sym], mods: set[Loc],
+                edges: frozenset[tuple[int, int]] | None, env: Env
+                ) -> dict[int, dict[Loc, Sym]]:
+    """Run deltas (and the concrete-state machine for pointer facts) through a block."""
+    block = cfg.blocks[b]
+    m = Machine(state)
+    for insn in block.insns[:-1]:
+        _step(d, m, insn, mods)
+        step(m, insn, env, _unknown_result)
+    last = block.insns[-1]
+    if edges is None:
+        if not last.is_branch and not last.is_exit:
+            _step(d, m, last, mods)
+        return {}
+    outs: dict[int, dict[Loc, Sym]] = {}
+    if last.is_conditional_jump:
+        succs = block.succs if len(block.succs) == 2 else block.succs * 2
+        for succ, taken in ((succs[0], False), (succs[1], True)):
+            if (b, succ) not in edges:
+                continue
+            branch = Machine(m.freeze())
+            if not refine_branch(branch, last, taken):
+                continue
+            dd = dict(d)
+            _edge_effect(dd, m, last, taken)
+            outs[succ] = _meet(outs[succ], dd) if succ in outs else dd
+        return outs
+    if not last.is_exit and not last.is_unconditional_jump:
+        _step(d, m, last, mods)
+    for succ in block.succs:
+        if (b, succ) in edges:
+            outs[succ] = d
+    return outs
+
+
+def _unknown_result(insn: Insn, m: Machine) -> Val:
+    return UNKNOWN
+
+
+def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
+                budget: Budget, thresholds: tuple[int, ...], max_iterations: int
+                ) -> LoopBound | None:
+    """Bound a loop by abstract unrolling, as the kernel verifier does.
+
+    Iteration k starts from the exact (unwidened) header state after k back
+    edges; the loop is bounded by the first k whose back edges are all
+    infeasible. A header state that stops changing means a possible infinite
+    loop: no bound. Also gives the earliest iteration that can leave the loop.
+    """
+    h = loop.header
+    entries = [flow.edge_out[(p, h)] for p in cfg.preds[h]
+               if p not in loop.body and (p, h) in flow.edge_out]
+    if not entries:
+        return LoopBound(h, 0, 0, "unreachable")
+    state = entries[0]
+    for other in entries[1:]:
+        state = join_state(state, other)
+    leaves = [b for b in loop.body if cfg.blocks[b].ends_in_exit or
+              cfg.blocks[b].ends_in_tail_call]
+    first_exit: int | None = None
+    for k in range(max_iterations + 1):
+        block_in, edge_out, nxt = propagate(cfg, forest, loop.body, h, state, env,
+                                            _unknown_result, budget, thresholds, collect=h)
+        if first_exit is None and (any(e in edge_out for e in loop.exits) or
+                                   any(block_in[b] is not None for b in leaves)):
+            first_exit = k
+        if nxt is None:
+            return LoopBound(h, k, k if first_exit is None else first_exit,
+                             f"unrolled: at most {k} iterations")
+        if leq_state(nxt, state):
+            return None  # no progress: the loop can run forever for all we know
+        state = nxt
+    return None

@@ -1,0 +1,121 @@
+"""What helper and kfunc calls do to the abstract state (return values, clobbers)."""
+
+from __future__ import annotations
+
+from bpflint.analysis import scalar as sc
+from bpflint.analysis.scalar import Scalar
+from bpflint.analysis.state import UNINIT, UNKNOWN, ZERO, Kind, Val, scalar
+from bpflint.analysis.transfer import Machine
+from bpflint.isa.helper_ids import HELPER_NAMES
+from bpflint.isa.insn import Insn
+
+# Helper ids the analysis treats specially.
+MAP_LOOKUP_ELEM = 1
+TAIL_CALL = 12
+FOR_EACH_MAP_ELEM = 164
+TIMER_SET_CALLBACK = 170
+FIND_VMA = 180
+LOOP = 181
+USER_RINGBUF_DRAIN = 209
+
+# helper id -> index (1-based register) of the callback argument
+CALLBACK_ARG = {FOR_EACH_MAP_ELEM: 2, TIMER_SET_CALLBACK: 2, FIND_VMA: 3, LOOP: 2,
+                USER_RINGBUF_DRAIN: 2}
+
+# Helpers that return a pointer to a map value or NULL: id -> register with the map
+_MAP_VALUE_OR_NULL = {MAP_LOOKUP_ELEM: 1, 156: 1, 195: 1}  # + sk/inode/task storage get
+# Helpers returning other memory or NULL (ringbuf reserve, storage gets, ...)
+_MEM_OR_NULL = {131, 107, 156, 158, 195, 210, 153}
+# Helpers that only read through pointer arguments, never write the caller's stack.
+_READ_ONLY = frozenset({1, 2, 3, 6, 12, 25, 28, 87, 130, 164, 170, 181, 209, 177})
+# Helpers writing through a pointer argument: id -> (pointer register, size register)
+_WRITES = {4: (1, 2), 112: (1, 2), 113: (1, 2), 114: (1, 2), 115: (1, 2), 16: (1, 2),
+           26: (3, 4), 67: (2, 3), 189: (3, 4), 190: (3, 4)}
+
+KFUNC_ITER_NEW = "bpf_iter_num_new"
+KFUNC_ITER_NEXT = "bpf_iter_num_next"
+KFUNC_ITER_DESTROY = "bpf_iter_num_destroy"
+
+
+def helper_name(helper_id: int) -> str:
+    if 0 <= helper_id < len(HELPER_NAMES):
+        return "bpf_" + HELPER_NAMES[helper_id]
+    return f"helper#{helper_id}"
+
+
+def _clobber_args(m: Machine) -> None:
+    for r in range(1, 6):
+        m.regs[r] = UNINIT
+
+
+def _havoc_pointed_stack(m: Machine, helper_id: int | None) -> None:
+    if helper_id in _READ_ONLY:
+        return
+    if helper_id in _WRITES:
+        preg, sreg = _WRITES[helper_id]
+        ptr, size = m.regs[preg], m.regs[sreg]
+        if ptr.kind == Kind.STACK:
+            nbytes = size.s.umax if size.kind == Kind.SCALAR and size.s.umax < 1 << 20 else None
+            m.havoc_stack_from(ptr.s, nbytes)
+        return
+    for r in range(1, 6):
+        if m.regs[r].kind == Kind.STACK:
+            m.havoc_stack_from(m.regs[r].s, None)
+
+
+def helper_call(m: Machine, insn: Insn) -> None:
+    hid = insn.imm
+    regs = m.regs
+    result: Val = UNKNOWN
+    if hid in _MAP_VALUE_OR_NULL and regs[_MAP_VALUE_OR_NULL[hid]].kind == Kind.MAP_PTR:
+        result = Val(Kind.MAP_VALUE, Scalar.const(0), regs[1].ref, True)
+    elif hid in _MEM_OR_NULL:
+        result = Val(Kind.MEM, Scalar.const(0), None, True)
+    elif hid == 7:  # get_prandom_u32
+        result = scalar(sc.UNKNOWN32)
+    _havoc_pointed_stack(m, hid)
+    regs[0] = result
+    _clobber_args(m)
+
+
+def kfunc_call(m: Machine, insn: Insn) -> None:
+    name = insn.reloc.symbol if insn.reloc else ""
+    regs = m.regs
+    if name == KFUNC_ITER_NEW and regs[1].kind == Kind.STACK and regs[1].s.is_const:
+        start, end = regs[2], regs[3]
+        slot = sc.to_s64(regs[1].s.umin)
+        if start.kind == Kind.SCALAR and end.kind == Kind.SCALAR:
+            lo_s, hi_s = sc.s32_range(start.s)
+            lo_e, hi_e = sc.s32_range(end.s)
+            left = Scalar.urange(max(0, lo_e - hi_s), max(0, hi_e - lo_s))
+            it = Val(Kind.ITER, left, None, False, (lo_s, hi_e))
+        else:
+            it = Val(Kind.ITER, Scalar.urange(0, 1 << 32), None, False, (-(1 << 31), 1 << 31))
+        m.stack = {k: v for k, v in m.stack.items() if k + v[0] <= slot or k >= slot + 8}
+        m.stack[slot] = (8, it)
+        regs[0] = scalar(sc.UNKNOWN32)
+    elif name == KFUNC_ITER_NEXT and regs[1].kind == Kind.STACK and regs[1].s.is_const:
+        slot = sc.to_s64(regs[1].s.umin)
+        held = m.stack.get(slot)
+        if held is not None and held[1].kind == Kind.ITER:
+            it = held[1]
+            regs[0] = ZERO if it.s.umax == 0 else Val(Kind.ITER_ELEM, Scalar.const(0), slot,
+                                                       True, it.extra)
+        else:
+            regs[0] = Val(Kind.MEM, Scalar.const(0), None, True)
+    elif name == KFUNC_ITER_DESTROY:
+        regs[0] = UNKNOWN
+    else:
+        _havoc_pointed_stack(m, None)
+        regs[0] = UNKNOWN
+    _clobber_args(m)
+
+
+def subprog_call(m: Machine, result: Val) -> None:
+    """After a bpf-to-bpf call: r0 is the callee's result, r1-r5 are dead, and the
+    callee may have written the caller's stack through any pointer it was given."""
+    for r in range(1, 6):
+        if m.regs[r].kind == Kind.STACK:
+            m.havoc_stack_from(m.regs[r].s, None)
+    m.regs[0] = result
+    _clobber_args(m)

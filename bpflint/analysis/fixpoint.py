@@ -1,0 +1,237 @@
+"""Forward abstract interpretation of one function to a fixpoint.
+
+Worklist in reverse postorder; states join at merge points; loop headers widen
+(to the next constant the program compares against) after a few rounds; two
+descending rounds then narrow what widening overshot.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bpflint.analysis import calls
+from bpflint.analysis.state import (
+    State,
+    Val,
+    join_state,
+    leq_state,
+    widen_state,
+)
+from bpflint.analysis.transfer import (
+    Env,
+    Machine,
+    alu,
+    ld_imm64,
+    legacy_packet_load,
+    load,
+    refine_branch,
+    store,
+)
+from bpflint.cfg.graph import Block, Cfg
+from bpflint.cfg.loops import LoopForest
+from bpflint.isa.insn import Insn
+from bpflint.isa.opcodes import Cls, Mode
+
+WIDEN_AFTER = 3  # visits of a loop header before widening kicks in
+NARROW_ROUNDS = 2
+
+
+class StepBudgetExceeded(Exception):
+    """The analysis used up its step budget (a reported result, not a crash)."""
+
+
+class Budget:
+    __slots__ = ("left", "limit", "deadline", "seconds", "_next_clock")
+
+    def __init__(self, steps: int, seconds: float) -> None:
+        self.left = steps
+        self.limit = steps
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self._next_clock = steps - 20_000
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise StepBudgetExceeded(f"step budget of {self.limit} steps exhausted")
+        if self.left < self._next_clock:
+            self._next_clock = self.left - 20_000
+            self.check_clock()
+
+    def check_clock(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise StepBudgetExceeded(f"wall-clock budget of {self.seconds:g} s exhausted")
+
+
+# A hook to price/resolve bpf-to-bpf calls: (insn, machine before the call) -> r0 value
+CallResult = Callable[[Insn, Machine], Val]
+
+
+def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
+    """Apply one non-branching instruction to the machine."""
+    op = insn.opcode
+    cls = op & 0x07
+    if cls == Cls.ALU or cls == Cls.ALU64:
+        alu(m, insn)
+    elif cls == Cls.LDX:
+        m.regs[insn.dst] = load(m, insn, env)
+    elif cls == Cls.ST or cls == Cls.STX:
+        if cls == Cls.STX and op & 0xE0 == Mode.ATOMIC and insn.imm == 0x100:
+            m.regs[insn.dst] = load(m, insn, env)  # load-acquire reads like ldx
+        else:
+            store(m, insn)
+    elif cls == Cls.LD:
+        if insn.is_ld_imm64:
+            ld_imm64(m, insn, env)
+        else:
+            legacy_packet_load(m, insn)
+    elif insn.is_call:
+        if insn.is_pseudo_call:
+            calls.subprog_call(m, subcall(insn, m))
+        elif insn.is_kfunc_call:
+            calls.kfunc_call(m, insn)
+        else:
+            calls.helper_call(m, insn)
+
+
+def run_block(block: Block, state: State, env: Env, subcall: CallResult
+              ) -> list[tuple[int, State]]:
+    """Walk a block; return (successor, state on that edge) for each feasible edge."""
+    m = Machine(state)
+    insns = block.insns
+    for insn in insns[:-1]:
+        step(m, insn, env, subcall)
+    last = insns[-1]
+    if last.is_conditional_jump:
+        out = []
+        fall, taken = (block.succs + block.succs)[:2] if len(block.succs) == 1 else block.succs
+        for succ, is_taken in ((fall, False), (taken, True)):
+            branch = Machine(m.freeze())
+            if refine_branch(branch, last, is_taken):
+                out.append((succ, branch.freeze()))
+        return out
+    if not last.is_exit and not last.is_unconditional_jump:
+        step(m, last, env, subcall)
+    if not block.succs:
+        return []
+    frozen = m.freeze()
+    return [(s, frozen) for s in block.succs]
+
+
+@dataclass(frozen=True)
+class Flow:
+    block_in: tuple[State | None, ...]  # None: unreachable
+    edge_out: dict[tuple[int, int], State]  # state on each feasible edge
+
+    @property
+    def edges(self) -> frozenset[tuple[int, int]]:
+        return frozenset(self.edge_out)
+
+
+def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start: int,
+              entry: State, env: Env, subcall: CallResult, budget: Budget,
+              thresholds: tuple[int, ...], collect: int | None = None
+              ) -> tuple[list[State | None], dict[tuple[int, int], State], State | None]:
+    """Run the worklist from ``start`` over ``region`` (None: the whole function).
+
+    Edges into ``collect`` are not followed: their states are joined and returned,
+    which is one iteration of the loop headed by ``collect`` when it is ``start``.
+    """
+    nblocks = len(cfg.blocks)
+    order = {b: i for i, b in enumerate(cfg.rpo)}
+    block_in: list[State | None] = [None] * nblocks
+    edge_out: dict[tuple[int, int], State] = {}
+    visits = [0] * nblocks
+    headers = forest.loops
+    collected: State | None = None
+    block_in[start] = entry
+    work = [(order[start], start)]
+    queued = {start}
+
+    def process(b: int) -> list[tuple[int, State]]:
+        state = block_in[b]
+        assert state is not None
+        budget.spend(len(cfg.blocks[b].insns))
+        return run_block(cfg.blocks[b], state, env, subcall)
+
+    while work:
+        _, b = heapq.heappop(work)
+        queued.discard(b)
+        outs = process(b)
+        merged: dict[int, State] = {}
+        for succ, st in outs:
+            merged[succ] = join_state(merged[succ], st) if succ in merged else st
+        for succ in cfg.blocks[b].succs:
+            if succ not in merged:
+                edge_out.pop((b, succ), None)
+        for succ, st in merged.items():
+            edge_out[(b, succ)] = st
+            if succ == collect:
+                collected = st if collected is None else join_state(collected, st)
+                continue
+            if region is not None and succ not in region:
+                continue
+            old = block_in[succ]
+            if old is None:
+                new = st
+            elif leq_state(st, old):
+                continue
+            else:
+                visits[succ] += 1
+                new = join_state(old, st)
+                if succ in headers and visits[succ] >= WIDEN_AFTER:
+                    new = widen_state(old, new, thresholds)
+            block_in[succ] = new
+            if succ not in queued:
+                queued.add(succ)
+                heapq.heappush(work, (order[succ], succ))
+    return block_in, edge_out, collected
+
+
+def analyze_function(cfg: Cfg, forest: LoopForest, entry: State, env: Env,
+                     subcall: CallResult, budget: Budget,
+                     thresholds: tuple[int, ...]) -> Flow:
+    block_in, edge_out, _ = propagate(cfg, forest, None, 0, entry, env, subcall, budget,
+                                      thresholds)
+    headers = forest.loops
+
+    def process(b: int) -> list[tuple[int, State]]:
+        state = block_in[b]
+        assert state is not None
+        budget.spend(len(cfg.blocks[b].insns))
+        return run_block(cfg.blocks[b], state, env, subcall)
+
+    if headers:
+        for _ in range(NARROW_ROUNDS):
+            _narrow(cfg, block_in, edge_out, process)
+    return Flow(tuple(block_in), edge_out)
+
+
+def _narrow(cfg: Cfg, block_in: list[State | None],
+            edge_out: dict[tuple[int, int], State],
+            process: Callable[[int], list[tuple[int, State]]]) -> None:
+    """One descending round: recompute every state from its predecessors' outputs."""
+    for b in cfg.rpo:
+        if b != 0:
+            ins = [edge_out[(p, b)] for p in cfg.preds[b] if (p, b) in edge_out]
+            if not ins:
+                block_in[b] = None
+                continue
+            st = ins[0]
+            for other in ins[1:]:
+                st = join_state(st, other)
+            block_in[b] = st
+        if block_in[b] is None:
+            continue
+        outs = process(b)
+        merged: dict[int, State] = {}
+        for succ, st in outs:
+            merged[succ] = join_state(merged[succ], st) if succ in merged else st
+        for succ in set(cfg.blocks[b].succs):
+            if succ in merged:
+                edge_out[(b, succ)] = merged[succ]
+            else:
+                edge_out.pop((b, succ), None)

@@ -1,0 +1,352 @@
+"""64-bit scalar abstract values: unsigned and signed intervals plus a tnum.
+
+The same three views the kernel verifier keeps (umin/umax, smin/smax, tnum),
+synchronised after every operation so each one can sharpen the others. Every
+operation is sound: the result contains every concrete result of the concrete
+operation applied to concrete members of the operands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+U64 = (1 << 64) - 1
+U32 = (1 << 32) - 1
+S64_MIN = -(1 << 63)
+S64_MAX = (1 << 63) - 1
+
+
+def to_s64(v: int) -> int:
+    v &= U64
+    return v - (1 << 64) if v >> 63 else v
+
+
+def to_s32(v: int) -> int:
+    v &= U32
+    return v - (1 << 32) if v >> 31 else v
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    umin: int
+    umax: int
+    smin: int
+    smax: int
+    tval: int  # tnum: bits known to be 1
+    tmask: int  # tnum: bits unknown
+
+    # -- construction -----------------------------------------------------
+    @staticmethod
+    def const(v: int) -> Scalar:
+        v &= U64
+        return Scalar(v, v, to_s64(v), to_s64(v), v, 0)
+
+    @staticmethod
+    def unknown() -> Scalar:
+        return UNKNOWN
+
+    @staticmethod
+    def urange(lo: int, hi: int) -> Scalar:
+        if lo > hi:
+            raise ValueError("empty range")
+        return _sync(lo, hi, S64_MIN, S64_MAX, *_tnum_range(lo, hi))
+
+    @staticmethod
+    def srange(lo: int, hi: int) -> Scalar:
+        return _sync(0, U64, lo, hi, 0, U64)
+
+    # -- queries ----------------------------------------------------------
+    @property
+    def is_const(self) -> bool:
+        return self.umin == self.umax
+
+    def fits_u32(self) -> bool:
+        return self.umax <= U32
+
+    def __repr__(self) -> str:
+        if self.is_const:
+            return f"#{self.umin}"
+        return f"[u{self.umin}..{self.umax} s{self.smin}..{self.smax}]"
+
+
+def _tnum_range(lo: int, hi: int) -> tuple[int, int]:
+    chi = lo ^ hi
+    bits = chi.bit_length()
+    if bits > 63:
+        return 0, U64
+    delta = (1 << bits) - 1
+    return lo & ~delta & U64, delta
+
+
+def _sync(umin: int, umax: int, smin: int, smax: int, tval: int, tmask: int) -> Scalar:
+    """Intersect the three views with each other (the kernel's reg_bounds_sync)."""
+    # tnum -> intervals
+    umin = max(umin, tval)
+    umax = min(umax, (tval | tmask) & U64)
+    # unsigned <-> signed: when the unsigned range does not cross the sign boundary
+    if umin <= umax and (umin >> 63) == (umax >> 63):
+        smin = max(smin, to_s64(umin))
+        smax = min(smax, to_s64(umax))
+    if smin <= smax and (smin >= 0 or smax < 0):
+        umin = max(umin, smin & U64)
+        umax = min(umax, smax & U64)
+    if umin > umax or smin > smax:
+        # Contradiction: the value set is empty. Callers treat an empty
+        # scalar as an infeasible path; keep a canonical representation.
+        raise EmptyValue()
+    # intervals -> tnum
+    rv, rm = _tnum_range(umin, umax)
+    nv, nm = _tnum_intersect(tval, tmask, rv, rm)
+    if nv is None:
+        raise EmptyValue()
+    return Scalar(umin, umax, smin, smax, nv, nm)
+
+
+def _tnum_intersect(av: int, am: int, bv: int, bm: int) -> tuple[int | None, int]:
+    v = av | bv
+    mu = am & bm
+    # known bits must agree
+    known_both = ~am & ~bm & U64
+    if (av ^ bv) & known_both:
+        return None, 0
+    return v & ~mu & U64, mu
+
+
+class EmptyValue(Exception):
+    """Refinement proved that no concrete value is possible: the path is infeasible."""
+
+
+UNKNOWN = Scalar(0, U64, S64_MIN, S64_MAX, 0, U64)
+UNKNOWN32 = Scalar(0, U32, 0, U32, 0, U32)
+
+
+def join(a: Scalar, b: Scalar) -> Scalar:
+    if a is b or a == b:
+        return a
+    tv = a.tval & b.tval
+    tm = a.tmask | b.tmask | (a.tval ^ b.tval)
+    return Scalar(min(a.umin, b.umin), max(a.umax, b.umax), min(a.smin, b.smin),
+                  max(a.smax, b.smax), tv & ~tm & U64, tm)
+
+
+def widen(old: Scalar, new: Scalar, thresholds: tuple[int, ...]) -> Scalar:
+    """Widen ``old`` towards ``new``: a bound that moved jumps to the next threshold."""
+    if new == old:
+        return old
+    j = join(old, new)
+    umin, umax, smin, smax = old.umin, old.umax, old.smin, old.smax
+    if j.umax > umax:
+        umax = next((t for t in thresholds if j.umax <= t <= U64), U64)
+    if j.umin < umin:
+        umin = next((t for t in reversed(thresholds) if 0 <= t <= j.umin), 0)
+    if j.smax > smax:
+        smax = next((t for t in thresholds if j.smax <= t <= S64_MAX), S64_MAX)
+    if j.smin < smin:
+        smin = next((t for t in reversed(thresholds) if S64_MIN <= t <= j.smin), S64_MIN)
+    try:
+        return _sync(umin, umax, smin, smax, j.tval, j.tmask)
+    except EmptyValue:
+        return UNKNOWN
+
+
+def leq(a: Scalar, b: Scalar) -> bool:
+    """a is contained in b."""
+    return (b.umin <= a.umin and a.umax <= b.umax and b.smin <= a.smin and a.smax <= b.smax
+            and (a.tmask & ~b.tmask) == 0 and (a.tval & ~b.tmask) == (b.tval & ~b.tmask))
+
+
+# -- arithmetic -------------------------------------------------------------
+
+def _from_u(lo: int, hi: int) -> Scalar:
+    return Scalar.urange(lo, hi) if lo <= hi else UNKNOWN
+
+
+def add(a: Scalar, b: Scalar) -> Scalar:
+    if a.is_const and b.is_const:
+        return Scalar.const(a.umin + b.umin)
+    umin, umax = a.umin + b.umin, a.umax + b.umax
+    smin, smax = a.smin + b.smin, a.smax + b.smax
+    tv, tm = _tnum_add(a, b)
+    if umax > U64:
+        umin, umax = 0, U64
+    if smin < S64_MIN or smax > S64_MAX:
+        smin, smax = S64_MIN, S64_MAX
+    return _sync_or_unknown(umin, umax, smin, smax, tv, tm)
+
+
+def neg(a: Scalar) -> Scalar:
+    if a.is_const:
+        return Scalar.const(-a.umin)
+    if a.smin > S64_MIN:
+        return _sync_or_unknown(0, U64, -a.smax, -a.smin, 0, U64)
+    return UNKNOWN
+
+
+def sub(a: Scalar, b: Scalar) -> Scalar:
+    if a.is_const and b.is_const:
+        return Scalar.const(a.umin - b.umin)
+    umin, umax = a.umin - b.umax, a.umax - b.umin
+    smin, smax = a.smin - b.smax, a.smax - b.smin
+    if umin < 0:
+        umin, umax = 0, U64
+    if smin < S64_MIN or smax > S64_MAX:
+        smin, smax = S64_MIN, S64_MAX
+    return _sync_or_unknown(umin, umax, smin, smax, 0, U64)
+
+
+def mul(a: Scalar, b: Scalar) -> Scalar:
+    if a.is_const and b.is_const:
+        return Scalar.const(a.umin * b.umin)
+    if a.umax * b.umax <= U64:
+        return _sync_or_unknown(a.umin * b.umin, a.umax * b.umax, S64_MIN, S64_MAX, 0, U64)
+    return UNKNOWN
+
+
+def udiv(a: Scalar, b: Scalar) -> Scalar:
+    # BPF: division by zero yields zero.
+    if a.is_const and b.is_const:
+        return Scalar.const(a.umin // b.umin if b.umin else 0)
+    lo = a.umin // b.umax if b.umax else 0
+    hi = a.umax // max(b.umin, 1)
+    if b.umin == 0:
+        lo = 0
+    return _from_u(lo, hi)
+
+
+def umod(a: Scalar, b: Scalar) -> Scalar:
+    # BPF: modulo by zero leaves the dividend unchanged.
+    if a.is_const and b.is_const:
+        return Scalar.const(a.umin % b.umin if b.umin else a.umin)
+    if b.umin == 0:
+        return join(a, _from_u(0, max(b.umax - 1, 0)))
+    return _from_u(0, min(a.umax, b.umax - 1))
+
+
+def bit_and(a: Scalar, b: Scalar) -> Scalar:
+    if a.is_const and b.is_const:
+        return Scalar.const(a.umin & b.umin)
+    av, am, bv, bm = a.tval, a.tmask, b.tval, b.tmask
+    alpha, beta = av | am, bv | bm
+    v = av & bv
+    tm = alpha & beta & ~v
+    return _sync_or_unknown(0, min(a.umax, b.umax), S64_MIN, S64_MAX, v, tm)
+
+
+def bit_or(a: Scalar, b: Scalar) -> Scalar:
+    if a.is_const and b.is_const:
+        return Scalar.const(a.umin | b.umin)
+    v = a.tval | b.tval
+    mu = a.tmask | b.tmask
+    return _sync_or_unknown(max(a.umin, b.umin), U64, S64_MIN, S64_MAX, v, mu & ~v)
+
+
+def bit_xor(a: Scalar, b: Scalar) -> Scalar:
+    if a.is_const and b.is_const:
+        return Scalar.const(a.umin ^ b.umin)
+    v = a.tval ^ b.tval
+    mu = a.tmask | b.tmask
+    return _sync_or_unknown(0, U64, S64_MIN, S64_MAX, v & ~mu, mu)
+
+
+def lsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
+    if not b.is_const:
+        return UNKNOWN
+    sh = b.umin & (width - 1)
+    if a.is_const:
+        return Scalar.const(a.umin << sh)
+    if (a.umax << sh) <= U64:
+        return _sync_or_unknown(a.umin << sh, a.umax << sh, S64_MIN, S64_MAX,
+                                (a.tval << sh) & U64, (a.tmask << sh) & U64)
+    return _sync_or_unknown(0, U64, S64_MIN, S64_MAX, (a.tval << sh) & U64,
+                            (a.tmask << sh) & U64)
+
+
+def rsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
+    if not b.is_const:
+        return _from_u(0, a.umax)
+    sh = b.umin & (width - 1)
+    return _sync_or_unknown(a.umin >> sh, a.umax >> sh, S64_MIN, S64_MAX, a.tval >> sh,
+                            a.tmask >> sh)
+
+
+def arsh(a: Scalar, b: Scalar) -> Scalar:
+    if not b.is_const:
+        return UNKNOWN
+    sh = b.umin & 63
+    if a.is_const:
+        return Scalar.const(to_s64(a.umin) >> sh)
+    return _sync_or_unknown(0, U64, a.smin >> sh, a.smax >> sh, 0, U64)
+
+
+def _sync_or_unknown(umin: int, umax: int, smin: int, smax: int, tv: int, tm: int) -> Scalar:
+    try:
+        return _sync(umin, umax, smin, smax, tv & U64, tm & U64)
+    except EmptyValue:
+        return UNKNOWN
+
+
+def _tnum_add(a: Scalar, b: Scalar) -> tuple[int, int]:
+    sm = a.tmask + b.tmask
+    sv = a.tval + b.tval
+    sigma = sm + sv
+    chi = sigma ^ sv
+    mu = chi | a.tmask | b.tmask
+    return sv & ~mu & U64, mu & U64
+
+
+# -- 32-bit sub-register views ----------------------------------------------
+
+def low32(a: Scalar) -> Scalar:
+    """The value of the lower 32 bits, zero-extended (what a `w` register reads)."""
+    if a.umax <= U32:
+        return a
+    if a.is_const:
+        return Scalar.const(a.umin & U32)
+    # If the whole unsigned range lies in one 2^32 window, the low half is a
+    # plain translation of it.
+    if a.umin >> 32 == a.umax >> 32:
+        return _from_u(a.umin & U32, a.umax & U32)
+    return _sync_or_unknown(0, U32, 0, U32, a.tval & U32, a.tmask & U32)
+
+
+def trunc32(a: Scalar) -> Scalar:
+    """Result of a 32-bit ALU operation: keep the low half, zero the high half."""
+    return low32(a)
+
+
+def sext(a: Scalar, bits: int) -> Scalar:
+    """Sign-extend the low ``bits`` bits (movsx, ldsx)."""
+    half = 1 << (bits - 1)
+    mask = (1 << bits) - 1
+    lo = low_bits(a, bits)
+    if lo.umax < half:
+        return lo
+    if lo.is_const:
+        v = lo.umin & mask
+        return Scalar.const(v - (1 << bits) if v >= half else v)
+    if lo.umin >= half:
+        return Scalar.srange(lo.umin - (1 << bits), lo.umax - (1 << bits))
+    return Scalar.srange(-half, half - 1)
+
+
+def low_bits(a: Scalar, bits: int) -> Scalar:
+    if bits >= 64:
+        return a
+    mask = (1 << bits) - 1
+    if a.umax <= mask:
+        return a
+    if a.is_const:
+        return Scalar.const(a.umin & mask)
+    if a.umin >> bits == a.umax >> bits:
+        return _from_u(a.umin & mask, a.umax & mask)
+    return _from_u(0, mask)
+
+
+def s32_range(a: Scalar) -> tuple[int, int]:
+    """Signed 32-bit view of the low half: (smin, smax)."""
+    lo = low32(a)
+    if lo.umax < 1 << 31:
+        return lo.umin, lo.umax
+    if lo.umin >= 1 << 31:
+        return lo.umin - (1 << 32), lo.umax - (1 << 32)
+    return -(1 << 31), (1 << 31) - 1

@@ -1,0 +1,156 @@
+"""Abstract register values and machine states (registers + stack slots)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from bpflint.analysis import scalar as sc
+from bpflint.analysis.scalar import Scalar
+
+
+class Kind(IntEnum):
+    UNINIT = 0
+    SCALAR = 1
+    CTX = 2
+    STACK = 3  # this frame's stack; s is the offset from r10
+    PKT = 4
+    PKT_END = 5
+    PKT_META = 6
+    MAP_VALUE = 7  # ref: map name
+    MAP_PTR = 8  # ref: map name
+    FUNC = 9  # ref: FuncKey of a callback
+    MEM = 10  # any other memory (ringbuf record, caller's stack, BTF object, ...)
+    ITER_ELEM = 11  # result of bpf_iter_num_next; ref: the iterator's stack offset
+    ITER = 12  # an open-coded iterator's state on the stack; s: elements left
+
+
+POINTER_KINDS = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META,
+                           Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
+
+
+@dataclass(frozen=True, slots=True)
+class Val:
+    kind: Kind
+    s: Scalar  # the value of a scalar, or a pointer's offset
+    ref: object = None
+    maybe_null: bool = False
+    # ITER: (lowest start, highest end) of the range the iterator walks
+    extra: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        if self.kind == Kind.SCALAR:
+            return repr(self.s)
+        null = "?" if self.maybe_null else ""
+        return f"{self.kind.name.lower()}{null}({self.ref or ''}{self.s!r})"
+
+
+UNINIT = Val(Kind.UNINIT, sc.UNKNOWN)
+UNKNOWN = Val(Kind.SCALAR, sc.UNKNOWN)
+ZERO = Val(Kind.SCALAR, Scalar.const(0))
+
+
+def scalar(s: Scalar) -> Val:
+    return Val(Kind.SCALAR, s)
+
+
+def const(v: int) -> Val:
+    return Val(Kind.SCALAR, Scalar.const(v))
+
+
+def unknown_bits(nbytes: int) -> Val:
+    if nbytes >= 8:
+        return UNKNOWN
+    return Val(Kind.SCALAR, Scalar.urange(0, (1 << (8 * nbytes)) - 1))
+
+
+def join_val(a: Val, b: Val) -> Val:
+    if a is b or a == b:
+        return a
+    if a.kind == b.kind and a.ref == b.ref:
+        extra = a.extra
+        if a.extra != b.extra and a.extra and b.extra:
+            extra = (min(a.extra[0], b.extra[0]), max(a.extra[1], b.extra[1]))
+        return Val(a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null, extra)
+    # NULL joined with a pointer is a maybe-NULL pointer.
+    if a.kind in POINTER_KINDS and b == ZERO:
+        return Val(a.kind, a.s, a.ref, True, a.extra)
+    if b.kind in POINTER_KINDS and a == ZERO:
+        return Val(b.kind, b.s, b.ref, True, b.extra)
+    if a.kind == Kind.UNINIT or b.kind == Kind.UNINIT:
+        return UNINIT
+    return UNKNOWN
+
+
+def widen_val(old: Val, new: Val, thresholds: tuple[int, ...]) -> Val:
+    j = join_val(old, new)
+    if j == old:
+        return old
+    if j.kind == old.kind and j.ref == old.ref:
+        return Val(j.kind, sc.widen(old.s, j.s, thresholds), j.ref, j.maybe_null, j.extra)
+    return j
+
+
+def leq_val(a: Val, b: Val) -> bool:
+    if a == b:
+        return True
+    if b.kind == Kind.UNINIT:
+        return True
+    if b == UNKNOWN and a.kind == Kind.SCALAR:
+        return True
+    return (a.kind == b.kind and a.ref == b.ref and (b.maybe_null or not a.maybe_null)
+            and sc.leq(a.s, b.s))
+
+
+# A stack slot: (offset from r10, size in bytes) -> value.
+Stack = dict[int, tuple[int, Val]]
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    regs: tuple[Val, ...]  # r0 .. r10
+    stack: tuple[tuple[int, int, Val], ...]  # sorted (offset, size, value)
+
+    def stack_dict(self) -> Stack:
+        return {off: (size, val) for off, size, val in self.stack}
+
+
+def freeze_stack(stack: Stack) -> tuple[tuple[int, int, Val], ...]:
+    return tuple(sorted((off, size, val) for off, (size, val) in stack.items()))
+
+
+def join_state(a: State, b: State) -> State:
+    if a is b:
+        return a
+    regs = tuple(join_val(x, y) for x, y in zip(a.regs, b.regs, strict=True))
+    bs = b.stack_dict()
+    stack = []
+    for off, size, val in a.stack:
+        other = bs.get(off)
+        if other is not None and other[0] == size:
+            stack.append((off, size, join_val(val, other[1])))
+    return State(regs, tuple(stack))
+
+
+def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:
+    regs = tuple(widen_val(x, y, thresholds) for x, y in zip(old.regs, new.regs, strict=True))
+    ns = new.stack_dict()
+    stack = []
+    for off, size, val in old.stack:
+        other = ns.get(off)
+        if other is not None and other[0] == size:
+            stack.append((off, size, widen_val(val, other[1], thresholds)))
+    return State(regs, tuple(stack))
+
+
+def leq_state(a: State, b: State) -> bool:
+    if a is b:
+        return True
+    if not all(leq_val(x, y) for x, y in zip(a.regs, b.regs, strict=True)):
+        return False
+    sa = a.stack_dict()
+    for off, size, val in b.stack:
+        mine = sa.get(off)
+        if mine is None or mine[0] != size or not leq_val(mine[1], val):
+            return False
+    return True

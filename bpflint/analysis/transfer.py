@@ -1,0 +1,355 @@
+"""Abstract semantics of single instructions (the verifier's view, simplified).
+
+``Machine`` is the mutable state while one basic block is walked; blocks hand
+frozen :class:`State` objects to each other.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from bpflint.analysis import scalar as sc
+from bpflint.analysis.branch import refine, relation
+from bpflint.analysis.scalar import EmptyValue, Scalar
+from bpflint.analysis.state import (
+    UNINIT,
+    UNKNOWN,
+    ZERO,
+    Kind,
+    State,
+    Val,
+    const,
+    freeze_stack,
+    scalar,
+    unknown_bits,
+)
+from bpflint.isa.insn import Insn
+from bpflint.isa.opcodes import AluOp, Cls, JmpOp, Mode
+from bpflint.obj.model import MapDef
+
+# Context fields that hold packet pointers: prog type -> {offset: kind}
+_XDP_CTX = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
+_SKB_CTX = {76: Kind.PKT, 80: Kind.PKT_END, 140: Kind.PKT_META}
+CTX_POINTERS = {
+    "xdp": _XDP_CTX,
+    "sched_cls": _SKB_CTX,
+    "sched_act": _SKB_CTX,
+    "cgroup_skb": _SKB_CTX,
+    "sk_skb": _SKB_CTX,
+    "lwt_in": _SKB_CTX,
+    "lwt_out": _SKB_CTX,
+    "lwt_xmit": _SKB_CTX,
+    "lwt_seg6local": _SKB_CTX,
+    "flow_dissector": _SKB_CTX,
+}
+
+@dataclass(frozen=True)
+class Env:
+    """What the abstract semantics needs to know about the program and object."""
+
+    prog_type: str
+    maps: dict[str, MapDef]
+
+
+class Machine:
+    __slots__ = ("regs", "stack")
+
+    def __init__(self, state: State) -> None:
+        self.regs = list(state.regs)
+        self.stack = state.stack_dict()
+
+    def freeze(self) -> State:
+        return State(tuple(self.regs), freeze_stack(self.stack))
+
+    # -- stack ------------------------------------------------------------
+    def _stack_store(self, off: Scalar, size: int, val: Val) -> None:
+        if not off.is_const:
+            self.stack.clear()  # unknown slot: forget everything we knew
+            return
+        o = sc.to_s64(off.umin)
+        for k in [k for k, (sz, _) in self.stack.items() if k < o + size and o < k + sz]:
+            del self.stack[k]
+        if size == 8 or val.kind == Kind.SCALAR:
+            if val.kind == Kind.SCALAR and size < 8:
+                val = scalar(sc.low_bits(val.s, size * 8))
+            self.stack[o] = (size, val)
+
+    def _stack_load(self, off: Scalar, size: int) -> Val:
+        if off.is_const:
+            slot = self.stack.get(sc.to_s64(off.umin))
+            if slot is not None:
+                sz, val = slot
+                if sz == size:
+                    return val
+                if val.kind == Kind.SCALAR and sz > size:
+                    return scalar(sc.low_bits(val.s, size * 8))
+        return unknown_bits(size)
+
+    def havoc_stack_from(self, off: Scalar, nbytes: int | None) -> None:
+        """A callee or helper may write ``nbytes`` (None: unknown) from this offset up."""
+        if not off.is_const:
+            self.stack = {k: v for k, v in self.stack.items() if v[1].kind == Kind.ITER}
+            return
+        lo = sc.to_s64(off.umin)
+        hi = lo + nbytes if nbytes is not None else 1 << 62
+        self.stack = {k: v for k, v in self.stack.items()
+                      if k + v[0] <= lo or k >= hi or v[1].kind == Kind.ITER}
+
+
+# -- ALU ------------------------------------------------------------------------
+
+def _alu_scalar(op: int, a: Scalar, b: Scalar, width: int, insn: Insn) -> Scalar:
+    if width == 32:
+        a, b = sc.low32(a), sc.low32(b)
+    signed = insn.off == 1 and op in (AluOp.DIV, AluOp.MOD)
+    if op == AluOp.ADD:
+        r = sc.add(a, b)
+    elif op == AluOp.SUB:
+        r = sc.sub(a, b)
+    elif op == AluOp.MUL:
+        r = sc.mul(a, b)
+    elif op == AluOp.DIV:
+        r = sc.udiv(a, b) if not signed else _signed_divmod(a, b, width, True)
+    elif op == AluOp.MOD:
+        r = sc.umod(a, b) if not signed else _signed_divmod(a, b, width, False)
+    elif op == AluOp.OR:
+        r = sc.bit_or(a, b)
+    elif op == AluOp.AND:
+        r = sc.bit_and(a, b)
+    elif op == AluOp.XOR:
+        r = sc.bit_xor(a, b)
+    elif op == AluOp.LSH:
+        r = sc.lsh(a, b, width)
+    elif op == AluOp.RSH:
+        r = sc.rsh(a, b, width)
+    elif op == AluOp.ARSH:
+        if width == 32:
+            r = Scalar.const(sc.to_s32(a.umin) >> (b.umin & 31)) \
+                if a.is_const and b.is_const else sc.UNKNOWN32
+        else:
+            r = sc.arsh(a, b)
+    elif op == AluOp.NEG:
+        r = sc.neg(a)
+    else:
+        r = sc.UNKNOWN
+    return sc.trunc32(r) if width == 32 else r
+
+
+def _signed_divmod(a: Scalar, b: Scalar, width: int, is_div: bool) -> Scalar:
+    if a.is_const and b.is_const:
+        to_s = sc.to_s32 if width == 32 else sc.to_s64
+        x, y = to_s(a.umin), to_s(b.umin)
+        if y == 0:
+            return Scalar.const(0 if is_div else x)
+        q = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
+        return Scalar.const(q if is_div else x - q * y)
+    return sc.UNKNOWN
+
+
+def _bswap(a: Scalar, bits: int) -> Scalar:
+    if not a.is_const:
+        return sc.UNKNOWN if bits == 64 else Scalar.urange(0, (1 << bits) - 1)
+    v = a.umin & ((1 << bits) - 1)
+    return Scalar.const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
+
+
+def alu(m: Machine, insn: Insn) -> None:
+    op = insn.opcode & 0xF0
+    width = 64 if insn.opcode & 0x07 == Cls.ALU64 else 32
+    regs = m.regs
+    dst = regs[insn.dst]
+    src = regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
+    if op == AluOp.MOV:
+        if insn.off == 1:  # addr_space_cast: an arena pointer we do not track
+            regs[insn.dst] = UNKNOWN
+        elif insn.off:  # movsx
+            regs[insn.dst] = scalar(sc.sext(src.s, insn.off)) if src.kind == Kind.SCALAR \
+                else UNKNOWN
+            if width == 32:
+                regs[insn.dst] = scalar(sc.trunc32(regs[insn.dst].s))
+        elif width == 64:
+            regs[insn.dst] = src
+        else:
+            regs[insn.dst] = scalar(sc.low32(src.s)) if src.kind == Kind.SCALAR else \
+                unknown_bits(4)
+        return
+    if op == AluOp.END:
+        if dst.kind != Kind.SCALAR:
+            regs[insn.dst] = UNKNOWN
+            return
+        # to-little-endian on a little-endian target truncates; to-big and bswap swap
+        swaps = bool(insn.opcode & 0x08) or width == 64
+        regs[insn.dst] = scalar(_bswap(dst.s, insn.imm) if swaps
+                                else sc.low_bits(dst.s, insn.imm))
+        return
+    if dst.kind == Kind.SCALAR and src.kind == Kind.SCALAR:
+        regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
+        return
+    # pointer arithmetic: only +/- of a scalar keeps a pointer
+    if width == 64 and dst.kind not in (Kind.SCALAR, Kind.UNINIT) and src.kind == Kind.SCALAR \
+            and op in (AluOp.ADD, AluOp.SUB):
+        off = sc.add(dst.s, src.s) if op == AluOp.ADD else sc.sub(dst.s, src.s)
+        regs[insn.dst] = Val(dst.kind, off, dst.ref, dst.maybe_null, dst.extra)
+        return
+    if width == 64 and op == AluOp.ADD and dst.kind == Kind.SCALAR and \
+            src.kind not in (Kind.SCALAR, Kind.UNINIT):
+        regs[insn.dst] = Val(src.kind, sc.add(dst.s, src.s), src.ref, src.maybe_null, src.extra)
+        return
+    regs[insn.dst] = UNKNOWN if width == 64 else unknown_bits(4)
+
+
+# -- memory ---------------------------------------------------------------------
+
+def _read_const(mapdef: MapDef, off: Scalar, size: int) -> Val | None:
+    if not (mapdef.read_only and mapdef.data and off.is_const):
+        return None
+    o = sc.to_s64(off.umin)
+    if o < 0 or o + size > len(mapdef.data):
+        return None
+    fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
+    return const(struct.unpack_from(fmt, mapdef.data, o)[0])
+
+
+def load(m: Machine, insn: Insn, env: Env) -> Val:
+    size = insn.opcode.size_bytes
+    base = m.regs[insn.src]
+    off = sc.add(base.s, Scalar.const(insn.off))
+    val: Val
+    if base.kind == Kind.STACK:
+        val = m._stack_load(off, size)
+    elif base.kind == Kind.CTX and off.is_const and size == 4:
+        kind = CTX_POINTERS.get(env.prog_type, {}).get(off.umin)
+        val = Val(kind, Scalar.const(0)) if kind is not None else unknown_bits(size)
+    elif base.kind == Kind.MAP_VALUE and isinstance(base.ref, str) and base.ref in env.maps:
+        val = _read_const(env.maps[base.ref], off, size) or unknown_bits(size)
+    elif base.kind == Kind.ITER_ELEM and size == 4 and base.extra is not None:
+        lo, hi = base.extra
+        val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)
+    else:
+        val = unknown_bits(size)
+    if insn.opcode & 0xE0 == Mode.MEMSX and val.kind == Kind.SCALAR:
+        val = scalar(sc.sext(val.s, size * 8))
+    return val
+
+
+def mem_kind(base: Val) -> str:
+    """Memory class of an access through ``base``, for instruction costs."""
+    return {
+        Kind.STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet", Kind.PKT_META: "packet",
+        Kind.MAP_VALUE: "map",
+    }.get(base.kind, "other")
+
+
+def store(m: Machine, insn: Insn) -> None:
+    base = m.regs[insn.dst]
+    size = insn.opcode.size_bytes
+    cls = insn.opcode & 0x07
+    if cls == Cls.STX and insn.opcode & 0xE0 == Mode.ATOMIC:
+        _atomic(m, insn, base, size)
+        return
+    if base.kind != Kind.STACK:
+        return
+    off = sc.add(base.s, Scalar.const(insn.off))
+    val = m.regs[insn.src] if cls == Cls.STX else const(insn.imm)
+    m._stack_store(off, size, val)
+
+
+def _atomic(m: Machine, insn: Insn, base: Val, size: int) -> None:
+    imm = insn.imm
+    if imm == 0x100:  # load-acquire: dst = *(src + off)
+        m.regs[insn.dst] = unknown_bits(size)
+        return
+    if base.kind == Kind.STACK:
+        off = sc.add(base.s, Scalar.const(insn.off))
+        m._stack_store(off, size, unknown_bits(size))
+    if imm == 0xF1:  # cmpxchg writes r0
+        m.regs[0] = unknown_bits(size)
+    elif imm & 0x01:  # fetch variants and xchg write the source register
+        m.regs[insn.src] = unknown_bits(size)
+
+
+def ld_imm64(m: Machine, insn: Insn, env: Env) -> None:
+    reloc = insn.reloc
+    if reloc is None:
+        if insn.src in (0,):
+            m.regs[insn.dst] = const(insn.imm)
+        else:
+            m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+        return
+    if reloc.kind == "map":
+        m.regs[insn.dst] = Val(Kind.MAP_PTR, Scalar.const(0), reloc.map)
+    elif reloc.kind == "data":
+        m.regs[insn.dst] = Val(Kind.MAP_VALUE, Scalar.const(reloc.offset), reloc.map)
+    elif reloc.kind == "func_ptr":
+        m.regs[insn.dst] = Val(Kind.FUNC, Scalar.const(0), reloc.func)
+    else:
+        m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+
+
+def legacy_packet_load(m: Machine, insn: Insn) -> None:
+    """LD_ABS / LD_IND: r0 = packet bytes; r1-r5 are clobbered."""
+    m.regs[0] = unknown_bits(insn.opcode.size_bytes)
+    for r in range(1, 6):
+        m.regs[r] = UNINIT
+
+
+# -- branches ---------------------------------------------------------------------
+
+def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
+    """Narrow the registers for one side of a conditional jump; False if infeasible."""
+    if insn.is_may_goto:
+        return True
+    jop = insn.opcode & 0xF0
+    width = 32 if insn.opcode & 0x07 == Cls.JMP32 else 64
+    regs = m.regs
+    a, b = branch_operands(m, insn)
+    signed, rel = relation(jop, taken)
+    if a.kind == Kind.SCALAR and b.kind == Kind.SCALAR:
+        try:
+            na, nb = refine(a.s, b.s, signed, rel, width)
+        except EmptyValue:
+            return False
+        regs[insn.dst] = scalar(na)
+        if insn.opcode & 0x08:
+            regs[insn.src] = scalar(nb)
+        return True
+    # pointer NULL checks
+    if a.kind in (Kind.MAP_VALUE, Kind.MEM, Kind.ITER_ELEM, Kind.CTX) and b == ZERO and \
+            rel in ("==", "!="):
+        is_null = rel == "=="
+        if is_null and not a.maybe_null:
+            return False
+        if is_null:
+            regs[insn.dst] = ZERO
+        else:
+            regs[insn.dst] = Val(a.kind, a.s, a.ref, False, a.extra)
+            if a.kind == Kind.ITER_ELEM and a.maybe_null:
+                return _iter_consumed(m, a)
+        return True
+    return True
+
+
+def _iter_consumed(m: Machine, elem: Val) -> bool:
+    """bpf_iter_num_next returned an element: its iterator had one left, now one less."""
+    if not isinstance(elem.ref, int):
+        return True
+    slot = m.stack.get(elem.ref)
+    if slot is None or slot[1].kind != Kind.ITER:
+        return True
+    left = slot[1].s
+    if left.umax == 0:
+        return False
+    new_left = Scalar.urange(max(left.umin, 1) - 1, left.umax - 1)
+    m.stack[elem.ref] = (slot[0], Val(Kind.ITER, new_left, None, False, slot[1].extra))
+    return True
+
+
+def branch_operands(m: Machine, insn: Insn) -> tuple[Val, Val]:
+    # An immediate is sign-extended to 64 bits; 32-bit compares read its low half.
+    b = m.regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
+    return m.regs[insn.dst], b
+
+
+def jmp_op(insn: Insn) -> JmpOp:
+    return JmpOp(insn.opcode & 0xF0)

@@ -1,0 +1,190 @@
+"""Entry points: find objects, read them, cost every program. Nothing here prints.
+
+A bad object becomes an :class:`ObjectError` in the report and the other objects are
+still analysed, so one broken file in a build tree does not hide the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.errors import BpfLintError
+from bpflint.isa.insn import Insn
+from bpflint.obj.elf import EM_BPF
+from bpflint.obj.model import BpfObject, FuncKey, Function, Program
+from bpflint.obj.reader import load_object
+from bpflint.results import AnalysisReport, ObjectError, ProgramResult
+
+OBJECT_SUFFIX = ".o"  # covers *.bpf.o too
+
+_ELF_MAGIC = b"\x7fELF"
+# e_machine values of the hosts whose objects sit next to BPF ones in build trees
+_MACHINES = {3: "x86", 8: "MIPS", 21: "PowerPC64", 22: "s390", 40: "ARM", 62: "x86-64",
+             183: "AArch64", 243: "RISC-V", 258: "LoongArch"}
+
+
+def discover(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Expand files and directories (recursively, ``*.o``) into object paths.
+
+    Returns (objects, notes). A file named on the command line is always returned,
+    so a broken one is reported; inside a directory an ELF file for another machine
+    (a host object next to the BPF ones) is skipped with a note. A path that does
+    not exist is an error.
+    """
+    objects: list[str] = []
+    notes: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: str) -> None:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            objects.append(path)
+
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            before = len(objects)
+            for found in sorted(_walk_objects(path)):
+                machine = _foreign_elf_machine(found)
+                if machine is None:
+                    add(str(found))
+                else:
+                    what = _MACHINES.get(machine, f"machine {machine}")
+                    notes.append(f"skipped {found}: not a BPF object (ELF for {what})")
+            if len(objects) == before:
+                notes.append(f"no BPF objects (*{OBJECT_SUFFIX}) found under {given}")
+        elif path.is_file():
+            add(given)
+        elif path.exists():
+            # a FIFO or device would block or never end; objects are regular files
+            raise BpfLintError(f"{given}: not a regular file or directory")
+        else:
+            raise BpfLintError(f"{given}: no such file or directory")
+    return objects, notes
+
+
+def _walk_objects(root: Path) -> Iterable[Path]:
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if name.endswith(OBJECT_SUFFIX) and path.is_file():
+                yield path
+
+
+def _foreign_elf_machine(path: Path) -> int | None:
+    """The e_machine of an ELF file that is not BPF; None for BPF, non-ELF or unreadable.
+
+    Non-ELF and unreadable files are not skipped: loading them reports the problem.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(20)
+    except OSError:
+        return None
+    if len(head) < 20 or head[:4] != _ELF_MAGIC:
+        return None
+    machine = int.from_bytes(head[18:20], "big" if head[5] == 2 else "little")
+    return None if machine == EM_BPF else machine
+
+
+def analyze_paths(paths: Sequence[str], table: Any, options: AnalysisOptions | None = None,
+                  jobs: int = 1) -> AnalysisReport:
+    """Discover, read and cost every program of every object under ``paths``."""
+    objects: list[str] = []
+    notes: list[str] = []
+    missing: list[ObjectError] = []
+    seen: set[str] = set()
+    for given in paths:
+        # one path at a time, so a missing one is reported next to the others' results
+        try:
+            found, found_notes = discover([given])
+        except BpfLintError as exc:
+            missing.append(ObjectError(given, _without_path(given, str(exc))))
+            continue
+        for path in found:
+            if os.path.realpath(path) not in seen:
+                seen.add(os.path.realpath(path))
+                objects.append(path)
+        notes.extend(found_notes)
+    opts = options if options is not None else AnalysisOptions()
+    if jobs > 1 and len(objects) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(objects))) as pool:
+            outcomes = list(pool.map(_analyze_object, objects, [table] * len(objects),
+                                     [opts] * len(objects)))
+    else:
+        outcomes = [_analyze_object(path, table, opts) for path in objects]
+    programs: list[ProgramResult] = []
+    errors: list[ObjectError] = missing
+    for results, object_errors, object_notes in outcomes:
+        programs.extend(results)
+        errors.extend(object_errors)
+        notes.extend(object_notes)
+    return AnalysisReport(tuple(programs), tuple(errors), tuple(notes))
+
+
+def _analyze_object(path: str, table: Any, options: AnalysisOptions
+                    ) -> tuple[list[ProgramResult], list[ObjectError], list[str]]:
+    try:
+        obj = load_object(path)
+    except BpfLintError as exc:
+        return [], [ObjectError(path, _without_path(path, str(exc)))], []
+    except MemoryError:
+        return [], [ObjectError(path, "file too large to read")], []
+    except Exception as exc:  # noqa: BLE001 - the last line of "never a traceback"
+        return [], [ObjectError(path, f"internal error while reading: {_describe(exc)}")], []
+    results: list[ProgramResult] = []
+    errors: list[ObjectError] = []
+    for program in obj.programs:
+        try:
+            results.append(analyze_program(obj, program, table, options))
+        except BpfLintError as exc:
+            message = _without_path(path, str(exc))
+            errors.append(ObjectError(path, f"program {program.name}: {message}"))
+        except Exception as exc:  # noqa: BLE001 - as above: one line, never a traceback
+            errors.append(ObjectError(
+                path, f"program {program.name}: internal error: {_describe(exc)}"))
+    # reader notes name the section, not the file: several objects share section names
+    return results, errors, [note if note.startswith(f"{path}: ") else f"{path}: {note}"
+                             for note in obj.notes]
+
+
+def _without_path(path: str, message: str) -> str:
+    """Reader messages start with the file name; the report stores it separately."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def reachable_functions(obj: BpfObject, program: Program) -> list[Function]:
+    """The program's entry, then every function it calls or passes as a callback."""
+    order: list[FuncKey] = [program.entry]
+    seen = {program.entry}
+    index = 0
+    while index < len(order):
+        func = obj.functions[order[index]]
+        index += 1
+        for insn in func.insns:
+            callee = _referenced_function(func, insn)
+            if callee is not None and callee not in seen and callee in obj.functions:
+                seen.add(callee)
+                order.append(callee)
+    return [obj.functions[key] for key in order]
+
+
+def _referenced_function(func: Function, insn: Insn) -> FuncKey | None:
+    if insn.reloc is not None:
+        return insn.reloc.func
+    if insn.is_pseudo_call:
+        # A call inside one section may carry no relocation: imm is the distance.
+        return (func.section, insn.pc + insn.imm + 1)
+    return None

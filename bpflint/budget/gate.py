@@ -1,0 +1,385 @@
+"""The budget gate: match each program to its budget, compare with the baseline, decide.
+
+Everything here is pure: results and config in, verdict objects out. Every report
+format renders the same GateReport.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePath
+from typing import Literal
+
+from bpflint.budget.baseline import Baseline, BaselineEntry
+from bpflint.budget.config import Budget, BudgetConfig, Policy
+from bpflint.budget.units import format_ns
+from bpflint.results import AnalysisReport, ObjectError, ProgramResult, SourceLoc
+
+Level = Literal["error", "warning", "note"]
+Status = Literal["fail", "warn", "pass", "removed"]
+Change = Literal["same", "new", "renamed", "removed", "unknown"]
+
+# Stable rule ids: SARIF rule ids, annotation titles and JSON findings use them.
+RULES: dict[str, tuple[str, str]] = {
+    "BPF001": ("over-budget", "Worst-case cost exceeds the budget"),
+    "BPF002": ("regression", "Worst-case cost grew more than the allowed regression"),
+    "BPF003": ("unbounded-loop", "No bound could be proven for the worst-case cost"),
+    "BPF004": ("unmatched-program", "No budget in bpfbudget.toml matches the program"),
+    "BPF005": ("open-tail-call", "A tail call whose targets are unknown"),
+    "BPF006": ("missing-cost", "The analysis produced no cost for a bounded program"),
+}
+
+_LEVEL_OF_POLICY: dict[Policy, Level | None] = {"fail": "error", "warn": "warning",
+                                                "ignore": None}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    name: str
+    level: Level
+    message: str
+    loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    budget: Budget | None
+    reason: str  # why this budget won, for --explain-match
+    also: tuple[Budget, ...] = ()  # less specific budgets that matched too
+
+
+@dataclass(frozen=True)
+class ProgramVerdict:
+    key: str
+    result: ProgramResult | None  # None for a program only the baseline has
+    match: Match | None
+    baseline: BaselineEntry | None
+    change: Change
+    renamed_from: str | None
+    findings: tuple[Finding, ...]
+    status: Status
+
+    @property
+    def budget(self) -> Budget | None:
+        return self.match.budget if self.match else None
+
+    @property
+    def insns_delta(self) -> int | None:
+        if self.result is None or self.baseline is None:
+            return None
+        if self.result.insns_max is None or self.baseline.insns_max is None:
+            return None
+        return self.result.insns_max - self.baseline.insns_max
+
+    @property
+    def ns_delta(self) -> float | None:
+        if self.result is None or self.baseline is None:
+            return None
+        if self.result.ns_max is None or self.baseline.ns_max is None:
+            return None
+        return self.result.ns_max - self.baseline.ns_max
+
+    @property
+    def over_budget_ratio(self) -> float:
+        """Worst-case / budget on the tighter measure: the sort key for 'worst first'."""
+        result, budget = self.result, self.budget
+        if result is None:
+            return 0.0
+        if not result.bounded:
+            return math.inf
+        if budget is None:
+            return 0.0
+        ratios = [0.0]
+        if budget.max_insns and result.insns_max is not None:
+            ratios.append(result.insns_max / budget.max_insns)
+        if budget.max_ns and result.ns_max is not None:
+            ratios.append(result.ns_max / budget.max_ns)
+        return max(ratios)
+
+
+@dataclass(frozen=True)
+class GateReport:
+    programs: tuple[ProgramVerdict, ...]  # worst offenders first, removed ones last
+    errors: tuple[ObjectError, ...]
+    warn_only: bool
+    baseline_source: str | None  # None when there is nothing to compare with
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failures(self) -> tuple[ProgramVerdict, ...]:
+        return tuple(v for v in self.programs if v.status == "fail")
+
+    @property
+    def verdict(self) -> Literal["pass", "fail", "error"]:
+        if self.errors:
+            return "error"
+        return "fail" if self.failures else "pass"
+
+    @property
+    def exit_code(self) -> int:
+        if self.errors:
+            return 2
+        return 1 if self.failures and not self.warn_only else 0
+
+
+# ---------------------------------------------------------------- matching
+
+_RANK_ORDER = ("program", "section", "object", "type")
+
+
+def _object_subject(result: ProgramResult, root: Path | None, pattern: str) -> str:
+    """Object globs with a '/' match the path relative to the config; others the name."""
+    path = Path(result.object)
+    if "/" not in pattern:
+        return path.name
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def _matches(budget: Budget, result: ProgramResult, root: Path | None) -> list[str] | None:
+    """Why each matcher of ``budget`` accepts ``result``, or None if one rejects it."""
+    why = []
+    for key, pattern in budget.matchers.items():
+        if key == "object":
+            subject = _object_subject(result, root, pattern)
+        else:
+            subject = {"program": result.name, "section": result.section,
+                       "type": result.type}[key]
+        if not fnmatchcase(subject, pattern):
+            return None
+        how = "is" if pattern == subject else "matches"
+        why.append(f"{key} {pattern!r} {how} {subject!r}")
+    return why
+
+
+def _literal_chars(budget: Budget) -> int:
+    return sum(len(v) - sum(v.count(c) for c in "*?[]") for v in budget.matchers.values())
+
+
+def _specificity(budget: Budget) -> tuple[int, ...]:
+    """program > section > object > type > default; then the longer literal text;
+    then the earlier table in the file."""
+    present = tuple(int(key in budget.matchers) for key in _RANK_ORDER)
+    return (*present, _literal_chars(budget), -budget.number)
+
+
+def match_budget(result: ProgramResult, budgets: Sequence[Budget],
+                 root: Path | None = None) -> Match:
+    candidates = []
+    for budget in budgets:
+        why = _matches(budget, result, root)
+        if why is not None:
+            candidates.append((budget, why))
+    if not candidates:
+        return Match(budget=None, reason="no budget matches")
+    candidates.sort(key=lambda item: _specificity(item[0]), reverse=True)
+    budget, why = candidates[0]
+    reason = "; ".join(why) if why else "default budget (no matcher)"
+    if len(candidates) > 1:
+        reason += f"; more specific than {', '.join(f'#{b.number}' for b, _ in candidates[1:])}"
+    return Match(budget=budget, reason=reason, also=tuple(b for b, _ in candidates[1:]))
+
+
+# ---------------------------------------------------------------- findings
+
+def _hottest_loc(result: ProgramResult) -> SourceLoc | None:
+    if result.line_costs:
+        top = result.line_costs[0]
+        return SourceLoc(top.file, top.line)
+    if result.worst_path:
+        top = max(result.worst_path, key=lambda cost: cost.insns)
+        return SourceLoc(top.file, top.line)
+    return result.source
+
+
+def _finding(rule: str, level: Level, message: str, loc: SourceLoc | None) -> Finding:
+    return Finding(rule=rule, name=RULES[rule][0], level=level, message=message, loc=loc)
+
+
+def _budget_findings(result: ProgramResult, budget: Budget) -> list[Finding]:
+    findings = []
+    where = f"budget #{budget.number}, line {budget.line}"
+    loc = _hottest_loc(result)
+    if budget.max_insns is not None:
+        if result.insns_max is None:
+            findings.append(_finding("BPF006", "error",
+                                     f"{result.name}: no worst-case instruction count", loc))
+        elif result.insns_max > budget.max_insns:
+            findings.append(_finding(
+                "BPF001", "error",
+                f"{result.name}: worst case {result.insns_max} insns exceeds the budget of "
+                f"{budget.max_insns} insns ({where})", loc))
+    if budget.max_ns is not None:
+        if result.ns_max is None:
+            findings.append(_finding("BPF006", "error",
+                                     f"{result.name}: no worst-case time estimate", loc))
+        elif result.ns_max > budget.max_ns:
+            findings.append(_finding(
+                "BPF001", "error",
+                f"{result.name}: worst case {format_ns(result.ns_max)} exceeds the budget of "
+                f"{budget.max_time} ({where})", loc))
+    return findings
+
+
+def _regression_findings(result: ProgramResult, before: BaselineEntry,
+                         config: BudgetConfig, source: str) -> list[Finding]:
+    allowance = config.allowance
+    if allowance is None:
+        return []
+    loc = _hottest_loc(result)
+    if before.bounded and not result.bounded:
+        return [_finding("BPF002", "error",
+                         f"{result.name}: was bounded ({before.insns_max} insns in {source}), "
+                         "now unbounded", loc)]
+    findings = []
+    if (before.insns_max is not None and result.insns_max is not None
+            and allowance.insns_excess(before.insns_max, result.insns_max)):
+        findings.append(_finding(
+            "BPF002", "error",
+            f"{result.name}: worst case grew from {before.insns_max} to {result.insns_max} "
+            f"insns ({_percent(before.insns_max, result.insns_max)}), more than the allowed "
+            f"{allowance.text}", loc))
+    if (before.ns_max is not None and result.ns_max is not None
+            and allowance.ns_excess(before.ns_max, result.ns_max)):
+        findings.append(_finding(
+            "BPF002", "error",
+            f"{result.name}: worst case grew from {format_ns(before.ns_max)} to "
+            f"{format_ns(result.ns_max)} ({_percent(before.ns_max, result.ns_max)}), more than "
+            f"the allowed {allowance.text}", loc))
+    return findings
+
+
+def _percent(before: float, after: float) -> str:
+    if before == 0:
+        return "new cost"
+    return f"{(after - before) / before * 100:+.1f}%"
+
+
+def _unbounded_finding(result: ProgramResult, level: Level) -> Finding:
+    diagnostics = [d for d in result.diagnostics if d.rule == "BPF003"] or [
+        d for d in result.diagnostics if d.loc is not None]
+    if diagnostics:
+        first = diagnostics[0]
+        return _finding("BPF003", level, f"{result.name}: unbounded: {first.message}",
+                        first.loc or result.source)
+    return _finding("BPF003", level, f"{result.name}: no bound could be proven",
+                    result.source)
+
+
+def _program_findings(result: ProgramResult, match: Match, before: BaselineEntry | None,
+                      config: BudgetConfig, source: str) -> tuple[Finding, ...]:
+    findings: list[Finding] = []
+    unbounded_level = _LEVEL_OF_POLICY[config.unbounded]
+    if not result.bounded and unbounded_level is not None:
+        findings.append(_unbounded_finding(result, unbounded_level))
+    if match.budget is None:
+        level = _LEVEL_OF_POLICY[config.unmatched]
+        if level is not None:
+            findings.append(_finding("BPF004", level,
+                                     f"{result.name}: no budget matches {result.key} "
+                                     f"(type {result.type!r})", result.source))
+    elif result.bounded:
+        findings.extend(_budget_findings(result, match.budget))
+    if before is not None:
+        findings.extend(_regression_findings(result, before, config, source))
+    for diagnostic in result.diagnostics:
+        if diagnostic.rule != "BPF003":
+            findings.append(Finding(rule=diagnostic.rule, name=diagnostic.name, level="note",
+                                    message=f"{result.name}: {diagnostic.message}",
+                                    loc=diagnostic.loc))
+    return tuple(findings)
+
+
+def _status(findings: Iterable[Finding]) -> Status:
+    levels = {finding.level for finding in findings}
+    if "error" in levels:
+        return "fail"
+    return "warn" if "warning" in levels else "pass"
+
+
+# ---------------------------------------------------------------- evaluation
+
+def _pair_with_baseline(results: Sequence[ProgramResult], baseline: Baseline | None
+                        ) -> tuple[dict[str, tuple[BaselineEntry | None, Change, str | None]],
+                                   list[BaselineEntry]]:
+    """Baseline entry, change kind and former key for each program; removed entries."""
+    if baseline is None:
+        return {r.key: (None, "unknown", None) for r in results}, []
+    current = {r.key for r in results}
+    unclaimed = {k: e for k, e in baseline.entries.items() if k not in current}
+    paired: dict[str, tuple[BaselineEntry | None, Change, str | None]] = {}
+    for result in results:
+        if result.key in baseline.entries:
+            paired[result.key] = (baseline.entries[result.key], "same", None)
+            continue
+        # Same object and program name under another section: a renamed section.
+        object_name = PurePath(result.object).name
+        renamed = next((e for e in unclaimed.values()
+                        if e.object == object_name and e.name == result.name), None)
+        if renamed is not None:
+            del unclaimed[renamed.key]
+            paired[result.key] = (renamed, "renamed", renamed.key)
+        else:
+            paired[result.key] = (None, "new", None)
+    return paired, sorted(unclaimed.values(), key=lambda e: e.key)
+
+
+def check_config_use(config: BudgetConfig, results: Sequence[ProgramResult]) -> None:
+    """Budgets and tail-call targets that name no analysed program are config mistakes.
+
+    Only meaningful when the config's own [analyze] set was analysed, not a subset
+    given on the command line.
+    """
+    root = config.root
+    for budget in config.budgets:
+        if budget.matchers and not any(_matches(budget, r, root) is not None for r in results):
+            hint = ""
+            if budget.type is not None:
+                seen = sorted({r.type for r in results})
+                close = difflib.get_close_matches(budget.type, seen, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else \
+                    f"; program types present: {', '.join(seen) or 'none'}"
+            raise config.error(("budget", budget.number - 1),
+                               f"matches no program ({budget.label}){hint}")
+    names = {r.name for r in results}
+    for map_name, targets in config.tail_calls.items():
+        for target in targets:
+            if target not in names:
+                close = difflib.get_close_matches(target, sorted(names), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise config.error(("tail_calls", map_name),
+                                   f"program {target!r} is not in the analysed objects{hint}")
+
+
+def evaluate(report: AnalysisReport, config: BudgetConfig, baseline: Baseline | None,
+             *, warn_only: bool = False) -> GateReport:
+    results = report.programs
+    paired, removed = _pair_with_baseline(results, baseline)
+    source = baseline.source if baseline is not None else ""
+    verdicts = []
+    for result in results:
+        before, change, former = paired[result.key]
+        match = match_budget(result, config.budgets, config.root)
+        findings = _program_findings(result, match, before, config, source)
+        verdicts.append(ProgramVerdict(key=result.key, result=result, match=match,
+                                       baseline=before, change=change, renamed_from=former,
+                                       findings=findings, status=_status(findings)))
+    rank = {"fail": 0, "warn": 1, "pass": 2}
+    verdicts.sort(key=lambda v: (rank[v.status], -v.over_budget_ratio, v.key))
+    for entry in removed:
+        verdicts.append(ProgramVerdict(key=entry.key, result=None, match=None, baseline=entry,
+                                       change="removed", renamed_from=None, findings=(),
+                                       status="removed"))
+    return GateReport(programs=tuple(verdicts), errors=report.errors,
+                      warn_only=warn_only or config.warn_only,
+                      baseline_source=baseline.source if baseline is not None else None,
+                      notes=report.notes)

@@ -1,0 +1,111 @@
+"""Basic blocks and control-flow edges of one BPF function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpflint.isa.insn import Insn
+from bpflint.obj.model import Function
+
+TAIL_CALL_HELPER = 12
+
+
+def is_tail_call(insn: Insn) -> bool:
+    return insn.is_helper_call and insn.imm == TAIL_CALL_HELPER and insn.reloc is None
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    id: int
+    insns: tuple[Insn, ...]
+    # successors: for a conditional jump (fallthrough, taken); else zero or one
+    succs: tuple[int, ...]
+
+    @property
+    def last(self) -> Insn:
+        return self.insns[-1]
+
+    @property
+    def ends_in_exit(self) -> bool:
+        return self.insns[-1].is_exit
+
+    @property
+    def ends_in_tail_call(self) -> bool:
+        return is_tail_call(self.insns[-1])
+
+    @property
+    def falls_off(self) -> bool:
+        """Control runs past the function's last instruction (the verifier rejects it)."""
+        last = self.insns[-1]
+        return not self.succs and not last.is_exit
+
+
+@dataclass(frozen=True)
+class Cfg:
+    func: Function
+    blocks: tuple[Block, ...]
+    preds: tuple[tuple[int, ...], ...]
+    rpo: tuple[int, ...]  # reverse postorder of the blocks reachable from block 0
+
+    @property
+    def reachable(self) -> frozenset[int]:
+        return frozenset(self.rpo)
+
+
+def build_cfg(func: Function) -> Cfg:
+    insns = func.insns
+    if not insns:
+        raise ValueError(f"function {func.name} has no instructions")
+    leaders = {insns[0].pc}
+    for insn in insns:
+        if insn.is_branch:
+            leaders.add(insn.jump_target)
+            leaders.add(insn.next_pc)
+        elif insn.is_exit or is_tail_call(insn):
+            leaders.add(insn.next_pc)
+    groups: list[list[Insn]] = []
+    for insn in insns:
+        if insn.pc in leaders or not groups:
+            groups.append([])
+        groups[-1].append(insn)
+    index_of = {g[0].pc: i for i, g in enumerate(groups)}
+    blocks = []
+    for i, group in enumerate(groups):
+        last = group[-1]
+        nxt = index_of.get(last.next_pc)
+        succs: tuple[int, ...]
+        if last.is_exit:
+            succs = ()
+        elif last.is_unconditional_jump:
+            succs = (index_of[last.jump_target],)
+        elif last.is_conditional_jump:
+            taken = index_of[last.jump_target]
+            succs = (nxt, taken) if nxt is not None else (taken,)
+        else:
+            succs = (nxt,) if nxt is not None else ()
+        blocks.append(Block(i, tuple(group), succs))
+    preds: list[list[int]] = [[] for _ in blocks]
+    for b in blocks:
+        for s in set(b.succs):
+            preds[s].append(b.id)
+    return Cfg(func, tuple(blocks), tuple(tuple(p) for p in preds), _rpo(blocks))
+
+
+def _rpo(blocks: list[Block]) -> tuple[int, ...]:
+    seen = {0}
+    order: list[int] = []
+    stack: list[tuple[int, int]] = [(0, 0)]
+    while stack:
+        node, i = stack[-1]
+        succs = blocks[node].succs
+        if i < len(succs):
+            stack[-1] = (node, i + 1)
+            nxt = succs[i]
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, 0))
+        else:
+            stack.pop()
+            order.append(node)
+    order.reverse()
+    return tuple(order)

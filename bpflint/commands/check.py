@@ -1,0 +1,221 @@
+"""`bpflint check`: analyse, compare with budgets and a baseline, report, exit 0/1/2.
+
+Formats pair with files by order: each ``--output FILE`` belongs to the ``--format``
+just before it; a format without one writes to standard output, e.g.
+``--format text --format sarif --output out.sarif --format github``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bpflint import api
+from bpflint.budget import gitref
+from bpflint.budget.baseline import Baseline, from_results, read_baseline
+from bpflint.budget.config import BudgetConfig, find_config, load_config
+from bpflint.budget.gate import GateReport, check_config_use, evaluate
+from bpflint.build import compile_sources, is_bpf_source
+from bpflint.commands.analyze import load_table
+from bpflint.cost.engine import AnalysisOptions
+from bpflint.errors import BpfLintError
+from bpflint.report import check_json, github, markdown, sarif, text
+from bpflint.results import AnalysisReport
+
+NAME = "check"
+HELP = "check every program against its budget and baseline (exit 1 on failure)"
+
+FORMATS = ("text", "json", "sarif", "github", "markdown")
+# Formats whose output is lines a person or the Actions runner reads, so they may
+# share standard output; the others are documents that must stand alone.
+_LINE_FORMATS = {"text", "github"}
+CACHE_DIR_NAME = ".bpflint-cache"
+
+
+class _OutputAction(argparse.Action):
+    """--format appends a (format, None) pair; --output fills the last pair's file."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        pairs: list[list[str | None]] = [list(p) for p in getattr(namespace, self.dest) or []]
+        if option_string == "--format":
+            pairs.append([values, None])
+        elif not pairs:
+            parser.error("--output FILE must follow the --format it is for")
+        elif pairs[-1][1] is not None:
+            parser.error(f"--format {pairs[-1][0]} already writes to {pairs[-1][1]}")
+        else:
+            pairs[-1][1] = values
+        setattr(namespace, self.dest, pairs)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments `check` and `baseline` share."""
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="objects, directories or .bpf.c sources to analyse instead of "
+                             "the config's [analyze] globs")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="budget file (default: ./bpfbudget.toml)")
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help="compile and analyse N files in parallel (default: 1)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--base", metavar="REF",
+                        help="compare with the results at git REF (from a temporary worktree) "
+                             "instead of the baseline file")
+    parser.add_argument("--format", dest="outputs", action=_OutputAction, choices=FORMATS,
+                        help="report format, repeatable (default: text; github is added "
+                             "when GITHUB_ACTIONS=true)")
+    parser.add_argument("--output", dest="outputs", action=_OutputAction, metavar="FILE",
+                        help="write the preceding --format to FILE instead of stdout")
+    parser.add_argument("--explain-match", action="store_true",
+                        help="show which budget each program matched, and why")
+    parser.add_argument("--warn-only", action="store_true",
+                        help="report failures but exit 0 (also: warn_only = true)")
+
+
+def plan_outputs(requested: Sequence[Sequence[str | None]] | None,
+                 environ: Mapping[str, str]) -> list[tuple[str, Path | None]]:
+    """The (format, file) pairs to write; None means standard output."""
+    pairs = [(str(fmt), None if out is None else Path(out)) for fmt, out in requested or []]
+    if not pairs:
+        pairs = [("text", None)]
+    on_stdout = [fmt for fmt, out in pairs if out is None]
+    if environ.get("GITHUB_ACTIONS") == "true" and "github" not in {f for f, _ in pairs} \
+            and set(on_stdout) <= _LINE_FORMATS:
+        pairs.append(("github", None))
+        on_stdout.append("github")
+    if len(on_stdout) > 1 and not set(on_stdout) <= _LINE_FORMATS:
+        raise BpfLintError(f"formats {', '.join(on_stdout)} would all go to standard output; "
+                           "give each document format its own --output FILE")
+    return pairs
+
+
+def cache_dir(config: BudgetConfig) -> Path:
+    return config.root / CACHE_DIR_NAME
+
+
+def analyze_inputs(config: BudgetConfig, paths: Sequence[str], table: Any, jobs: int,
+                   cache: Path, strict: bool = True) -> AnalysisReport:
+    """Compile sources (the build step) and analyse objects: the PATHs, else [analyze]."""
+    if paths:
+        sources = [Path(p) for p in paths if is_bpf_source(Path(p))]
+        objects = [p for p in paths if not is_bpf_source(Path(p))]
+    else:
+        if not config.objects and not config.sources:
+            raise BpfLintError(f"{config.path}: [analyze] names no objects or sources, and "
+                               "no PATH was given")
+        sources = list(config.expand("sources", strict))
+        objects = [str(p) for p in config.expand("objects", strict)]
+    compiled = compile_sources(sources, config.build, cache, jobs) if sources else []
+    options = AnalysisOptions(tail_call_targets=dict(config.tail_calls))
+    return api.analyze_paths([*objects, *(str(p) for p in compiled)], table, options, jobs=jobs)
+
+
+def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any]:
+    if args.jobs < 1:
+        raise BpfLintError(f"--jobs must be at least 1, not {args.jobs}")
+    config = load_config(find_config(args.config))
+    table = load_table(str(config.cost_table) if config.cost_table else None)
+    return config, table
+
+
+def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], table: Any,
+                   jobs: int) -> tuple[Baseline, list[str]]:
+    """Results at git REF, analysed in a temporary worktree, as a baseline."""
+    with gitref.worktree_at(ref, config.root) as (top, tree):
+        there = gitref.map_into(config.path, top, tree)
+        # The budget file may be new in this change: then its globs apply at REF too.
+        base_config = load_config(there) if there.is_file() else \
+            dataclasses.replace(config, path=there)
+        base_paths = [str(gitref.map_into(Path(p), top, tree)) for p in paths]
+        existing = [p for p in base_paths if Path(p).exists()]
+        if paths and not existing:
+            report = AnalysisReport((), ())
+        else:
+            report = analyze_inputs(base_config, existing, table, jobs, cache_dir(config),
+                                    strict=False)
+    # Problems at the base are not this change's fault: mention them, do not fail.
+    notes = [f"at {ref}: {err.object.replace(str(tree), '.')}: {err.message}"
+             for err in report.errors]
+    return from_results(report.programs, source=f"git ref {ref}"), notes
+
+
+def gate(args: argparse.Namespace, config: BudgetConfig, table: Any) -> GateReport:
+    current = analyze_inputs(config, args.paths, table, args.jobs, cache_dir(config))
+    if not args.paths:
+        check_config_use(config, current.programs)
+    notes: list[str] = []
+    baseline: Baseline | None = None
+    if args.base:
+        baseline, notes = _base_baseline(args.base, config, args.paths, table, args.jobs)
+    elif config.baseline is not None:
+        if config.baseline.is_file():
+            baseline = read_baseline(config.baseline)
+        else:
+            notes.append(f"no baseline at {config.baseline} yet: run `bpflint baseline` "
+                         "and commit it")
+    report = evaluate(current, config, baseline, warn_only=args.warn_only)
+    return dataclasses.replace(report, notes=(*report.notes, *notes))
+
+
+def workspace_root(config: BudgetConfig) -> Path:
+    """What SARIF and annotation paths are relative to: the checkout Actions made,
+    else the git work tree, else the budget file's directory."""
+    if os.environ.get("GITHUB_WORKSPACE"):
+        return Path(os.environ["GITHUB_WORKSPACE"])
+    return gitref.repo_root(config.root) or config.root.resolve()
+
+
+def use_colour(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return stream.isatty() and not environ.get("NO_COLOR")
+
+
+def _render(fmt: str, report: GateReport, root: Path, colour: bool) -> str:
+    if fmt == "text":
+        return text.render(report, colour=colour)
+    if fmt == "json":
+        return check_json.render(report)
+    if fmt == "sarif":
+        return sarif.render(report, root)
+    if fmt == "github":
+        return github.render(report, root)
+    return markdown.render(report)
+
+
+def _write(path: Path, content: str) -> None:
+    try:
+        path.write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise BpfLintError(f"{path}: cannot write report: {exc.strerror or exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    outputs = plan_outputs(args.outputs, os.environ)
+    config, table = load_setup(args)
+    report = gate(args, config, table)
+    root = workspace_root(config)
+    stdout_formats = {fmt for fmt, out in outputs if out is None}
+    colour = use_colour(sys.stdout, os.environ)
+    if args.explain_match:
+        stream = sys.stdout if stdout_formats <= _LINE_FORMATS else sys.stderr
+        stream.write(text.render_explain(report))
+    for note in report.notes:
+        print(f"bpflint: note: {note}", file=sys.stderr)
+    for fmt, out in outputs:
+        if out is None:
+            sys.stdout.write(_render(fmt, report, root, colour))
+        else:
+            _write(out, _render(fmt, report, root, colour=False))
+        if fmt == "github":
+            github.append_step_summary(report)
+    sys.stdout.flush()
+    return report.exit_code

@@ -1,0 +1,134 @@
+"""`bpflint measure`: run one program on the live kernel and compare with the estimate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from bpflint.errors import BpfLintError
+from bpflint.kernel import syscall as sc
+from bpflint.kernel.loader import load_program
+from bpflint.obj.model import BpfObject, Program
+from bpflint.obj.reader import load_object
+
+NAME = "measure"
+HELP = "load one program, time it with BPF_PROG_TEST_RUN and compare with the estimate (root)"
+
+_DURATION_TYPES = ("xdp", "sched_cls", "sched_act", "socket_filter", "cgroup_skb",
+                   "flow_dissector", "sk_lookup")
+_EMPTY = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+SAMPLES = 7
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("object", metavar="OBJ", help="BPF object file")
+    parser.add_argument("--program", required=True, metavar="NAME", help="program to run")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--data", metavar="FILE", help="packet bytes to run on")
+    data.add_argument("--data-hex", metavar="HEX", help="packet bytes as hex")
+    parser.add_argument("--repeat", type=int, default=100000, metavar="N",
+                        help="runs per sample (default 100000)")
+    parser.add_argument("--cost-table", metavar="FILE", help="cost table for the estimate")
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    measured_ns: float  # min(program) - min(empty program): stable on a shared machine
+    median_ns: float  # median(program) - median(empty program): drifts with neighbours
+    baseline_ns: float  # the empty program's minimum (test-run overhead)
+    retval: int
+
+
+def tolerance_ns(measured_ns: float) -> float:
+    """Slack for the lower bound: the kernel averages to whole ns, and the empty
+    program's own minimum moves by a few ns between samples."""
+    return max(3.0, 0.1 * measured_ns)
+
+
+def inside(measured_ns: float, est_min_ns: float, est_max_ns: float) -> bool:
+    return est_min_ns - tolerance_ns(measured_ns) <= measured_ns <= est_max_ns
+
+
+def time_program_ns(prog_fd: int, prog_type: str, data: bytes, repeat: int,
+                    samples: int = SAMPLES) -> Timing:
+    """Time the program against an empty one of the same type on the same packet,
+    interleaved so both see the same neighbours."""
+    empty = sc.prog_load(sc.PROG_TYPES[prog_type], _EMPTY, name="empty", log_level=0)
+    try:
+        base: list[int] = []
+        runs: list[int] = []
+        retval = 0
+        for _ in range(samples):
+            base.append(sc.prog_test_run(empty.fd, data=data, repeat=repeat).duration_ns)
+            res = sc.prog_test_run(prog_fd, data=data, repeat=repeat)
+            runs.append(res.duration_ns)
+            retval = res.retval
+    finally:
+        sc.close(empty.fd)
+    return Timing(float(min(runs) - min(base)),
+                  float(statistics.median(runs) - statistics.median(base)),
+                  float(min(base)), retval)
+
+
+def _packet(args: argparse.Namespace) -> bytes:
+    if args.data:
+        try:
+            return Path(args.data).read_bytes()
+        except OSError as exc:
+            raise BpfLintError(f"{args.data}: cannot read: {exc.strerror}") from None
+    if args.data_hex:
+        try:
+            return bytes.fromhex(args.data_hex)
+        except ValueError:
+            raise BpfLintError(f"--data-hex: not hex: {args.data_hex[:40]!r}") from None
+    return bytes(64)
+
+
+def _estimate(obj: BpfObject, program: Program, table_path: str | None
+              ) -> tuple[float, float] | None:
+    """The cost engine's ns range, or None for an unbounded program."""
+    from bpflint.cost.engine import AnalysisOptions, analyze_program
+    from bpflint.cost.model import load_cost_table
+
+    result = analyze_program(obj, program, load_cost_table(table_path), AnalysisOptions())
+    if result.ns_min is None or result.ns_max is None:
+        return None
+    return result.ns_min, result.ns_max
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise BpfLintError("measure needs root (it loads and runs the program)")
+    if args.repeat < 1:
+        raise BpfLintError(f"--repeat must be at least 1, got {args.repeat}")
+    obj = load_object(args.object)
+    program = next((p for p in obj.programs if p.name == args.program), None)
+    if program is None:
+        names = ", ".join(p.name for p in obj.programs) or "none"
+        raise BpfLintError(f"{args.object}: no program {args.program!r} (programs: {names})")
+    data = _packet(args)
+    est = _estimate(obj, program, args.cost_table)
+    with load_program(obj, program) as loaded:
+        if loaded.prog_type not in _DURATION_TYPES:
+            raise BpfLintError(f"{args.object}: {program.name}: the kernel reports no "
+                               f"test-run duration for {loaded.prog_type} programs")
+        timing = time_program_ns(loaded.fd, loaded.prog_type, data, args.repeat)
+        stats = loaded.stats
+    print(f"{program.name} ({program.section}): measured {timing.measured_ns:.0f} ns "
+          f"(median {timing.median_ns:.0f} ns; empty-program baseline "
+          f"{timing.baseline_ns:.0f} ns subtracted), retval {timing.retval}, "
+          f"{len(data)}-byte packet, {SAMPLES} x {args.repeat} runs")
+    if stats.processed_insns is not None:
+        print(f"verifier: {stats.processed_insns} insns processed in "
+              f"{stats.verification_usec} usec")
+    if est is None:
+        print("estimate: unbounded (no ns range; see `bpflint analyze`)")
+        return 0
+    verdict = "inside" if inside(timing.measured_ns, *est) else "OUTSIDE"
+    print(f"estimate: [{est[0]:.1f}, {est[1]:.1f}] ns -> measured {timing.measured_ns:.0f} ns "
+          f"is {verdict} the range (lower bound with {tolerance_ns(timing.measured_ns):.0f} "
+          "ns tolerance)")
+    return 0

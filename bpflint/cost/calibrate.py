@@ -1,0 +1,807 @@
+"""Measure a cost table on the running kernel with BPF_PROG_TEST_RUN.
+
+Every figure comes from a pair of programs that differ only in a body repeated
+``units`` times: P0 (prologue + epilogue) and PN (prologue + N bodies +
+epilogue). The cost of one body is (t(PN) - t(P0)) / N, which removes the
+test-run overhead, the prologue and the empty program's own cost.
+
+Two clocks:
+  duration  xdp and tc programs: the kernel's average over ``repeat`` runs
+  inline    raw_tp and syscall programs, where test_run takes no ``repeat`` and
+            reports no duration: bpf_ktime_get_ns() around the body, the
+            difference returned as the program's return value
+
+The machine may be shared, so figures are minimum-based: ``min`` is the
+difference of the minima over samples (stable within a few percent), ``median``
+the difference of the medians, and ``max`` is the larger of the median and
+MAX_MARGIN times the minimum, taken over the costliest variant (dependent
+chains, cache-hot misses, 64-byte keys, ...). Setup instructions inside a body
+(argument moves, map loads) are subtracted using the instruction figures, with
+their max for a helper's min and their min for its max.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import platform
+import statistics
+import struct
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+
+from bpflint.cost.model import FORMAT_VERSION, INSN_KEYS, MEM_KINDS
+from bpflint.errors import BpfLintError
+from bpflint.isa.helper_ids import HELPER_NAMES
+from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp, JmpOp
+from bpflint.kernel import btf_blob
+from bpflint.kernel import bytecode as bc
+from bpflint.kernel import syscall as sc
+from bpflint.kernel.bytecode import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10
+
+MAX_MARGIN = 1.3  # max = max(median, MAX_MARGIN * min) of the costliest variant
+DEFAULT_HELPER_MAX_NS = 5000.0
+SIZE_CAP_BYTES = 4096
+BIG_VALUE_BYTES = 4096  # the array value r8 points to: buffers for sized helpers
+
+METHOD = (
+    "BPF_PROG_TEST_RUN on this kernel; each cost is (t(PN) - t(P0)) / N for programs that "
+    "differ by N copies of the measured body (xdp/tc: kernel duration averaged over "
+    "'repeat' runs; raw_tp/syscall: bpf_ktime_get_ns around the body). min = difference "
+    "of minima over samples; max = max(median, {margin} x min) of the costliest variant "
+    "(dependent chains, misses, 64-byte keys); argument setup subtracted. Derived: "
+    "exit 0 (a subprogram's exit is priced in 'call', the entry's in the test-run "
+    "baseline), load/store 'other' = envelope of measured kinds. Caches are hot: a cold "
+    "miss or a contended atomic can exceed max. Defaults price what calibration did not "
+    "measure. samples={samples}, repeat={repeat}."
+)
+
+
+@dataclass(frozen=True)
+class Env:
+    """Maps shared by all benchmarks (fds), created once."""
+
+    fds: dict[str, int]
+    ringbuf_bytes: int
+
+
+@dataclass(frozen=True)
+class Bench:
+    key: str  # table entry: "insn.alu_mov", "helper.map_lookup_elem.map.hash", ...
+    variant: str
+    prog_type: str  # "xdp", "sched_cls", "raw_tracepoint", "syscall"
+    body: Callable[[Env], bytes]  # one unit
+    units: int
+    setup: tuple[str, ...] = ()  # insn keys inside one unit that are not measured
+    calls_per_unit: int = 1  # the unit holds this many of the measured operation
+    size: int | None = None  # size-like argument (bytes, iterations, elements)
+    pre: Callable[[Env], bytes] | None = None  # runs once before the bodies
+    extra: Callable[[Env], bytes] | None = None  # code after the epilogue (subprograms)
+
+
+@dataclass(frozen=True)
+class Measured:
+    min_ns: float
+    median_ns: float
+    spread_pct: float
+
+
+@dataclass
+class Options:
+    samples: int
+    repeat: int
+    inline_samples: int
+    unit_scale: float
+    progress: Callable[[str], None] = field(default=lambda msg: None)
+
+
+QUICK = Options(samples=3, repeat=2000, inline_samples=9, unit_scale=0.5)
+FULL = Options(samples=7, repeat=8000, inline_samples=31, unit_scale=1.0)
+
+# -- program skeletons ----------------------------------------------------------
+
+_STACK_ZERO_BYTES = 320  # fp-320 .. fp-1 zeroed: keys at fp-64, values at fp-128
+KEY_OFF = -64
+VALUE_OFF = -128
+MISS_KEY_OFF = -192  # 64 bytes of 0xff: a key no map holds
+PACKET = struct.pack("<QQQ", 1, 0xFFFF_FFFF_FFFF_FFF1, 3)  # r7 = 1, r9 = big, r5 = 3
+
+
+def _ctx_data_offsets(prog_type: str) -> tuple[int, int]:
+    # xdp_md.data/data_end; __sk_buff.data/data_end
+    return (0, 4) if prog_type == "xdp" else (76, 80)
+
+
+def _prologue(env: Env, prog_type: str) -> list[bytes]:
+    code = [bc.mov64(R6, R1)]
+    for off in range(-_STACK_ZERO_BYTES, 0, 8):
+        value = -1 if MISS_KEY_OFF <= off < MISS_KEY_OFF + 64 else 0
+        code.append(bc.st(8, R10, off, value))
+    code += [bc.ld_map_fd(R1, env.fds["big"]), bc.mov64(R2, R10),
+             bc.alu64(AluOp.ADD, R2, imm=KEY_OFF), bc.call_helper(1),
+             bc.mov64(R8, R0)]
+    return code
+
+
+def _program(env: Env, bench: Bench, units: int) -> bytes:
+    """Prologue, ``pre``, ``units`` bodies, epilogue; bail-outs jump to the epilogue."""
+    inline = bench.prog_type in ("raw_tracepoint", "syscall")
+    head = _prologue(env, bench.prog_type)
+    checks: list[tuple[int, bytes]] = []  # (index in head, jump to patch)
+    checks.append((len(head), bc.jmp_imm(JmpOp.JEQ, R8, 0, 0)))
+    head.append(b"")
+    if inline:
+        head += [bc.call_helper(_h("ktime_get_ns")), bc.mov64(R9, R0), bc.mov64(R7, imm=1)]
+    else:
+        data_off, end_off = _ctx_data_offsets(bench.prog_type)
+        head += [bc.ldx(4, R2, R6, data_off), bc.ldx(4, R3, R6, end_off),
+                 bc.mov64(R4, R2), bc.alu64(AluOp.ADD, R4, imm=128)]
+        checks.append((len(head), bc.jmp_reg(JmpOp.JGT, R4, R3, 0)))
+        head.append(b"")
+        head += [bc.ldx(8, R7, R2, 0), bc.ldx(8, R9, R2, 8), bc.ldx(8, R5, R2, 16)]
+    pre = bench.pre(env) if bench.pre is not None else b""
+    body = pre + bench.body(env) * units
+    if inline:
+        tail = (bc.call_helper(_h("ktime_get_ns")) + bc.alu64(AluOp.SUB, R0, R9)
+                + bc.exit_())
+        verdict = 0
+    else:
+        tail = b""
+        verdict = 2 if bench.prog_type == "xdp" else 0
+    positions = []
+    slot = 0
+    for part in head:
+        positions.append(slot)
+        slot += bc.slots(part) if part else 1
+    out_slot = slot + bc.slots(body) + bc.slots(tail)
+    for index, template in checks:
+        off = out_slot - positions[index] - 1
+        head[index] = template[:2] + struct.pack("<h", off) + template[4:]
+    code = b"".join(head) + body + tail + bc.mov64(R0, imm=verdict) + bc.exit_()
+    if bench.extra is not None and units:
+        code = _point_at(code, slot, slot + bc.slots(body)) + bench.extra(env)
+    return code
+
+
+def _point_at(code: bytes, first: int, end: int) -> bytes:
+    """Aim the body's bpf-to-bpf calls and function loads at the code appended next."""
+    target = bc.slots(code)
+    out = bytearray(code)
+    for pc in range(first, end):
+        op, regs = out[pc * 8], out[pc * 8 + 1]
+        if (op == 0x85 and regs >> 4 == 1) or (op == 0x18 and regs >> 4 == 4):
+            struct.pack_into("<i", out, pc * 8 + 4, target - pc - 1)
+    return bytes(out)
+
+
+# -- timing ---------------------------------------------------------------------
+
+def _load(bench: Bench, code: bytes, func_starts: tuple[int, ...] = (0,)) -> int:
+    """Load one benchmark; ``func_starts`` (slots) marks subprograms and callbacks,
+    which then get the minimal BTF func_info the verifier asks for."""
+    flags = sc.BPF_F_SLEEPABLE if bench.prog_type == "syscall" else 0
+    btf_fd = sc.btf_load(btf_blob.func_btf(len(func_starts))) if len(func_starts) > 1 else 0
+
+    def load(log_level: int) -> int:
+        return sc.prog_load(
+            sc.PROG_TYPES[bench.prog_type], code, name=bench.variant, log_level=log_level,
+            prog_flags=flags, prog_btf_fd=btf_fd,
+            func_info=btf_blob.func_info(list(func_starts)) if btf_fd else b"",
+            func_info_rec_size=btf_blob.FUNC_INFO_REC_BYTES).fd
+
+    try:
+        return load(0)
+    except sc.BpfSyscallError as first:
+        # Reload with a verbose log only to explain the failure.
+        try:
+            load(1)
+        except sc.BpfSyscallError as exc:
+            raise BpfLintError(f"calibration program {bench.key} ({bench.variant}) was "
+                               f"rejected: {exc}") from None
+        raise first
+    finally:
+        if btf_fd:
+            sc.close(btf_fd)
+
+
+def _packet(prog_type: str) -> bytes:
+    if prog_type == "xdp":
+        return PACKET + bytes(232)
+    # Ethernet + IPv4 + TCP, so skb helpers see a well-formed packet.
+    eth = bytes(6) + bytes.fromhex("020000000001") + b"\x08\x00"
+    payload_len = 256 - 14
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, payload_len, 0, 0, 64, 6, 0,
+                     bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+    tcp = struct.pack("!HHIIBBHHH", 1234, 80, 0, 0, 0x50, 0x02, 1024, 0, 0)
+    rest = bytes(payload_len - len(ip) - len(tcp))
+    frame = eth + ip + tcp + rest
+    # r7/r9/r5 come from packet offsets 0/8/16: keep the MAC addresses meaningful
+    # for xdp only; tc benches read whatever the header holds (scalars either way).
+    return frame
+
+
+def _time(env: Env, bench: Bench, fds: tuple[int, int], opts: Options,
+          reset: Callable[[], None]) -> tuple[list[float], list[float]]:
+    data = _packet(bench.prog_type)
+    t0: list[float] = []
+    tn: list[float] = []
+    if bench.prog_type in ("raw_tracepoint", "syscall"):
+        for _ in range(opts.inline_samples):
+            for fd, out in ((fds[0], t0), (fds[1], tn)):
+                out.append(float(sc.prog_test_run(fd).retval))
+        return t0, tn
+    repeat = opts.repeat
+    for _ in range(opts.samples):
+        for fd, out in ((fds[0], t0), (fds[1], tn)):
+            reset()
+            out.append(float(sc.prog_test_run(fd, data=data, repeat=repeat).duration_ns))
+    return t0, tn
+
+
+def measure(env: Env, bench: Bench, opts: Options,
+            reset: Callable[[], None] = lambda: None) -> Measured:
+    units = max(1, round(bench.units * opts.unit_scale))
+    code = _program(env, bench, units)
+    starts: tuple[int, ...] = (0,)
+    if bench.extra is not None:
+        starts = (0, bc.slots(code) - bc.slots(bench.extra(env)))
+    fds = (_load(bench, _program(env, bench, 0)), _load(bench, code, starts))
+    try:
+        t0, tn = _time(env, bench, fds, opts, reset)
+    finally:
+        for fd in fds:
+            sc.close(fd)
+    per = units * bench.calls_per_unit
+    lo = (min(tn) - min(t0)) / per
+    med = (statistics.median(tn) - statistics.median(t0)) / per
+    spread = 100.0 * (statistics.median(tn) - min(tn)) / max(min(tn), 1.0)
+    return Measured(lo, med, spread)
+
+
+# -- maps -----------------------------------------------------------------------
+
+@contextmanager
+def environment(ringbuf_bytes: int) -> Iterator[Env]:
+    fds: dict[str, int] = {}
+    progs: list[int] = []
+    try:
+        def create(name: str, mtype: str, key: int, value: int, entries: int,
+                   flags: int = 0) -> int:
+            fds[name] = sc.map_create(sc.MAP_TYPES[mtype], key, value, entries, flags, name)
+            return fds[name]
+
+        big = create("big", "array", 4, BIG_VALUE_BYTES, 1)
+        sc.map_update(big, bytes(4), b"A" * (BIG_VALUE_BYTES - 1) + b"\0")
+        for mtype in ("array", "percpu_array"):
+            create(mtype, mtype, 4, 64, 4)
+        ncpu = os.cpu_count() or 1
+        for mtype in ("hash", "percpu_hash", "lru_hash", "lru_percpu_hash"):
+            for key_size in (4, 64):
+                fd = create(f"{mtype}{key_size}", mtype, key_size, 64, 1024)
+                value = bytes(64 * (ncpu if "percpu" in mtype else 1))
+                sc.map_update(fd, bytes(key_size), value)
+        create("lpm_trie", "lpm_trie", 8, 8, 64, sc.BPF_F_NO_PREALLOC)
+        sc.map_update(fds["lpm_trie"], struct.pack("<I", 8) + bytes(4), bytes(8))
+        for mtype in ("queue", "stack"):
+            fd = create(mtype, mtype, 0, 64, 4)
+            for _ in range(4):
+                sc.map_update(fd, b"", bytes(64))
+        for entries in (1, 16, 64):
+            create(f"each{entries}", "array", 4, 8, entries)
+        create("ringbuf", "ringbuf", 0, 0, ringbuf_bytes)
+        create("devmap", "devmap", 4, 4, 4)
+        create("prog_array", "prog_array", 4, 4, 2)
+        target = sc.prog_load(sc.PROG_TYPES["xdp"], bc.mov64(R0, imm=2) + bc.exit_(),
+                              name="tail_target", log_level=0)
+        progs.append(target.fd)
+        sc.map_update(fds["prog_array"], struct.pack("<I", 0), struct.pack("<I", target.fd))
+        yield Env(fds, ringbuf_bytes)
+    finally:
+        for fd in [*fds.values(), *progs]:
+            sc.close(fd)
+
+
+@contextmanager
+def ringbuf_reset(env: Env) -> Iterator[Callable[[], None]]:
+    """Advance the ring buffer's consumer to its producer, so each sample has room."""
+    fd = env.fds["ringbuf"]
+    page = mmap.PAGESIZE
+    consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+    producer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+    try:
+        def reset() -> None:
+            consumer[0:8] = producer[0:8]
+        yield reset
+    finally:
+        consumer.close()
+        producer.close()
+
+
+# -- benchmark bodies -----------------------------------------------------------
+
+def _h(name: str) -> int:
+    return HELPER_NAMES.index(name)
+
+
+def _rot(make: Callable[[int], bytes], regs: tuple[int, ...] = (R0, R1, R3, R4)) -> \
+        Callable[[Env], bytes]:
+    """Independent copies (different destinations): the throughput-bound figure."""
+    return lambda env: b"".join(make(r) for r in regs)
+
+
+def _const(code: bytes) -> Callable[[Env], bytes]:
+    return lambda env: code
+
+
+def _insn_benches() -> list[Bench]:
+    x = "xdp"
+    b: list[Bench] = []
+
+    def add(key: str, variant: str, body: Callable[[Env], bytes], units: int = 1000,
+            setup: tuple[str, ...] = (), per: int = 1, ptype: str = x) -> None:
+        b.append(Bench(f"insn.{key}", variant, ptype, body, units, setup, per))
+
+    add("alu_mov", "mov_reg_indep", _rot(lambda r: bc.mov64(r, R7)), per=4)
+    add("alu_mov", "mov_imm_indep", _rot(lambda r: bc.mov64(r, imm=7)), per=4)
+    add("alu_mov", "mov32_chain", _const(bc.alu32(AluOp.MOV, R0, R0)))
+    add("alu_mov", "movsx_chain", _const(bc.alu64(AluOp.MOV, R0, R0, off=8)))
+    add("alu_simple", "add_chain", _const(bc.alu64(AluOp.ADD, R7, R5)))
+    b.append(Bench("insn.alu_simple", "add_indep", x,
+                   _rot(lambda r: bc.alu64(AluOp.ADD, r, imm=3)), 1000, (), 4,
+                   pre=_const(b"".join(bc.mov64(r, R7) for r in (R0, R1, R3, R4)))))
+    add("alu_simple", "xor32_chain", _const(bc.alu32(AluOp.XOR, R7, R5)))
+    add("alu_simple", "lsh_chain", _const(bc.alu64(AluOp.LSH, R7, imm=1)))
+    add("alu_simple", "arsh_reg_chain", _const(bc.alu64(AluOp.ARSH, R7, R5)))
+    add("alu_mul", "mul_chain", _const(bc.alu64(AluOp.MUL, R7, R5)))
+    add("alu_mul", "mul32_chain", _const(bc.alu32(AluOp.MUL, R7, R5)))
+    for op, key in ((AluOp.DIV, "alu_div"), (AluOp.MOD, "alu_mod")):
+        name = key[4:]
+        # a big dividend each time: the slowest quotients
+        add(key, f"{name}64_reg", _const(bc.mov64(R0, R9) + bc.alu64(op, R0, R5)), 200,
+            ("alu_mov",))
+        add(key, f"{name}32_reg", _const(bc.mov64(R0, R9) + bc.alu32(op, R0, R5)), 200,
+            ("alu_mov",))
+        add(key, f"s{name}64_reg", _const(bc.mov64(R0, R9) + bc.alu64(op, R0, R5, off=1)), 200,
+            ("alu_mov",))
+        add(key, f"{name}64_imm", _const(bc.mov64(R0, R9) + bc.alu64(op, R0, imm=3)), 200,
+            ("alu_mov",))
+    add("alu_neg", "neg_chain", _const(bc.neg64(R7)))
+    add("alu_end", "bswap64_chain", _const(bc.bswap(R7, 64)))
+    add("alu_end", "be16_chain", _const(bc.endian_be(R7, 16)))
+    add("jmp_cond_not_taken", "jeq_imm", _const(bc.jmp_imm(JmpOp.JEQ, R7, 0x1234, 1)
+                                                + bc.mov64(R0, imm=1)), setup=("alu_mov",))
+    add("jmp_cond_not_taken", "jgt32_reg", _const(bc.raw(0x2E, R7, R9, 1)
+                                                  + bc.mov64(R0, imm=1)), setup=("alu_mov",))
+    add("jmp_cond_taken", "jne_imm", _const(bc.jmp_imm(JmpOp.JNE, R7, 0x1234, 1)
+                                            + bc.mov64(R0, imm=1)))
+    add("jmp_cond_taken", "jlt_reg", _const(bc.jmp_reg(JmpOp.JLT, R7, R9, 1)
+                                            + bc.mov64(R0, imm=1)))
+    add("jmp_ja", "ja_over", _const(bc.jmp_imm(JmpOp.JEQ, R7, 0x1234, 1) + bc.ja(1)
+                                    + bc.mov64(R0, imm=1)), setup=("jmp_cond_not_taken",))
+    add("may_goto", "may_goto", _const(bc.raw(0xE5, 0, 0, 1, 0) + bc.mov64(R0, imm=1)),
+        setup=("alu_mov",))
+    add("ld_imm64", "ld_imm64_indep", _rot(lambda r: bc.ld_imm64(r, 0x1234_5678_9ABC_DEF0)),
+        per=4)
+    for size in (1, 2, 4):
+        add("ld_abs", f"ld_abs{size}", _const(bc.ld_abs(size, 14)), 200, ptype="sched_cls")
+    # loads and stores by memory kind
+    chase = bc.stx(8, R10, -8, R10) + bc.mov64(R1, R10)
+    # a spilled frame pointer reloaded through itself: a dependent chain of loads
+    b.append(Bench("insn.load_stack", "chain", x, _const(bc.ldx(8, R1, R1, -8)), 400,
+                   pre=_const(chase)))
+    add("load_stack", "indep", _rot(lambda r: bc.ldx(8, r, R10, -16)), per=4)
+    add("store_stack", "stx_indep", _const(b"".join(bc.stx(8, R10, -8 * (k + 2), R7)
+                                                    for k in range(4))), per=4)
+    add("store_stack", "st_byte", _const(b"".join(bc.st(1, R10, -k - 9, 1)
+                                                  for k in range(4))), per=4)
+    add("load_ctx", "xdp_data", _rot(lambda r: bc.ldx(4, r, R6, 0)), per=4)
+    add("load_ctx", "xdp_ingress_ifindex", _rot(lambda r: bc.ldx(4, r, R6, 12)), per=4)
+    add("load_ctx", "skb_len", _rot(lambda r: bc.ldx(4, r, R6, 0)), per=4, ptype="sched_cls")
+    add("load_ctx", "skb_ifindex", _rot(lambda r: bc.ldx(4, r, R6, 40)), per=4,
+        ptype="sched_cls")
+    add("store_ctx", "skb_mark", _const(bc.stx(4, R6, 8, R7)), ptype="sched_cls")
+    add("store_ctx", "skb_priority", _const(bc.stx(4, R6, 32, R7)), ptype="sched_cls")
+    add("load_packet", "indep", _rot(lambda r: bc.ldx(4, r, R2, 24 + 4 * r)), per=4)
+    add("load_packet", "byte", _rot(lambda r: bc.ldx(1, r, R2, 40 + r)), per=4)
+    add("store_packet", "stx", _const(b"".join(bc.stx(4, R2, 64 + 4 * k, R7)
+                                               for k in range(4))), per=4)
+    add("load_map", "indep", _rot(lambda r: bc.ldx(8, r, R8, 8 * r)), per=4)
+    add("store_map", "stx", _const(b"".join(bc.stx(8, R8, 64 + 8 * k, R7)
+                                            for k in range(4))), per=4)
+    add("atomic_add", "add64", _const(bc.atomic(8, R8, 128, R7, AluOp.ADD)), 200)
+    add("atomic_add", "or32", _const(bc.atomic(4, R8, 136, R7, AluOp.OR)), 200)
+    add("atomic_fetch", "fetch_add64",
+        _const(bc.mov64(R1, R7) + bc.atomic(8, R8, 144, R1, AluOp.ADD | ATOMIC_FETCH)), 200,
+        ("alu_mov",))
+    add("atomic_xchg", "xchg64",
+        _const(bc.mov64(R1, R7) + bc.atomic(8, R8, 152, R1, ATOMIC_XCHG)), 200, ("alu_mov",))
+    add("atomic_cmpxchg", "cmpxchg64",
+        _const(bc.mov64(R0, R7) + bc.atomic(8, R8, 160, R7, ATOMIC_CMPXCHG)), 200,
+        ("alu_mov",))
+    return b
+
+
+def _map_args(env: Env, name: str, key_off: int = KEY_OFF) -> bytes:
+    return (bc.ld_map_fd(R1, env.fds[name]) + bc.mov64(R2, R10)
+            + bc.alu64(AluOp.ADD, R2, imm=key_off))
+
+
+_MAP_SETUP = ("ld_imm64", "alu_mov", "alu_simple")
+_INLINED = ("jiffies64", "get_smp_processor_id")
+
+
+def _helper_benches() -> list[Bench]:
+    x = "xdp"
+    b: list[Bench] = []
+
+    def add(key: str, variant: str, body: Callable[[Env], bytes], units: int = 32,
+            setup: tuple[str, ...] = (), per: int = 1, ptype: str = x,
+            size: int | None = None, extra: Callable[[Env], bytes] | None = None) -> None:
+        b.append(Bench(f"helper.{key}", variant, ptype, body, units, setup, per, size,
+                       extra=extra))
+
+    def call(name: str) -> bytes:
+        return bc.call_helper(_h(name))
+
+    lookup, update, delete = call("map_lookup_elem"), call("map_update_elem"), \
+        call("map_delete_elem")
+
+    # Named builders bind the map name (and key) when called, not when the loop ends.
+    def lookup_body(map_name: str, key_off: int = KEY_OFF) -> Callable[[Env], bytes]:
+        def body(env: Env) -> bytes:
+            return _map_args(env, map_name, key_off) + lookup
+        return body
+
+    def update_body(map_name: str) -> Callable[[Env], bytes]:
+        def body(env: Env) -> bytes:
+            return (_map_args(env, map_name) + bc.mov64(R3, R10)
+                    + bc.alu64(AluOp.ADD, R3, imm=VALUE_OFF) + bc.mov64(R4, imm=0) + update)
+        return body
+
+    def delete_miss_body(map_name: str) -> Callable[[Env], bytes]:
+        def body(env: Env) -> bytes:
+            return _map_args(env, map_name, MISS_KEY_OFF) + delete
+        return body
+
+    def delete_hit_body(map_name: str) -> Callable[[Env], bytes]:
+        put_back = update_body(map_name)
+
+        def body(env: Env) -> bytes:
+            return put_back(env) + _map_args(env, map_name) + delete
+        return body
+
+    def queue_body(map_name: str, *ops: tuple[str, int | None]) -> Callable[[Env], bytes]:
+        """Queue/stack helpers on the value at VALUE_OFF; an int is the flags (r3)."""
+        def body(env: Env) -> bytes:
+            code = b""
+            for helper, flags in ops:
+                code += (bc.ld_map_fd(R1, env.fds[map_name]) + bc.mov64(R2, R10)
+                         + bc.alu64(AluOp.ADD, R2, imm=VALUE_OFF))
+                if flags is not None:
+                    code += bc.mov64(R3, imm=flags)
+                code += call(helper)
+            return code
+        return body
+
+    for mtype in ("array", "percpu_array"):
+        # inlined by the verifier: a few instructions, so many copies
+        add(f"map_lookup_elem.map.{mtype}", f"lookup_{mtype}", lookup_body(mtype), 256,
+            setup=_MAP_SETUP)
+        add(f"map_update_elem.map.{mtype}", f"update_{mtype}", update_body(mtype),
+            setup=_MAP_SETUP + ("alu_mov", "alu_simple", "alu_mov"))
+    for mtype in ("hash", "percpu_hash", "lru_hash", "lru_percpu_hash"):
+        for ks in (4, 64):
+            name = f"{mtype}{ks}"
+            for hit, off in (("hit", KEY_OFF), ("miss", MISS_KEY_OFF)):
+                add(f"map_lookup_elem.map.{mtype}", f"lookup_{name}_{hit}",
+                    lookup_body(name, off), setup=_MAP_SETUP)
+            add(f"map_update_elem.map.{mtype}", f"update_{name}", update_body(name),
+                setup=_MAP_SETUP + ("alu_mov", "alu_simple", "alu_mov"))
+            add(f"map_delete_elem.map.{mtype}", f"delete_{name}_miss",
+                delete_miss_body(name), setup=_MAP_SETUP)
+            # delete of a present key: an update puts it back each time; the pair's
+            # cost bounds the delete from above
+            add(f"map_delete_elem.map.{mtype}", f"delete_{name}_hit",
+                delete_hit_body(name), setup=_MAP_SETUP)
+    add("map_lookup_elem.map.lpm_trie", "lookup_lpm",
+        lambda env: bc.st(4, R10, KEY_OFF, 32) + _map_args(env, "lpm_trie") + lookup,
+        setup=_MAP_SETUP + ("store_stack",))
+    for mtype in ("queue", "stack"):
+        add(f"map_peek_elem.map.{mtype}", f"peek_{mtype}",
+            queue_body(mtype, ("map_peek_elem", None)), setup=_MAP_SETUP)
+        # the map stays full: pop one, push it back
+        add(f"map_pop_elem.map.{mtype}", f"pop_push_{mtype}",
+            queue_body(mtype, ("map_pop_elem", None), ("map_push_elem", 0)),
+            setup=_MAP_SETUP)
+        add(f"map_push_elem.map.{mtype}", f"push_exist_{mtype}",
+            queue_body(mtype, ("map_push_elem", 2)), setup=_MAP_SETUP + ("alu_mov",))
+    def ringbuf_output_body(size: int) -> Callable[[Env], bytes]:
+        def body(env: Env) -> bytes:
+            return (bc.ld_map_fd(R1, env.fds["ringbuf"]) + bc.mov64(R2, R8)
+                    + bc.mov64(R3, imm=size) + bc.mov64(R4, imm=1) + call("ringbuf_output"))
+        return body
+
+    for name in ("ktime_get_ns", "ktime_get_boot_ns", "ktime_get_coarse_ns",
+                 "ktime_get_tai_ns", "jiffies64", "get_prandom_u32", "get_smp_processor_id",
+                 "get_numa_node_id"):
+        add(name, name, _const(call(name)), 256 if name in _INLINED else 32)
+    add("xdp_get_buff_len", "xdp_get_buff_len", _const(bc.mov64(R1, R6) + call(
+        "xdp_get_buff_len")), setup=("alu_mov",))
+    add("redirect", "redirect_xdp", _const(bc.mov64(R1, imm=1) + bc.mov64(R2, imm=0)
+                                           + call("redirect")), setup=("alu_mov",) * 2)
+    add("redirect_map", "redirect_map_empty",
+        lambda env: bc.ld_map_fd(R1, env.fds["devmap"]) + bc.mov64(R2, imm=0)
+        + bc.mov64(R3, imm=0) + call("redirect_map"), setup=("ld_imm64", "alu_mov", "alu_mov"))
+    for name, a, bb in (("xdp_adjust_head", 8, -8), ("xdp_adjust_tail", -8, 8),
+                        ("xdp_adjust_meta", -8, 8)):
+        add(name, f"{name}_pair", _const(bc.mov64(R1, R6) + bc.mov64(R2, imm=a) + call(name)
+                                         + bc.mov64(R1, R6) + bc.mov64(R2, imm=bb)
+                                         + call(name)), setup=("alu_mov",) * 2, per=2)
+    add("check_mtu", "check_mtu", _const(
+        bc.st(4, R10, VALUE_OFF, 0) + bc.mov64(R1, R6) + bc.mov64(R2, imm=0) + bc.mov64(R3, R10)
+        + bc.alu64(AluOp.ADD, R3, imm=VALUE_OFF) + bc.mov64(R4, imm=0) + bc.mov64(R5, imm=0)
+        + call("check_mtu")), setup=("store_stack",) + ("alu_mov",) * 5)
+    add("tail_call", "tail_call_empty_slot", lambda env: bc.mov64(R1, R6)
+        + bc.ld_map_fd(R2, env.fds["prog_array"]) + bc.mov64(R3, imm=1) + call("tail_call"),
+        256, setup=("alu_mov", "ld_imm64", "alu_mov"))
+    add("tail_call", "tail_call_taken", lambda env: bc.mov64(R1, R6)
+        + bc.ld_map_fd(R2, env.fds["prog_array"]) + bc.mov64(R3, imm=0) + call("tail_call"),
+        units=1, setup=("alu_mov", "ld_imm64", "alu_mov"))
+    for size in (4, 64, 512):
+        add("csum_diff", f"csum_diff_{size}", _const(
+            bc.mov64(R1, imm=0) + bc.mov64(R2, imm=0) + bc.mov64(R3, R8)
+            + bc.mov64(R4, imm=size) + bc.mov64(R5, imm=0) + call("csum_diff")),
+            setup=("alu_mov",) * 5, size=size)
+    for size in (8, 256, 2048):
+        for name in ("probe_read_kernel", "probe_read_kernel_str"):
+            add(name, f"{name}_{size}", _const(
+                bc.mov64(R1, R8) + bc.mov64(R2, imm=size) + bc.mov64(R3, R8)
+                + bc.alu64(AluOp.ADD, R3, imm=BIG_VALUE_BYTES - size)
+                + call(name)), setup=("alu_mov",) * 3 + ("alu_simple",), size=size)
+        add("ringbuf_output", f"ringbuf_output_{size}", ringbuf_output_body(size), units=8,
+            setup=("ld_imm64",) + ("alu_mov",) * 3, size=size)
+    add("ringbuf_reserve", "reserve_discard", lambda env:
+        bc.ld_map_fd(R1, env.fds["ringbuf"]) + bc.mov64(R2, imm=64) + bc.mov64(R3, imm=0)
+        + call("ringbuf_reserve") + bc.jmp_imm(JmpOp.JEQ, R0, 0, 3) + bc.mov64(R1, R0)
+        + bc.mov64(R2, imm=1) + call("ringbuf_discard"), units=8, per=2,
+        setup=("ld_imm64", "alu_mov", "alu_mov", "jmp_cond_not_taken", "alu_mov", "alu_mov"))
+    add("ringbuf_submit", "reserve_submit", lambda env:
+        bc.ld_map_fd(R1, env.fds["ringbuf"]) + bc.mov64(R2, imm=64) + bc.mov64(R3, imm=0)
+        + call("ringbuf_reserve") + bc.jmp_imm(JmpOp.JEQ, R0, 0, 3) + bc.mov64(R1, R0)
+        + bc.mov64(R2, imm=1) + call("ringbuf_submit"), units=8, per=2,
+        setup=("ld_imm64", "alu_mov", "alu_mov", "jmp_cond_not_taken", "alu_mov", "alu_mov"))
+    add("ringbuf_query", "ringbuf_query", lambda env: bc.ld_map_fd(R1, env.fds["ringbuf"])
+        + bc.mov64(R2, imm=0) + call("ringbuf_query"), setup=("ld_imm64", "alu_mov"))
+    # Callback helpers: per unit = one iteration (bpf_loop) or element
+    # (for_each_map_elem) with a "r0 = 0; exit" callback, whose own two instructions
+    # the engine prices separately (they stay inside this figure: < 0.4 ns of slack).
+    empty_cb = _const(bc.mov64(R0, imm=0) + bc.exit_())
+    for iterations in (1, 16, 64):
+        add("loop", f"bpf_loop_{iterations}", _const(
+            bc.mov64(R1, imm=iterations) + bc.ld_func(R2, 0) + bc.mov64(R3, imm=0)
+            + bc.mov64(R4, imm=0) + call("loop")), units=8,
+            setup=("alu_mov", "ld_imm64", "alu_mov", "alu_mov"), size=iterations,
+            extra=empty_cb)
+
+    def for_each_body(entries: int) -> Callable[[Env], bytes]:
+        def body(env: Env) -> bytes:
+            return (bc.ld_map_fd(R1, env.fds[f"each{entries}"]) + bc.ld_func(R2, 0)
+                    + bc.mov64(R3, imm=0) + bc.mov64(R4, imm=0) + call("for_each_map_elem"))
+        return body
+
+    for entries in (1, 16, 64):
+        add("for_each_map_elem", f"for_each_array_{entries}", for_each_body(entries), units=8,
+            setup=("ld_imm64", "ld_imm64", "alu_mov", "alu_mov"), size=entries,
+            extra=empty_cb)
+    # bpf-to-bpf call of "r0 = 0; exit" placed after the epilogue
+    b.append(Bench("insn.call", "call_sub", x, _const(bc.call_local(0)), 64, ("alu_mov",),
+                   extra=_const(bc.mov64(R0, imm=0) + bc.exit_())))
+    # tc
+    t = "sched_cls"
+    skb = bc.mov64(R1, R6)
+    for size in (4, 64, 128):
+        add("skb_load_bytes", f"skb_load_bytes_{size}", _const(
+            skb + bc.mov64(R2, imm=0) + bc.mov64(R3, R8) + bc.mov64(R4, imm=size)
+            + call("skb_load_bytes")), ptype=t, setup=("alu_mov",) * 4, size=size)
+        add("skb_load_bytes_relative", f"skb_load_bytes_relative_{size}", _const(
+            skb + bc.mov64(R2, imm=0) + bc.mov64(R3, R8) + bc.mov64(R4, imm=size)
+            + bc.mov64(R5, imm=1) + call("skb_load_bytes_relative")), ptype=t,
+            setup=("alu_mov",) * 5, size=size)
+        add("skb_store_bytes", f"skb_store_bytes_{size}", _const(
+            skb + bc.mov64(R2, imm=64) + bc.mov64(R3, R8) + bc.mov64(R4, imm=size)
+            + bc.mov64(R5, imm=0) + call("skb_store_bytes")), ptype=t,
+            setup=("alu_mov",) * 5, size=size)
+    simple_tc = {
+        "get_hash_recalc": b"", "get_cgroup_classid": b"", "get_route_realm": b"",
+        "get_socket_cookie": b"", "set_hash": bc.mov64(R2, imm=0x1234),
+        "csum_update": bc.mov64(R2, imm=0x1234), "csum_level": bc.mov64(R2, imm=0),
+        "skb_ecn_set_ce": b"", "skb_pull_data": bc.mov64(R2, imm=64),
+        "redirect": None,
+    }
+    for name, args in simple_tc.items():
+        if args is None:
+            continue
+        add(name, f"{name}_tc", _const(skb + args + call(name)), ptype=t,
+            setup=("alu_mov",) * (1 + bc.slots(args)))
+    add("l3_csum_replace", "l3_csum_replace", _const(
+        skb + bc.mov64(R2, imm=24) + bc.mov64(R3, imm=0) + bc.mov64(R4, imm=0x1234)
+        + bc.mov64(R5, imm=2) + call("l3_csum_replace")), ptype=t, setup=("alu_mov",) * 5)
+    add("l4_csum_replace", "l4_csum_replace", _const(
+        skb + bc.mov64(R2, imm=50) + bc.mov64(R3, imm=0) + bc.mov64(R4, imm=0x1234)
+        + bc.mov64(R5, imm=2) + call("l4_csum_replace")), ptype=t, setup=("alu_mov",) * 5)
+    add("skb_vlan_push", "vlan_push_pop", _const(
+        skb + bc.mov64(R2, imm=0x0081) + bc.mov64(R3, imm=1) + call("skb_vlan_push")
+        + skb + call("skb_vlan_pop")), ptype=t, setup=("alu_mov",) * 2, per=2)
+    add("skb_vlan_pop", "vlan_push_pop", _const(
+        skb + bc.mov64(R2, imm=0x0081) + bc.mov64(R3, imm=1) + call("skb_vlan_push")
+        + skb + call("skb_vlan_pop")), ptype=t, setup=("alu_mov",) * 2, per=2)
+    # tracing helpers, timed inside raw_tp and syscall programs
+    for ptype in ("raw_tracepoint", "syscall"):
+        for name in ("get_current_pid_tgid", "get_current_uid_gid", "get_current_task",
+                     "get_current_task_btf", "get_current_cgroup_id"):
+            add(name, f"{name}_{ptype[:3]}", _const(call(name)), ptype=ptype)
+        add("get_current_comm", f"get_current_comm_{ptype[:3]}", _const(
+            bc.mov64(R1, R8) + bc.mov64(R2, imm=16) + call("get_current_comm")),
+            ptype=ptype, setup=("alu_mov",) * 2)
+    add("get_current_ancestor_cgroup_id", "ancestor_cgroup", _const(
+        bc.mov64(R1, imm=0) + call("get_current_ancestor_cgroup_id")), ptype="raw_tracepoint",
+        setup=("alu_mov",))
+    add("get_stack", "get_stack_raw_tp", _const(
+        bc.mov64(R1, R6) + bc.mov64(R2, R8) + bc.mov64(R3, imm=512) + bc.mov64(R4, imm=0)
+        + call("get_stack")), units=8, ptype="raw_tracepoint", setup=("alu_mov",) * 4)
+    add("sys_close", "sys_close_badfd", _const(bc.mov64(R1, imm=-1) + call("sys_close")),
+        ptype="syscall", setup=("alu_mov",))
+    return b
+
+
+# -- from measurements to a table -------------------------------------------------
+
+@dataclass
+class _Entry:
+    lo: float = float("inf")
+    med: float = 0.0
+    hi: float = 0.0
+    spread: float = 0.0
+    sized: list[tuple[int, float, float]] = field(default_factory=list)  # size, lo, hi
+
+    def add(self, m: Measured, setup_lo: float, setup_hi: float, size: int | None) -> None:
+        lo = max(0.0, m.min_ns - setup_hi)
+        hi = max(m.median_ns, MAX_MARGIN * m.min_ns) - setup_lo
+        self.lo = min(self.lo, lo)
+        self.med = max(self.med, m.median_ns - setup_lo)
+        self.hi = max(self.hi, hi, lo)
+        self.spread = max(self.spread, m.spread_pct)
+        if size is not None:
+            self.sized.append((size, lo, hi))
+
+
+def _fit(points: list[tuple[int, float, float]]) -> tuple[float, float, float, float]:
+    """(base_lo, base_hi, per_unit_lo, per_unit_hi): a line under every min point and
+    one over every max point."""
+    points = sorted(points)
+    (s0, lo0, _), (s1, lo1, _) = points[0], points[-1]
+    per_lo = max(0.0, (lo1 - lo0) / (s1 - s0))
+    base_lo = max(0.0, min(lo - per_lo * size for size, lo, _ in points))
+    pairs = zip(points, points[1:], strict=False)
+    per_hi = max(0.0, *((b[2] - a[2]) / (b[0] - a[0]) for a, b in pairs))
+    base_hi = max(hi - per_hi * size for size, _, hi in points)
+    return base_lo, max(base_hi, base_lo), per_lo, max(per_hi, per_lo)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _cost_line(name: str, lo: float, hi: float, med: float | None, spread: float | None,
+               extra: str = "") -> str:
+    parts = [f"min_ns = {_fmt(lo)}", f"max_ns = {_fmt(hi)}"]
+    if med is not None:
+        parts.append(f"median_ns = {_fmt(med)}")
+    if spread is not None:
+        parts.append(f"spread_pct = {spread:.1f}")
+    return f"{name} = {{ {', '.join(parts)}{extra} }}"
+
+
+def run_calibration(opts: Options, ringbuf_bytes: int = 1 << 24) -> str:
+    """Measure everything and return the table as TOML text."""
+    ok, why = sc.bpf_usable()
+    if not ok:
+        raise BpfLintError(f"calibrate needs a usable bpf(): {why}")
+    insn_benches, helper_benches = _insn_benches(), _helper_benches()
+    total = len(insn_benches) + len(helper_benches)
+    entries: dict[str, _Entry] = {}
+    done = 0
+    with environment(ringbuf_bytes) as env, ringbuf_reset(env) as reset:
+        for phase in (insn_benches, helper_benches):
+            for bench in phase:
+                done += 1
+                m = measure(env, bench, opts, reset)
+                setup_lo = sum(entries[f"insn.{k}"].lo for k in bench.setup)
+                setup_hi = sum(entries[f"insn.{k}"].hi for k in bench.setup)
+                entries.setdefault(bench.key, _Entry()).add(m, setup_lo, setup_hi, bench.size)
+                opts.progress(f"[{done}/{total}] {bench.key} ({bench.variant}): "
+                              f"min {m.min_ns:.2f} ns, median {m.median_ns:.2f} ns, "
+                              f"spread {m.spread_pct:.1f}%")
+    return _render(entries, opts)
+
+
+def _render(entries: dict[str, _Entry], opts: Options) -> str:
+    method = METHOD.format(margin=MAX_MARGIN, samples=opts.samples, repeat=opts.repeat)
+    lines = [
+        "# bpflint cost table, written by `bpflint calibrate`.",
+        "# Format: see bpflint/cost/model.py. Costs in ns; a helper's cost includes its call.",
+        f"format = {FORMAT_VERSION}", "",
+        "[provenance]",
+        f"kernel = {_q(platform.release())}",
+        f"cpu = {_q(_cpu_model())}",
+        f"date = {_q(date.today().isoformat())}",
+        f"method = {_q(method)}", "",
+        "[defaults]",
+        "# anything calibration did not measure (a warning names it when used)",
+        "helper_min_ns = 0.0", f"helper_max_ns = {DEFAULT_HELPER_MAX_NS}",
+        "kfunc_min_ns = 0.0", f"kfunc_max_ns = {DEFAULT_HELPER_MAX_NS}",
+        f"size_cap_bytes = {SIZE_CAP_BYTES}", "",
+        "[insn]",
+    ]
+    insn = {k.removeprefix("insn."): e for k, e in entries.items() if k.startswith("insn.")}
+    kinds = [insn[f"{op}_{k}"] for op in ("load", "store") for k in MEM_KINDS if k != "other"]
+    derived = {
+        "exit": (0.0, 0.0),
+        "load_other": (min(e.lo for e in kinds), max(e.hi for e in kinds)),
+        "store_other": (min(e.lo for e in kinds), max(e.hi for e in kinds)),
+    }
+    for key in INSN_KEYS:
+        if key in derived:
+            lines.append(_cost_line(key, *derived[key], None, None) + "  # derived")
+        else:
+            e = insn[key]
+            lines.append(_cost_line(key, e.lo, e.hi, e.med, e.spread))
+    helpers: dict[str, dict[str, _Entry]] = {}
+    for key, e in entries.items():
+        if key.startswith("helper."):
+            name, _, variant = key.removeprefix("helper.").partition(".map.")
+            helpers.setdefault(name, {})[variant] = e
+    for name in sorted(helpers):
+        variants = helpers[name]
+        lines += ["", f"[helper.{name}]"]
+        whole = _Entry()
+        for e in variants.values():
+            whole.lo, whole.hi = min(whole.lo, e.lo), max(whole.hi, e.hi)
+            whole.med, whole.spread = max(whole.med, e.med), max(whole.spread, e.spread)
+            whole.sized += e.sized
+        if len(whole.sized) >= 2:
+            base_lo, base_hi, per_lo, per_hi = _fit(whole.sized)
+            lines += [f"min_ns = {_fmt(base_lo)}", f"max_ns = {_fmt(base_hi)}",
+                      f"per_unit_min_ns = {per_lo:.5f}", f"per_unit_max_ns = {per_hi:.5f}",
+                      "max_units = 0  # unknown size: defaults.size_cap_bytes"]
+        else:
+            lines += [f"min_ns = {_fmt(whole.lo)}", f"max_ns = {_fmt(whole.hi)}"]
+        lines += [f"median_ns = {_fmt(whole.med)}", f"spread_pct = {whole.spread:.1f}"]
+        typed = {v: e for v, e in variants.items() if v}
+        if typed:
+            lines.append(f"[helper.{name}.map]")
+            for variant, e in sorted(typed.items()):
+                lines.append(_cost_line(variant, e.lo, e.hi, e.med, e.spread))
+    return "\n".join(lines) + "\n"
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def stderr_progress(message: str) -> None:
+    print(f"calibrate: {message}", file=sys.stderr, flush=True)

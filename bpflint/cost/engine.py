@@ -1,0 +1,640 @@
+"""The cost engine: [min, max] instructions and nanoseconds of every program.
+
+For each function reached from a program's entry (per calling context), the
+value analysis gives abstract states, the loop analysis gives trip bounds, and
+the path solver (bpflint/cost/paths.py) gives the cheapest and dearest paths.
+bpf-to-bpf calls add their callee's cost; callback helpers add the callback's
+cost times their iteration range; successful tail calls add the target
+program's cost, up to the kernel's chain limit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bpflint.analysis import calls
+from bpflint.analysis import scalar as sc
+from bpflint.analysis.bounds import LoopBound, bound_loop, unroll_loop
+from bpflint.analysis.fixpoint import (
+    Budget,
+    Flow,
+    StepBudgetExceeded,
+    analyze_function,
+    step,
+)
+from bpflint.analysis.scalar import Scalar
+from bpflint.analysis.state import (
+    UNINIT,
+    UNKNOWN,
+    Kind,
+    State,
+    Val,
+    join_val,
+    scalar,
+)
+from bpflint.analysis.transfer import Env, Machine, mem_kind
+from bpflint.cfg.graph import Cfg, build_cfg, is_tail_call
+from bpflint.cfg.loops import LoopForest, find_loops
+from bpflint.cost.model import CostTable
+from bpflint.cost.model import helper_name as model_helper_name
+from bpflint.cost.paths import (
+    RET,
+    TAIL,
+    ZERO_COST,
+    Cost,
+    LoopSummary,
+    Node,
+    Region,
+    Target,
+    add,
+    scale,
+    solve_region,
+    summarise_loop,
+)
+from bpflint.isa.insn import Insn
+from bpflint.obj.model import BpfObject, FuncKey, Function, Program
+from bpflint.results import Diagnostic, LineCost, ProgramResult, SourceLoc
+
+MAX_CALL_FRAMES = 8  # the kernel's MAX_CALL_FRAMES
+MAX_TAIL_CALLS = 33  # the kernel's MAX_TAIL_CALL_CNT
+BPF_LOOP_MAX = 1 << 23  # bpf_loop rejects larger nr_loops with -E2BIG
+USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
+UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
+SHARPEN_UNROLL_STEPS = 50_000  # unroll bounded loops this small for exact bounds
+
+# helper id -> register holding the size argument (for size-dependent costs)
+SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
+            26: 4, 9: 4, 189: 4, 190: 4, 28: 2, 44: 3, 68: 4}
+
+# Lines are keyed by (file, line); the value is [insns, ns] on the worst path.
+Lines = dict[tuple[str, int], list[float]]
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    max_steps: int = 5_000_000  # abstract-interpretation steps per program
+    max_seconds: float = 120.0  # wall-clock budget per program
+    # prog-array map name -> program names its slots may hold (from bpfbudget.toml)
+    tail_call_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class Unbounded(Exception):
+    """A construct makes the cost unbounded; carries the diagnostic."""
+
+    def __init__(self, diag: Diagnostic) -> None:
+        super().__init__(diag.message)
+        self.diag = diag
+
+
+@dataclass
+class FuncResult:
+    ret: Cost | None  # paths leaving through exit
+    tail: Cost | None  # paths leaving through a successful tail call (entry function)
+    ret_val: Val
+    lines_ret: Lines
+    lines_tail: Lines
+    tail_targets: frozenset[str]
+    open_tail_maps: frozenset[str]
+
+
+@dataclass
+class _BlockInfo:
+    cost: Cost
+    lines: Lines
+    exits: list[Target]
+
+
+def _loc(insn: Insn | None) -> SourceLoc | None:
+    if insn is None or insn.line is None:
+        return None
+    return SourceLoc(insn.line.file, insn.line.line)
+
+
+def _add_lines(into: Lines, lines: Lines, mult: float) -> None:
+    for key, (i, n) in lines.items():
+        cur = into.get(key)
+        if cur is None:
+            into[key] = [i * mult, n * mult]
+        else:
+            cur[0] += i * mult
+            cur[1] += n * mult
+
+
+class ProgramAnalysis:
+    """Analysis state shared by every function context of one object."""
+
+    def __init__(self, obj: BpfObject, table: CostTable | None, options: AnalysisOptions,
+                 budget: Budget) -> None:
+        self.obj = obj
+        self.table = table
+        self.options = options
+        self.budget = budget
+        self.cfgs: dict[FuncKey, tuple[Cfg, LoopForest, tuple[int, ...]]] = {}
+        self.memo: dict[tuple[FuncKey, str, State], FuncResult] = {}
+        self.chain: list[FuncKey] = []
+        self.diags: list[Diagnostic] = []
+        self.async_callbacks: set[FuncKey] = set()
+        self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
+        self.priced: set[str] = set()  # helper/kfunc names looked up in the table
+
+    # -- per-function structure ----------------------------------------------
+    def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
+        got = self.cfgs.get(func.key)
+        if got is None:
+            cfg = build_cfg(func)
+            forest = find_loops(cfg)
+            thresholds = _thresholds(func)
+            got = (cfg, forest, thresholds)
+            self.cfgs[func.key] = got
+        return got
+
+    def diag(self, rule: str, name: str, message: str, insn: Insn | None) -> Diagnostic:
+        d = Diagnostic(rule, name, message, _loc(insn))
+        if d not in self.diags:
+            self.diags.append(d)
+        return d
+
+    # -- one function in one context -----------------------------------------
+    def function(self, key: FuncKey, entry: State, prog_type: str) -> FuncResult:
+        func = self.obj.functions.get(key)
+        if func is None:
+            raise Unbounded(self.diag("BPF007", "bad-call",
+                                      f"call to unknown function at {key[0]}+{key[1]}", None))
+        if key in self.chain:
+            raise Unbounded(self.diag("BPF007", "recursion",
+                                      f"recursive call of {func.name} (the kernel rejects it)",
+                                      func.insns[0]))
+        if len(self.chain) >= MAX_CALL_FRAMES:
+            raise Unbounded(self.diag("BPF007", "call-depth",
+                                      f"call chain deeper than {MAX_CALL_FRAMES} frames at "
+                                      f"{func.name}", func.insns[0]))
+        memo_key = (key, prog_type, entry)
+        got = self.memo.get(memo_key)
+        if got is not None:
+            return got
+        self.chain.append(key)
+        try:
+            result = self._analyze(func, entry, prog_type)
+        finally:
+            self.chain.pop()
+        self.memo[memo_key] = result
+        return result
+
+    def _analyze(self, func: Function, entry: State, prog_type: str) -> FuncResult:
+        cfg, forest, thresholds = self.structure(func)
+        env = Env(prog_type, self.obj.maps)
+        if forest.irreducible:
+            b, _ = forest.irreducible[0]
+            raise Unbounded(self.diag("BPF003", "irreducible-loop",
+                                      f"irreducible control flow in {func.name}",
+                                      cfg.blocks[b].last))
+        self.budget.check_clock()
+        flow = analyze_function(cfg, forest, entry, env, _no_subcall, self.budget, thresholds)
+        blocks: dict[int, _BlockInfo] = {}
+        ret_val: Val | None = None
+        tail_targets: set[str] = set()
+        open_maps: set[str] = set()
+        for b in cfg.rpo:
+            state = flow.block_in[b]
+            if state is None:
+                continue
+            info, r0 = self._cost_block(cfg, b, state, env, prog_type, tail_targets, open_maps)
+            blocks[b] = info
+            if r0 is not None:
+                ret_val = r0 if ret_val is None else join_val(ret_val, r0)
+
+        def block_cost(b: int) -> Cost:
+            return blocks[b].cost
+
+        def block_exits(b: int) -> list[Target]:
+            return blocks[b].exits
+
+        summaries: dict[int, LoopSummary] = {}
+        for header in sorted(forest.loops, key=lambda h: len(forest.loops[h].body)):
+            if flow.block_in[header] is None:
+                continue
+            bound = self._bound(cfg, forest, header, flow, env, thresholds)
+            if bound.max_backedges is None:
+                self.diag("BPF003", "unbounded-loop",
+                          f"no bound proven for the loop in {func.name} "
+                          f"({bound.how})", cfg.blocks[header].insns[0])
+            summaries[header] = summarise_loop(cfg, forest, header, bound, block_cost,
+                                               block_exits, flow.edges, summaries)
+        region = solve_region(cfg, forest, None, block_cost, block_exits, flow.edges, summaries)
+        lines_ret: Lines = {}
+        lines_tail: Lines = {}
+        if RET in region.cost:
+            _expand(region, RET, 1, blocks, summaries, lines_ret, cfg)
+        if TAIL in region.cost:
+            _expand(region, TAIL, 1, blocks, summaries, lines_tail, cfg)
+        return FuncResult(region.cost.get(RET), region.cost.get(TAIL), ret_val or UNKNOWN,
+                          lines_ret, lines_tail, frozenset(tail_targets), frozenset(open_maps))
+
+    def _bound(self, cfg: Cfg, forest: LoopForest, header: int, flow: Flow, env: Env,
+               thresholds: tuple[int, ...]) -> LoopBound:
+        """Induction variables first (cheap, any trip count); abstract unrolling when
+        they fail, or when the loop is small enough to sharpen the bounds by it."""
+        loop = forest.loops[header]
+        bound = bound_loop(cfg, forest, loop, flow, env)
+        body_insns = sum(len(cfg.blocks[b].insns) for b in loop.body)
+        if bound.max_backedges is None:
+            limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
+        elif bound.max_backedges * body_insns <= SHARPEN_UNROLL_STEPS:
+            limit = bound.max_backedges
+        else:
+            return bound
+        unrolled = unroll_loop(cfg, forest, loop, flow, env, self.budget, thresholds, limit)
+        if unrolled is None or unrolled.max_backedges is None:
+            return bound
+        if bound.max_backedges is not None and bound.max_backedges < unrolled.max_backedges:
+            return LoopBound(header, bound.max_backedges, unrolled.min_backedges, bound.how)
+        return unrolled
+
+    # -- costs of the instructions of one block -------------------------------
+    def _cost_block(self, cfg: Cfg, b: int, state: State, env: Env, prog_type: str,
+                    tail_targets: set[str], open_maps: set[str]) -> tuple[_BlockInfo, Val | None]:
+        block = cfg.blocks[b]
+        m = Machine(state)
+        total: Cost = ZERO_COST
+        lines: Lines = {}
+        exits: list[Target] = []
+        r0: Val | None = None
+        for insn in block.insns:
+            extra: Lines = {}
+            cost = self._insn_cost(insn, m, prog_type, extra, tail_targets, open_maps)
+            total = add(total, cost)
+            if insn.line is not None:
+                key = (insn.line.file, insn.line.line)
+                cur = lines.setdefault(key, [0, 0.0])
+                cur[0] += 1
+                cur[1] += cost[3] - _callee_ns(extra)
+            _add_lines(lines, extra, 1)
+            if insn.is_exit:
+                r0 = m.regs[0]
+                exits.append(RET)
+            elif is_tail_call(insn):
+                exits.append(TAIL)
+            if not insn.is_branch and not insn.is_exit:
+                step(m, insn, env, lambda i, mm: self._subcall_result(i, mm, prog_type))
+        if block.falls_off:
+            exits.append(RET)
+        return _BlockInfo(total, lines, exits), r0
+
+    def _subcall_result(self, insn: Insn, m: Machine, prog_type: str) -> Val:
+        target = insn.reloc.func if insn.reloc is not None else None
+        if target is None:
+            return UNKNOWN
+        try:
+            return self.function(target, _callee_entry(m.regs[1:6]), prog_type).ret_val
+        except Unbounded:
+            return UNKNOWN
+
+    def _ns(self, insn: Insn, m: Machine) -> tuple[float, float]:
+        if self.table is None:
+            return (0.0, 0.0)
+        kind = None
+        cls = insn.opcode & 0x07
+        if cls == 1:  # LDX
+            kind = mem_kind(m.regs[insn.src])
+        elif cls in (2, 3):  # ST, STX
+            kind = mem_kind(m.regs[insn.dst])
+        return self.table.insn_ns(insn, kind)
+
+    def _insn_cost(self, insn: Insn, m: Machine, prog_type: str, lines: Lines,
+                   tail_targets: set[str], open_maps: set[str]) -> Cost:
+        if not insn.is_call:
+            lo, hi = self._ns(insn, m)
+            return (1, 1, lo, hi)
+        if insn.is_pseudo_call:
+            lo, hi = self._ns(insn, m)
+            target = insn.reloc.func if insn.reloc is not None else None
+            if target is None:
+                raise Unbounded(self.diag("BPF007", "bad-call", "unresolved bpf-to-bpf call",
+                                          insn))
+            callee = self.function(target, _callee_entry(m.regs[1:6]), prog_type)
+            callee_cost = _callee_total(callee, self, prog_type)
+            _add_lines(lines, callee.lines_ret, 1)
+            return add((1, 1, lo, hi), callee_cost)
+        if insn.is_kfunc_call:
+            name = insn.reloc.symbol if insn.reloc is not None else f"kfunc#{insn.imm}"
+            self.priced.add(name)
+            lo, hi = self.table.kfunc_ns(name) if self.table else (0.0, 0.0)
+            return (1, 1, lo, hi)
+        return self._helper_cost(insn, m, prog_type, lines, tail_targets, open_maps)
+
+    def _helper_cost(self, insn: Insn, m: Machine, prog_type: str, lines: Lines,
+                     tail_targets: set[str], open_maps: set[str]) -> Cost:
+        hid = insn.imm
+        regs = m.regs
+        map_type = None
+        if regs[1].kind == Kind.MAP_PTR and isinstance(regs[1].ref, str):
+            mapdef = self.obj.maps.get(regs[1].ref)
+            map_type = mapdef.type_name if mapdef else None
+        size = None
+        if hid in SIZE_ARG:
+            val = regs[SIZE_ARG[hid]]
+            if val.kind == Kind.SCALAR:
+                size = (val.s.umin, val.s.umax)
+        base = (1, 1, 0.0, 0.0)
+        name = model_helper_name(hid)
+        self.priced.update((name, f"{name}[{map_type}]"))
+        if hid == calls.TAIL_CALL:
+            self._tail_call(insn, m, tail_targets, open_maps)
+        if hid in calls.CALLBACK_ARG and hid != calls.TIMER_SET_CALLBACK:
+            iters, cb_cost, cb_lines = self._callback(insn, m, hid, prog_type)
+            if self.table is not None:
+                lo, hi = self.table.helper_ns(hid, map_type, iters)
+                base = (1, 1, lo, hi)
+            _add_lines(lines, cb_lines, iters[1])
+            return add(base, scale(cb_cost, iters[0], iters[1]))
+        if hid == calls.TIMER_SET_CALLBACK:
+            cb = regs[2]
+            if cb.kind == Kind.FUNC and isinstance(cb.ref, tuple):
+                self.async_callbacks.add(cb.ref)
+        if self.table is not None:
+            lo, hi = self.table.helper_ns(hid, map_type, size)
+            base = (1, 1, lo, hi)
+        return base
+
+    def _tail_call(self, insn: Insn, m: Machine, tail_targets: set[str],
+                   open_maps: set[str]) -> None:
+        prog_map = m.regs[2]
+        name = prog_map.ref if prog_map.kind == Kind.MAP_PTR else None
+        if not isinstance(name, str):
+            open_maps.add("?")
+            self.diag("BPF005", "open-tail-call",
+                      "tail call through a map bpflint cannot identify", insn)
+            return
+        configured = self.options.tail_call_targets.get(name)
+        if configured:
+            tail_targets.update(configured)
+            return
+        mapdef = self.obj.maps.get(name)
+        index = m.regs[3].s if m.regs[3].kind == Kind.SCALAR else sc.UNKNOWN
+        slots = [prog for slot, prog in (mapdef.prog_slots if mapdef else ())
+                 if index.umin <= slot <= index.umax]
+        if not slots:
+            open_maps.add(name)
+            self.diag("BPF005", "open-tail-call",
+                      f"tail call through prog array '{name}' with no known targets "
+                      "(add them under [tail_calls] in bpfbudget.toml)", insn)
+            return
+        tail_targets.update(slots)
+
+    def _callback(self, insn: Insn, m: Machine, hid: int, prog_type: str
+                  ) -> tuple[tuple[int, int], Cost, Lines]:
+        regs = m.regs
+        cb = regs[calls.CALLBACK_ARG[hid]]
+        if cb.kind != Kind.FUNC or not isinstance(cb.ref, tuple):
+            raise Unbounded(self.diag("BPF003", "unknown-callback",
+                                      f"{calls.helper_name(hid)} with a callback bpflint "
+                                      "cannot identify", insn))
+        cb_key: FuncKey = cb.ref
+        mem = Val(Kind.MEM, Scalar.const(0))
+        if hid == calls.LOOP:
+            nr = regs[1].s if regs[1].kind == Kind.SCALAR else sc.UNKNOWN
+            nr = sc.low32(nr)  # nr_loops is a u32
+            hi = min(nr.umax, BPF_LOOP_MAX)
+            lo = nr.umin if nr.umin <= BPF_LOOP_MAX else 0
+            args = [scalar(Scalar.urange(0, max(hi - 1, 0))), _foreign(regs[3])]
+        elif hid == calls.FOR_EACH_MAP_ELEM:
+            name = regs[1].ref if regs[1].kind == Kind.MAP_PTR else None
+            mapdef = self.obj.maps.get(name) if isinstance(name, str) else None
+            if mapdef is None:
+                raise Unbounded(self.diag("BPF003", "unknown-map",
+                                          "bpf_for_each_map_elem over a map bpflint cannot "
+                                          "identify", insn))
+            hi = mapdef.max_entries
+            lo = hi if mapdef.type_name in ("array", "percpu_array") else 0
+            args = [regs[1], mem, Val(Kind.MAP_VALUE, Scalar.const(0), name), _foreign(regs[3])]
+        elif hid == calls.FIND_VMA:
+            lo, hi = 0, 1
+            args = [mem, mem, _foreign(regs[4])]
+        else:  # user_ringbuf_drain
+            lo, hi = 0, USER_RINGBUF_MAX_SAMPLES
+            args = [mem, _foreign(regs[3])]
+        result = self.function(cb_key, _callee_entry(args, foreign=False), prog_type)
+        cb_cost = _callee_total(result, self, prog_type)
+        ret = result.ret_val
+        # The helper stops early when the callback returns 1; if it cannot, every
+        # iteration runs.
+        always_continues = ret.kind == Kind.SCALAR and ret.s.umax == 0
+        if not always_continues:
+            lo = min(lo, 1)
+        return (lo, hi), cb_cost, result.lines_ret
+
+    # -- whole programs, tail calls included ----------------------------------
+    def program_cost(self, program_name: str, depth: int) -> tuple[Cost, Lines]:
+        """Cost of running a program that was reached after ``depth`` tail calls."""
+        memo = self.program_memo.get((program_name, depth))
+        if memo is not None:
+            return memo
+        prog = next((p for p in self.obj.programs if p.name == program_name), None)
+        if prog is None:
+            raise Unbounded(self.diag("BPF005", "open-tail-call",
+                                      f"tail-call target '{program_name}' is not a program "
+                                      "of this object", None))
+        res = self.function(prog.entry, _program_entry(), prog.prog_type)
+        cost, lines = res.ret, dict(res.lines_ret)
+        if res.tail is not None:
+            tail_cost, tail_lines = res.tail, dict(res.lines_tail)
+            if res.tail_targets and depth < MAX_TAIL_CALLS:
+                worst: Cost | None = None
+                worst_lines: Lines = {}
+                for target in sorted(res.tail_targets):
+                    c, ln = self.program_cost(target, depth + 1)
+                    if worst is None or c[1] > worst[1]:
+                        worst_lines = ln
+                    worst = c if worst is None else _merge(worst, c)
+                assert worst is not None
+                tail_cost = add(tail_cost, worst)
+                _add_lines(tail_lines, worst_lines, 1)
+            if cost is None or tail_cost[1] > cost[1]:
+                lines = tail_lines
+            cost = tail_cost if cost is None else _merge(cost, tail_cost)
+        if cost is None:
+            cost = ZERO_COST
+        self.program_memo[(program_name, depth)] = (cost, lines)
+        return cost, lines
+
+
+def _merge(a: Cost, b: Cost) -> Cost:
+    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+
+
+def _callee_ns(lines: Lines) -> float:
+    return sum(v[1] for v in lines.values())
+
+
+def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) -> Cost:
+    """A callee's cost as its caller sees it; a tail call from a subprogram runs the
+    target and then returns to the caller, so the target's cost joins the callee's."""
+    cost = res.ret
+    if res.tail is not None:
+        tail = res.tail
+        if res.tail_targets:
+            worst = None
+            for target in sorted(res.tail_targets):
+                c, _ = analysis.program_cost(target, 1)
+                worst = c if worst is None else _merge(worst, c)
+            assert worst is not None
+            tail = add(tail, worst)
+        cost = tail if cost is None else _merge(cost, tail)
+    return cost if cost is not None else ZERO_COST
+
+
+def _foreign(v: Val) -> Val:
+    """A value passed into another frame: the caller's stack is plain memory there."""
+    if v.kind == Kind.STACK:
+        return Val(Kind.MEM, v.s, None, v.maybe_null)
+    return v
+
+
+def _callee_entry(args: list[Val] | tuple[Val, ...], foreign: bool = True) -> State:
+    regs = [UNINIT] * 11
+    for i, v in enumerate(args[:5]):
+        regs[1 + i] = _foreign(v) if foreign else v
+    regs[10] = Val(Kind.STACK, Scalar.const(0))
+    return State(tuple(regs), ())
+
+
+def _program_entry() -> State:
+    regs = [UNINIT] * 11
+    regs[1] = Val(Kind.CTX, Scalar.const(0))
+    regs[10] = Val(Kind.STACK, Scalar.const(0))
+    return State(tuple(regs), ())
+
+
+def _no_subcall(insn: Insn, m: Machine) -> Val:
+    return UNKNOWN
+
+
+def _thresholds(func: Function) -> tuple[int, ...]:
+    """Widening thresholds: constants the function compares against, and neighbours."""
+    values = {0, 1, sc.U32, sc.U64, (1 << 31) - 1, -(1 << 31), sc.S64_MAX, sc.S64_MIN}
+    for insn in func.insns:
+        if insn.is_conditional_jump and not insn.opcode & 0x08:
+            for v in (insn.imm, insn.imm & sc.U32, insn.imm & sc.U64):
+                values.update((v - 1, v, v + 1))
+    return tuple(sorted(values))
+
+
+def _expand(region: Region, target: Target, mult: float, blocks: dict[int, _BlockInfo],
+            summaries: dict[int, LoopSummary], into: Lines, cfg: Cfg) -> None:
+    """Accumulate the source lines of the most expensive path to ``target``."""
+    path = region.path_to(target)
+    for i, node in enumerate(path):
+        if node[0] == "b":
+            _add_lines(into, blocks[node[1]].lines, mult)
+            continue
+        summary = summaries[node[1]]
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        exit_key = _exit_key(nxt, target, summary)
+        hi = summary.bound.max_backedges
+        if "LATCH" in summary.region.cost and hi:
+            _expand(summary.region, "LATCH", mult * hi, blocks, summaries, into, cfg)
+        if exit_key in summary.region.cost:
+            _expand(summary.region, exit_key, mult, blocks, summaries, into, cfg)
+
+
+def _exit_key(nxt: Node | None, target: Target, summary: LoopSummary) -> Target:
+    if nxt is not None:
+        return ("x", nxt[1])
+    if target in summary.region.cost:
+        return target
+    # target is LATCH of the enclosing loop: the inner loop left towards its header
+    for key in summary.exits:
+        if isinstance(key, tuple):
+            return key
+    return target
+
+
+def _static_insns(obj: BpfObject, entry: FuncKey) -> int:
+    seen = {entry}
+    work = [entry]
+    total = 0
+    while work:
+        func = obj.functions.get(work.pop())
+        if func is None:
+            continue
+        total += len(func.insns)
+        for insn in func.insns:
+            ref = insn.reloc
+            if ref is not None and ref.func is not None and ref.func not in seen:
+                seen.add(ref.func)
+                work.append(ref.func)
+    return total
+
+
+def _line_costs(lines: Lines, obj: BpfObject, has_ns: bool) -> tuple[LineCost, ...]:
+    texts: dict[tuple[str, int], str] = {}
+    for func in obj.functions.values():
+        for insn in func.insns:
+            if insn.line is not None:
+                texts.setdefault((insn.line.file, insn.line.line), insn.line.text)
+    return tuple(LineCost(f, ln, int(round(v[0])), round(v[1], 3) if has_ns else 0.0,
+                          texts.get((f, ln), ""))
+                 for (f, ln), v in lines.items() if ln > 0)
+
+
+def analyze_program(obj: BpfObject, program: Program, table: CostTable | None,
+                    options: AnalysisOptions) -> ProgramResult:
+    budget = Budget(options.max_steps, options.max_seconds)
+    analysis = ProgramAnalysis(obj, table, options, budget)
+    entry_func = obj.functions[program.entry]
+    bounded = True
+    cost: Cost | None = None
+    lines: Lines = {}
+    try:
+        cost, lines = analysis.program_cost(program.name, 0) if _is_named(obj, program) \
+            else _single(analysis, program)
+    except Unbounded:
+        bounded = False
+    except StepBudgetExceeded as exc:
+        bounded = False
+        analysis.diag("BPF006", "analysis-limit", f"analysis stopped: {exc}",
+                      entry_func.insns[0])
+    except RecursionError:
+        bounded = False
+        analysis.diag("BPF006", "analysis-limit", "analysis stopped: nesting too deep",
+                      entry_func.insns[0])
+    if cost is not None and math.isinf(cost[1]):
+        bounded = False
+    has_ns = table is not None
+    worst = _line_costs(lines, obj, has_ns) if bounded else ()
+    min_insns = int(cost[0]) if cost is not None else None
+    min_ns = round(cost[2], 3) if cost is not None and has_ns else None
+    return ProgramResult(
+        object=obj.path,
+        section=program.section,
+        name=program.name,
+        type=program.prog_type,
+        insn_count=_static_insns(obj, program.entry),
+        bounded=bounded,
+        insns_min=min_insns,
+        insns_max=int(cost[1]) if bounded and cost is not None else None,
+        ns_min=min_ns,
+        ns_max=round(cost[3], 3) if bounded and cost is not None and has_ns else None,
+        source=_loc(entry_func.insns[0]),
+        worst_path=worst,
+        line_costs=tuple(sorted(worst, key=lambda lc: (-lc.insns, lc.file, lc.line))),
+        diagnostics=tuple(analysis.diags),
+        warnings=tuple(f"no cost known for {name}; using the table's default"
+                       for name in (table.missing() if table else ())
+                       if name in analysis.priced),
+    )
+
+
+def _is_named(obj: BpfObject, program: Program) -> bool:
+    return sum(1 for p in obj.programs if p.name == program.name) == 1
+
+
+def _single(analysis: ProgramAnalysis, program: Program) -> tuple[Cost, Lines]:
+    """A program whose name is not unique in the object (no tail calls resolvable)."""
+    res = analysis.function(program.entry, _program_entry(), program.prog_type)
+    cost = res.ret if res.ret is not None else ZERO_COST
+    if res.tail is not None:
+        cost = _merge(cost, res.tail)
+    return cost, res.lines_ret

@@ -1,0 +1,416 @@
+"""Cost tables: nanoseconds per instruction class, helper and kfunc.
+
+A table is a TOML file (``bpflint calibrate`` writes one; the package ships
+``bpflint/data/costs.toml``)::
+
+    format = 1
+
+    [provenance]                 # where the numbers come from
+    kernel = "6.18.44"           # uname -r of the measuring machine
+    cpu = "AMD EPYC"             # /proc/cpuinfo model name
+    date = "2025-01-31"
+    method = "..."               # how min and max were derived (prose)
+
+    [defaults]                   # what anything missing from the table costs
+    helper_min_ns = 0.0
+    helper_max_ns = 5000.0
+    kfunc_min_ns = 0.0
+    kfunc_max_ns = 5000.0
+    size_cap_bytes = 4096        # size of a sized helper's buffer when unknown
+
+    [insn]                       # one entry per instruction class (INSN_KEYS)
+    alu_mov = { min_ns = 0.08, max_ns = 0.35, median_ns = 0.1, spread_pct = 2.0 }
+
+    [helper.map_lookup_elem]     # by name as in linux/bpf.h, without "bpf_"
+    min_ns = 3.0                 # any map type: the envelope of the variants
+    max_ns = 60.0
+    [helper.map_lookup_elem.map] # per map type (MapDef.type_name)
+    array = { min_ns = 0.5, max_ns = 1.2 }
+
+    [helper.probe_read_kernel]   # size-dependent: base + per unit of the size
+    min_ns = 20.0                # argument (bytes; iterations for "loop",
+    max_ns = 40.0                # elements for "for_each_map_elem")
+    per_unit_min_ns = 0.01
+    per_unit_max_ns = 0.05
+    max_units = 4096             # documented maximum of the size argument
+
+    [kfunc.bpf_iter_num_next]
+    min_ns = 2.0
+    max_ns = 5.0
+
+Every cost includes the ``call`` instruction itself. ``median_ns`` and
+``spread_pct`` are informational (what calibration saw); only ``min_ns`` and
+``max_ns`` (and the per-unit parts) price programs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bpflint.errors import BpfLintError
+from bpflint.isa.helper_ids import HELPER_NAMES
+from bpflint.isa.insn import Insn
+from bpflint.isa.opcodes import (
+    ATOMIC_ARITH_OPS,
+    ATOMIC_CMPXCHG,
+    ATOMIC_FETCH,
+    ATOMIC_LOAD_ACQ,
+    ATOMIC_STORE_REL,
+    ATOMIC_XCHG,
+    AluOp,
+    Cls,
+    Mode,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+FORMAT_VERSION = 1
+MEM_KINDS = ("stack", "ctx", "packet", "map", "other")
+
+# Instruction classes a table must price, one key each.
+INSN_KEYS: tuple[str, ...] = (
+    "alu_mov", "alu_simple", "alu_mul", "alu_div", "alu_mod", "alu_neg", "alu_end",
+    "jmp_cond_taken", "jmp_cond_not_taken", "jmp_ja", "may_goto",
+    "ld_imm64", "ld_abs",
+    *(f"load_{k}" for k in MEM_KINDS), *(f"store_{k}" for k in MEM_KINDS),
+    "atomic_add", "atomic_fetch", "atomic_xchg", "atomic_cmpxchg",
+    "call", "exit",
+)
+
+_ALU_KEYS = {
+    AluOp.MOV: "alu_mov", AluOp.ADD: "alu_simple", AluOp.SUB: "alu_simple",
+    AluOp.OR: "alu_simple", AluOp.AND: "alu_simple", AluOp.XOR: "alu_simple",
+    AluOp.LSH: "alu_simple", AluOp.RSH: "alu_simple", AluOp.ARSH: "alu_simple",
+    AluOp.MUL: "alu_mul", AluOp.DIV: "alu_div", AluOp.MOD: "alu_mod",
+    AluOp.NEG: "alu_neg", AluOp.END: "alu_end",
+}
+
+_COST_FIELDS = ("min_ns", "max_ns", "median_ns", "spread_pct")
+_SIZED_FIELDS = ("per_unit_min_ns", "per_unit_max_ns", "max_units")
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    kernel: str
+    cpu: str
+    date: str
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    min_ns: float
+    max_ns: float
+    median_ns: float | None = None
+    spread_pct: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HelperCost:
+    base: Cost
+    per_unit_min_ns: float = 0.0
+    per_unit_max_ns: float = 0.0
+    max_units: int | None = None  # None: not size-dependent
+    by_map_type: tuple[tuple[str, Cost], ...] = ()
+
+    def variant(self, map_type: str | None) -> Cost | None:
+        for name, cost in self.by_map_type:
+            if name == map_type:
+                return cost
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    helper: Cost
+    kfunc: Cost
+    size_cap_bytes: int
+
+
+@dataclass
+class CostTable:
+    """A parsed cost table; lookups record what fell back to the default."""
+
+    path: str
+    provenance: Provenance
+    defaults: Defaults
+    insns: dict[str, Cost]
+    helpers: dict[str, HelperCost]
+    kfuncs: dict[str, Cost]
+    digest: str
+    _missing: dict[str, None] = field(default_factory=dict)
+
+    # -- instructions -----------------------------------------------------
+    def insn_ns(self, insn: Insn, mem_kind: str | None) -> tuple[float, float]:
+        """(min, max) ns of one non-helper instruction (pseudo-calls included)."""
+        keys = insn_cost_keys(insn, mem_kind)
+        costs = [self.insns[k] for k in keys]
+        return min(c.min_ns for c in costs), max(c.max_ns for c in costs)
+
+    # -- helpers ----------------------------------------------------------
+    def helper_ns(self, helper_id: int, map_type: str | None,
+                  size_bytes: tuple[int, int] | None) -> tuple[float, float]:
+        """(min, max) ns of a helper call, the call instruction included.
+
+        ``size_bytes`` is the range of the helper's size-like argument: bytes for
+        copying helpers, ``nr_loops`` for ``loop``, the map's ``max_entries`` for
+        ``for_each_map_elem``. Unknown: the table's ``max_units`` for that helper
+        (else ``defaults.size_cap_bytes``) prices the worst case and 0 the best.
+        """
+        name = helper_name(helper_id)
+        entry = self.helpers.get(name)
+        if entry is None:
+            self._missing[name] = None
+            return self.defaults.helper.min_ns, self.defaults.helper.max_ns
+        base = entry.base
+        if map_type:
+            variant = entry.variant(map_type)
+            if variant is not None:
+                base = variant
+            elif entry.by_map_type:
+                # A map type calibration never saw may be slower than any it did.
+                self._missing[f"{name}[{map_type}]"] = None
+                base = Cost(min(c.min_ns for _, c in entry.by_map_type),
+                            max(entry.base.max_ns, self.defaults.helper.max_ns))
+        lo, hi = base.min_ns, base.max_ns
+        if entry.max_units is not None:
+            cap = entry.max_units or self.defaults.size_cap_bytes
+            units = size_bytes if size_bytes is not None else (0, cap)
+            lo += entry.per_unit_min_ns * max(0, units[0])
+            hi += entry.per_unit_max_ns * max(0, units[1])
+        return lo, hi
+
+    def kfunc_ns(self, name: str) -> tuple[float, float]:
+        cost = self.kfuncs.get(name)
+        if cost is None:
+            self._missing[name] = None
+            return self.defaults.kfunc.min_ns, self.defaults.kfunc.max_ns
+        return cost.min_ns, cost.max_ns
+
+    def missing(self) -> tuple[str, ...]:
+        """Helpers and kfuncs priced with the default so far, in first-use order."""
+        return tuple(self._missing)
+
+
+def helper_name(helper_id: int) -> str:
+    if 0 <= helper_id < len(HELPER_NAMES):
+        return HELPER_NAMES[helper_id]
+    return f"helper#{helper_id}"
+
+
+def insn_cost_keys(insn: Insn, mem_kind: str | None) -> tuple[str, ...]:
+    """The table keys whose costs bound this instruction (two for a conditional jump)."""
+    cls = insn.opcode & 0x07
+    kind = mem_kind if mem_kind in MEM_KINDS else "other"
+    if cls in (Cls.ALU, Cls.ALU64):
+        return (_ALU_KEYS[AluOp(insn.opcode & 0xF0)],)
+    if cls in (Cls.JMP, Cls.JMP32):
+        if insn.is_helper_call or insn.is_kfunc_call:
+            raise ValueError(f"instruction {insn.pc}: price helper and kfunc calls with "
+                             "helper_ns/kfunc_ns")
+        if insn.is_pseudo_call:
+            return ("call",)
+        if insn.is_exit:
+            return ("exit",)
+        if insn.is_may_goto:
+            return ("may_goto",)
+        if insn.is_unconditional_jump:
+            return ("jmp_ja",)
+        return ("jmp_cond_taken", "jmp_cond_not_taken")
+    if cls == Cls.LD:
+        return ("ld_imm64",) if insn.is_ld_imm64 else ("ld_abs",)
+    if cls == Cls.LDX:
+        return (f"load_{kind}",)
+    if cls == Cls.ST:
+        return (f"store_{kind}",)
+    if insn.opcode & 0xE0 == Mode.ATOMIC:
+        op = insn.imm
+        if op == ATOMIC_LOAD_ACQ:
+            return (f"load_{kind}",)
+        if op == ATOMIC_STORE_REL:
+            return (f"store_{kind}",)
+        if op == ATOMIC_XCHG:
+            return ("atomic_xchg",)
+        if op == ATOMIC_CMPXCHG:
+            return ("atomic_cmpxchg",)
+        if op & ATOMIC_FETCH and (op & ~ATOMIC_FETCH) in ATOMIC_ARITH_OPS:
+            return ("atomic_fetch",)
+        return ("atomic_add",)
+    return (f"store_{kind}",)
+
+
+# -- loading ----------------------------------------------------------------------
+
+class _Where:
+    """Finds the line of a key in the TOML text, for error messages."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, dotted: str) -> int | None:
+        parts = dotted.split(".")
+        last = re.escape(parts[-1])
+        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, parts)) + r"\s*\]")
+        key = re.compile(r"(^|[{,\s])\"?" + last + r"\"?\s*=")
+        for number, line in enumerate(self.lines, 1):
+            if header.search(line):
+                return number
+        if len(parts) >= 2:  # a field of an inline table: "alu_mov = { min_ns = ... }"
+            parent = re.compile(r"^\s*\"?" + re.escape(parts[-2]) + r"\"?\s*=")
+            for number, line in enumerate(self.lines, 1):
+                if parent.search(line) and key.search(line):
+                    return number
+        for number, line in enumerate(self.lines, 1):
+            if key.search(line):
+                return number
+        return None
+
+    def error(self, dotted: str, problem: str) -> BpfLintError:
+        line = self.line_of(dotted)
+        at = f":{line}" if line else ""
+        return BpfLintError(f"{self.path}{at}: cost table key '{dotted}': {problem}")
+
+
+def _number(where: _Where, dotted: str, value: Any, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise where.error(dotted, f"expected a number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise where.error(dotted, f"must be {'positive' if positive else '>= 0'}, got {value}")
+    return float(value)
+
+
+def _table(where: _Where, dotted: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise where.error(dotted, f"expected a table, got {value!r}")
+    return value
+
+
+def _unknown(where: _Where, prefix: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            hint = _suggest(key, allowed)
+            raise where.error(f"{prefix}.{key}", "unknown key" + hint)
+
+
+def _suggest(key: str, allowed: tuple[str, ...]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _cost(where: _Where, dotted: str, value: Any, extra: tuple[str, ...] = ()) -> Cost:
+    table = _table(where, dotted, value)
+    _unknown(where, dotted, table, _COST_FIELDS + extra)
+    for required in ("min_ns", "max_ns"):
+        if required not in table:
+            raise where.error(f"{dotted}.{required}", "missing")
+    lo = _number(where, f"{dotted}.min_ns", table["min_ns"])
+    hi = _number(where, f"{dotted}.max_ns", table["max_ns"])
+    if hi < lo:
+        raise where.error(dotted, f"max_ns {hi} is below min_ns {lo}")
+    median = table.get("median_ns")
+    spread = table.get("spread_pct")
+    return Cost(lo, hi,
+                None if median is None else _number(where, f"{dotted}.median_ns", median),
+                None if spread is None else _number(where, f"{dotted}.spread_pct", spread))
+
+
+def _helper(where: _Where, dotted: str, value: Any) -> HelperCost:
+    table = _table(where, dotted, value)
+    base = _cost(where, dotted, {k: v for k, v in table.items() if k != "map"},
+                 _SIZED_FIELDS)
+    variants: list[tuple[str, Cost]] = []
+    if "map" in table:
+        for map_type, cost in _table(where, f"{dotted}.map", table["map"]).items():
+            variants.append((map_type, _cost(where, f"{dotted}.map.{map_type}", cost)))
+    sized = [k for k in _SIZED_FIELDS if k in table]
+    if sized and len(sized) != len(_SIZED_FIELDS):
+        missing = next(k for k in _SIZED_FIELDS if k not in table)
+        raise where.error(f"{dotted}.{missing}", "missing (size-dependent helpers need "
+                          "per_unit_min_ns, per_unit_max_ns and max_units)")
+    if not sized:
+        return HelperCost(base, by_map_type=tuple(variants))
+    per_lo = _number(where, f"{dotted}.per_unit_min_ns", table["per_unit_min_ns"])
+    per_hi = _number(where, f"{dotted}.per_unit_max_ns", table["per_unit_max_ns"])
+    if per_hi < per_lo:
+        raise where.error(dotted, f"per_unit_max_ns {per_hi} is below per_unit_min_ns {per_lo}")
+    max_units = table["max_units"]
+    if isinstance(max_units, bool) or not isinstance(max_units, int) or max_units < 0:
+        raise where.error(f"{dotted}.max_units", f"expected an integer >= 0, got {max_units!r}")
+    return HelperCost(base, per_lo, per_hi, max_units, tuple(variants))
+
+
+def parse_cost_table(text: str, path: str) -> CostTable:
+    where = _Where(path, text)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BpfLintError(f"{path}: not valid TOML: {exc}") from None
+    _unknown(where, "", doc, ("format", "provenance", "defaults", "insn", "helper", "kfunc"))
+    if doc.get("format") != FORMAT_VERSION:
+        raise where.error("format", f"expected {FORMAT_VERSION}, got {doc.get('format')!r}")
+    prov = _table(where, "provenance", doc.get("provenance"))
+    fields = ("kernel", "cpu", "date", "method")
+    _unknown(where, "provenance", prov, fields)
+    for key in fields:
+        if not isinstance(prov.get(key), str):
+            raise where.error(f"provenance.{key}", "missing or not a string")
+    defaults = _table(where, "defaults", doc.get("defaults"))
+    default_fields = ("helper_min_ns", "helper_max_ns", "kfunc_min_ns", "kfunc_max_ns",
+                      "size_cap_bytes")
+    _unknown(where, "defaults", defaults, default_fields)
+    for key in default_fields:
+        if key not in defaults:
+            raise where.error(f"defaults.{key}", "missing")
+    dflt = {k: _number(where, f"defaults.{k}", defaults[k]) for k in default_fields}
+    insn_table = _table(where, "insn", doc.get("insn"))
+    _unknown(where, "insn", insn_table, INSN_KEYS)
+    for key in INSN_KEYS:
+        if key not in insn_table:
+            raise where.error(f"insn.{key}", "missing (every instruction class needs a cost)")
+    helpers = {name: _helper(where, f"helper.{name}", value)
+               for name, value in _table(where, "helper", doc.get("helper", {})).items()}
+    for name in helpers:
+        if name not in HELPER_NAMES:
+            raise where.error(f"helper.{name}", "no helper of that name"
+                              + _suggest(name, HELPER_NAMES))
+    kfuncs = {name: _cost(where, f"kfunc.{name}", value)
+              for name, value in _table(where, "kfunc", doc.get("kfunc", {})).items()}
+    return CostTable(
+        path=path,
+        provenance=Provenance(*(prov[k] for k in fields)),
+        defaults=Defaults(Cost(dflt["helper_min_ns"], dflt["helper_max_ns"]),
+                          Cost(dflt["kfunc_min_ns"], dflt["kfunc_max_ns"]),
+                          int(dflt["size_cap_bytes"])),
+        insns={k: _cost(where, f"insn.{k}", insn_table[k]) for k in INSN_KEYS},
+        helpers=helpers,
+        kfuncs=kfuncs,
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+    )
+
+
+def load_cost_table(path: str | Path | None) -> CostTable:
+    """Parse a cost table; None means the table shipped with bpflint."""
+    if path is None:
+        resource = importlib.resources.files("bpflint") / "data" / "costs.toml"
+        return parse_cost_table(resource.read_text(encoding="utf-8"), "bpflint/data/costs.toml")
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise BpfLintError(f"{path}: cannot read cost table: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BpfLintError(f"{path}: cost table is not UTF-8 text") from None
+    return parse_cost_table(text, str(path))

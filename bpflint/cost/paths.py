@@ -1,0 +1,171 @@
+"""Cheapest and most expensive paths over the loop tree of one function.
+
+Each loop is collapsed, innermost first, into a summary: the cost of one
+iteration (header to a back edge) and of leaving it (header to each exit), so
+a loop entered once costs at most ``max_backedges * iteration + exit`` and at
+least ``min_backedges * iteration + exit``. With loops collapsed every region is
+a DAG, and reverse postorder is a topological order of it.
+
+Costs are 4-tuples (insns_min, insns_max, ns_min, ns_max); an unbounded
+maximum is ``math.inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from bpflint.analysis.bounds import LoopBound
+from bpflint.cfg.graph import Cfg
+from bpflint.cfg.loops import LoopForest
+
+Cost = tuple[float, float, float, float]
+ZERO_COST: Cost = (0, 0, 0.0, 0.0)
+RET = "RET"  # leaving the function through exit
+TAIL = "TAIL"  # leaving the program through a successful tail call
+LATCH = "LATCH"  # taking a back edge of the loop being summarised
+
+Node = tuple[str, int]  # ("b", block) or ("l", loop header)
+Target = Hashable  # a Node, or RET / TAIL / LATCH, or ("x", block outside the region)
+
+
+def add(a: Cost, b: Cost) -> Cost:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+
+
+def scale(a: Cost, lo: int, hi: float) -> Cost:
+    return (a[0] * lo, a[1] * hi if a[1] else 0, a[2] * lo, a[3] * hi if a[3] else 0.0)
+
+
+@dataclass
+class Region:
+    """Best costs from a region's entry to each target, and the most expensive paths."""
+
+    cost: dict[Target, Cost]
+    pred: dict[Target, Node]  # predecessor on the path with the most instructions
+
+    def path_to(self, target: Target) -> list[Node]:
+        path: list[Node] = []
+        node = self.pred.get(target)
+        while node is not None:
+            path.append(node)
+            node = self.pred.get(node)
+        path.reverse()
+        return path
+
+
+@dataclass
+class LoopSummary:
+    bound: LoopBound
+    region: Region  # LATCH is the target of one iteration; the rest are exits
+
+    @property
+    def exits(self) -> list[Target]:
+        return [t for t in self.region.cost if t != LATCH]
+
+    def total(self, target: Target) -> Cost:
+        exit_cost = self.region.cost[target]
+        iteration = self.region.cost.get(LATCH)
+        if iteration is None:
+            return exit_cost
+        hi = self.bound.max_backedges
+        return add(scale(iteration, self.bound.min_backedges,
+                         math.inf if hi is None else hi), exit_cost)
+
+
+def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
+                 block_cost: Callable[[int], Cost], block_exits: Callable[[int], list[Target]],
+                 edges: frozenset[tuple[int, int]], summaries: dict[int, LoopSummary]
+                 ) -> Region:
+    """Best paths from the region's entry to each of its targets.
+
+    ``header`` None is the function body; else the loop with that header, whose
+    back edges lead to LATCH. ``block_exits(b)`` names the non-edge ways a block
+    leaves the function (RET, TAIL).
+    """
+    loop = forest.loops[header] if header is not None else None
+    body = loop.body if loop else None
+
+    def node_of(b: int) -> Node | None:
+        """The region node holding block b, or None if b is outside the region."""
+        if body is not None and b not in body:
+            return None
+        inner = forest.innermost.get(b)
+        # climb to the child loop of this region that holds b
+        child = None
+        while inner is not None and inner != header:
+            child = inner
+            inner = forest.loops[inner].parent
+        if child is not None:
+            return ("l", child)
+        return ("b", b)
+
+    entry: Node = ("b", header) if header is not None else ("b", 0)
+    if header is None and 0 in forest.loops:
+        entry = ("l", 0)
+    elif header is not None:
+        entry = ("b", header)
+    reach: dict[Target, Cost] = {entry: ZERO_COST}
+    pred: dict[Target, Node] = {}
+    done: set[Node] = set()
+    for b in cfg.rpo:
+        node = node_of(b)
+        if node is None or node in done or node not in reach:
+            continue
+        if node[0] == "l" and node[1] != b:
+            continue  # a loop node is handled at its header's position
+        done.add(node)
+        here = reach[node]
+        for target, edge_cost in _out_edges(cfg, forest, node, header, node_of, block_cost,
+                                           block_exits, edges, summaries):
+            c = add(here, edge_cost)
+            old = reach.get(target)
+            if old is None:
+                reach[target] = c
+                pred[target] = node
+            else:
+                if c[1] > old[1]:
+                    pred[target] = node
+                reach[target] = (min(old[0], c[0]), max(old[1], c[1]), min(old[2], c[2]),
+                                 max(old[3], c[3]))
+    targets = {t: c for t, c in reach.items() if not (isinstance(t, tuple) and t[0] in "bl")}
+    return Region(targets, pred)
+
+
+def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
+               node_of: Callable[[int], Node | None], block_cost: Callable[[int], Cost],
+               block_exits: Callable[[int], list[Target]], edges: frozenset[tuple[int, int]],
+               summaries: dict[int, LoopSummary]) -> list[tuple[Target, Cost]]:
+    out: list[tuple[Target, Cost]] = []
+
+    def to(b: int) -> Target:
+        if header is not None and b == header:
+            return LATCH
+        n = node_of(b)
+        return n if n is not None else ("x", b)
+
+    if node[0] == "b":
+        b = node[1]
+        cost = block_cost(b)
+        for s in set(cfg.blocks[b].succs):
+            if (b, s) in edges:
+                out.append((to(s), cost))
+        for special in block_exits(b):
+            out.append((special, cost))
+        return out
+    summary = summaries[node[1]]
+    for target in summary.exits:
+        if isinstance(target, tuple) and target[0] == "x":
+            out.append((to(target[1]), summary.total(target)))
+        else:
+            out.append((target, summary.total(target)))
+    return out
+
+
+def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
+                   block_cost: Callable[[int], Cost], block_exits: Callable[[int], list[Target]],
+                   edges: frozenset[tuple[int, int]], summaries: dict[int, LoopSummary]
+                   ) -> LoopSummary:
+    return LoopSummary(bound, solve_region(cfg, forest, header, block_cost, block_exits, edges,
+                                           summaries))

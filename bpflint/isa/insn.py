@@ -1,0 +1,245 @@
+"""Decoded BPF instructions and the decoder (RFC 9669, v4, may_goto).
+
+A 16-byte ``ld_imm64`` decodes into one :class:`Insn` whose ``size`` is 2 slots;
+``pc`` values count 8-byte slots, as jump offsets do.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from bpflint.errors import BpfLintError
+from bpflint.isa.opcodes import (
+    ATOMIC_ARITH_OPS,
+    ATOMIC_CMPXCHG,
+    ATOMIC_FETCH,
+    ATOMIC_LOAD_ACQ,
+    ATOMIC_STORE_REL,
+    ATOMIC_XCHG,
+    AluOp,
+    Cls,
+    JmpOp,
+    Mode,
+    Opcode,
+    Size,
+)
+
+if TYPE_CHECKING:
+    from bpflint.obj.model import Reloc, SourceLine
+
+INSN_SIZE = 8
+_CONDITIONAL_JUMPS = frozenset(
+    cls | op | src
+    for cls in (Cls.JMP, Cls.JMP32)
+    for op in (JmpOp.JEQ, JmpOp.JGT, JmpOp.JGE, JmpOp.JSET, JmpOp.JNE, JmpOp.JSGT,
+               JmpOp.JSGE, JmpOp.JLT, JmpOp.JLE, JmpOp.JSLT, JmpOp.JSLE)
+    for src in (0, 0x08)
+) | {0xE5}  # may_goto
+_BRANCHES = _CONDITIONAL_JUMPS | {0x05, 0x06}
+_STRUCT = struct.Struct("<BBhi")
+
+
+class DecodeError(BpfLintError):
+    """An encoding the ISA does not define, at a given slot."""
+
+    def __init__(self, pc: int, message: str) -> None:
+        super().__init__(f"instruction {pc}: {message}")
+        self.pc = pc
+
+
+@dataclass(frozen=True, slots=True)
+class Insn:
+    pc: int  # slot index inside its ELF section
+    opcode: Opcode
+    dst: int
+    src: int
+    off: int
+    imm: int  # signed 32-bit; for ld_imm64 the full 64-bit value (unsigned)
+    size: int = 1  # slots: 2 for ld_imm64
+    line: SourceLine | None = None
+    reloc: Reloc | None = None
+
+    # -- classification -------------------------------------------------
+    @property
+    def cls(self) -> Cls:
+        return Cls(self.opcode & 0x07)
+
+    @property
+    def is_ld_imm64(self) -> bool:
+        return self.opcode == 0x18
+
+    @property
+    def is_exit(self) -> bool:
+        return self.opcode == 0x95
+
+    @property
+    def is_call(self) -> bool:
+        return self.opcode == 0x85
+
+    @property
+    def is_helper_call(self) -> bool:
+        return self.opcode == 0x85 and self.src == 0
+
+    @property
+    def is_pseudo_call(self) -> bool:
+        """A bpf-to-bpf call (clang also marks unresolved kfunc calls src 1)."""
+        return self.opcode == 0x85 and self.src == 1 and not self._reloc_is_kfunc
+
+    @property
+    def is_kfunc_call(self) -> bool:
+        return self.opcode == 0x85 and (self.src == 2 or self._reloc_is_kfunc)
+
+    @property
+    def _reloc_is_kfunc(self) -> bool:
+        return self.reloc is not None and self.reloc.kind == "kfunc"
+
+    @property
+    def is_may_goto(self) -> bool:
+        return self.opcode == 0xE5
+
+    @property
+    def is_unconditional_jump(self) -> bool:
+        return self.opcode in (0x05, 0x06)
+
+    @property
+    def is_conditional_jump(self) -> bool:
+        return self.opcode in _CONDITIONAL_JUMPS
+
+    @property
+    def is_branch(self) -> bool:
+        return self.opcode in _BRANCHES
+
+    @property
+    def jump_offset(self) -> int:
+        """Relative jump distance in slots; ``gotol`` keeps it in imm."""
+        return self.imm if self.opcode == 0x06 else self.off
+
+    @property
+    def jump_target(self) -> int:
+        return self.pc + self.jump_offset + 1
+
+    @property
+    def next_pc(self) -> int:
+        return self.pc + self.size
+
+    def with_meta(self, line: SourceLine | None = None, reloc: Reloc | None = None) -> Insn:
+        return replace(self, line=line if line is not None else self.line,
+                       reloc=reloc if reloc is not None else self.reloc)
+
+
+@functools.lru_cache(maxsize=65536)
+def _check(op: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    """Return why an (already split) instruction is not a valid encoding, or None."""
+    if dst > 10 or src > 10:
+        return f"register out of range (dst r{dst}, src r{src}) in opcode {op:#04x}"
+    cls = op & 0x07
+    if cls in (Cls.ALU, Cls.ALU64):
+        aop = op & 0xF0
+        regsrc = bool(op & 0x08)
+        if aop > AluOp.END:
+            return f"unknown ALU operation in opcode {op:#04x}"
+        if aop == AluOp.END:
+            if cls == Cls.ALU64 and regsrc:
+                return f"unknown opcode {op:#04x}"
+            if imm not in (16, 32, 64):
+                return f"byte swap width {imm} is not 16, 32 or 64"
+            return None
+        if aop == AluOp.NEG and regsrc:
+            return f"unknown opcode {op:#04x} (neg takes no source register)"
+        if aop in (AluOp.DIV, AluOp.MOD):
+            if off not in (0, 1):
+                return f"division offset {off} is neither 0 nor 1"
+        elif aop == AluOp.MOV:
+            # 8/16/32: movsx (v4); 1 on a 64-bit register move: addr_space_cast (arena)
+            allowed = (0, 1, 8, 16, 32) if cls == Cls.ALU64 else (0, 8, 16)
+            if off not in allowed or (off and not regsrc):
+                return f"invalid mov offset {off}"
+        elif off != 0:
+            return f"nonzero offset {off} in ALU opcode {op:#04x}"
+        return None
+    if cls in (Cls.JMP, Cls.JMP32):
+        jop = op & 0xF0
+        if jop == JmpOp.JCOND:
+            return None if (cls == Cls.JMP and not op & 0x08) else f"unknown opcode {op:#04x}"
+        if jop > JmpOp.JCOND:
+            return f"unknown jump operation in opcode {op:#04x}"
+        if jop in (JmpOp.CALL, JmpOp.EXIT):
+            if cls == Cls.JMP32 or op & 0x08:
+                return f"unknown opcode {op:#04x}"
+            if jop == JmpOp.CALL and src not in (0, 1, 2):
+                return f"call with unknown source {src}"
+            return None
+        if jop == JmpOp.JA and op & 0x08:
+            return f"unknown opcode {op:#04x}"
+        return None
+    mode = op & 0xE0
+    size = op & 0x18
+    if cls == Cls.LD:
+        if mode == Mode.IMM and size == Size.DW:
+            return None if src <= 6 else f"ld_imm64 with unknown source {src}"
+        if mode in (Mode.ABS, Mode.IND) and size != Size.DW:
+            return None
+        return f"unknown opcode {op:#04x}"
+    if cls == Cls.LDX:
+        if mode == Mode.MEM or (mode == Mode.MEMSX and size != Size.DW):
+            return None
+        return f"unknown opcode {op:#04x}"
+    if cls == Cls.ST:
+        return None if mode == Mode.MEM else f"unknown opcode {op:#04x}"
+    # STX
+    if mode == Mode.MEM:
+        return None
+    if mode == Mode.ATOMIC:
+        if imm in (ATOMIC_LOAD_ACQ, ATOMIC_STORE_REL):
+            return None
+        if size not in (Size.W, Size.DW):
+            return f"atomic operation of size {size:#x} is not 32 or 64 bits"
+        base = imm & ~ATOMIC_FETCH
+        if imm in (ATOMIC_XCHG, ATOMIC_CMPXCHG) or base in ATOMIC_ARITH_OPS:
+            return None
+        return f"unknown atomic operation {imm:#x}"
+    return f"unknown opcode {op:#04x}"
+
+
+def decode(data: bytes) -> tuple[Insn, ...]:
+    """Decode a section's bytes into instructions; raise DecodeError on a bad encoding."""
+    if len(data) % INSN_SIZE:
+        raise BpfLintError(f"size {len(data)} is not a multiple of {INSN_SIZE} bytes")
+    nslots = len(data) // INSN_SIZE
+    out: list[Insn] = []
+    pc = 0
+    unpack = _STRUCT.unpack_from
+    while pc < nslots:
+        op, regs, off, imm = unpack(data, pc * INSN_SIZE)
+        dst, src = regs & 0x0F, regs >> 4
+        problem = _check(op, dst, src, off, imm)
+        if problem:
+            raise DecodeError(pc, problem)
+        if op == 0x18:
+            if pc + 1 >= nslots:
+                raise DecodeError(pc, "ld_imm64 is missing its second half")
+            op2, regs2, off2, imm2 = unpack(data, (pc + 1) * INSN_SIZE)
+            if op2 or regs2 or off2:
+                raise DecodeError(pc, "malformed second half of ld_imm64")
+            full = (imm & 0xFFFFFFFF) | ((imm2 & 0xFFFFFFFF) << 32)
+            out.append(Insn(pc, Opcode(op), dst, src, off, full, 2))
+            pc += 2
+            continue
+        out.append(Insn(pc, Opcode(op), dst, src, off, imm))
+        pc += 1
+    return tuple(out)
+
+
+def check_jumps(insns: tuple[Insn, ...], start: int, end: int) -> None:
+    """Every jump must land on an instruction start inside [start, end)."""
+    starts = {i.pc for i in insns}
+    for insn in insns:
+        if insn.is_branch:
+            target = insn.jump_target
+            if not start <= target < end:
+                raise DecodeError(insn.pc, f"jump target {target} is out of range")
+            if target not in starts:
+                raise DecodeError(insn.pc, f"jump target {target} is inside an ld_imm64")

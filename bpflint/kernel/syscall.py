@@ -1,0 +1,374 @@
+"""The bpf() system call through ctypes: maps, program load, test runs.
+
+Only ``calibrate`` and ``measure`` (and tests) reach this module; the static
+analysis never touches the kernel. Each command fills its own ``union bpf_attr``
+member as a ctypes structure laid out exactly as in linux/bpf.h; the kernel
+accepts a shorter attr as long as the bytes it knows beyond it are zero.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+import re
+from dataclasses import dataclass
+
+from bpflint.errors import BpfLintError
+
+# bpf() command numbers (enum bpf_cmd)
+BPF_MAP_CREATE = 0
+BPF_MAP_LOOKUP_ELEM = 1
+BPF_MAP_UPDATE_ELEM = 2
+BPF_PROG_LOAD = 5
+BPF_PROG_TEST_RUN = 10
+BPF_BTF_LOAD = 18
+BPF_MAP_FREEZE = 22
+
+# log_level bits
+BPF_LOG_LEVEL1 = 1
+BPF_LOG_LEVEL2 = 2
+BPF_LOG_STATS = 4
+
+# prog_flags
+BPF_F_SLEEPABLE = 1 << 4
+
+_SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
+
+PROG_TYPES = {
+    "socket_filter": 1, "kprobe": 2, "sched_cls": 3, "sched_act": 4, "tracepoint": 5,
+    "xdp": 6, "perf_event": 7, "cgroup_skb": 8, "cgroup_sock": 9, "lwt_in": 10,
+    "lwt_out": 11, "lwt_xmit": 12, "sock_ops": 13, "sk_skb": 14, "cgroup_device": 15,
+    "sk_msg": 16, "raw_tracepoint": 17, "cgroup_sock_addr": 18, "lwt_seg6local": 19,
+    "lirc_mode2": 20, "sk_reuseport": 21, "flow_dissector": 22, "cgroup_sysctl": 23,
+    "raw_tracepoint_writable": 24, "cgroup_sockopt": 25, "tracing": 26, "struct_ops": 27,
+    "ext": 28, "lsm": 29, "sk_lookup": 30, "syscall": 31,
+}
+
+MAP_TYPES = {
+    "hash": 1, "array": 2, "prog_array": 3, "perf_event_array": 4, "percpu_hash": 5,
+    "percpu_array": 6, "stack_trace": 7, "cgroup_array": 8, "lru_hash": 9,
+    "lru_percpu_hash": 10, "lpm_trie": 11, "array_of_maps": 12, "hash_of_maps": 13,
+    "devmap": 14, "sockmap": 15, "cpumap": 16, "xskmap": 17, "sockhash": 18,
+    "cgroup_storage": 19, "reuseport_sockarray": 20, "percpu_cgroup_storage": 21,
+    "queue": 22, "stack": 23, "sk_storage": 24, "devmap_hash": 25, "struct_ops": 26,
+    "ringbuf": 27, "inode_storage": 28, "task_storage": 29, "bloom_filter": 30,
+    "user_ringbuf": 31, "cgrp_storage": 32, "arena": 33,
+}
+
+BPF_F_NO_PREALLOC = 1
+BPF_F_RDONLY_PROG = 1 << 7
+
+
+class BpfSyscallError(BpfLintError):
+    """bpf() failed; ``errno`` and the verifier ``log`` (if any) are kept."""
+
+    def __init__(self, message: str, errno: int | None, log: str = "") -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.log = log
+
+
+class _MapCreateAttr(ctypes.Structure):
+    _fields_ = [
+        ("map_type", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("inner_map_fd", ctypes.c_uint32),
+        ("numa_node", ctypes.c_uint32),
+        ("map_name", ctypes.c_char * 16),
+        ("map_ifindex", ctypes.c_uint32),
+        ("btf_fd", ctypes.c_uint32),
+        ("btf_key_type_id", ctypes.c_uint32),
+        ("btf_value_type_id", ctypes.c_uint32),
+        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+        ("map_extra", ctypes.c_uint64),
+    ]
+
+
+class _MapElemAttr(ctypes.Structure):
+    _fields_ = [
+        ("map_fd", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("key", ctypes.c_uint64),
+        ("value", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),
+    ]
+
+
+class _ProgLoadAttr(ctypes.Structure):
+    _fields_ = [
+        ("prog_type", ctypes.c_uint32),
+        ("insn_cnt", ctypes.c_uint32),
+        ("insns", ctypes.c_uint64),
+        ("license", ctypes.c_uint64),
+        ("log_level", ctypes.c_uint32),
+        ("log_size", ctypes.c_uint32),
+        ("log_buf", ctypes.c_uint64),
+        ("kern_version", ctypes.c_uint32),
+        ("prog_flags", ctypes.c_uint32),
+        ("prog_name", ctypes.c_char * 16),
+        ("prog_ifindex", ctypes.c_uint32),
+        ("expected_attach_type", ctypes.c_uint32),
+        ("prog_btf_fd", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32),
+        ("func_info", ctypes.c_uint64),
+        ("func_info_cnt", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32),
+        ("line_info", ctypes.c_uint64),
+        ("line_info_cnt", ctypes.c_uint32),
+        ("attach_btf_id", ctypes.c_uint32),
+        ("attach_prog_fd", ctypes.c_uint32),
+        ("core_relo_cnt", ctypes.c_uint32),
+        ("fd_array", ctypes.c_uint64),
+        ("core_relos", ctypes.c_uint64),
+        ("core_relo_rec_size", ctypes.c_uint32),
+        ("log_true_size", ctypes.c_uint32),
+    ]
+
+
+class _TestRunAttr(ctypes.Structure):
+    _fields_ = [
+        ("prog_fd", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("data_in", ctypes.c_uint64),
+        ("data_out", ctypes.c_uint64),
+        ("repeat", ctypes.c_uint32),
+        ("duration", ctypes.c_uint32),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_uint64),
+        ("ctx_out", ctypes.c_uint64),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
+class _BtfLoadAttr(ctypes.Structure):
+    _fields_ = [
+        ("btf", ctypes.c_uint64),
+        ("btf_log_buf", ctypes.c_uint64),
+        ("btf_size", ctypes.c_uint32),
+        ("btf_log_size", ctypes.c_uint32),
+        ("btf_log_level", ctypes.c_uint32),
+    ]
+
+
+class _FdAttr(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_uint32)]
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def _sys_bpf(cmd: int, attr: ctypes.Structure) -> int:
+    """Call bpf(cmd, &attr, sizeof attr); return the result or raise OSError."""
+    global _libc
+    nr = _SYSCALL_NR.get(platform.machine())
+    if nr is None:
+        raise OSError(0, f"bpf() syscall number unknown for {platform.machine()}")
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    ret = _libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), ctypes.byref(attr),
+                        ctypes.c_uint(ctypes.sizeof(attr)))
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(ret)
+
+
+def _name16(name: str) -> bytes:
+    # The kernel accepts only [A-Za-z0-9_.] in object names, 15 chars max.
+    return re.sub(r"[^A-Za-z0-9_.]", "_", name)[:15].encode()
+
+
+def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
+               flags: int = 0, name: str = "", map_extra: int = 0) -> int:
+    attr = _MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
+                          max_entries=max_entries, map_flags=flags, map_name=_name16(name),
+                          map_extra=map_extra)
+    try:
+        return _sys_bpf(BPF_MAP_CREATE, attr)
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot create map {name or map_type!r}: {exc.strerror}",
+                              exc.errno) from None
+
+
+def map_update(map_fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
+    kbuf = ctypes.create_string_buffer(key, len(key) or 1)
+    vbuf = ctypes.create_string_buffer(value, len(value) or 1)
+    # queue and stack maps take no key: a NULL pointer, not an empty buffer
+    attr = _MapElemAttr(map_fd=map_fd, key=ctypes.addressof(kbuf) if key else 0,
+                        value=ctypes.addressof(vbuf), flags=flags)
+    try:
+        _sys_bpf(BPF_MAP_UPDATE_ELEM, attr)
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot update map fd {map_fd}: {exc.strerror}",
+                              exc.errno) from None
+
+
+def map_lookup(map_fd: int, key: bytes, value_size: int) -> bytes:
+    kbuf = ctypes.create_string_buffer(key, len(key) or 1)
+    vbuf = ctypes.create_string_buffer(value_size or 1)
+    attr = _MapElemAttr(map_fd=map_fd, key=ctypes.addressof(kbuf), value=ctypes.addressof(vbuf))
+    try:
+        _sys_bpf(BPF_MAP_LOOKUP_ELEM, attr)
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot look up map fd {map_fd}: {exc.strerror}",
+                              exc.errno) from None
+    return vbuf.raw[:value_size]
+
+
+def map_freeze(map_fd: int) -> None:
+    try:
+        _sys_bpf(BPF_MAP_FREEZE, _FdAttr(fd=map_fd))
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot freeze map fd {map_fd}: {exc.strerror}",
+                              exc.errno) from None
+
+
+def btf_load(blob: bytes) -> int:
+    """Load raw BTF; return its fd (for prog_btf_fd)."""
+    buf = ctypes.create_string_buffer(blob, len(blob))
+    log = ctypes.create_string_buffer(1 << 16)
+    attr = _BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(blob),
+                        btf_log_buf=ctypes.addressof(log), btf_log_size=len(log),
+                        btf_log_level=1)
+    try:
+        return _sys_bpf(BPF_BTF_LOAD, attr)
+    except OSError as exc:
+        detail = _last_log_line(log.value.decode(errors="replace"))
+        raise BpfSyscallError(f"kernel rejected BTF ({exc.strerror})"
+                              + (f": {detail}" if detail else ""), exc.errno) from None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierStats:
+    verification_usec: int | None  # "verification time N usec"
+    processed_insns: int | None  # "processed N insns (limit ...)"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedProg:
+    fd: int
+    log: str
+    stats: VerifierStats
+
+
+_TIME_RE = re.compile(r"verification time (\d+) usec")
+_PROCESSED_RE = re.compile(r"processed (\d+) insns")
+
+
+def parse_verifier_stats(log: str) -> VerifierStats:
+    t = _TIME_RE.search(log)
+    p = _PROCESSED_RE.search(log)
+    return VerifierStats(int(t.group(1)) if t else None, int(p.group(1)) if p else None)
+
+
+def prog_load(prog_type: int, insns: bytes, license: str = "GPL", *, name: str = "",
+              log_level: int = BPF_LOG_STATS, log_size: int = 1 << 20,
+              expected_attach_type: int = 0, prog_flags: int = 0,
+              prog_btf_fd: int = 0, func_info: bytes = b"", func_info_rec_size: int = 0,
+              line_info: bytes = b"", line_info_rec_size: int = 0,
+              fd_array: tuple[int, ...] = ()) -> LoadedProg:
+    """Load a program; on failure raise BpfSyscallError carrying the verifier log.
+
+    With BPF_LOG_STATS the log ends with the verifier's statistics, so callers get
+    the verification time and processed-instruction count without a verbose log.
+    """
+    ibuf = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    logbuf = ctypes.create_string_buffer(log_size if log_level else 1)
+    fibuf = ctypes.create_string_buffer(func_info, len(func_info) or 1)
+    libuf = ctypes.create_string_buffer(line_info, len(line_info) or 1)
+    fds = (ctypes.c_int * max(1, len(fd_array)))(*fd_array)
+    attr = _ProgLoadAttr(
+        prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(ibuf),
+        license=ctypes.addressof(lic), log_level=log_level,
+        log_size=log_size if log_level else 0,
+        log_buf=ctypes.addressof(logbuf) if log_level else 0,
+        prog_flags=prog_flags, prog_name=_name16(name),
+        expected_attach_type=expected_attach_type, prog_btf_fd=prog_btf_fd,
+        func_info_rec_size=func_info_rec_size if func_info else 0,
+        func_info=ctypes.addressof(fibuf) if func_info else 0,
+        func_info_cnt=len(func_info) // func_info_rec_size if func_info else 0,
+        line_info_rec_size=line_info_rec_size if line_info else 0,
+        line_info=ctypes.addressof(libuf) if line_info else 0,
+        line_info_cnt=len(line_info) // line_info_rec_size if line_info else 0,
+        fd_array=ctypes.addressof(fds) if fd_array else 0,
+    )
+    try:
+        fd = _sys_bpf(BPF_PROG_LOAD, attr)
+    except OSError as exc:
+        log = logbuf.value.decode(errors="replace")
+        last = _last_log_line(log)
+        detail = f": {last}" if last else ""
+        raise BpfSyscallError(f"kernel rejected program {name!r} ({exc.strerror}){detail}",
+                              exc.errno, log) from None
+    log = logbuf.value.decode(errors="replace")
+    return LoadedProg(fd, log, parse_verifier_stats(log))
+
+
+def _last_log_line(log: str) -> str:
+    """The verifier's reason: the last line that is not the statistics trailer."""
+    for line in reversed(log.strip().splitlines()):
+        if line and not _TIME_RE.search(line) and not _PROCESSED_RE.search(line) \
+                and not line.startswith(("stack depth", "mark_precise")):
+            return line.strip()
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    retval: int
+    duration_ns: int  # average per repetition as the kernel reports it (0 if none)
+    data_out: bytes
+
+
+def prog_test_run(prog_fd: int, data: bytes = b"", ctx: bytes = b"", repeat: int = 0,
+                  data_out_size: int = 0) -> RunResult:
+    dbuf = ctypes.create_string_buffer(data, len(data) or 1)
+    cbuf = ctypes.create_string_buffer(ctx, len(ctx) or 1)
+    obuf = ctypes.create_string_buffer(max(1, data_out_size))
+    attr = _TestRunAttr(
+        prog_fd=prog_fd, data_size_in=len(data), data_in=ctypes.addressof(dbuf) if data else 0,
+        data_size_out=data_out_size, data_out=ctypes.addressof(obuf) if data_out_size else 0,
+        repeat=repeat, ctx_size_in=len(ctx), ctx_in=ctypes.addressof(cbuf) if ctx else 0,
+    )
+    try:
+        _sys_bpf(BPF_PROG_TEST_RUN, attr)
+    except OSError as exc:
+        raise BpfSyscallError(f"test run of program fd {prog_fd} failed: {exc.strerror}",
+                              exc.errno) from None
+    out = obuf.raw[: min(attr.data_size_out, data_out_size)] if data_out_size else b""
+    return RunResult(attr.retval, attr.duration, out)
+
+
+def close(fd: int) -> None:
+    os.close(fd)
+
+
+_TRIVIAL_PROG = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+
+
+def bpf_usable() -> tuple[bool, str]:
+    """Whether bpf() can load and test-run a program here, and if not, why."""
+    try:
+        prog = prog_load(PROG_TYPES["socket_filter"], _TRIVIAL_PROG, name="probe", log_level=0)
+    except OSError as exc:
+        return False, f"bpf() unavailable: {exc.strerror or exc}"
+    except BpfSyscallError as exc:
+        return False, f"bpf() cannot load a trivial program: {exc}"
+    try:
+        prog_test_run(prog.fd, data=bytes(64))
+    except BpfSyscallError as exc:
+        return False, f"BPF_PROG_TEST_RUN unusable: {exc}"
+    finally:
+        close(prog.fd)
+    return True, "bpf() usable"

@@ -1,0 +1,109 @@
+"""The immutable object model the reader produces and every later stage reads.
+
+A BPF object is a set of functions (program entry points and subprograms, keyed by
+(section, first slot) so a subprogram shared by several programs is stored once),
+the programs that start at some of them, and the maps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bpflint.isa.insn import Insn
+
+FuncKey = tuple[str, int]  # (ELF section name, first slot of the function in it)
+
+RelocKind = Literal["call", "func_ptr", "map", "data", "kfunc", "extern"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLine:
+    file: str  # as recorded in BTF line info (may be absolute)
+    line: int
+    column: int
+    text: str  # the source line's text, as BTF stores it ("" if absent)
+
+
+@dataclass(frozen=True, slots=True)
+class Reloc:
+    """What an instruction refers to, resolved by the reader.
+
+    kind:
+      call     - bpf-to-bpf call; ``func`` is the callee
+      func_ptr - ld_imm64 of a function address (a callback); ``func`` is it
+      map      - ld_imm64 of a map; ``map`` names it
+      data     - ld_imm64 of an address in a global-data section (.rodata, .data,
+                 .bss, .rodata.str1.1, ...); ``map`` names the section's map and
+                 ``offset`` is the byte offset inside it, addend included
+      kfunc    - call of a kernel function; ``symbol`` is its name
+      extern   - ld_imm64 of an extern variable (``__ksym``/``__kconfig``)
+    """
+
+    kind: RelocKind
+    symbol: str
+    func: FuncKey | None = None
+    map: str | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    name: str
+    section: str
+    start: int  # first slot in the section
+    insns: tuple[Insn, ...]  # slots start .. start + nslots - 1, ld_imm64 as one Insn
+    is_global: bool
+    nslots: int
+
+    @property
+    def key(self) -> FuncKey:
+        return (self.section, self.start)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.nslots
+
+
+@dataclass(frozen=True, slots=True)
+class MapDef:
+    name: str
+    type: int  # BPF_MAP_TYPE_* value
+    type_name: str  # "hash", "array", "prog_array", ... ("" when unknown)
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int = 0
+    section: str = ".maps"  # ".maps", "maps" (legacy) or the global-data section
+    # prog-array slots initialised statically: slot index -> program (function) name
+    prog_slots: tuple[tuple[int, str], ...] = ()
+    # initial bytes of global-data maps (.rodata, .data); b"" for .bss / others
+    data: bytes = b""
+    read_only: bool = False  # .rodata-like: contents are known when loaded
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    name: str
+    section: str  # the SEC() name
+    prog_type: str  # libbpf program type name: "xdp", "kprobe", "sched_cls", ...
+    attach: str  # what it attaches to ("" if none): "sys_enter", "do_unlinkat", ...
+    entry: FuncKey
+    sleepable: bool = False
+
+
+@dataclass(frozen=True)
+class BpfObject:
+    path: str
+    functions: dict[FuncKey, Function]
+    programs: tuple[Program, ...]
+    maps: dict[str, MapDef]
+    has_btf: bool
+    license: str = ""
+    notes: tuple[str, ...] = field(default=())  # non-fatal reader remarks
+
+    def function_named(self, name: str) -> Function | None:
+        for func in self.functions.values():
+            if func.name == name:
+                return func
+        return None

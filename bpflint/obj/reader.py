@@ -1,0 +1,567 @@
+"""Read a BPF ELF object into the immutable model of :mod:`bpflint.obj.model`.
+
+Steps, each over plain data produced by the one before:
+
+1. the ELF layer (:mod:`bpflint.obj.elf`): sections, symbols, relocations;
+2. BTF and BTF.ext, validated; broken BTF rejects the whole object, because line
+   info, map definitions and function boundaries that BTF describes could then be
+   wrong without anyone noticing;
+3. every executable section decoded once, split into functions at FUNC symbols,
+   jumps checked per function;
+4. relocations resolved the way libbpf resolves them, attached to instructions;
+5. maps: BTF-defined (.maps), legacy (``maps``) and global data sections;
+6. programs: every function of an executable section other than .text.
+
+Every problem is a :class:`BpfLintError` naming the file; :class:`NotBpfError`
+marks ELF files that are not BPF at all, so a directory scan can skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bpflint.errors import BpfLintError
+from bpflint.isa.insn import INSN_SIZE, DecodeError, Insn, check_jumps, decode
+from bpflint.obj.btf import (
+    KIND_ARRAY,
+    KIND_FUNC,
+    KIND_PTR,
+    KIND_STRUCT,
+    KIND_VAR,
+    Btf,
+    BtfError,
+    parse_btf,
+)
+from bpflint.obj.btf_ext import BtfExt, parse_btf_ext
+from bpflint.obj.elf import (
+    SHN_LORESERVE,
+    SHN_UNDEF,
+    SHT_NOBITS,
+    SHT_PROGBITS,
+    STB_LOCAL,
+    STT_FUNC,
+    STT_SECTION,
+    ElfImage,
+    NotBpfError,
+    Relocation,
+    Section,
+    Symbol,
+    read_elf,
+)
+from bpflint.obj.model import BpfObject, FuncKey, Function, MapDef, Program, Reloc, SourceLine
+from bpflint.obj.sections import MAP_TYPE_ARRAY, classify, map_type_name
+
+__all__ = ["NotBpfError", "load_object"]
+
+BTF_MAPS_SECTION = ".maps"
+LEGACY_MAPS_SECTION = "maps"
+ARENA_SECTION = ".addr_space.1"
+ARENA_MAP_TYPE = 33
+_DATA_PREFIXES = (".data", ".rodata", ".bss")
+# members of a BTF map definition encoded as __uint(name, N): pointer to int[N]
+_UINT_MEMBERS = ("type", "max_entries", "map_flags", "key_size", "value_size")
+_LEGACY_MAP_DEF = struct.Struct("<IIII")  # type, key_size, value_size, max_entries
+_U32 = struct.Struct("<I")
+
+
+def load_object(path: str | os.PathLike[str]) -> BpfObject:
+    """Read and validate one BPF object file."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise BpfLintError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return _Reader(name, read_elf(name, raw)).build()
+    except BtfError as exc:  # from a lookup deep inside; the reader's own messages name the file
+        raise BpfLintError(f"{name}: broken BTF: {exc}") from None
+    except BpfLintError:
+        raise
+    except (struct.error, UnicodeDecodeError, IndexError, KeyError, ValueError,
+            OverflowError, RecursionError) as exc:
+        # a check this reader lacks; still one line, never a traceback
+        raise BpfLintError(f"{name}: corrupt BPF object ({type(exc).__name__}: {exc})") from None
+
+
+def is_legacy_maps_section(name: str) -> bool:
+    """``maps``, and the ``maps/<name>`` sections of pre-libbpf loaders (samples/bpf)."""
+    return name == LEGACY_MAPS_SECTION or name.startswith(LEGACY_MAPS_SECTION + "/")
+
+
+def is_data_section(name: str) -> bool:
+    """Global-data sections that libbpf turns into array maps."""
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in _DATA_PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class _FuncSpan:
+    name: str
+    start: int  # slots
+    end: int
+    is_global: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _MapSpan:
+    """Where a map definition lives inside .maps or maps, for relocations."""
+
+    name: str
+    offset: int  # bytes in the section
+    size: int
+
+
+class _Reader:
+    def __init__(self, path: str, image: ElfImage) -> None:
+        self.path = path
+        self.image = image
+        self.notes: list[str] = []
+        self.btf: Btf | None = None
+        self.btf_ext: BtfExt | None = None
+        self.sections_by_name = {sec.name: sec for sec in image.sections}
+        self.func_symbols: dict[int, list[Symbol]] = {}  # section index -> FUNC symbols
+        for sym in image.symbols:
+            if sym.type == STT_FUNC:
+                self.func_symbols.setdefault(sym.shndx, []).append(sym)
+        # filled while reading the executable sections
+        self.insns: dict[int, tuple[Insn, ...]] = {}  # section index -> decoded insns
+        self.spans: dict[int, list[_FuncSpan]] = {}  # section index -> functions
+        self.function_starts: dict[tuple[int, int], str] = {}  # (section, slot) -> name
+        self.map_spans: dict[int, list[_MapSpan]] = {}  # map section index -> maps
+        self.maps: dict[str, MapDef] = {}
+
+    def fail(self, message: str) -> BpfLintError:
+        return BpfLintError(f"{self.path}: {message}")
+
+    # -- driver -----------------------------------------------------------
+    def build(self) -> BpfObject:
+        self._read_btf()
+        code_sections = [sec for sec in self.image.sections if sec.is_exec and sec.size]
+        for sec in code_sections:
+            self._decode_section(sec)
+        self.maps = self._read_maps()
+        functions: dict[FuncKey, Function] = {}
+        for sec in code_sections:
+            for func in self._functions_of(sec):
+                functions[func.key] = func
+        programs = self._programs(code_sections)
+        return BpfObject(
+            path=self.path,
+            functions=functions,
+            programs=tuple(programs),
+            maps=self.maps,
+            has_btf=self.btf is not None,
+            license=self._license(),
+            notes=tuple(self.notes),
+        )
+
+    # -- BTF --------------------------------------------------------------
+    def _read_btf(self) -> None:
+        btf_sec = self.sections_by_name.get(".BTF")
+        ext_sec = self.sections_by_name.get(".BTF.ext")
+        if btf_sec is None:
+            if ext_sec is not None:
+                raise self.fail("broken BTF: .BTF.ext without .BTF")
+            return
+        try:
+            self.btf = parse_btf(btf_sec.data)
+            if ext_sec is not None:
+                self.btf_ext = parse_btf_ext(ext_sec.data, self.btf.strings)
+        except BtfError as exc:
+            raise self.fail(f"broken BTF: {exc}") from None
+
+    # -- code ---------------------------------------------------------------
+    def _decode_section(self, sec: Section) -> None:
+        if sec.size % INSN_SIZE:
+            raise self.fail(f"section {sec.name}: size {sec.size} is not a multiple of "
+                            f"{INSN_SIZE} bytes")
+        try:
+            insns = decode(sec.data)
+        except DecodeError as exc:
+            raise self.fail(f"section {sec.name}: {exc}") from None
+        self.insns[sec.index] = insns
+        self.spans[sec.index] = self._function_spans(sec, {insn.pc for insn in insns})
+        for span in self.spans[sec.index]:
+            self.function_starts[(sec.index, span.start)] = span.name
+
+    def _function_spans(self, sec: Section, starts: set[int]) -> list[_FuncSpan]:
+        nslots = sec.size // INSN_SIZE
+        # (name, byte offset, byte size or 0 if unknown, global), locals after globals
+        entries = sorted(((sym.name, sym.value, sym.size, sym.bind != STB_LOCAL)
+                          for sym in self.func_symbols.get(sec.index, ())),
+                         key=lambda entry: (entry[1], not entry[3]))
+        if not entries:
+            # stripped objects still list their functions in BTF func_info
+            entries = self._func_info_entries(sec)
+        if not entries:
+            # hand-written or very old objects: the whole section is one function
+            return [_FuncSpan(sec.name, 0, nslots, True)]
+        spans: list[_FuncSpan] = []
+        for pos, (name, byte_off, byte_size, is_global) in enumerate(entries):
+            if byte_off % INSN_SIZE or byte_off >= sec.size:
+                raise self.fail(f"section {sec.name}: function {name} starts at byte "
+                                f"{byte_off}, not at an instruction inside the section")
+            start = byte_off // INSN_SIZE
+            if spans and spans[-1].start == start:
+                continue  # an alias of the function just seen
+            if start not in starts:
+                raise self.fail(f"section {sec.name}: function {name} starts inside the "
+                                f"ld_imm64 at instruction {start - 1}")
+            next_start = next((e[1] // INSN_SIZE for e in entries[pos + 1:]
+                               if e[1] // INSN_SIZE > start), nslots)
+            end = next_start
+            if byte_size and byte_size % INSN_SIZE == 0:
+                end = start + byte_size // INSN_SIZE
+                if end > next_start:
+                    raise self.fail(f"section {sec.name}: function {name} ({byte_size} bytes "
+                                    f"at instruction {start}) overlaps the next function or "
+                                    f"the section end")
+            if end != nslots and end not in starts:
+                raise self.fail(f"section {sec.name}: function {name} ends inside an "
+                                f"ld_imm64 at instruction {end - 1}")
+            spans.append(_FuncSpan(name, start, end, is_global))
+        return spans
+
+    def _func_info_entries(self, sec: Section) -> list[tuple[str, int, int, bool]]:
+        if self.btf is None or self.btf_ext is None:
+            return []
+        entries: list[tuple[str, int, int, bool]] = []
+        for record in self.btf_ext.func_info.get(sec.name, ()):
+            func = self.btf.type(record.type_id) if record.type_id < len(self.btf.types) else None
+            if func is None or func.kind != KIND_FUNC:
+                raise self.fail(f"broken BTF: func_info for section {sec.name} at byte offset "
+                                f"{record.insn_off} names type {record.type_id}, not a FUNC")
+            # a FUNC's vlen is its linkage: 0 static, 1 global
+            entries.append((func.name, record.insn_off, 0, func.vlen != 0))
+        return sorted(entries, key=lambda entry: entry[1])
+
+    def _functions_of(self, sec: Section) -> Iterable[Function]:
+        insns = self.insns[sec.index]
+        lines = self._line_table(sec, insns)
+        relocs = self._relocations(sec, insns)
+        position = {insn.pc: index for index, insn in enumerate(insns)}
+        for span in self.spans[sec.index]:
+            first = position[span.start]
+            last = position[span.end] if span.end in position else len(insns)
+            body = tuple(_with_meta(insn, lines.get(insn.pc), relocs.get(insn.pc))
+                         for insn in insns[first:last])
+            try:
+                check_jumps(body, span.start, span.end)
+            except DecodeError as exc:
+                raise self.fail(f"section {sec.name}: function {span.name}: {exc}") from None
+            yield Function(span.name, sec.name, span.start, body, span.is_global,
+                           span.end - span.start)
+
+    def _line_table(self, sec: Section, insns: tuple[Insn, ...]) -> dict[int, SourceLine]:
+        """Source line of each instruction: its own record or the last one before it."""
+        if self.btf_ext is None:
+            return {}
+        records = self.btf_ext.line_info.get(sec.name, ())
+        if records and (records[-1].insn_off >= sec.size
+                        or any(rec.insn_off % INSN_SIZE for rec in records)):
+            bad = next(rec for rec in records
+                       if rec.insn_off % INSN_SIZE or rec.insn_off >= sec.size)
+            raise self.fail(f"broken BTF: line info for section {sec.name} at byte offset "
+                            f"{bad.insn_off} is not an instruction of the section")
+        out: dict[int, SourceLine] = {}
+        count = len(records)
+        pos = 0
+        current: SourceLine | None = None
+        next_slot = records[0].insn_off // INSN_SIZE if records else -1
+        for insn in insns:
+            if 0 <= next_slot <= insn.pc:
+                while pos < count and records[pos].insn_off // INSN_SIZE <= insn.pc:
+                    pos += 1
+                current = records[pos - 1].source
+                next_slot = records[pos].insn_off // INSN_SIZE if pos < count else -1
+            if current is not None:
+                out[insn.pc] = current
+        return out
+
+    # -- relocations ------------------------------------------------------------
+    def _relocations(self, sec: Section, insns: tuple[Insn, ...]) -> dict[int, Reloc]:
+        by_pc = {insn.pc: insn for insn in insns}
+        out: dict[int, Reloc] = {}
+        for rel in self.image.relocations.get(sec.index, ()):
+            insn = by_pc.get(rel.offset // INSN_SIZE) if rel.offset % INSN_SIZE == 0 else None
+            if insn is None or not (insn.is_call or insn.is_ld_imm64):
+                raise self.fail(f"section {sec.name}: relocation against {rel.symbol.name} at "
+                                f"byte offset {rel.offset} does not point to a call or "
+                                f"ld_imm64 instruction")
+            out[insn.pc] = self._resolve(sec, insn, rel)
+        # bpf-to-bpf calls inside one section carry no relocation: imm is relative
+        for insn in insns:
+            if insn.is_pseudo_call and insn.pc not in out:
+                target = insn.pc + insn.imm + 1
+                name = self._function_at(sec, target, insn)
+                out[insn.pc] = Reloc("call", name, func=(sec.name, target))
+        return out
+
+    def _resolve(self, sec: Section, insn: Insn, rel: Relocation) -> Reloc:
+        sym = rel.symbol
+        where = f"section {sec.name}: instruction {insn.pc}"
+        if sym.shndx == SHN_UNDEF:
+            if not sym.is_extern:
+                raise self.fail(f"{where}: relocation against undefined symbol "
+                                f"{sym.name or sym.index} that is not a global extern")
+            if insn.is_call:
+                if not insn.is_pseudo_call:
+                    raise self.fail(f"{where}: call of extern {sym.name} is not a "
+                                    f"bpf-to-bpf call")
+                return Reloc("kfunc", sym.name)
+            return Reloc("extern", sym.name)
+        if sym.shndx >= SHN_LORESERVE:
+            raise self.fail(f"{where}: relocation against {sym.name} in special section "
+                            f"{sym.shndx:#x}")
+        target_sec = self.image.sections[sym.shndx]
+        addend = _imm32(insn.imm)
+        if insn.is_call:
+            if not insn.is_pseudo_call:
+                raise self.fail(f"{where}: relocation on a helper call")
+            if not target_sec.is_exec:
+                raise self.fail(f"{where}: call relocation against {sym.name} in "
+                                f"non-code section {target_sec.name}")
+            if sym.value % INSN_SIZE:
+                raise self.fail(f"{where}: call relocation against {sym.name} at unaligned "
+                                f"offset {sym.value}")
+            target = sym.value // INSN_SIZE + addend + 1
+            name = self._function_at(target_sec, target, insn, sec)
+            return Reloc("call", name, func=(target_sec.name, target))
+        if target_sec.is_exec:
+            # global function: st_value holds the offset; static: imm does
+            byte_off = sym.value + addend
+            if byte_off % INSN_SIZE:
+                raise self.fail(f"{where}: function address {sym.name}+{addend} is not "
+                                f"instruction-aligned")
+            target = byte_off // INSN_SIZE
+            name = self._function_at(target_sec, target, insn, sec)
+            return Reloc("func_ptr", name, func=(target_sec.name, target))
+        if target_sec.name == BTF_MAPS_SECTION or is_legacy_maps_section(target_sec.name):
+            map_name = self._map_at(target_sec, sym.value + addend)
+            if map_name is None:
+                raise self.fail(f"{where}: map relocation against {sym.name} finds no map at "
+                                f"{target_sec.name}+{sym.value + addend}")
+            return Reloc("map", sym.name if sym.type != STT_SECTION else map_name,
+                         map=map_name)
+        if is_data_section(target_sec.name):
+            if target_sec.name not in self.maps:
+                raise self.fail(f"{where}: data relocation against {sym.name} in empty "
+                                f"section {target_sec.name}")
+            return Reloc("data", sym.name, map=target_sec.name, offset=sym.value + addend)
+        if target_sec.name == ARENA_SECTION:
+            arena = next((m.name for m in self.maps.values() if m.type == ARENA_MAP_TYPE),
+                         None)
+            if arena is None:
+                raise self.fail(f"{where}: arena data relocation but no arena map is defined")
+            return Reloc("data", sym.name, map=arena, offset=sym.value + addend)
+        raise self.fail(f"{where}: relocation against {sym.name} in section "
+                        f"{target_sec.name}, which holds neither code, maps nor data")
+
+    def _function_at(self, sec: Section, target: int, insn: Insn,
+                     caller_sec: Section | None = None) -> str:
+        """Name of the function starting at slot ``target`` of ``sec``, else an error."""
+        origin = caller_sec or sec
+        where = f"section {origin.name}: instruction {insn.pc}"
+        nslots = sec.size // INSN_SIZE
+        if not 0 <= target < nslots:
+            raise self.fail(f"{where}: call target {target} is out of range for section "
+                            f"{sec.name} ({nslots} instructions)")
+        name = self.function_starts.get((sec.index, target))
+        if name is not None:
+            return name
+        raise self.fail(f"{where}: call target {target} in section {sec.name} is not the "
+                        f"start of a function")
+
+    # -- maps -------------------------------------------------------------------
+    def _read_maps(self) -> dict[str, MapDef]:
+        maps: dict[str, MapDef] = {}
+        btf_maps = self.sections_by_name.get(BTF_MAPS_SECTION)
+        if btf_maps is not None:
+            for map_def in self._btf_maps(btf_maps):
+                maps[map_def.name] = map_def
+        for sec in self.image.sections:
+            if is_legacy_maps_section(sec.name):
+                for map_def in self._legacy_maps(sec):
+                    maps[map_def.name] = map_def
+        for sec in self.image.sections:
+            if is_data_section(sec.name) and sec.size and sec.type in (SHT_PROGBITS,
+                                                                        SHT_NOBITS):
+                maps[sec.name] = MapDef(
+                    name=sec.name, type=MAP_TYPE_ARRAY, type_name=map_type_name(MAP_TYPE_ARRAY),
+                    key_size=4, value_size=sec.size, max_entries=1, section=sec.name,
+                    data=sec.data, read_only=sec.name.startswith(".rodata"))
+        return maps
+
+    def _map_symbols(self, sec: Section) -> list[Symbol]:
+        return sorted((sym for sym in self.image.symbols
+                       if sym.shndx == sec.index and sym.type != STT_SECTION and sym.name),
+                      key=lambda sym: sym.value)
+
+    def _btf_maps(self, sec: Section) -> list[MapDef]:
+        # in a relocatable object DATASEC offsets are still 0 (libbpf fills them in from
+        # the symbols), so where each map lives comes from the symbol table
+        symbols = self._map_symbols(sec)
+        self.map_spans[sec.index] = [_MapSpan(s.name, s.value, s.size) for s in symbols]
+        if self.btf is None:
+            # no numbers are made up for them: relocations still name these maps, but
+            # they are absent from BpfObject.maps, so nothing can take a size from them
+            if symbols:
+                names = ", ".join(s.name for s in symbols)
+                self.notes.append(f"no BTF to read the definitions of the maps in .maps "
+                                  f"({names}): their types and sizes are unknown")
+            return []
+        datasec = self.btf.datasec(BTF_MAPS_SECTION)
+        if datasec is None:
+            raise self.fail("broken BTF: section .maps has no DATASEC in BTF")
+        missing = {s.name for s in symbols} - {self.btf.type(v.type_id).name
+                                                for v in datasec.vars}
+        if missing:
+            raise self.fail(f"broken BTF: map {sorted(missing)[0]} in .maps has no BTF "
+                            f"variable")
+        out: list[MapDef] = []
+        values_offsets: dict[str, int] = {}
+        for var_info in datasec.vars:
+            var = self.btf.type(var_info.type_id)
+            if var.kind != KIND_VAR:
+                raise self.fail(f"broken BTF: .maps entry type {var.id} is not a variable")
+            try:
+                map_def, values_off = self._btf_map(var.name, var.size_or_type)
+            except BtfError as exc:
+                raise self.fail(f"broken BTF: map {var.name}: {exc}") from None
+            if values_off is not None:
+                values_offsets[var.name] = values_off
+            out.append(map_def)
+        slots = self._prog_slots(sec, values_offsets)
+        return [MapDef(m.name, m.type, m.type_name, m.key_size, m.value_size, m.max_entries,
+                       m.flags, m.section, tuple(sorted(slots.get(m.name, {}).items())))
+                for m in out]
+
+    def _btf_map(self, name: str, type_id: int) -> tuple[MapDef, int | None]:
+        """One map definition struct; also the byte offset of its ``values`` member."""
+        assert self.btf is not None
+        btf = self.btf
+        struct_type = btf.skip_aliases(type_id)
+        if struct_type.kind != KIND_STRUCT:
+            raise BtfError(f"definition is not a struct (BTF kind {struct_type.kind})")
+        fields = dict.fromkeys(_UINT_MEMBERS, 0)
+        values_off: int | None = None
+        for member in struct_type.members:
+            if member.name in _UINT_MEMBERS:
+                fields[member.name] = _uint_member(btf, member.type_id, member.name)
+            elif member.name in ("key", "value"):
+                pointer = btf.skip_aliases(member.type_id)
+                if pointer.kind != KIND_PTR:
+                    raise BtfError(f"member {member.name} is not a pointer")
+                fields[f"{member.name}_size"] = btf.size_of(pointer.size_or_type)
+            elif member.name == "values":
+                values_off = member.offset_bits // 8
+        if values_off is not None:
+            # libbpf: a map whose values are programs or maps holds 4-byte ids/fds
+            if fields["value_size"] not in (0, 4):
+                raise BtfError(f"value_size {fields['value_size']} with .values, must be 4")
+            fields["value_size"] = 4
+        map_type = fields["type"]
+        return (MapDef(name, map_type, map_type_name(map_type), fields["key_size"],
+                       fields["value_size"], fields["max_entries"], fields["map_flags"],
+                       BTF_MAPS_SECTION), values_off)
+
+    def _prog_slots(self, sec: Section,
+                    values_offsets: dict[str, int]) -> dict[str, dict[int, str]]:
+        """Statically initialised ``.values`` of prog arrays, from .rel.maps."""
+        slots: dict[str, dict[int, str]] = {}
+        for rel in self.image.relocations.get(sec.index, ()):
+            span = _span_at(self.map_spans[sec.index], rel.offset)
+            if span is None or span.name not in values_offsets:
+                raise self.fail(f"section .maps: relocation at byte offset {rel.offset} is "
+                                f"not inside a map's .values")
+            rel_off = rel.offset - span.offset - values_offsets[span.name]
+            if rel_off < 0 or rel_off % 8:
+                raise self.fail(f"section .maps: relocation at byte offset {rel.offset} is "
+                                f"not a .values slot of map {span.name}")
+            if rel.symbol.type != STT_FUNC:
+                # map-in-map initialisers point to maps; they are not programs
+                continue
+            slots.setdefault(span.name, {})[rel_off // 8] = rel.symbol.name
+        return slots
+
+    def _legacy_maps(self, sec: Section) -> list[MapDef]:
+        symbols = self._map_symbols(sec)
+        out: list[MapDef] = []
+        spans: list[_MapSpan] = []
+        for pos, sym in enumerate(symbols):
+            end = symbols[pos + 1].value if pos + 1 < len(symbols) else sec.size
+            size = sym.size or end - sym.value
+            if size < _LEGACY_MAP_DEF.size or sym.value + size > len(sec.data):
+                raise self.fail(f"section {sec.name}: map {sym.name} at byte {sym.value} is too "
+                                f"small or outside the section for a struct bpf_map_def")
+            map_type, key_size, value_size, max_entries = _LEGACY_MAP_DEF.unpack_from(
+                sec.data, sym.value)
+            flags = 0
+            if size >= _LEGACY_MAP_DEF.size + _U32.size:
+                (flags,) = _U32.unpack_from(sec.data, sym.value + _LEGACY_MAP_DEF.size)
+            spans.append(_MapSpan(sym.name, sym.value, size))
+            out.append(MapDef(sym.name, map_type, map_type_name(map_type), key_size,
+                              value_size, max_entries, flags, sec.name))
+        self.map_spans[sec.index] = spans
+        return out
+
+    def _map_at(self, sec: Section, byte_off: int) -> str | None:
+        span = _span_at(self.map_spans.get(sec.index, []), byte_off)
+        return span.name if span is not None else None
+
+    # -- programs ---------------------------------------------------------------
+    def _programs(self, code_sections: list[Section]) -> list[Program]:
+        programs: list[Program] = []
+        for sec in code_sections:
+            if sec.name == ".text":
+                continue
+            sec_def = classify(sec.name)
+            if sec_def.legacy:
+                self.notes.append(f"section {sec.name}: program type {sec_def.prog_type} "
+                                  f"guessed by libbpf < 1.0 prefix rules")
+            for span in self.spans[sec.index]:
+                programs.append(Program(span.name, sec.name, sec_def.prog_type, sec_def.attach,
+                                        (sec.name, span.start), sec_def.sleepable))
+        return programs
+
+    def _license(self) -> str:
+        sec = self.sections_by_name.get("license")
+        if sec is None:
+            return ""
+        return sec.data.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def _with_meta(insn: Insn, line: SourceLine | None, reloc: Reloc | None) -> Insn:
+    # Insn(...) rather than Insn.with_meta(): dataclasses.replace() costs several times
+    # more, and this runs once per instruction of the object
+    if line is None and reloc is None:
+        return insn
+    return Insn(insn.pc, insn.opcode, insn.dst, insn.src, insn.off, insn.imm, insn.size,
+                line, reloc)
+
+
+def _imm32(value: int) -> int:
+    """The signed low 32 bits (ld_imm64 keeps 64 bits in imm; the addend is the low half)."""
+    low = value & 0xFFFFFFFF
+    return low - (1 << 32) if low & 0x80000000 else low
+
+
+def _span_at(spans: list[_MapSpan], byte_off: int) -> _MapSpan | None:
+    for span in spans:
+        if span.offset <= byte_off < span.offset + max(span.size, 1):
+            return span
+    return None
+
+
+def _uint_member(btf: Btf, type_id: int, name: str) -> int:
+    """Decode ``__uint(name, N)``: a pointer to an array of N ints."""
+    pointer = btf.skip_aliases(type_id)
+    if pointer.kind != KIND_PTR:
+        raise BtfError(f"member {name} is not a pointer (__uint encoding)")
+    array = btf.skip_aliases(pointer.size_or_type)
+    if array.kind != KIND_ARRAY:
+        raise BtfError(f"member {name} does not point to an array (__uint encoding)")
+    return array.array[1]

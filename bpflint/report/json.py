@@ -1,0 +1,59 @@
+"""The JSON document of design.md ("version": 1), from analysis results.
+
+Names and meanings of the contract's keys are fixed; extra keys may be added.
+Anything not computed is null, never a placeholder number.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bpflint.results import AnalysisReport, Diagnostic, LineCost, ProgramResult, SourceLoc
+
+SCHEMA_VERSION = 1
+
+
+def _source(loc: SourceLoc | None) -> dict[str, Any] | None:
+    return None if loc is None else {"file": loc.file, "line": loc.line}
+
+
+def _line_cost(cost: LineCost) -> dict[str, Any]:
+    return {"file": cost.file, "line": cost.line, "insns": cost.insns, "ns": cost.ns,
+            "text": cost.text}
+
+
+def _diagnostic(diag: Diagnostic) -> dict[str, Any]:
+    return {"rule": diag.rule, "name": diag.name, "message": diag.message,
+            "source": _source(diag.loc)}
+
+
+def program_to_json(result: ProgramResult) -> dict[str, Any]:
+    return {
+        "object": result.object,
+        "section": result.section,
+        "name": result.name,
+        "type": result.type,
+        "bounded": result.bounded,
+        "insns": {"min": result.insns_min, "max": result.insns_max},
+        "ns": {"min": result.ns_min, "max": result.ns_max},
+        "source": _source(result.source),
+        "worst_path": [_line_cost(cost) for cost in result.worst_path],
+        "insn_count": result.insn_count,
+        "diagnostics": [_diagnostic(diag) for diag in result.diagnostics],
+        "tail_call_targets": list(result.tail_call_targets),
+        "warnings": list(result.warnings),
+    }
+
+
+def report_to_json(report: AnalysisReport) -> dict[str, Any]:
+    return {
+        "version": SCHEMA_VERSION,
+        "programs": [program_to_json(result) for result in report.programs],
+        "errors": [{"object": err.object, "message": err.message} for err in report.errors],
+        "notes": list(report.notes),
+    }
+
+
+def render(report: AnalysisReport) -> str:
+    return json.dumps(report_to_json(report), indent=2) + "\n"

@@ -1,0 +1,70 @@
+"""Analysis results: what the cost engine hands to the budget gate and the reporters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLoc:
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    rule: str  # stable id, e.g. "BPF003"
+    name: str  # stable slug, e.g. "unbounded-loop"
+    message: str
+    loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LineCost:
+    """Worst-case cost attributed to one source line (loop bodies multiplied)."""
+
+    file: str
+    line: int
+    insns: int
+    ns: float
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    object: str  # path of the object file as given / found
+    section: str
+    name: str
+    type: str
+    insn_count: int  # static instructions reachable from the entry (incl. subprograms)
+    bounded: bool
+    insns_min: int | None
+    insns_max: int | None  # None when unbounded
+    ns_min: float | None
+    ns_max: float | None
+    source: SourceLoc | None = None
+    worst_path: tuple[LineCost, ...] = ()  # in path order, one entry per line visited
+    line_costs: tuple[LineCost, ...] = ()  # per line, hottest first (explain)
+    diagnostics: tuple[Diagnostic, ...] = ()
+    tail_call_targets: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        """Identity across runs: object basename, section and program name."""
+        from pathlib import PurePath
+
+        return f"{PurePath(self.object).name}:{self.section}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectError:
+    object: str
+    message: str
+
+
+@dataclass(frozen=True)
+class AnalysisReport:
+    programs: tuple[ProgramResult, ...]
+    errors: tuple[ObjectError, ...]
+    notes: tuple[str, ...] = ()

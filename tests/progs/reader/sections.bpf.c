@@ -1,0 +1,56 @@
+// Reader test: one trivial program per SEC() name, to check that program types,
+// attach targets and sleepability come out the way libbpf derives them.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define PROG(sec, name) \
+	SEC(sec) int name(void *ctx) { return 0; }
+
+PROG("xdp", p_xdp)
+PROG("xdp.frags", p_xdp_frags)
+PROG("xdp/devmap", p_xdp_devmap)
+PROG("tc", p_tc)
+PROG("classifier", p_classifier)
+PROG("tcx/ingress", p_tcx_ingress)
+PROG("netkit/peer", p_netkit_peer)
+PROG("action", p_action)
+PROG("kprobe/do_unlinkat", p_kprobe)
+PROG("kretprobe/do_unlinkat", p_kretprobe)
+PROG("uprobe//bin/bash:readline", p_uprobe)
+PROG("uprobe.s//bin/bash:readline", p_uprobe_s)
+PROG("ksyscall/openat", p_ksyscall)
+PROG("usdt", p_usdt)
+PROG("kprobe.multi/tcp_*", p_kprobe_multi)
+PROG("tracepoint/syscalls/sys_enter_openat", p_tracepoint)
+PROG("tp/sched/sched_switch", p_tp)
+PROG("raw_tp/sys_enter", p_raw_tp)
+PROG("raw_tracepoint.w/sys_exit", p_raw_tp_w)
+PROG("tp_btf/sched_switch", p_tp_btf)
+PROG("fentry/do_unlinkat", p_fentry)
+PROG("fexit.s/do_unlinkat", p_fexit_s)
+PROG("fmod_ret/security_file_open", p_fmod_ret)
+PROG("iter/task", p_iter)
+PROG("lsm/file_open", p_lsm)
+PROG("lsm.s/bprm_committed_creds", p_lsm_s)
+PROG("cgroup_skb/ingress", p_cgroup_skb)
+PROG("cgroup/sock_create", p_cgroup_sock)
+PROG("cgroup/connect4", p_cgroup_connect4)
+PROG("cgroup/dev", p_cgroup_dev)
+PROG("cgroup/getsockopt", p_cgroup_sockopt)
+PROG("cgroup/sysctl", p_cgroup_sysctl)
+PROG("socket", p_socket)
+PROG("sk_skb/stream_verdict", p_sk_skb)
+PROG("sk_msg", p_sk_msg)
+PROG("sockops", p_sockops)
+PROG("struct_ops/tcp_init", p_struct_ops)
+PROG("syscall", p_syscall)
+PROG("perf_event", p_perf_event)
+PROG("flow_dissector", p_flow_dissector)
+PROG("sk_lookup", p_sk_lookup)
+PROG("sk_reuseport", p_sk_reuseport)
+PROG("lwt_xmit", p_lwt_xmit)
+PROG("netfilter", p_netfilter)
+PROG("xdp_legacy_name", p_legacy)
+PROG("my_custom_section", p_unknown)

@@ -1,0 +1,29 @@
+"""Quick calibration on the live kernel produces a complete, sane table."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bpflint.cost.calibrate import QUICK, run_calibration
+from bpflint.cost.model import INSN_KEYS, parse_cost_table
+from bpflint.kernel.syscall import bpf_usable
+
+USABLE, REASON = bpf_usable()
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+@pytest.mark.skipif(not USABLE, reason=REASON)
+def test_quick_calibration_is_complete_and_sane() -> None:
+    progress: list[str] = []
+    text = run_calibration(replace(QUICK, progress=progress.append), ringbuf_bytes=1 << 22)
+    table = parse_cost_table(text, "calibrated.toml")
+    assert progress and progress[-1].startswith(f"[{len(progress)}/")
+    assert set(table.insns) == set(INSN_KEYS)
+    measured = [c for c in table.insns.values() if c.median_ns is not None]
+    measured += [h.base for h in table.helpers.values()]
+    assert all(c.max_ns > 0 and c.min_ns >= 0 and c.spread_pct is not None for c in measured)
+    assert len(table.helpers) >= 30
+    assert table.insns["alu_div"].min_ns > table.insns["alu_mov"].min_ns

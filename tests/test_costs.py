@@ -1,0 +1,102 @@
+"""Cost table parsing, lookups and error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
+from bpflint.errors import BpfLintError
+from bpflint.isa.helper_ids import HELPER_NAMES
+from bpflint.isa.insn import decode
+from bpflint.kernel import bytecode as bc
+
+HEAD = """format = 1
+[provenance]
+kernel = "6.18"
+cpu = "test"
+date = "2025-01-01"
+method = "hand-written"
+[defaults]
+helper_min_ns = 0.0
+helper_max_ns = 1000.0
+kfunc_min_ns = 0.0
+kfunc_max_ns = 900.0
+size_cap_bytes = 100
+[insn]
+"""
+INSNS = "".join(f"{k} = {{ min_ns = 1.0, max_ns = 2.0 }}\n" for k in INSN_KEYS)
+HELPERS = """
+[helper.map_lookup_elem]
+min_ns = 5.0
+max_ns = 50.0
+[helper.map_lookup_elem.map]
+array = { min_ns = 1.0, max_ns = 3.0 }
+[helper.probe_read_kernel]
+min_ns = 10.0
+max_ns = 20.0
+per_unit_min_ns = 0.1
+per_unit_max_ns = 0.5
+max_units = 0
+"""
+
+
+def table(text: str = HEAD + INSNS + HELPERS):
+    return parse_cost_table(text, "t.toml")
+
+
+def one(code: bytes):
+    return decode(code)[0]
+
+
+def test_insn_lookups() -> None:
+    t = table(HEAD + INSNS.replace("alu_div = { min_ns = 1.0, max_ns = 2.0 }",
+                                   "alu_div = { min_ns = 3.0, max_ns = 9.0 }") + HELPERS)
+    assert t.insn_ns(one(bc.alu64(0x30, 1, imm=3)), None) == (3.0, 9.0)
+    assert t.insn_ns(one(bc.ldx(4, 1, 10, -8)), "stack") == (1.0, 2.0)
+
+
+def test_helper_variants_sizes_and_missing() -> None:
+    t = table()
+    lookup = HELPER_NAMES.index("map_lookup_elem")
+    assert t.helper_ns(lookup, "array", None) == (1.0, 3.0)
+    assert t.helper_ns(lookup, None, None) == (5.0, 50.0)
+    lo, hi = t.helper_ns(lookup, "lpm_trie", None)  # never calibrated: default max
+    assert hi == 1000.0 and "map_lookup_elem[lpm_trie]" in t.missing()
+    probe = HELPER_NAMES.index("probe_read_kernel")
+    assert t.helper_ns(probe, None, (8, 16)) == pytest.approx((10.8, 28.0))
+    assert t.helper_ns(probe, None, None) == pytest.approx((10.0, 70.0))  # cap 100 bytes
+    assert t.helper_ns(HELPER_NAMES.index("get_stack"), None, None) == (0.0, 1000.0)
+    assert "get_stack" in t.missing()
+    assert t.kfunc_ns("bpf_x") == (0.0, 900.0) and "bpf_x" in t.missing()
+
+
+@pytest.mark.parametrize("text, message", [
+    (HEAD + INSNS.replace("alu_mul", "alu_mull"), "insn.alu_mull': unknown key"),
+    (HEAD + INSNS.replace("alu_mul = { min_ns = 1.0, max_ns = 2.0 }\n", ""), "insn.alu_mul"),
+    (HEAD + INSNS.replace("max_ns = 2.0 }", "max_ns = 0.5 }", 1), "below min_ns"),
+    (HEAD + INSNS + "[helper.map_lokup_elem]\nmin_ns = 1.0\nmax_ns = 2.0\n", "did you mean"),
+    (HEAD.replace('cpu = "test"\n', "") + INSNS, "provenance.cpu"),
+    ("format = [", "not valid TOML"),
+])
+def test_errors_name_file_and_key(text: str, message: str) -> None:
+    with pytest.raises(BpfLintError) as err:
+        table(text)
+    assert message in str(err.value) and str(err.value).startswith("t.toml")
+
+
+def test_error_carries_line_number() -> None:
+    text = HEAD + INSNS.replace("alu_neg = { min_ns = 1.0", "alu_neg = { min_ns = -1.0")
+    with pytest.raises(BpfLintError) as err:
+        table(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("alu_neg"))
+    assert f"t.toml:{line}:" in str(err.value)
+
+
+def test_shipped_table_loads_with_provenance(tmp_path: Path) -> None:
+    t = load_cost_table(None)
+    assert t.provenance.kernel and t.provenance.cpu and len(t.digest) == 64
+    assert len(t.helpers) >= 30
+    with pytest.raises(BpfLintError, match="cannot read"):
+        load_cost_table(tmp_path / "none.toml")

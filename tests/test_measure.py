@@ -1,0 +1,98 @@
+"""`bpflint measure` end to end on the live kernel."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from bpfc import PROGS, compile_bpf
+
+from bpflint.cli import main
+from bpflint.commands import measure
+from bpflint.kernel.syscall import bpf_usable
+
+USABLE, REASON = bpf_usable()
+needs_bpf = pytest.mark.skipif(not USABLE, reason=REASON)
+NS = PROGS / "ns" / "pkt_driven.bpf.c"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["measure", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def estimate_line(out: str) -> tuple[float, float, float, str]:
+    match = re.search(r"estimate: \[([\d.]+), ([\d.]+)\] ns -> measured (-?\d+) ns is "
+                      r"(inside|OUTSIDE)", out)
+    assert match, out
+    return float(match[1]), float(match[2]), float(match[3]), match[4]
+
+
+@pytest.mark.kernel
+@needs_bpf
+def test_measure_prints_time_next_to_the_estimate(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    obj = str(compile_bpf(NS))
+    # the loop runs the packet's first byte times: 200 -> 128 rounds (the clamp)
+    packet = tmp_path / "worst.bin"
+    packet.write_bytes(bytes([200]) + bytes(63))
+    code, out, err = run(capsys, obj, "--program", "ns_alu_loop", "--data", str(packet),
+                         "--repeat", "5000")
+    assert code == 0, err
+    assert "ns_alu_loop (xdp): measured" in out and "retval 2" in out
+    lo, hi, measured, verdict = estimate_line(out)
+    assert lo <= hi
+    assert measured >= 50  # 128 rounds of a multiply chain: well above the noise
+    assert verdict == ("inside" if measure.inside(measured, lo, hi) else "OUTSIDE")
+    # the best case (zero rounds) is much faster than the worst
+    code, out, _ = run(capsys, obj, "--program", "ns_alu_loop", "--data-hex", "00" * 64,
+                       "--repeat", "5000")
+    assert code == 0
+    assert estimate_line(out)[2] < measured / 2
+
+
+@pytest.mark.kernel
+@needs_bpf
+def test_measure_runs_tc_programs(capsys: pytest.CaptureFixture[str]) -> None:
+    obj = str(compile_bpf(NS))
+    code, out, err = run(capsys, obj, "--program", "ns_array_ops", "--repeat", "1000")
+    assert code == 0, err
+    assert "ns_array_ops (tc): measured" in out and "estimate: [" in out
+
+
+def test_inside_rule_has_a_tolerance_below_only() -> None:
+    assert measure.inside(10.0, 12.0, 20.0)  # 3 ns slack under the minimum
+    assert not measure.inside(10.0, 14.0, 20.0)
+    assert not measure.inside(21.0, 0.0, 20.0)  # none above the maximum
+    assert measure.inside(100.0, 109.0, 200.0)  # 10 % of the measurement
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--program", "nope"), "no program 'nope' (programs: "),
+    (("--program", "ns_alu_loop", "--data-hex", "zz"), "--data-hex: not hex"),
+    (("--program", "ns_alu_loop", "--repeat", "0"), "--repeat must be at least 1"),
+    (("--program", "ns_alu_loop", "--data", "/nonexistent/p.bin"), "cannot read"),
+])
+@needs_bpf
+def test_bad_input_is_one_line_exit_2(capsys: pytest.CaptureFixture[str],
+                                      argv: tuple[str, ...], message: str) -> None:
+    code, out, err = run(capsys, str(compile_bpf(NS)), *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("bpflint: error: ") and message in err
+
+
+def test_non_root_is_one_line_exit_2(capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    code, out, err = run(capsys, str(compile_bpf(NS)), "--program", "ns_alu_loop")
+    assert code == 2 and out == ""
+    assert err == "bpflint: error: measure needs root (it loads and runs the program)\n"
+
+
+def test_missing_object_is_exit_2(capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    code, _, err = run(capsys, "/nonexistent/x.o", "--program", "p")
+    assert code == 2 and err.count("\n") == 1 and "/nonexistent/x.o" in err
