@@ -11,7 +11,7 @@ program's cost, up to the kernel's chain limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bpflint.analysis import calls
@@ -22,6 +22,7 @@ from bpflint.analysis.fixpoint import (
     Flow,
     StepBudgetExceeded,
     analyze_function,
+    propagate,
     step,
 )
 from bpflint.analysis.scalar import Scalar
@@ -31,21 +32,25 @@ from bpflint.analysis.state import (
     Kind,
     State,
     Val,
+    join_state,
     join_val,
+    leq_state,
     scalar,
 )
 from bpflint.analysis.transfer import Env, Machine, mem_kind
 from bpflint.cfg.graph import Cfg, build_cfg, is_tail_call
-from bpflint.cfg.loops import LoopForest, find_loops
+from bpflint.cfg.loops import Loop, LoopForest, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
 from bpflint.cost.paths import (
+    LATCH,
     RET,
     TAIL,
     ZERO_COST,
     Cost,
     LoopSummary,
     Node,
+    Piece,
     Region,
     Target,
     add,
@@ -62,7 +67,7 @@ MAX_TAIL_CALLS = 33  # the kernel's MAX_TAIL_CALL_CNT
 BPF_LOOP_MAX = 1 << 23  # bpf_loop rejects larger nr_loops with -E2BIG
 USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
-SHARPEN_UNROLL_STEPS = 50_000  # unroll bounded loops this small for exact bounds
+PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration
 
 # helper id -> register holding the size argument (for size-dependent costs)
 SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
@@ -97,6 +102,19 @@ class FuncResult:
     lines_tail: Lines
     tail_targets: frozenset[str]
     open_tail_maps: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """What every step of one function context's analysis needs."""
+
+    cfg: Cfg
+    forest: LoopForest
+    thresholds: tuple[int, ...]
+    env: Env
+    prog_type: str
+    tail_targets: set[str]
+    open_maps: set[str]
 
 
 @dataclass
@@ -205,52 +223,125 @@ class ProgramAnalysis:
             if r0 is not None:
                 ret_val = r0 if ret_val is None else join_val(ret_val, r0)
 
-        def block_cost(b: int) -> Cost:
-            return blocks[b].cost
-
-        def block_exits(b: int) -> list[Target]:
-            return blocks[b].exits
-
-        summaries: dict[int, LoopSummary] = {}
-        for header in sorted(forest.loops, key=lambda h: len(forest.loops[h].body)):
-            if flow.block_in[header] is None:
-                continue
-            bound = self._bound(cfg, forest, header, flow, env, thresholds)
-            if bound.max_backedges is None:
-                self.diag("BPF003", "unbounded-loop",
-                          f"no bound proven for the loop in {func.name} "
-                          f"({bound.how})", cfg.blocks[header].insns[0])
-            summaries[header] = summarise_loop(cfg, forest, header, bound, block_cost,
-                                               block_exits, flow.edges, summaries)
-        region = solve_region(cfg, forest, None, block_cost, block_exits, flow.edges, summaries)
+        ctx = _Ctx(cfg, forest, thresholds, env, prog_type, tail_targets, open_maps)
+        summaries = self._summaries(ctx, sorted(forest.loops), flow, blocks)
+        region = solve_region(cfg, forest, None, _costs(blocks), _exits(blocks), flow.edges,
+                              summaries)
+        if any(math.isinf(c[1]) for c in region.cost.values()):
+            for header, summary in summaries.items():
+                parent = forest.loops[header].parent
+                if _is_unbounded(summary) and (parent is None or parent not in summaries
+                                               or _is_unbounded(summaries[parent])):
+                    self.diag("BPF003", "unbounded-loop",
+                              f"no bound proven for the loop in {func.name} "
+                              f"({summary.bound.how})", cfg.blocks[header].insns[0])
         lines_ret: Lines = {}
         lines_tail: Lines = {}
         if RET in region.cost:
-            _expand(region, RET, 1, blocks, summaries, lines_ret, cfg)
+            _expand(region, RET, 1, blocks, summaries, lines_ret)
         if TAIL in region.cost:
-            _expand(region, TAIL, 1, blocks, summaries, lines_tail, cfg)
+            _expand(region, TAIL, 1, blocks, summaries, lines_tail)
         return FuncResult(region.cost.get(RET), region.cost.get(TAIL), ret_val or UNKNOWN,
                           lines_ret, lines_tail, frozenset(tail_targets), frozenset(open_maps))
 
-    def _bound(self, cfg: Cfg, forest: LoopForest, header: int, flow: Flow, env: Env,
-               thresholds: tuple[int, ...]) -> LoopBound:
-        """Induction variables first (cheap, any trip count); abstract unrolling when
-        they fail, or when the loop is small enough to sharpen the bounds by it."""
+    def _summaries(self, ctx: _Ctx, headers: list[int], flow: Flow,
+                   blocks: dict[int, _BlockInfo]) -> dict[int, LoopSummary]:
+        """Summaries of the given loops, innermost first, with the states in ``flow``."""
+        forest = ctx.forest
+        summaries: dict[int, LoopSummary] = {}
+        for header in sorted(headers, key=lambda h: len(forest.loops[h].body)):
+            if flow.block_in[header] is None:
+                continue
+            loop = forest.loops[header]
+            bound = self._bound(ctx, header, flow)
+            summary = summarise_loop(ctx.cfg, forest, header, bound, _costs(blocks),
+                                     _exits(blocks), flow.edges, summaries, blocks)
+            body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
+            if bound.max_backedges is not None and (
+                    _is_unbounded(summary)
+                    or (bound.max_backedges + 1) * body_insns <= PER_ITERATION_STEPS):
+                unrolled = self._unrolled_summary(ctx, loop, flow, bound.max_backedges + 1)
+                if unrolled is not None:
+                    summary = unrolled
+            summaries[header] = summary
+        return summaries
+
+    def _unrolled_summary(self, ctx: _Ctx, loop: Loop, flow: Flow, limit: int
+                          ) -> LoopSummary | None:
+        """Cost a loop iteration by iteration, each from its own exact entry state.
+
+        Tighter than bound x dearest iteration when iterations differ (an inner
+        loop whose trip count depends on the outer counter, a branch on the
+        counter), and it bounds inner loops that are bounded only per outer
+        iteration, as the verifier does. None when the loop does not finish
+        within ``limit`` iterations or stops making progress.
+        """
+        cfg, forest, h = ctx.cfg, ctx.forest, loop.header
+        entries = [flow.edge_out[(p, h)] for p in cfg.preds[h]
+                   if p not in loop.body and (p, h) in flow.edge_out]
+        if not entries:
+            return None
+        state = entries[0]
+        for other in entries[1:]:
+            state = join_state(state, other)
+        inner = [d for d in forest.loops if d != h and d in loop.body]
+        iterations: list[Piece] = []
+        for _ in range(max(limit, 0) + 1):
+            block_in, edge_out, nxt = propagate(cfg, forest, loop.body, h, state, ctx.env,
+                                                _no_subcall, self.budget, ctx.thresholds,
+                                                collect=h)
+            flow_k = Flow(tuple(block_in), edge_out)
+            blocks_k = {}
+            for b in loop.body:
+                st = block_in[b]
+                if st is not None:
+                    blocks_k[b], _ = self._cost_block(cfg, b, st, ctx.env, ctx.prog_type,
+                                                      ctx.tail_targets, ctx.open_maps)
+            summaries_k = self._summaries(ctx, inner, flow_k, blocks_k)
+            region = solve_region(cfg, forest, h, _costs(blocks_k), _exits(blocks_k),
+                                  flow_k.edges, summaries_k)
+            iterations.append(Piece(region, LATCH, 1, blocks_k, summaries_k))
+            if nxt is None:
+                break
+            if leq_state(nxt, state):
+                return None
+            state = nxt
+        else:
+            return None
+        totals: dict[Target, Cost] = {}
+        pieces: dict[Target, list[Piece]] = {}
+        prefix: Cost = ZERO_COST
+        first_exit: int | None = None
+        for j, it in enumerate(iterations):
+            for target, cost in it.region.cost.items():
+                if target == LATCH:
+                    continue
+                first_exit = j if first_exit is None else first_exit
+                cand = add(prefix, cost)
+                old = totals.get(target)
+                if old is None or cand[1] > old[1]:
+                    pieces[target] = iterations[:j] + [Piece(it.region, target, 1, it.context,
+                                                             it.summaries)]
+                totals[target] = cand if old is None else _merge(old, cand)
+            latch = it.region.cost.get(LATCH)
+            if latch is None:
+                break
+            prefix = add(prefix, latch)
+        n = len(iterations) - 1
+        bound = LoopBound(h, n, first_exit or 0, f"unrolled: at most {n} iterations")
+        return LoopSummary(bound, totals, pieces)
+
+    def _bound(self, ctx: _Ctx, header: int, flow: Flow) -> LoopBound:
+        """Induction variables first (cheap, any trip count), else abstract unrolling."""
+        cfg, forest, env, thresholds = ctx.cfg, ctx.forest, ctx.env, ctx.thresholds
         loop = forest.loops[header]
         bound = bound_loop(cfg, forest, loop, flow, env)
+        if bound.max_backedges is not None:
+            return bound
         body_insns = sum(len(cfg.blocks[b].insns) for b in loop.body)
-        if bound.max_backedges is None:
-            limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
-        elif bound.max_backedges * body_insns <= SHARPEN_UNROLL_STEPS:
-            limit = bound.max_backedges
-        else:
-            return bound
+        limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
         unrolled = unroll_loop(cfg, forest, loop, flow, env, self.budget, thresholds, limit)
-        if unrolled is None or unrolled.max_backedges is None:
-            return bound
-        if bound.max_backedges is not None and bound.max_backedges < unrolled.max_backedges:
-            return LoopBound(header, bound.max_backedges, unrolled.min_backedges, bound.how)
-        return unrolled
+        return unrolled if unrolled is not None else bound
 
     # -- costs of the instructions of one block -------------------------------
     def _cost_block(self, cfg: Cfg, b: int, state: State, env: Env, prog_type: str,
@@ -460,6 +551,18 @@ class ProgramAnalysis:
         return cost, lines
 
 
+def _costs(blocks: dict[int, _BlockInfo]) -> Callable[[int], Cost]:
+    return lambda b: blocks[b].cost
+
+
+def _exits(blocks: dict[int, _BlockInfo]) -> Callable[[int], list[Target]]:
+    return lambda b: blocks[b].exits
+
+
+def _is_unbounded(summary: LoopSummary) -> bool:
+    return any(math.isinf(c[1]) for c in summary.totals.values())
+
+
 def _merge(a: Cost, b: Cost) -> Cost:
     return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
 
@@ -522,7 +625,7 @@ def _thresholds(func: Function) -> tuple[int, ...]:
 
 
 def _expand(region: Region, target: Target, mult: float, blocks: dict[int, _BlockInfo],
-            summaries: dict[int, LoopSummary], into: Lines, cfg: Cfg) -> None:
+            summaries: dict[int, LoopSummary], into: Lines) -> None:
     """Accumulate the source lines of the most expensive path to ``target``."""
     path = region.path_to(target)
     for i, node in enumerate(path):
@@ -531,21 +634,19 @@ def _expand(region: Region, target: Target, mult: float, blocks: dict[int, _Bloc
             continue
         summary = summaries[node[1]]
         nxt = path[i + 1] if i + 1 < len(path) else None
-        exit_key = _exit_key(nxt, target, summary)
-        hi = summary.bound.max_backedges
-        if "LATCH" in summary.region.cost and hi:
-            _expand(summary.region, "LATCH", mult * hi, blocks, summaries, into, cfg)
-        if exit_key in summary.region.cost:
-            _expand(summary.region, exit_key, mult, blocks, summaries, into, cfg)
+        for piece in summary.pieces.get(_exit_key(nxt, target, summary), []):
+            if piece.mult and piece.target in piece.region.cost:
+                _expand(piece.region, piece.target, mult * piece.mult, piece.context,
+                        piece.summaries, into)
 
 
 def _exit_key(nxt: Node | None, target: Target, summary: LoopSummary) -> Target:
     if nxt is not None:
         return ("x", nxt[1])
-    if target in summary.region.cost:
+    if target in summary.totals:
         return target
     # target is LATCH of the enclosing loop: the inner loop left towards its header
-    for key in summary.exits:
+    for key in summary.totals:
         if isinstance(key, tuple):
             return key
     return target

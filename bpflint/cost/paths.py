@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from bpflint.analysis.bounds import LoopBound
 from bpflint.cfg.graph import Cfg
@@ -56,22 +57,23 @@ class Region:
 
 
 @dataclass
+class Piece:
+    """Part of a loop's most expensive run: ``mult`` times the path to ``target`` in
+    ``region``; ``context`` and ``summaries`` are the block costs and inner-loop
+    summaries that region was solved with (for source-line attribution)."""
+
+    region: Region
+    target: Target
+    mult: float
+    context: Any
+    summaries: dict[int, LoopSummary]
+
+
+@dataclass
 class LoopSummary:
     bound: LoopBound
-    region: Region  # LATCH is the target of one iteration; the rest are exits
-
-    @property
-    def exits(self) -> list[Target]:
-        return [t for t in self.region.cost if t != LATCH]
-
-    def total(self, target: Target) -> Cost:
-        exit_cost = self.region.cost[target]
-        iteration = self.region.cost.get(LATCH)
-        if iteration is None:
-            return exit_cost
-        hi = self.bound.max_backedges
-        return add(scale(iteration, self.bound.min_backedges,
-                         math.inf if hi is None else hi), exit_cost)
+    totals: dict[Target, Cost]  # cost of entering the loop and leaving to each target
+    pieces: dict[Target, list[Piece]]  # how the most expensive run to each target goes
 
 
 def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
@@ -155,17 +157,33 @@ def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
             out.append((special, cost))
         return out
     summary = summaries[node[1]]
-    for target in summary.exits:
+    for target, total in summary.totals.items():
         if isinstance(target, tuple) and target[0] == "x":
-            out.append((to(target[1]), summary.total(target)))
+            out.append((to(target[1]), total))
         else:
-            out.append((target, summary.total(target)))
+            out.append((target, total))
     return out
 
 
 def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
                    block_cost: Callable[[int], Cost], block_exits: Callable[[int], list[Target]],
-                   edges: frozenset[tuple[int, int]], summaries: dict[int, LoopSummary]
-                   ) -> LoopSummary:
-    return LoopSummary(bound, solve_region(cfg, forest, header, block_cost, block_exits, edges,
-                                           summaries))
+                   edges: frozenset[tuple[int, int]], summaries: dict[int, LoopSummary],
+                   context: Any) -> LoopSummary:
+    """Summarise a loop as ``bound`` back edges of its dearest iteration plus an exit."""
+    region = solve_region(cfg, forest, header, block_cost, block_exits, edges, summaries)
+    iteration = region.cost.get(LATCH)
+    hi = bound.max_backedges
+    totals: dict[Target, Cost] = {}
+    pieces: dict[Target, list[Piece]] = {}
+    for target, exit_cost in region.cost.items():
+        if target == LATCH:
+            continue
+        if iteration is None:
+            totals[target] = exit_cost
+            pieces[target] = [Piece(region, target, 1, context, summaries)]
+            continue
+        totals[target] = add(scale(iteration, bound.min_backedges,
+                                   math.inf if hi is None else hi), exit_cost)
+        pieces[target] = [Piece(region, LATCH, hi or 0, context, summaries),
+                          Piece(region, target, 1, context, summaries)]
+    return LoopSummary(bound, totals, pieces)
