@@ -23,7 +23,8 @@ from test_make import CLANG, copy_example, push_firewall_over_budget, run_make
 from test_precommit import copy_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
-SARIF_SCHEMA = ROOT.parent / "shared" / "sarif-schema-2.1.0.json"
+# the official SARIF 2.1.0 schema (a copy of the one in ../shared/)
+SARIF_SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 

@@ -22,7 +22,8 @@ import pytest
 from bpfc import find_clang
 
 PROJECT = Path(__file__).parent / "data" / "gate_project"
-SCHEMA = Path("/work/shared/sarif-schema-2.1.0.json")
+# the official SARIF 2.1.0 schema (a copy of the one in ../shared/)
+SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
 ROUNDS = re.compile(r"#define ROUNDS \d+")
 
 pytestmark = pytest.mark.skipif(find_clang() is None, reason="no clang to build the project")

@@ -17,7 +17,8 @@ from bpflint.errors import BpfLintError
 from bpflint.report import check_json, github, markdown, sarif, text
 from bpflint.results import AnalysisReport, Diagnostic, SourceLoc
 
-SCHEMA = Path("/work/shared/sarif-schema-2.1.0.json")
+# the official SARIF 2.1.0 schema (a copy of the one in ../shared/)
+SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
 
 
 def gate_report(tmp_path: Path, *, warn_only: bool = False) -> GateReport:
