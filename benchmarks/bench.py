@@ -34,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -145,7 +146,7 @@ def worker_argv(kind: str, path: Path, max_seconds: float) -> list[str]:
             "--max-seconds", str(max_seconds)]
 
 
-def child_json(run: ChildRun) -> dict[str, object] | None:
+def child_json(run: ChildRun) -> dict[str, Any] | None:
     if run.timed_out or run.returncode != 0:
         return None
     try:
@@ -169,7 +170,7 @@ class ObjectTimes:
     path: Path
     whole_s: float | None  # whole child process: interpreter start, read, analysis
     maxrss_kb: int
-    programs: list[dict[str, object]]  # analysis entries merged with verifier entries
+    programs: list[dict[str, Any]]  # analysis entries merged with verifier entries
     failure: str | None
 
 
@@ -178,11 +179,11 @@ def measure_object(path: Path, timeout_s: float, verify: bool) -> ObjectTimes:
     data = child_json(run)
     if data is None:
         return ObjectTimes(path, None, run.maxrss_kb, [], child_failure(run))
-    programs = list(data["programs"])  # type: ignore[call-overload]
+    programs = list(data["programs"])
     if verify:
         vrun = run_child(worker_argv("verify", path, timeout_s), timeout_s + 30)
         vdata = child_json(vrun)
-        by_name = {p["name"]: p for p in vdata["programs"]} if vdata else {}  # type: ignore[index, union-attr]
+        by_name = {p["name"]: p for p in vdata["programs"]} if vdata else {}
         for entry in programs:
             entry.update(by_name.get(entry["name"], {"error": child_failure(vrun)}))
     return ObjectTimes(path, run.wall_s, run.maxrss_kb, programs, None)
@@ -210,11 +211,11 @@ def section_a(objects: list[Path], timeout_s: float, out: list[str]) -> list[Obj
             out.append(f"| {name} | - | - | - | failed: {obj.failure} | - | - |")
             continue
         for prog in obj.programs:
-            ana = float(prog["analysis_s"])  # type: ignore[arg-type]
+            ana = float(prog["analysis_s"])
             usec = prog.get("verification_usec")
-            ver = None if usec is None else int(usec) / 1e6  # type: ignore[call-overload]
+            ver = None if usec is None else int(usec) / 1e6
             ratio = "-" if not ver else f"{ana / ver:.2f}"
-            if ver and int(prog["insns"]) <= SMALL_MAX_INSNS:  # type: ignore[call-overload]
+            if ver and int(prog["insns"]) <= SMALL_MAX_INSNS:
                 ratios_small.append(ana / ver)
             kernel = fmt_s(ver) if ver is not None else f"not loaded: {prog.get('error', '?')}"
             out.append(f"| {name} | {prog['name']} | {prog['insns']} | {prog['bounded']} "
@@ -223,7 +224,7 @@ def section_a(objects: list[Path], timeout_s: float, out: list[str]) -> list[Obj
     heavy = _heavy_objects(times)
     if heavy:
         bpflint_s = sum(obj.whole_s or 0.0 for obj in heavy)
-        kernel_s = sum(int(p["verification_usec"]) for obj in heavy  # type: ignore[call-overload]
+        kernel_s = sum(int(p["verification_usec"]) for obj in heavy
                        for p in obj.programs) / 1e6
         out.append(f"**Heaviest {len(heavy)} objects** (most instructions among those whose "
                    "every program the kernel accepts): whole-process bpflint time "
@@ -238,7 +239,7 @@ def section_a(objects: list[Path], timeout_s: float, out: list[str]) -> list[Obj
 
 
 def _total_insns(obj: ObjectTimes) -> int:
-    return sum(int(p["insns"]) for p in obj.programs)  # type: ignore[call-overload]
+    return sum(int(p["insns"]) for p in obj.programs)
 
 
 def _heavy_objects(times: list[ObjectTimes]) -> list[ObjectTimes]:
@@ -284,7 +285,7 @@ def section_c(synthetic: Path, largest: Path | None, timeout_s: float,
         print(f"[c] {path}", file=sys.stderr)
         run = run_child(worker_argv("analyze", path, timeout_s), timeout_s + 30)
         data = child_json(run)
-        insns = sum(int(p["insns"]) for p in data["programs"]) if data else "-"  # type: ignore[union-attr, index, call-overload]
+        insns = sum(int(p["insns"]) for p in data["programs"]) if data else "-"
         result = "ok" if data else child_failure(run)
         out.append(f"| {label}: {path.name} | {insns} | {run.maxrss_kb / 1024:.0f} MB "
                    f"| {fmt_s(run.wall_s)} | {result} |")
@@ -308,7 +309,7 @@ def section_d(synth_dir: Path, sizes: tuple[int, ...], timeout_s: float,
                 seconds.append(None)
                 cells.append(child_failure(run))
                 continue
-            prog = data["programs"][0]  # type: ignore[index]
+            prog = data["programs"][0]
             seconds.append(float(prog["analysis_s"]))
             bound = "" if prog["bounded"] else " (unbounded)"
             cells.append(fmt_s(float(prog["analysis_s"])) + bound)

@@ -6,18 +6,22 @@ still analysed, so one broken file in a build tree does not hide the rest.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from bpflint.cache import ObjectOutcome, ResultCache, code_digest, entry_key, is_cacheable
 from bpflint.cost.engine import AnalysisOptions, analyze_program
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import Insn
 from bpflint.obj.elf import EM_BPF
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
-from bpflint.obj.reader import load_object
+from bpflint.obj.reader import ReadLimits, parse_object, read_object_bytes
 from bpflint.results import AnalysisReport, ObjectError, ProgramResult
 
 OBJECT_SUFFIX = ".o"  # covers *.bpf.o too
@@ -93,9 +97,22 @@ def _foreign_elf_machine(path: Path) -> int | None:
     return None if machine == EM_BPF else machine
 
 
+def default_jobs() -> int:
+    """Worker processes when --jobs is not given: every core this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def analyze_paths(paths: Sequence[str], table: Any, options: AnalysisOptions | None = None,
-                  jobs: int = 1) -> AnalysisReport:
-    """Discover, read and cost every program of every object under ``paths``."""
+                  jobs: int = 1, cache: ResultCache | None = None,
+                  limits: ReadLimits | None = None) -> AnalysisReport:
+    """Discover, read and cost every program of every object under ``paths``.
+
+    Objects whose results are in ``cache`` are not analysed again; the others are
+    analysed in up to ``jobs`` processes (the engine is pure Python, so threads would
+    share one core) and their results stored in the cache.
+    """
     objects: list[str] = []
     notes: list[str] = []
     missing: list[ObjectError] = []
@@ -113,45 +130,103 @@ def analyze_paths(paths: Sequence[str], table: Any, options: AnalysisOptions | N
                 objects.append(path)
         notes.extend(found_notes)
     opts = options if options is not None else AnalysisOptions()
-    if jobs > 1 and len(objects) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(objects))) as pool:
-            outcomes = list(pool.map(_analyze_object, objects, [table] * len(objects),
-                                     [opts] * len(objects)))
-    else:
-        outcomes = [_analyze_object(path, table, opts) for path in objects]
+    limits = limits if limits is not None else ReadLimits()
+    keyer = _Keyer(table, opts, limits) if cache is not None else None
+    outcomes: dict[int, ObjectOutcome] = {}
+    for index, path in enumerate(objects):
+        if cache is not None and keyer is not None:
+            content = _content_digest(path, limits)
+            hit = cache.load(keyer.key(content)) if content is not None else None
+            if hit is not None:
+                outcomes[index] = hit.at(path)
+    pending = [index for index in range(len(objects)) if index not in outcomes]
+    for index, (content, outcome) in zip(pending, _run_all(
+            [objects[index] for index in pending], table, opts, limits, jobs), strict=True):
+        outcomes[index] = outcome
+        if cache is not None and keyer is not None and content is not None \
+                and is_cacheable(outcome):
+            cache.store(keyer.key(content), outcome)
     programs: list[ProgramResult] = []
     errors: list[ObjectError] = missing
-    for results, object_errors, object_notes in outcomes:
-        programs.extend(results)
-        errors.extend(object_errors)
-        notes.extend(object_notes)
+    for index, path in enumerate(objects):
+        outcome = outcomes[index]
+        programs.extend(outcome.programs)
+        errors.extend(ObjectError(path, message) for message in outcome.errors)
+        notes.extend(f"{path}: {note}" for note in outcome.notes)
+    if cache is not None and cache.write_problem is not None:
+        notes.append(cache.write_problem)
     return AnalysisReport(tuple(programs), tuple(errors), tuple(notes))
 
 
-def _analyze_object(path: str, table: Any, options: AnalysisOptions
-                    ) -> tuple[list[ProgramResult], list[ObjectError], list[str]]:
+class _Keyer:
+    """Cache keys for one run: everything but the object's content is fixed."""
+
+    def __init__(self, table: Any, options: AnalysisOptions, limits: ReadLimits) -> None:
+        self.code = code_digest()
+        self.table = getattr(table, "digest", None)
+        self.settings = {"options": dataclasses.asdict(options),
+                         "limits": dataclasses.asdict(limits)}
+
+    def key(self, content_sha256: str) -> str:
+        return entry_key(content_sha256, self.code, self.table, self.settings)
+
+
+def _content_digest(path: str, limits: ReadLimits) -> str | None:
+    """sha256 of the object's bytes; None when it cannot be read (analysis says why)."""
     try:
-        obj = load_object(path)
+        return hashlib.sha256(read_object_bytes(path, limits)).hexdigest()
+    except BpfLintError:
+        return None
+
+
+def _run_all(paths: list[str], table: Any, options: AnalysisOptions, limits: ReadLimits,
+             jobs: int) -> list[tuple[str | None, ObjectOutcome]]:
+    if jobs <= 1 or len(paths) <= 1:
+        return [_analyze_object(path, table, options, limits) for path in paths]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        futures = [pool.submit(_analyze_object, path, table, options, limits)
+                   for path in paths]
+        return [_outcome_of(future) for future in futures]
+
+
+def _outcome_of(future: Future[tuple[str | None, ObjectOutcome]]
+                ) -> tuple[str | None, ObjectOutcome]:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        # the worker was killed (the kernel's OOM killer, a signal): say so per object
+        return None, ObjectOutcome(errors=("the analysis process died (out of memory?)",))
+
+
+def _analyze_object(path: str, table: Any, options: AnalysisOptions, limits: ReadLimits
+                    ) -> tuple[str | None, ObjectOutcome]:
+    """(sha256 of the bytes analysed, or None if unread; what the analysis produced)."""
+    try:
+        raw = read_object_bytes(path, limits)
     except BpfLintError as exc:
-        return [], [ObjectError(path, _without_path(path, str(exc)))], []
+        return None, ObjectOutcome(errors=(_without_path(path, str(exc)),))
+    content = hashlib.sha256(raw).hexdigest()
+    try:
+        obj = parse_object(path, raw, limits)
+    except BpfLintError as exc:
+        return content, ObjectOutcome(errors=(_without_path(path, str(exc)),))
     except MemoryError:
-        return [], [ObjectError(path, "file too large to read")], []
+        return content, ObjectOutcome(errors=("file too large to read",))
     except Exception as exc:  # noqa: BLE001 - the last line of "never a traceback"
-        return [], [ObjectError(path, f"internal error while reading: {_describe(exc)}")], []
+        return content, ObjectOutcome(errors=(f"internal error while reading: {_describe(exc)}",))
+    del raw
     results: list[ProgramResult] = []
-    errors: list[ObjectError] = []
+    errors: list[str] = []
     for program in obj.programs:
         try:
             results.append(analyze_program(obj, program, table, options))
         except BpfLintError as exc:
-            message = _without_path(path, str(exc))
-            errors.append(ObjectError(path, f"program {program.name}: {message}"))
+            errors.append(f"program {program.name}: {_without_path(path, str(exc))}")
         except Exception as exc:  # noqa: BLE001 - as above: one line, never a traceback
-            errors.append(ObjectError(
-                path, f"program {program.name}: internal error: {_describe(exc)}"))
-    # reader notes name the section, not the file: several objects share section names
-    return results, errors, [note if note.startswith(f"{path}: ") else f"{path}: {note}"
-                             for note in obj.notes]
+            errors.append(f"program {program.name}: internal error: {_describe(exc)}")
+    # reader notes name the section, not the file: the path is added when reported
+    return content, ObjectOutcome(tuple(results), tuple(errors),
+                                  tuple(_without_path(path, note) for note in obj.notes))
 
 
 def _without_path(path: str, message: str) -> str:

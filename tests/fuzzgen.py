@@ -349,7 +349,7 @@ CONFIG_VALUES = ('"1.5us"', '"800ns"', '"5%"', '"-5%"', '"1e400us"', '"nan%"', '
                  "-1", "0", "1", "9223372036854775808", "1e308", "inf", "nan", "true",
                  '"fail"', '"warn"', '"xdp"', '"kprobe/*"', '"["', '"../../etc/passwd"',
                  "[]", '["a", 1]', "[[1]]", "{}", '{max_insns = 3}', '"\\u0000"',
-                 "1979-05-27T07:32:00Z", '"' + "x" * 300 + '"')
+                 "1979-05-27T07:32:00Z", '"' + "x" * 200 + '"')
 TABLES = ("", "[analyze]", "[regression]", "[[budget]]", "[build]", "[tail_calls]",
           "[budget]", "[[analyze]]", "[regression.allowed]", "[[budget.x]]")
 

@@ -11,6 +11,7 @@ most floor((hi - lo) / |c|) back edges.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
@@ -184,17 +185,17 @@ def _trips(rng: sc.Scalar, c: int, w32: bool) -> int | None:
 
 
 def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -> LoopBound:
-    block_in, edges = flow.block_in, flow.edges
-    header_state = block_in[loop.header]
+    block_in, edges = flow.block_in, flow.edge_out
+    header_state = block_in.get(loop.header)
     if header_state is None:
         return LoopBound(loop.header, 0, 0, "unreachable")
-    order = [b for b in cfg.rpo if b in loop.body]
+    order = loop.order
     edge_d: dict[tuple[int, int], dict[Loc, Sym]] = {}
     inner_modified: dict[int, set[Loc]] = {h: set() for h in loop.children}
     modified_in_block: dict[int, set[Loc]] = {}
     # First pass: per block, which locations it modifies (for inner loops' clobbers).
     for b in order:
-        st = block_in[b]
+        st = block_in.get(b)
         if st is None:
             continue
         d: dict[Loc, Sym] = {}
@@ -211,7 +212,7 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -
         inner_modified[h] |= {("mg",), ("it", "*")}
     d_in: dict[int, dict[Loc, Sym]] = {loop.header: {}}
     for b in order:
-        st = block_in[b]
+        st = block_in.get(b)
         if st is None:
             continue
         if b != loop.header:
@@ -285,7 +286,7 @@ def _loc_name(loc: Loc) -> str:
 
 
 def _walk_block(cfg: Cfg, b: int, state: State, d: dict[Loc, Sym], mods: set[Loc],
-                edges: frozenset[tuple[int, int]] | None, env: Env
+                edges: Container[tuple[int, int]] | None, env: Env
                 ) -> dict[int, dict[Loc, Sym]]:
     """Run deltas (and the concrete-state machine for pointer facts) through a block."""
     block = cfg.blocks[b]
@@ -348,7 +349,7 @@ def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
         block_in, edge_out, nxt = propagate(cfg, forest, loop.body, h, state, env,
                                             _unknown_result, budget, thresholds, collect=h)
         if first_exit is None and (any(e in edge_out for e in loop.exits) or
-                                   any(block_in[b] is not None for b in leaves)):
+                                   any(b in block_in for b in leaves)):
             first_exit = k
         if nxt is None:
             return LoopBound(h, k, k if first_exit is None else first_exit,

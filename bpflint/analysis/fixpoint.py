@@ -123,28 +123,23 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult
 
 @dataclass(frozen=True)
 class Flow:
-    block_in: tuple[State | None, ...]  # None: unreachable
+    block_in: dict[int, State]  # blocks absent are unreachable
     edge_out: dict[tuple[int, int], State]  # state on each feasible edge
-
-    @property
-    def edges(self) -> frozenset[tuple[int, int]]:
-        return frozenset(self.edge_out)
 
 
 def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start: int,
               entry: State, env: Env, subcall: CallResult, budget: Budget,
               thresholds: tuple[int, ...], collect: int | None = None
-              ) -> tuple[list[State | None], dict[tuple[int, int], State], State | None]:
+              ) -> tuple[dict[int, State], dict[tuple[int, int], State], State | None]:
     """Run the worklist from ``start`` over ``region`` (None: the whole function).
 
     Edges into ``collect`` are not followed: their states are joined and returned,
     which is one iteration of the loop headed by ``collect`` when it is ``start``.
     """
-    nblocks = len(cfg.blocks)
-    order = {b: i for i, b in enumerate(cfg.rpo)}
-    block_in: list[State | None] = [None] * nblocks
+    order = cfg.rpo_index
+    block_in: dict[int, State] = {}
     edge_out: dict[tuple[int, int], State] = {}
-    visits = [0] * nblocks
+    visits: dict[int, int] = {}
     headers = forest.loops
     collected: State | None = None
     block_in[start] = entry
@@ -152,10 +147,8 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
     queued = {start}
 
     def process(b: int) -> list[tuple[int, State]]:
-        state = block_in[b]
-        assert state is not None
         budget.spend(len(cfg.blocks[b].insns))
-        return run_block(cfg.blocks[b], state, env, subcall)
+        return run_block(cfg.blocks[b], block_in[b], env, subcall)
 
     while work:
         _, b = heapq.heappop(work)
@@ -174,13 +167,13 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
                 continue
             if region is not None and succ not in region:
                 continue
-            old = block_in[succ]
+            old = block_in.get(succ)
             if old is None:
                 new = st
             elif leq_state(st, old):
                 continue
             else:
-                visits[succ] += 1
+                visits[succ] = visits.get(succ, 0) + 1
                 new = join_state(old, st)
                 if succ in headers and visits[succ] >= WIDEN_AFTER:
                     new = widen_state(old, new, thresholds)
@@ -199,18 +192,16 @@ def analyze_function(cfg: Cfg, forest: LoopForest, entry: State, env: Env,
     headers = forest.loops
 
     def process(b: int) -> list[tuple[int, State]]:
-        state = block_in[b]
-        assert state is not None
         budget.spend(len(cfg.blocks[b].insns))
-        return run_block(cfg.blocks[b], state, env, subcall)
+        return run_block(cfg.blocks[b], block_in[b], env, subcall)
 
     if headers:
         for _ in range(NARROW_ROUNDS):
             _narrow(cfg, block_in, edge_out, process)
-    return Flow(tuple(block_in), edge_out)
+    return Flow(block_in, edge_out)
 
 
-def _narrow(cfg: Cfg, block_in: list[State | None],
+def _narrow(cfg: Cfg, block_in: dict[int, State],
             edge_out: dict[tuple[int, int], State],
             process: Callable[[int], list[tuple[int, State]]]) -> None:
     """One descending round: recompute every state from its predecessors' outputs."""
@@ -218,13 +209,13 @@ def _narrow(cfg: Cfg, block_in: list[State | None],
         if b != 0:
             ins = [edge_out[(p, b)] for p in cfg.preds[b] if (p, b) in edge_out]
             if not ins:
-                block_in[b] = None
+                block_in.pop(b, None)
                 continue
             st = ins[0]
             for other in ins[1:]:
                 st = join_state(st, other)
             block_in[b] = st
-        if block_in[b] is None:
+        if b not in block_in:
             continue
         outs = process(b)
         merged: dict[int, State] = {}

@@ -73,6 +73,16 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """[limits]: analysis and input-size limits; None keeps bpflint's default."""
+
+    max_steps: int | None = None  # abstract-interpretation steps per program
+    max_seconds: float | None = None  # wall-clock seconds per program
+    max_object_bytes: int | None = None
+    max_btf_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class BudgetConfig:
     path: Path
     objects: tuple[str, ...] = ()  # globs relative to the config's directory
@@ -86,6 +96,7 @@ class BudgetConfig:
     cost_table: Path | None = None
     tail_calls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     warn_only: bool = False
+    limits: Limits = Limits()
     key_lines: Mapping[KeyPath, int] = field(default_factory=dict)
 
     @property
@@ -229,6 +240,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _is_table(value: Any) -> bool:
     return isinstance(value, dict)
 
@@ -242,6 +257,7 @@ _TYPE_NAMES: dict[Checker, str] = {
     _is_bool: "true or false",
     _is_str_list: "a list of strings",
     _is_int: "an integer",
+    _is_number: "a number",
     _is_table: "a table",
     _is_table_list: "an array of tables ([[budget]])",
 }
@@ -255,6 +271,7 @@ _TOP: dict[str, Checker] = {
     "regression": _is_table,
     "budget": _is_table_list,
     "tail_calls": _is_table,
+    "limits": _is_table,
 }
 _ANALYZE: dict[str, Checker] = {"objects": _is_str_list, "sources": _is_str_list}
 _BUILD: dict[str, Checker] = {
@@ -262,6 +279,12 @@ _BUILD: dict[str, Checker] = {
     "flags": _is_str_list,
     "include_dirs": _is_str_list,
     "defines": _is_str_list,
+}
+_LIMITS: dict[str, Checker] = {
+    "max_steps": _is_int,
+    "max_seconds": _is_number,
+    "max_object_bytes": _is_int,
+    "max_btf_bytes": _is_int,
 }
 _REGRESSION: dict[str, Checker] = {"allowed": _is_str, "unbounded": _is_str, "unmatched": _is_str}
 _BUDGET: dict[str, Checker] = {
@@ -344,6 +367,11 @@ def load_config(path: Path) -> BudgetConfig:
     check.check_table(build, ("build",), _BUILD)
     regression = data.get("regression", {})
     check.check_table(regression, ("regression",), _REGRESSION)
+    limits = data.get("limits", {})
+    check.check_table(limits, ("limits",), _LIMITS)
+    for key, value in limits.items():
+        if not value > 0:
+            raise stub.error(("limits", key), f"must be more than zero, got {value!r}")
 
     allowance = None
     if "allowed" in regression:
@@ -381,8 +409,13 @@ def load_config(path: Path) -> BudgetConfig:
     for key in ("baseline", "cost_table"):
         files[key] = root / data[key] if key in data else None
     cost_table = files["cost_table"]
-    if cost_table is not None and not cost_table.is_file():
-        raise stub.error(("cost_table",), f"no such file: {cost_table}")
+    if cost_table is not None:
+        try:
+            present = cost_table.is_file()
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise stub.error(("cost_table",), f"unusable path: {exc.strerror}") from None
+        if not present:
+            raise stub.error(("cost_table",), f"no such file: {cost_table}")
 
     return BudgetConfig(
         path=path,
@@ -402,6 +435,12 @@ def load_config(path: Path) -> BudgetConfig:
         cost_table=cost_table,
         tail_calls=tail_calls,
         warn_only=data.get("warn_only", False),
+        limits=Limits(
+            max_steps=limits.get("max_steps"),
+            max_seconds=float(limits["max_seconds"]) if "max_seconds" in limits else None,
+            max_object_bytes=limits.get("max_object_bytes"),
+            max_btf_bytes=limits.get("max_btf_bytes"),
+        ),
         key_lines=lines,
     )
 

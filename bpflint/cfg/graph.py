@@ -46,6 +46,7 @@ class Cfg:
     blocks: tuple[Block, ...]
     preds: tuple[tuple[int, ...], ...]
     rpo: tuple[int, ...]  # reverse postorder of the blocks reachable from block 0
+    rpo_index: dict[int, int]  # block -> position in rpo
 
     @property
     def reachable(self) -> frozenset[int]:
@@ -88,7 +89,9 @@ def build_cfg(func: Function) -> Cfg:
     for b in blocks:
         for s in set(b.succs):
             preds[s].append(b.id)
-    return Cfg(func, tuple(blocks), tuple(tuple(p) for p in preds), _rpo(blocks))
+    rpo = _rpo(blocks)
+    return Cfg(func, tuple(blocks), tuple(tuple(p) for p in preds), rpo,
+               {b: i for i, b in enumerate(rpo)})
 
 
 def _rpo(blocks: list[Block]) -> tuple[int, ...]:

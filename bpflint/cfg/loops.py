@@ -11,6 +11,7 @@ from bpflint.cfg.graph import Cfg
 class Loop:
     header: int
     body: frozenset[int]  # blocks of the loop, inner loops' blocks included
+    order: tuple[int, ...]  # the body in reverse postorder (header first)
     latches: tuple[int, ...]  # sources of back edges to the header
     exits: tuple[tuple[int, int], ...]  # edges (inside, outside)
     parent: int | None  # header of the enclosing loop
@@ -27,69 +28,58 @@ class LoopForest:
         return tuple(h for h, lp in self.loops.items() if lp.parent is None)
 
 
-def dominates(cfg: Cfg, a: int, b: int) -> bool:
-    """Whether every path from the entry to ``b`` passes ``a`` (search around ``a``)."""
-    if a == b or a == 0:
-        return True
-    seen = {0, a}
-    work = [0]
-    while work:
-        n = work.pop()
-        for s in cfg.blocks[n].succs:
-            if s == b:
-                return False
-            if s not in seen:
-                seen.add(s)
-                work.append(s)
-    return True
-
-
 def find_loops(cfg: Cfg) -> LoopForest:
     reachable = cfg.reachable
-    pos = {b: i for i, b in enumerate(cfg.rpo)}
+    pos = cfg.rpo_index
     latches: dict[int, list[int]] = {}
-    irreducible = []
-    for b in cfg.rpo:
-        for s in set(cfg.blocks[b].succs):
-            if pos[s] <= pos[b]:  # retreating edge in this DFS order
-                # A retreating edge is a back edge when its target dominates its
-                # source; the few retreating edges are checked one by one, which
-                # stays linear where a full dominator tree is quadratic on long
-                # chains of early exits.
-                if dominates(cfg, s, b):
-                    latches.setdefault(s, []).append(b)
-                else:
-                    irreducible.append((b, s))
     bodies: dict[int, set[int]] = {}
-    for header, srcs in latches.items():
-        body = {header}
-        work = [s for s in srcs if s != header]
-        body.update(work)
-        while work:
-            n = work.pop()
-            for p in cfg.preds[n]:
-                if p in reachable and p not in body:
-                    body.add(p)
-                    work.append(p)
-        bodies[header] = body
-    # Nesting: the parent is the smallest other loop whose body holds the header.
+    irreducible = []
+    for u in cfg.rpo:
+        for h in set(cfg.blocks[u].succs):
+            if pos[h] > pos[u]:
+                continue
+            # A retreating edge u -> h is a back edge when h dominates u: searching
+            # backwards from u without crossing h must not reach the entry. The
+            # search collects the natural loop's body at the same time.
+            body = bodies.setdefault(h, {h})
+            found = {u} - body
+            work = list(found)
+            reducible = True
+            while work and reducible:
+                n = work.pop()
+                if n == 0:
+                    reducible = False
+                for p in cfg.preds[n]:
+                    if p in reachable and p not in body and p not in found:
+                        found.add(p)
+                        work.append(p)
+            if reducible:
+                body |= found
+                latches.setdefault(h, []).append(u)
+            else:
+                # The engine refuses irreducible control flow outright, so one
+                # such edge is enough; stopping keeps random code linear.
+                irreducible.append((u, h))
+                return LoopForest({}, {}, tuple(irreducible))
+    for h in [h for h in bodies if h not in latches]:
+        del bodies[h]
+    # Natural loops of a reducible graph nest. Going from the largest to the
+    # smallest, the loop last recorded for a header's block is its parent.
     parents: dict[int, int | None] = {}
-    for h, body in bodies.items():
-        best = None
-        for h2, body2 in bodies.items():
-            if h2 != h and h in body2 and body <= body2:
-                if best is None or len(body2) < len(bodies[best]):
-                    best = h2
-        parents[h] = best
+    innermost: dict[int, int] = {}
+    for h in sorted(bodies, key=lambda x: len(bodies[x]), reverse=True):
+        parents[h] = innermost.get(h)
+        for b in bodies[h]:
+            innermost[b] = h
+    children: dict[int, list[int]] = {h: [] for h in bodies}
+    for h, parent in parents.items():
+        if parent is not None:
+            children[parent].append(h)
     loops = {}
     for h, body in bodies.items():
         exits = tuple(sorted({(b, s) for b in body for s in cfg.blocks[b].succs
                               if s not in body}))
-        children = tuple(sorted(c for c, p in parents.items() if p == h))
-        loops[h] = Loop(h, frozenset(body), tuple(sorted(latches[h])), exits, parents[h],
-                        children)
-    innermost: dict[int, int] = {}
-    for h in sorted(bodies, key=lambda x: len(bodies[x]), reverse=True):
-        for b in bodies[h]:
-            innermost[b] = h
+        order = tuple(sorted(body, key=pos.__getitem__))
+        loops[h] = Loop(h, frozenset(body), order, tuple(sorted(latches[h])), exits,
+                        parents[h], tuple(sorted(children[h])))
     return LoopForest(loops, innermost, tuple(irreducible))

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from bpflint import api
+from bpflint.budget.config import Limits
+from bpflint.cache import ResultCache, default_cache_dir
+from bpflint.cost.engine import AnalysisOptions
 from bpflint.cost.model import CostTable, load_cost_table
 from bpflint.errors import BpfLintError
+from bpflint.obj.reader import ReadLimits
 from bpflint.report import json as json_report
 from bpflint.results import AnalysisReport, ProgramResult
 
@@ -28,15 +36,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the report to FILE instead of standard output")
     parser.add_argument("--cost-table", metavar="FILE",
                         help="cost table (TOML) written by `bpflint calibrate`")
-    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
-                        help="analyse N objects in parallel (default: 1)")
+    add_run_arguments(parser)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Parallelism, result cache and analysis limits: analyze, check and baseline."""
+    parser.add_argument("--jobs", "-j", type=int, metavar="N",
+                        help="compile and analyse N files in parallel (default: all cores)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cache-dir", type=Path, metavar="DIR",
+                       help="result cache directory (default: $XDG_CACHE_HOME/bpflint, "
+                            "else ~/.cache/bpflint)")
+    where.add_argument("--no-cache", action="store_true",
+                       help="analyse every object; neither read nor write the result cache")
+    parser.add_argument("--max-steps", type=int, metavar="N",
+                        help="analysis steps per program before it is reported as "
+                             f"BPF006 (default: {AnalysisOptions().max_steps})")
+    parser.add_argument("--max-seconds", type=float, metavar="S",
+                        help="wall-clock seconds per program before it is reported as "
+                             f"BPF006 (default: {AnalysisOptions().max_seconds:g})")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to analyse: in how many processes, with which limits, cached where."""
+
+    jobs: int
+    options: AnalysisOptions
+    limits: ReadLimits
+    cache: ResultCache | None
+
+
+def run_settings(args: argparse.Namespace, configured: Limits | None = None,
+                 tail_calls: Mapping[str, tuple[str, ...]] | None = None) -> RunSettings:
+    """Settings from the command line, else the budget file's [limits], else defaults."""
+    jobs = api.default_jobs() if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise BpfLintError(f"--jobs must be at least 1, not {jobs}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise BpfLintError(f"--max-steps must be at least 1, not {args.max_steps}")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise BpfLintError(f"--max-seconds must be more than zero, not {args.max_seconds:g}")
+    chosen = {name: value for name, value in dataclasses.asdict(configured or Limits()).items()
+              if value is not None}
+    chosen.update({name: getattr(args, name) for name in ("max_steps", "max_seconds")
+                   if getattr(args, name) is not None})
+    options = AnalysisOptions(**{k: v for k, v in chosen.items()
+                                 if k in ("max_steps", "max_seconds")},
+                              tail_call_targets=dict(tail_calls or {}))
+    limits = ReadLimits(**{k: v for k, v in chosen.items()
+                           if k in ("max_object_bytes", "max_btf_bytes")})
+    cache = None if args.no_cache else \
+        ResultCache(args.cache_dir or default_cache_dir(os.environ))
+    return RunSettings(jobs, options, limits, cache)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
-        raise BpfLintError(f"--jobs must be at least 1, not {args.jobs}")
+    settings = run_settings(args)
     table = load_table(args.cost_table)
-    report = api.analyze_paths(args.paths, table, jobs=args.jobs)
+    report = api.analyze_paths(args.paths, table, settings.options, jobs=settings.jobs,
+                               cache=settings.cache, limits=settings.limits)
     text = json_report.render(report) if args.format == "json" else render_table(report)
     if args.output:
         try:

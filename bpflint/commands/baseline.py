@@ -22,12 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config, table = load_setup(args)
+    config, table, settings = load_setup(args)
     target = args.output or config.baseline
     if target is None:
         raise BpfLintError(f"{config.path}: no baseline file: set baseline = \"...\" or pass "
                            "--output FILE")
-    report = analyze_inputs(config, args.paths, table, args.jobs, cache_dir(config))
+    report = analyze_inputs(config, args.paths, table, settings, cache_dir(config))
     if report.errors:
         # A partial baseline would make every missing program look removed later.
         first, more = report.errors[0], len(report.errors) - 1

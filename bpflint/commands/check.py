@@ -21,8 +21,7 @@ from bpflint.budget.baseline import Baseline, from_results, read_baseline
 from bpflint.budget.config import BudgetConfig, find_config, load_config
 from bpflint.budget.gate import GateReport, check_config_use, evaluate
 from bpflint.build import compile_sources, is_bpf_source
-from bpflint.commands.analyze import load_table
-from bpflint.cost.engine import AnalysisOptions
+from bpflint.commands.analyze import RunSettings, add_run_arguments, load_table, run_settings
 from bpflint.errors import BpfLintError
 from bpflint.report import check_json, github, markdown, sarif, text
 from bpflint.results import AnalysisReport
@@ -61,8 +60,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                              "the config's [analyze] globs")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="budget file (default: ./bpfbudget.toml)")
-    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
-                        help="compile and analyse N files in parallel (default: 1)")
+    add_run_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,8 +100,9 @@ def cache_dir(config: BudgetConfig) -> Path:
     return config.root / CACHE_DIR_NAME
 
 
-def analyze_inputs(config: BudgetConfig, paths: Sequence[str], table: Any, jobs: int,
-                   cache: Path, strict: bool = True) -> AnalysisReport:
+def analyze_inputs(config: BudgetConfig, paths: Sequence[str], table: Any,
+                   settings: RunSettings, build_cache: Path, strict: bool = True
+                   ) -> AnalysisReport:
     """Compile sources (the build step) and analyse objects: the PATHs, else [analyze]."""
     if paths:
         sources = [Path(p) for p in paths if is_bpf_source(Path(p))]
@@ -114,21 +113,21 @@ def analyze_inputs(config: BudgetConfig, paths: Sequence[str], table: Any, jobs:
                                "no PATH was given")
         sources = list(config.expand("sources", strict))
         objects = [str(p) for p in config.expand("objects", strict)]
-    compiled = compile_sources(sources, config.build, cache, jobs) if sources else []
-    options = AnalysisOptions(tail_call_targets=dict(config.tail_calls))
-    return api.analyze_paths([*objects, *(str(p) for p in compiled)], table, options, jobs=jobs)
+    compiled = compile_sources(sources, config.build, build_cache, settings.jobs) \
+        if sources else []
+    return api.analyze_paths([*objects, *(str(p) for p in compiled)], table, settings.options,
+                             jobs=settings.jobs, cache=settings.cache, limits=settings.limits)
 
 
-def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any]:
-    if args.jobs < 1:
-        raise BpfLintError(f"--jobs must be at least 1, not {args.jobs}")
+def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings]:
     config = load_config(find_config(args.config))
+    settings = run_settings(args, config.limits, config.tail_calls)
     table = load_table(str(config.cost_table) if config.cost_table else None)
-    return config, table
+    return config, table, settings
 
 
 def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], table: Any,
-                   jobs: int) -> tuple[Baseline, list[str]]:
+                   settings: RunSettings) -> tuple[Baseline, list[str]]:
     """Results at git REF, analysed in a temporary worktree, as a baseline."""
     with gitref.worktree_at(ref, config.root) as (top, tree):
         there = gitref.map_into(config.path, top, tree)
@@ -140,22 +139,28 @@ def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], table: 
         if paths and not existing:
             report = AnalysisReport((), ())
         else:
-            report = analyze_inputs(base_config, existing, table, jobs, cache_dir(config),
-                                    strict=False)
+            # tail-call targets describe the base's code; the limits are this run's, so a
+            # change to [limits] cannot by itself look like a regression or a fix
+            base_options = dataclasses.replace(
+                settings.options, tail_call_targets=dict(base_config.tail_calls))
+            report = analyze_inputs(base_config, existing, table,
+                                    dataclasses.replace(settings, options=base_options),
+                                    cache_dir(config), strict=False)
     # Problems at the base are not this change's fault: mention them, do not fail.
     notes = [f"at {ref}: {err.object.replace(str(tree), '.')}: {err.message}"
              for err in report.errors]
     return from_results(report.programs, source=f"git ref {ref}"), notes
 
 
-def gate(args: argparse.Namespace, config: BudgetConfig, table: Any) -> GateReport:
-    current = analyze_inputs(config, args.paths, table, args.jobs, cache_dir(config))
+def gate(args: argparse.Namespace, config: BudgetConfig, table: Any,
+         settings: RunSettings) -> GateReport:
+    current = analyze_inputs(config, args.paths, table, settings, cache_dir(config))
     if not args.paths:
         check_config_use(config, current.programs)
     notes: list[str] = []
     baseline: Baseline | None = None
     if args.base:
-        baseline, notes = _base_baseline(args.base, config, args.paths, table, args.jobs)
+        baseline, notes = _base_baseline(args.base, config, args.paths, table, settings)
     elif config.baseline is not None:
         if config.baseline.is_file():
             baseline = read_baseline(config.baseline)
@@ -200,8 +205,8 @@ def _write(path: Path, content: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     outputs = plan_outputs(args.outputs, os.environ)
-    config, table = load_setup(args)
-    report = gate(args, config, table)
+    config, table, settings = load_setup(args)
+    report = gate(args, config, table, settings)
     root = workspace_root(config)
     stdout_formats = {fmt for fmt, out in outputs if out is None}
     colour = use_colour(sys.stdout, os.environ)

@@ -44,8 +44,9 @@ class Timing:
 
 def tolerance_ns(measured_ns: float) -> float:
     """Slack for the lower bound: the kernel averages to whole ns, and the empty
-    program's own minimum moves by a few ns between samples."""
-    return max(3.0, 0.1 * measured_ns)
+    program's own minimum takes two values ~8 ns apart on a shared machine
+    (its core alone, or its SMT sibling busy)."""
+    return max(8.0, 0.1 * measured_ns)
 
 
 def inside(measured_ns: float, est_min_ns: float, est_max_ns: float) -> bool:

@@ -13,11 +13,15 @@ Two clocks:
 
 The machine may be shared, so figures are minimum-based: ``min`` is the
 difference of the minima over samples (stable within a few percent), ``median``
-the difference of the medians, and ``max`` is the larger of the median and
+the median of the paired differences (P0 and PN run back to back in each sample),
+and ``max`` is the larger of the median and
 MAX_MARGIN times the minimum, taken over the costliest variant (dependent
-chains, cache-hot misses, 64-byte keys, ...). Setup instructions inside a body
-(argument moves, map loads) are subtracted using the instruction figures, with
-their max for a helper's min and their min for its max.
+chains, cache-hot misses, 64-byte keys, ...). Callback helpers (bpf_loop,
+for_each_map_elem) are priced per iteration / element: the size the engine passes
+is the iteration count, and the callback's own instructions are priced apart.
+Setup instructions inside a body (argument moves, map loads) are subtracted
+using the instruction figures, with their max for a helper's min and their min
+for its max.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ METHOD = (
     "BPF_PROG_TEST_RUN on this kernel; each cost is (t(PN) - t(P0)) / N for programs that "
     "differ by N copies of the measured body (xdp/tc: kernel duration averaged over "
     "'repeat' runs; raw_tp/syscall: bpf_ktime_get_ns around the body). min = difference "
-    "of minima over samples; max = max(median, {margin} x min) of the costliest variant "
+    "of minima over samples; median = median of the paired per-sample differences; "
+    "max = max(median, {margin} x min) of the costliest variant "
     "(dependent chains, misses, 64-byte keys); argument setup subtracted. Derived: "
     "exit 0 (a subprogram's exit is priced in 'call', the entry's in the test-run "
     "baseline), load/store 'other' = envelope of measured kinds. Caches are hot: a cold "
@@ -256,7 +261,9 @@ def measure(env: Env, bench: Bench, opts: Options,
             sc.close(fd)
     per = units * bench.calls_per_unit
     lo = (min(tn) - min(t0)) / per
-    med = (statistics.median(tn) - statistics.median(t0)) / per
+    # P0 and PN run back to back in each sample, so a pair sees the same neighbours:
+    # the median of the paired differences drifts far less than a difference of medians.
+    med = statistics.median(b - a for a, b in zip(t0, tn, strict=True)) / per
     spread = 100.0 * (statistics.median(tn) - min(tn)) / max(min(tn), 1.0)
     return Measured(lo, med, spread)
 
@@ -579,7 +586,7 @@ def _helper_benches() -> list[Bench]:
     # (for_each_map_elem) with a "r0 = 0; exit" callback, whose own two instructions
     # the engine prices separately (they stay inside this figure: < 0.4 ns of slack).
     empty_cb = _const(bc.mov64(R0, imm=0) + bc.exit_())
-    for iterations in (1, 16, 64):
+    for iterations in (0, 1, 16, 64):
         add("loop", f"bpf_loop_{iterations}", _const(
             bc.mov64(R1, imm=iterations) + bc.ld_func(R2, 0) + bc.mov64(R3, imm=0)
             + bc.mov64(R4, imm=0) + call("loop")), units=8,

@@ -67,7 +67,8 @@ MAX_TAIL_CALLS = 33  # the kernel's MAX_TAIL_CALL_CNT
 BPF_LOOP_MAX = 1 << 23  # bpf_loop rejects larger nr_loops with -E2BIG
 USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
-PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration
+PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration ...
+SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
 
 # helper id -> register holding the size argument (for size-dependent costs)
 SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
@@ -156,6 +157,7 @@ class ProgramAnalysis:
         self.async_callbacks: set[FuncKey] = set()
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
+        self.sharpen_left = SHARPEN_STEPS
 
     # -- per-function structure ----------------------------------------------
     def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
@@ -215,7 +217,7 @@ class ProgramAnalysis:
         tail_targets: set[str] = set()
         open_maps: set[str] = set()
         for b in cfg.rpo:
-            state = flow.block_in[b]
+            state = flow.block_in.get(b)
             if state is None:
                 continue
             info, r0 = self._cost_block(cfg, b, state, env, prog_type, tail_targets, open_maps)
@@ -225,7 +227,7 @@ class ProgramAnalysis:
 
         ctx = _Ctx(cfg, forest, thresholds, env, prog_type, tail_targets, open_maps)
         summaries = self._summaries(ctx, sorted(forest.loops), flow, blocks)
-        region = solve_region(cfg, forest, None, _costs(blocks), _exits(blocks), flow.edges,
+        region = solve_region(cfg, forest, None, _costs(blocks), _exits(blocks), flow.edge_out,
                               summaries)
         if any(math.isinf(c[1]) for c in region.cost.values()):
             for header, summary in summaries.items():
@@ -250,19 +252,26 @@ class ProgramAnalysis:
         forest = ctx.forest
         summaries: dict[int, LoopSummary] = {}
         for header in sorted(headers, key=lambda h: len(forest.loops[h].body)):
-            if flow.block_in[header] is None:
+            if header not in flow.block_in:
                 continue
             loop = forest.loops[header]
             bound = self._bound(ctx, header, flow)
             summary = summarise_loop(ctx.cfg, forest, header, bound, _costs(blocks),
-                                     _exits(blocks), flow.edges, summaries, blocks)
-            body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
-            if bound.max_backedges is not None and (
-                    _is_unbounded(summary)
-                    or (bound.max_backedges + 1) * body_insns <= PER_ITERATION_STEPS):
-                unrolled = self._unrolled_summary(ctx, loop, flow, bound.max_backedges + 1)
-                if unrolled is not None:
-                    summary = unrolled
+                                     _exits(blocks), flow.edge_out, summaries, blocks)
+            if bound.max_backedges is not None:
+                body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
+                work = (bound.max_backedges + 1) * body_insns
+                # Iteration-by-iteration costing is exact but costs as much as
+                # interpreting the loop: needed when an inner loop is bounded only
+                # per outer iteration, else spent on small loops while a
+                # per-program allowance lasts.
+                if _is_unbounded(summary) or work <= min(PER_ITERATION_STEPS,
+                                                         self.sharpen_left):
+                    self.sharpen_left -= work
+                    unrolled = self._unrolled_summary(ctx, loop, flow,
+                                                      bound.max_backedges + 1)
+                    if unrolled is not None:
+                        summary = unrolled
             summaries[header] = summary
         return summaries
 
@@ -284,22 +293,20 @@ class ProgramAnalysis:
         state = entries[0]
         for other in entries[1:]:
             state = join_state(state, other)
-        inner = [d for d in forest.loops if d != h and d in loop.body]
+        inner = _descendants(forest, h)
         iterations: list[Piece] = []
         for _ in range(max(limit, 0) + 1):
             block_in, edge_out, nxt = propagate(cfg, forest, loop.body, h, state, ctx.env,
                                                 _no_subcall, self.budget, ctx.thresholds,
                                                 collect=h)
-            flow_k = Flow(tuple(block_in), edge_out)
+            flow_k = Flow(block_in, edge_out)
             blocks_k = {}
-            for b in loop.body:
-                st = block_in[b]
-                if st is not None:
-                    blocks_k[b], _ = self._cost_block(cfg, b, st, ctx.env, ctx.prog_type,
-                                                      ctx.tail_targets, ctx.open_maps)
+            for b, st in block_in.items():
+                blocks_k[b], _ = self._cost_block(cfg, b, st, ctx.env, ctx.prog_type,
+                                                  ctx.tail_targets, ctx.open_maps)
             summaries_k = self._summaries(ctx, inner, flow_k, blocks_k)
             region = solve_region(cfg, forest, h, _costs(blocks_k), _exits(blocks_k),
-                                  flow_k.edges, summaries_k)
+                                  edge_out, summaries_k)
             iterations.append(Piece(region, LATCH, 1, blocks_k, summaries_k))
             if nxt is None:
                 break
@@ -557,6 +564,16 @@ def _costs(blocks: dict[int, _BlockInfo]) -> Callable[[int], Cost]:
 
 def _exits(blocks: dict[int, _BlockInfo]) -> Callable[[int], list[Target]]:
     return lambda b: blocks[b].exits
+
+
+def _descendants(forest: LoopForest, header: int) -> list[int]:
+    out: list[int] = []
+    work = list(forest.loops[header].children)
+    while work:
+        h = work.pop()
+        out.append(h)
+        work.extend(forest.loops[h].children)
+    return out
 
 
 def _is_unbounded(summary: LoopSummary) -> bool:

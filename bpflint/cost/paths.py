@@ -13,7 +13,7 @@ maximum is ``math.inf``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Container, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +78,7 @@ class LoopSummary:
 
 def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
                  block_cost: Callable[[int], Cost], block_exits: Callable[[int], list[Target]],
-                 edges: frozenset[tuple[int, int]], summaries: dict[int, LoopSummary]
+                 edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary]
                  ) -> Region:
     """Best paths from the region's entry to each of its targets.
 
@@ -111,7 +111,7 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
     reach: dict[Target, Cost] = {entry: ZERO_COST}
     pred: dict[Target, Node] = {}
     done: set[Node] = set()
-    for b in cfg.rpo:
+    for b in (loop.order if loop is not None else cfg.rpo):
         node = node_of(b)
         if node is None or node in done or node not in reach:
             continue
@@ -137,7 +137,7 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
 
 def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
                node_of: Callable[[int], Node | None], block_cost: Callable[[int], Cost],
-               block_exits: Callable[[int], list[Target]], edges: frozenset[tuple[int, int]],
+               block_exits: Callable[[int], list[Target]], edges: Container[tuple[int, int]],
                summaries: dict[int, LoopSummary]) -> list[tuple[Target, Cost]]:
     out: list[tuple[Target, Cost]] = []
 
@@ -167,7 +167,7 @@ def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
 
 def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
                    block_cost: Callable[[int], Cost], block_exits: Callable[[int], list[Target]],
-                   edges: frozenset[tuple[int, int]], summaries: dict[int, LoopSummary],
+                   edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary],
                    context: Any) -> LoopSummary:
     """Summarise a loop as ``bound`` back edges of its dearest iteration plus an exit."""
     region = solve_region(cfg, forest, header, block_cost, block_exits, edges, summaries)

@@ -19,6 +19,7 @@ marks ELF files that are not BPF at all, so a directory scan can skip them.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from bpflint.obj.elf import (
 from bpflint.obj.model import BpfObject, FuncKey, Function, MapDef, Program, Reloc, SourceLine
 from bpflint.obj.sections import MAP_TYPE_ARRAY, classify, map_type_name
 
-__all__ = ["NotBpfError", "load_object"]
+__all__ = ["NotBpfError", "ReadLimits", "load_object", "parse_object", "read_object_bytes"]
 
 BTF_MAPS_SECTION = ".maps"
 LEGACY_MAPS_SECTION = "maps"
@@ -65,18 +66,64 @@ _DATA_PREFIXES = (".data", ".rodata", ".bss")
 _UINT_MEMBERS = ("type", "max_entries", "map_flags", "key_size", "value_size")
 _LEGACY_MAP_DEF = struct.Struct("<IIII")  # type, key_size, value_size, max_entries
 _U32 = struct.Struct("<I")
+MIB = 1 << 20
 
 
-def load_object(path: str | os.PathLike[str]) -> BpfObject:
-    """Read and validate one BPF object file."""
+@dataclass(frozen=True)
+class ReadLimits:
+    """Sizes beyond which an object is refused before it is parsed.
+
+    Objects come from pull requests: without a cap, a multi-gigabyte file or a .BTF
+    section claiming millions of types would exhaust memory or time before any other
+    check could speak. The defaults sit far above real objects (Cilium's largest
+    datapath objects are a few MiB, their BTF well under 1 MiB).
+    """
+
+    max_object_bytes: int = 64 * MIB
+    max_btf_bytes: int = 16 * MIB
+
+
+def describe_bytes(count: int) -> str:
+    """512 -> "512 bytes", 64 MiB -> "64 MiB" (limits are named the way users set them)."""
+    return f"{count // MIB} MiB" if count >= MIB and count % MIB == 0 else f"{count} bytes"
+
+
+def read_object_bytes(path: str | os.PathLike[str], limits: ReadLimits = ReadLimits()) -> bytes:
+    """The bytes of one object file, refused before reading if it is over the size limit
+    or not a regular file (a FIFO or device would block or never end)."""
     name = os.fspath(path)
     try:
-        with open(name, "rb") as handle:
-            raw = handle.read()
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise BpfLintError(f"{name}: not a regular file")
+            if info.st_size > limits.max_object_bytes:
+                raise BpfLintError(
+                    f"{name}: object is {info.st_size} bytes, over the "
+                    f"{describe_bytes(limits.max_object_bytes)} object size limit "
+                    f"(max_object_bytes)")
+            # read one byte past the limit: a file growing while read is still capped
+            raw = handle.read(limits.max_object_bytes + 1)
     except OSError as exc:
         raise BpfLintError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > limits.max_object_bytes:
+        raise BpfLintError(f"{name}: object is over the {describe_bytes(limits.max_object_bytes)} "
+                           f"object size limit (max_object_bytes)")
+    return raw
+
+
+def load_object(path: str | os.PathLike[str], limits: ReadLimits = ReadLimits()) -> BpfObject:
+    """Read and validate one BPF object file."""
+    name = os.fspath(path)
+    return parse_object(name, read_object_bytes(name, limits), limits)
+
+
+def parse_object(name: str, raw: bytes, limits: ReadLimits = ReadLimits()) -> BpfObject:
+    """Validate and model the bytes of an object file; ``name`` is used in messages."""
     try:
-        return _Reader(name, read_elf(name, raw)).build()
+        return _Reader(name, read_elf(name, raw), limits).build()
     except BtfError as exc:  # from a lookup deep inside; the reader's own messages name the file
         raise BpfLintError(f"{name}: broken BTF: {exc}") from None
     except BpfLintError:
@@ -115,9 +162,10 @@ class _MapSpan:
 
 
 class _Reader:
-    def __init__(self, path: str, image: ElfImage) -> None:
+    def __init__(self, path: str, image: ElfImage, limits: ReadLimits) -> None:
         self.path = path
         self.image = image
+        self.limits = limits
         self.notes: list[str] = []
         self.btf: Btf | None = None
         self.btf_ext: BtfExt | None = None
@@ -166,6 +214,11 @@ class _Reader:
             if ext_sec is not None:
                 raise self.fail("broken BTF: .BTF.ext without .BTF")
             return
+        for sec in (btf_sec, ext_sec):
+            if sec is not None and sec.size > self.limits.max_btf_bytes:
+                raise self.fail(f"section {sec.name} is {sec.size} bytes, over the "
+                                f"{describe_bytes(self.limits.max_btf_bytes)} BTF size limit "
+                                f"(max_btf_bytes)")
         try:
             self.btf = parse_btf(btf_sec.data)
             if ext_sec is not None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from bpflint import __version__
 from bpflint.budget.gate import RULES, Finding, GateReport, ProgramVerdict
@@ -97,8 +98,10 @@ def to_sarif(report: GateReport, root: Path) -> dict[str, Any]:
             occurrence = seen.get(finding.rule, 0)
             seen[finding.rule] = occurrence + 1
             where = locate(finding.loc, verdict.result.object, root)
+            # a URI reference: '#', '?', '%' or a space in a file name must not be read
+            # as a fragment, a query or an escape
             physical: dict[str, Any] = {
-                "artifactLocation": {"uri": where.path, "uriBaseId": "%SRCROOT%"}}
+                "artifactLocation": {"uri": quote(where.path), "uriBaseId": "%SRCROOT%"}}
             if where.line is not None:
                 physical["region"] = {"startLine": where.line}
             results.append({

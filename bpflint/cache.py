@@ -1,0 +1,249 @@
+"""A cache of analysis results, one JSON file per object content.
+
+A result depends only on the object's bytes, the code that analysed it, the cost
+table and the analysis options, so those (hashed) are the key; the object's path is
+not, and a cached result is handed back under whatever path the object has now.
+
+Layout under the cache directory (default ``$XDG_CACHE_HOME/bpflint``, else
+``~/.cache/bpflint``)::
+
+    results/<k[:2]>/<k>.json    {"format", "key", "programs", "errors", "notes"}
+
+The directory is safe to delete at any time and safe to share between concurrent
+runs: an entry is written to a temporary file in its final directory and renamed into
+place, so a reader sees the whole old entry, the whole new one or none. An entry that
+cannot be read or does not validate is ignored (the object is analysed again and the
+entry rewritten); a cache that cannot be written only costs speed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bpflint import __version__
+from bpflint.results import ProgramResult
+
+FORMAT = 1
+RESULTS_DIR = "results"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# how the engine reports a program stopped by its wall-clock budget (BPF006)
+ANALYSIS_LIMIT = "analysis-limit"
+WALL_CLOCK_MARK = "wall-clock"
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- where
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_CACHE_HOME/bpflint``, else ``~/.cache/bpflint`` (XDG base directory spec:
+    a relative XDG_CACHE_HOME is invalid and ignored)."""
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "bpflint"
+    return Path.home() / ".cache" / "bpflint"
+
+
+# ---------------------------------------------------------------- what
+
+@dataclass(frozen=True)
+class ObjectOutcome:
+    """What analysing one object produced, independent of the path it was read from.
+
+    ``errors`` and ``notes`` are messages without the object's path; results carry the
+    path they were analysed under, replaced by :meth:`at` for another path.
+    """
+
+    programs: tuple[ProgramResult, ...] = ()
+    errors: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def at(self, path: str) -> ObjectOutcome:
+        programs = tuple(p if p.object == path else dataclasses.replace(p, object=path)
+                         for p in self.programs)
+        return ObjectOutcome(programs, self.errors, self.notes)
+
+
+def is_cacheable(outcome: ObjectOutcome) -> bool:
+    """Only outcomes that the same inputs always reproduce are cached.
+
+    Errors are left out: besides bad input they cover running out of memory and
+    internal errors, which another run may not meet; an object with errors fails the
+    run anyway, so caching it would save nothing worth the risk. A result cut short by
+    the wall-clock budget depends on the machine's load, not on the inputs.
+    """
+    if outcome.errors:
+        return False
+    return not any(diag.name == ANALYSIS_LIMIT and WALL_CLOCK_MARK in diag.message
+                   for result in outcome.programs for diag in result.diagnostics)
+
+
+def code_digest() -> str:
+    """Hash of every module of the installed package: results from other code (a new
+    release, or an edited checkout whose version did not change) never match."""
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(_PACKAGE_DIR.rglob("*.py")):
+        digest.update(b"\0" + path.relative_to(_PACKAGE_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def entry_key(content_sha256: str, code: str, table_digest: str | None,
+              settings: Mapping[str, Any]) -> str:
+    """The cache key of one object: its content, the analysing code, the cost table
+    and every setting that changes a result (analysis options, read limits)."""
+    text = json.dumps({"format": FORMAT, "bpflint": __version__, "code": code,
+                       "table": table_digest, "settings": settings, "object": content_sha256},
+                      sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- (de)serialising
+
+def to_dict(value: Any) -> Any:
+    """A results dataclass (and what it holds) as JSON-ready data, field by field."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [to_dict(item) for item in value]
+    return value
+
+
+class EntryError(ValueError):
+    """Cached data that does not fit the type it should decode to."""
+
+
+def from_dict(cls: type[T], data: Any) -> T:
+    """Inverse of :func:`to_dict`, checking every field against its annotation, so a
+    damaged entry is rejected instead of producing a result of the wrong shape."""
+    return typing.cast(T, _decode(cls, data, cls.__name__))
+
+
+def _decode(hint: Any, data: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _decode(option, data, where)
+            except EntryError:
+                continue
+        raise EntryError(f"{where}: {data!r} fits none of {hint}")
+    if origin is tuple:
+        item_hint = typing.get_args(hint)[0]  # results only use tuple[X, ...]
+        if not isinstance(data, list):
+            raise EntryError(f"{where}: expected a list")
+        return tuple(_decode(item_hint, item, f"{where}[{i}]") for i, item in enumerate(data))
+    if hint is type(None):
+        if data is not None:
+            raise EntryError(f"{where}: expected null")
+        return None
+    if dataclasses.is_dataclass(hint):
+        return _decode_dataclass(hint, data, where)
+    if hint is bool:
+        if not isinstance(data, bool):
+            raise EntryError(f"{where}: expected a boolean")
+        return data
+    if hint is int:
+        if not isinstance(data, int) or isinstance(data, bool):
+            raise EntryError(f"{where}: expected an integer")
+        return data
+    if hint is float:
+        if not isinstance(data, int | float) or isinstance(data, bool):
+            raise EntryError(f"{where}: expected a number")
+        return float(data)
+    if hint is str:
+        if not isinstance(data, str):
+            raise EntryError(f"{where}: expected a string")
+        return data
+    raise EntryError(f"{where}: cannot decode type {hint}")
+
+
+def _decode_dataclass(cls: Any, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise EntryError(f"{where}: expected an object")
+    fields = _field_hints(cls)
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise EntryError(f"{where}: unknown field {sorted(unknown)[0]}")
+    values = {}
+    for name, hint in fields.items():
+        if name not in data:
+            raise EntryError(f"{where}: missing field {name}")
+        values[name] = _decode(hint, data[name], f"{where}.{name}")
+    return cls(**values)
+
+
+@functools.cache
+def _field_hints(cls: type) -> dict[str, Any]:
+    """Resolved annotations of a dataclass's fields (resolving them is slow: once each)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _str_tuple(data: Any, where: str) -> tuple[str, ...]:
+    return typing.cast(tuple[str, ...], _decode(tuple[str, ...], data, where))
+
+
+# ---------------------------------------------------------------- the store
+
+class ResultCache:
+    """Entries under ``directory``; lookups and stores never raise for cache trouble."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.write_problem: str | None = None  # the first failed store, for a note
+
+    def path_of(self, key: str) -> Path:
+        return self.directory / RESULTS_DIR / key[:2] / f"{key}.json"
+
+    def load(self, key: str) -> ObjectOutcome | None:
+        try:
+            data = json.loads(self.path_of(key).read_bytes())
+            if not isinstance(data, dict) or data.get("format") != FORMAT \
+                    or data.get("key") != key:
+                return None
+            programs = data["programs"]
+            if not isinstance(programs, list):
+                return None
+            return ObjectOutcome(
+                tuple(from_dict(ProgramResult, item) for item in programs),
+                _str_tuple(data["errors"], "errors"),
+                _str_tuple(data["notes"], "notes"),
+            )
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            return None  # absent, half-written by an old crash, or damaged: analyse again
+
+    def store(self, key: str, outcome: ObjectOutcome) -> None:
+        entry = {"format": FORMAT, "key": key, "programs": to_dict(outcome.programs),
+                 "errors": list(outcome.errors), "notes": list(outcome.notes)}
+        try:
+            # NaN or infinity has no JSON form; such a result is simply not cached
+            data = json.dumps(entry, allow_nan=False, separators=(",", ":")).encode()
+        except ValueError:
+            return
+        target = self.path_of(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as exc:
+            if self.write_problem is None:
+                self.write_problem = f"{self.directory}: cannot write the result cache " \
+                                     f"({exc.strerror or exc}); results are not cached"
