@@ -99,8 +99,14 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
         held = m.stack.get(slot)
         if held is not None and held[1].kind == Kind.ITER:
             it = held[1]
-            regs[0] = ZERO if it.s.umax == 0 else Val(Kind.ITER_ELEM, Scalar.const(0), slot,
-                                                       True, it.extra)
+            if it.s.umax == 0:
+                regs[0] = ZERO
+            elif it.s.umin == 0:  # maybe exhausted: consumed on the non-NULL branch
+                regs[0] = Val(Kind.ITER_ELEM, Scalar.const(0), slot, True, it.extra)
+            else:  # certainly an element: consume it now
+                left = Scalar.urange(it.s.umin - 1, it.s.umax - 1)
+                m.stack[slot] = (held[0], Val(Kind.ITER, left, None, False, it.extra))
+                regs[0] = Val(Kind.ITER_ELEM, Scalar.const(0), slot, False, it.extra)
         else:
             regs[0] = Val(Kind.MEM, Scalar.const(0), None, True)
     elif name == KFUNC_ITER_DESTROY:

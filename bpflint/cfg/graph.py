@@ -14,6 +14,11 @@ def is_tail_call(insn: Insn) -> bool:
     return insn.is_helper_call and insn.imm == TAIL_CALL_HELPER and insn.reloc is None
 
 
+def is_legacy_packet_load(insn: Insn) -> bool:
+    """LD_ABS / LD_IND: a read outside the packet ends the program (returning 0)."""
+    return insn.opcode & 0x07 == 0 and insn.opcode != 0x18
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     id: int
@@ -62,7 +67,7 @@ def build_cfg(func: Function) -> Cfg:
         if insn.is_branch:
             leaders.add(insn.jump_target)
             leaders.add(insn.next_pc)
-        elif insn.is_exit or is_tail_call(insn):
+        elif insn.is_exit or is_tail_call(insn) or is_legacy_packet_load(insn):
             leaders.add(insn.next_pc)
     groups: list[list[Insn]] = []
     for insn in insns:

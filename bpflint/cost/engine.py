@@ -38,7 +38,7 @@ from bpflint.analysis.state import (
     scalar,
 )
 from bpflint.analysis.transfer import Env, Machine, mem_kind
-from bpflint.cfg.graph import Cfg, build_cfg, is_tail_call
+from bpflint.cfg.graph import Cfg, build_cfg, is_legacy_packet_load, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
@@ -374,6 +374,8 @@ class ProgramAnalysis:
                 exits.append(RET)
             elif is_tail_call(insn):
                 exits.append(TAIL)
+            elif is_legacy_packet_load(insn):
+                exits.append(RET)
             if not insn.is_branch and not insn.is_exit:
                 step(m, insn, env, lambda i, mm: self._subcall_result(i, mm, prog_type))
         if block.falls_off:
@@ -552,8 +554,10 @@ class ProgramAnalysis:
             if cost is None or tail_cost[1] > cost[1]:
                 lines = tail_lines
             cost = tail_cost if cost is None else _merge(cost, tail_cost)
-        if cost is None:
-            cost = ZERO_COST
+        if cost is None:  # no path ends: an infinite loop for all the analysis knows
+            raise Unbounded(self.diag("BPF003", "no-exit",
+                                      f"no path of {prog.name} reaches exit",
+                                      self.obj.functions[prog.entry].insns[0]))
         self.program_memo[(program_name, depth)] = (cost, lines)
         return cost, lines
 
@@ -602,7 +606,10 @@ def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) ->
             assert worst is not None
             tail = add(tail, worst)
         cost = tail if cost is None else _merge(cost, tail)
-    return cost if cost is not None else ZERO_COST
+    if cost is None:  # the callee never returns: as unbounded as an endless loop
+        raise Unbounded(analysis.diag("BPF003", "no-exit",
+                                      "a called function has no path that returns", None))
+    return cost
 
 
 def _foreign(v: Val) -> Val:
@@ -752,7 +759,9 @@ def _is_named(obj: BpfObject, program: Program) -> bool:
 def _single(analysis: ProgramAnalysis, program: Program) -> tuple[Cost, Lines]:
     """A program whose name is not unique in the object (no tail calls resolvable)."""
     res = analysis.function(program.entry, _program_entry(), program.prog_type)
-    cost = res.ret if res.ret is not None else ZERO_COST
-    if res.tail is not None:
-        cost = _merge(cost, res.tail)
+    cost = res.ret if res.tail is None else res.tail if res.ret is None else \
+        _merge(res.ret, res.tail)
+    if cost is None:
+        raise Unbounded(analysis.diag("BPF003", "no-exit",
+                                      f"no path of {program.name} reaches exit", None))
     return cost, res.lines_ret
