@@ -38,7 +38,7 @@ from bpflint.analysis.state import (
     scalar,
 )
 from bpflint.analysis.transfer import Env, Machine, mem_kind
-from bpflint.cfg.graph import Cfg, build_cfg, is_legacy_packet_load, is_tail_call
+from bpflint.cfg.graph import Block, Cfg, build_cfg, is_legacy_packet_load, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
@@ -48,6 +48,7 @@ from bpflint.cost.paths import (
     TAIL,
     ZERO_COST,
     Cost,
+    EdgeCost,
     LoopSummary,
     Node,
     Piece,
@@ -123,6 +124,7 @@ class _BlockInfo:
     cost: Cost
     lines: Lines
     exits: list[Target]
+    edge_ns: dict[int, tuple[float, float]]  # successor -> cost of the jump taking it
 
 
 def _loc(insn: Insn | None) -> SourceLoc | None:
@@ -359,9 +361,12 @@ class ProgramAnalysis:
         lines: Lines = {}
         exits: list[Target] = []
         r0: Val | None = None
+        edge_ns = self._jump_ns(block)
         for insn in block.insns:
             extra: Lines = {}
             cost = self._insn_cost(insn, m, prog_type, extra, tail_targets, open_maps)
+            if edge_ns and insn is block.last:
+                cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
             total = add(total, cost)
             if insn.line is not None:
                 key = (insn.line.file, insn.line.line)
@@ -380,7 +385,23 @@ class ProgramAnalysis:
                 step(m, insn, env, lambda i, mm: self._subcall_result(i, mm, prog_type))
         if block.falls_off:
             exits.append(RET)
-        return _BlockInfo(total, lines, exits), r0
+        return _BlockInfo(total, lines, exits, edge_ns), r0
+
+    def _jump_ns(self, block: Block) -> dict[int, tuple[float, float]]:
+        """ns of a block's closing conditional jump, per successor (taken or not)."""
+        last = block.last
+        if self.table is None or not last.is_conditional_jump or last.is_may_goto \
+                or len(block.succs) != 2 or block.succs[0] == block.succs[1]:
+            return {}
+        fall = self.table.insns.get("jmp_cond_not_taken")
+        taken = self.table.insns.get("jmp_cond_taken")
+        if fall is None or taken is None:
+            return {}
+        # Only the maximum depends on the direction: pipelined, predicted jumps can
+        # cost less than calibration's dependent-chain minimum, so both directions
+        # keep the smaller minimum.
+        low = min(fall.min_ns, taken.min_ns)
+        return {block.succs[0]: (low, fall.max_ns), block.succs[1]: (low, taken.max_ns)}
 
     def _subcall_result(self, insn: Insn, m: Machine, prog_type: str) -> Val:
         target = insn.reloc.func if insn.reloc is not None else None
@@ -562,8 +583,15 @@ class ProgramAnalysis:
         return cost, lines
 
 
-def _costs(blocks: dict[int, _BlockInfo]) -> Callable[[int], Cost]:
-    return lambda b: blocks[b].cost
+def _costs(blocks: dict[int, _BlockInfo]) -> EdgeCost:
+    def cost(b: int, succ: int | None) -> Cost:
+        info = blocks[b]
+        jump = info.edge_ns.get(succ) if succ is not None else None
+        if jump is None:
+            return info.cost
+        c = info.cost
+        return (c[0], c[1], c[2] + jump[0], c[3] + jump[1])
+    return cost
 
 
 def _exits(blocks: dict[int, _BlockInfo]) -> Callable[[int], list[Target]]:

@@ -28,6 +28,9 @@ TAIL = "TAIL"  # leaving the program through a successful tail call
 LATCH = "LATCH"  # taking a back edge of the loop being summarised
 
 Node = tuple[str, int]  # ("b", block) or ("l", loop header)
+# cost of running block b and leaving it to successor s (None: leaving the function);
+# the edge matters because a taken conditional jump costs more than a fall-through
+EdgeCost = Callable[[int, "int | None"], Cost]
 Target = Hashable  # a Node, or RET / TAIL / LATCH, or ("x", block outside the region)
 
 
@@ -77,7 +80,7 @@ class LoopSummary:
 
 
 def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
-                 block_cost: Callable[[int], Cost], block_exits: Callable[[int], list[Target]],
+                 block_cost: EdgeCost, block_exits: Callable[[int], list[Target]],
                  edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary]
                  ) -> Region:
     """Best paths from the region's entry to each of its targets.
@@ -136,7 +139,7 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
 
 
 def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
-               node_of: Callable[[int], Node | None], block_cost: Callable[[int], Cost],
+               node_of: Callable[[int], Node | None], block_cost: EdgeCost,
                block_exits: Callable[[int], list[Target]], edges: Container[tuple[int, int]],
                summaries: dict[int, LoopSummary]) -> list[tuple[Target, Cost]]:
     out: list[tuple[Target, Cost]] = []
@@ -149,12 +152,11 @@ def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
 
     if node[0] == "b":
         b = node[1]
-        cost = block_cost(b)
         for s in set(cfg.blocks[b].succs):
             if (b, s) in edges:
-                out.append((to(s), cost))
+                out.append((to(s), block_cost(b, s)))
         for special in block_exits(b):
-            out.append((special, cost))
+            out.append((special, block_cost(b, None)))
         return out
     summary = summaries[node[1]]
     for target, total in summary.totals.items():
@@ -166,7 +168,7 @@ def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
 
 
 def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
-                   block_cost: Callable[[int], Cost], block_exits: Callable[[int], list[Target]],
+                   block_cost: EdgeCost, block_exits: Callable[[int], list[Target]],
                    edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary],
                    context: Any) -> LoopSummary:
     """Summarise a loop as ``bound`` back edges of its dearest iteration plus an exit."""
