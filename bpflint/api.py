@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bpflint.cache import ObjectOutcome, ResultCache, code_digest, entry_key, is_cacheable
-from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.cost.engine import AnalysisOptions, analyze_async_callbacks, analyze_program
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import Insn
 from bpflint.obj.elf import EM_BPF
@@ -224,6 +224,10 @@ def _analyze_object(path: str, table: Any, options: AnalysisOptions, limits: Rea
             errors.append(f"program {program.name}: {_without_path(path, str(exc))}")
         except Exception as exc:  # noqa: BLE001 - as above: one line, never a traceback
             errors.append(f"program {program.name}: internal error: {_describe(exc)}")
+    try:
+        results.extend(analyze_async_callbacks(obj, table, options))
+    except Exception as exc:  # noqa: BLE001 - as above: one line, never a traceback
+        errors.append(f"timer callbacks: internal error: {_describe(exc)}")
     # reader notes name the section, not the file: the path is added when reported
     return content, ObjectOutcome(tuple(results), tuple(errors),
                                   tuple(_without_path(path, note) for note in obj.notes))

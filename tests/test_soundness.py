@@ -97,3 +97,26 @@ def test_a_loop_the_kernel_rejects_is_reported_unbounded_at_its_line() -> None:
     loops = [d for d in result.diagnostics if d.rule == "BPF003"]
     assert loops and loops[0].loc is not None
     assert loops[0].loc.file.endswith("unbounded.bpf.c") and loops[0].loc.line > 0
+
+
+def test_timer_callbacks_are_priced_as_their_own_entry_points() -> None:
+    from cases import worlds
+    from refinterp import World, run_function
+
+    from bpflint.cost.engine import ASYNC_CALLBACK_TYPE, analyze_async_callbacks
+
+    obj, results = analysed("timer.bpf.c")
+    callbacks = analyze_async_callbacks(obj, None, AnalysisOptions())
+    assert [r.type for r in callbacks] == [ASYNC_CALLBACK_TYPE]
+    (callback,) = callbacks
+    assert callback.name not in results  # not on the arming program's path
+    assert callback.bounded and callback.insns_max is not None
+
+    @settings(max_examples=25, deadline=None, database=None)
+    @given(worlds())
+    def check(world: World) -> None:
+        count = run_function(obj, callback.name, Input(b"", world=world))
+        assert callback.insns_min is not None and callback.insns_max is not None
+        assert callback.insns_min <= count <= callback.insns_max
+
+    check()

@@ -704,21 +704,25 @@ def _exit_key(nxt: Node | None, target: Target, summary: LoopSummary) -> Target:
     return target
 
 
-def _static_insns(obj: BpfObject, entry: FuncKey) -> int:
-    seen = {entry}
+def _reachable(obj: BpfObject, entry: FuncKey) -> list[FuncKey]:
+    """The entry function and every function it calls or passes as a callback."""
+    seen = [entry]
     work = [entry]
-    total = 0
     while work:
         func = obj.functions.get(work.pop())
         if func is None:
             continue
-        total += len(func.insns)
         for insn in func.insns:
             ref = insn.reloc
             if ref is not None and ref.func is not None and ref.func not in seen:
-                seen.add(ref.func)
+                seen.append(ref.func)
                 work.append(ref.func)
-    return total
+    return seen
+
+
+def _static_insns(obj: BpfObject, entry: FuncKey) -> int:
+    return sum(len(obj.functions[k].insns) for k in _reachable(obj, entry)
+               if k in obj.functions)
 
 
 def _line_costs(lines: Lines, obj: BpfObject, has_ns: bool) -> tuple[LineCost, ...]:
@@ -734,15 +738,68 @@ def _line_costs(lines: Lines, obj: BpfObject, has_ns: bool) -> tuple[LineCost, .
 
 def analyze_program(obj: BpfObject, program: Program, table: CostTable | None,
                     options: AnalysisOptions) -> ProgramResult:
-    budget = Budget(options.max_steps, options.max_seconds)
-    analysis = ProgramAnalysis(obj, table, options, budget)
-    entry_func = obj.functions[program.entry]
+    analysis = ProgramAnalysis(obj, table, options,
+                               Budget(options.max_steps, options.max_seconds))
+    return _result(analysis, program.entry, program.section, program.name,
+                   program.prog_type,
+                   lambda: analysis.program_cost(program.name, 0) if _is_named(obj, program)
+                   else _single(analysis, program))
+
+
+ASYNC_CALLBACK_TYPE = "timer_callback"
+
+
+def analyze_async_callbacks(obj: BpfObject, table: CostTable | None,
+                            options: AnalysisOptions) -> list[ProgramResult]:
+    """Timer callbacks run later, on their own: each is priced as an entry point
+    (type "timer_callback", named after the function, in its arming program's section)."""
+    results = []
+    for key, program in _timer_callbacks(obj).items():
+        analysis = ProgramAnalysis(obj, table, options,
+                                   Budget(options.max_steps, options.max_seconds))
+        mem = Val(Kind.MEM, Scalar.const(0))
+        entry = _callee_entry([mem, mem, mem], foreign=False)  # (map, key, value)
+
+        def compute(analysis: ProgramAnalysis = analysis, key: FuncKey = key,
+                    entry: State = entry, program: Program = program) -> tuple[Cost, Lines]:
+            res = analysis.function(key, entry, program.prog_type)
+            return _callee_total(res, analysis, program.prog_type), res.lines_ret
+
+        results.append(_result(analysis, key, program.section, obj.functions[key].name,
+                               ASYNC_CALLBACK_TYPE, compute))
+    return results
+
+
+def _timer_callbacks(obj: BpfObject) -> dict[FuncKey, Program]:
+    """Functions handed to bpf_timer_set_callback, with a program that arms each."""
+    found: dict[FuncKey, Program] = {}
+    for program in obj.programs:
+        for key in _reachable(obj, program.entry):
+            insns = obj.functions[key].insns
+            for i, insn in enumerate(insns):
+                if not (insn.is_helper_call and insn.imm == calls.TIMER_SET_CALLBACK):
+                    continue
+                for prev in reversed(insns[:i]):  # the last write to r2 before the call
+                    if prev.is_call or prev.is_branch:
+                        break
+                    if prev.dst == 2 and prev.opcode & 0x07 not in (2, 3):
+                        ref = prev.reloc
+                        if prev.is_ld_imm64 and ref is not None and ref.func is not None \
+                                and ref.func in obj.functions:
+                            found.setdefault(ref.func, program)
+                        break
+    return found
+
+
+def _result(analysis: ProgramAnalysis, entry: FuncKey, section: str, name: str, kind: str,
+            compute: Callable[[], tuple[Cost, Lines]]) -> ProgramResult:
+    obj, table = analysis.obj, analysis.table
+    entry_func = obj.functions[entry]
     bounded = True
     cost: Cost | None = None
     lines: Lines = {}
     try:
-        cost, lines = analysis.program_cost(program.name, 0) if _is_named(obj, program) \
-            else _single(analysis, program)
+        cost, lines = compute()
     except Unbounded:
         bounded = False
     except StepBudgetExceeded as exc:
@@ -761,10 +818,10 @@ def analyze_program(obj: BpfObject, program: Program, table: CostTable | None,
     min_ns = round(cost[2], 3) if cost is not None and has_ns else None
     return ProgramResult(
         object=obj.path,
-        section=program.section,
-        name=program.name,
-        type=program.prog_type,
-        insn_count=_static_insns(obj, program.entry),
+        section=section,
+        name=name,
+        type=kind,
+        insn_count=_static_insns(obj, entry),
         bounded=bounded,
         insns_min=min_insns,
         insns_max=int(cost[1]) if bounded and cost is not None else None,
@@ -774,9 +831,9 @@ def analyze_program(obj: BpfObject, program: Program, table: CostTable | None,
         worst_path=worst,
         line_costs=tuple(sorted(worst, key=lambda lc: (-lc.insns, lc.file, lc.line))),
         diagnostics=tuple(analysis.diags),
-        warnings=tuple(f"no cost known for {name}; using the table's default"
-                       for name in (table.missing() if table else ())
-                       if name in analysis.priced),
+        warnings=tuple(f"no cost known for {n}; using the table's default"
+                       for n in (table.missing() if table else ())
+                       if n in analysis.priced),
     )
 
 
