@@ -2,6 +2,11 @@
 
     python benchmarks/ns_validation.py [--out docs/ns-validation.md] [--cost-table FILE]
 
+The estimates use a cost table measured on this machine, in the same run, by a quick
+`bpflint calibrate` (or the table given with --cost-table): a table describes one CPU
+and kernel, and comparing another machine's table with this machine's clock would test
+the machine, not the model.
+
 For XDP and TC test programs (tests/progs and tests/progs/ns) with hand-built
 best-case and worst-case packets, each program is loaded through
 bpflint.kernel.loader and timed with BPF_PROG_TEST_RUN next to an empty program
@@ -40,7 +45,8 @@ from bpfc import PROGS, compile_bpf  # noqa: E402
 
 from bpflint.commands import measure  # noqa: E402
 from bpflint.cost import engine  # noqa: E402
-from bpflint.cost.model import CostTable, load_cost_table  # noqa: E402
+from bpflint.cost.calibrate import QUICK, run_calibration  # noqa: E402
+from bpflint.cost.model import CostTable, load_cost_table, parse_cost_table  # noqa: E402
 from bpflint.kernel import syscall as sc  # noqa: E402
 from bpflint.kernel.loader import load_program  # noqa: E402
 from bpflint.obj.model import BpfObject, Program  # noqa: E402
@@ -183,6 +189,11 @@ def run_case(case: Case, table: CostTable) -> list[Row]:
     return rows
 
 
+def calibrated_table() -> CostTable:
+    """A quick calibration of this machine, as the validation's cost table."""
+    return parse_cost_table(run_calibration(QUICK), "quick calibration of this machine")
+
+
 def run_all(table: CostTable) -> list[Row]:
     return [row for case in CASES for row in run_case(case, table)]
 
@@ -193,7 +204,7 @@ def markdown(rows: list[Row], table: CostTable) -> str:
         "# Nanosecond estimates against the live kernel",
         "",
         "Written by `benchmarks/ns_validation.py` (checked by tests/test_ns_validation.py).",
-        f"Cost table: `{table.path}` (kernel {prov.kernel}, {prov.cpu}, {prov.date}).",
+        f"Cost table: {table.path} (kernel {prov.kernel}, {prov.cpu}, {prov.date}).",
         f"Each input: {SAMPLES} samples of BPF_PROG_TEST_RUN x {REPEAT} runs, interleaved "
         "with an empty program of the same type on the same packet.",
         "*measured* = min(program) - min(empty); *median* = median(program) - "
@@ -218,13 +229,14 @@ def markdown(rows: list[Row], table: CostTable) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the Markdown table here (default: stdout)")
-    parser.add_argument("--cost-table", help="cost table (default: the shipped one)")
+    parser.add_argument("--cost-table",
+                        help="cost table (default: a quick calibration of this machine)")
     args = parser.parse_args(argv)
     ok, why = sc.bpf_usable()
     if not ok:
         print(f"ns_validation: {why}", file=sys.stderr)
         return 2
-    table = load_cost_table(args.cost_table)
+    table = load_cost_table(args.cost_table) if args.cost_table else calibrated_table()
     text = markdown(run_all(table), table)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

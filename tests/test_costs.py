@@ -100,3 +100,16 @@ def test_shipped_table_loads_with_provenance(tmp_path: Path) -> None:
     assert len(t.helpers) >= 30
     with pytest.raises(BpfLintError, match="cannot read"):
         load_cost_table(tmp_path / "none.toml")
+
+
+def test_size_fit_bounds_every_point_and_never_drops_the_slope() -> None:
+    from bpflint.cost.calibrate import _fit
+
+    rising = [(4, 10.0, 13.0), (64, 11.0, 14.0), (512, 19.0, 25.0)]
+    flat = [(4, 10.0, 14.0), (64, 10.2, 13.5), (128, 9.9, 13.0)]  # noise, no slope
+    for points in (rising, flat):
+        base_lo, base_hi, per_lo, per_hi = _fit(points)
+        assert per_hi > 0  # the size cap must cost more than the smallest size
+        for size, lo, hi in points:
+            assert base_lo + per_lo * size <= lo + 1e-9
+            assert base_hi + per_hi * size >= hi - 1e-9

@@ -148,6 +148,18 @@ def test_regression_under_budget_but_over_the_allowance_fails(tmp_path: Path) ->
     assert finding.rule == "BPF002" and "from 1000 to 1051 insns (+5.1%)" in finding.message
 
 
+def test_an_unchanged_program_does_not_regress_against_its_rounded_baseline(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, '[regression]\nallowed = "5%"\n[[budget]]\nmax_insns = 100000\n')
+    same = program("p", insns_max=2, ns_max=0.338)
+    before = from_results([same], "base")  # stores 0.3 ns
+    verdict = evaluate(report(same), cfg, before)
+    assert verdict.exit_code == 0, verdict.programs[0].findings
+    assert verdict.programs[0].ns_delta == 0.0
+    grown = evaluate(report(program("p", insns_max=2, ns_max=0.38)), cfg, before)
+    assert grown.exit_code == 1  # 0.3 -> 0.4 ns is still a change the gate sees
+
+
 def test_absolute_allowances_apply_to_their_own_measure(tmp_path: Path) -> None:
     before = from_results([program("p", insns_max=1000, ns_max=500.0)], "base")
     insns = config(tmp_path, '[regression]\nallowed = "+200 insns"\n')

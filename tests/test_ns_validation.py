@@ -18,21 +18,21 @@ from types import ModuleType
 
 import pytest
 
-from bpflint.cost.model import load_cost_table
 from bpflint.kernel.syscall import bpf_usable
 
 USABLE, REASON = bpf_usable()
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "ns_validation.py"
 
-# program -> ceiling on ns.max / measured worst case, for programs the additive
-# per-instruction model prices loosely (short dependency chains run in parallel on
-# an out-of-order core; the table prices each instruction at its chained cost).
-# NOT the 2x goal: ceilings are ~1.5x the worst ratio seen over several
-# runs, so a regression fails while the engine's model is being tightened.
+# program -> ceiling on ns.max / measured worst case, for programs the model prices
+# loosely: it overlaps instructions only inside a run between calls, while the CPU
+# also overlaps loop iterations, and it prices helpers at their dearest variant.
+# NOT the 2x goal: each ceiling is ~1.5x the worst ratio seen in three runs
+# on an Intel Xeon, and no lower than the one the additive model held on an AMD
+# EPYC, so a regression fails while the model is being tightened.
 KNOWN_LOOSE: dict[str, float] = {
-    "ns_alu_loop": 6.0, "ns_bpf_loop": 3.5, "ns_call_loop": 3.5, "ns_array_ops": 6.0,
-    "ns_pkt_sum": 14.0, "csum_loop": 5.0, "calls_chain": 3.5, "nested3": 8.0,
-    "loop_signed_down": 8.0, "bpf_loop_const": 3.5, "loop_clamped": 12.0,
+    "ns_alu_loop": 6.0, "ns_bpf_loop": 5.5, "ns_call_loop": 7.0, "ns_hash_ops": 3.0,
+    "ns_array_ops": 6.0, "ns_pkt_sum": 14.0, "csum_loop": 5.0, "calls_chain": 5.5,
+    "nested3": 8.0, "loop_signed_down": 8.0, "bpf_loop_const": 4.5, "loop_clamped": 12.0,
 }
 
 
@@ -47,7 +47,9 @@ def _bench() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def rows() -> list:
-    return _bench().run_all(load_cost_table(None))
+    # The table is measured on this machine first: the shipped one describes another CPU.
+    bench = _bench()
+    return bench.run_all(bench.calibrated_table())
 
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow,

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePath
 from typing import Literal
 
-from bpflint.budget.baseline import Baseline, BaselineEntry
+from bpflint.budget.baseline import Baseline, BaselineEntry, baseline_ns
 from bpflint.budget.config import Budget, BudgetConfig, Policy
 from bpflint.budget.units import format_ns
 from bpflint.results import AnalysisReport, ObjectError, ProgramResult, SourceLoc
@@ -80,9 +80,10 @@ class ProgramVerdict:
     def ns_delta(self) -> float | None:
         if self.result is None or self.baseline is None:
             return None
-        if self.result.ns_max is None or self.baseline.ns_max is None:
+        after = baseline_ns(self.result.ns_max)
+        if after is None or self.baseline.ns_max is None:
             return None
-        return self.result.ns_max - self.baseline.ns_max
+        return after - self.baseline.ns_max
 
     @property
     def over_budget_ratio(self) -> float:
@@ -248,12 +249,13 @@ def _regression_findings(result: ProgramResult, before: BaselineEntry,
             f"{result.name}: worst case grew from {before.insns_max} to {result.insns_max} "
             f"insns ({_percent(before.insns_max, result.insns_max)}), more than the allowed "
             f"{allowance.text}", loc))
-    if (before.ns_max is not None and result.ns_max is not None
-            and allowance.ns_excess(before.ns_max, result.ns_max)):
+    after_ns = baseline_ns(result.ns_max)
+    if (before.ns_max is not None and after_ns is not None
+            and allowance.ns_excess(before.ns_max, after_ns)):
         findings.append(_finding(
             "BPF002", "error",
             f"{result.name}: worst case grew from {format_ns(before.ns_max)} to "
-            f"{format_ns(result.ns_max)} ({_percent(before.ns_max, result.ns_max)}), more than "
+            f"{format_ns(after_ns)} ({_percent(before.ns_max, after_ns)}), more than "
             f"the allowed {allowance.text}", loc))
     return findings
 

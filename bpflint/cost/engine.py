@@ -42,6 +42,7 @@ from bpflint.cfg.graph import Block, Cfg, build_cfg, is_legacy_packet_load, is_t
 from bpflint.cfg.loops import Loop, LoopForest, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
+from bpflint.cost.overlap import Timed, operands, run_max_ns
 from bpflint.cost.paths import (
     LATCH,
     RET,
@@ -362,17 +363,24 @@ class ProgramAnalysis:
         exits: list[Target] = []
         r0: Val | None = None
         edge_ns = self._jump_ns(block)
+        run = _Run()
         for insn in block.insns:
             extra: Lines = {}
             cost = self._insn_cost(insn, m, prog_type, extra, tail_targets, open_maps)
+            key = (insn.line.file, insn.line.line) if insn.line is not None else None
+            if key is not None:
+                lines.setdefault(key, [0, 0.0])[0] += 1
             if edge_ns and insn is block.last:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
+            elif self.table is not None and not insn.is_call:
+                # priced with the rest of its run between calls (overlap.py)
+                run.add(insn, key, cost[3], self.table.insn_issue_ns(insn, self._kind(insn, m)))
+                cost = (cost[0], cost[1], cost[2], 0.0)
+            else:
+                total = add(total, run.flush(lines))
             total = add(total, cost)
-            if insn.line is not None:
-                key = (insn.line.file, insn.line.line)
-                cur = lines.setdefault(key, [0, 0.0])
-                cur[0] += 1
-                cur[1] += cost[3] - _callee_ns(extra)
+            if key is not None:
+                lines[key][1] += cost[3] - _callee_ns(extra)
             _add_lines(lines, extra, 1)
             if insn.is_exit:
                 r0 = m.regs[0]
@@ -385,6 +393,7 @@ class ProgramAnalysis:
                 step(m, insn, env, lambda i, mm: self._subcall_result(i, mm, prog_type))
         if block.falls_off:
             exits.append(RET)
+        total = add(total, run.flush(lines))
         return _BlockInfo(total, lines, exits, edge_ns), r0
 
     def _jump_ns(self, block: Block) -> dict[int, tuple[float, float]]:
@@ -415,13 +424,17 @@ class ProgramAnalysis:
     def _ns(self, insn: Insn, m: Machine) -> tuple[float, float]:
         if self.table is None:
             return (0.0, 0.0)
-        kind = None
+        return self.table.insn_ns(insn, self._kind(insn, m))
+
+    @staticmethod
+    def _kind(insn: Insn, m: Machine) -> str | None:
+        """The memory a load or store touches, for its cost class."""
         cls = insn.opcode & 0x07
         if cls == 1:  # LDX
-            kind = mem_kind(m.regs[insn.src])
-        elif cls in (2, 3):  # ST, STX
-            kind = mem_kind(m.regs[insn.dst])
-        return self.table.insn_ns(insn, kind)
+            return mem_kind(m.regs[insn.src])
+        if cls in (2, 3):  # ST, STX
+            return mem_kind(m.regs[insn.dst])
+        return None
 
     def _insn_cost(self, insn: Insn, m: Machine, prog_type: str, lines: Lines,
                    tail_targets: set[str], open_maps: set[str]) -> Cost:
@@ -581,6 +594,33 @@ class ProgramAnalysis:
                                       self.obj.functions[prog.entry].insns[0]))
         self.program_memo[(program_name, depth)] = (cost, lines)
         return cost, lines
+
+
+class _Run:
+    """The non-call instructions since the last call of a block, priced together by
+    the overlap model; their worst-case ns is shared out over their source lines in
+    proportion to each one's latency."""
+
+    def __init__(self) -> None:
+        self.timed: list[Timed] = []
+        self.latency: list[tuple[tuple[str, int] | None, float]] = []
+
+    def add(self, insn: Insn, key: tuple[str, int] | None, latency_ns: float,
+            issue_ns: float) -> None:
+        reads, writes = operands(insn)
+        self.timed.append(Timed(latency_ns, min(issue_ns, latency_ns), reads, writes))
+        self.latency.append((key, latency_ns))
+
+    def flush(self, lines: Lines) -> Cost:
+        if not self.timed:
+            return ZERO_COST
+        ns = run_max_ns(self.timed)
+        whole = sum(lat for _, lat in self.latency)
+        for key, lat in self.latency:
+            if key is not None and whole > 0:
+                lines[key][1] += ns * lat / whole
+        self.timed, self.latency = [], []
+        return (0, 0, 0.0, ns)
 
 
 def _costs(blocks: dict[int, _BlockInfo]) -> EdgeCost:

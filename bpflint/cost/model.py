@@ -20,6 +20,7 @@ A table is a TOML file (``bpflint calibrate`` writes one; the package ships
 
     [insn]                       # one entry per instruction class (INSN_KEYS)
     alu_mov = { min_ns = 0.08, max_ns = 0.35, median_ns = 0.1, spread_pct = 2.0 }
+    alu_simple = { min_ns = 0.05, max_ns = 0.32, issue_ns = 0.09 }
 
     [helper.map_lookup_elem]     # by name as in linux/bpf.h, without "bpf_"
     min_ns = 3.0                 # any map type: the envelope of the variants
@@ -39,8 +40,12 @@ A table is a TOML file (``bpflint calibrate`` writes one; the package ships
     max_ns = 5.0
 
 Every cost includes the ``call`` instruction itself. ``median_ns`` and
-``spread_pct`` are informational (what calibration saw); only ``min_ns`` and
-``max_ns`` (and the per-unit parts) price programs.
+``spread_pct`` are informational (what calibration saw); ``min_ns``, ``max_ns``
+(and the per-unit parts) price programs. An instruction class's ``max_ns`` is its
+latency (a dependent chain of copies); its optional ``issue_ns`` is what one more
+independent copy adds to a stream (absent: ``max_ns``). The engine prices a run of
+instructions between calls at the longer of its dependency chain and its issue
+bound (bpflint/cost/overlap.py).
 """
 
 from __future__ import annotations
@@ -112,6 +117,11 @@ class Cost:
     max_ns: float
     median_ns: float | None = None
     spread_pct: float | None = None
+    issue_ns: float | None = None  # instruction classes: throughput in a stream
+
+    @property
+    def stream_ns(self) -> float:
+        return self.max_ns if self.issue_ns is None else self.issue_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +165,10 @@ class CostTable:
         keys = insn_cost_keys(insn, mem_kind)
         costs = [self.insns[k] for k in keys]
         return min(c.min_ns for c in costs), max(c.max_ns for c in costs)
+
+    def insn_issue_ns(self, insn: Insn, mem_kind: str | None) -> float:
+        """What one non-call instruction adds to a stream of independent ones."""
+        return max(self.insns[k].stream_ns for k in insn_cost_keys(insn, mem_kind))
 
     # -- helpers ----------------------------------------------------------
     def helper_ns(self, helper_id: int, map_type: str | None,
@@ -321,9 +335,15 @@ def _cost(where: _Where, dotted: str, value: Any, extra: tuple[str, ...] = ()) -
         raise where.error(dotted, f"max_ns {hi} is below min_ns {lo}")
     median = table.get("median_ns")
     spread = table.get("spread_pct")
+    issue = table.get("issue_ns")
+    if issue is not None:
+        issue = _number(where, f"{dotted}.issue_ns", issue)
+        if issue > hi:
+            raise where.error(dotted, f"issue_ns {issue} is above max_ns {hi}")
     return Cost(lo, hi,
                 None if median is None else _number(where, f"{dotted}.median_ns", median),
-                None if spread is None else _number(where, f"{dotted}.spread_pct", spread))
+                None if spread is None else _number(where, f"{dotted}.spread_pct", spread),
+                issue)
 
 
 def _helper(where: _Where, dotted: str, value: Any) -> HelperCost:
@@ -393,7 +413,7 @@ def parse_cost_table(text: str, path: str) -> CostTable:
         defaults=Defaults(Cost(dflt["helper_min_ns"], dflt["helper_max_ns"]),
                           Cost(dflt["kfunc_min_ns"], dflt["kfunc_max_ns"]),
                           int(dflt["size_cap_bytes"])),
-        insns={k: _cost(where, f"insn.{k}", insn_table[k]) for k in INSN_KEYS},
+        insns={k: _cost(where, f"insn.{k}", insn_table[k], ("issue_ns",)) for k in INSN_KEYS},
         helpers=helpers,
         kfuncs=kfuncs,
         digest=hashlib.sha256(text.encode()).hexdigest(),

@@ -1,0 +1,86 @@
+"""The time of a straight run of instructions on an out-of-order core.
+
+The JIT turns each BPF instruction into one or a few native ones, and the CPU
+runs independent ones side by side: a run of instructions takes about as long
+as the longer of its longest dependency chain (each instruction waiting for its
+operands, then taking its class's latency) and its issue bound (the sum of each
+class's cost in a stream of independent copies). Adding every instruction's
+latency instead, as if each waited for the one before, prices ALU-heavy loops
+at 2-8 times what they take.
+
+The model is applied per run between calls (a call is a barrier: helpers and
+subprograms are priced whole, as calibrated), with every register ready at the
+start of the run. Chains crossing a run boundary are therefore counted in full
+in each run they pass through, so the sum over the runs of a path is at least
+that path's critical chain; the issue bound keeps every instruction paid for.
+Memory is one resource: a load waits for every earlier store of its run (store
+forwarding is not free), whatever the address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bpflint.isa.insn import Insn
+from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp, Cls, Mode
+
+MEMORY = -1  # the resource loads read and stores write, next to registers 0-10
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """One instruction as the overlap model sees it."""
+
+    latency_ns: float  # from its operands ready to its result ready
+    issue_ns: float  # what one more independent copy adds to a stream
+    reads: tuple[int, ...]
+    writes: tuple[int, ...]
+
+
+def operands(insn: Insn) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(registers and memory read, registers and memory written) of a non-call
+    instruction."""
+    op, cls = insn.opcode, insn.opcode & 0x07
+    dst, src = insn.dst, insn.src
+    if cls in (Cls.ALU, Cls.ALU64):
+        alu = op & 0xF0
+        if alu in (AluOp.NEG, AluOp.END):
+            return (dst,), (dst,)
+        source = (src,) if op & 0x08 else ()
+        return (source if alu == AluOp.MOV else (dst, *source)), (dst,)
+    if cls == Cls.LDX:
+        return (src, MEMORY), (dst,)
+    if cls == Cls.ST:
+        return (dst,), (MEMORY,)
+    if cls == Cls.STX:
+        if op & 0xE0 != Mode.ATOMIC:
+            return (dst, src), (MEMORY,)
+        if insn.imm == ATOMIC_CMPXCHG:
+            return (dst, src, 0, MEMORY), (0, MEMORY)
+        fetched = insn.imm == ATOMIC_XCHG or bool(insn.imm & ATOMIC_FETCH)
+        return (dst, src, MEMORY), ((src, MEMORY) if fetched else (MEMORY,))
+    if cls == Cls.LD:
+        if insn.is_ld_imm64:
+            return (), (dst,)
+        return (6, src, MEMORY), (0,)  # LD_ABS / LD_IND: the skb in r6
+    # JMP / JMP32
+    if insn.is_exit:
+        return (0,), ()
+    if insn.is_conditional_jump and not insn.is_may_goto:
+        return ((dst, src) if op & 0x08 else (dst,)), ()
+    return (), ()
+
+
+def run_max_ns(run: Iterable[Timed]) -> float:
+    """The longer of the run's longest dependency chain and its issue bound."""
+    ready: dict[int, float] = {}
+    chain = issue = 0.0
+    for t in run:
+        start = max((ready.get(r, 0.0) for r in t.reads), default=0.0)
+        end = start + t.latency_ns
+        for w in t.writes:
+            ready[w] = max(ready.get(w, 0.0), end) if w == MEMORY else end
+        chain = max(chain, end)
+        issue += t.issue_ns
+    return max(chain, issue)
