@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 PROGS = TESTS / "progs"
 BUILD = TESTS / "build"
@@ -22,6 +24,9 @@ def find_clang() -> str | None:
         if path:
             return path
     return shutil.which("clang")
+
+
+needs_clang = pytest.mark.skipif(find_clang() is None, reason="clang is needed")
 
 
 def find_llvm_objdump() -> str | None:

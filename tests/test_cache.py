@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bpfc import PROGS, compile_bpf, find_clang
+from bpfc import PROGS, compile_bpf, find_clang, needs_clang
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +28,6 @@ from bpflint.cli import main
 from bpflint.cost.engine import AnalysisOptions
 from bpflint.cost.model import load_cost_table
 from bpflint.results import Diagnostic, LineCost, ProgramResult, SourceLoc
-
-needs_clang = pytest.mark.skipif(find_clang() is None, reason="clang is needed")
 
 _text = st.text(max_size=12)
 _count = st.integers(min_value=0, max_value=2**63)

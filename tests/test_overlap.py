@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from bpflint.cost.overlap import MEMORY, Timed, operands, run_max_ns
+from bpfc import PROGS, compile_bpf, needs_clang
+from fuzzgen import load_gen_synthetic
+
+from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
+from bpflint.cost.overlap import MEMORY, Readiness, Timed, operands, run_max_ns
+from bpflint.cost.paths import repeat
 from bpflint.isa.insn import decode
-from bpflint.isa.opcodes import AluOp
+from bpflint.isa.opcodes import AluOp, JmpOp
 from bpflint.kernel import bytecode as bc
+from bpflint.obj.reader import load_object, parse_object
 
 
 def _timed(code: bytes, latency: float = 1.0, issue: float = 0.25) -> list[Timed]:
@@ -35,3 +42,66 @@ def test_loads_wait_for_earlier_stores() -> None:
     reads, writes = operands(decode(code)[2])
     assert MEMORY in reads and writes == (2,)
     assert run_max_ns(_timed(code)) == 4.0  # add -> store -> load -> add
+
+
+def test_a_call_holds_everything_up_and_joins_keep_the_later_time() -> None:
+    add = Timed(1.0, 0.25, (1,), (1,))
+    after = Readiness().after([add, add, 5.0, add])  # r1: 2, call to 7, r1: 8
+    assert after.ready(1) == 8.0 and after.ready(2) == 7.0 and after.latest() == 8.0
+    joined = after.join(Readiness().after([add]))
+    assert joined.ready(1) == 8.0 and joined.floor == 7.0
+
+
+def test_repeat_charges_overlapped_iterations_their_steady_cost() -> None:
+    iteration = (5, 5, 1.0, 10.0)
+    assert repeat(iteration, 2, 4, 3.0) == (10, 20, 2.0, 10.0 + 3 * 3.0)
+    assert repeat(iteration, 2, 4, 30.0)[3] == 40.0  # never more than runs alone
+    assert repeat(iteration, 0, 0, 3.0)[3] == 0.0
+
+
+# Every class: latency 1 ns, issue 0.25 ns.
+TABLE = ("format = 1\n[provenance]\nkernel = \"k\"\ncpu = \"c\"\ndate = \"d\"\n"
+         "method = \"m\"\n[defaults]\nhelper_min_ns = 0.0\nhelper_max_ns = 9.0\n"
+         "kfunc_min_ns = 0.0\nkfunc_max_ns = 9.0\nsize_cap_bytes = 64\n[insn]\n"
+         + "".join(f"{k} = {{ min_ns = 0.1, max_ns = 1.0, issue_ns = 0.25 }}\n"
+                   for k in INSN_KEYS))
+TRIPS = 100
+
+
+def _loop_ns(body: bytes) -> float:
+    """ns.max of: r1 = 0; r2..r4 = 1; do { body; r1 += 1 } while (r1 < TRIPS)."""
+    code = (bc.mov64(1, imm=0) + b"".join(bc.mov64(r, imm=1) for r in (2, 3, 4)) + body
+            + bc.alu64(AluOp.ADD, 1, imm=1)
+            + bc.jmp_imm(JmpOp.JLT, 1, TRIPS, -(len(body) // 8 + 2))
+            + bc.mov64(0, imm=2) + bc.exit_())
+    obj = parse_object("loop.o", load_gen_synthetic().build_object(code))
+    result = analyze_program(obj, obj.programs[0], parse_cost_table(TABLE, "t.toml"),
+                             AnalysisOptions())
+    assert result.insns_max == 4 + TRIPS * (len(body) // 8 + 2) + 2
+    assert result.ns_max is not None
+    return result.ns_max
+
+
+def test_a_loop_carried_chain_is_paid_on_every_iteration() -> None:
+    # r2 *= 3 three times: each iteration waits 3 ns for the one before
+    chained = _loop_ns(b"".join(bc.alu64(AluOp.MUL, 2, imm=3) for _ in range(3)))
+    assert chained >= TRIPS * 3.0
+    # the same work on three registers: iterations overlap down to the issue bound
+    # (5 instructions x 0.25 ns + the taken jump, 1 ns)
+    spread = _loop_ns(b"".join(bc.alu64(AluOp.MUL, r, imm=3) for r in (2, 3, 4)))
+    assert spread <= TRIPS * 2.25 + 10
+    assert spread < chained
+
+
+@needs_clang
+def test_the_worst_path_by_line_adds_up_to_the_worst_case_ns() -> None:
+    # loops whose later iterations overlap, and edge-priced jumps, are attributed to
+    # their lines as the total counts them
+    obj = load_object(compile_bpf(PROGS / "ns" / "pkt_driven.bpf.c"))
+    table = load_cost_table(None)
+    for name in ("ns_alu_loop", "ns_pkt_sum", "ns_call_loop", "ns_array_ops"):
+        program = next(p for p in obj.programs if p.name == name)
+        result = analyze_program(obj, program, table, AnalysisOptions())
+        assert result.ns_max is not None and result.worst_path
+        by_line = sum(line.ns for line in result.worst_path)
+        assert abs(by_line - result.ns_max) <= 0.01 * result.ns_max, (name, by_line)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bpfc import PROGS, compile_bpf, find_clang
+from bpfc import PROGS, compile_bpf, find_clang, needs_clang
 
 from bpflint.budget.config import load_config
 from bpflint.budget.gate import evaluate
@@ -30,7 +30,6 @@ from bpflint.results import AnalysisReport, LineCost, ObjectError, ProgramResult
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bpflint"
 SECURITY_DOC = ROOT / "docs" / "security.md"
-needs_clang = pytest.mark.skipif(find_clang() is None, reason="clang is needed")
 
 MINIMAL_PROG = """\
 #include <linux/bpf.h>

@@ -11,7 +11,7 @@ program's cost, up to the kernel's chain limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 
 from bpflint.analysis import calls
@@ -42,7 +42,7 @@ from bpflint.cfg.graph import Block, Cfg, build_cfg, is_legacy_packet_load, is_t
 from bpflint.cfg.loops import Loop, LoopForest, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
-from bpflint.cost.overlap import Timed, operands, run_max_ns
+from bpflint.cost.overlap import Readiness, Timed, operands, run_max_ns
 from bpflint.cost.paths import (
     LATCH,
     RET,
@@ -126,6 +126,11 @@ class _BlockInfo:
     lines: Lines
     exits: list[Target]
     edge_ns: dict[int, tuple[float, float]]  # successor -> cost of the jump taking it
+    # for loops (overlap.py): the block's worst-case ns if its runs cost only their
+    # issue bound, and its instructions (calls as their ns) to follow chains through
+    issue_ns: float = 0.0
+    steps: tuple[Timed | float, ...] = ()
+    jump_line: tuple[str, int] | None = None  # where the edge-priced jump's ns go
 
 
 def _loc(insn: Insn | None) -> SourceLoc | None:
@@ -134,14 +139,15 @@ def _loc(insn: Insn | None) -> SourceLoc | None:
     return SourceLoc(insn.line.file, insn.line.line)
 
 
-def _add_lines(into: Lines, lines: Lines, mult: float) -> None:
+def _add_lines(into: Lines, lines: Lines, mult: float, ns_mult: float | None = None) -> None:
+    ns_mult = mult if ns_mult is None else ns_mult
     for key, (i, n) in lines.items():
         cur = into.get(key)
         if cur is None:
-            into[key] = [i * mult, n * mult]
+            into[key] = [i * mult, n * ns_mult]
         else:
             cur[0] += i * mult
-            cur[1] += n * mult
+            cur[1] += n * ns_mult
 
 
 class ProgramAnalysis:
@@ -259,8 +265,10 @@ class ProgramAnalysis:
                 continue
             loop = forest.loops[header]
             bound = self._bound(ctx, header, flow)
+            steady_ns = self._steady_ns(ctx, loop, flow, blocks, summaries)
             summary = summarise_loop(ctx.cfg, forest, header, bound, _costs(blocks),
-                                     _exits(blocks), flow.edge_out, summaries, blocks)
+                                     _exits(blocks), flow.edge_out, summaries, blocks,
+                                     steady_ns)
             if bound.max_backedges is not None:
                 body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
                 work = (bound.max_backedges + 1) * body_insns
@@ -272,14 +280,31 @@ class ProgramAnalysis:
                                                          self.sharpen_left):
                     self.sharpen_left -= work
                     unrolled = self._unrolled_summary(ctx, loop, flow,
-                                                      bound.max_backedges + 1)
+                                                      bound.max_backedges + 1, steady_ns)
                     if unrolled is not None:
                         summary = unrolled
             summaries[header] = summary
         return summaries
 
-    def _unrolled_summary(self, ctx: _Ctx, loop: Loop, flow: Flow, limit: int
-                          ) -> LoopSummary | None:
+    def _steady_ns(self, ctx: _Ctx, loop: Loop, flow: Flow, blocks: dict[int, _BlockInfo],
+                   summaries: dict[int, LoopSummary]) -> float:
+        """What an iteration after the first adds at most, once iterations overlap:
+        the longer of the loop-carried dependency chain and the iteration's issue
+        bound (overlap.py). Over the states of ``flow``, which hold every iteration's,
+        so it bounds each of them."""
+        if self.table is None:
+            return math.inf
+        region = solve_region(ctx.cfg, ctx.forest, loop.header, _issue_costs(blocks),
+                              _exits(blocks), flow.edge_out, summaries)
+        iteration = region.cost.get(LATCH)
+        if iteration is None:
+            return math.inf
+        chain = _iteration_chain_ns(ctx.cfg, ctx.forest, loop, blocks, summaries,
+                                    flow.edge_out)
+        return max(iteration[3], chain)
+
+    def _unrolled_summary(self, ctx: _Ctx, loop: Loop, flow: Flow, limit: int,
+                          steady_ns: float) -> LoopSummary | None:
         """Cost a loop iteration by iteration, each from its own exact entry state.
 
         Tighter than bound x dearest iteration when iterations differ (an inner
@@ -336,6 +361,9 @@ class ProgramAnalysis:
             latch = it.region.cost.get(LATCH)
             if latch is None:
                 break
+            if j and latch[3] > steady_ns:  # overlapping the iteration before it
+                it.ns_mult = steady_ns / latch[3]
+                latch = (latch[0], latch[1], latch[2], steady_ns)
             prefix = add(prefix, latch)
         n = len(iterations) - 1
         bound = LoopBound(h, n, first_exit or 0, f"unrolled: at most {n} iterations")
@@ -364,6 +392,8 @@ class ProgramAnalysis:
         r0: Val | None = None
         edge_ns = self._jump_ns(block)
         run = _Run()
+        steps: list[Timed | float] = []
+        issue_ns = 0.0
         for insn in block.insns:
             extra: Lines = {}
             cost = self._insn_cost(insn, m, prog_type, extra, tail_targets, open_maps)
@@ -374,10 +404,16 @@ class ProgramAnalysis:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
             elif self.table is not None and not insn.is_call:
                 # priced with the rest of its run between calls (overlap.py)
-                run.add(insn, key, cost[3], self.table.insn_issue_ns(insn, self._kind(insn, m)))
+                timed = run.add(insn, key, cost[3],
+                                self.table.insn_issue_ns(insn, self._kind(insn, m)))
+                steps.append(timed)
+                issue_ns += timed.issue_ns
                 cost = (cost[0], cost[1], cost[2], 0.0)
             else:
                 total = add(total, run.flush(lines))
+                if cost[3]:
+                    steps.append(cost[3])
+                    issue_ns += cost[3]
             total = add(total, cost)
             if key is not None:
                 lines[key][1] += cost[3] - _callee_ns(extra)
@@ -394,7 +430,9 @@ class ProgramAnalysis:
         if block.falls_off:
             exits.append(RET)
         total = add(total, run.flush(lines))
-        return _BlockInfo(total, lines, exits, edge_ns), r0
+        last = block.last.line
+        jump_line = (last.file, last.line) if edge_ns and last is not None else None
+        return _BlockInfo(total, lines, exits, edge_ns, issue_ns, tuple(steps), jump_line), r0
 
     def _jump_ns(self, block: Block) -> dict[int, tuple[float, float]]:
         """ns of a block's closing conditional jump, per successor (taken or not)."""
@@ -606,10 +644,11 @@ class _Run:
         self.latency: list[tuple[tuple[str, int] | None, float]] = []
 
     def add(self, insn: Insn, key: tuple[str, int] | None, latency_ns: float,
-            issue_ns: float) -> None:
-        reads, writes = operands(insn)
-        self.timed.append(Timed(latency_ns, min(issue_ns, latency_ns), reads, writes))
+            issue_ns: float) -> Timed:
+        timed = Timed(latency_ns, min(issue_ns, latency_ns), *operands(insn))
+        self.timed.append(timed)
         self.latency.append((key, latency_ns))
+        return timed
 
     def flush(self, lines: Lines) -> Cost:
         if not self.timed:
@@ -632,6 +671,61 @@ def _costs(blocks: dict[int, _BlockInfo]) -> EdgeCost:
         c = info.cost
         return (c[0], c[1], c[2] + jump[0], c[3] + jump[1])
     return cost
+
+
+def _issue_costs(blocks: dict[int, _BlockInfo]) -> EdgeCost:
+    """Block costs with every run at its issue bound: a loop iteration's throughput."""
+    full = _costs(blocks)
+
+    def cost(b: int, succ: int | None) -> Cost:
+        c, info = full(b, succ), blocks[b]
+        return (c[0], c[1], c[2], c[3] - info.cost[3] + info.issue_ns)
+    return cost
+
+
+def _iteration_chain_ns(cfg: Cfg, forest: LoopForest, loop: Loop,
+                        blocks: dict[int, _BlockInfo], summaries: dict[int, LoopSummary],
+                        edges: Container[tuple[int, int]]) -> float:
+    """The longest dependency chain from the values live at the loop's header to
+    those live at a back edge, over every path of one iteration (inner loops and
+    calls hold everything up for their whole cost)."""
+    into: dict[int, Readiness] = {loop.header: Readiness()}
+    latest = 0.0
+
+    def reach(target: int, ready: Readiness) -> None:
+        nonlocal latest
+        if target == loop.header:
+            latest = max(latest, ready.latest())
+        elif target in loop.body:
+            old = into.get(target)
+            into[target] = ready if old is None else old.join(ready)
+
+    for b in loop.order:
+        ready = into.get(b)
+        if ready is None:
+            continue
+        inner, holder = None, forest.innermost.get(b)
+        while holder is not None and holder != loop.header:  # the child loop holding b
+            inner, holder = holder, forest.loops[holder].parent
+        if inner is not None:
+            if b != inner:
+                continue  # an inner loop is passed at its header
+            summary = summaries.get(inner)
+            if summary is None:
+                return math.inf
+            out = ready.after([max(c[3] for c in summary.totals.values())])
+            for src, dst in forest.loops[inner].exits:
+                if (src, dst) in edges:
+                    reach(dst, out)
+            continue
+        info = blocks.get(b)
+        if info is None:
+            continue
+        out = ready.after(info.steps)
+        for succ in set(cfg.blocks[b].succs):
+            if (b, succ) in edges:
+                reach(succ, out)
+    return latest
 
 
 def _exits(blocks: dict[int, _BlockInfo]) -> Callable[[int], list[Target]]:
@@ -717,19 +811,41 @@ def _thresholds(func: Function) -> tuple[int, ...]:
 
 
 def _expand(region: Region, target: Target, mult: float, blocks: dict[int, _BlockInfo],
-            summaries: dict[int, LoopSummary], into: Lines) -> None:
-    """Accumulate the source lines of the most expensive path to ``target``."""
+            summaries: dict[int, LoopSummary], into: Lines, ns_mult: float | None = None
+            ) -> None:
+    """Accumulate the source lines of the most expensive path to ``target``, its
+    instructions ``mult`` times and its ns ``ns_mult`` times (overlapped loop
+    iterations count less than whole ones)."""
+    ns_mult = mult if ns_mult is None else ns_mult
     path = region.path_to(target)
     for i, node in enumerate(path):
+        nxt = path[i + 1] if i + 1 < len(path) else None
         if node[0] == "b":
-            _add_lines(into, blocks[node[1]].lines, mult)
+            info = blocks[node[1]]
+            _add_lines(into, info.lines, mult, ns_mult)
+            succ = _successor(nxt, target, path)
+            jump = info.edge_ns.get(succ) if succ is not None else None
+            if jump is not None and info.jump_line is not None:
+                into.setdefault(info.jump_line, [0, 0.0])[1] += jump[1] * ns_mult
             continue
         summary = summaries[node[1]]
-        nxt = path[i + 1] if i + 1 < len(path) else None
         for piece in summary.pieces.get(_exit_key(nxt, target, summary), []):
             if piece.mult and piece.target in piece.region.cost:
+                piece_ns = piece.mult if piece.ns_mult is None else piece.ns_mult
                 _expand(piece.region, piece.target, mult * piece.mult, piece.context,
-                        piece.summaries, into)
+                        piece.summaries, into, ns_mult * piece_ns)
+
+
+def _successor(nxt: Node | None, target: Target, path: list[Node]) -> int | None:
+    """The block a path's node leaves to: the next node's, the loop header for a back
+    edge (a loop region's path starts at its header), or an outside block."""
+    if nxt is not None:
+        return nxt[1]
+    if target == LATCH:
+        return path[0][1]
+    if isinstance(target, tuple) and target[0] == "x":
+        return int(target[1])
+    return None
 
 
 def _exit_key(nxt: Node | None, target: Target, summary: LoopSummary) -> Target:

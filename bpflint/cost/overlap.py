@@ -15,6 +15,14 @@ in each run they pass through, so the sum over the runs of a path is at least
 that path's critical chain; the issue bound keeps every instruction paid for.
 Memory is one resource: a load waits for every earlier store of its run (store
 forwarding is not free), whatever the address.
+
+Loops: the CPU also starts an iteration before the one before it has finished,
+so an iteration after the first adds at most the longer of the loop-carried
+chain (from the values live at the header to those live at a back edge,
+followed across blocks with ``Readiness``; calls and inner loops hold everything
+up) and the iteration's issue bound. Over n iterations a chain can cross n - 1
+iterations through loop-carried values and end anywhere in the last one, so
+n - 1 steady iterations plus one priced alone bound it (engine.py, paths.repeat).
 """
 
 from __future__ import annotations
@@ -70,6 +78,41 @@ def operands(insn: Insn) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if insn.is_conditional_jump and not insn.is_may_goto:
         return ((dst, src) if op & 0x08 else (dst,)), ()
     return (), ()
+
+
+class Readiness:
+    """When each register and memory are ready, from a common start: the state the
+    chain through a loop iteration is followed in (block by block, joined where paths
+    meet). ``floor``: nothing is ready earlier (after a call, everything waits)."""
+
+    def __init__(self, floor: float = 0.0, at: dict[int, float] | None = None) -> None:
+        self.floor = floor
+        self.at = dict(at or {})
+
+    def ready(self, resource: int) -> float:
+        return max(self.floor, self.at.get(resource, 0.0))
+
+    def latest(self) -> float:
+        return max(self.floor, *self.at.values()) if self.at else self.floor
+
+    def after(self, steps: Iterable[Timed | float]) -> Readiness:
+        """Readiness after running ``steps``; a float is a call of that many ns, which
+        starts when everything is ready and holds everything up until it returns."""
+        out = Readiness(self.floor, self.at)
+        for step in steps:
+            if isinstance(step, Timed):
+                start = max((out.ready(r) for r in step.reads), default=out.floor)
+                end = start + step.latency_ns
+                for w in step.writes:
+                    out.at[w] = max(out.ready(w), end) if w == MEMORY else end
+            else:
+                out = Readiness(out.latest() + step)
+        return out
+
+    def join(self, other: Readiness) -> Readiness:
+        keys = self.at.keys() | other.at.keys()
+        return Readiness(max(self.floor, other.floor),
+                         {k: max(self.ready(k), other.ready(k)) for k in keys})
 
 
 def run_max_ns(run: Iterable[Timed]) -> float:

@@ -70,6 +70,7 @@ class Piece:
     mult: float
     context: Any
     summaries: dict[int, LoopSummary]
+    ns_mult: float | None = None  # the path's ns count this often (None: ``mult``)
 
 
 @dataclass
@@ -167,11 +168,22 @@ def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
     return out
 
 
+def repeat(iteration: Cost, lo: int, hi: float, steady_ns: float) -> Cost:
+    """``iteration`` run lo to hi times, where every run after the first adds at most
+    ``steady_ns`` (overlapping iterations) and never more than a run alone."""
+    total = scale(iteration, lo, hi)
+    if hi >= 1 and not math.isinf(hi):
+        ns_max = iteration[3] + (hi - 1) * min(iteration[3], steady_ns)
+        total = (total[0], total[1], total[2], ns_max)
+    return total
+
+
 def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
                    block_cost: EdgeCost, block_exits: Callable[[int], list[Target]],
                    edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary],
-                   context: Any) -> LoopSummary:
-    """Summarise a loop as ``bound`` back edges of its dearest iteration plus an exit."""
+                   context: Any, steady_ns: float = math.inf) -> LoopSummary:
+    """Summarise a loop as ``bound`` back edges of its dearest iteration plus an exit;
+    back edges after the first cost at most ``steady_ns`` each (see ``repeat``)."""
     region = solve_region(cfg, forest, header, block_cost, block_exits, edges, summaries)
     iteration = region.cost.get(LATCH)
     hi = bound.max_backedges
@@ -184,8 +196,11 @@ def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
             totals[target] = exit_cost
             pieces[target] = [Piece(region, target, 1, context, summaries)]
             continue
-        totals[target] = add(scale(iteration, bound.min_backedges,
-                                   math.inf if hi is None else hi), exit_cost)
-        pieces[target] = [Piece(region, LATCH, hi or 0, context, summaries),
+        totals[target] = add(repeat(iteration, bound.min_backedges,
+                                    math.inf if hi is None else hi, steady_ns), exit_cost)
+        runs = hi or 0
+        ns_runs = repeat(iteration, 0, runs, steady_ns)[3] / iteration[3] if iteration[3] \
+            else runs
+        pieces[target] = [Piece(region, LATCH, runs, context, summaries, ns_runs),
                           Piece(region, target, 1, context, summaries)]
     return LoopSummary(bound, totals, pieces)
