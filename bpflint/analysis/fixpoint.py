@@ -177,6 +177,8 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
                 new = join_state(old, st)
                 if succ in headers and visits[succ] >= WIDEN_AFTER:
                     new = widen_state(old, new, thresholds)
+                if new == old:
+                    continue  # nothing new: revisiting would repeat the last visit
             block_in[succ] = new
             if succ not in queued:
                 queued.add(succ)

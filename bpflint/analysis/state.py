@@ -96,7 +96,8 @@ def leq_val(a: Val, b: Val) -> bool:
         return True
     if b.kind == Kind.UNINIT:
         return True
-    if b == UNKNOWN and a.kind == Kind.SCALAR:
+    if b == UNKNOWN and a.kind != Kind.UNINIT:
+        # as join_val has it: a pointer met with a scalar is an unknown scalar
         return True
     return (a.kind == b.kind and a.ref == b.ref and (b.maybe_null or not a.maybe_null)
             and sc.leq(a.s, b.s))

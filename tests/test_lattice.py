@@ -1,0 +1,67 @@
+"""The value lattice the fixpoint runs on: a join is above both of its inputs.
+
+The worklist stops revisiting a block once the incoming state is below (leq) the
+one it holds; if a join could produce a state that leq does not see above its
+inputs, a loop would be revisited until the step budget ran out (it did, for an
+iterator element pointer joined with a scalar).
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bpflint.analysis.scalar import Scalar
+from bpflint.analysis.state import (
+    UNINIT,
+    UNKNOWN,
+    Kind,
+    State,
+    Val,
+    join_state,
+    join_val,
+    leq_state,
+    leq_val,
+    widen_val,
+)
+
+U64 = (1 << 64) - 1
+scalars = st.one_of(
+    st.integers(0, U64).map(Scalar.const),
+    st.tuples(st.integers(0, 1 << 40), st.integers(0, 1 << 40)).map(
+        lambda t: Scalar.urange(min(t), max(t))),
+    st.tuples(st.integers(-(1 << 40), 1 << 40), st.integers(-(1 << 40), 1 << 40)).map(
+        lambda t: Scalar.srange(min(t), max(t))),
+    st.just(Scalar.unknown()),
+)
+vals = st.one_of(
+    st.just(UNINIT), st.just(UNKNOWN),
+    st.builds(Val, st.just(Kind.SCALAR), scalars),
+    st.builds(Val, st.sampled_from([k for k in Kind if k not in (Kind.UNINIT, Kind.SCALAR)]),
+              scalars, st.sampled_from([None, "m1", -8]), st.booleans(),
+              st.one_of(st.none(), st.just((0, 10)), st.just((2, 5)))),
+)
+THRESHOLDS = (0, 1, 10, 255)
+
+
+@given(vals, vals)
+def test_a_join_is_above_both_values(a: Val, b: Val) -> None:
+    j = join_val(a, b)
+    assert leq_val(a, j) and leq_val(b, j), j
+    assert join_val(j, a) == j  # joining again changes nothing
+
+
+@given(vals, vals)
+def test_widening_is_above_the_join(a: Val, b: Val) -> None:
+    w = widen_val(a, join_val(a, b), THRESHOLDS)
+    assert leq_val(join_val(a, b), w)
+
+
+@given(st.lists(vals, min_size=11, max_size=11), st.lists(vals, min_size=11, max_size=11),
+       st.lists(vals, min_size=2, max_size=2), st.lists(vals, min_size=2, max_size=2))
+def test_a_joined_state_is_above_both_states(ra: list[Val], rb: list[Val], sa: list[Val],
+                                             sb: list[Val]) -> None:
+    a = State(tuple(ra), ((-16, 8, sa[0]), (-8, 8, sa[1])))
+    b = State(tuple(rb), ((-16, 8, sb[0]), (-8, 4, sb[1])))  # -8 differs in size
+    j = join_state(a, b)
+    assert leq_state(a, j) and leq_state(b, j)
