@@ -8,7 +8,7 @@ iterator element pointer joined with a scalar).
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bpflint.analysis.scalar import Scalar
@@ -44,6 +44,7 @@ vals = st.one_of(
 THRESHOLDS = (0, 1, 10, 255)
 
 
+@settings(max_examples=1000)
 @given(vals, vals)
 def test_a_join_is_above_both_values(a: Val, b: Val) -> None:
     j = join_val(a, b)
@@ -51,12 +52,14 @@ def test_a_join_is_above_both_values(a: Val, b: Val) -> None:
     assert join_val(j, a) == j  # joining again changes nothing
 
 
+@settings(max_examples=500)
 @given(vals, vals)
 def test_widening_is_above_the_join(a: Val, b: Val) -> None:
     w = widen_val(a, join_val(a, b), THRESHOLDS)
     assert leq_val(join_val(a, b), w)
 
 
+@settings(max_examples=300)
 @given(st.lists(vals, min_size=11, max_size=11), st.lists(vals, min_size=11, max_size=11),
        st.lists(vals, min_size=2, max_size=2), st.lists(vals, min_size=2, max_size=2))
 def test_a_joined_state_is_above_both_states(ra: list[Val], rb: list[Val], sa: list[Val],

@@ -135,6 +135,9 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
 
     Edges into ``collect`` are not followed: their states are joined and returned,
     which is one iteration of the loop headed by ``collect`` when it is ``start``.
+    Where a loop header was widened, descending rounds then narrow the states again
+    (a loop bounded by a value known only here, ``i < j`` with ``j`` exact in one
+    outer iteration, gets its exact range back instead of the widening threshold).
     """
     order = cfg.rpo_index
     block_in: dict[int, State] = {}
@@ -150,6 +153,7 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
         budget.spend(len(cfg.blocks[b].insns))
         return run_block(cfg.blocks[b], block_in[b], env, subcall)
 
+    widened = False
     while work:
         _, b = heapq.heappop(work)
         queued.discard(b)
@@ -177,12 +181,23 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
                 new = join_state(old, st)
                 if succ in headers and visits[succ] >= WIDEN_AFTER:
                     new = widen_state(old, new, thresholds)
+                    widened = True
                 if new == old:
                     continue  # nothing new: revisiting would repeat the last visit
             block_in[succ] = new
             if succ not in queued:
                 queued.add(succ)
                 heapq.heappush(work, (order[succ], succ))
+    if widened:
+        blocks = [b for b in cfg.rpo if region is None or b in region]
+        for _ in range(NARROW_ROUNDS):
+            _narrow(cfg, blocks, start, block_in, edge_out, process)
+        if collect is not None:
+            into = [edge_out[(p, collect)] for p in cfg.preds[collect]
+                    if (p, collect) in edge_out]
+            collected = None
+            for st in into:
+                collected = st if collected is None else join_state(collected, st)
     return block_in, edge_out, collected
 
 
@@ -191,27 +206,21 @@ def analyze_function(cfg: Cfg, forest: LoopForest, entry: State, env: Env,
                      thresholds: tuple[int, ...]) -> Flow:
     block_in, edge_out, _ = propagate(cfg, forest, None, 0, entry, env, subcall, budget,
                                       thresholds)
-    headers = forest.loops
-
-    def process(b: int) -> list[tuple[int, State]]:
-        budget.spend(len(cfg.blocks[b].insns))
-        return run_block(cfg.blocks[b], block_in[b], env, subcall)
-
-    if headers:
-        for _ in range(NARROW_ROUNDS):
-            _narrow(cfg, block_in, edge_out, process)
     return Flow(block_in, edge_out)
 
 
-def _narrow(cfg: Cfg, block_in: dict[int, State],
+def _narrow(cfg: Cfg, blocks: list[int], start: int, block_in: dict[int, State],
             edge_out: dict[tuple[int, int], State],
             process: Callable[[int], list[tuple[int, State]]]) -> None:
-    """One descending round: recompute every state from its predecessors' outputs."""
-    for b in cfg.rpo:
-        if b != 0:
+    """One descending round: recompute every state (but the start's) from its
+    predecessors' outputs. From a sound post-fixpoint this gives another one."""
+    for b in blocks:
+        if b != start:
             ins = [edge_out[(p, b)] for p in cfg.preds[b] if (p, b) in edge_out]
-            if not ins:
+            if not ins:  # unreachable now: so are its edges
                 block_in.pop(b, None)
+                for succ in cfg.blocks[b].succs:
+                    edge_out.pop((b, succ), None)
                 continue
             st = ins[0]
             for other in ins[1:]:

@@ -99,6 +99,8 @@ def leq_val(a: Val, b: Val) -> bool:
     if b == UNKNOWN and a.kind != Kind.UNINIT:
         # as join_val has it: a pointer met with a scalar is an unknown scalar
         return True
+    if a == ZERO and b.kind in POINTER_KINDS and b.maybe_null:
+        return True  # NULL is one value of a maybe-NULL pointer
     return (a.kind == b.kind and a.ref == b.ref and (b.maybe_null or not a.maybe_null)
             and sc.leq(a.s, b.s))
 
