@@ -30,6 +30,6 @@ def test_quick_calibration_is_complete_and_sane() -> None:
     sized = [h for h in table.helpers.values() if h.max_units is not None]
     assert all(h.per_unit_max_ns > 0 and h.base.spread_pct is not None for h in sized)
     loop = table.helpers["loop"]
-    assert loop.per_unit_min_ns > 1.0  # a callback call per iteration
+    assert loop.per_unit_min_ns > 0.5  # a callback call per iteration (min / 1.3 margin)
     assert len(table.helpers) >= 30
     assert table.insns["alu_div"].min_ns > table.insns["alu_mov"].min_ns

@@ -72,6 +72,16 @@ def test_helper_variants_sizes_and_missing() -> None:
     assert t.kfunc_ns("bpf_x") == (0.0, 900.0) and "bpf_x" in t.missing()
 
 
+def test_user_and_legacy_probe_reads_cost_what_the_kernel_variant_does() -> None:
+    t = table()
+    kernel = t.helper_ns(HELPER_NAMES.index("probe_read_kernel"), None, (8, 16))
+    for name in ("probe_read", "probe_read_user"):
+        assert t.helper_ns(HELPER_NAMES.index(name), None, (8, 16)) == kernel
+    assert not t.missing()
+    t.helper_ns(HELPER_NAMES.index("probe_read_user_str"), None, None)  # no _str entry
+    assert "probe_read_user_str" in t.missing()
+
+
 @pytest.mark.parametrize("text, message", [
     (HEAD + INSNS.replace("alu_mul", "alu_mull"), "insn.alu_mull': unknown key"),
     (HEAD + INSNS.replace("alu_mul = { min_ns = 1.0, max_ns = 2.0 }\n", ""), "insn.alu_mul"),

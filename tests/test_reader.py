@@ -317,6 +317,7 @@ def test_program_types_from_section_names() -> None:
     ("kprobes/x", "kprobe", "s/x", False),  # libbpf 0.x prefix match only
     ("fentryx", "tracing", "x", False),
     (".text.custom", "unknown", "", False),
+    ("?raw_tp/sys_enter", "raw_tracepoint", "sys_enter", False),  # not autoloaded
 ])
 def test_classify_table(section: str, prog_type: str, attach: str, sleepable: bool) -> None:
     sec_def = classify(section)

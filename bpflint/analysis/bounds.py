@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.calls import KFUNC_ITER_NEXT
-from bpflint.analysis.fixpoint import Budget, Flow, propagate, step
+from bpflint.analysis.fixpoint import Budget, Flow, propagate, run_block, step
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val, join_state, leq_state
 from bpflint.analysis.transfer import Env, Machine, refine_branch
 from bpflint.cfg.graph import Cfg
@@ -165,6 +165,21 @@ def _header_range(state: State, loc: Loc) -> sc.Scalar | None:
     return slot[1].s if slot[1].kind == Kind.SCALAR and slot[0] == 8 else None
 
 
+def _latch_range(edges: dict[tuple[int, int], State], loop: Loop, loc: Loc
+                 ) -> sc.Scalar | None:
+    """The location's range over every back edge of the loop."""
+    joined: sc.Scalar | None = None
+    for latch in loop.latches:
+        state = edges.get((latch, loop.header))
+        if state is None:
+            continue
+        rng = _header_range(state, loc)
+        if rng is None:
+            return None
+        joined = rng if joined is None else sc.join(joined, rng)
+    return joined
+
+
 def _trips(rng: sc.Scalar, c: int, w32: bool) -> int | None:
     """Largest number of back edges a monotonic location can take within rng."""
     views = []
@@ -246,6 +261,14 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -
         if rng is None:
             continue
         n = _trips(rng, delta, w32)
+        # The values the location holds on the back edges (after the loop's exit tests
+        # refined them) also bound the trips: n + 1 back edges walk n + 1 distinct
+        # values x, x + c, ... of that range, each step without wrapping.
+        latch_rng = _latch_range(edges, loop, loc)
+        if latch_rng is not None:
+            latch_n = _trips(latch_rng, delta, w32)
+            if latch_n is not None and (n is None or latch_n + 1 < n):
+                n, rng = latch_n + 1, latch_rng
         if n is None:
             continue
         if loc[0] == "r" or loc[0] == "s":
@@ -342,6 +365,7 @@ def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
     state = entries[0]
     for other in entries[1:]:
         state = join_state(state, other)
+    entry = state
     leaves = [b for b in loop.body if cfg.blocks[b].ends_in_exit or
               cfg.blocks[b].ends_in_tail_call]
     first_exit: int | None = None
@@ -355,6 +379,71 @@ def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             return LoopBound(h, k, k if first_exit is None else first_exit,
                              f"unrolled: at most {k} iterations")
         if leq_state(nxt, state):
-            return None  # no progress: the loop can run forever for all we know
+            break  # no progress: the loop can run forever for all we know
         state = nxt
+    return _unroll_paths(cfg, loop, entry, env, budget, max_iterations)
+
+
+PATH_STATES = 64  # distinct header states one iteration may hand to the next
+PATH_EDGES = 4096  # edges one iteration's path walk may follow
+PATH_ITERATIONS = 256  # the path-by-path walk is for short loops
+
+
+def _unroll_paths(cfg: Cfg, loop: Loop, entry: State, env: Env, budget: Budget,
+                  max_iterations: int) -> LoopBound | None:
+    """Unroll keeping one state per path, as the kernel verifier does, where joining
+    them loses the bound: ``i += skb->len ? 3 : 7`` until ``i`` is 9, 10, 13 or 14
+    ends within 3 iterations on every path, but the joined ``i`` grows forever.
+    Only for innermost loops, within PATH_STATES states and PATH_EDGES edges."""
+    if loop.children:
+        return None
+    h = loop.header
+    leaves = {b for b in loop.body if cfg.blocks[b].ends_in_exit or
+              cfg.blocks[b].ends_in_tail_call}
+    frontier = [entry]
+    first_exit: int | None = None
+    for k in range(min(max_iterations, PATH_ITERATIONS) + 1):
+        nxt: list[State] = []
+        for state in frontier:
+            walked = _iteration_paths(cfg, loop, state, env, budget, leaves)
+            if walked is None:
+                return None
+            latch_states, exits = walked
+            if exits and first_exit is None:
+                first_exit = k
+            nxt += [s for s in latch_states if not any(leq_state(s, o) for o in nxt)]
+        if not nxt:
+            return LoopBound(h, k, k if first_exit is None else first_exit,
+                             f"unrolled path by path: at most {k} iterations")
+        # a header state covered by one it came from can repeat that iteration forever
+        if len(nxt) > PATH_STATES or any(leq_state(s, o) for s in nxt for o in frontier):
+            return None
+        frontier = nxt
     return None
+
+
+def _iteration_paths(cfg: Cfg, loop: Loop, entry: State, env: Env, budget: Budget,
+                     leaves: set[int]) -> tuple[list[State], bool] | None:
+    """Walk every path of one iteration from the header without joining states:
+    the states reaching a back edge, and whether some path leaves the loop."""
+    h = loop.header
+    work = [(h, entry)]
+    latch_states: list[State] = []
+    exits = False
+    edges = 0
+    while work:
+        b, state = work.pop()
+        block = cfg.blocks[b]
+        budget.spend(len(block.insns))
+        exits = exits or b in leaves
+        for succ, out in run_block(block, state, env, _unknown_result):
+            edges += 1
+            if edges > PATH_EDGES:
+                return None
+            if succ == h:
+                latch_states.append(out)
+            elif succ in loop.body:
+                work.append((succ, out))
+            else:
+                exits = True
+    return latch_states, exits

@@ -35,6 +35,7 @@ _WRITES = {4: (1, 2), 112: (1, 2), 113: (1, 2), 114: (1, 2), 115: (1, 2), 16: (1
 KFUNC_ITER_NEW = "bpf_iter_num_new"
 KFUNC_ITER_NEXT = "bpf_iter_num_next"
 KFUNC_ITER_DESTROY = "bpf_iter_num_destroy"
+ITER_MAX_ELEMENTS = 1 << 23  # BPF_MAX_LOOPS: bpf_iter_num_new refuses longer ranges
 
 
 def helper_name(helper_id: int) -> str:
@@ -87,16 +88,22 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
         if start.kind == Kind.SCALAR and end.kind == Kind.SCALAR:
             lo_s, hi_s = sc.s32_range(start.s)
             lo_e, hi_e = sc.s32_range(end.s)
-            left = Scalar.urange(max(0, lo_e - hi_s), max(0, hi_e - lo_s))
+            # the kernel leaves a range of more than BPF_MAX_LOOPS elements empty (E2BIG)
+            most = max(0, hi_e - lo_s)
+            least = max(0, lo_e - hi_s) if most <= ITER_MAX_ELEMENTS else 0
+            if lo_e - hi_s > ITER_MAX_ELEMENTS:  # every possible range is too long
+                least = most = 0
+            left = Scalar.urange(least, min(most, ITER_MAX_ELEMENTS))
             it = Val(Kind.ITER, left, None, False, (lo_s, hi_e))
         else:
-            it = Val(Kind.ITER, Scalar.urange(0, 1 << 32), None, False, (-(1 << 31), 1 << 31))
+            it = Val(Kind.ITER, Scalar.urange(0, ITER_MAX_ELEMENTS), None, False,
+                     (-(1 << 31), 1 << 31))
         m.stack = {k: v for k, v in m.stack.items() if k + v[0] <= slot or k >= slot + 8}
         m.stack[slot] = (8, it)
         regs[0] = scalar(sc.UNKNOWN32)
     elif name == KFUNC_ITER_NEXT and regs[1].kind == Kind.STACK and regs[1].s.is_const:
         slot = sc.to_s64(regs[1].s.umin)
-        held = m.stack.get(slot)
+        held = m.slot(slot)
         if held is not None and held[1].kind == Kind.ITER:
             it = held[1]
             if it.s.umax == 0:

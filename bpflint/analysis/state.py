@@ -125,14 +125,26 @@ def freeze_stack(stack: Stack) -> tuple[tuple[int, int, Val], ...]:
 def join_state(a: State, b: State) -> State:
     if a is b:
         return a
-    regs = tuple(join_val(x, y) for x, y in zip(a.regs, b.regs, strict=True))
-    bs = b.stack_dict()
-    stack = []
-    for off, size, val in a.stack:
-        other = bs.get(off)
-        if other is not None and other[0] == size:
-            stack.append((off, size, join_val(val, other[1])))
-    return State(regs, tuple(stack))
+    regs = a.regs if a.regs is b.regs else \
+        tuple(join_val(x, y) for x, y in zip(a.regs, b.regs, strict=True))
+    if a.stack is b.stack:
+        stack = a.stack
+    elif len(a.stack) == len(b.stack) and all(
+            x[0] == y[0] and x[1] == y[1] for x, y in zip(a.stack, b.stack, strict=True)):
+        stack = tuple((x[0], x[1], join_val(x[2], y[2]))
+                      for x, y in zip(a.stack, b.stack, strict=True))
+    else:
+        bs = b.stack_dict()
+        slots = []
+        for off, size, val in a.stack:
+            other = bs.get(off)
+            if other is not None and other[0] == size:
+                slots.append((off, size, join_val(val, other[1])))
+        stack = tuple(slots)
+    # Hand back ``a`` itself when nothing grew: identity is what the fast paths test.
+    if regs == a.regs and stack == a.stack:
+        return a
+    return State(regs, stack)
 
 
 def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:
@@ -149,8 +161,11 @@ def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:
 def leq_state(a: State, b: State) -> bool:
     if a is b:
         return True
-    if not all(leq_val(x, y) for x, y in zip(a.regs, b.regs, strict=True)):
+    if a.regs is not b.regs and not all(
+            leq_val(x, y) for x, y in zip(a.regs, b.regs, strict=True)):
         return False
+    if a.stack is b.stack:
+        return True
     sa = a.stack_dict()
     for off, size, val in b.stack:
         mine = sa.get(off)

@@ -12,7 +12,8 @@ Two clocks:
             difference returned as the program's return value
 
 The machine may be shared, so figures are minimum-based: ``min`` is the
-difference of the minima over samples (stable within a few percent), ``median``
+difference of the minima over samples (stable within a few percent) divided by
+MAX_MARGIN (a whole run on a busy machine reads high), ``median``
 the median of the paired differences (P0 and PN run back to back in each sample),
 and ``max`` is the larger of the median and
 MAX_MARGIN times the minimum, taken over the costliest variant (dependent
@@ -55,7 +56,8 @@ METHOD = (
     "BPF_PROG_TEST_RUN on this kernel; each cost is (t(PN) - t(P0)) / N for programs that "
     "differ by N copies of the measured body (xdp/tc: kernel duration averaged over "
     "'repeat' runs; raw_tp/syscall: bpf_ktime_get_ns around the body). min = difference "
-    "of minima over samples; median = median of the paired per-sample differences; "
+    "of minima over samples / {margin}; median = median of the paired per-sample "
+    "differences; "
     "max = max(median, {margin} x min) of the costliest variant "
     "(dependent chains, misses, 64-byte keys); argument setup subtracted. Derived: "
     "exit 0 (a subprogram's exit is priced in 'call', the entry's in the test-run "
@@ -682,7 +684,10 @@ class _Entry:
     issue: float | None = None  # the dearest stream variant's max
 
     def add(self, m: Measured, setup_lo: float, setup_hi: float, bench: Bench) -> None:
-        lo = max(0.0, m.min_ns - setup_hi)
+        # The minimum is taken with the same margin downwards: a busy machine (an SMT
+        # sibling at work, a lower clock) raises every figure of one calibration run,
+        # and a program later timed on a quiet one ran below such a minimum.
+        lo = max(0.0, m.min_ns / MAX_MARGIN - setup_hi)
         hi = max(m.median_ns, MAX_MARGIN * m.min_ns) - setup_lo
         self.lo = min(self.lo, lo)
         self.med = max(self.med, m.median_ns - setup_lo)

@@ -570,6 +570,12 @@ class ProgramAnalysis:
             nr = sc.low32(nr)  # nr_loops is a u32
             hi = min(nr.umax, BPF_LOOP_MAX)
             lo = nr.umin if nr.umin <= BPF_LOOP_MAX else 0
+            # bpf_loop returns -EINVAL before the first iteration when flags != 0
+            flags = regs[4].s if regs[4].kind == Kind.SCALAR else sc.UNKNOWN
+            if flags.umin > 0:
+                lo = hi = 0
+            elif not flags.is_const:
+                lo = 0
             args = [scalar(Scalar.urange(0, max(hi - 1, 0))), _foreign(regs[3])]
         elif hid == calls.FOR_EACH_MAP_ELEM:
             name = regs[1].ref if regs[1].kind == Kind.MAP_PTR else None

@@ -99,6 +99,15 @@ _ALU_KEYS = {
     AluOp.NEG: "alu_neg", AluOp.END: "alu_end",
 }
 
+# Helpers a table need not measure: they run the routine of the named one. The
+# legacy probe_read(_str) is the kernel variant on x86; the user variants copy with
+# copy_from_user_nofault, which fails fast instead of faulting pages in, like the
+# kernel copy does.
+SAME_COST_AS = {
+    "probe_read": "probe_read_kernel", "probe_read_str": "probe_read_kernel_str",
+    "probe_read_user": "probe_read_kernel", "probe_read_user_str": "probe_read_kernel_str",
+}
+
 _COST_FIELDS = ("min_ns", "max_ns", "median_ns", "spread_pct")
 _SIZED_FIELDS = ("per_unit_min_ns", "per_unit_max_ns", "max_units")
 
@@ -181,7 +190,7 @@ class CostTable:
         (else ``defaults.size_cap_bytes``) prices the worst case and 0 the best.
         """
         name = helper_name(helper_id)
-        entry = self.helpers.get(name)
+        entry = self.helpers.get(name) or self.helpers.get(SAME_COST_AS.get(name, ""))
         if entry is None:
             self._missing[name] = None
             return self.defaults.helper.min_ns, self.defaults.helper.max_ns

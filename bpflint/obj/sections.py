@@ -171,6 +171,8 @@ def _strict_match(pattern: str, name: str) -> str | None:
 
 def classify(section: str) -> SecDef:
     """Program type, attach target and sleepability for a SEC() name."""
+    # libbpf: a leading '?' only turns autoloading off ("?raw_tp" is a raw_tp program)
+    section = section.removeprefix("?")
     for pattern, prog_type, sleepable in SECTION_DEFS:
         attach = _strict_match(pattern, section)
         if attach is not None:
