@@ -229,8 +229,11 @@ def _analyze_object(path: str, table: Any, options: AnalysisOptions, limits: Rea
     except Exception as exc:  # noqa: BLE001 - as above: one line, never a traceback
         errors.append(f"timer callbacks: internal error: {_describe(exc)}")
     # reader notes name the section, not the file: the path is added when reported
-    return content, ObjectOutcome(tuple(results), tuple(errors),
-                                  tuple(_without_path(path, note) for note in obj.notes))
+    notes = tuple(_without_path(path, note) for note in obj.notes)
+    if not obj.programs:
+        notes += ("no programs in this object (maps and data only, or every program "
+                  "compiled out)",)
+    return content, ObjectOutcome(tuple(results), tuple(errors), notes)
 
 
 def _without_path(path: str, message: str) -> str:

@@ -263,3 +263,14 @@ def test_discover(features: Path, tmp_path: Path) -> None:
         api.discover([str(tmp_path / "missing")])
     with pytest.raises(BpfLintError, match="not a regular file"):
         api.discover([str(tmp_path / "d" / "fifo.o")])
+
+
+@pytest.mark.skipif(find_clang() is None, reason="clang is needed")
+def test_an_object_without_programs_gets_a_note(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "maps_only.bpf.c"
+    source.write_text('int counter __attribute__((section(".data"))) = 1;\n'
+                      'char LICENSE[] __attribute__((section("license"))) = "GPL";\n')
+    obj = compile_bpf(source, out_dir=tmp_path)
+    assert main(["analyze", "--no-cache", str(obj)]) == 0
+    assert "no programs in this object" in capsys.readouterr().err
