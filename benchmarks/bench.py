@@ -17,8 +17,9 @@ Everything is measured in one run on this machine and printed as Markdown:
 
 Every measurement runs in a child process (this script re-invoked with --worker), so
 an analysis that is slow, crashes or grows large cannot take the benchmark down; a
-child over its time limit is killed and reported as such. The corpus is built by
-benchmarks/build_corpus.sh (real-world objects; never committed).
+child over its time limit is killed and reported as such. The corpus is a directory
+of real-world objects you compile yourself from public trees (kernel selftests,
+libbpf-tools, Cilium, ...); they are not part of this repository.
 """
 
 from __future__ import annotations
@@ -359,7 +360,7 @@ def corpus_objects(corpus: Path, quick: bool) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("/work/corpus/obj"),
-                        help="directory of real-world objects (benchmarks/build_corpus.sh)")
+                        help="directory of real-world BPF objects (*.o, searched recursively)")
     parser.add_argument("--quick", action="store_true",
                         help="a few corpus objects, synthetic programs up to 100k insns")
     parser.add_argument("--timeout", type=float, default=300.0,
