@@ -68,3 +68,16 @@ def test_a_joined_state_is_above_both_states(ra: list[Val], rb: list[Val], sa: l
     b = State(tuple(rb), ((-16, 8, sb[0]), (-8, 4, sb[1])))  # -8 differs in size
     j = join_state(a, b)
     assert leq_state(a, j) and leq_state(b, j)
+
+
+def test_a_store_at_a_variable_stack_offset_forgets_only_what_it_can_reach() -> None:
+    from bpflint.analysis.transfer import Machine
+
+    it = Val(Kind.ITER, Scalar.urange(0, 16), None, False, (0, 16))
+    seven = Val(Kind.SCALAR, Scalar.const(7))
+    regs = (UNKNOWN,) * 10 + (Val(Kind.STACK, Scalar.const(0)),)
+    m = Machine(State(regs, ((-264, 8, it), (-64, 8, seven), (-8, 8, seven))))
+    m._stack_store(Scalar.srange(-128, -16), 8, seven)  # arr[i] = 7 with arr at fp-128
+    assert m.slot(-264) == (8, it)  # the iterator below the array survives
+    assert m.slot(-64) is None  # inside the array: may have been overwritten
+    assert m.slot(-8) == (8, seven)  # above it: untouched

@@ -88,7 +88,13 @@ class Machine:
     # -- stack ------------------------------------------------------------
     def _stack_store(self, off: Scalar, size: int, val: Val) -> None:
         if not off.is_const:
-            self.stack.clear()  # unknown slot: forget everything we knew
+            # a variable slot (arr[i] on the stack): forget what it may overwrite
+            lo, hi = off.smin, off.smax + size
+            if hi - lo > 1 << 16:
+                self.stack.clear()
+            else:
+                self.stack = {k: v for k, v in self.stack.items()
+                              if k + v[0] <= lo or k >= hi}
             return
         o = sc.to_s64(off.umin)
         for k in [k for k, (sz, _) in self.stack.items() if k < o + size and o < k + sz]:
