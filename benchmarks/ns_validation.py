@@ -2,7 +2,7 @@
 
     python benchmarks/ns_validation.py [--out docs/ns-validation.md] [--cost-table FILE]
 
-The estimates use a cost table measured on this machine, in the same run, by a quick
+The estimates use a cost table measured on this machine, in the same run, by
 `bpflint calibrate` (or the table given with --cost-table): a table describes one CPU
 and kernel, and comparing another machine's table with this machine's clock would test
 the machine, not the model.
@@ -45,7 +45,7 @@ from bpfc import PROGS, compile_bpf  # noqa: E402
 
 from bpflint.commands import measure  # noqa: E402
 from bpflint.cost import engine  # noqa: E402
-from bpflint.cost.calibrate import QUICK, run_calibration  # noqa: E402
+from bpflint.cost.calibrate import FULL, run_calibration  # noqa: E402
 from bpflint.cost.model import CostTable, load_cost_table, parse_cost_table  # noqa: E402
 from bpflint.kernel import syscall as sc  # noqa: E402
 from bpflint.kernel.loader import load_program  # noqa: E402
@@ -190,8 +190,10 @@ def run_case(case: Case, table: CostTable) -> list[Row]:
 
 
 def calibrated_table() -> CostTable:
-    """A quick calibration of this machine, as the validation's cost table."""
-    return parse_cost_table(run_calibration(QUICK), "quick calibration of this machine")
+    """A calibration of this machine, as the validation's cost table. The full one
+    (about a minute): a quick one's medians move enough between runs to move a
+    program's max / measured ratio by 15 %."""
+    return parse_cost_table(run_calibration(FULL), "calibration of this machine")
 
 
 def run_all(table: CostTable) -> list[Row]:
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the Markdown table here (default: stdout)")
     parser.add_argument("--cost-table",
-                        help="cost table (default: a quick calibration of this machine)")
+                        help="cost table (default: a calibration of this machine)")
     args = parser.parse_args(argv)
     ok, why = sc.bpf_usable()
     if not ok:

@@ -53,3 +53,16 @@ def test_kernel_limits_bound_iterators_and_bpf_loop() -> None:
     assert 1 << 23 < unknown.insns_max < 20 << 23
     bad = result["loop_bad_flags"]
     assert bad.insns_max is not None and bad.insns_max < 20  # the callback never runs
+
+
+@needs_clang
+def test_for_each_over_an_inner_map_is_bounded_by_its_template() -> None:
+    obj = load_object(compile_bpf(PROGS / "limits" / "map_in_map.bpf.c"))
+    assert obj.maps["outer"].inner == "outer.inner"
+    assert obj.maps["outer.inner"].max_entries == 32
+    assert obj.maps["any_size"].inner == ""  # BPF_F_INNER_MAP: sizes vary
+    result = {p.name: analyze_program(obj, p, None, AnalysisOptions()) for p in obj.programs}
+    inner = result["each_inner"]
+    assert inner.bounded and inner.insns_max is not None
+    assert 32 * 3 < inner.insns_max < 32 * 30  # 32 callbacks of a few instructions
+    assert not result["each_any_size"].bounded

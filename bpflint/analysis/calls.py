@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import UNINIT, UNKNOWN, ZERO, Kind, Val, scalar
 from bpflint.analysis.transfer import Machine
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import Insn
+from bpflint.obj.model import MapDef
 
 # Helper ids the analysis treats specially.
 MAP_LOOKUP_ELEM = 1
@@ -64,12 +67,17 @@ def _havoc_pointed_stack(m: Machine, helper_id: int | None) -> None:
             m.havoc_stack_from(m.regs[r].s, None)
 
 
-def helper_call(m: Machine, insn: Insn) -> None:
+def helper_call(m: Machine, insn: Insn, maps: Mapping[str, MapDef]) -> None:
     hid = insn.imm
     regs = m.regs
     result: Val = UNKNOWN
     if hid in _MAP_VALUE_OR_NULL and regs[_MAP_VALUE_OR_NULL[hid]].kind == Kind.MAP_PTR:
-        result = Val(Kind.MAP_VALUE, Scalar.const(0), regs[1].ref, True)
+        outer = maps.get(regs[1].ref) if isinstance(regs[1].ref, str) else None
+        if hid == MAP_LOOKUP_ELEM and outer is not None and outer.inner:
+            # a map-in-map holds maps: the inner map, shaped like its template
+            result = Val(Kind.MAP_PTR, Scalar.const(0), outer.inner, True)
+        else:
+            result = Val(Kind.MAP_VALUE, Scalar.const(0), regs[1].ref, True)
     elif hid in _MEM_OR_NULL:
         result = Val(Kind.MEM, Scalar.const(0), None, True)
     elif hid == 7:  # get_prandom_u32

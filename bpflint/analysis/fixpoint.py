@@ -94,7 +94,7 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
         elif insn.is_kfunc_call:
             calls.kfunc_call(m, insn)
         else:
-            calls.helper_call(m, insn)
+            calls.helper_call(m, insn, env.maps)
 
 
 def run_block(block: Block, state: State, env: Env, subcall: CallResult

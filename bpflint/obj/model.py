@@ -80,6 +80,9 @@ class MapDef:
     # initial bytes of global-data maps (.rodata, .data); b"" for .bss / others
     data: bytes = b""
     read_only: bool = False  # .rodata-like: contents are known when loaded
+    # map-in-map: the name under BpfObject.maps of the inner map's template
+    # ("<outer>.inner", from the BTF definition's __array(values, struct {...}))
+    inner: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,8 @@ ARENA_MAP_TYPE = 33
 _DATA_PREFIXES = (".data", ".rodata", ".bss")
 # members of a BTF map definition encoded as __uint(name, N): pointer to int[N]
 _UINT_MEMBERS = ("type", "max_entries", "map_flags", "key_size", "value_size")
+MAP_IN_MAP_TYPES = ("array_of_maps", "hash_of_maps")
+BPF_F_INNER_MAP = 1 << 12
 _LEGACY_MAP_DEF = struct.Struct("<IIII")  # type, key_size, value_size, max_entries
 _U32 = struct.Struct("<I")
 MIB = 1 << 20
@@ -179,6 +181,7 @@ class _Reader:
         self.spans: dict[int, list[_FuncSpan]] = {}  # section index -> functions
         self.function_starts: dict[tuple[int, int], str] = {}  # (section, slot) -> name
         self.map_spans: dict[int, list[_MapSpan]] = {}  # map section index -> maps
+        self.inner_maps: list[MapDef] = []  # templates of map-in-map inner maps
         self.maps: dict[str, MapDef] = {}
 
     def fail(self, message: str) -> BpfLintError:
@@ -489,8 +492,9 @@ class _Reader:
             out.append(map_def)
         slots = self._prog_slots(sec, values_offsets)
         return [MapDef(m.name, m.type, m.type_name, m.key_size, m.value_size, m.max_entries,
-                       m.flags, m.section, tuple(sorted(slots.get(m.name, {}).items())))
-                for m in out]
+                       m.flags, m.section, tuple(sorted(slots.get(m.name, {}).items())),
+                       inner=m.inner)
+                for m in out] + self.inner_maps
 
     def _btf_map(self, name: str, type_id: int) -> tuple[MapDef, int | None]:
         """One map definition struct; also the byte offset of its ``values`` member."""
@@ -501,6 +505,7 @@ class _Reader:
             raise BtfError(f"definition is not a struct (BTF kind {struct_type.kind})")
         fields = dict.fromkeys(_UINT_MEMBERS, 0)
         values_off: int | None = None
+        values_type: int | None = None
         for member in struct_type.members:
             if member.name in _UINT_MEMBERS:
                 fields[member.name] = _uint_member(btf, member.type_id, member.name)
@@ -511,15 +516,36 @@ class _Reader:
                 fields[f"{member.name}_size"] = btf.size_of(pointer.size_or_type)
             elif member.name == "values":
                 values_off = member.offset_bits // 8
+                values_type = member.type_id
         if values_off is not None:
             # libbpf: a map whose values are programs or maps holds 4-byte ids/fds
             if fields["value_size"] not in (0, 4):
                 raise BtfError(f"value_size {fields['value_size']} with .values, must be 4")
             fields["value_size"] = 4
         map_type = fields["type"]
+        inner = ""
+        if values_type is not None and map_type_name(map_type) in MAP_IN_MAP_TYPES:
+            template = self._inner_template(f"{name}.inner", values_type)
+            if template is not None:
+                self.inner_maps.append(template)
+                inner = template.name
         return (MapDef(name, map_type, map_type_name(map_type), fields["key_size"],
                        fields["value_size"], fields["max_entries"], fields["map_flags"],
-                       BTF_MAPS_SECTION), values_off)
+                       BTF_MAPS_SECTION, inner=inner), values_off)
+
+    def _inner_template(self, name: str, values_type: int) -> MapDef | None:
+        """The inner map of a map-in-map, from ``__array(values, struct {...})``: an
+        array of pointers to its definition. None when there is no such definition."""
+        assert self.btf is not None
+        array = self.btf.skip_aliases(values_type)
+        if array.kind != KIND_ARRAY or array.array is None:
+            return None
+        pointer = self.btf.skip_aliases(array.array[0])
+        if pointer.kind != KIND_PTR:
+            return None
+        template, _ = self._btf_map(name, pointer.size_or_type)
+        # BPF_F_INNER_MAP lets inner maps differ in max_entries from the template
+        return None if template.flags & BPF_F_INNER_MAP else template
 
     def _prog_slots(self, sec: Section,
                     values_offsets: dict[str, int]) -> dict[str, dict[int, str]]:
