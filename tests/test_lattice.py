@@ -11,6 +11,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
     UNINIT,
@@ -36,7 +37,7 @@ scalars = st.one_of(
 )
 vals = st.one_of(
     st.just(UNINIT), st.just(UNKNOWN),
-    st.builds(Val, st.just(Kind.SCALAR), scalars),
+    scalars.map(lambda s: Val(Kind.SCALAR, s)),  # builds() would invent ref and maybe_null
     st.builds(Val, st.sampled_from([k for k in Kind if k not in (Kind.UNINIT, Kind.SCALAR)]),
               scalars, st.sampled_from([None, "m1", -8]), st.booleans(),
               st.one_of(st.none(), st.just((0, 10)), st.just((2, 5)))),
@@ -81,3 +82,29 @@ def test_a_store_at_a_variable_stack_offset_forgets_only_what_it_can_reach() -> 
     assert m.slot(-264) == (8, it)  # the iterator below the array survives
     assert m.slot(-64) is None  # inside the array: may have been overwritten
     assert m.slot(-8) == (8, seven)  # above it: untouched
+
+
+def test_widening_opens_the_tnum_so_a_growing_bound_reaches_its_threshold() -> None:
+    # The join of [0, 300] and [0, 510] has the tnum 0..511; widening that kept it
+    # clamped the bound to 511, then 1023, ... one bit per round of the loop header
+    # (pyperf600 built by clang 14 ran its 5M-step budget out this way).
+    thresholds = (0, 599, (1 << 32) - 1)
+    old = Scalar.urange(0, 300)
+    widened = sc.widen(old, sc.join(old, Scalar.urange(0, 510)), thresholds)
+    assert widened.umax == 599
+    again = sc.widen(widened, sc.join(widened, Scalar.urange(0, 1022)), thresholds)
+    assert again.umax == (1 << 32) - 1
+
+
+def test_widening_keeps_known_low_bits() -> None:
+    aligned = Scalar(0, 300, 0, 300, 0, 0x1FC)  # multiples of 4 up to 300
+    grown = Scalar(0, 508, 0, 508, 0, 0x1FC)
+    widened = sc.widen(aligned, sc.join(aligned, grown), (0, 599))
+    assert widened.umax == 599 and widened.tmask & 3 == 0
+
+
+@given(scalars, scalars)
+@settings(max_examples=300, deadline=None)
+def test_widening_a_scalar_is_above_the_join(a: Scalar, b: Scalar) -> None:
+    joined = sc.join(a, b)
+    assert sc.leq(joined, sc.widen(a, joined, (0, 1, 599, 1 << 32)))

@@ -11,7 +11,7 @@ most floor((hi - lo) / |c|) back edges.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
@@ -347,15 +347,21 @@ def _unknown_result(insn: Insn, m: Machine) -> Val:
     return UNKNOWN
 
 
+# One iteration of a loop from a header state: (block_in, edge_out, next header state),
+# as fixpoint.propagate(..., collect=header) gives it.
+Iteration = tuple[dict[int, State], dict[tuple[int, int], State], State | None]
+
+
 def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
-                budget: Budget, thresholds: tuple[int, ...], max_iterations: int
-                ) -> LoopBound | None:
+                budget: Budget, thresholds: tuple[int, ...], max_iterations: int,
+                iterate: Callable[[State], Iteration] | None = None) -> LoopBound | None:
     """Bound a loop by abstract unrolling, as the kernel verifier does.
 
     Iteration k starts from the exact (unwidened) header state after k back
     edges; the loop is bounded by the first k whose back edges are all
     infeasible. A header state that stops changing means a possible infinite
     loop: no bound. Also gives the earliest iteration that can leave the loop.
+    ``iterate`` runs one iteration (the caller may keep what it computes).
     """
     h = loop.header
     entries = [flow.edge_out[(p, h)] for p in cfg.preds[h]
@@ -370,8 +376,12 @@ def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
               cfg.blocks[b].ends_in_tail_call]
     first_exit: int | None = None
     for k in range(max_iterations + 1):
-        block_in, edge_out, nxt = propagate(cfg, forest, loop.body, h, state, env,
-                                            _unknown_result, budget, thresholds, collect=h)
+        if iterate is not None:
+            block_in, edge_out, nxt = iterate(state)
+        else:
+            block_in, edge_out, nxt = propagate(cfg, forest, loop.body, h, state, env,
+                                                _unknown_result, budget, thresholds,
+                                                collect=h)
         if first_exit is None and (any(e in edge_out for e in loop.exits) or
                                    any(b in block_in for b in leaves)):
             first_exit = k

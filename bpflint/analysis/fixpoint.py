@@ -36,6 +36,7 @@ from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import Cls, Mode
 
 WIDEN_AFTER = 3  # visits of a loop header before widening kicks in
+WIDEN_WITH_THRESHOLDS = 2  # widenings of a header that stop at thresholds
 NARROW_ROUNDS = 2
 
 
@@ -180,7 +181,12 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
                 visits[succ] = visits.get(succ, 0) + 1
                 new = join_state(old, st)
                 if succ in headers and visits[succ] >= WIDEN_AFTER:
-                    new = widen_state(old, new, thresholds)
+                    # Thresholds for the first few widenings, then straight to the
+                    # extremes: a bound that keeps growing past every threshold would
+                    # otherwise cost one round of the loop per threshold.
+                    rounds = visits[succ] - WIDEN_AFTER
+                    new = widen_state(old, new, thresholds if rounds < WIDEN_WITH_THRESHOLDS
+                                      else ())
                     widened = True
                 if new == old:
                     continue  # nothing new: revisiting would repeat the last visit

@@ -8,12 +8,18 @@ operation applied to concrete members of the operands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
 S64_MIN = -(1 << 63)
 S64_MAX = (1 << 63) - 1
+
+
+# Constants are the most built values (every immediate, every offset); the first
+# _CONSTS_KEPT distinct ones are kept and shared.
+_CONSTS: dict[int, Scalar] = {}
+_CONSTS_KEPT = 1 << 16
 
 
 def to_s64(v: int) -> int:
@@ -26,8 +32,9 @@ def to_s32(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
-@dataclass(frozen=True, slots=True)
-class Scalar:
+class Scalar(NamedTuple):
+    # A NamedTuple rather than a frozen dataclass: built and compared millions of
+    # times per analysis, and tuples do both in C.
     umin: int
     umax: int
     smin: int
@@ -39,7 +46,14 @@ class Scalar:
     @staticmethod
     def const(v: int) -> Scalar:
         v &= U64
-        return Scalar(v, v, to_s64(v), to_s64(v), v, 0)
+        known = _CONSTS.get(v)
+        if known is not None:
+            return known
+        sv = v - (1 << 64) if v >> 63 else v
+        made = Scalar(v, v, sv, sv, v, 0)
+        if len(_CONSTS) < _CONSTS_KEPT:
+            _CONSTS[v] = made
+        return made
 
     @staticmethod
     def unknown() -> Scalar:
@@ -143,8 +157,18 @@ def widen(old: Scalar, new: Scalar, thresholds: tuple[int, ...]) -> Scalar:
         smax = next((t for t in thresholds if j.smax <= t <= S64_MAX), S64_MAX)
     if j.smin < smin:
         smin = next((t for t in reversed(thresholds) if S64_MIN <= t <= j.smin), S64_MIN)
+    # The tnum widens too: otherwise _sync clamps the widened bounds back to what
+    # the joined tnum allows, which grows by one bit per round (64 rounds of a loop
+    # header instead of one). Bits from the lowest unknown one up to the top of the
+    # widened range become unknown; known low bits (alignment) stay.
+    tval, tmask = j.tval, j.tmask
+    if tmask:
+        low = (tmask & -tmask).bit_length() - 1
+        top = 64 if umax >> 63 or smin < 0 else umax.bit_length()
+        tmask |= ((1 << top) - 1) & ~((1 << low) - 1)
+        tval &= ~tmask
     try:
-        return _sync(umin, umax, smin, smax, j.tval, j.tmask)
+        return _sync(umin, umax, smin, smax, tval, tmask)
     except EmptyValue:
         return UNKNOWN
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
@@ -29,8 +29,7 @@ POINTER_KINDS = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PK
                            Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
 
 
-@dataclass(frozen=True, slots=True)
-class Val:
+class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
     kind: Kind
     s: Scalar  # the value of a scalar, or a pointer's offset
     ref: object = None
@@ -109,8 +108,7 @@ def leq_val(a: Val, b: Val) -> bool:
 Stack = dict[int, tuple[int, Val]]
 
 
-@dataclass(frozen=True, slots=True)
-class State:
+class State(NamedTuple):  # a NamedTuple for speed, as Scalar
     regs: tuple[Val, ...]  # r0 .. r10
     stack: tuple[tuple[int, int, Val], ...]  # sorted (offset, size, value)
 

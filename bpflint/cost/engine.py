@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
-from bpflint.analysis.bounds import LoopBound, bound_loop, unroll_loop
+from bpflint.analysis.bounds import Iteration, LoopBound, bound_loop, unroll_loop
 from bpflint.analysis.fixpoint import (
     Budget,
     Flow,
@@ -71,6 +71,7 @@ USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
 PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration ...
 SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
+ITERATIONS_KEPT = 256  # loop iterations remembered for reuse (ProgramAnalysis.iterations)
 
 # helper id -> register holding the size argument (for size-dependent costs)
 SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
@@ -167,6 +168,10 @@ class ProgramAnalysis:
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
         self.sharpen_left = SHARPEN_STEPS
+        # Iterations of loops already propagated, by (context, header, entry state):
+        # abstract unrolling (for a bound) and iteration-by-iteration costing walk
+        # the same ones. Cleared per function analysis and when it grows large.
+        self.iterations: dict[tuple[int, int, State], Iteration] = {}
 
     # -- per-function structure ----------------------------------------------
     def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
@@ -220,6 +225,7 @@ class ProgramAnalysis:
                                       f"irreducible control flow in {func.name}",
                                       cfg.blocks[b].last))
         self.budget.check_clock()
+        self.iterations.clear()
         flow = analyze_function(cfg, forest, entry, env, _no_subcall, self.budget, thresholds)
         blocks: dict[int, _BlockInfo] = {}
         ret_val: Val | None = None
@@ -323,10 +329,9 @@ class ProgramAnalysis:
             state = join_state(state, other)
         inner = _descendants(forest, h)
         iterations: list[Piece] = []
+        iterate = self._iterate(ctx, loop)
         for _ in range(max(limit, 0) + 1):
-            block_in, edge_out, nxt = propagate(cfg, forest, loop.body, h, state, ctx.env,
-                                                _no_subcall, self.budget, ctx.thresholds,
-                                                collect=h)
+            block_in, edge_out, nxt = iterate(state)
             flow_k = Flow(block_in, edge_out)
             blocks_k = {}
             for b, st in block_in.items():
@@ -378,8 +383,23 @@ class ProgramAnalysis:
             return bound
         body_insns = sum(len(cfg.blocks[b].insns) for b in loop.body)
         limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
-        unrolled = unroll_loop(cfg, forest, loop, flow, env, self.budget, thresholds, limit)
+        unrolled = unroll_loop(cfg, forest, loop, flow, env, self.budget, thresholds, limit,
+                               self._iterate(ctx, loop))
         return unrolled if unrolled is not None else bound
+
+    def _iterate(self, ctx: _Ctx, loop: Loop) -> Callable[[State], Iteration]:
+        """One iteration of ``loop`` from a header state, each computed once."""
+        def iterate(state: State) -> Iteration:
+            key = (id(ctx), loop.header, state)
+            got = self.iterations.get(key)
+            if got is None:
+                got = propagate(ctx.cfg, ctx.forest, loop.body, loop.header, state, ctx.env,
+                                _no_subcall, self.budget, ctx.thresholds, collect=loop.header)
+                if len(self.iterations) >= ITERATIONS_KEPT:
+                    self.iterations.clear()
+                self.iterations[key] = got
+            return got
+        return iterate
 
     # -- costs of the instructions of one block -------------------------------
     def _cost_block(self, cfg: Cfg, b: int, state: State, env: Env, prog_type: str,

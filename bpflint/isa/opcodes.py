@@ -71,7 +71,7 @@ class Size(IntEnum):
     DW = 0x18
 
 
-SIZE_BYTES = {Size.W: 4, Size.H: 2, Size.B: 1, Size.DW: 8}
+SIZE_BYTES: dict[int, int] = {Size.W: 4, Size.H: 2, Size.B: 1, Size.DW: 8}
 
 SRC_X = 0x08  # source operand is a register (BPF_X); 0 means the immediate (BPF_K)
 
@@ -137,4 +137,4 @@ class Opcode(int):
 
     @property
     def size_bytes(self) -> int:
-        return SIZE_BYTES[Size(self.size)]
+        return SIZE_BYTES[self & 0x18]  # int keys match the IntEnum ones; Size() is slow
