@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.calls import KFUNC_ITER_NEXT
-from bpflint.analysis.fixpoint import Budget, Flow, propagate, run_block, step
+from bpflint.analysis.fixpoint import Budget, Flow, Iteration, propagate, run_block, step
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val, join_state, leq_state
 from bpflint.analysis.transfer import Env, Machine, refine_branch
 from bpflint.cfg.graph import Cfg
@@ -345,11 +345,6 @@ def _walk_block(cfg: Cfg, b: int, state: State, d: dict[Loc, Sym], mods: set[Loc
 
 def _unknown_result(insn: Insn, m: Machine) -> Val:
     return UNKNOWN
-
-
-# One iteration of a loop from a header state: (block_in, edge_out, next header state),
-# as fixpoint.propagate(..., collect=header) gives it.
-Iteration = tuple[dict[int, State], dict[tuple[int, int], State], State | None]
 
 
 def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,

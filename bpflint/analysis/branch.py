@@ -19,7 +19,7 @@ from bpflint.analysis.scalar import (
 from bpflint.isa.opcodes import JmpOp
 
 # relation names: (signed, op) where op in "<", "<=", ">", ">=", "==", "!=", "set", "!set"
-_TAKEN = {
+_TAKEN: dict[int, tuple[bool, str]] = {
     JmpOp.JEQ: (False, "=="), JmpOp.JNE: (False, "!="), JmpOp.JSET: (False, "set"),
     JmpOp.JGT: (False, ">"), JmpOp.JGE: (False, ">="), JmpOp.JLT: (False, "<"),
     JmpOp.JLE: (False, "<="), JmpOp.JSGT: (True, ">"), JmpOp.JSGE: (True, ">="),
@@ -32,7 +32,7 @@ _SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "se
 
 
 def relation(jmp_op: int, taken: bool) -> tuple[bool, str]:
-    signed, rel = _TAKEN[JmpOp(jmp_op)]
+    signed, rel = _TAKEN[jmp_op]  # int keys find the IntEnum ones; JmpOp() is slow
     return signed, rel if taken else _NEGATE[rel]
 
 

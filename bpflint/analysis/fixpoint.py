@@ -1,8 +1,9 @@
 """Forward abstract interpretation of one function to a fixpoint.
 
-Worklist in reverse postorder; states join at merge points; loop headers widen
-(to the next constant the program compares against) after a few rounds; two
-descending rounds then narrow what widening overshot.
+Worklist in reverse postorder; states join at merge points. A loop is first run
+iteration by iteration (short loops end that way, exactly); the others' headers
+widen (to the next constant the program compares against) after a few rounds, and
+two descending rounds then narrow what widening overshot.
 """
 
 from __future__ import annotations
@@ -128,9 +129,40 @@ class Flow:
     edge_out: dict[tuple[int, int], State]  # state on each feasible edge
 
 
+# One iteration of a loop from a header state: (block_in, edge_out, the joined state
+# on its back edges or None when none is feasible), as propagate(collect=header) gives.
+Iteration = tuple[dict[int, State], dict[tuple[int, int], State], State | None]
+EAGER_ITERATIONS = 16  # iterations' worth of steps a loop is run for before it is widened
+STATES_KEPT = 200_000  # block states an Iterations cache holds before it starts afresh
+
+
+class Iterations:
+    """Loop iterations already run, by (header, entry state): the fixpoint, unrolling
+    for a bound and iteration-by-iteration costing walk the same ones in one
+    function context. Bounded by the block states it holds, not by entries: a
+    short loop's iterations are small, a big unrolled body's are not."""
+
+    __slots__ = ("runs", "states")
+
+    def __init__(self) -> None:
+        self.runs: dict[tuple[int, State], Iteration] = {}
+        self.states = 0
+
+    def get(self, header: int, state: State) -> Iteration | None:
+        return self.runs.get((header, state))
+
+    def put(self, header: int, state: State, iteration: Iteration) -> None:
+        if self.states + len(iteration[0]) > STATES_KEPT:
+            self.runs.clear()
+            self.states = 0
+        self.runs[(header, state)] = iteration
+        self.states += len(iteration[0])
+
+
 def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start: int,
               entry: State, env: Env, subcall: CallResult, budget: Budget,
-              thresholds: tuple[int, ...], collect: int | None = None
+              thresholds: tuple[int, ...], collect: int | None = None,
+              iterations: Iterations | None = None
               ) -> tuple[dict[int, State], dict[tuple[int, int], State], State | None]:
     """Run the worklist from ``start`` over ``region`` (None: the whole function).
 
@@ -139,6 +171,12 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
     Where a loop header was widened, descending rounds then narrow the states again
     (a loop bounded by a value known only here, ``i < j`` with ``j`` exact in one
     outer iteration, gets its exact range back instead of the widening threshold).
+
+    With ``iterations``, a loop met inside the region is first run iteration by
+    iteration from its entry state, as the kernel verifier does: a loop that ends
+    within EAGER_ITERATIONS iterations' worth of steps gets the join of its
+    iterations' exact states, with no widening, in about as many rounds as widening
+    would take; the others are widened from the states those iterations reached.
     """
     order = cfg.rpo_index
     block_in: dict[int, State] = {}
@@ -146,18 +184,117 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
     visits: dict[int, int] = {}
     headers = forest.loops
     collected: State | None = None
+    eager: dict[int, State] = {}  # header run iteration by iteration -> its entry state
+    widen_only: set[int] = set()  # headers whose loop did not end eagerly
     block_in[start] = entry
     work = [(order[start], start)]
     queued = {start}
+    widened = False
 
     def process(b: int) -> list[tuple[int, State]]:
         budget.spend(len(cfg.blocks[b].insns))
         return run_block(cfg.blocks[b], block_in[b], env, subcall)
 
-    widened = False
+    def queue(b: int) -> None:
+        if b not in queued:
+            queued.add(b)
+            heapq.heappush(work, (order[b], b))
+
+    def feed(b: int, succ: int, st: State) -> None:
+        """The state ``st`` leaves ``b`` towards ``succ``."""
+        nonlocal collected, widened
+        edge_out[(b, succ)] = st
+        if succ == collect:
+            collected = st if collected is None else join_state(collected, st)
+            return
+        if region is not None and succ not in region:
+            return
+        entry_st = eager.get(succ)
+        if entry_st is not None:
+            if not leq_state(st, entry_st):
+                eager[succ] = join_state(entry_st, st)
+                queue(succ)
+            return
+        old = block_in.get(succ)
+        if old is None:
+            if iterations is not None and succ in headers and succ != start \
+                    and succ not in widen_only:
+                eager[succ] = st
+            new = st
+        elif leq_state(st, old):
+            return
+        else:
+            visits[succ] = visits.get(succ, 0) + 1
+            new = join_state(old, st)
+            if succ in headers and visits[succ] >= WIDEN_AFTER:
+                # Thresholds for the first few widenings, then straight to the
+                # extremes: a bound that keeps growing past every threshold would
+                # otherwise cost one round of the loop per threshold.
+                rounds = visits[succ] - WIDEN_AFTER
+                new = widen_state(old, new, thresholds if rounds < WIDEN_WITH_THRESHOLDS
+                                  else ())
+                widened = True
+            if new == old:
+                return  # nothing new: revisiting would repeat the last visit
+        block_in[succ] = new
+        queue(succ)
+
+    def run_eagerly(h: int) -> State | None:
+        """Run the loop at ``h`` iteration by iteration. None if it ended; else the
+        join of the header states it went through, to widen from."""
+        assert iterations is not None
+        loop = headers[h]
+        state = eager[h]
+        seen = state
+        ins: dict[int, State] = {}
+        outs: dict[tuple[int, int], State] = {}
+        body_insns = sum(len(cfg.blocks[x].insns) for x in loop.body)
+        allowed = EAGER_ITERATIONS * body_insns
+        before = budget.left
+        while True:
+            its_in, its_out, nxt = run_iteration(cfg, forest, h, state, env, subcall, budget,
+                                                 thresholds, iterations)
+            for x, st in its_in.items():
+                ins[x] = join_state(ins[x], st) if x in ins else st
+            for e, st in its_out.items():
+                outs[e] = join_state(outs[e], st) if e in outs else st
+            if nxt is None:
+                break
+            seen = join_state(seen, nxt)
+            if leq_state(nxt, state) or before - budget.left > allowed:
+                return seen  # no progress, or too long: widen instead
+            state = nxt
+        for x, st in ins.items():
+            block_in[x] = join_state(block_in[x], st) if x in block_in else st
+        for e, st in outs.items():
+            old = edge_out.get(e)
+            joined = st if old is None else join_state(old, st)
+            if e[1] in loop.body:
+                edge_out[e] = joined
+            else:
+                feed(e[0], e[1], joined)
+        return None
+
     while work:
         _, b = heapq.heappop(work)
         queued.discard(b)
+        if b in eager:
+            seen = run_eagerly(b)
+            if seen is None:
+                continue
+            # Widen from the header states the exact iterations reached (every one
+            # is reachable), widening at the next join: those iterations were the
+            # rounds before widening. States an earlier eager run left in the body
+            # go: joins of exact iterations are not closed under the body's
+            # transfer, so the worklist must not take them for a fixpoint.
+            for x in headers[b].body:
+                block_in.pop(x, None)
+                for succ in cfg.blocks[x].succs:
+                    edge_out.pop((x, succ), None)
+            del eager[b]
+            block_in[b] = seen
+            visits[b] = WIDEN_AFTER - 1
+            widen_only.add(b)
         outs = process(b)
         merged: dict[int, State] = {}
         for succ, st in outs:
@@ -166,34 +303,7 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             if succ not in merged:
                 edge_out.pop((b, succ), None)
         for succ, st in merged.items():
-            edge_out[(b, succ)] = st
-            if succ == collect:
-                collected = st if collected is None else join_state(collected, st)
-                continue
-            if region is not None and succ not in region:
-                continue
-            old = block_in.get(succ)
-            if old is None:
-                new = st
-            elif leq_state(st, old):
-                continue
-            else:
-                visits[succ] = visits.get(succ, 0) + 1
-                new = join_state(old, st)
-                if succ in headers and visits[succ] >= WIDEN_AFTER:
-                    # Thresholds for the first few widenings, then straight to the
-                    # extremes: a bound that keeps growing past every threshold would
-                    # otherwise cost one round of the loop per threshold.
-                    rounds = visits[succ] - WIDEN_AFTER
-                    new = widen_state(old, new, thresholds if rounds < WIDEN_WITH_THRESHOLDS
-                                      else ())
-                    widened = True
-                if new == old:
-                    continue  # nothing new: revisiting would repeat the last visit
-            block_in[succ] = new
-            if succ not in queued:
-                queued.add(succ)
-                heapq.heappush(work, (order[succ], succ))
+            feed(b, succ, st)
     if widened:
         blocks = [b for b in cfg.rpo if region is None or b in region]
         for _ in range(NARROW_ROUNDS):
@@ -207,11 +317,23 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
     return block_in, edge_out, collected
 
 
+def run_iteration(cfg: Cfg, forest: LoopForest, header: int, state: State, env: Env,
+                  subcall: CallResult, budget: Budget, thresholds: tuple[int, ...],
+                  iterations: Iterations) -> Iteration:
+    """One iteration of the loop at ``header`` from ``state``, each computed once."""
+    got = iterations.get(header, state)
+    if got is None:
+        got = propagate(cfg, forest, forest.loops[header].body, header, state, env, subcall,
+                        budget, thresholds, collect=header, iterations=iterations)
+        iterations.put(header, state, got)
+    return got
+
+
 def analyze_function(cfg: Cfg, forest: LoopForest, entry: State, env: Env,
-                     subcall: CallResult, budget: Budget,
-                     thresholds: tuple[int, ...]) -> Flow:
+                     subcall: CallResult, budget: Budget, thresholds: tuple[int, ...],
+                     iterations: Iterations | None = None) -> Flow:
     block_in, edge_out, _ = propagate(cfg, forest, None, 0, entry, env, subcall, budget,
-                                      thresholds)
+                                      thresholds, iterations=iterations)
     return Flow(block_in, edge_out)
 
 

@@ -120,18 +120,30 @@ def freeze_stack(stack: Stack) -> tuple[tuple[int, int, Val], ...]:
     return tuple(sorted((off, size, val) for off, (size, val) in stack.items()))
 
 
+def _join_same_slots(a: tuple[tuple[int, int, Val], ...], b: tuple[tuple[int, int, Val], ...]
+                     ) -> tuple[tuple[int, int, Val], ...] | None:
+    """Join two stacks with the same slots (offsets and sizes); None if they differ."""
+    if len(a) != len(b):
+        return None
+    out = []
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            out.append(x)
+        elif x[0] == y[0] and x[1] == y[1]:
+            out.append((x[0], x[1], join_val(x[2], y[2])))
+        else:
+            return None
+    return tuple(out)
+
+
 def join_state(a: State, b: State) -> State:
     if a is b:
         return a
-    regs = a.regs if a.regs is b.regs else \
-        tuple(join_val(x, y) for x, y in zip(a.regs, b.regs, strict=True))
-    if a.stack is b.stack:
-        stack = a.stack
-    elif len(a.stack) == len(b.stack) and all(
-            x[0] == y[0] and x[1] == y[1] for x, y in zip(a.stack, b.stack, strict=True)):
-        stack = tuple((x[0], x[1], join_val(x[2], y[2]))
-                      for x, y in zip(a.stack, b.stack, strict=True))
-    else:
+    # Tuple comparisons run in C and stop at shared (identical) values: most joins
+    # meet states that differ in a register or two.
+    regs = a.regs if a.regs == b.regs else tuple(map(join_val, a.regs, b.regs))
+    stack = a.stack if a.stack == b.stack else _join_same_slots(a.stack, b.stack)
+    if stack is None:
         bs = b.stack_dict()
         slots = []
         for off, size, val in a.stack:
@@ -159,10 +171,9 @@ def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:
 def leq_state(a: State, b: State) -> bool:
     if a is b:
         return True
-    if a.regs is not b.regs and not all(
-            leq_val(x, y) for x, y in zip(a.regs, b.regs, strict=True)):
+    if a.regs != b.regs and not all(map(leq_val, a.regs, b.regs)):
         return False
-    if a.stack is b.stack:
+    if a.stack == b.stack:
         return True
     sa = a.stack_dict()
     for off, size, val in b.stack:

@@ -25,7 +25,7 @@ from bpflint.analysis.state import (
     unknown_bits,
 )
 from bpflint.isa.insn import Insn
-from bpflint.isa.opcodes import AluOp, Cls, JmpOp, Mode
+from bpflint.isa.opcodes import AluOp, Cls, Mode
 from bpflint.obj.model import MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
@@ -379,6 +379,3 @@ def branch_operands(m: Machine, insn: Insn) -> tuple[Val, Val]:
     b = m.regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
     return m.regs[insn.dst], b
 
-
-def jmp_op(insn: Insn) -> JmpOp:
-    return JmpOp(insn.opcode & 0xF0)

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
-from bpflint.analysis.bounds import Iteration, LoopBound, bound_loop, unroll_loop
+from bpflint.analysis.bounds import LoopBound, bound_loop, unroll_loop
 from bpflint.analysis.fixpoint import (
     Budget,
     Flow,
+    Iteration,
+    Iterations,
     StepBudgetExceeded,
     analyze_function,
-    propagate,
+    run_iteration,
     step,
 )
 from bpflint.analysis.scalar import Scalar
@@ -61,6 +63,7 @@ from bpflint.cost.paths import (
     summarise_loop,
 )
 from bpflint.isa.insn import Insn
+from bpflint.isa.opcodes import Cls
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
 from bpflint.results import Diagnostic, LineCost, ProgramResult, SourceLoc
 
@@ -71,7 +74,6 @@ USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
 PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration ...
 SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
-ITERATIONS_KEPT = 256  # loop iterations remembered for reuse (ProgramAnalysis.iterations)
 
 # helper id -> register holding the size argument (for size-dependent costs)
 SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
@@ -119,6 +121,7 @@ class _Ctx:
     prog_type: str
     tail_targets: set[str]
     open_maps: set[str]
+    iterations: Iterations  # loop iterations already run (fixpoint.run_iteration)
 
 
 @dataclass
@@ -168,10 +171,6 @@ class ProgramAnalysis:
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
         self.sharpen_left = SHARPEN_STEPS
-        # Iterations of loops already propagated, by (context, header, entry state):
-        # abstract unrolling (for a bound) and iteration-by-iteration costing walk
-        # the same ones. Cleared per function analysis and when it grows large.
-        self.iterations: dict[tuple[int, int, State], Iteration] = {}
 
     # -- per-function structure ----------------------------------------------
     def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
@@ -225,8 +224,10 @@ class ProgramAnalysis:
                                       f"irreducible control flow in {func.name}",
                                       cfg.blocks[b].last))
         self.budget.check_clock()
-        self.iterations.clear()
-        flow = analyze_function(cfg, forest, entry, env, _no_subcall, self.budget, thresholds)
+        # Loop iterations the fixpoint runs are run again to bound and to cost loops.
+        iterations = Iterations()
+        flow = analyze_function(cfg, forest, entry, env, _no_subcall, self.budget, thresholds,
+                                iterations)
         blocks: dict[int, _BlockInfo] = {}
         ret_val: Val | None = None
         tail_targets: set[str] = set()
@@ -240,7 +241,8 @@ class ProgramAnalysis:
             if r0 is not None:
                 ret_val = r0 if ret_val is None else join_val(ret_val, r0)
 
-        ctx = _Ctx(cfg, forest, thresholds, env, prog_type, tail_targets, open_maps)
+        ctx = _Ctx(cfg, forest, thresholds, env, prog_type, tail_targets, open_maps,
+                   iterations)
         summaries = self._summaries(ctx, sorted(forest.loops), flow, blocks)
         region = solve_region(cfg, forest, None, _costs(blocks), _exits(blocks), flow.edge_out,
                               summaries)
@@ -388,17 +390,10 @@ class ProgramAnalysis:
         return unrolled if unrolled is not None else bound
 
     def _iterate(self, ctx: _Ctx, loop: Loop) -> Callable[[State], Iteration]:
-        """One iteration of ``loop`` from a header state, each computed once."""
+        """One iteration of ``loop`` from a header state; the fixpoint may have run it."""
         def iterate(state: State) -> Iteration:
-            key = (id(ctx), loop.header, state)
-            got = self.iterations.get(key)
-            if got is None:
-                got = propagate(ctx.cfg, ctx.forest, loop.body, loop.header, state, ctx.env,
-                                _no_subcall, self.budget, ctx.thresholds, collect=loop.header)
-                if len(self.iterations) >= ITERATIONS_KEPT:
-                    self.iterations.clear()
-                self.iterations[key] = got
-            return got
+            return run_iteration(ctx.cfg, ctx.forest, loop.header, state, ctx.env,
+                                 _no_subcall, self.budget, ctx.thresholds, ctx.iterations)
         return iterate
 
     # -- costs of the instructions of one block -------------------------------
@@ -414,7 +409,10 @@ class ProgramAnalysis:
         run = _Run()
         steps: list[Timed | float] = []
         issue_ns = 0.0
-        for insn in block.insns:
+        # Pricing reads the state only at memory accesses, calls and exits: past
+        # the last of them the block need not be interpreted.
+        interpret_until = _last_state_read(block)
+        for index, insn in enumerate(block.insns):
             extra: Lines = {}
             cost = self._insn_cost(insn, m, prog_type, extra, tail_targets, open_maps)
             key = (insn.line.file, insn.line.line) if insn.line is not None else None
@@ -445,7 +443,7 @@ class ProgramAnalysis:
                 exits.append(TAIL)
             elif is_legacy_packet_load(insn):
                 exits.append(RET)
-            if not insn.is_branch and not insn.is_exit:
+            if index < interpret_until and not insn.is_branch:
                 step(m, insn, env, lambda i, mm: self._subcall_result(i, mm, prog_type))
         if block.falls_off:
             exits.append(RET)
@@ -820,6 +818,16 @@ def _program_entry() -> State:
     regs[1] = Val(Kind.CTX, Scalar.const(0))
     regs[10] = Val(Kind.STACK, Scalar.const(0))
     return State(tuple(regs), ())
+
+
+def _last_state_read(block: Block) -> int:
+    """Index of the block's last instruction whose price or effect on the result
+    depends on the machine state (memory access, call, exit); -1 if none."""
+    for index in range(len(block.insns) - 1, -1, -1):
+        insn = block.insns[index]
+        if insn.opcode & 0x07 in (Cls.LDX, Cls.ST, Cls.STX) or insn.is_call or insn.is_exit:
+            return index
+    return -1
 
 
 def _no_subcall(insn: Insn, m: Machine) -> Val:

@@ -91,7 +91,7 @@ INSN_KEYS: tuple[str, ...] = (
     "call", "exit",
 )
 
-_ALU_KEYS = {
+_ALU_KEYS: dict[int, str] = {
     AluOp.MOV: "alu_mov", AluOp.ADD: "alu_simple", AluOp.SUB: "alu_simple",
     AluOp.OR: "alu_simple", AluOp.AND: "alu_simple", AluOp.XOR: "alu_simple",
     AluOp.LSH: "alu_simple", AluOp.RSH: "alu_simple", AluOp.ARSH: "alu_simple",
@@ -167,17 +167,33 @@ class CostTable:
     kfuncs: dict[str, Cost]
     digest: str
     _missing: dict[str, None] = field(default_factory=dict)
+    # (opcode, atomic op, memory kind) -> (min ns, max ns, issue ns): the analysis
+    # prices every instruction of every block visit, and these repeat
+    _priced: dict[tuple[int, int, str | None], tuple[float, float, float]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     # -- instructions -----------------------------------------------------
     def insn_ns(self, insn: Insn, mem_kind: str | None) -> tuple[float, float]:
         """(min, max) ns of one non-helper instruction (pseudo-calls included)."""
-        keys = insn_cost_keys(insn, mem_kind)
-        costs = [self.insns[k] for k in keys]
-        return min(c.min_ns for c in costs), max(c.max_ns for c in costs)
+        if insn.is_call:
+            costs = [self.insns[k] for k in insn_cost_keys(insn, mem_kind)]
+            return min(c.min_ns for c in costs), max(c.max_ns for c in costs)
+        lo, hi, _ = self._price(insn, mem_kind)
+        return lo, hi
 
     def insn_issue_ns(self, insn: Insn, mem_kind: str | None) -> float:
         """What one non-call instruction adds to a stream of independent ones."""
-        return max(self.insns[k].stream_ns for k in insn_cost_keys(insn, mem_kind))
+        return self._price(insn, mem_kind)[2]
+
+    def _price(self, insn: Insn, mem_kind: str | None) -> tuple[float, float, float]:
+        key = (insn.opcode, insn.imm if insn.opcode & 0x07 == Cls.STX else 0, mem_kind)
+        got = self._priced.get(key)
+        if got is None:
+            costs = [self.insns[k] for k in insn_cost_keys(insn, mem_kind)]
+            got = (min(c.min_ns for c in costs), max(c.max_ns for c in costs),
+                   max(c.stream_ns for c in costs))
+            self._priced[key] = got
+        return got
 
     # -- helpers ----------------------------------------------------------
     def helper_ns(self, helper_id: int, map_type: str | None,
@@ -235,7 +251,7 @@ def insn_cost_keys(insn: Insn, mem_kind: str | None) -> tuple[str, ...]:
     cls = insn.opcode & 0x07
     kind = mem_kind if mem_kind in MEM_KINDS else "other"
     if cls in (Cls.ALU, Cls.ALU64):
-        return (_ALU_KEYS[AluOp(insn.opcode & 0xF0)],)
+        return (_ALU_KEYS[insn.opcode & 0xF0],)  # no AluOp(): it is slow
     if cls in (Cls.JMP, Cls.JMP32):
         if insn.is_helper_call or insn.is_kfunc_call:
             raise ValueError(f"instruction {insn.pc}: price helper and kfunc calls with "
