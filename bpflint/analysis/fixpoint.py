@@ -126,7 +126,11 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult
 @dataclass(frozen=True)
 class Flow:
     block_in: dict[int, State]  # blocks absent are unreachable
-    edge_out: dict[tuple[int, int], State]  # state on each feasible edge
+    # The feasible edges, with the state on each. Inside a loop the fixpoint ran
+    # iteration by iteration, only edges into loop headers and out of the loop carry
+    # the join over every iteration; on the others only feasibility counts (their
+    # state is one iteration's, as joining them all would cost more than it gives).
+    edge_out: dict[tuple[int, int], State]
 
 
 # One iteration of a loop from a header state: (block_in, edge_out, the joined state
@@ -186,6 +190,7 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
     collected: State | None = None
     eager: dict[int, State] = {}  # header run iteration by iteration -> its entry state
     widen_only: set[int] = set()  # headers whose loop did not end eagerly
+    ran_eagerly: set[int] = set()  # blocks of loops that did
     block_in[start] = entry
     work = [(order[start], start)]
     queued = {start}
@@ -257,7 +262,11 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             for x, st in its_in.items():
                 ins[x] = join_state(ins[x], st) if x in ins else st
             for e, st in its_out.items():
-                outs[e] = join_state(outs[e], st) if e in outs else st
+                if e not in outs:
+                    outs[e] = st
+                elif e[1] in headers or e[1] not in loop.body:
+                    outs[e] = join_state(outs[e], st)
+                # else an edge inside the body: that it is feasible is what counts
             if nxt is None:
                 break
             seen = join_state(seen, nxt)
@@ -266,6 +275,7 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             state = nxt
         for x, st in ins.items():
             block_in[x] = join_state(block_in[x], st) if x in block_in else st
+        ran_eagerly.update(loop.body)
         for e, st in outs.items():
             old = edge_out.get(e)
             joined = st if old is None else join_state(old, st)
@@ -306,6 +316,9 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             feed(b, succ, st)
     if widened:
         blocks = [b for b in cfg.rpo if region is None or b in region]
+        # Loops run iteration by iteration hold exact joins: nothing to narrow, and
+        # their inner edges' states are one iteration's (below).
+        blocks = [b for b in blocks if b not in ran_eagerly]
         for _ in range(NARROW_ROUNDS):
             _narrow(cfg, blocks, start, block_in, edge_out, process)
         if collect is not None:

@@ -47,6 +47,7 @@ from bpflint.kernel import bytecode as bc
 from bpflint.kernel import syscall as sc
 from bpflint.kernel.bytecode import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10
 
+MAX_STACK_DEPTH = 127  # the kernel's PERF_MAX_STACK_DEPTH: a stack_trace map value
 MAX_MARGIN = 1.3  # max = max(median, MAX_MARGIN * min) of the costliest variant
 DEFAULT_HELPER_MAX_NS = 5000.0
 SIZE_CAP_BYTES = 4096
@@ -302,6 +303,7 @@ def environment(ringbuf_bytes: int) -> Iterator[Env]:
         for entries in (1, 16, 64):
             create(f"each{entries}", "array", 4, 8, entries)
         create("ringbuf", "ringbuf", 0, 0, ringbuf_bytes)
+        create("stack_trace", "stack_trace", 4, 8 * MAX_STACK_DEPTH, 1024)
         create("devmap", "devmap", 4, 4, 4)
         create("prog_array", "prog_array", 4, 4, 2)
         target = sc.prog_load(sc.PROG_TYPES["xdp"], bc.mov64(R0, imm=2) + bc.exit_(),
@@ -667,6 +669,10 @@ def _helper_benches() -> list[Bench]:
     add("get_stack", "get_stack_raw_tp", _const(
         bc.mov64(R1, R6) + bc.mov64(R2, R8) + bc.mov64(R3, imm=512) + bc.mov64(R4, imm=0)
         + call("get_stack")), units=8, ptype="raw_tracepoint", setup=("alu_mov",) * 4)
+    add("get_stackid", "get_stackid_raw_tp", lambda env: bc.mov64(R1, R6)
+        + bc.ld_map_fd(R2, env.fds["stack_trace"]) + bc.mov64(R3, imm=0)
+        + call("get_stackid"), units=8, ptype="raw_tracepoint",
+        setup=("alu_mov", "ld_imm64", "alu_mov"))
     add("sys_close", "sys_close_badfd", _const(bc.mov64(R1, imm=-1) + call("sys_close")),
         ptype="syscall", setup=("alu_mov",))
     return b
