@@ -171,6 +171,9 @@ class ProgramAnalysis:
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
         self.sharpen_left = SHARPEN_STEPS
+        # Timed values of priced instructions (every block visit prices its own);
+        # keyed by id(): the instructions live as long as ``obj``.
+        self.timed: dict[tuple[int, float, float], Timed] = {}
 
     # -- per-function structure ----------------------------------------------
     def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
@@ -406,7 +409,7 @@ class ProgramAnalysis:
         exits: list[Target] = []
         r0: Val | None = None
         edge_ns = self._jump_ns(block)
-        run = _Run()
+        run = _Run(self.timed)
         steps: list[Timed | float] = []
         issue_ns = 0.0
         # Pricing reads the state only at memory accesses, calls and exits: past
@@ -414,7 +417,12 @@ class ProgramAnalysis:
         interpret_until = _last_state_read(block)
         for index, insn in enumerate(block.insns):
             extra: Lines = {}
-            cost = self._insn_cost(insn, m, prog_type, extra, tail_targets, open_maps)
+            issue = 0.0
+            if self.table is not None and not insn.is_call:
+                lo, hi, issue = self.table.insn_price(insn, self._kind(insn, m))
+                cost: Cost = (1, 1, lo, hi)
+            else:
+                cost = self._insn_cost(insn, m, prog_type, extra, tail_targets, open_maps)
             key = (insn.line.file, insn.line.line) if insn.line is not None else None
             if key is not None:
                 lines.setdefault(key, [0, 0.0])[0] += 1
@@ -422,8 +430,7 @@ class ProgramAnalysis:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
             elif self.table is not None and not insn.is_call:
                 # priced with the rest of its run between calls (overlap.py)
-                timed = run.add(insn, key, cost[3],
-                                self.table.insn_issue_ns(insn, self._kind(insn, m)))
+                timed = run.add(insn, key, cost[3], issue)
                 steps.append(timed)
                 issue_ns += timed.issue_ns
                 cost = (cost[0], cost[1], cost[2], 0.0)
@@ -663,13 +670,18 @@ class _Run:
     the overlap model; their worst-case ns is shared out over their source lines in
     proportion to each one's latency."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: dict[tuple[int, float, float], Timed]) -> None:
         self.timed: list[Timed] = []
         self.latency: list[tuple[tuple[str, int] | None, float]] = []
+        self.known = known  # shared Timed values, by (id(insn), latency, issue)
 
     def add(self, insn: Insn, key: tuple[str, int] | None, latency_ns: float,
             issue_ns: float) -> Timed:
-        timed = Timed(latency_ns, min(issue_ns, latency_ns), *operands(insn))
+        known_key = (id(insn), latency_ns, issue_ns)
+        timed = self.known.get(known_key)
+        if timed is None:
+            timed = Timed(latency_ns, min(issue_ns, latency_ns), *operands(insn))
+            self.known[known_key] = timed
         self.timed.append(timed)
         self.latency.append((key, latency_ns))
         return timed
@@ -915,12 +927,26 @@ def _static_insns(obj: BpfObject, entry: FuncKey) -> int:
                if k in obj.functions)
 
 
-def _line_costs(lines: Lines, obj: BpfObject, has_ns: bool) -> tuple[LineCost, ...]:
+# The source text of every line of the object analysed last: an object's programs
+# are analysed one after the other, and collecting it took as long as costing a
+# small program.
+_LAST_TEXTS: list[tuple[BpfObject, dict[tuple[str, int], str]]] = []
+
+
+def _line_texts(obj: BpfObject) -> dict[tuple[str, int], str]:
+    if _LAST_TEXTS and _LAST_TEXTS[0][0] is obj:
+        return _LAST_TEXTS[0][1]
     texts: dict[tuple[str, int], str] = {}
     for func in obj.functions.values():
         for insn in func.insns:
             if insn.line is not None:
                 texts.setdefault((insn.line.file, insn.line.line), insn.line.text)
+    _LAST_TEXTS[:] = [(obj, texts)]
+    return texts
+
+
+def _line_costs(lines: Lines, obj: BpfObject, has_ns: bool) -> tuple[LineCost, ...]:
+    texts = _line_texts(obj)
     return tuple(LineCost(f, ln, int(round(v[0])), round(v[1], 3) if has_ns else 0.0,
                           texts.get((f, ln), ""))
                  for (f, ln), v in lines.items() if ln > 0)

@@ -178,14 +178,12 @@ class CostTable:
         if insn.is_call:
             costs = [self.insns[k] for k in insn_cost_keys(insn, mem_kind)]
             return min(c.min_ns for c in costs), max(c.max_ns for c in costs)
-        lo, hi, _ = self._price(insn, mem_kind)
+        lo, hi, _ = self.insn_price(insn, mem_kind)
         return lo, hi
 
-    def insn_issue_ns(self, insn: Insn, mem_kind: str | None) -> float:
-        """What one non-call instruction adds to a stream of independent ones."""
-        return self._price(insn, mem_kind)[2]
-
-    def _price(self, insn: Insn, mem_kind: str | None) -> tuple[float, float, float]:
+    def insn_price(self, insn: Insn, mem_kind: str | None) -> tuple[float, float, float]:
+        """(min, max, issue) ns of one non-call instruction; issue is what it adds to
+        a stream of independent ones."""
         key = (insn.opcode, insn.imm if insn.opcode & 0x07 == Cls.STX else 0, mem_kind)
         got = self._priced.get(key)
         if got is None:
