@@ -32,4 +32,7 @@ def test_quick_calibration_is_complete_and_sane() -> None:
     loop = table.helpers["loop"]
     assert loop.per_unit_min_ns > 0.5  # a callback call per iteration (min / 1.3 margin)
     assert len(table.helpers) >= 30
+    # a record written to a real perf buffer, a stack walked into a real stack map
+    assert table.helpers["perf_event_output"].base.max_ns > table.insns["alu_mov"].max_ns
+    assert table.helpers["get_stackid"].base.min_ns > 0
     assert table.insns["alu_div"].min_ns > table.insns["alu_mov"].min_ns

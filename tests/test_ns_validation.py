@@ -28,7 +28,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "ns_validation.p
 # loop around them, and helpers are priced at their dearest calibrated variant.
 # NOT the issue's 2x goal: each ceiling is ~1.5x the worst ratio seen in several runs
 # on an Intel Xeon, or 1.3x the ratio projected for the AMD EPYC the earlier,
-# additive model was measured on, whichever is larger; a regression fails.
+# additive model was measured on, whichever is larger; a regression fails. nested3
+# is 6.0: on an AMD EPYC it measured 61-85 ns across runs against ~290 ns estimated.
 # The 2x goal, with room for run-to-run noise: calibration and measurement move by up
 # to ~15 % between runs on this machine (ns_for_each measured 1.73x-1.88x on the same
 # code), so a program at 1.9x can cross 2.0 without any change. docs/ns-validation.md
@@ -37,7 +38,7 @@ TIGHT_WITH_NOISE = 2.3
 KNOWN_LOOSE: dict[str, float] = {
     "ns_alu_loop": 3.0, "ns_bpf_loop": 3.5, "ns_call_loop": 7.0, "ns_hash_ops": 3.0,
     "ns_array_ops": 5.0, "ns_pkt_sum": 5.5, "csum_loop": 4.5, "calls_chain": 5.5,
-    "nested3": 4.5, "loop_signed_down": 4.5, "bpf_loop_const": 4.5, "loop_clamped": 8.0,
+    "nested3": 6.0, "loop_signed_down": 4.5, "bpf_loop_const": 4.5, "loop_clamped": 8.0,
 }
 
 

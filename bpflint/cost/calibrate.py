@@ -27,6 +27,7 @@ for its max.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import platform
@@ -47,6 +48,7 @@ from bpflint.kernel import bytecode as bc
 from bpflint.kernel import syscall as sc
 from bpflint.kernel.bytecode import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10
 
+PERF_BUFFER_PAGES = 8192  # 32 MiB: a full calibration sample of perf_event_output_512
 MAX_STACK_DEPTH = 127  # the kernel's PERF_MAX_STACK_DEPTH: a stack_trace map value
 MAX_MARGIN = 1.3  # max = max(median, MAX_MARGIN * min) of the costliest variant
 DEFAULT_HELPER_MAX_NS = 5000.0
@@ -275,9 +277,32 @@ def measure(env: Env, bench: Bench, opts: Options,
 # -- maps -----------------------------------------------------------------------
 
 @contextmanager
+def _pinned_cpu() -> Iterator[int]:
+    """Keep this process on the CPU it runs on: the BPF_OUTPUT perf event, whose
+    buffer perf_event_output writes, then needs opening on that CPU only."""
+    before = os.sched_getaffinity(0)
+    cpu = os.sched_getcpu() if hasattr(os, "sched_getcpu") else min(before)
+    if cpu not in before:
+        cpu = min(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@contextmanager
 def environment(ringbuf_bytes: int) -> Iterator[Env]:
     fds: dict[str, int] = {}
     progs: list[int] = []
+    with contextlib.ExitStack() as stack:
+        cpu = stack.enter_context(_pinned_cpu())
+        yield stack.enter_context(_maps(ringbuf_bytes, cpu, fds, progs))
+
+
+@contextmanager
+def _maps(ringbuf_bytes: int, cpu: int, fds: dict[str, int], progs: list[int]
+          ) -> Iterator[Env]:
     try:
         def create(name: str, mtype: str, key: int, value: int, entries: int,
                    flags: int = 0) -> int:
@@ -304,6 +329,9 @@ def environment(ringbuf_bytes: int) -> Iterator[Env]:
             create(f"each{entries}", "array", 4, 8, entries)
         create("ringbuf", "ringbuf", 0, 0, ringbuf_bytes)
         create("stack_trace", "stack_trace", 4, 8 * MAX_STACK_DEPTH, 1024)
+        perf_array = create("perf_array", "perf_event_array", 4, 4, max(ncpu, cpu + 1))
+        fds["perf_event"] = sc.perf_bpf_output_open(cpu)
+        sc.map_update(perf_array, struct.pack("<I", cpu), struct.pack("<I", fds["perf_event"]))
         create("devmap", "devmap", 4, 4, 4)
         create("prog_array", "prog_array", 4, 4, 2)
         target = sc.prog_load(sc.PROG_TYPES["xdp"], bc.mov64(R0, imm=2) + bc.exit_(),
@@ -317,19 +345,27 @@ def environment(ringbuf_bytes: int) -> Iterator[Env]:
 
 
 @contextmanager
-def ringbuf_reset(env: Env) -> Iterator[Callable[[], None]]:
-    """Advance the ring buffer's consumer to its producer, so each sample has room."""
+def buffers_reset(env: Env) -> Iterator[Callable[[], None]]:
+    """Empty the ring buffer and the perf buffer (consumer position := producer
+    position) before each sample, so every record of it finds room: a full buffer
+    turns the helpers into their cheap failure path."""
     fd = env.fds["ringbuf"]
     page = mmap.PAGESIZE
     consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
     producer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+    # struct perf_event_mmap_page, then the data pages; data_head at 1024, data_tail
+    # at 1032 in the first page
+    perf = mmap.mmap(env.fds["perf_event"], page * (1 + PERF_BUFFER_PAGES), mmap.MAP_SHARED,
+                     mmap.PROT_READ | mmap.PROT_WRITE)
     try:
         def reset() -> None:
             consumer[0:8] = producer[0:8]
+            perf[1032:1040] = perf[1024:1032]
         yield reset
     finally:
         consumer.close()
         producer.close()
+        perf.close()
 
 
 # -- benchmark bodies -----------------------------------------------------------
@@ -541,6 +577,13 @@ def _helper_benches() -> list[Bench]:
                     + bc.mov64(R3, imm=size) + bc.mov64(R4, imm=1) + call("ringbuf_output"))
         return body
 
+    def perf_output_body(size: int) -> Callable[[Env], bytes]:
+        def body(env: Env) -> bytes:  # flags: BPF_F_CURRENT_CPU, no packet bytes
+            return (bc.mov64(R1, R6) + bc.ld_map_fd(R2, env.fds["perf_array"])
+                    + bc.alu32(AluOp.MOV, R3, imm=-1) + bc.mov64(R4, R8)
+                    + bc.mov64(R5, imm=size) + call("perf_event_output"))
+        return body
+
     for name in ("ktime_get_ns", "ktime_get_boot_ns", "ktime_get_coarse_ns",
                  "ktime_get_tai_ns", "jiffies64", "get_prandom_u32", "get_smp_processor_id",
                  "get_numa_node_id"):
@@ -580,6 +623,9 @@ def _helper_benches() -> list[Bench]:
                 + call(name)), setup=("alu_mov",) * 3 + ("alu_simple",), size=size)
         add("ringbuf_output", f"ringbuf_output_{size}", ringbuf_output_body(size), units=8,
             setup=("ld_imm64",) + ("alu_mov",) * 3, size=size)
+    for size in (8, 64, 512):
+        add("perf_event_output", f"perf_event_output_{size}", perf_output_body(size),
+            units=4, setup=("alu_mov", "ld_imm64") + ("alu_mov",) * 3, size=size)
     add("ringbuf_reserve", "reserve_discard", lambda env:
         bc.ld_map_fd(R1, env.fds["ringbuf"]) + bc.mov64(R2, imm=64) + bc.mov64(R3, imm=0)
         + call("ringbuf_reserve") + bc.jmp_imm(JmpOp.JEQ, R0, 0, 3) + bc.mov64(R1, R0)
@@ -746,7 +792,7 @@ def run_calibration(opts: Options, ringbuf_bytes: int = 1 << 24) -> str:
     total = len(insn_benches) + len(helper_benches)
     entries: dict[str, _Entry] = {}
     done = 0
-    with environment(ringbuf_bytes) as env, ringbuf_reset(env) as reset:
+    with environment(ringbuf_bytes) as env, buffers_reset(env) as reset:
         for phase in (insn_benches, helper_benches):
             for bench in phase:
                 done += 1

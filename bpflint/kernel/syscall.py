@@ -183,6 +183,48 @@ def _sys_bpf(cmd: int, attr: ctypes.Structure) -> int:
     return int(ret)
 
 
+# perf_event_open(): a BPF_OUTPUT software event is what a PERF_EVENT_ARRAY slot must
+# hold for bpf_perf_event_output() to write a record instead of failing early.
+_PERF_EVENT_OPEN_NR = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
+                       "s390x": 331}
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_BPF_OUTPUT = 10
+PERF_SAMPLE_RAW = 1 << 10
+PERF_FLAG_FD_CLOEXEC = 1 << 3
+
+
+class _PerfEventAttr(ctypes.Structure):  # struct perf_event_attr, PERF_ATTR_SIZE_VER0
+    _fields_ = [
+        ("type", ctypes.c_uint32), ("size", ctypes.c_uint32), ("config", ctypes.c_uint64),
+        ("sample_period", ctypes.c_uint64), ("sample_type", ctypes.c_uint64),
+        ("read_format", ctypes.c_uint64), ("flags", ctypes.c_uint64),
+        ("wakeup_events", ctypes.c_uint32), ("bp_type", ctypes.c_uint32),
+        ("config1", ctypes.c_uint64),
+    ]
+
+
+def perf_bpf_output_open(cpu: int) -> int:
+    """Open a BPF_OUTPUT perf event on ``cpu`` (any task); return its fd."""
+    global _libc
+    nr = _PERF_EVENT_OPEN_NR.get(platform.machine())
+    if nr is None:
+        raise BpfSyscallError(f"perf_event_open() number unknown for {platform.machine()}",
+                              0)
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    attr = _PerfEventAttr(type=PERF_TYPE_SOFTWARE, size=ctypes.sizeof(_PerfEventAttr),
+                          config=PERF_COUNT_SW_BPF_OUTPUT, sample_period=1,
+                          sample_type=PERF_SAMPLE_RAW, wakeup_events=1)
+    ret = _libc.syscall(ctypes.c_long(nr), ctypes.byref(attr), ctypes.c_int(-1),
+                        ctypes.c_int(cpu), ctypes.c_int(-1),
+                        ctypes.c_ulong(PERF_FLAG_FD_CLOEXEC))
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise BpfSyscallError(f"cannot open a BPF_OUTPUT perf event: {os.strerror(err)}",
+                              err)
+    return int(ret)
+
+
 def _name16(name: str) -> bytes:
     # The kernel accepts only [A-Za-z0-9_.] in object names, 15 chars max.
     return re.sub(r"[^A-Za-z0-9_.]", "_", name)[:15].encode()
