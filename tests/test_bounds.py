@@ -66,3 +66,15 @@ def test_for_each_over_an_inner_map_is_bounded_by_its_template() -> None:
     assert inner.bounded and inner.insns_max is not None
     assert 32 * 3 < inner.insns_max < 32 * 30  # 32 callbacks of a few instructions
     assert not result["each_any_size"].bounded
+
+
+def test_a_short_loop_is_run_iteration_by_iteration_not_widened() -> None:
+    # two iterations of a 1,002-instruction body: the fixpoint runs them exactly (about
+    # 2,000 steps, reused to bound and to cost the loop) where widening took 5+ rounds
+    body = bc.alu64(AluOp.ADD, 0, imm=1) * 1000 + bc.alu64(AluOp.ADD, 1, imm=1)
+    code = (bc.mov64(0, imm=0) + bc.mov64(1, imm=0) + body
+            + bc.jmp_imm(JmpOp.JLT, 1, 2, -(bc.slots(body) + 1)) + bc.exit_())
+    obj = parse_object("loop.o", load_gen_synthetic().build_object(code, "tracepoint"))
+    result = analyze_program(obj, obj.programs[0], None, AnalysisOptions(max_steps=3_500))
+    assert not result.diagnostics
+    assert (result.insns_min, result.insns_max) == (2007, 2007)

@@ -301,6 +301,7 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
                 block_in.pop(x, None)
                 for succ in cfg.blocks[x].succs:
                     edge_out.pop((x, succ), None)
+            ran_eagerly.difference_update(headers[b].body)
             del eager[b]
             block_in[b] = seen
             visits[b] = WIDEN_AFTER - 1
