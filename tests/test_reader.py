@@ -63,6 +63,13 @@ def extras() -> BpfObject:
     return load_object(_compile("extras"))
 
 
+def test_tail_call_targets_in_unnamed_sections_take_the_objects_one_type() -> None:
+    obj = load_object(_compile("numeric_tail"))
+    assert {p.name: p.prog_type for p in obj.programs} == {"tail_one": "sched_cls",
+                                                            "entry": "sched_cls"}
+    assert any("2/1: program type sched_cls taken from" in note for note in obj.notes)
+
+
 def _func(obj: BpfObject, name: str) -> Function:
     func = obj.function_named(name)
     assert func is not None, f"no function {name}"

@@ -22,7 +22,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import INSN_SIZE, DecodeError, Insn, check_jumps, decode
@@ -53,7 +53,7 @@ from bpflint.obj.elf import (
     read_elf,
 )
 from bpflint.obj.model import BpfObject, FuncKey, Function, MapDef, Program, Reloc, SourceLine
-from bpflint.obj.sections import MAP_TYPE_ARRAY, classify, map_type_name
+from bpflint.obj.sections import MAP_TYPE_ARRAY, UNKNOWN, classify, map_type_name
 
 __all__ = ["NotBpfError", "ReadLimits", "load_object", "parse_object", "read_object_bytes"]
 
@@ -604,7 +604,25 @@ class _Reader:
             for span in self.spans[sec.index]:
                 programs.append(Program(span.name, sec.name, sec_def.prog_type, sec_def.attach,
                                         (sec.name, span.start), sec_def.sleepable))
-        return programs
+        return self._tail_call_types(programs)
+
+    def _tail_call_types(self, programs: list[Program]) -> list[Program]:
+        """Programs in sections no loader names (Cilium's tail calls live in "2/15")
+        take the one type of the object's other programs when the object has a prog
+        array: a tail call only reaches programs of its caller's type, and the type
+        decides what the context holds (packet pointers, for one)."""
+        known = {p.prog_type for p in programs if p.prog_type != UNKNOWN}
+        unknown = sorted({p.section for p in programs if p.prog_type == UNKNOWN})
+        if len(known) != 1 or not unknown or \
+                not any(m.type_name == "prog_array" for m in self.maps.values()):
+            return programs
+        (prog_type,) = known
+        shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3
+                                          else "")
+        self.notes.append(f"sections {shown}: program type {prog_type} taken from the "
+                          "object's other programs (tail calls reach only their type)")
+        return [replace(p, prog_type=prog_type) if p.prog_type == UNKNOWN else p
+                for p in programs]
 
     def _license(self) -> str:
         sec = self.sections_by_name.get("license")
