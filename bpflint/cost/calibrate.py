@@ -49,6 +49,7 @@ from bpflint.kernel import syscall as sc
 from bpflint.kernel.bytecode import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10
 
 PERF_BUFFER_PAGES = 8192  # 32 MiB: a full calibration sample of perf_event_output_512
+TUNNEL_KEY_BYTES = 44  # sizeof(struct bpf_tunnel_key)
 MAX_STACK_DEPTH = 127  # the kernel's PERF_MAX_STACK_DEPTH: a stack_trace map value
 MAX_MARGIN = 1.3  # max = max(median, MAX_MARGIN * min) of the costliest variant
 DEFAULT_HELPER_MAX_NS = 5000.0
@@ -682,6 +683,7 @@ def _helper_benches() -> list[Bench]:
         "get_socket_cookie": b"", "set_hash": bc.mov64(R2, imm=0x1234),
         "csum_update": bc.mov64(R2, imm=0x1234), "csum_level": bc.mov64(R2, imm=0),
         "skb_ecn_set_ce": b"", "skb_pull_data": bc.mov64(R2, imm=64),
+        "skb_change_type": bc.mov64(R2, imm=0),  # PACKET_HOST
         "redirect": None,
     }
     for name, args in simple_tc.items():
@@ -695,6 +697,12 @@ def _helper_benches() -> list[Bench]:
     add("l4_csum_replace", "l4_csum_replace", _const(
         skb + bc.mov64(R2, imm=50) + bc.mov64(R3, imm=0) + bc.mov64(R4, imm=0x1234)
         + bc.mov64(R5, imm=2) + call("l4_csum_replace")), ptype=t, setup=("alu_mov",) * 5)
+    # the tunnel key on the zeroed stack: a 44-byte struct bpf_tunnel_key to 0.0.0.0
+    add("skb_set_tunnel_key", "set_tunnel_key", _const(
+        skb + bc.mov64(R2, R10) + bc.alu64(AluOp.ADD, R2, imm=VALUE_OFF)
+        + bc.mov64(R3, imm=TUNNEL_KEY_BYTES) + bc.mov64(R4, imm=0)
+        + call("skb_set_tunnel_key")), ptype=t,
+        setup=("alu_mov", "alu_mov", "alu_simple", "alu_mov", "alu_mov"))
     add("skb_vlan_push", "vlan_push_pop", _const(
         skb + bc.mov64(R2, imm=0x0081) + bc.mov64(R3, imm=1) + call("skb_vlan_push")
         + skb + call("skb_vlan_pop")), ptype=t, setup=("alu_mov",) * 2, per=2)
