@@ -170,8 +170,9 @@ def worker_argv(kind: str, path: Path, max_seconds: float,
             "--max-seconds", str(max_seconds), "--max-steps", str(max_steps)]
 
 
-def child_json(run: ChildRun) -> dict[str, Any] | None:
-    if run.timed_out or run.returncode != 0:
+def child_json(run: ChildRun, ok_codes: tuple[int, ...] = (0,)) -> dict[str, Any] | None:
+    """The child's JSON document, if it exited with one of ``ok_codes``."""
+    if run.timed_out or run.returncode not in ok_codes:
         return None
     try:
         data = json.loads(run.stdout)
@@ -296,7 +297,8 @@ def section_b(tree: Path, timeout_s: float, out: list[str]) -> None:
                 run = run_child(argv, timeout_s)
                 state = ("killed at the time limit" if run.timed_out
                          else f"exit {run.returncode}")
-                data = _report_json(run)
+                # exit 2: some objects of the tree are reported as errors
+                data = child_json(run, ok_codes=(0, 2))
                 counts = (f"{len(data['programs'])} programs, {len(data['errors'])} objects "
                           "with errors" if data else child_failure(run))
                 out.append(f"| {name} | {count} | {label} | {fmt_s(run.wall_s)} | "
@@ -305,17 +307,6 @@ def section_b(tree: Path, timeout_s: float, out: list[str]) -> None:
     out.append("Exit 2 means some objects of the tree are reported as errors (broken or "
                "invalid objects in the corpus), not that the run failed. "
                "Targets: a tree of 200 or more objects cold < 30 s, warm < 2 s on 2 cores.\n")
-
-
-def _report_json(run: ChildRun) -> dict[str, Any] | None:
-    """An analyze report: exit 0, or 2 when some objects are reported as errors."""
-    if run.timed_out or run.returncode not in (0, 2):
-        return None
-    try:
-        data = json.loads(run.stdout)
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def section_c(synthetic: Path, largest: Path | None, timeout_s: float,

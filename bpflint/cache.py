@@ -181,22 +181,24 @@ def _decoder(hint: Any) -> Decoder:
     if dataclasses.is_dataclass(hint):
         return _dataclass_decoder(hint)
     if hint in _SCALARS:
-        accept, name = _SCALARS[hint]
+        allowed, name = _SCALARS[hint]
         convert = float if hint is float else (lambda value: value)
 
         def scalar(data: Any) -> Any:
-            if not accept(data):
+            if type(data) not in allowed:
                 raise EntryError(f": expected {name}")
             return convert(data)
         return scalar
     raise EntryError(f": cannot decode type {hint}")
 
 
-_SCALARS: dict[Any, tuple[typing.Callable[[Any], bool], str]] = {
-    bool: (lambda v: isinstance(v, bool), "a boolean"),
-    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
-    str: (lambda v: isinstance(v, str), "a string"),
+# the exact types (as json.loads builds them) each scalar annotation accepts, and its
+# name for errors; bool is not an int here
+_SCALARS: dict[Any, tuple[frozenset[type], str]] = {
+    bool: (frozenset({bool}), "a boolean"),
+    int: (frozenset({int}), "an integer"),
+    float: (frozenset({int, float}), "a number"),
+    str: (frozenset({str}), "a string"),
 }
 
 
@@ -222,11 +224,11 @@ def _dataclass_decoder(cls: Any) -> Decoder:
                 raise EntryError(f".{name}{exc}") from None
         return cls(**values)
 
-    if not all(hints[name] in _EXACT_TYPES for name, _ in fields):
+    if not all(hints[name] in _SCALARS for name, _ in fields):
         return record
     # Every field a plain scalar (LineCost: a warm run decodes ~180k of them): check
     # the types in one pass, and leave error messages to ``record``.
-    checks = [(name, _EXACT_TYPES[hints[name]], hints[name] is float) for name, _ in fields]
+    checks = [(name, _SCALARS[hints[name]][0], hints[name] is float) for name, _ in fields]
 
     def flat(data: Any) -> Any:
         if type(data) is not dict or len(data) != len(checks):
@@ -242,11 +244,6 @@ def _dataclass_decoder(cls: Any) -> Decoder:
 
 
 _ABSENT = object()
-# the exact types each scalar annotation accepts (bool is not an int here)
-_EXACT_TYPES: dict[Any, frozenset[type]] = {
-    bool: frozenset({bool}), int: frozenset({int}), float: frozenset({int, float}),
-    str: frozenset({str}),
-}
 
 
 def _str_tuple(data: Any, where: str) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.calls import KFUNC_ITER_NEXT
-from bpflint.analysis.fixpoint import Budget, Flow, Iteration, propagate, run_block, step
+from bpflint.analysis.fixpoint import Budget, Flow, Iteration, run_block, step
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val, join_state, leq_state
 from bpflint.analysis.transfer import Env, Machine, refine_branch
 from bpflint.cfg.graph import Cfg
@@ -347,16 +347,17 @@ def _unknown_result(insn: Insn, m: Machine) -> Val:
     return UNKNOWN
 
 
-def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
-                budget: Budget, thresholds: tuple[int, ...], max_iterations: int,
-                iterate: Callable[[State], Iteration] | None = None) -> LoopBound | None:
+def unroll_loop(cfg: Cfg, loop: Loop, flow: Flow, env: Env, budget: Budget,
+                max_iterations: int, iterate: Callable[[State], Iteration]
+                ) -> LoopBound | None:
     """Bound a loop by abstract unrolling, as the kernel verifier does.
 
     Iteration k starts from the exact (unwidened) header state after k back
     edges; the loop is bounded by the first k whose back edges are all
     infeasible. A header state that stops changing means a possible infinite
     loop: no bound. Also gives the earliest iteration that can leave the loop.
-    ``iterate`` runs one iteration (the caller may keep what it computes).
+    ``iterate`` runs one iteration from a header state (fixpoint.run_iteration,
+    which keeps what it computes for the fixpoint and the cost engine).
     """
     h = loop.header
     entries = [flow.edge_out[(p, h)] for p in cfg.preds[h]
@@ -371,12 +372,7 @@ def unroll_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
               cfg.blocks[b].ends_in_tail_call]
     first_exit: int | None = None
     for k in range(max_iterations + 1):
-        if iterate is not None:
-            block_in, edge_out, nxt = iterate(state)
-        else:
-            block_in, edge_out, nxt = propagate(cfg, forest, loop.body, h, state, env,
-                                                _unknown_result, budget, thresholds,
-                                                collect=h)
+        block_in, edge_out, nxt = iterate(state)
         if first_exit is None and (any(e in edge_out for e in loop.exits) or
                                    any(b in block_in for b in leaves)):
             first_exit = k

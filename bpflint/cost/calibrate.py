@@ -27,7 +27,6 @@ for its max.
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import platform
@@ -279,12 +278,10 @@ def measure(env: Env, bench: Bench, opts: Options,
 
 @contextmanager
 def _pinned_cpu() -> Iterator[int]:
-    """Keep this process on the CPU it runs on: the BPF_OUTPUT perf event, whose
+    """Keep this process on one CPU it may use: the BPF_OUTPUT perf event, whose
     buffer perf_event_output writes, then needs opening on that CPU only."""
     before = os.sched_getaffinity(0)
-    cpu = os.sched_getcpu() if hasattr(os, "sched_getcpu") else min(before)
-    if cpu not in before:
-        cpu = min(before)
+    cpu = min(before)
     os.sched_setaffinity(0, {cpu})
     try:
         yield cpu
@@ -294,16 +291,14 @@ def _pinned_cpu() -> Iterator[int]:
 
 @contextmanager
 def environment(ringbuf_bytes: int) -> Iterator[Env]:
-    fds: dict[str, int] = {}
-    progs: list[int] = []
-    with contextlib.ExitStack() as stack:
-        cpu = stack.enter_context(_pinned_cpu())
-        yield stack.enter_context(_maps(ringbuf_bytes, cpu, fds, progs))
+    with _pinned_cpu() as cpu, _maps(ringbuf_bytes, cpu) as env:
+        yield env
 
 
 @contextmanager
-def _maps(ringbuf_bytes: int, cpu: int, fds: dict[str, int], progs: list[int]
-          ) -> Iterator[Env]:
+def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
+    fds: dict[str, int] = {}
+    progs: list[int] = []
     try:
         def create(name: str, mtype: str, key: int, value: int, entries: int,
                    flags: int = 0) -> int:

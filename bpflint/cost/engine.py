@@ -381,14 +381,14 @@ class ProgramAnalysis:
 
     def _bound(self, ctx: _Ctx, header: int, flow: Flow) -> LoopBound:
         """Induction variables first (cheap, any trip count), else abstract unrolling."""
-        cfg, forest, env, thresholds = ctx.cfg, ctx.forest, ctx.env, ctx.thresholds
+        cfg, forest, env = ctx.cfg, ctx.forest, ctx.env
         loop = forest.loops[header]
         bound = bound_loop(cfg, forest, loop, flow, env)
         if bound.max_backedges is not None:
             return bound
         body_insns = sum(len(cfg.blocks[b].insns) for b in loop.body)
         limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
-        unrolled = unroll_loop(cfg, forest, loop, flow, env, self.budget, thresholds, limit,
+        unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit,
                                self._iterate(ctx, loop))
         return unrolled if unrolled is not None else bound
 
