@@ -50,6 +50,7 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
 
 HEAVY_COUNT = 15
+SAMPLE_TREE_OBJECTS = 200  # the size of tree the cold/warm targets name
 SMALL_MAX_INSNS = 1_000  # "small program": at most this many instructions (static)
 GROWTH_SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_MAX_STEPS = 5_000_000  # bpflint's default step budget per program
@@ -256,6 +257,15 @@ def section_a(objects: list[Path], timeout_s: float, out: list[str]) -> list[Obj
                    f"{bpflint_s:.2f} s vs summed kernel verification time {kernel_s:.2f} s "
                    f"(ratio {bpflint_s / kernel_s:.2f}; target <= 1).\n")
         out.append("Objects: " + ", ".join(o.path.name for o in heavy) + "\n")
+        jobs = os.cpu_count() or 1
+        run = run_child([sys.executable, "-m", "bpflint", "analyze", "--format", "json",
+                         "--no-cache", "--jobs", str(jobs),
+                         *(str(o.path) for o in heavy)], timeout_s * 4)
+        state = "killed at the time limit" if run.timed_out else f"exit {run.returncode}"
+        out.append(f"The same {len(heavy)} objects in one `bpflint analyze --no-cache --jobs "
+                   f"{jobs}` run, as CI would run it: {run.wall_s:.2f} s wall ({state}; "
+                   f"ratio {run.wall_s / kernel_s:.2f} against the verifier's summed "
+                   "single-CPU time).\n")
     if ratios_small:
         out.append(f"**Small programs** (<= {SMALL_MAX_INSNS} insns, {len(ratios_small)} "
                    "loaded): median bpflint/kernel time ratio "
@@ -280,6 +290,12 @@ def section_b(tree: Path, timeout_s: float, out: list[str]) -> None:
     # samples (many of them tiny or deliberately broken)
     compiled = sorted(d for d in tree.iterdir() if d.is_dir() and d.name != "ebpf-samples")
     trees = [("whole corpus", [tree]), ("compiled projects only", compiled)]
+    # and a tree of the targets' size: every k-th compiled object in path order (no
+    # choosing by cost), so each project is in it in proportion to its size
+    files = sorted(f for d in compiled for f in d.rglob("*.o"))
+    if len(files) >= 2 * SAMPLE_TREE_OBJECTS:
+        every = len(files) // SAMPLE_TREE_OBJECTS
+        trees.append((f"every {every}th compiled object", files[::every]))
     out.append(f"## (b) trees of objects, `bpflint analyze --jobs {jobs}`\n")
     out.append("Each tree run twice with a cache directory of its own: `python -m bpflint "
                f"analyze --format json --jobs {jobs} --cache-dir <fresh temporary "
@@ -287,7 +303,8 @@ def section_b(tree: Path, timeout_s: float, out: list[str]) -> None:
     out.append("| tree | objects | run | wall time | peak RSS (largest process) | result |")
     out.append("|---|---:|---|---:|---:|---|")
     for name, paths in trees:
-        count = sum(1 for path in paths for _ in path.rglob("*.o"))
+        count = sum(1 if path.is_file() else sum(1 for _ in path.rglob("*.o"))
+                    for path in paths)
         with tempfile.TemporaryDirectory(prefix="bpflint-bench-cache-") as cache_dir:
             # the cold run finds nothing, the warm run exactly what the cold one stored
             argv = [sys.executable, "-m", "bpflint", "analyze", "--format", "json", "--jobs",

@@ -78,3 +78,24 @@ def test_a_short_loop_is_run_iteration_by_iteration_not_widened() -> None:
     result = analyze_program(obj, obj.programs[0], None, AnalysisOptions(max_steps=3_500))
     assert not result.diagnostics
     assert (result.insns_min, result.insns_max) == (2007, 2007)
+
+
+def test_a_loop_cycling_between_two_states_ends_in_a_result_not_a_hang() -> None:
+    # r0 = 0; loop: r0 += 1; r0 &= 1; if r0 < 2 goto loop; exit (verifier_loops1.c's
+    # infinite_loop_three_jump_trick, one jump): the header sees r0 = 0, 1, 0, ...
+    # The iterations come from the cache after two rounds and spend no steps, so only
+    # spotting the repeated state ends the analysis: it once ran forever here.
+    import threading
+
+    code = (bc.mov64(0, imm=0) + bc.alu64(AluOp.ADD, 0, imm=1) + bc.alu64(AluOp.AND, 0, imm=1)
+            + bc.jmp_imm(JmpOp.JLT, 0, 2, -3) + bc.exit_())
+    obj = parse_object("cycle.o", load_gen_synthetic().build_object(code, "tracepoint"))
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(
+        analyze_program(obj, obj.programs[0], None, AnalysisOptions(max_seconds=30))),
+        daemon=True)
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive(), "the analysis did not end"
+    result = results[0]
+    assert not result.bounded and result.insns_max is None  # type: ignore[attr-defined]

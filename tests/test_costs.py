@@ -123,3 +123,17 @@ def test_size_fit_bounds_every_point_and_never_drops_the_slope() -> None:
         for size, lo, hi in points:
             assert base_lo + per_lo * size <= lo + 1e-9
             assert base_hi + per_hi * size >= hi - 1e-9
+
+
+def test_size_fit_charges_a_first_unit_cost_once() -> None:
+    from bpflint.cost.calibrate import _fit
+
+    # bpf_loop as calibrated on an Intel Xeon: the first iteration costs ~2 ns, later
+    # ones ~1.1 ns each; the steep 1 -> 16 segment must not become the per-unit price
+    loop = [(0, 0.75, 0.98), (1, 1.75, 2.27), (16, 25.25, 32.8), (64, 65.75, 85.5)]
+    base_lo, base_hi, per_lo, per_hi = _fit(loop)
+    assert per_hi == pytest.approx((85.5 - 32.8) / 48)
+    for size, lo, hi in loop:
+        assert base_lo + per_lo * size <= lo + 1e-9
+        assert base_hi + per_hi * size >= hi - 1e-9
+    assert base_hi + per_hi * 255 < 2.0 * 255  # the steepest segment's slope is ~2.03

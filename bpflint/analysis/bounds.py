@@ -347,42 +347,65 @@ def _unknown_result(insn: Insn, m: Machine) -> Val:
     return UNKNOWN
 
 
-def unroll_loop(cfg: Cfg, loop: Loop, flow: Flow, env: Env, budget: Budget,
-                max_iterations: int, iterate: Callable[[State], Iteration]
-                ) -> LoopBound | None:
-    """Bound a loop by abstract unrolling, as the kernel verifier does.
-
-    Iteration k starts from the exact (unwidened) header state after k back
-    edges; the loop is bounded by the first k whose back edges are all
-    infeasible. A header state that stops changing means a possible infinite
-    loop: no bound. Also gives the earliest iteration that can leave the loop.
-    ``iterate`` runs one iteration from a header state (fixpoint.run_iteration,
-    which keeps what it computes for the fixpoint and the cost engine).
-    """
+def loop_entry(cfg: Cfg, loop: Loop, flow: Flow) -> State | None:
+    """The join of the states entering ``loop`` from outside it."""
     h = loop.header
     entries = [flow.edge_out[(p, h)] for p in cfg.preds[h]
                if p not in loop.body and (p, h) in flow.edge_out]
     if not entries:
-        return LoopBound(h, 0, 0, "unreachable")
+        return None
     state = entries[0]
     for other in entries[1:]:
         state = join_state(state, other)
-    entry = state
+    return state
+
+
+def unroll_loop(cfg: Cfg, loop: Loop, flow: Flow, env: Env, budget: Budget,
+                max_iterations: int, iterate: Callable[[State], Iteration]
+                ) -> LoopBound | None:
+    """Bound a loop by abstract unrolling, as the kernel verifier does: iteration by
+    iteration (count_iterations), else path by path."""
+    entry = loop_entry(cfg, loop, flow)
+    if entry is None:
+        return LoopBound(loop.header, 0, 0, "unreachable")
+    counted = count_iterations(cfg, loop, entry, max_iterations, iterate)
+    if counted is not None:
+        return counted
+    return _unroll_paths(cfg, loop, entry, env, budget, max_iterations)
+
+
+def count_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
+                     iterate: Callable[[State], Iteration | None]) -> LoopBound | None:
+    """The loop's bound from its iterations, each from the exact (unwidened) header
+    state after k back edges: the first k whose back edges are all infeasible. None
+    when a header state repeats or stops changing (it may run forever for all we
+    know), past ``max_iterations``, or when ``iterate`` gives no iteration. Also
+    gives the earliest iteration that can leave the loop. ``iterate`` runs one
+    iteration from a header state (fixpoint.run_iteration, which keeps what it
+    computes for the fixpoint and the cost engine).
+    """
+    h = loop.header
     leaves = [b for b in loop.body if cfg.blocks[b].ends_in_exit or
               cfg.blocks[b].ends_in_tail_call]
     first_exit: int | None = None
+    state = entry
+    visited = {state}
     for k in range(max_iterations + 1):
-        block_in, edge_out, nxt = iterate(state)
+        got = iterate(state)
+        if got is None:
+            return None
+        block_in, edge_out, nxt = got
         if first_exit is None and (any(e in edge_out for e in loop.exits) or
                                    any(b in block_in for b in leaves)):
             first_exit = k
         if nxt is None:
             return LoopBound(h, k, k if first_exit is None else first_exit,
                              f"unrolled: at most {k} iterations")
-        if leq_state(nxt, state):
-            break  # no progress: the loop can run forever for all we know
+        if nxt in visited or leq_state(nxt, state):
+            return None
+        visited.add(nxt)
         state = nxt
-    return _unroll_paths(cfg, loop, entry, env, budget, max_iterations)
+    return None
 
 
 PATH_STATES = 64  # distinct header states one iteration may hand to the next

@@ -256,6 +256,11 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
         body_insns = sum(len(cfg.blocks[x].insns) for x in loop.body)
         allowed = EAGER_ITERATIONS * body_insns
         before = budget.left
+        # Iterations the cache already holds spend no steps: count them by the body's
+        # size, and stop at a header state seen before (r0 = (r0 + 1) & 1 cycles
+        # between two states forever, each from the cache).
+        visited = {state}
+        work = 0
         while True:
             its_in, its_out, nxt = run_iteration(cfg, forest, h, state, env, subcall, budget,
                                                  thresholds, iterations)
@@ -270,8 +275,11 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             if nxt is None:
                 break
             seen = join_state(seen, nxt)
-            if leq_state(nxt, state) or before - budget.left > allowed:
+            work += body_insns
+            if nxt in visited or leq_state(nxt, state) \
+                    or max(work, before - budget.left) > allowed:
                 return seen  # no progress, or too long: widen instead
+            visited.add(nxt)
             state = nxt
         for x, st in ins.items():
             block_in[x] = join_state(block_in[x], st) if x in block_in else st

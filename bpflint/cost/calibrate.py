@@ -756,13 +756,19 @@ class _Entry:
 
 def _fit(points: list[tuple[int, float, float]]) -> tuple[float, float, float, float]:
     """(base_lo, base_hi, per_unit_lo, per_unit_hi): a line under every min point and
-    one over every max point."""
+    one over every max point.
+
+    The upper line rises as the two largest sizes do (how the cost grows past what was
+    measured) and is lifted over every smaller point: a fixed cost the first unit pays
+    (bpf_loop's first iteration, a copy's first cache line) raises the base, not the
+    slope, which would otherwise charge it again for every unit up to 8M iterations.
+    """
     points = sorted(points)
     (s0, lo0, _), (s1, lo1, _) = points[0], points[-1]
     per_lo = max(0.0, (lo1 - lo0) / (s1 - s0))
     base_lo = max(0.0, min(lo - per_lo * size for size, lo, _ in points))
-    pairs = zip(points, points[1:], strict=False)
-    per_hi = max(0.0, *((b[2] - a[2]) / (b[0] - a[0]) for a, b in pairs))
+    (sa, _, hia), (sb, _, hib) = points[-2], points[-1]
+    per_hi = max(0.0, (hib - hia) / (sb - sa))
     if per_hi <= 0.0:
         # No slope above the noise (a copy of 128 bytes costs what one of 4 does): a zero
         # slope would price the size cap like the smallest size, so take the steepest

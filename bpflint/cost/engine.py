@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
-from bpflint.analysis.bounds import LoopBound, bound_loop, unroll_loop
+from bpflint.analysis.bounds import (
+    LoopBound,
+    bound_loop,
+    count_iterations,
+    loop_entry,
+    unroll_loop,
+)
 from bpflint.analysis.fixpoint import (
     Budget,
     Flow,
@@ -34,7 +40,6 @@ from bpflint.analysis.state import (
     Kind,
     State,
     Val,
-    join_state,
     join_val,
     leq_state,
     scalar,
@@ -325,16 +330,14 @@ class ProgramAnalysis:
         within ``limit`` iterations or stops making progress.
         """
         cfg, forest, h = ctx.cfg, ctx.forest, loop.header
-        entries = [flow.edge_out[(p, h)] for p in cfg.preds[h]
-                   if p not in loop.body and (p, h) in flow.edge_out]
-        if not entries:
+        entry = loop_entry(cfg, loop, flow)
+        if entry is None:
             return None
-        state = entries[0]
-        for other in entries[1:]:
-            state = join_state(state, other)
+        state = entry
         inner = _descendants(forest, h)
         iterations: list[Piece] = []
         iterate = self._iterate(ctx, loop)
+        visited = {state}
         for _ in range(max(limit, 0) + 1):
             block_in, edge_out, nxt = iterate(state)
             flow_k = Flow(block_in, edge_out)
@@ -348,8 +351,9 @@ class ProgramAnalysis:
             iterations.append(Piece(region, LATCH, 1, blocks_k, summaries_k))
             if nxt is None:
                 break
-            if leq_state(nxt, state):
-                return None
+            if nxt in visited or leq_state(nxt, state):
+                return None  # a state seen before: it may cycle forever
+            visited.add(nxt)
             state = nxt
         else:
             return None
@@ -380,16 +384,25 @@ class ProgramAnalysis:
         return LoopSummary(bound, totals, pieces)
 
     def _bound(self, ctx: _Ctx, header: int, flow: Flow) -> LoopBound:
-        """Induction variables first (cheap, any trip count), else abstract unrolling."""
+        """Induction variables (cheap, any trip count), else abstract unrolling. But
+        first, where the fixpoint ran the loop iteration by iteration to its end,
+        its iterations are counted from the cache: exact, and free, where the
+        induction prover would walk the whole body once more."""
         cfg, forest, env = ctx.cfg, ctx.forest, ctx.env
         loop = forest.loops[header]
+        body_insns = sum(len(cfg.blocks[b].insns) for b in loop.body)
+        limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
+        iterate = self._iterate(ctx, loop)
+        entry = loop_entry(cfg, loop, flow)
+        if entry is not None:
+            counted = count_iterations(cfg, loop, entry, limit,
+                                       lambda state: ctx.iterations.get(header, state))
+            if counted is not None:
+                return counted
         bound = bound_loop(cfg, forest, loop, flow, env)
         if bound.max_backedges is not None:
             return bound
-        body_insns = sum(len(cfg.blocks[b].insns) for b in loop.body)
-        limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
-        unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit,
-                               self._iterate(ctx, loop))
+        unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit, iterate)
         return unrolled if unrolled is not None else bound
 
     def _iterate(self, ctx: _Ctx, loop: Loop) -> Callable[[State], Iteration]:
