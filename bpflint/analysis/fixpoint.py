@@ -260,8 +260,10 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
         # size, and stop at a header state seen before (r0 = (r0 + 1) & 1 cycles
         # between two states forever, each from the cache).
         visited = {state}
-        work = 0
+        cached_work = 0
         while True:
+            if iterations.get(h, state) is not None:
+                cached_work += body_insns
             its_in, its_out, nxt = run_iteration(cfg, forest, h, state, env, subcall, budget,
                                                  thresholds, iterations)
             for x, st in its_in.items():
@@ -275,9 +277,8 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             if nxt is None:
                 break
             seen = join_state(seen, nxt)
-            work += body_insns
             if nxt in visited or leq_state(nxt, state) \
-                    or max(work, before - budget.left) > allowed:
+                    or before - budget.left + cached_work > allowed:
                 return seen  # no progress, or too long: widen instead
             visited.add(nxt)
             state = nxt
