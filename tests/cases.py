@@ -266,6 +266,10 @@ CASES: tuple[FileCase, ...] = (
         ProgCase("iter_raw", u64_args(0, 15), u64_args(0, 0), max_ratio=1.25,
                  reason="values 3..17 alternate parity: only every other round takes "
                         "the add branch"))),
+    FileCase("iter_bits.bpf.c", "u64_args", (
+        ProgCase("iter_bits", u64_args(2**64 - 1, 2**64 - 1), u64_args(0, 0)),
+        ProgCase("iter_bits_too_many", u64_args(2**64 - 1, 2**64 - 1), u64_args(0, 0)),
+        ProgCase("iter_bits_null", u64_args(), u64_args()))),
     FileCase("may_goto.bpf.c", "u64_args", (
         ProgCase("may_goto_loop", u64_args(0, 27), u64_args(0, 1), max_ratio=None,
                  reason="the loop is cut only by the may_goto budget (8M rounds); no "

@@ -198,6 +198,7 @@ class Interpreter:
         self._scalars = _Choices(self.world.scalars)
         self._rounds = _Choices(self.world.callback_rounds)
         self._task = 0
+        self.bit_iters: dict[int, list[int]] = {}  # bpf_iter_bits at an address -> bits left
         self.packet = 0
         self.packet_end = 0
 
@@ -909,7 +910,41 @@ def _k_iter_num_destroy(it: Interpreter, r: list[int]) -> int:
     return 0
 
 
+BITS_ITER_NR_WORDS_MAX = 511
+
+
+def _k_iter_bits_new(it: Interpreter, r: list[int]) -> int:
+    """The set bits of nr_words u64 words at r2, lowest first; the element is an int
+    inside the iterator (struct bpf_iter_bits_kern's ``bit``, at offset 8)."""
+    nr_words = r[3] & 0xFFFF_FFFF
+    if not r[2] or not nr_words or nr_words > BITS_ITER_NR_WORDS_MAX:
+        it.bit_iters[r[1]] = []
+        return -EINVAL if not nr_words or not r[2] else -E2BIG
+    bits = []
+    for w in range(nr_words):
+        word = it.load(r[2] + 8 * w, 8)
+        bits += [64 * w + b for b in range(64) if word >> b & 1]
+    it.bit_iters[r[1]] = bits
+    return 0
+
+
+def _k_iter_bits_next(it: Interpreter, r: list[int]) -> int:
+    bits = it.bit_iters.get(r[1], [])
+    if not bits:
+        return 0
+    it.store(r[1] + 8, 4, bits.pop(0))
+    return r[1] + 8
+
+
+def _k_iter_bits_destroy(it: Interpreter, r: list[int]) -> int:
+    it.bit_iters.pop(r[1], None)
+    return 0
+
+
 KFUNCS: dict[str, Helper] = {
+    "bpf_iter_bits_new": _k_iter_bits_new,
+    "bpf_iter_bits_next": _k_iter_bits_next,
+    "bpf_iter_bits_destroy": _k_iter_bits_destroy,
     "bpf_iter_num_new": _k_iter_num_new,
     "bpf_iter_num_next": _k_iter_num_next,
     "bpf_iter_num_destroy": _k_iter_num_destroy,

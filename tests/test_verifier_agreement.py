@@ -52,7 +52,7 @@ def test_bounded_exactly_when_the_verifier_accepts(case: FileCase) -> None:
 
 
 LOADER_LIMITED = {"perf_event_sample.bpf.c", "timer.bpf.c", "maps_heavy.bpf.c", "iter_task.bpf.c",
-                  "iter_num.bpf.c"}
+                  "iter_num.bpf.c", "iter_bits.bpf.c"}
 
 
 @pytest.mark.kernel

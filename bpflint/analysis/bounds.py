@@ -15,7 +15,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
-from bpflint.analysis.calls import KFUNC_ITER_NEXT
+from bpflint.analysis.calls import ITER_NEXT
 from bpflint.analysis.fixpoint import Budget, Flow, Iteration, run_block, step
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val, join_state, leq_state
 from bpflint.analysis.transfer import Env, Machine, refine_branch
@@ -119,7 +119,7 @@ def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None
                 d[("r", r)] = _UNKNOWN
     elif insn.is_call:
         result: Sym = _UNKNOWN
-        if insn.reloc is not None and insn.reloc.symbol == KFUNC_ITER_NEXT:
+        if insn.reloc is not None and insn.reloc.symbol in ITER_NEXT:
             off = _stack_off(m, 1, 0)
             if off is not None:
                 result = ("itres", off, False)

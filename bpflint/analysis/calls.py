@@ -39,6 +39,13 @@ KFUNC_ITER_NEW = "bpf_iter_num_new"
 KFUNC_ITER_NEXT = "bpf_iter_num_next"
 KFUNC_ITER_DESTROY = "bpf_iter_num_destroy"
 ITER_MAX_ELEMENTS = 1 << 23  # BPF_MAX_LOOPS: bpf_iter_num_new refuses longer ranges
+# bpf_iter_bits_new(it, words, nr_words) yields the index of every set bit of
+# nr_words u64 words; more than BITS_ITER_NR_WORDS_MAX words is -E2BIG (no element)
+KFUNC_BITS_NEW = "bpf_iter_bits_new"
+KFUNC_BITS_NEXT = "bpf_iter_bits_next"
+KFUNC_BITS_DESTROY = "bpf_iter_bits_destroy"
+BITS_ITER_NR_WORDS_MAX = 511
+ITER_NEXT = frozenset((KFUNC_ITER_NEXT, KFUNC_BITS_NEXT))
 
 
 def helper_name(helper_id: int) -> str:
@@ -109,7 +116,20 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
         m.stack = {k: v for k, v in m.stack.items() if k + v[0] <= slot or k >= slot + 8}
         m.stack[slot] = (8, it)
         regs[0] = scalar(sc.UNKNOWN32)
-    elif name == KFUNC_ITER_NEXT and regs[1].kind == Kind.STACK and regs[1].s.is_const:
+    elif name == KFUNC_BITS_NEW and regs[1].kind == Kind.STACK and regs[1].s.is_const:
+        slot = sc.to_s64(regs[1].s.umin)
+        words = regs[3].s if regs[3].kind == Kind.SCALAR else sc.UNKNOWN
+        words = sc.low32(words)  # nr_words is a u32
+        most = min(words.umax, BITS_ITER_NR_WORDS_MAX) * 64
+        null = regs[2].kind == Kind.SCALAR and regs[2].s.is_const and regs[2].s.umin == 0
+        if words.umin > BITS_ITER_NR_WORDS_MAX or null:  # -E2BIG, -EINVAL
+            most = 0
+        # as many elements as set bits: none is certain
+        it = Val(Kind.ITER, Scalar.urange(0, most), None, False, (0, max(most, 1)))
+        m.stack = {k: v for k, v in m.stack.items() if k + v[0] <= slot or k >= slot + 16}
+        m.stack[slot] = (8, it)
+        regs[0] = scalar(sc.UNKNOWN32)
+    elif name in ITER_NEXT and regs[1].kind == Kind.STACK and regs[1].s.is_const:
         slot = sc.to_s64(regs[1].s.umin)
         held = m.slot(slot)
         if held is not None and held[1].kind == Kind.ITER:
@@ -124,7 +144,7 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
                 regs[0] = Val(Kind.ITER_ELEM, Scalar.const(0), slot, False, it.extra)
         else:
             regs[0] = Val(Kind.MEM, Scalar.const(0), None, True)
-    elif name == KFUNC_ITER_DESTROY:
+    elif name in (KFUNC_ITER_DESTROY, KFUNC_BITS_DESTROY):
         regs[0] = UNKNOWN
     else:
         _havoc_pointed_stack(m, None)

@@ -1,0 +1,59 @@
+// The bits iterator: one round per set bit of the words it is given.
+#include "common.h"
+
+struct bpf_iter_bits {
+	__u64 __opaque[2];
+} __attribute__((aligned(8)));
+
+extern int bpf_iter_bits_new(struct bpf_iter_bits *it, const __u64 *unsafe_ptr__ign,
+			     __u32 nr_words) __weak __ksym;
+extern int *bpf_iter_bits_next(struct bpf_iter_bits *it) __weak __ksym;
+extern void bpf_iter_bits_destroy(struct bpf_iter_bits *it) __weak __ksym;
+
+volatile __u64 bit_sum;
+
+/* two words from the context: at most 128 rounds */
+SEC("raw_tp/sys_enter")
+int iter_bits(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct bpf_iter_bits it;
+	__u64 words[2];
+	int *bit;
+
+	words[0] = ctx->args[0];
+	words[1] = ctx->args[1];
+	bpf_iter_bits_new(&it, words, 2);
+	while ((bit = bpf_iter_bits_next(&it)))
+		bit_sum += *bit;
+	bpf_iter_bits_destroy(&it);
+	return 0;
+}
+
+/* more words than the kernel takes (511): -E2BIG, no round */
+SEC("raw_tp/sys_enter")
+int iter_bits_too_many(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct bpf_iter_bits it;
+	__u64 words[2] = {ctx->args[0], ctx->args[1]};
+	int *bit;
+
+	bpf_iter_bits_new(&it, words, 512);
+	while ((bit = bpf_iter_bits_next(&it)))
+		bit_sum += *bit;
+	bpf_iter_bits_destroy(&it);
+	return 0;
+}
+
+/* no words at all: -EINVAL, no round */
+SEC("raw_tp/sys_enter")
+int iter_bits_null(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct bpf_iter_bits it;
+	int *bit;
+
+	bpf_iter_bits_new(&it, (void *)0, 2);
+	while ((bit = bpf_iter_bits_next(&it)))
+		bit_sum += *bit;
+	bpf_iter_bits_destroy(&it);
+	return 0;
+}
