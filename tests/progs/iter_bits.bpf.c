@@ -12,20 +12,27 @@ extern void bpf_iter_bits_destroy(struct bpf_iter_bits *it) __weak __ksym;
 
 volatile __u64 bit_sum;
 
+/* every element the iterator yields, then its end */
+static __always_inline void sum_bits(struct bpf_iter_bits *it)
+{
+	int *bit;
+
+	while ((bit = bpf_iter_bits_next(it)))
+		bit_sum += *bit;
+	bpf_iter_bits_destroy(it);
+}
+
 /* two words from the context: at most 128 rounds */
 SEC("raw_tp/sys_enter")
 int iter_bits(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct bpf_iter_bits it;
 	__u64 words[2];
-	int *bit;
 
 	words[0] = ctx->args[0];
 	words[1] = ctx->args[1];
 	bpf_iter_bits_new(&it, words, 2);
-	while ((bit = bpf_iter_bits_next(&it)))
-		bit_sum += *bit;
-	bpf_iter_bits_destroy(&it);
+	sum_bits(&it);
 	return 0;
 }
 
@@ -35,12 +42,9 @@ int iter_bits_too_many(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct bpf_iter_bits it;
 	__u64 words[2] = {ctx->args[0], ctx->args[1]};
-	int *bit;
 
 	bpf_iter_bits_new(&it, words, 512);
-	while ((bit = bpf_iter_bits_next(&it)))
-		bit_sum += *bit;
-	bpf_iter_bits_destroy(&it);
+	sum_bits(&it);
 	return 0;
 }
 
@@ -49,11 +53,8 @@ SEC("raw_tp/sys_enter")
 int iter_bits_null(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct bpf_iter_bits it;
-	int *bit;
 
 	bpf_iter_bits_new(&it, (void *)0, 2);
-	while ((bit = bpf_iter_bits_next(&it)))
-		bit_sum += *bit;
-	bpf_iter_bits_destroy(&it);
+	sum_bits(&it);
 	return 0;
 }
