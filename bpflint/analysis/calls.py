@@ -99,7 +99,6 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
     regs = m.regs
     if name == KFUNC_ITER_NEW and regs[1].kind == Kind.STACK and regs[1].s.is_const:
         start, end = regs[2], regs[3]
-        slot = sc.to_s64(regs[1].s.umin)
         if start.kind == Kind.SCALAR and end.kind == Kind.SCALAR:
             lo_s, hi_s = sc.s32_range(start.s)
             lo_e, hi_e = sc.s32_range(end.s)
@@ -113,11 +112,8 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
         else:
             it = Val(Kind.ITER, Scalar.urange(0, ITER_MAX_ELEMENTS), None, False,
                      (-(1 << 31), 1 << 31))
-        m.stack = {k: v for k, v in m.stack.items() if k + v[0] <= slot or k >= slot + 8}
-        m.stack[slot] = (8, it)
-        regs[0] = scalar(sc.UNKNOWN32)
+        _new_iterator(m, 8, it)  # struct bpf_iter_num
     elif name == KFUNC_BITS_NEW and regs[1].kind == Kind.STACK and regs[1].s.is_const:
-        slot = sc.to_s64(regs[1].s.umin)
         words = regs[3].s if regs[3].kind == Kind.SCALAR else sc.UNKNOWN
         words = sc.low32(words)  # nr_words is a u32
         most = min(words.umax, BITS_ITER_NR_WORDS_MAX) * 64
@@ -126,9 +122,7 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
             most = 0
         # as many elements as set bits: none is certain
         it = Val(Kind.ITER, Scalar.urange(0, most), None, False, (0, max(most, 1)))
-        m.stack = {k: v for k, v in m.stack.items() if k + v[0] <= slot or k >= slot + 16}
-        m.stack[slot] = (8, it)
-        regs[0] = scalar(sc.UNKNOWN32)
+        _new_iterator(m, 16, it)  # struct bpf_iter_bits
     elif name in ITER_NEXT and regs[1].kind == Kind.STACK and regs[1].s.is_const:
         slot = sc.to_s64(regs[1].s.umin)
         held = m.slot(slot)
@@ -150,6 +144,15 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
         _havoc_pointed_stack(m, None)
         regs[0] = UNKNOWN
     _clobber_args(m)
+
+
+def _new_iterator(m: Machine, nbytes: int, it: Val) -> None:
+    """A ``*_new`` kfunc's effect: the iterator struct of ``nbytes`` at r1 (a constant
+    stack slot) holds ``it``, whatever the slots it covers held before."""
+    slot = sc.to_s64(m.regs[1].s.umin)
+    m.stack = {k: v for k, v in m.stack.items() if k + v[0] <= slot or k >= slot + nbytes}
+    m.stack[slot] = (8, it)
+    m.regs[0] = scalar(sc.UNKNOWN32)
 
 
 def subprog_call(m: Machine, result: Val) -> None:

@@ -392,7 +392,6 @@ class ProgramAnalysis:
         loop = forest.loops[header]
         body_insns = sum(len(cfg.blocks[b].insns) for b in loop.body)
         limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
-        iterate = self._iterate(ctx, loop)
         entry = loop_entry(cfg, loop, flow)
         if entry is not None:
             counted = count_iterations(cfg, loop, entry, limit,
@@ -402,7 +401,8 @@ class ProgramAnalysis:
         bound = bound_loop(cfg, forest, loop, flow, env)
         if bound.max_backedges is not None:
             return bound
-        unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit, iterate)
+        unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit,
+                               self._iterate(ctx, loop))
         return unrolled if unrolled is not None else bound
 
     def _iterate(self, ctx: _Ctx, loop: Loop) -> Callable[[State], Iteration]:

@@ -12,27 +12,25 @@ extern void bpf_iter_bits_destroy(struct bpf_iter_bits *it) __weak __ksym;
 
 volatile __u64 bit_sum;
 
-/* every element the iterator yields, then its end */
-static __always_inline void sum_bits(struct bpf_iter_bits *it)
+/* one round per set bit of the nr_words words at ``words`` */
+static __always_inline void sum_bits(const __u64 *words, __u32 nr_words)
 {
+	struct bpf_iter_bits it;
 	int *bit;
 
-	while ((bit = bpf_iter_bits_next(it)))
+	bpf_iter_bits_new(&it, words, nr_words);
+	while ((bit = bpf_iter_bits_next(&it)))
 		bit_sum += *bit;
-	bpf_iter_bits_destroy(it);
+	bpf_iter_bits_destroy(&it);
 }
 
 /* two words from the context: at most 128 rounds */
 SEC("raw_tp/sys_enter")
 int iter_bits(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct bpf_iter_bits it;
-	__u64 words[2];
+	__u64 words[2] = {ctx->args[0], ctx->args[1]};
 
-	words[0] = ctx->args[0];
-	words[1] = ctx->args[1];
-	bpf_iter_bits_new(&it, words, 2);
-	sum_bits(&it);
+	sum_bits(words, 2);
 	return 0;
 }
 
@@ -40,11 +38,9 @@ int iter_bits(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tp/sys_enter")
 int iter_bits_too_many(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct bpf_iter_bits it;
 	__u64 words[2] = {ctx->args[0], ctx->args[1]};
 
-	bpf_iter_bits_new(&it, words, 512);
-	sum_bits(&it);
+	sum_bits(words, 512);
 	return 0;
 }
 
@@ -52,9 +48,6 @@ int iter_bits_too_many(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tp/sys_enter")
 int iter_bits_null(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct bpf_iter_bits it;
-
-	bpf_iter_bits_new(&it, (void *)0, 2);
-	sum_bits(&it);
+	sum_bits((void *)0, 2);
 	return 0;
 }
