@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from bpflint.cost.calibrate import QUICK, run_calibration
-from bpflint.cost.model import INSN_KEYS, parse_cost_table
+from bpflint.cost.model import INSN_KEYS, OPTIONAL_INSN_KEYS, parse_cost_table
 from bpflint.kernel.syscall import bpf_usable
 
 USABLE, REASON = bpf_usable()
@@ -21,7 +21,12 @@ def test_quick_calibration_is_complete_and_sane() -> None:
     text = run_calibration(replace(QUICK, progress=progress.append), ringbuf_bytes=1 << 22)
     table = parse_cost_table(text, "calibrated.toml")
     assert progress and progress[-1].startswith(f"[{len(progress)}/")
-    assert set(table.insns) == set(INSN_KEYS)
+    assert set(table.insns) == set(INSN_KEYS) | set(OPTIONAL_INSN_KEYS)
+    # hash maps are priced by key size too: a 64-byte key costs at least a 4-byte one
+    for helper in ("map_lookup_elem", "map_update_elem", "map_delete_elem"):
+        hashed = table.helpers[helper].variant("hash")
+        assert hashed is not None and hashed.per_key is not None
+        assert hashed.max_for_key(4) <= hashed.max_for_key(64) <= hashed.max_ns + 1e-3
     measured = [c for c in table.insns.values() if c.median_ns is not None]
     measured += [h.base for h in table.helpers.values() if h.max_units is None]
     assert all(c.max_ns > 0 and c.min_ns >= 0 and c.spread_pct is not None for c in measured)

@@ -7,7 +7,18 @@ from fuzzgen import load_gen_synthetic
 
 from bpflint.cost.engine import AnalysisOptions, analyze_program
 from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
-from bpflint.cost.overlap import MEMORY, Readiness, Timed, operands, run_max_ns
+from bpflint.cost.overlap import (
+    ALU,
+    MEMORY,
+    SERIAL,
+    Readiness,
+    Timed,
+    lane_costs,
+    lane_of,
+    operands,
+    run_max_ns,
+    timed,
+)
 from bpflint.cost.paths import repeat
 from bpflint.isa.insn import decode
 from bpflint.isa.opcodes import AluOp, JmpOp
@@ -15,8 +26,9 @@ from bpflint.kernel import bytecode as bc
 from bpflint.obj.reader import load_object, parse_object
 
 
-def _timed(code: bytes, latency: float = 1.0, issue: float = 0.25) -> list[Timed]:
-    return [Timed(latency, issue, *operands(i)) for i in decode(code)]
+def _timed(code: bytes, latency: float = 1.0, issue: float = 0.25,
+           slot: float = 0.25) -> list[Timed]:
+    return [timed(i, latency, issue, slot) for i in decode(code)]
 
 
 def test_a_dependent_chain_pays_every_latency() -> None:
@@ -45,11 +57,26 @@ def test_loads_wait_for_earlier_stores() -> None:
 
 
 def test_a_call_holds_everything_up_and_joins_keep_the_later_time() -> None:
-    add = Timed(1.0, 0.25, (1,), (1,))
+    add = Timed(1.0, 0.25, (1,), (1,), lane_costs(ALU, 0.25, 0.25))
     after = Readiness().after([add, add, 5.0, add])  # r1: 2, call to 7, r1: 8
     assert after.ready(1) == 8.0 and after.ready(2) == 7.0 and after.latest() == 8.0
     joined = after.join(Readiness().after([add]))
     assert joined.ready(1) == 8.0 and joined.floor == 7.0
+
+
+def test_classes_on_separate_ports_share_the_issue_bound() -> None:
+    # four independent adds, four loads, four stores: ALU lane 4 x 0.25 plus one
+    # front-end slot (0.1) per memory access; the memory lane 8 x 0.25
+    adds = b"".join(bc.alu64(AluOp.ADD, r, imm=1) for r in (1, 2, 3, 4))
+    loads = b"".join(bc.ldx(8, r, 10, -8 * r) for r in (5, 6, 7, 8))
+    stores = b"".join(bc.st(8, 10, -8 * r, 0) for r in (1, 2, 3, 4))
+    mixed = _timed(adds + loads + stores, slot=0.1)  # every chain: one latency, 1 ns
+    assert run_max_ns(mixed) == 2.0  # the memory lane, not the 3.0 of the plain sum
+    assert abs(run_max_ns(_timed(adds + loads, slot=0.1)) - 1.4) < 1e-9  # ALU lane: 1 + 0.4
+    # serial work (multiply, divide, atomics, calls) adds to every lane
+    muls = b"".join(bc.alu64(AluOp.MUL, r, imm=3) for r in (0, 9))
+    assert lane_of(decode(muls)[0]) == SERIAL
+    assert abs(run_max_ns(_timed(adds + loads + muls, slot=0.1)) - 1.9) < 1e-9
 
 
 def test_repeat_charges_overlapped_iterations_their_steady_cost() -> None:

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
-from bpflint.cost.model import FORMAT_VERSION, INSN_KEYS, MEM_KINDS
+from bpflint.cost.model import FORMAT_VERSION, INSN_KEYS, MEM_KINDS, OPTIONAL_INSN_KEYS
 from bpflint.errors import BpfLintError
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp, JmpOp
@@ -62,7 +62,9 @@ METHOD = (
     "of minima over samples / {margin}; median = median of the paired per-sample "
     "differences; "
     "max = max(median, {margin} x min) of the costliest variant "
-    "(dependent chains, misses, 64-byte keys); argument setup subtracted. Derived: "
+    "(dependent chains, misses, 64-byte keys); hash-map variants also as a line in the "
+    "key size over their dearest 4- and 64-byte-key figures; argument setup subtracted. "
+    "Derived: "
     "exit 0 (a subprogram's exit is priced in 'call', the entry's in the test-run "
     "baseline), load/store 'other' = envelope of measured kinds. Caches are hot: a cold "
     "miss or a contended atomic can exceed max. Defaults price what calibration did not "
@@ -91,6 +93,7 @@ class Bench:
     pre: Callable[[Env], bytes] | None = None  # runs once before the bodies
     extra: Callable[[Env], bytes] | None = None  # code after the epilogue (subprograms)
     stream: bool = False  # independent copies: the class's issue cost (throughput)
+    key_bytes: int | None = None  # map helpers: the key size of the map measured
 
 
 @dataclass(frozen=True)
@@ -393,6 +396,10 @@ def _insn_benches() -> list[Bench]:
     add("alu_mov", "mov_imm_indep", _rot(lambda r: bc.mov64(r, imm=7)), per=4)
     add("alu_mov", "mov32_chain", _const(bc.alu32(AluOp.MOV, R0, R0)))
     add("alu_mov", "movsx_chain", _const(bc.alu64(AluOp.MOV, R0, R0, off=8)))
+    # r0 = r7; r7 = r0: a chain of 64-bit register moves (the JIT drops r0 = r0)
+    add("alu_mov_reg", "mov64_reg_chain", _const(bc.mov64(R0, R7) + bc.mov64(R7, R0)),
+        per=2)
+    add("alu_mov_reg", "mov64_reg_indep", _rot(lambda r: bc.mov64(r, R7)), per=4)
     add("alu_simple", "add_chain", _const(bc.alu64(AluOp.ADD, R7, R5)))
     live_regs = _const(b"".join(bc.mov64(r, R7) for r in (R0, R1, R3, R4)))
     b.append(Bench("insn.alu_simple", "add_indep", x,
@@ -428,6 +435,11 @@ def _insn_benches() -> list[Bench]:
                                             + bc.mov64(R0, imm=1)))
     add("jmp_cond_taken", "jlt_reg", _const(bc.jmp_reg(JmpOp.JLT, R7, R9, 1)
                                             + bc.mov64(R0, imm=1)))
+    # a small loop's back edge, taken 63 times of 64: what a steady iteration's
+    # closing jump costs (with the counter's add and a share of the exit's miss)
+    add("jmp_loop_back", "loop64", _const(bc.mov64(R1, imm=0) + bc.alu64(AluOp.ADD, R1, imm=1)
+                                          + bc.jmp_imm(JmpOp.JLT, R1, 64, -2)), 50,
+        per=64)
     add("jmp_ja", "ja_over", _const(bc.jmp_imm(JmpOp.JEQ, R7, 0x1234, 1) + bc.ja(1)
                                     + bc.mov64(R0, imm=1)), setup=("jmp_cond_not_taken",))
     add("may_goto", "may_goto", _const(bc.raw(0xE5, 0, 0, 1, 0) + bc.mov64(R0, imm=1)),
@@ -488,9 +500,10 @@ def _helper_benches() -> list[Bench]:
 
     def add(key: str, variant: str, body: Callable[[Env], bytes], units: int = 32,
             setup: tuple[str, ...] = (), per: int = 1, ptype: str = x,
-            size: int | None = None, extra: Callable[[Env], bytes] | None = None) -> None:
+            size: int | None = None, extra: Callable[[Env], bytes] | None = None,
+            key_bytes: int | None = None) -> None:
         b.append(Bench(f"helper.{key}", variant, ptype, body, units, setup, per, size,
-                       extra=extra))
+                       extra=extra, key_bytes=key_bytes))
 
     def call(name: str) -> bytes:
         return bc.call_helper(_h(name))
@@ -546,15 +559,15 @@ def _helper_benches() -> list[Bench]:
             name = f"{mtype}{ks}"
             for hit, off in (("hit", KEY_OFF), ("miss", MISS_KEY_OFF)):
                 add(f"map_lookup_elem.map.{mtype}", f"lookup_{name}_{hit}",
-                    lookup_body(name, off), setup=_MAP_SETUP)
+                    lookup_body(name, off), setup=_MAP_SETUP, key_bytes=ks)
             add(f"map_update_elem.map.{mtype}", f"update_{name}", update_body(name),
-                setup=_MAP_SETUP + ("alu_mov", "alu_simple", "alu_mov"))
+                setup=_MAP_SETUP + ("alu_mov", "alu_simple", "alu_mov"), key_bytes=ks)
             add(f"map_delete_elem.map.{mtype}", f"delete_{name}_miss",
-                delete_miss_body(name), setup=_MAP_SETUP)
+                delete_miss_body(name), setup=_MAP_SETUP, key_bytes=ks)
             # delete of a present key: an update puts it back each time; the pair's
             # cost bounds the delete from above
             add(f"map_delete_elem.map.{mtype}", f"delete_{name}_hit",
-                delete_hit_body(name), setup=_MAP_SETUP)
+                delete_hit_body(name), setup=_MAP_SETUP, key_bytes=ks)
     add("map_lookup_elem.map.lpm_trie", "lookup_lpm",
         lambda env: bc.st(4, R10, KEY_OFF, 32) + _map_args(env, "lpm_trie") + lookup,
         setup=_MAP_SETUP + ("store_stack",))
@@ -737,6 +750,7 @@ class _Entry:
     spread: float = 0.0
     sized: list[tuple[int, float, float]] = field(default_factory=list)  # size, lo, hi
     issue: float | None = None  # the dearest stream variant's max
+    by_key: dict[int, float] = field(default_factory=dict)  # key bytes -> dearest max
 
     def add(self, m: Measured, setup_lo: float, setup_hi: float, bench: Bench) -> None:
         # The minimum is taken with the same margin downwards: a busy machine (an SMT
@@ -752,6 +766,18 @@ class _Entry:
             self.sized.append((bench.size, lo, hi))
         if bench.stream:
             self.issue = max(self.issue or 0.0, hi, lo)
+        if bench.key_bytes is not None:
+            self.by_key[bench.key_bytes] = max(self.by_key.get(bench.key_bytes, 0.0), hi, lo)
+
+    def key_line(self) -> tuple[float, float] | None:
+        """(base, per key byte) of a line over every key size's max: hashing and
+        comparing a key grow with its length, and most maps have small keys."""
+        if len(self.by_key) < 2:
+            return None
+        points = sorted(self.by_key.items())
+        (k0, hi0), (k1, hi1) = points[0], points[-1]
+        per = max(0.0, (hi1 - hi0) / (k1 - k0))
+        return max(hi - per * k for k, hi in points), per
 
 
 def _fit(points: list[tuple[int, float, float]]) -> tuple[float, float, float, float]:
@@ -840,7 +866,7 @@ def _render(entries: dict[str, _Entry], opts: Options) -> str:
         "load_other": (min(e.lo for e in kinds), max(e.hi for e in kinds)),
         "store_other": (min(e.lo for e in kinds), max(e.hi for e in kinds)),
     }
-    for key in INSN_KEYS:
+    for key in (*INSN_KEYS, *OPTIONAL_INSN_KEYS):
         if key in derived:
             lines.append(_cost_line(key, *derived[key], None, None) + "  # derived")
         else:
@@ -872,7 +898,10 @@ def _render(entries: dict[str, _Entry], opts: Options) -> str:
         if typed:
             lines.append(f"[helper.{name}.map]")
             for variant, e in sorted(typed.items()):
-                lines.append(_cost_line(variant, e.lo, e.hi, e.med, e.spread))
+                line = e.key_line()
+                keyed = "" if line is None else (f", key_base_max_ns = {_fmt(line[0])}"
+                                                 f", per_key_byte_max_ns = {line[1]:.5f}")
+                lines.append(_cost_line(variant, e.lo, e.hi, e.med, e.spread, keyed))
     return "\n".join(lines) + "\n"
 
 

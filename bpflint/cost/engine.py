@@ -49,7 +49,20 @@ from bpflint.cfg.graph import Block, Cfg, build_cfg, is_legacy_packet_load, is_t
 from bpflint.cfg.loops import Loop, LoopForest, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
-from bpflint.cost.overlap import Readiness, Timed, operands, run_max_ns
+from bpflint.cost.overlap import (
+    ALU,
+    BRANCH,
+    MEM,
+    NO_LANES,
+    SERIAL,
+    Lanes,
+    Readiness,
+    Timed,
+    add_lanes,
+    lane_costs,
+    run_max_ns,
+    timed,
+)
 from bpflint.cost.paths import (
     LATCH,
     RET,
@@ -135,9 +148,10 @@ class _BlockInfo:
     lines: Lines
     exits: list[Target]
     edge_ns: dict[int, tuple[float, float]]  # successor -> cost of the jump taking it
-    # for loops (overlap.py): the block's worst-case ns if its runs cost only their
-    # issue bound, and its instructions (calls as their ns) to follow chains through
-    issue_ns: float = 0.0
+    # for loops (overlap.py): what the block adds to each lane of the issue bound
+    # (its edge-priced jump aside), and its instructions (calls as their ns) to
+    # follow chains through
+    lanes: Lanes = NO_LANES
     steps: tuple[Timed | float, ...] = ()
     jump_line: tuple[str, int] | None = None  # where the edge-priced jump's ns go
 
@@ -310,14 +324,22 @@ class ProgramAnalysis:
         so it bounds each of them."""
         if self.table is None:
             return math.inf
-        region = solve_region(ctx.cfg, ctx.forest, loop.header, _issue_costs(blocks),
-                              _exits(blocks), flow.edge_out, summaries)
-        iteration = region.cost.get(LATCH)
-        if iteration is None:
-            return math.inf
+        # The fullest lane over every path: for each lane, its dearest path (the
+        # serial work in all of them), then the dearest of those. On any one path
+        # the issue bound is at most that.
+        issue = 0.0
+        for lane in (ALU, MEM, BRANCH):
+            costs = _lane_costs(blocks, lane, self.table.slot_ns, loop.header,
+                                self.table.insns["jmp_loop_back"].max_ns)
+            region = solve_region(ctx.cfg, ctx.forest, loop.header, costs,
+                                  _exits(blocks), flow.edge_out, summaries)
+            iteration = region.cost.get(LATCH)
+            if iteration is None:
+                return math.inf
+            issue = max(issue, iteration[3])
         chain = _iteration_chain_ns(ctx.cfg, ctx.forest, loop, blocks, summaries,
                                     flow.edge_out)
-        return max(iteration[3], chain)
+        return max(issue, chain)
 
     def _unrolled_summary(self, ctx: _Ctx, loop: Loop, flow: Flow, limit: int,
                           steady_ns: float) -> LoopSummary | None:
@@ -422,9 +444,9 @@ class ProgramAnalysis:
         exits: list[Target] = []
         r0: Val | None = None
         edge_ns = self._jump_ns(block)
-        run = _Run(self.timed)
+        run = _Run(self.timed, self.table.slot_ns if self.table is not None else 0.0)
         steps: list[Timed | float] = []
-        issue_ns = 0.0
+        lanes = NO_LANES
         # Pricing reads the state only at memory accesses, calls and exits: past
         # the last of them the block need not be interpreted.
         interpret_until = _last_state_read(block)
@@ -443,15 +465,15 @@ class ProgramAnalysis:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
             elif self.table is not None and not insn.is_call:
                 # priced with the rest of its run between calls (overlap.py)
-                timed = run.add(insn, key, cost[3], issue)
-                steps.append(timed)
-                issue_ns += timed.issue_ns
+                timed_insn = run.add(insn, key, cost[3], issue)
+                steps.append(timed_insn)
+                lanes = add_lanes(lanes, timed_insn.lanes)
                 cost = (cost[0], cost[1], cost[2], 0.0)
             else:
                 total = add(total, run.flush(lines))
                 if cost[3]:
                     steps.append(cost[3])
-                    issue_ns += cost[3]
+                    lanes = add_lanes(lanes, (0.0, 0.0, 0.0, cost[3]))
             total = add(total, cost)
             if key is not None:
                 lines[key][1] += cost[3] - _callee_ns(extra)
@@ -470,7 +492,7 @@ class ProgramAnalysis:
         total = add(total, run.flush(lines))
         last = block.last.line
         jump_line = (last.file, last.line) if edge_ns and last is not None else None
-        return _BlockInfo(total, lines, exits, edge_ns, issue_ns, tuple(steps), jump_line), r0
+        return _BlockInfo(total, lines, exits, edge_ns, lanes, tuple(steps), jump_line), r0
 
     def _jump_ns(self, block: Block) -> dict[int, tuple[float, float]]:
         """ns of a block's closing conditional jump, per successor (taken or not)."""
@@ -538,10 +560,11 @@ class ProgramAnalysis:
                      tail_targets: set[str], open_maps: set[str]) -> Cost:
         hid = insn.imm
         regs = m.regs
-        map_type = None
+        map_type, key_size = None, None
         if regs[1].kind == Kind.MAP_PTR and isinstance(regs[1].ref, str):
             mapdef = self.obj.maps.get(regs[1].ref)
-            map_type = mapdef.type_name if mapdef else None
+            if mapdef:
+                map_type, key_size = mapdef.type_name, mapdef.key_size
         size = None
         if hid in SIZE_ARG:
             val = regs[SIZE_ARG[hid]]
@@ -564,7 +587,7 @@ class ProgramAnalysis:
             if cb.kind == Kind.FUNC and isinstance(cb.ref, tuple):
                 self.async_callbacks.add(cb.ref)
         if self.table is not None:
-            lo, hi = self.table.helper_ns(hid, map_type, size)
+            lo, hi = self.table.helper_ns(hid, map_type, size, key_size)
             base = (1, 1, lo, hi)
         return base
 
@@ -683,21 +706,22 @@ class _Run:
     the overlap model; their worst-case ns is shared out over their source lines in
     proportion to each one's latency."""
 
-    def __init__(self, known: dict[tuple[int, float, float], Timed]) -> None:
+    def __init__(self, known: dict[tuple[int, float, float], Timed], slot_ns: float) -> None:
         self.timed: list[Timed] = []
         self.latency: list[tuple[tuple[str, int] | None, float]] = []
         self.known = known  # shared Timed values, by (id(insn), latency, issue)
+        self.slot_ns = slot_ns
 
     def add(self, insn: Insn, key: tuple[str, int] | None, latency_ns: float,
             issue_ns: float) -> Timed:
         known_key = (id(insn), latency_ns, issue_ns)
-        timed = self.known.get(known_key)
-        if timed is None:
-            timed = Timed(latency_ns, min(issue_ns, latency_ns), *operands(insn))
-            self.known[known_key] = timed
-        self.timed.append(timed)
+        got = self.known.get(known_key)
+        if got is None:
+            got = timed(insn, latency_ns, issue_ns, self.slot_ns)
+            self.known[known_key] = got
+        self.timed.append(got)
         self.latency.append((key, latency_ns))
-        return timed
+        return got
 
     def flush(self, lines: Lines) -> Cost:
         if not self.timed:
@@ -722,13 +746,21 @@ def _costs(blocks: dict[int, _BlockInfo]) -> EdgeCost:
     return cost
 
 
-def _issue_costs(blocks: dict[int, _BlockInfo]) -> EdgeCost:
-    """Block costs with every run at its issue bound: a loop iteration's throughput."""
+def _lane_costs(blocks: dict[int, _BlockInfo], lane: int, slot_ns: float, header: int,
+                back_edge_ns: float) -> EdgeCost:
+    """Block costs in ns as their serial work plus what they add to ``lane``, the
+    closing jump on its edge included: one lane of a loop iteration's issue bound.
+    A jump back to ``header`` costs at most what a small loop's back edge does."""
     full = _costs(blocks)
 
     def cost(b: int, succ: int | None) -> Cost:
         c, info = full(b, succ), blocks[b]
-        return (c[0], c[1], c[2], c[3] - info.cost[3] + info.issue_ns)
+        ns = info.lanes[SERIAL] + info.lanes[lane]
+        jump = info.edge_ns.get(succ) if succ is not None else None
+        if jump is not None:
+            jump_ns = min(jump[1], back_edge_ns) if succ == header else jump[1]
+            ns += lane_costs(BRANCH, jump_ns, slot_ns)[lane]
+        return (c[0], c[1], c[2], ns)
     return cost
 
 

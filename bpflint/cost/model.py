@@ -18,7 +18,8 @@ A table is a TOML file (``bpflint calibrate`` writes one; the package ships
     kfunc_max_ns = 5000.0
     size_cap_bytes = 4096        # size of a sized helper's buffer when unknown
 
-    [insn]                       # one entry per instruction class (INSN_KEYS)
+    [insn]                       # one entry per instruction class (INSN_KEYS;
+                                 # OPTIONAL_INSN_KEYS may be left out)
     alu_mov = { min_ns = 0.08, max_ns = 0.35, median_ns = 0.1, spread_pct = 2.0 }
     alu_simple = { min_ns = 0.05, max_ns = 0.32, issue_ns = 0.09 }
 
@@ -27,6 +28,7 @@ A table is a TOML file (``bpflint calibrate`` writes one; the package ships
     max_ns = 60.0
     [helper.map_lookup_elem.map] # per map type (MapDef.type_name)
     array = { min_ns = 0.5, max_ns = 1.2 }
+    hash = { min_ns = 3.0, max_ns = 40.0, key_base_max_ns = 18.0, per_key_byte_max_ns = 0.3 }
 
     [helper.probe_read_kernel]   # size-dependent: base + per unit of the size
     min_ns = 20.0                # argument (bytes; iterations for "loop",
@@ -45,7 +47,10 @@ Every cost includes the ``call`` instruction itself. ``median_ns`` and
 latency (a dependent chain of copies); its optional ``issue_ns`` is what one more
 independent copy adds to a stream (absent: ``max_ns``). The engine prices a run of
 instructions between calls at the longer of its dependency chain and its issue
-bound (bpflint/cost/overlap.py).
+bound (bpflint/cost/overlap.py). A map variant's optional ``key_base_max_ns`` and
+``per_key_byte_max_ns`` price a map of known key size at base + per byte x key size
+(hashing and comparing the key grow with its length); ``max_ns`` prices one whose
+key size is unknown.
 """
 
 from __future__ import annotations
@@ -91,6 +96,12 @@ INSN_KEYS: tuple[str, ...] = (
     "call", "exit",
 )
 
+# Classes a table may price; absent, they cost what the class named here does.
+OPTIONAL_INSN_KEYS: dict[str, str] = {
+    "alu_mov_reg": "alu_mov",  # 64-bit register move: renamed away on many cores
+    "jmp_loop_back": "jmp_cond_taken",  # a loop's back edge (steady iterations)
+}
+
 _ALU_KEYS: dict[int, str] = {
     AluOp.MOV: "alu_mov", AluOp.ADD: "alu_simple", AluOp.SUB: "alu_simple",
     AluOp.OR: "alu_simple", AluOp.AND: "alu_simple", AluOp.XOR: "alu_simple",
@@ -108,8 +119,11 @@ SAME_COST_AS = {
     "probe_read_user": "probe_read_kernel", "probe_read_user_str": "probe_read_kernel_str",
 }
 
+_MOV64_REG = Cls.ALU64 | AluOp.MOV | 0x08
+
 _COST_FIELDS = ("min_ns", "max_ns", "median_ns", "spread_pct")
 _SIZED_FIELDS = ("per_unit_min_ns", "per_unit_max_ns", "max_units")
+_KEYED_FIELDS = ("key_base_max_ns", "per_key_byte_max_ns")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +141,17 @@ class Cost:
     median_ns: float | None = None
     spread_pct: float | None = None
     issue_ns: float | None = None  # instruction classes: throughput in a stream
+    per_key: tuple[float, float] | None = None  # map variants: max as base + per key byte
 
     @property
     def stream_ns(self) -> float:
         return self.max_ns if self.issue_ns is None else self.issue_ns
+
+    def max_for_key(self, key_size: int | None) -> float:
+        if self.per_key is None or not key_size:
+            return self.max_ns
+        base, per_byte = self.per_key
+        return max(self.min_ns, base + per_byte * key_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +214,15 @@ class CostTable:
             self._priced[key] = got
         return got
 
+    @property
+    def slot_ns(self) -> float:
+        """A front-end slot: the dearest stream cost of a simple ALU instruction."""
+        return max(self.insns["alu_mov"].stream_ns, self.insns["alu_simple"].stream_ns)
+
     # -- helpers ----------------------------------------------------------
     def helper_ns(self, helper_id: int, map_type: str | None,
-                  size_bytes: tuple[int, int] | None) -> tuple[float, float]:
+                  size_bytes: tuple[int, int] | None,
+                  key_size: int | None = None) -> tuple[float, float]:
         """(min, max) ns of a helper call, the call instruction included.
 
         ``size_bytes`` is the range of the helper's size-like argument: bytes for
@@ -218,7 +245,7 @@ class CostTable:
                 self._missing[f"{name}[{map_type}]"] = None
                 base = Cost(min(c.min_ns for _, c in entry.by_map_type),
                             max(entry.base.max_ns, self.defaults.helper.max_ns))
-        lo, hi = base.min_ns, base.max_ns
+        lo, hi = base.min_ns, base.max_for_key(key_size)
         if entry.max_units is not None:
             cap = entry.max_units or self.defaults.size_cap_bytes
             units = size_bytes if size_bytes is not None else (0, cap)
@@ -249,6 +276,8 @@ def insn_cost_keys(insn: Insn, mem_kind: str | None) -> tuple[str, ...]:
     cls = insn.opcode & 0x07
     kind = mem_kind if mem_kind in MEM_KINDS else "other"
     if cls in (Cls.ALU, Cls.ALU64):
+        if insn.opcode == _MOV64_REG and insn.off == 0:
+            return ("alu_mov_reg",)
         return (_ALU_KEYS[insn.opcode & 0xF0],)  # no AluOp(): it is slow
     if cls in (Cls.JMP, Cls.JMP32):
         if insn.is_helper_call or insn.is_kfunc_call:
@@ -347,6 +376,7 @@ def _suggest(key: str, allowed: tuple[str, ...]) -> str:
 
 
 def _cost(where: _Where, dotted: str, value: Any, extra: tuple[str, ...] = ()) -> Cost:
+    """One cost entry; ``extra``: the optional fields this kind of entry may have."""
     table = _table(where, dotted, value)
     _unknown(where, dotted, table, _COST_FIELDS + extra)
     for required in ("min_ns", "max_ns"):
@@ -363,10 +393,20 @@ def _cost(where: _Where, dotted: str, value: Any, extra: tuple[str, ...] = ()) -
         issue = _number(where, f"{dotted}.issue_ns", issue)
         if issue > hi:
             raise where.error(dotted, f"issue_ns {issue} is above max_ns {hi}")
+    keyed = [k for k in _KEYED_FIELDS if k in table]
+    per_key = None
+    if keyed:
+        if len(keyed) != len(_KEYED_FIELDS):
+            missing = next(k for k in _KEYED_FIELDS if k not in table)
+            raise where.error(f"{dotted}.{missing}", "missing (a key-size line needs "
+                              "key_base_max_ns and per_key_byte_max_ns)")
+        per_key = (_number(where, f"{dotted}.key_base_max_ns", table["key_base_max_ns"]),
+                   _number(where, f"{dotted}.per_key_byte_max_ns",
+                           table["per_key_byte_max_ns"]))
     return Cost(lo, hi,
                 None if median is None else _number(where, f"{dotted}.median_ns", median),
                 None if spread is None else _number(where, f"{dotted}.spread_pct", spread),
-                issue)
+                issue, per_key)
 
 
 def _helper(where: _Where, dotted: str, value: Any) -> HelperCost:
@@ -376,7 +416,8 @@ def _helper(where: _Where, dotted: str, value: Any) -> HelperCost:
     variants: list[tuple[str, Cost]] = []
     if "map" in table:
         for map_type, cost in _table(where, f"{dotted}.map", table["map"]).items():
-            variants.append((map_type, _cost(where, f"{dotted}.map.{map_type}", cost)))
+            variants.append((map_type, _cost(where, f"{dotted}.map.{map_type}", cost,
+                                             _KEYED_FIELDS)))
     sized = [k for k in _SIZED_FIELDS if k in table]
     if sized and len(sized) != len(_SIZED_FIELDS):
         missing = next(k for k in _SIZED_FIELDS if k not in table)
@@ -418,10 +459,13 @@ def parse_cost_table(text: str, path: str) -> CostTable:
             raise where.error(f"defaults.{key}", "missing")
     dflt = {k: _number(where, f"defaults.{k}", defaults[k]) for k in default_fields}
     insn_table = _table(where, "insn", doc.get("insn"))
-    _unknown(where, "insn", insn_table, INSN_KEYS)
+    _unknown(where, "insn", insn_table, INSN_KEYS + tuple(OPTIONAL_INSN_KEYS))
     for key in INSN_KEYS:
         if key not in insn_table:
             raise where.error(f"insn.{key}", "missing (every instruction class needs a cost)")
+    insns = {k: _cost(where, f"insn.{k}", v, ("issue_ns",)) for k, v in insn_table.items()}
+    for key, fallback in OPTIONAL_INSN_KEYS.items():
+        insns.setdefault(key, insns[fallback])
     helpers = {name: _helper(where, f"helper.{name}", value)
                for name, value in _table(where, "helper", doc.get("helper", {})).items()}
     for name in helpers:
@@ -436,7 +480,7 @@ def parse_cost_table(text: str, path: str) -> CostTable:
         defaults=Defaults(Cost(dflt["helper_min_ns"], dflt["helper_max_ns"]),
                           Cost(dflt["kfunc_min_ns"], dflt["kfunc_max_ns"]),
                           int(dflt["size_cap_bytes"])),
-        insns={k: _cost(where, f"insn.{k}", insn_table[k], ("issue_ns",)) for k in INSN_KEYS},
+        insns=insns,
         helpers=helpers,
         kfuncs=kfuncs,
         digest=hashlib.sha256(text.encode()).hexdigest(),

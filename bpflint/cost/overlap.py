@@ -8,6 +8,19 @@ class's cost in a stream of independent copies). Adding every instruction's
 latency instead, as if each waited for the one before, prices ALU-heavy loops
 at 2-8 times what they take.
 
+The issue bound is not the plain sum of the classes' stream costs: a core runs
+ALU work, memory accesses and branches on separate ports, behind one front end.
+Each instruction is put in a lane: ``ALU`` (moves, simple arithmetic,
+``ld_imm64``), ``MEMORY`` (loads and stores), ``BRANCH`` (jumps) or ``SERIAL``
+(multiply, divide, atomics, legacy packet loads, ``may_goto``, calls: dear or
+multi-step work, charged to every lane). The ALU lane doubles as the front end:
+a memory or branch instruction also takes one front-end slot there, priced at
+``slot_ns`` (the dearest simple ALU stream cost, what one more single-step
+instruction costs a stream) or its own stream cost if lower. The issue bound is
+the serial work plus the fullest lane. A stream of one class prices every copy
+as before; a mix of classes no longer pays the sum of their port costs, which on
+the ALU/load/branch loops of real programs is 1.5-2x what they take.
+
 The model is applied per run between calls (a call is a barrier: helpers and
 subprograms are priced whole, as calibrated), with every register ready at the
 start of the run. Chains crossing a run boundary are therefore counted in full
@@ -35,6 +48,11 @@ from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp
 
 MEMORY = -1  # the resource loads read and stores write, next to registers 0-10
 
+# Lanes (indexes into Lanes): what an instruction competes for.
+ALU, MEM, BRANCH, SERIAL = 0, 1, 2, 3
+Lanes = tuple[float, float, float, float]
+NO_LANES: Lanes = (0.0, 0.0, 0.0, 0.0)
+
 
 @dataclass(frozen=True, slots=True)
 class Timed:
@@ -44,6 +62,46 @@ class Timed:
     issue_ns: float  # what one more independent copy adds to a stream
     reads: tuple[int, ...]
     writes: tuple[int, ...]
+    lanes: Lanes  # what it adds to each lane of the issue bound
+
+
+def timed(insn: Insn, latency_ns: float, issue_ns: float, slot_ns: float) -> Timed:
+    """A non-call instruction of the given class latency and stream cost."""
+    issue = min(issue_ns, latency_ns)
+    return Timed(latency_ns, issue, *operands(insn), lane_costs(lane_of(insn), issue, slot_ns))
+
+
+def lane_of(insn: Insn) -> int:
+    """The lane of a non-call instruction."""
+    op, cls = insn.opcode, insn.opcode & 0x07
+    if cls in (Cls.ALU, Cls.ALU64):
+        return SERIAL if op & 0xF0 in (AluOp.MUL, AluOp.DIV, AluOp.MOD) else ALU
+    if cls == Cls.LD:
+        return ALU if insn.is_ld_imm64 else SERIAL
+    if cls in (Cls.LDX, Cls.ST):
+        return MEM
+    if cls == Cls.STX:
+        return SERIAL if op & 0xE0 == Mode.ATOMIC else MEM
+    return SERIAL if insn.is_exit or insn.is_may_goto else BRANCH
+
+
+def lane_costs(lane: int, issue_ns: float, slot_ns: float) -> Lanes:
+    """What one instruction of ``lane`` and stream cost ``issue_ns`` adds to each lane."""
+    if lane == ALU:
+        return (issue_ns, 0.0, 0.0, 0.0)
+    if lane == SERIAL:
+        return (0.0, 0.0, 0.0, issue_ns)
+    slot = min(slot_ns, issue_ns)
+    return (slot, issue_ns, 0.0, 0.0) if lane == MEM else (slot, 0.0, issue_ns, 0.0)
+
+
+def add_lanes(a: Lanes, b: Lanes) -> Lanes:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+
+
+def issue_bound(lanes: Lanes) -> float:
+    """The serial work plus the fullest lane."""
+    return lanes[SERIAL] + max(lanes[ALU], lanes[MEM], lanes[BRANCH])
 
 
 def operands(insn: Insn) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -118,12 +176,17 @@ class Readiness:
 def run_max_ns(run: Iterable[Timed]) -> float:
     """The longer of the run's longest dependency chain and its issue bound."""
     ready: dict[int, float] = {}
-    chain = issue = 0.0
+    chain = 0.0
+    alu = mem = branch = serial = 0.0
     for t in run:
         start = max((ready.get(r, 0.0) for r in t.reads), default=0.0)
         end = start + t.latency_ns
         for w in t.writes:
             ready[w] = max(ready.get(w, 0.0), end) if w == MEMORY else end
         chain = max(chain, end)
-        issue += t.issue_ns
-    return max(chain, issue)
+        lanes = t.lanes
+        alu += lanes[0]
+        mem += lanes[1]
+        branch += lanes[2]
+        serial += lanes[3]
+    return max(chain, serial + max(alu, mem, branch))
