@@ -72,6 +72,35 @@ def test_helper_variants_sizes_and_missing() -> None:
     assert t.kfunc_ns("bpf_x") == (0.0, 900.0) and "bpf_x" in t.missing()
 
 
+def test_hash_maps_of_known_key_size_are_priced_on_their_key_line() -> None:
+    keyed = HELPERS.replace(
+        "array = { min_ns = 1.0, max_ns = 3.0 }",
+        "array = { min_ns = 1.0, max_ns = 3.0 }\n"
+        "hash = { min_ns = 4.0, max_ns = 40.0, key_base_max_ns = 8.0, "
+        "per_key_byte_max_ns = 0.5 }")
+    t = table(HEAD + INSNS + keyed)
+    lookup = HELPER_NAMES.index("map_lookup_elem")
+    assert t.helper_ns(lookup, "hash", None, 4) == (4.0, 10.0)
+    assert t.helper_ns(lookup, "hash", None, 64) == (4.0, 40.0)
+    assert t.helper_ns(lookup, "hash", None, 128) == (4.0, 72.0)  # the line goes on
+    assert t.helper_ns(lookup, "hash", None, None) == (4.0, 40.0)  # unknown: max_ns
+    assert t.helper_ns(lookup, "hash", None, 0) == (4.0, 40.0)  # no BTF: size 0
+    assert t.helper_ns(lookup, "array", None, 4) == (1.0, 3.0)  # no line: max_ns
+    half = keyed.replace(", per_key_byte_max_ns = 0.5", "")
+    with pytest.raises(BpfLintError, match="per_key_byte_max_ns"):
+        table(HEAD + INSNS + half)
+
+
+def test_optional_classes_default_to_the_class_they_refine() -> None:
+    t = table()  # neither alu_mov_reg nor jmp_loop_back
+    assert t.insns["alu_mov_reg"] == t.insns["alu_mov"]
+    assert t.insns["jmp_loop_back"] == t.insns["jmp_cond_taken"]
+    t = table(HEAD + INSNS + "alu_mov_reg = { min_ns = 0.1, max_ns = 0.2 }\n" + HELPERS)
+    assert t.insn_ns(one(bc.mov64(1, 2)), None) == (0.1, 0.2)  # r1 = r2
+    assert t.insn_ns(one(bc.mov64(1, imm=2)), None) == (1.0, 2.0)  # r1 = 2: alu_mov
+    assert t.insn_ns(one(bc.alu32(0xB0, 1, 2)), None) == (1.0, 2.0)  # w1 = w2: alu_mov
+
+
 def test_user_and_legacy_probe_reads_cost_what_the_kernel_variant_does() -> None:
     t = table()
     kernel = t.helper_ns(HELPER_NAMES.index("probe_read_kernel"), None, (8, 16))

@@ -34,11 +34,11 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "ns_validation.p
 # to ~15 % between runs on this machine (ns_for_each measured 1.73x-1.88x on the same
 # code), so a program at 1.9x can cross 2.0 without any change. docs/ns-validation.md
 # holds one run's figures against the plain 2x.
-TIGHT_WITH_NOISE = 2.3
+TIGHT_WITH_NOISE = 2.5
 KNOWN_LOOSE: dict[str, float] = {
-    "ns_alu_loop": 3.0, "ns_bpf_loop": 3.5, "ns_call_loop": 7.0, "ns_hash_ops": 3.0,
-    "ns_array_ops": 5.0, "ns_pkt_sum": 5.5, "csum_loop": 4.5, "calls_chain": 5.5,
-    "nested3": 6.0, "loop_signed_down": 4.5, "bpf_loop_const": 4.5, "loop_clamped": 8.0,
+    # bpf_loop's iterations measure 1.0 or 2.0 ns, run to run (the core's sibling
+    # idle or busy); nested3's three-iteration inner loops pay a first iteration each
+    "ns_bpf_loop": 3.5, "nested3": 3.0,
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bpfc import PROGS, compile_bpf, needs_clang
 from fuzzgen import load_gen_synthetic
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpflint.cost.engine import AnalysisOptions, analyze_program
 from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
@@ -17,6 +19,7 @@ from bpflint.cost.overlap import (
     lane_of,
     operands,
     run_max_ns,
+    steady_chain_ns,
     timed,
 )
 from bpflint.cost.paths import repeat
@@ -57,7 +60,7 @@ def test_loads_wait_for_earlier_stores() -> None:
 
 
 def test_a_call_holds_everything_up_and_joins_keep_the_later_time() -> None:
-    add = Timed(1.0, 0.25, (1,), (1,), lane_costs(ALU, 0.25, 0.25))
+    add = Timed(1.0, (1,), (1,), lane_costs(ALU, 0.25, 0.25))
     after = Readiness().after([add, add, 5.0, add])  # r1: 2, call to 7, r1: 8
     assert after.ready(1) == 8.0 and after.ready(2) == 7.0 and after.latest() == 8.0
     joined = after.join(Readiness().after([add]))
@@ -120,13 +123,77 @@ def test_a_loop_carried_chain_is_paid_on_every_iteration() -> None:
     assert spread < chained
 
 
+def test_a_chain_no_later_iteration_reads_is_paid_once() -> None:
+    # r2 = r1 * 27, three multiplies after the counter: 4 ns from the header to the
+    # back edge, but only the counter (1 ns) is carried into the next iteration
+    body = bc.mov64(2, 1) + b"".join(bc.alu64(AluOp.MUL, 2, imm=3) for _ in range(3))
+    ns = _loop_ns(body)
+    assert TRIPS * 1.0 <= ns <= TRIPS * 2.5
+    carried = _loop_ns(bc.alu64(AluOp.ADD, 2, 1) + b"".join(bc.alu64(AluOp.MUL, 2, imm=3)
+                                                            for _ in range(3)))
+    assert carried >= TRIPS * 4.0  # r2 += r1 then r2 *= 27: r2 is carried, 4 ns a trip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.tuples(st.integers(0, 3), st.integers(0, 3)),
+                       st.floats(0.0, 3.0, allow_nan=False), max_size=10),
+       st.integers(1, 7))
+def test_steady_chain_covers_every_chain_through_the_iterations(
+        weights: dict[tuple[int, int], float], trips: int) -> None:
+    """chain + (trips - 1) x steady bounds the dearest walk of up to ``trips`` edges
+    (a value chain through that many iterations), found by brute force."""
+    carried: dict[int, dict[int, float]] = {}
+    for (a, b), w in weights.items():
+        carried.setdefault(a, {})[b] = w
+    chain = max(weights.values(), default=0.0)
+    steady = steady_chain_ns(carried, chain, trips - 1)
+    best = dict.fromkeys(range(4), 0.0)
+    dearest = 0.0
+    for _ in range(trips):
+        best = {b: max([best[a] + w for (a, b2), w in weights.items() if b2 == b],
+                       default=float("-inf")) for b in range(4)}
+        dearest = max(dearest, *best.values())
+    assert dearest <= chain + (trips - 1) * steady + 1e-9
+    assert steady <= chain
+
+
+def _table_with(extra: str) -> str:
+    return TABLE.replace("call = { min_ns = 0.1, max_ns = 1.0, issue_ns = 0.25 }\n",
+                         "call = { min_ns = 0.1, max_ns = 10.0 }\n") + extra
+
+
+@needs_clang
+def test_a_subprogram_call_overlaps_the_work_around_it_but_not_other_calls() -> None:
+    # 64 calls of 10 ns each: never faster than the calls one after the other, and the
+    # callee's dozen instructions and the loop's run beside them
+    obj = load_object(compile_bpf(PROGS / "ns" / "pkt_driven.bpf.c"))
+    program = next(p for p in obj.programs if p.name == "ns_call_loop")
+    result = analyze_program(obj, program, parse_cost_table(_table_with(""), "t.toml"),
+                             AnalysisOptions())
+    assert result.ns_max is not None
+    assert 64 * 10.0 <= result.ns_max <= 64 * 11.5
+
+
+@needs_clang
+def test_callback_iterations_overlap_the_helpers_own_cost() -> None:
+    # bpf_loop: 10 ns an iteration of its own, the callback's four instructions beside it
+    loop = ("[helper.loop]\nmin_ns = 0.0\nmax_ns = 5.0\nper_unit_min_ns = 1.0\n"
+            "per_unit_max_ns = 10.0\nmax_units = 0\n")
+    obj = load_object(compile_bpf(PROGS / "ns" / "pkt_driven.bpf.c"))
+    program = next(p for p in obj.programs if p.name == "ns_bpf_loop")
+    result = analyze_program(obj, program, parse_cost_table(_table_with(loop), "t.toml"),
+                             AnalysisOptions())
+    assert result.ns_max is not None
+    assert 128 * 10.0 <= result.ns_max <= 128 * 11.0 + 20
+
+
 @needs_clang
 def test_the_worst_path_by_line_adds_up_to_the_worst_case_ns() -> None:
     # loops whose later iterations overlap, and edge-priced jumps, are attributed to
     # their lines as the total counts them
     obj = load_object(compile_bpf(PROGS / "ns" / "pkt_driven.bpf.c"))
     table = load_cost_table(None)
-    for name in ("ns_alu_loop", "ns_pkt_sum", "ns_call_loop", "ns_array_ops"):
+    for name in ("ns_alu_loop", "ns_pkt_sum", "ns_call_loop", "ns_array_ops", "ns_bpf_loop"):
         program = next(p for p in obj.programs if p.name == name)
         result = analyze_program(obj, program, table, AnalysisOptions())
         assert result.ns_max is not None and result.worst_path

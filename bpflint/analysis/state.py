@@ -20,10 +20,13 @@ class Kind(IntEnum):
     MAP_VALUE = 7  # ref: map name
     MAP_PTR = 8  # ref: map name
     FUNC = 9  # ref: FuncKey of a callback
-    MEM = 10  # any other memory (ringbuf record, caller's stack, BTF object, ...)
+    MEM = 10  # any other memory (ringbuf record, caller's stack, BTF object, ...);
+    # ref: CALLER_STACK for a caller's stack
     ITER_ELEM = 11  # result of bpf_iter_num_next; ref: the iterator's stack offset
     ITER = 12  # an open-coded iterator's state on the stack; s: elements left
 
+
+CALLER_STACK = "caller stack"  # the ref of a MEM pointer into a calling frame's stack
 
 POINTER_KINDS = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META,
                            Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
@@ -71,6 +74,8 @@ def join_val(a: Val, b: Val) -> Val:
         if a.extra != b.extra and a.extra and b.extra:
             extra = (min(a.extra[0], b.extra[0]), max(a.extra[1], b.extra[1]))
         return Val(a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null, extra)
+    if a.kind == b.kind == Kind.MEM:  # memory of two origins: still memory
+        return Val(Kind.MEM, sc.join(a.s, b.s), None, a.maybe_null or b.maybe_null)
     # NULL joined with a pointer is a maybe-NULL pointer.
     if a.kind in POINTER_KINDS and b == ZERO:
         return Val(a.kind, a.s, a.ref, True, a.extra)

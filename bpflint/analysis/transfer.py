@@ -13,6 +13,7 @@ from bpflint.analysis import scalar as sc
 from bpflint.analysis.branch import refine, relation
 from bpflint.analysis.scalar import EmptyValue, Scalar
 from bpflint.analysis.state import (
+    CALLER_STACK,
     UNINIT,
     UNKNOWN,
     ZERO,
@@ -264,6 +265,8 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
 
 def mem_kind(base: Val) -> str:
     """Memory class of an access through ``base``, for instruction costs."""
+    if base.kind == Kind.MEM and base.ref == CALLER_STACK:
+        return "stack"
     return {
         Kind.STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet", Kind.PKT_META: "packet",
         Kind.MAP_VALUE: "map",

@@ -435,11 +435,16 @@ def _insn_benches() -> list[Bench]:
                                             + bc.mov64(R0, imm=1)))
     add("jmp_cond_taken", "jlt_reg", _const(bc.jmp_reg(JmpOp.JLT, R7, R9, 1)
                                             + bc.mov64(R0, imm=1)))
-    # a small loop's back edge, taken 63 times of 64: what a steady iteration's
-    # closing jump costs (with the counter's add and a share of the exit's miss)
+    # A small loop's back edge, taken 63 times of 64: what a steady iteration's
+    # closing jump costs (with the counter's add and a share of the exit's miss);
+    # and with a taken forward jump in the body too, per taken jump.
     add("jmp_loop_back", "loop64", _const(bc.mov64(R1, imm=0) + bc.alu64(AluOp.ADD, R1, imm=1)
                                           + bc.jmp_imm(JmpOp.JLT, R1, 64, -2)), 50,
         per=64)
+    add("jmp_loop_back", "loop64_taken2", _const(
+        bc.mov64(R1, imm=0) + bc.jmp_imm(JmpOp.JNE, R7, 0x1234, 1) + bc.mov64(R0, imm=1)
+        + bc.alu64(AluOp.ADD, R1, imm=1) + bc.jmp_imm(JmpOp.JLT, R1, 64, -4)), 50, per=128)
+
     add("jmp_ja", "ja_over", _const(bc.jmp_imm(JmpOp.JEQ, R7, 0x1234, 1) + bc.ja(1)
                                     + bc.mov64(R0, imm=1)), setup=("jmp_cond_not_taken",))
     add("may_goto", "may_goto", _const(bc.raw(0xE5, 0, 0, 1, 0) + bc.mov64(R0, imm=1)),
@@ -472,6 +477,15 @@ def _insn_benches() -> list[Bench]:
     add("load_map", "indep", _rot(lambda r: bc.ldx(8, r, R8, 8 * r)), per=4)
     add("store_map", "stx", _const(b"".join(bc.stx(8, R8, 64 + 8 * k, R7)
                                             for k in range(4))), per=4)
+    # A value updated in memory, iteration after iteration (a counter in a global):
+    # each load waits for the store before it to be forwarded. Its latency is the
+    # load's on a chain through memory (the add and the store are subtracted).
+    rmw = (("load_map", R8, 8, 0, "store_map"), ("load_stack", R10, 8, -24, "store_stack"),
+           ("load_packet", R2, 1, 48, "store_packet"))
+    for key, base, size, off, store_key in rmw:
+        add(key, "store_forward_chain", _const(
+            bc.ldx(size, R0, base, off) + bc.alu64(AluOp.ADD, R0, imm=1)
+            + bc.stx(size, base, off, R0)), 200, ("alu_simple", store_key))
     add("atomic_add", "add64", _const(bc.atomic(8, R8, 128, R7, AluOp.ADD)), 200)
     add("atomic_add", "or32", _const(bc.atomic(4, R8, 136, R7, AluOp.OR)), 200)
     add("atomic_fetch", "fetch_add64",

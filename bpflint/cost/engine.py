@@ -11,7 +11,7 @@ program's cost, up to the kernel's chain limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bpflint.analysis import calls
@@ -35,6 +35,7 @@ from bpflint.analysis.fixpoint import (
 )
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
+    CALLER_STACK,
     UNINIT,
     UNKNOWN,
     Kind,
@@ -52,15 +53,21 @@ from bpflint.cost.model import helper_name as model_helper_name
 from bpflint.cost.overlap import (
     ALU,
     BRANCH,
-    MEM,
+    CALL,
+    CALL_READS,
+    MEMORY,
     NO_LANES,
+    PARALLEL_LANES,
     SERIAL,
     Lanes,
     Readiness,
     Timed,
     add_lanes,
+    call_step,
+    issue_bound,
     lane_costs,
     run_max_ns,
+    steady_chain_ns,
     timed,
 )
 from bpflint.cost.paths import (
@@ -126,6 +133,17 @@ class FuncResult:
     lines_tail: Lines
     tail_targets: frozenset[str]
     open_tail_maps: frozenset[str]
+    # a called function that returns (no tail call): how it overlaps its caller's
+    # work (overlap.py); None where it is a barrier
+    as_callee: CalleeOverlap | None = None
+
+
+@dataclass(frozen=True)
+class CalleeOverlap:
+    lanes: Lanes  # per lane, the dearest path's serial work plus that lane
+    # per operand of overlap.CALL_READS: the longest chain from it to the result
+    # (r0 or memory) at an exit
+    read_latency: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -152,6 +170,7 @@ class _BlockInfo:
     # (its edge-priced jump aside), and its instructions (calls as their ns) to
     # follow chains through
     lanes: Lanes = NO_LANES
+    goto_ns: float = 0.0  # the BRANCH lane's share of a closing unconditional jump
     steps: tuple[Timed | float, ...] = ()
     jump_line: tuple[str, int] | None = None  # where the edge-priced jump's ns go
 
@@ -276,6 +295,10 @@ class ProgramAnalysis:
                     self.diag("BPF003", "unbounded-loop",
                               f"no bound proven for the loop in {func.name} "
                               f"({summary.bound.how})", cfg.blocks[header].insns[0])
+        as_callee = None
+        if self.table is not None and len(self.chain) > 1 and TAIL not in region.cost \
+                and RET in region.cost and not math.isinf(region.cost[RET][3]):
+            as_callee = self._callee_overlap(ctx, flow, blocks, summaries)
         lines_ret: Lines = {}
         lines_tail: Lines = {}
         if RET in region.cost:
@@ -283,7 +306,23 @@ class ProgramAnalysis:
         if TAIL in region.cost:
             _expand(region, TAIL, 1, blocks, summaries, lines_tail)
         return FuncResult(region.cost.get(RET), region.cost.get(TAIL), ret_val or UNKNOWN,
-                          lines_ret, lines_tail, frozenset(tail_targets), frozenset(open_maps))
+                          lines_ret, lines_tail, frozenset(tail_targets), frozenset(open_maps),
+                          as_callee)
+
+    def _callee_overlap(self, ctx: _Ctx, flow: Flow, blocks: dict[int, _BlockInfo],
+                        summaries: dict[int, LoopSummary]) -> CalleeOverlap:
+        """A function's dearest path in each lane and its longest chain."""
+        assert self.table is not None
+        lanes = [0.0] * len(NO_LANES)
+        for lane in _busy_lanes(blocks):
+            costs = _lane_costs(blocks, lane, self.table.slot_ns, None)
+            region = solve_region(ctx.cfg, ctx.forest, None, costs, _exits(blocks),
+                                  flow.edge_out, summaries)
+            lanes[lane] = region.cost[RET][3] if RET in region.cost else 0.0
+        chains = tuple(max(ends.get(r, 0.0) for r in RESULT)
+                       for _, ends in _chains_from(ctx, None, blocks, summaries, flow,
+                                                   CALL_READS))
+        return CalleeOverlap((lanes[0], lanes[1], lanes[2], lanes[3], 0.0), chains)
 
     def _summaries(self, ctx: _Ctx, headers: list[int], flow: Flow,
                    blocks: dict[int, _BlockInfo]) -> dict[int, LoopSummary]:
@@ -295,7 +334,8 @@ class ProgramAnalysis:
                 continue
             loop = forest.loops[header]
             bound = self._bound(ctx, header, flow)
-            steady_ns = self._steady_ns(ctx, loop, flow, blocks, summaries)
+            steady_ns = self._steady_ns(ctx, loop, flow, blocks, summaries,
+                                        bound.max_backedges)
             summary = summarise_loop(ctx.cfg, forest, header, bound, _costs(blocks),
                                      _exits(blocks), flow.edge_out, summaries, blocks,
                                      steady_ns)
@@ -317,7 +357,7 @@ class ProgramAnalysis:
         return summaries
 
     def _steady_ns(self, ctx: _Ctx, loop: Loop, flow: Flow, blocks: dict[int, _BlockInfo],
-                   summaries: dict[int, LoopSummary]) -> float:
+                   summaries: dict[int, LoopSummary], later: int | None) -> float:
         """What an iteration after the first adds at most, once iterations overlap:
         the longer of the loop-carried dependency chain and the iteration's issue
         bound (overlap.py). Over the states of ``flow``, which hold every iteration's,
@@ -328,18 +368,29 @@ class ProgramAnalysis:
         # serial work in all of them), then the dearest of those. On any one path
         # the issue bound is at most that.
         issue = 0.0
-        for lane in (ALU, MEM, BRANCH):
-            costs = _lane_costs(blocks, lane, self.table.slot_ns, loop.header,
-                                self.table.insns["jmp_loop_back"].max_ns)
+        # A steady iteration's back edge costs at most what a small loop's does
+        # (calibration's taken-jump figures are from long runs of distinct jumps).
+        back_edge = (loop.header, self.table.insns["jmp_loop_back"].max_ns)
+        for lane in _busy_lanes(blocks, loop.body):
+            costs = _lane_costs(blocks, lane, self.table.slot_ns, back_edge)
             region = solve_region(ctx.cfg, ctx.forest, loop.header, costs,
                                   _exits(blocks), flow.edge_out, summaries)
             iteration = region.cost.get(LATCH)
             if iteration is None:
                 return math.inf
             issue = max(issue, iteration[3])
-        chain = _iteration_chain_ns(ctx.cfg, ctx.forest, loop, blocks, summaries,
-                                    flow.edge_out)
-        return max(issue, chain)
+        end = _chain_end(ctx.cfg, ctx.forest, loop, blocks, summaries, flow.edge_out,
+                         Readiness())
+        chain = end.latest() if end is not None else 0.0
+        body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
+        if chain <= issue or math.isinf(chain) or body_insns > CYCLE_ANALYSIS_MAX_INSNS:
+            return max(issue, chain)
+        # Chain-bound: an iteration adds what the loop-carried chains' worst cycle
+        # does per iteration, not the longest chain through one iteration (a value
+        # computed from the counter that no later iteration reads ends once).
+        carried = {source: ends for source, ends in
+                   _chains_from(ctx, loop, blocks, summaries, flow, LOOP_VALUES)}
+        return max(issue, steady_chain_ns(carried, chain, later))
 
     def _unrolled_summary(self, ctx: _Ctx, loop: Loop, flow: Flow, limit: int,
                           steady_ns: float) -> LoopSummary | None:
@@ -447,6 +498,7 @@ class ProgramAnalysis:
         run = _Run(self.timed, self.table.slot_ns if self.table is not None else 0.0)
         steps: list[Timed | float] = []
         lanes = NO_LANES
+        goto_ns = 0.0
         # Pricing reads the state only at memory accesses, calls and exits: past
         # the last of them the block need not be interpreted.
         interpret_until = _last_state_read(block)
@@ -461,11 +513,26 @@ class ProgramAnalysis:
             key = (insn.line.file, insn.line.line) if insn.line is not None else None
             if key is not None:
                 lines.setdefault(key, [0, 0.0])[0] += 1
+            overlap = self._call_overlap(insn, m, prog_type)
             if edge_ns and insn is block.last:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
+            elif overlap is not None:
+                # one step of the run (overlap.py); the callee's lines keep their
+                # instructions, the call's line takes its share of the run's ns
+                call_ns = self._ns(insn, m)
+                step_ = call_step(tuple(lat + call_ns[0] for lat in overlap.read_latency),
+                                  add_lanes(overlap.lanes, lane_costs(CALL, call_ns[1], 0.0)))
+                run.add_step(step_, key, cost[3])
+                steps.append(step_)
+                lanes = add_lanes(lanes, step_.lanes)
+                cost = (cost[0], cost[1], cost[2], 0.0)
+                for callee_line in extra.values():
+                    callee_line[1] = 0.0
             elif self.table is not None and not insn.is_call:
                 # priced with the rest of its run between calls (overlap.py)
                 timed_insn = run.add(insn, key, cost[3], issue)
+                if insn is block.last and insn.is_unconditional_jump:
+                    goto_ns = timed_insn.lanes[BRANCH]
                 steps.append(timed_insn)
                 lanes = add_lanes(lanes, timed_insn.lanes)
                 cost = (cost[0], cost[1], cost[2], 0.0)
@@ -473,7 +540,7 @@ class ProgramAnalysis:
                 total = add(total, run.flush(lines))
                 if cost[3]:
                     steps.append(cost[3])
-                    lanes = add_lanes(lanes, (0.0, 0.0, 0.0, cost[3]))
+                    lanes = add_lanes(lanes, lane_costs(SERIAL, cost[3], 0.0))
             total = add(total, cost)
             if key is not None:
                 lines[key][1] += cost[3] - _callee_ns(extra)
@@ -492,7 +559,20 @@ class ProgramAnalysis:
         total = add(total, run.flush(lines))
         last = block.last.line
         jump_line = (last.file, last.line) if edge_ns and last is not None else None
-        return _BlockInfo(total, lines, exits, edge_ns, lanes, tuple(steps), jump_line), r0
+        return _BlockInfo(total, lines, exits, edge_ns, lanes, goto_ns, tuple(steps),
+                          jump_line), r0
+
+    def _call_overlap(self, insn: Insn, m: Machine, prog_type: str) -> CalleeOverlap | None:
+        """How a bpf-to-bpf call overlaps its caller, None for other instructions (and
+        for calls priced as barriers)."""
+        if self.table is None or not insn.is_pseudo_call or insn.reloc is None \
+                or insn.reloc.func is None:
+            return None
+        try:  # memoised: _insn_cost analysed this callee in this context already
+            callee = self.function(insn.reloc.func, _callee_entry(m.regs[1:6]), prog_type)
+        except Unbounded:
+            return None
+        return callee.as_callee
 
     def _jump_ns(self, block: Block) -> dict[int, tuple[float, float]]:
         """ns of a block's closing conditional jump, per successor (taken or not)."""
@@ -576,12 +656,18 @@ class ProgramAnalysis:
         if hid == calls.TAIL_CALL:
             self._tail_call(insn, m, tail_targets, open_maps)
         if hid in calls.CALLBACK_ARG and hid != calls.TIMER_SET_CALLBACK:
-            iters, cb_cost, cb_lines = self._callback(insn, m, hid, prog_type)
+            iters, cb_cost, cb_lines, overlap = self._callback(insn, m, hid, prog_type)
             if self.table is not None:
                 lo, hi = self.table.helper_ns(hid, map_type, iters)
                 base = (1, 1, lo, hi)
-            _add_lines(lines, cb_lines, iters[1])
-            return add(base, scale(cb_cost, iters[0], iters[1]))
+            cb_total = scale(cb_cost, iters[0], iters[1])
+            ns_mult = float(iters[1])
+            saved = self._overlapped_iterations(hid, cb_cost, overlap, iters[1])
+            if saved:
+                cb_total = (*cb_total[:3], cb_total[3] - saved)
+                ns_mult *= cb_total[3] / (cb_total[3] + saved)
+            _add_lines(lines, cb_lines, iters[1], ns_mult)
+            return add(base, cb_total)
         if hid == calls.TIMER_SET_CALLBACK:
             cb = regs[2]
             if cb.kind == Kind.FUNC and isinstance(cb.ref, tuple):
@@ -616,8 +702,26 @@ class ProgramAnalysis:
             return
         tail_targets.update(slots)
 
+    def _overlapped_iterations(self, hid: int, cb_cost: Cost, overlap: CalleeOverlap | None,
+                               iterations: int) -> float:
+        """What overlapping a callback helper's iterations saves on its worst case.
+
+        The helper runs the callback in a loop (the verifier inlines bpf_loop into
+        one): as in a loop calling a subprogram, an iteration after the first costs
+        the longer of its issue bound (the calibrated per-iteration cost in the CALL
+        lane next to the callback's lanes) and the chain the iterations carry
+        through memory, never more than an iteration alone."""
+        per_unit = self.table.per_unit_max_ns(hid) if self.table is not None else None
+        if overlap is None or per_unit is None or iterations < 2 or math.isinf(cb_cost[3]):
+            return 0.0
+        lanes = add_lanes(overlap.lanes, lane_costs(CALL, per_unit, 0.0))
+        chain = overlap.read_latency[CALL_READS.index(MEMORY)]
+        alone = per_unit + cb_cost[3]
+        steady = min(alone, max(issue_bound(lanes), chain))
+        return (iterations - 1) * (alone - steady)
+
     def _callback(self, insn: Insn, m: Machine, hid: int, prog_type: str
-                  ) -> tuple[tuple[int, int], Cost, Lines]:
+                  ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None]:
         regs = m.regs
         cb = regs[calls.CALLBACK_ARG[hid]]
         if cb.kind != Kind.FUNC or not isinstance(cb.ref, tuple):
@@ -662,7 +766,7 @@ class ProgramAnalysis:
         always_continues = ret.kind == Kind.SCALAR and ret.s.umax == 0
         if not always_continues:
             lo = min(lo, 1)
-        return (lo, hi), cb_cost, result.lines_ret
+        return (lo, hi), cb_cost, result.lines_ret, result.as_callee
 
     # -- whole programs, tail calls included ----------------------------------
     def program_cost(self, program_name: str, depth: int) -> tuple[Cost, Lines]:
@@ -719,9 +823,13 @@ class _Run:
         if got is None:
             got = timed(insn, latency_ns, issue_ns, self.slot_ns)
             self.known[known_key] = got
-        self.timed.append(got)
-        self.latency.append((key, latency_ns))
+        self.add_step(got, key, latency_ns)
         return got
+
+    def add_step(self, step: Timed, key: tuple[str, int] | None, share_ns: float) -> None:
+        """``share_ns``: the weight of ``key`` in the run's ns shared out over lines."""
+        self.timed.append(step)
+        self.latency.append((key, share_ns))
 
     def flush(self, lines: Lines) -> Cost:
         if not self.timed:
@@ -746,54 +854,80 @@ def _costs(blocks: dict[int, _BlockInfo]) -> EdgeCost:
     return cost
 
 
-def _lane_costs(blocks: dict[int, _BlockInfo], lane: int, slot_ns: float, header: int,
-                back_edge_ns: float) -> EdgeCost:
+# Loops up to this size have their carried chains taken apart value by value (one
+# more pass over the body per value); bigger ones keep the longest chain.
+CYCLE_ANALYSIS_MAX_INSNS = 256
+RESULT = (0, MEMORY)  # what a called function leaves its caller: r0 and memory
+LOOP_VALUES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, MEMORY)  # what an iteration hands the next
+
+
+def _busy_lanes(blocks: dict[int, _BlockInfo], body: Iterable[int] | None = None
+                ) -> list[int]:
+    """The lanes some block (of ``body``) adds to: the others cost only serial work,
+    which the ALU lane's path also pays. ALU and branch always: jumps add to them."""
+    infos = blocks.values() if body is None else [blocks[b] for b in body if b in blocks]
+    return [ALU, BRANCH] + [lane for lane in PARALLEL_LANES if lane not in (ALU, BRANCH)
+                            and any(info.lanes[lane] for info in infos)]
+
+
+def _lane_costs(blocks: dict[int, _BlockInfo], lane: int, slot_ns: float,
+                back_edge: tuple[int, float] | None) -> EdgeCost:
     """Block costs in ns as their serial work plus what they add to ``lane``, the
     closing jump on its edge included: one lane of a loop iteration's issue bound.
-    A jump back to ``header`` costs at most what a small loop's back edge does."""
+    ``back_edge``: (the loop's header, the most a jump back to it costs)."""
     full = _costs(blocks)
 
     def cost(b: int, succ: int | None) -> Cost:
         c, info = full(b, succ), blocks[b]
         ns = info.lanes[SERIAL] + info.lanes[lane]
+        back_ns = back_edge[1] if back_edge is not None and succ == back_edge[0] else math.inf
+        if lane == BRANCH and info.goto_ns > back_ns:
+            ns -= info.goto_ns - back_ns
         jump = info.edge_ns.get(succ) if succ is not None else None
         if jump is not None:
-            jump_ns = min(jump[1], back_edge_ns) if succ == header else jump[1]
-            ns += lane_costs(BRANCH, jump_ns, slot_ns)[lane]
+            ns += lane_costs(BRANCH, min(jump[1], back_ns), slot_ns)[lane]
         return (c[0], c[1], c[2], ns)
     return cost
 
 
-def _iteration_chain_ns(cfg: Cfg, forest: LoopForest, loop: Loop,
-                        blocks: dict[int, _BlockInfo], summaries: dict[int, LoopSummary],
-                        edges: Container[tuple[int, int]]) -> float:
-    """The longest dependency chain from the values live at the loop's header to
-    those live at a back edge, over every path of one iteration (inner loops and
-    calls hold everything up for their whole cost)."""
-    into: dict[int, Readiness] = {loop.header: Readiness()}
-    latest = 0.0
+def _chain_end(cfg: Cfg, forest: LoopForest, loop: Loop | None,
+               blocks: dict[int, _BlockInfo], summaries: dict[int, LoopSummary],
+               edges: Container[tuple[int, int]], start: Readiness) -> Readiness | None:
+    """When each value is ready at the loop's back edges (joined), given when they
+    are at its header; ``loop`` None: at the function's exits, from its entry. Over
+    every path of one iteration; inner loops and helper calls hold everything up for
+    their whole cost. None when no back edge (exit) is reached."""
+    header = loop.header if loop is not None else 0
+    into: dict[int, Readiness] = {header: start}
+    end: Readiness | None = None
+
+    def finish(ready: Readiness) -> None:
+        nonlocal end
+        end = ready if end is None else end.join(ready)
 
     def reach(target: int, ready: Readiness) -> None:
-        nonlocal latest
-        if target == loop.header:
-            latest = max(latest, ready.latest())
-        elif target in loop.body:
+        if loop is not None and target == header:
+            finish(ready)
+        elif loop is None or target in loop.body:
             old = into.get(target)
             into[target] = ready if old is None else old.join(ready)
 
-    for b in loop.order:
+    root = loop.header if loop is not None else None
+    for b in (loop.order if loop is not None else cfg.rpo):
         ready = into.get(b)
         if ready is None:
             continue
         inner, holder = None, forest.innermost.get(b)
-        while holder is not None and holder != loop.header:  # the child loop holding b
+        while holder is not None and holder != root:  # the child loop holding b
             inner, holder = holder, forest.loops[holder].parent
         if inner is not None:
             if b != inner:
                 continue  # an inner loop is passed at its header
             summary = summaries.get(inner)
             if summary is None:
-                return math.inf
+                return Readiness(math.inf)
+            if not summary.totals:
+                continue  # a loop no path leaves
             out = ready.after([max(c[3] for c in summary.totals.values())])
             for src, dst in forest.loops[inner].exits:
                 if (src, dst) in edges:
@@ -803,10 +937,34 @@ def _iteration_chain_ns(cfg: Cfg, forest: LoopForest, loop: Loop,
         if info is None:
             continue
         out = ready.after(info.steps)
+        if loop is None and RET in info.exits:
+            finish(out)
         for succ in set(cfg.blocks[b].succs):
             if (b, succ) in edges:
                 reach(succ, out)
-    return latest
+    return end
+
+
+def _chains_from(ctx: _Ctx, loop: Loop | None, blocks: dict[int, _BlockInfo],
+                 summaries: dict[int, LoopSummary], flow: Flow, sources: tuple[int, ...]
+                 ) -> list[tuple[int, dict[int, float]]]:
+    """Per source value: the longest chain from it (at the loop's header, or the
+    function's entry) to each value at the back edges (exits) that depends on it.
+    The source is made ready far later than the rest: what it feeds ends after
+    that, what it does not feed before."""
+    late = 1e9
+    out = []
+    for source in sources:
+        end = _chain_end(ctx.cfg, ctx.forest, loop, blocks, summaries, flow.edge_out,
+                         Readiness(0.0, {source: late}))
+        ends: dict[int, float] = {}
+        if end is not None:
+            for value in LOOP_VALUES:
+                latency = end.ready(value) - late
+                if latency >= 0.0:
+                    ends[value] = latency
+        out.append((source, ends))
+    return out
 
 
 def _exits(blocks: dict[int, _BlockInfo]) -> Callable[[int], list[Target]]:
@@ -858,7 +1016,7 @@ def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) ->
 def _foreign(v: Val) -> Val:
     """A value passed into another frame: the caller's stack is plain memory there."""
     if v.kind == Kind.STACK:
-        return Val(Kind.MEM, v.s, None, v.maybe_null)
+        return Val(Kind.MEM, v.s, CALLER_STACK, v.maybe_null)
     return v
 
 

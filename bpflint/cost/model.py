@@ -253,6 +253,14 @@ class CostTable:
             hi += entry.per_unit_max_ns * max(0, units[1])
         return lo, hi
 
+    def per_unit_max_ns(self, helper_id: int) -> float | None:
+        """A size-dependent helper's worst-case cost per unit (a callback helper's
+        per iteration), None when the table does not price it by size."""
+        entry = self.helpers.get(helper_name(helper_id))
+        if entry is None or entry.max_units is None:
+            return None
+        return entry.per_unit_max_ns
+
     def kfunc_ns(self, name: str) -> tuple[float, float]:
         cost = self.kfuncs.get(name)
         if cost is None:

@@ -11,9 +11,10 @@ at 2-8 times what they take.
 The issue bound is not the plain sum of the classes' stream costs: a core runs
 ALU work, memory accesses and branches on separate ports, behind one front end.
 Each instruction is put in a lane: ``ALU`` (moves, simple arithmetic,
-``ld_imm64``), ``MEMORY`` (loads and stores), ``BRANCH`` (jumps) or ``SERIAL``
-(multiply, divide, atomics, legacy packet loads, ``may_goto``, calls: dear or
-multi-step work, charged to every lane). The ALU lane doubles as the front end:
+``ld_imm64``), ``MEM`` (loads and stores), ``BRANCH`` (jumps), ``CALL`` (the
+call and return of a bpf-to-bpf call) or ``SERIAL`` (multiply, divide, atomics,
+legacy packet loads, ``may_goto``, helper calls: dear or multi-step work,
+charged to every lane). The ALU lane doubles as the front end:
 a memory or branch instruction also takes one front-end slot there, priced at
 ``slot_ns`` (the dearest simple ALU stream cost, what one more single-step
 instruction costs a stream) or its own stream cost if lower. The issue bound is
@@ -21,9 +22,16 @@ the serial work plus the fullest lane. A stream of one class prices every copy
 as before; a mix of classes no longer pays the sum of their port costs, which on
 the ALU/load/branch loops of real programs is 1.5-2x what they take.
 
-The model is applied per run between calls (a call is a barrier: helpers and
-subprograms are priced whole, as calibrated), with every register ready at the
-start of the run. Chains crossing a run boundary are therefore counted in full
+The model is applied per run between helper calls (a helper call is a barrier,
+priced whole as calibrated), with every register ready at the start of the run.
+A bpf-to-bpf call is one step of its caller's run: its result is ready the
+callee's longest chain from an argument (or memory) after that argument, plus
+the call's own minimum; it adds the
+call's cost to the CALL lane (a stream of calls is what calibration times) and,
+to every other lane, the callee's dearest path in that lane. A loop calling a
+small function per iteration thus costs the longer of the calls and the work
+around them, as a core that predicts the call and the return runs it. Chains
+crossing a run boundary are therefore counted in full
 in each run they pass through, so the sum over the runs of a path is at least
 that path's critical chain; the issue bound keeps every instruction paid for.
 Memory is one resource: a load waits for every earlier store of its run (store
@@ -40,7 +48,8 @@ n - 1 steady iterations plus one priced alone bound it (engine.py, paths.repeat)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bpflint.isa.insn import Insn
@@ -49,9 +58,10 @@ from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp
 MEMORY = -1  # the resource loads read and stores write, next to registers 0-10
 
 # Lanes (indexes into Lanes): what an instruction competes for.
-ALU, MEM, BRANCH, SERIAL = 0, 1, 2, 3
-Lanes = tuple[float, float, float, float]
-NO_LANES: Lanes = (0.0, 0.0, 0.0, 0.0)
+ALU, MEM, BRANCH, CALL, SERIAL = 0, 1, 2, 3, 4
+PARALLEL_LANES = (ALU, MEM, BRANCH, CALL)
+Lanes = tuple[float, float, float, float, float]
+NO_LANES: Lanes = (0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +69,35 @@ class Timed:
     """One instruction as the overlap model sees it."""
 
     latency_ns: float  # from its operands ready to its result ready
-    issue_ns: float  # what one more independent copy adds to a stream
     reads: tuple[int, ...]
     writes: tuple[int, ...]
     lanes: Lanes  # what it adds to each lane of the issue bound
+    # per read, from that operand ready to the result (calls); None: latency_ns
+    read_latency: tuple[float, ...] | None = None
+
+    def end(self, ready: Callable[[int], float], floor: float) -> float:
+        """When the result is ready, given when each operand is."""
+        if self.read_latency is None:
+            return max((ready(r) for r in self.reads), default=floor) + self.latency_ns
+        return max((ready(r) + lat for r, lat in zip(self.reads, self.read_latency, strict=True)),
+                   default=floor)
 
 
 def timed(insn: Insn, latency_ns: float, issue_ns: float, slot_ns: float) -> Timed:
     """A non-call instruction of the given class latency and stream cost."""
     issue = min(issue_ns, latency_ns)
-    return Timed(latency_ns, issue, *operands(insn), lane_costs(lane_of(insn), issue, slot_ns))
+    return Timed(latency_ns, *operands(insn), lane_costs(lane_of(insn), issue, slot_ns))
+
+
+CALL_READS = (1, 2, 3, 4, 5, MEMORY)  # a bpf-to-bpf call's operands: arguments, memory
+
+
+def call_step(read_latency: tuple[float, ...], lanes: Lanes) -> Timed:
+    """A bpf-to-bpf call as one step of its caller's run: it reads the argument
+    registers and memory (``read_latency``: from each of CALL_READS to the result)
+    and writes r0, the clobbered r1-r5 and memory."""
+    return Timed(max(read_latency), CALL_READS, (0, 1, 2, 3, 4, 5, MEMORY), lanes,
+                 read_latency)
 
 
 def lane_of(insn: Insn) -> int:
@@ -88,20 +117,22 @@ def lane_of(insn: Insn) -> int:
 def lane_costs(lane: int, issue_ns: float, slot_ns: float) -> Lanes:
     """What one instruction of ``lane`` and stream cost ``issue_ns`` adds to each lane."""
     if lane == ALU:
-        return (issue_ns, 0.0, 0.0, 0.0)
+        return (issue_ns, 0.0, 0.0, 0.0, 0.0)
     if lane == SERIAL:
-        return (0.0, 0.0, 0.0, issue_ns)
+        return (0.0, 0.0, 0.0, 0.0, issue_ns)
     slot = min(slot_ns, issue_ns)
-    return (slot, issue_ns, 0.0, 0.0) if lane == MEM else (slot, 0.0, issue_ns, 0.0)
+    out = [slot, 0.0, 0.0, 0.0, 0.0]
+    out[lane] += issue_ns
+    return (out[0], out[1], out[2], out[3], out[4])
 
 
 def add_lanes(a: Lanes, b: Lanes) -> Lanes:
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4])
 
 
 def issue_bound(lanes: Lanes) -> float:
     """The serial work plus the fullest lane."""
-    return lanes[SERIAL] + max(lanes[ALU], lanes[MEM], lanes[BRANCH])
+    return lanes[SERIAL] + max(lanes[ALU], lanes[MEM], lanes[BRANCH], lanes[CALL])
 
 
 def operands(insn: Insn) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -159,8 +190,7 @@ class Readiness:
         out = Readiness(self.floor, self.at)
         for step in steps:
             if isinstance(step, Timed):
-                start = max((out.ready(r) for r in step.reads), default=out.floor)
-                end = start + step.latency_ns
+                end = step.end(out.ready, out.floor)
                 for w in step.writes:
                     out.at[w] = max(out.ready(w), end) if w == MEMORY else end
             else:
@@ -177,16 +207,53 @@ def run_max_ns(run: Iterable[Timed]) -> float:
     """The longer of the run's longest dependency chain and its issue bound."""
     ready: dict[int, float] = {}
     chain = 0.0
-    alu = mem = branch = serial = 0.0
+    lanes = NO_LANES
     for t in run:
-        start = max((ready.get(r, 0.0) for r in t.reads), default=0.0)
-        end = start + t.latency_ns
+        if t.read_latency is None:
+            end = max((ready.get(r, 0.0) for r in t.reads), default=0.0) + t.latency_ns
+        else:
+            end = t.end(lambda r: ready.get(r, 0.0), 0.0)
         for w in t.writes:
             ready[w] = max(ready.get(w, 0.0), end) if w == MEMORY else end
         chain = max(chain, end)
-        lanes = t.lanes
-        alu += lanes[0]
-        mem += lanes[1]
-        branch += lanes[2]
-        serial += lanes[3]
-    return max(chain, serial + max(alu, mem, branch))
+        lanes = add_lanes(lanes, t.lanes)
+    return max(chain, issue_bound(lanes))
+
+
+def steady_chain_ns(carried: dict[int, dict[int, float]], chain_ns: float,
+                    later: int | None) -> float:
+    """What each iteration after the first adds to the loop-carried dependency chain.
+
+    ``carried[a][b]``: the longest chain from value a at the loop's header to value
+    b at a back edge; ``chain_ns``, the longest of them all, is what the first
+    iteration (priced alone) covers; ``later``: the most iterations after it.
+    A chain through N iterations follows N such edges: at most N x the dearest cycle
+    mean (lambda, Karp's algorithm) plus the dearest path with every edge lowered by
+    lambda (T, which no cycle lengthens). The first iteration and ``later`` ones at
+    lambda + max(0, lambda + T - chain_ns) / later therefore cover it, as do
+    iterations at chain_ns (no edge is longer): the lesser of the two."""
+    nodes = sorted(set(carried) | {b for ends in carried.values() for b in ends})
+    edges = [(a, b, w) for a, ends in carried.items() for b, w in ends.items()]
+    n = len(nodes)
+    if not edges or n == 0:
+        return 0.0
+    neg = -math.inf
+    walks = [dict.fromkeys(nodes, 0.0)]  # walks[k][v]: dearest walk of k edges ending at v
+    for _ in range(n):
+        prev, cur = walks[-1], dict.fromkeys(nodes, neg)
+        for a, b, w in edges:
+            if prev[a] > neg and prev[a] + w > cur[b]:
+                cur[b] = prev[a] + w
+        walks.append(cur)
+    lam = 0.0
+    for v in nodes:
+        if walks[n][v] > neg:
+            lam = max(lam, min((walks[n][v] - walks[k][v]) / (n - k)
+                               for k in range(n) if walks[k][v] > neg))
+    dist = dict.fromkeys(nodes, 0.0)
+    for _ in range(n):
+        for a, b, w in edges:
+            dist[b] = max(dist[b], dist[a] + w - lam)
+    excess = max(0.0, lam + max(dist.values()) - chain_ns)
+    # never above chain_ns: every edge is at most that, so N iterations' chains are too
+    return min(chain_ns, lam + (excess / later if later else excess))
