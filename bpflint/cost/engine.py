@@ -297,7 +297,8 @@ class ProgramAnalysis:
                               f"({summary.bound.how})", cfg.blocks[header].insns[0])
         as_callee = None
         if self.table is not None and len(self.chain) > 1 and TAIL not in region.cost \
-                and RET in region.cost and not math.isinf(region.cost[RET][3]):
+                and RET in region.cost and not math.isinf(region.cost[RET][3]) \
+                and len(func.insns) <= CALLEE_OVERLAP_MAX_INSNS:
             as_callee = self._callee_overlap(ctx, flow, blocks, summaries)
         lines_ret: Lines = {}
         lines_tail: Lines = {}
@@ -857,6 +858,10 @@ def _costs(blocks: dict[int, _BlockInfo]) -> EdgeCost:
 # Loops up to this size have their carried chains taken apart value by value (one
 # more pass over the body per value); bigger ones keep the longest chain.
 CYCLE_ANALYSIS_MAX_INSNS = 256
+# Functions up to this size overlap their callers (a pass over the body per argument
+# in every calling context); bigger ones, where the call's own cost is a small part,
+# are barriers as helpers are.
+CALLEE_OVERLAP_MAX_INSNS = 1024
 RESULT = (0, MEMORY)  # what a called function leaves its caller: r0 and memory
 LOOP_VALUES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, MEMORY)  # what an iteration hands the next
 

@@ -24,26 +24,30 @@ the ALU/load/branch loops of real programs is 1.5-2x what they take.
 
 The model is applied per run between helper calls (a helper call is a barrier,
 priced whole as calibrated), with every register ready at the start of the run.
+Chains crossing a run boundary are therefore counted in full in each run they
+pass through, so the sum over the runs of a path is at least that path's
+critical chain; the issue bound keeps every instruction paid for. Memory is one
+resource: a load waits for every earlier store of its run (store forwarding is
+not free, and calibration times it per memory kind), whatever the address.
+
 A bpf-to-bpf call is one step of its caller's run: its result is ready the
 callee's longest chain from an argument (or memory) after that argument, plus
-the call's own minimum; it adds the
-call's cost to the CALL lane (a stream of calls is what calibration times) and,
-to every other lane, the callee's dearest path in that lane. A loop calling a
-small function per iteration thus costs the longer of the calls and the work
-around them, as a core that predicts the call and the return runs it. Chains
-crossing a run boundary are therefore counted in full
-in each run they pass through, so the sum over the runs of a path is at least
-that path's critical chain; the issue bound keeps every instruction paid for.
-Memory is one resource: a load waits for every earlier store of its run (store
-forwarding is not free), whatever the address.
+the call's own minimum; it adds the call's cost to the CALL lane (a stream of
+calls is what calibration times) and, to every other lane, the callee's
+dearest path in that lane. A loop calling a small function per iteration thus
+costs the longer of the calls and the work around them, as a core that predicts
+the call and the return runs it.
 
 Loops: the CPU also starts an iteration before the one before it has finished,
 so an iteration after the first adds at most the longer of the loop-carried
 chain (from the values live at the header to those live at a back edge,
-followed across blocks with ``Readiness``; calls and inner loops hold everything
-up) and the iteration's issue bound. Over n iterations a chain can cross n - 1
-iterations through loop-carried values and end anywhere in the last one, so
-n - 1 steady iterations plus one priced alone bound it (engine.py, paths.repeat).
+followed across blocks with ``Readiness``; helper calls and inner loops hold
+everything up) and the iteration's issue bound (its dearest path in each lane,
+a steady back edge at the price of a small loop's). Over n iterations a chain
+can cross n - 1 iterations through loop-carried values and end anywhere in the
+last one, so n - 1 steady iterations plus one priced alone bound it (engine.py,
+paths.repeat); where the longest chain through one iteration is not carried
+into the next, ``steady_chain_ns`` takes the dearest cycle instead.
 """
 
 from __future__ import annotations
