@@ -498,11 +498,11 @@ class ProgramAnalysis:
         edge_ns = self._jump_ns(block)
         run = _Run(self.timed, self.table.slot_ns if self.table is not None else 0.0)
         steps: list[Timed | float] = []
-        lanes = NO_LANES
         goto_ns = 0.0
         # Pricing reads the state only at memory accesses, calls and exits: past
         # the last of them the block need not be interpreted.
         interpret_until = _last_state_read(block)
+        last_insn = block.last
         for index, insn in enumerate(block.insns):
             extra: Lines = {}
             issue = 0.0
@@ -514,8 +514,8 @@ class ProgramAnalysis:
             key = (insn.line.file, insn.line.line) if insn.line is not None else None
             if key is not None:
                 lines.setdefault(key, [0, 0.0])[0] += 1
-            overlap = self._call_overlap(insn, m, prog_type)
-            if edge_ns and insn is block.last:
+            overlap = self._call_overlap(insn, m, prog_type) if insn.is_pseudo_call else None
+            if edge_ns and insn is last_insn:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
             elif overlap is not None:
                 # one step of the run (overlap.py); the callee's lines keep their
@@ -525,23 +525,20 @@ class ProgramAnalysis:
                                   add_lanes(overlap.lanes, lane_costs(CALL, call_ns[1], 0.0)))
                 run.add_step(step_, key, cost[3])
                 steps.append(step_)
-                lanes = add_lanes(lanes, step_.lanes)
                 cost = (cost[0], cost[1], cost[2], 0.0)
                 for callee_line in extra.values():
                     callee_line[1] = 0.0
             elif self.table is not None and not insn.is_call:
                 # priced with the rest of its run between calls (overlap.py)
                 timed_insn = run.add(insn, key, cost[3], issue)
-                if insn is block.last and insn.is_unconditional_jump:
+                if insn is last_insn and insn.is_unconditional_jump:
                     goto_ns = timed_insn.lanes[BRANCH]
                 steps.append(timed_insn)
-                lanes = add_lanes(lanes, timed_insn.lanes)
                 cost = (cost[0], cost[1], cost[2], 0.0)
             else:
                 total = add(total, run.flush(lines))
                 if cost[3]:
                     steps.append(cost[3])
-                    lanes = add_lanes(lanes, lane_costs(SERIAL, cost[3], 0.0))
             total = add(total, cost)
             if key is not None:
                 lines[key][1] += cost[3] - _callee_ns(extra)
@@ -558,7 +555,8 @@ class ProgramAnalysis:
         if block.falls_off:
             exits.append(RET)
         total = add(total, run.flush(lines))
-        last = block.last.line
+        lanes = _step_lanes(steps)
+        last = last_insn.line
         jump_line = (last.file, last.line) if edge_ns and last is not None else None
         return _BlockInfo(total, lines, exits, edge_ns, lanes, goto_ns, tuple(steps),
                           jump_line), r0
@@ -864,6 +862,22 @@ CYCLE_ANALYSIS_MAX_INSNS = 256
 CALLEE_OVERLAP_MAX_INSNS = 1024
 RESULT = (0, MEMORY)  # what a called function leaves its caller: r0 and memory
 LOOP_VALUES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, MEMORY)  # what an iteration hands the next
+
+
+def _step_lanes(steps: list[Timed | float]) -> Lanes:
+    """What a block's steps add to each lane; a float (a helper call) is serial."""
+    alu = mem = branch = call = serial = 0.0
+    for step_ in steps:
+        if isinstance(step_, Timed):
+            lanes = step_.lanes
+            alu += lanes[0]
+            mem += lanes[1]
+            branch += lanes[2]
+            call += lanes[3]
+            serial += lanes[4]
+        else:
+            serial += step_
+    return (alu, mem, branch, call, serial)
 
 
 def _busy_lanes(blocks: dict[int, _BlockInfo], body: Iterable[int] | None = None

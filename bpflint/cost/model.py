@@ -55,6 +55,7 @@ key size is unknown.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 import re
@@ -214,7 +215,7 @@ class CostTable:
             self._priced[key] = got
         return got
 
-    @property
+    @functools.cached_property
     def slot_ns(self) -> float:
         """A front-end slot: the dearest stream cost of a simple ALU instruction."""
         return max(self.insns["alu_mov"].stream_ns, self.insns["alu_simple"].stream_ns)

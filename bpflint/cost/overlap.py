@@ -90,7 +90,13 @@ class Timed:
 def timed(insn: Insn, latency_ns: float, issue_ns: float, slot_ns: float) -> Timed:
     """A non-call instruction of the given class latency and stream cost."""
     issue = min(issue_ns, latency_ns)
-    return Timed(latency_ns, *operands(insn), lane_costs(lane_of(insn), issue, slot_ns))
+    lane = _LANES.get(insn.opcode)
+    if lane is None:
+        lane = _LANES[insn.opcode] = lane_of(insn)
+    return Timed(latency_ns, *operands(insn), lane_costs(lane, issue, slot_ns))
+
+
+_LANES: dict[int, int] = {}  # opcode -> lane_of: the opcode decides it
 
 
 CALL_READS = (1, 2, 3, 4, 5, MEMORY)  # a bpf-to-bpf call's operands: arguments, memory
@@ -194,7 +200,11 @@ class Readiness:
         out = Readiness(self.floor, self.at)
         for step in steps:
             if isinstance(step, Timed):
-                end = step.end(out.ready, out.floor)
+                if step.read_latency is None:
+                    end = max((out.ready(r) for r in step.reads),
+                              default=out.floor) + step.latency_ns
+                else:
+                    end = step.end(out.ready, out.floor)
                 for w in step.writes:
                     out.at[w] = max(out.ready(w), end) if w == MEMORY else end
             else:
@@ -211,7 +221,7 @@ def run_max_ns(run: Iterable[Timed]) -> float:
     """The longer of the run's longest dependency chain and its issue bound."""
     ready: dict[int, float] = {}
     chain = 0.0
-    lanes = NO_LANES
+    alu = mem = branch = call = serial = 0.0
     for t in run:
         if t.read_latency is None:
             end = max((ready.get(r, 0.0) for r in t.reads), default=0.0) + t.latency_ns
@@ -219,9 +229,15 @@ def run_max_ns(run: Iterable[Timed]) -> float:
             end = t.end(lambda r: ready.get(r, 0.0), 0.0)
         for w in t.writes:
             ready[w] = max(ready.get(w, 0.0), end) if w == MEMORY else end
-        chain = max(chain, end)
-        lanes = add_lanes(lanes, t.lanes)
-    return max(chain, issue_bound(lanes))
+        if end > chain:
+            chain = end
+        lanes = t.lanes
+        alu += lanes[0]
+        mem += lanes[1]
+        branch += lanes[2]
+        call += lanes[3]
+        serial += lanes[4]
+    return max(chain, serial + max(alu, mem, branch, call))
 
 
 def steady_chain_ns(carried: dict[int, dict[int, float]], chain_ns: float,
