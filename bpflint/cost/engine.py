@@ -68,6 +68,7 @@ from bpflint.cost.overlap import (
     lane_costs,
     run_max_ns,
     steady_chain_ns,
+    sum_lanes,
     timed,
 )
 from bpflint.cost.paths import (
@@ -555,7 +556,7 @@ class ProgramAnalysis:
         if block.falls_off:
             exits.append(RET)
         total = add(total, run.flush(lines))
-        lanes = _step_lanes(steps)
+        lanes = sum_lanes(steps)
         last = last_insn.line
         jump_line = (last.file, last.line) if edge_ns and last is not None else None
         return _BlockInfo(total, lines, exits, edge_ns, lanes, goto_ns, tuple(steps),
@@ -862,22 +863,6 @@ CYCLE_ANALYSIS_MAX_INSNS = 256
 CALLEE_OVERLAP_MAX_INSNS = 1024
 RESULT = (0, MEMORY)  # what a called function leaves its caller: r0 and memory
 LOOP_VALUES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, MEMORY)  # what an iteration hands the next
-
-
-def _step_lanes(steps: list[Timed | float]) -> Lanes:
-    """What a block's steps add to each lane; a float (a helper call) is serial."""
-    alu = mem = branch = call = serial = 0.0
-    for step_ in steps:
-        if isinstance(step_, Timed):
-            lanes = step_.lanes
-            alu += lanes[0]
-            mem += lanes[1]
-            branch += lanes[2]
-            call += lanes[3]
-            serial += lanes[4]
-        else:
-            serial += step_
-    return (alu, mem, branch, call, serial)
 
 
 def _busy_lanes(blocks: dict[int, _BlockInfo], body: Iterable[int] | None = None

@@ -217,11 +217,26 @@ class Readiness:
                          {k: max(self.ready(k), other.ready(k)) for k in keys})
 
 
-def run_max_ns(run: Iterable[Timed]) -> float:
+def sum_lanes(steps: Iterable[Timed | float]) -> Lanes:
+    """What the steps add to each lane; a float (a helper call's ns) is serial."""
+    alu = mem = branch = call = serial = 0.0
+    for step in steps:
+        if isinstance(step, Timed):
+            lanes = step.lanes
+            alu += lanes[0]
+            mem += lanes[1]
+            branch += lanes[2]
+            call += lanes[3]
+            serial += lanes[4]
+        else:
+            serial += step
+    return (alu, mem, branch, call, serial)
+
+
+def run_max_ns(run: list[Timed]) -> float:
     """The longer of the run's longest dependency chain and its issue bound."""
     ready: dict[int, float] = {}
     chain = 0.0
-    alu = mem = branch = call = serial = 0.0
     for t in run:
         if t.read_latency is None:
             end = max((ready.get(r, 0.0) for r in t.reads), default=0.0) + t.latency_ns
@@ -231,13 +246,7 @@ def run_max_ns(run: Iterable[Timed]) -> float:
             ready[w] = max(ready.get(w, 0.0), end) if w == MEMORY else end
         if end > chain:
             chain = end
-        lanes = t.lanes
-        alu += lanes[0]
-        mem += lanes[1]
-        branch += lanes[2]
-        call += lanes[3]
-        serial += lanes[4]
-    return max(chain, serial + max(alu, mem, branch, call))
+    return max(chain, issue_bound(sum_lanes(run)))
 
 
 def steady_chain_ns(carried: dict[int, dict[int, float]], chain_ns: float,
