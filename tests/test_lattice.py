@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
+    CALLER_STACK,
     UNINIT,
     UNKNOWN,
     Kind,
@@ -39,7 +40,7 @@ vals = st.one_of(
     st.just(UNINIT), st.just(UNKNOWN),
     scalars.map(lambda s: Val(Kind.SCALAR, s)),  # builds() would invent ref and maybe_null
     st.builds(Val, st.sampled_from([k for k in Kind if k not in (Kind.UNINIT, Kind.SCALAR)]),
-              scalars, st.sampled_from([None, "m1", -8]), st.booleans(),
+              scalars, st.sampled_from([None, "m1", -8, CALLER_STACK]), st.booleans(),
               st.one_of(st.none(), st.just((0, 10)), st.just((2, 5)))),
 )
 THRESHOLDS = (0, 1, 10, 255)

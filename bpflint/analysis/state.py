@@ -105,7 +105,9 @@ def leq_val(a: Val, b: Val) -> bool:
         return True
     if a == ZERO and b.kind in POINTER_KINDS and b.maybe_null:
         return True  # NULL is one value of a maybe-NULL pointer
-    return (a.kind == b.kind and a.ref == b.ref and (b.maybe_null or not a.maybe_null)
+    # MEM of no particular origin holds MEM of any (join_val makes it so)
+    same_ref = a.ref == b.ref or (a.kind == Kind.MEM and b.ref is None)
+    return (a.kind == b.kind and same_ref and (b.maybe_null or not a.maybe_null)
             and sc.leq(a.s, b.s))
 
 

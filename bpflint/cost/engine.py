@@ -336,11 +336,11 @@ class ProgramAnalysis:
                 continue
             loop = forest.loops[header]
             bound = self._bound(ctx, header, flow)
-            steady_ns = self._steady_ns(ctx, loop, flow, blocks, summaries,
-                                        bound.max_backedges)
+            steady_ns, exit_ns = self._steady_ns(ctx, loop, flow, blocks, summaries,
+                                                 bound.max_backedges)
             summary = summarise_loop(ctx.cfg, forest, header, bound, _costs(blocks),
                                      _exits(blocks), flow.edge_out, summaries, blocks,
-                                     steady_ns)
+                                     steady_ns, exit_ns)
             if bound.max_backedges is not None:
                 body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
                 work = (bound.max_backedges + 1) * body_insns
@@ -352,24 +352,28 @@ class ProgramAnalysis:
                                                          self.sharpen_left):
                     self.sharpen_left -= work
                     unrolled = self._unrolled_summary(ctx, loop, flow,
-                                                      bound.max_backedges + 1, steady_ns)
+                                                      bound.max_backedges + 1, steady_ns,
+                                                      exit_ns)
                     if unrolled is not None:
                         summary = unrolled
             summaries[header] = summary
         return summaries
 
     def _steady_ns(self, ctx: _Ctx, loop: Loop, flow: Flow, blocks: dict[int, _BlockInfo],
-                   summaries: dict[int, LoopSummary], later: int | None) -> float:
+                   summaries: dict[int, LoopSummary], later: int | None
+                   ) -> tuple[float, dict[Target, float]]:
         """What an iteration after the first adds at most, once iterations overlap:
         the longer of the loop-carried dependency chain and the iteration's issue
-        bound (overlap.py). Over the states of ``flow``, which hold every iteration's,
-        so it bounds each of them."""
+        bound (overlap.py); and, per way out, what the part of an iteration that
+        leaves the loop adds after an iteration before it, by the same rule. Over
+        the states of ``flow``, which hold every iteration's, so it bounds each."""
         if self.table is None:
-            return math.inf
+            return math.inf, {}
         # The fullest lane over every path: for each lane, its dearest path (the
         # serial work in all of them), then the dearest of those. On any one path
         # the issue bound is at most that.
         issue = 0.0
+        leave_issue: dict[Target, float] = {}
         # A steady iteration's back edge costs at most what a small loop's does
         # (calibration's taken-jump figures are from long runs of distinct jumps).
         back_edge = (loop.header, self.table.insns["jmp_loop_back"].max_ns)
@@ -379,23 +383,29 @@ class ProgramAnalysis:
                                   _exits(blocks), flow.edge_out, summaries)
             iteration = region.cost.get(LATCH)
             if iteration is None:
-                return math.inf
+                return math.inf, {}
             issue = max(issue, iteration[3])
-        end = _chain_end(ctx.cfg, ctx.forest, loop, blocks, summaries, flow.edge_out,
-                         Readiness())
-        chain = end.latest() if end is not None else 0.0
+            for target, cost in region.cost.items():
+                if target != LATCH:
+                    leave_issue[target] = max(leave_issue.get(target, 0.0), cost[3])
+        back, leave = _chain_end(ctx.cfg, ctx.forest, loop, blocks, summaries,
+                                 flow.edge_out, Readiness())
+        chain = back.latest() if back is not None else 0.0
+        leave_chain = leave.latest() if leave is not None else 0.0
+        exits = {target: max(ns, leave_chain) for target, ns in leave_issue.items()}
         body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
         if chain <= issue or math.isinf(chain) or body_insns > CYCLE_ANALYSIS_MAX_INSNS:
-            return max(issue, chain)
+            return max(issue, chain), exits
         # Chain-bound: an iteration adds what the loop-carried chains' worst cycle
         # does per iteration, not the longest chain through one iteration (a value
         # computed from the counter that no later iteration reads ends once).
         carried = {source: ends for source, ends in
                    _chains_from(ctx, loop, blocks, summaries, flow, LOOP_VALUES)}
-        return max(issue, steady_chain_ns(carried, chain, later))
+        return max(issue, steady_chain_ns(carried, chain, later)), exits
 
     def _unrolled_summary(self, ctx: _Ctx, loop: Loop, flow: Flow, limit: int,
-                          steady_ns: float) -> LoopSummary | None:
+                          steady_ns: float, exit_ns: Mapping[Target, float]
+                          ) -> LoopSummary | None:
         """Cost a loop iteration by iteration, each from its own exact entry state.
 
         Tighter than bound x dearest iteration when iterations differ (an inner
@@ -441,11 +451,15 @@ class ProgramAnalysis:
                 if target == LATCH:
                     continue
                 first_exit = j if first_exit is None else first_exit
+                ns_mult = None
+                if j and cost[3] > exit_ns.get(target, math.inf):  # after an iteration
+                    ns_mult = exit_ns[target] / cost[3]
+                    cost = (cost[0], cost[1], cost[2], exit_ns[target])
                 cand = add(prefix, cost)
                 old = totals.get(target)
                 if old is None or cand[1] > old[1]:
                     pieces[target] = iterations[:j] + [Piece(it.region, target, 1, it.context,
-                                                             it.summaries)]
+                                                             it.summaries, ns_mult)]
                 totals[target] = cand if old is None else _merge(old, cand)
             latch = it.region.cost.get(LATCH)
             if latch is None:
@@ -901,25 +915,29 @@ def _lane_costs(blocks: dict[int, _BlockInfo], lane: int, slot_ns: float,
 
 def _chain_end(cfg: Cfg, forest: LoopForest, loop: Loop | None,
                blocks: dict[int, _BlockInfo], summaries: dict[int, LoopSummary],
-               edges: Container[tuple[int, int]], start: Readiness) -> Readiness | None:
-    """When each value is ready at the loop's back edges (joined), given when they
-    are at its header; ``loop`` None: at the function's exits, from its entry. Over
-    every path of one iteration; inner loops and helper calls hold everything up for
-    their whole cost. None when no back edge (exit) is reached."""
+               edges: Container[tuple[int, int]], start: Readiness
+               ) -> tuple[Readiness | None, Readiness | None]:
+    """When each value is ready at the loop's back edges and at its exits (each
+    joined over the ways there), given when they are at its header; ``loop`` None:
+    at the function's exits, from its entry. Over every path of one iteration; inner
+    loops and helper calls hold everything up for their whole cost. None where no
+    path gets."""
     header = loop.header if loop is not None else 0
     into: dict[int, Readiness] = {header: start}
-    end: Readiness | None = None
+    back: Readiness | None = None
+    leave: Readiness | None = None
 
-    def finish(ready: Readiness) -> None:
-        nonlocal end
-        end = ready if end is None else end.join(ready)
+    def join(old: Readiness | None, ready: Readiness) -> Readiness:
+        return ready if old is None else old.join(ready)
 
     def reach(target: int, ready: Readiness) -> None:
+        nonlocal back, leave
         if loop is not None and target == header:
-            finish(ready)
+            back = join(back, ready)
         elif loop is None or target in loop.body:
-            old = into.get(target)
-            into[target] = ready if old is None else old.join(ready)
+            into[target] = join(into.get(target), ready)
+        else:
+            leave = join(leave, ready)
 
     root = loop.header if loop is not None else None
     for b in (loop.order if loop is not None else cfg.rpo):
@@ -934,7 +952,7 @@ def _chain_end(cfg: Cfg, forest: LoopForest, loop: Loop | None,
                 continue  # an inner loop is passed at its header
             summary = summaries.get(inner)
             if summary is None:
-                return Readiness(math.inf)
+                return Readiness(math.inf), Readiness(math.inf)
             if not summary.totals:
                 continue  # a loop no path leaves
             out = ready.after([max(c[3] for c in summary.totals.values())])
@@ -946,12 +964,12 @@ def _chain_end(cfg: Cfg, forest: LoopForest, loop: Loop | None,
         if info is None:
             continue
         out = ready.after(info.steps)
-        if loop is None and RET in info.exits:
-            finish(out)
+        if info.exits:  # exit, a successful tail call
+            leave = join(leave, out)
         for succ in set(cfg.blocks[b].succs):
             if (b, succ) in edges:
                 reach(succ, out)
-    return end
+    return back, leave
 
 
 def _chains_from(ctx: _Ctx, loop: Loop | None, blocks: dict[int, _BlockInfo],
@@ -964,8 +982,9 @@ def _chains_from(ctx: _Ctx, loop: Loop | None, blocks: dict[int, _BlockInfo],
     late = 1e9
     out = []
     for source in sources:
-        end = _chain_end(ctx.cfg, ctx.forest, loop, blocks, summaries, flow.edge_out,
-                         Readiness(0.0, {source: late}))
+        back, leave = _chain_end(ctx.cfg, ctx.forest, loop, blocks, summaries,
+                                 flow.edge_out, Readiness(0.0, {source: late}))
+        end = back if loop is not None else leave
         ends: dict[int, float] = {}
         if end is not None:
             for value in LOOP_VALUES:

@@ -13,7 +13,7 @@ maximum is ``math.inf``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Container, Hashable
+from collections.abc import Callable, Container, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,9 +181,11 @@ def repeat(iteration: Cost, lo: int, hi: float, steady_ns: float) -> Cost:
 def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
                    block_cost: EdgeCost, block_exits: Callable[[int], list[Target]],
                    edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary],
-                   context: Any, steady_ns: float = math.inf) -> LoopSummary:
+                   context: Any, steady_ns: float = math.inf,
+                   exit_ns: Mapping[Target, float] | None = None) -> LoopSummary:
     """Summarise a loop as ``bound`` back edges of its dearest iteration plus an exit;
-    back edges after the first cost at most ``steady_ns`` each (see ``repeat``)."""
+    back edges after the first cost at most ``steady_ns`` each (see ``repeat``), and
+    the way out to a target after one of them at most ``exit_ns[target]``."""
     region = solve_region(cfg, forest, header, block_cost, block_exits, edges, summaries)
     iteration = region.cost.get(LATCH)
     hi = bound.max_backedges
@@ -196,11 +198,20 @@ def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
             totals[target] = exit_cost
             pieces[target] = [Piece(region, target, 1, context, summaries)]
             continue
+        leave = exit_cost
+        exit_mult = None
+        cap = (exit_ns or {}).get(target, math.inf)
+        if hi and exit_cost[3] > cap:
+            # overlapping the iteration before it; with no iteration before, the way
+            # out alone costs less than one iteration and this way out together
+            leave = (exit_cost[0], exit_cost[1], exit_cost[2],
+                     max(cap, exit_cost[3] - iteration[3]))
+            exit_mult = leave[3] / exit_cost[3]
         totals[target] = add(repeat(iteration, bound.min_backedges,
-                                    math.inf if hi is None else hi, steady_ns), exit_cost)
+                                    math.inf if hi is None else hi, steady_ns), leave)
         runs = hi or 0
         ns_runs = repeat(iteration, 0, runs, steady_ns)[3] / iteration[3] if iteration[3] \
             else runs
         pieces[target] = [Piece(region, LATCH, runs, context, summaries, ns_runs),
-                          Piece(region, target, 1, context, summaries)]
+                          Piece(region, target, 1, context, summaries, exit_mult)]
     return LoopSummary(bound, totals, pieces)
