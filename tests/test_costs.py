@@ -10,6 +10,7 @@ from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import decode
+from bpflint.isa.opcodes import AluOp
 from bpflint.kernel import bytecode as bc
 
 HEAD = """format = 1
@@ -166,3 +167,11 @@ def test_size_fit_charges_a_first_unit_cost_once() -> None:
         assert base_lo + per_lo * size <= lo + 1e-9
         assert base_hi + per_hi * size >= hi - 1e-9
     assert base_hi + per_hi * 255 < 2.0 * 255  # the steepest segment's slope is ~2.03
+
+
+def test_a_sign_extending_move_is_not_priced_as_a_register_move() -> None:
+    # the same opcode (0xbf) for both: the price cache must tell them apart
+    t = table(HEAD + INSNS + "alu_mov_reg = { min_ns = 0.1, max_ns = 0.2 }\n" + HELPERS)
+    assert t.insn_ns(one(bc.mov64(1, 2)), None) == (0.1, 0.2)
+    assert t.insn_ns(one(bc.alu64(AluOp.MOV, 1, 2, off=8)), None) == (1.0, 2.0)
+    assert t.insn_ns(one(bc.mov64(3, 4)), None) == (0.1, 0.2)

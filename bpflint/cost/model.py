@@ -206,7 +206,11 @@ class CostTable:
     def insn_price(self, insn: Insn, mem_kind: str | None) -> tuple[float, float, float]:
         """(min, max, issue) ns of one non-call instruction; issue is what it adds to
         a stream of independent ones."""
-        key = (insn.opcode, insn.imm if insn.opcode & 0x07 == Cls.STX else 0, mem_kind)
+        cls = insn.opcode & 0x07
+        # the atomic operation of an STX, the offset of an ALU (a sign-extending
+        # move is not a plain register move)
+        detail = insn.imm if cls == Cls.STX else insn.off if cls in (Cls.ALU, Cls.ALU64) else 0
+        key = (insn.opcode, detail, mem_kind)
         got = self._priced.get(key)
         if got is None:
             costs = [self.insns[k] for k in insn_cost_keys(insn, mem_kind)]
