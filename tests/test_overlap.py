@@ -8,7 +8,7 @@ from fuzzgen import load_gen_synthetic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.cost.engine import AnalysisOptions, ProgramAnalysis, analyze_program
 from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
 from bpflint.cost.overlap import (
     ALU,
@@ -133,6 +133,37 @@ def test_a_chain_no_later_iteration_reads_is_paid_once() -> None:
     carried = _loop_ns(bc.alu64(AluOp.ADD, 2, 1) + b"".join(bc.alu64(AluOp.MUL, 2, imm=3)
                                                             for _ in range(3)))
     assert carried >= TRIPS * 4.0  # r2 += r1 then r2 *= 27: r2 is carried, 4 ns a trip
+
+
+def test_the_way_out_after_an_iteration_overlaps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 100 trips of three blocks of two dependent adds each (on r2, r3, r4), leaving
+    # through all three on the last trip. Alone, that way out costs each block's chain
+    # in turn (3 x 2 ns + 3 jumps of 1 ns); after an iteration it costs its lanes
+    # (three jumps in the branch lane, 3 ns) or its chain (2 ns), whichever is longer.
+    code = (bc.ldx(4, 6, 1, 16) + bc.mov64(1, imm=0)
+            + b"".join(bc.mov64(r, imm=1) for r in (2, 3, 4))  # slots 0-4
+            + bc.alu64(AluOp.ADD, 2, imm=1) + bc.alu64(AluOp.ADD, 2, imm=1)
+            + bc.jmp_imm(JmpOp.JEQ, 6, 12345, 8)  # slot 7 -> 16
+            + bc.alu64(AluOp.ADD, 3, imm=1) + bc.alu64(AluOp.ADD, 3, imm=1)
+            + bc.jmp_imm(JmpOp.JEQ, 6, 54321, 5)  # slot 10 -> 16
+            + bc.alu64(AluOp.ADD, 4, imm=1) + bc.alu64(AluOp.ADD, 4, imm=1)
+            + bc.jmp_imm(JmpOp.JGE, 1, TRIPS, 2)  # slot 13 -> 16
+            + bc.alu64(AluOp.ADD, 1, imm=1) + bc.ja(-11)  # slot 15 -> 5
+            + bc.mov64(0, imm=2) + bc.exit_())
+    obj = parse_object("loop.o", load_gen_synthetic().build_object(code))
+    table = parse_cost_table(TABLE, "t.toml")
+
+    def worst_ns() -> float:
+        result = analyze_program(obj, obj.programs[0], table, AnalysisOptions())
+        assert result.ns_max is not None and result.insns_max == 5 + TRIPS * 11 + 9 + 2
+        return result.ns_max
+
+    overlapped = worst_ns()
+    steady = ProgramAnalysis._steady_ns
+    monkeypatch.setattr(ProgramAnalysis, "_steady_ns",
+                        lambda self, *args: (steady(self, *args)[0], {}))
+    alone = worst_ns()
+    assert alone - overlapped == pytest.approx(9.0 - 3.0, abs=0.01)
 
 
 @settings(max_examples=300, deadline=None)
