@@ -32,7 +32,7 @@ from bpflint.analysis.transfer import (
     store,
 )
 from bpflint.cfg.graph import Block, Cfg
-from bpflint.cfg.loops import LoopForest
+from bpflint.cfg.loops import LoopForest, body_insns
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import Cls, Mode
 
@@ -253,8 +253,8 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
         seen = state
         ins: dict[int, State] = {}
         outs: dict[tuple[int, int], State] = {}
-        body_insns = sum(len(cfg.blocks[x].insns) for x in loop.body)
-        allowed = EAGER_ITERATIONS * body_insns
+        size = body_insns(cfg, loop)
+        allowed = EAGER_ITERATIONS * size
         before = budget.left
         # Iterations the cache already holds spend no steps: count them by the body's
         # size, and stop at a header state seen before (r0 = (r0 + 1) & 1 cycles
@@ -263,7 +263,7 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
         cached_work = 0
         while True:
             if iterations.get(h, state) is not None:
-                cached_work += body_insns
+                cached_work += size
             its_in, its_out, nxt = run_iteration(cfg, forest, h, state, env, subcall, budget,
                                                  thresholds, iterations)
             for x, st in its_in.items():

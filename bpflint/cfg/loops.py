@@ -28,6 +28,11 @@ class LoopForest:
         return tuple(h for h, lp in self.loops.items() if lp.parent is None)
 
 
+def body_insns(cfg: Cfg, loop: Loop) -> int:
+    """How many instructions the loop's blocks hold (its body's size)."""
+    return sum(len(cfg.blocks[b].insns) for b in loop.body)
+
+
 def find_loops(cfg: Cfg) -> LoopForest:
     reachable = cfg.reachable
     pos = cfg.rpo_index

@@ -47,7 +47,7 @@ from bpflint.analysis.state import (
 )
 from bpflint.analysis.transfer import Env, Machine, mem_kind
 from bpflint.cfg.graph import Block, Cfg, build_cfg, is_legacy_packet_load, is_tail_call
-from bpflint.cfg.loops import Loop, LoopForest, find_loops
+from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
 from bpflint.cost.overlap import (
@@ -342,8 +342,7 @@ class ProgramAnalysis:
                                      _exits(blocks), flow.edge_out, summaries, blocks,
                                      steady_ns, exit_ns)
             if bound.max_backedges is not None:
-                body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
-                work = (bound.max_backedges + 1) * body_insns
+                work = (bound.max_backedges + 1) * body_insns(ctx.cfg, loop)
                 # Iteration-by-iteration costing is exact but costs as much as
                 # interpreting the loop: needed when an inner loop is bounded only
                 # per outer iteration, else spent on small loops while a
@@ -393,8 +392,8 @@ class ProgramAnalysis:
         chain = back.latest() if back is not None else 0.0
         leave_chain = leave.latest() if leave is not None else 0.0
         exits = {target: max(ns, leave_chain) for target, ns in leave_issue.items()}
-        body_insns = sum(len(ctx.cfg.blocks[b].insns) for b in loop.body)
-        if chain <= issue or math.isinf(chain) or body_insns > CYCLE_ANALYSIS_MAX_INSNS:
+        if chain <= issue or math.isinf(chain) \
+                or body_insns(ctx.cfg, loop) > CYCLE_ANALYSIS_MAX_INSNS:
             return max(issue, chain), exits
         # Chain-bound: an iteration adds what the loop-carried chains' worst cycle
         # does per iteration, not the longest chain through one iteration (a value
@@ -479,8 +478,7 @@ class ProgramAnalysis:
         induction prover would walk the whole body once more."""
         cfg, forest, env = ctx.cfg, ctx.forest, ctx.env
         loop = forest.loops[header]
-        body_insns = sum(len(cfg.blocks[b].insns) for b in loop.body)
-        limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns, 1)
+        limit = min(UNROLL_STEPS, self.budget.left) // max(body_insns(cfg, loop), 1)
         entry = loop_entry(cfg, loop, flow)
         if entry is not None:
             counted = count_iterations(cfg, loop, entry, limit,
@@ -529,7 +527,7 @@ class ProgramAnalysis:
             key = (insn.line.file, insn.line.line) if insn.line is not None else None
             if key is not None:
                 lines.setdefault(key, [0, 0.0])[0] += 1
-            overlap = self._call_overlap(insn, m, prog_type) if insn.is_pseudo_call else None
+            overlap = self._call_overlap(insn, m, prog_type)
             if edge_ns and insn is last_insn:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
             elif overlap is not None:
@@ -579,7 +577,7 @@ class ProgramAnalysis:
     def _call_overlap(self, insn: Insn, m: Machine, prog_type: str) -> CalleeOverlap | None:
         """How a bpf-to-bpf call overlaps its caller, None for other instructions (and
         for calls priced as barriers)."""
-        if self.table is None or not insn.is_pseudo_call or insn.reloc is None \
+        if not insn.is_pseudo_call or self.table is None or insn.reloc is None \
                 or insn.reloc.func is None:
             return None
         try:  # memoised: _insn_cost analysed this callee in this context already
