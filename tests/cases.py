@@ -309,6 +309,9 @@ CASES: tuple[FileCase, ...] = (
     FileCase("loop_calls_sub.bpf.c", "u64_args", (
         # x = 53 takes step()'s longer branch in all 10 rounds, x = 0 in none
         ProgCase("loop_calls", u64_args(0, 53), u64_args(0, 0)),)),
+    FileCase("growing_reads.bpf.c", "regs", (
+        # the same 8 calls whatever they read
+        ProgCase("growing_reads", regs(di=1), regs(world=World(reads_fail=True))),)),
 )
 
 

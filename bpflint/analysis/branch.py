@@ -15,6 +15,7 @@ from bpflint.analysis.scalar import (
     _sync,
     low32,
     s32_range,
+    to_s32,
 )
 from bpflint.isa.opcodes import JmpOp
 
@@ -82,7 +83,38 @@ def _set(a: Scalar, b: Scalar, rel: str) -> tuple[Scalar, Scalar]:
     return _sync(a.umin, a.umax, a.smin, a.smax, a.tval, tmask), b
 
 
+def _holds(x: int, rel: str, y: int) -> bool:
+    """``x rel y`` for two known values (``set``: some bit of y is set in x)."""
+    if rel == "<":
+        return x < y
+    if rel == "<=":
+        return x <= y
+    if rel == ">":
+        return x > y
+    if rel == ">=":
+        return x >= y
+    if rel == "==":
+        return x == y
+    if rel == "!=":
+        return x != y
+    if rel == "set":
+        return x & y != 0
+    return x & y == 0
+
+
 def refine(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> tuple[Scalar, Scalar]:
+    if a.umin == a.umax and b.umin == b.umax:
+        # Two known values (a loop counter against its limit, most often): the jump
+        # goes one way; refining would only rebuild the same constants.
+        if width == 32:
+            x, y = a.umin & U32, b.umin & U32
+            if signed:
+                x, y = to_s32(x), to_s32(y)
+        else:
+            x, y = (a.smin, b.smin) if signed else (a.umin, b.umin)
+        if _holds(x, rel, y):
+            return a, b
+        raise EmptyValue()
     if rel in ("set", "!set"):
         if width == 32:
             a32, b32 = low32(a), low32(b)
@@ -90,13 +122,18 @@ def refine(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> tuple[Sc
             return (na if a.umax <= U32 else a), b
         return _set(a, b, rel)
     if width == 64:
+        # an interval the comparison leaves as it was keeps its scalar as it was
         if signed:
             alo, ahi, blo, bhi = _ints(a.smin, a.smax, rel, b.smin, b.smax)
-            return (_sync(a.umin, a.umax, alo, ahi, a.tval, a.tmask),
-                    _sync(b.umin, b.umax, blo, bhi, b.tval, b.tmask))
+            return (a if alo == a.smin and ahi == a.smax
+                    else _sync(a.umin, a.umax, alo, ahi, a.tval, a.tmask),
+                    b if blo == b.smin and bhi == b.smax
+                    else _sync(b.umin, b.umax, blo, bhi, b.tval, b.tmask))
         alo, ahi, blo, bhi = _ints(a.umin, a.umax, rel, b.umin, b.umax)
-        return (_sync(alo, ahi, a.smin, a.smax, a.tval, a.tmask),
-                _sync(blo, bhi, b.smin, b.smax, b.tval, b.tmask))
+        return (a if alo == a.umin and ahi == a.umax
+                else _sync(alo, ahi, a.smin, a.smax, a.tval, a.tmask),
+                b if blo == b.umin and bhi == b.umax
+                else _sync(blo, bhi, b.smin, b.smax, b.tval, b.tmask))
     return _refine32(a, signed, rel, b), _refine32(b, signed, _SWAP[rel], a)
 
 
@@ -113,6 +150,8 @@ def _refine32(a: Scalar, signed: bool, rel: str, b: Scalar) -> Scalar:
         la, lb = low32(a), low32(b)
         alo, ahi, blo, bhi = la.umin, la.umax, lb.umin, lb.umax
     nlo, nhi, _, _ = _ints(alo, ahi, rel, blo, bhi)
+    if nlo == alo and nhi == ahi:
+        return a  # nothing learnt about the low half
     if a.umax <= U32:  # high half zero: the 64-bit value is the u32 value
         if not signed:
             return _sync(max(a.umin, nlo), min(a.umax, nhi), a.smin, a.smax, a.tval, a.tmask)

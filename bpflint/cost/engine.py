@@ -98,12 +98,20 @@ MAX_TAIL_CALLS = 33  # the kernel's MAX_TAIL_CALL_CNT
 BPF_LOOP_MAX = 1 << 23  # bpf_loop rejects larger nr_loops with -E2BIG
 USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
+BLOCK_MEMO_KEPT = 200_000  # priced blocks a program keeps before starting afresh
 PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration ...
 SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
 
 # helper id -> register holding the size argument (for size-dependent costs)
 SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
             26: 4, 9: 4, 189: 4, 190: 4, 28: 2, 44: 3, 68: 4}
+
+# What pricing an instruction reads of the state: a load's or store's memory kind,
+# a call's registers r0..r5, nothing (None) for the others.
+BlockRead = str | tuple[Val, ...] | None
+
+# (opcode, dst, src, imm of an STX, latency ns, issue ns): what a Timed is made of
+TimedKey = tuple[int, int, int, int, float, float]
 
 # Lines are keyed by (file, line); the value is [insns, ns] on the worst path.
 Lines = dict[tuple[str, int], list[float]]
@@ -210,9 +218,14 @@ class ProgramAnalysis:
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
         self.sharpen_left = SHARPEN_STEPS
-        # Timed values of priced instructions (every block visit prices its own);
-        # keyed by id(): the instructions live as long as ``obj``.
-        self.timed: dict[tuple[int, float, float], Timed] = {}
+        # Timed values of priced instructions, by what they are made of (_Run.add)
+        self.timed: dict[TimedKey, Timed] = {}
+        # Priced blocks by (id(block), program type, call chain, what pricing read of
+        # the state): (its costs, tail-call targets and open maps it added). Keyed by
+        # id(): the blocks live in ``cfgs``, as long as this analysis.
+        self.block_memo: dict[tuple[int, str, tuple[FuncKey, ...], tuple[BlockRead, ...]],
+                              tuple[_BlockInfo, frozenset[str], frozenset[str]]] = {}
+        self.last_reads: dict[int, int] = {}  # id(block) -> _last_state_read(block)
 
     # -- per-function structure ----------------------------------------------
     def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
@@ -502,38 +515,109 @@ class ProgramAnalysis:
     # -- costs of the instructions of one block -------------------------------
     def _cost_block(self, cfg: Cfg, b: int, state: State, env: Env, prog_type: str,
                     tail_targets: set[str], open_maps: set[str]) -> tuple[_BlockInfo, Val | None]:
+        """A block's costs from one entry state, and r0 at its exit (None: no exit).
+
+        A block's price reads the state only where the block touches memory (which
+        kind) and at calls (their arguments): those views are its memo key, so a
+        loop body costed once per iteration is priced once, and only interpreted
+        again (the cheaper half) for the views of the next iteration."""
         block = cfg.blocks[b]
+        reads, r0 = self._block_reads(block, state, env, prog_type)
+        key = (id(block), prog_type, tuple(self.chain), reads)
+        got = self.block_memo.get(key)
+        if got is None:
+            tails: set[str] = set()
+            opens: set[str] = set()
+            info = self._price_block(block, reads, prog_type, tails, opens)
+            if len(self.block_memo) >= BLOCK_MEMO_KEPT:
+                self.block_memo.clear()
+            got = self.block_memo[key] = (info, frozenset(tails), frozenset(opens))
+        info, tails_added, opens_added = got
+        tail_targets.update(tails_added)
+        open_maps.update(opens_added)
+        return info, r0
+
+    def _block_reads(self, block: Block, state: State, env: Env, prog_type: str
+                     ) -> tuple[tuple[BlockRead, ...], Val | None]:
+        """Interpret a block for what pricing reads of the state, per instruction:
+        the kind of memory a load or store touches, the registers at a call (None
+        for the others); and r0 at its exit."""
         m = Machine(state)
-        total: Cost = ZERO_COST
-        lines: Lines = {}
-        exits: list[Target] = []
+        reads: list[BlockRead] = []
         r0: Val | None = None
-        edge_ns = self._jump_ns(block)
-        run = _Run(self.timed, self.table.slot_ns if self.table is not None else 0.0)
-        steps: list[Timed | float] = []
-        goto_ns = 0.0
         # Pricing reads the state only at memory accesses, calls and exits: past
         # the last of them the block need not be interpreted.
-        interpret_until = _last_state_read(block)
-        last_insn = block.last
+        interpret_until = self.last_reads.get(id(block))
+        if interpret_until is None:
+            interpret_until = self.last_reads[id(block)] = _last_state_read(block)
         for index, insn in enumerate(block.insns):
-            extra: Lines = {}
-            issue = 0.0
-            if self.table is not None and not insn.is_call:
-                lo, hi, issue = self.table.insn_price(insn, self._kind(insn, m))
-                cost: Cost = (1, 1, lo, hi)
+            if index > interpret_until:
+                break
+            cls = insn.opcode & 0x07
+            if cls == Cls.LDX:
+                reads.append(mem_kind(m.regs[insn.src]))
+            elif cls == Cls.ST or cls == Cls.STX:
+                reads.append(mem_kind(m.regs[insn.dst]))
+            elif insn.is_call:
+                reads.append(tuple(m.regs[:6]))
             else:
-                cost = self._insn_cost(insn, m, prog_type, extra, tail_targets, open_maps)
+                reads.append(None)
+                if insn.is_exit:
+                    r0 = m.regs[0]
+            if index < interpret_until and not insn.is_branch:
+                step(m, insn, env, lambda i, mm: self._subcall_result(i, mm.regs, prog_type))
+        return tuple(reads), r0
+
+    def _price_block(self, block: Block, reads: tuple[BlockRead, ...], prog_type: str,
+                     tail_targets: set[str], open_maps: set[str]) -> _BlockInfo:
+        table = self.table
+        # the block's cost so far, field by field, summed in instruction order
+        n_lo: float = 0
+        n_hi: float = 0
+        lo_sum = 0.0
+        hi_sum = 0.0
+        lines: Lines = {}
+        exits: list[Target] = []
+        edge_ns = self._jump_ns(block)
+        run = _Run(self.timed, table.slot_ns if table is not None else 0.0)
+        steps: list[Timed | float] = []
+        goto_ns = 0.0
+        last_insn = block.last
+        n_reads = len(reads)
+        for index, insn in enumerate(block.insns):
             key = (insn.line.file, insn.line.line) if insn.line is not None else None
+            line = None
             if key is not None:
-                lines.setdefault(key, [0, 0.0])[0] += 1
-            overlap = self._call_overlap(insn, m, prog_type)
+                line = lines.get(key)
+                if line is None:
+                    line = lines[key] = [0, 0.0]
+                line[0] += 1
+            read = reads[index] if index < n_reads else None
+            if not insn.is_call:
+                n_lo += 1
+                n_hi += 1
+                if insn.is_exit or is_legacy_packet_load(insn):
+                    exits.append(RET)
+                if table is None or (edge_ns and insn is last_insn):
+                    continue  # free, or priced on the edges instead
+                lo, hi, issue = table.insn_price(insn, read if isinstance(read, str) else None)
+                lo_sum += lo
+                # priced with the rest of its run between calls (overlap.py)
+                timed_insn = run.add(insn, key, hi, issue)
+                if insn is last_insn and insn.is_unconditional_jump:
+                    goto_ns = timed_insn.lanes[BRANCH]
+                steps.append(timed_insn)
+                continue
+            assert isinstance(read, tuple)
+            extra: Lines = {}
+            cost = self._call_cost(insn, read, prog_type, extra, tail_targets, open_maps)
+            overlap = self._call_overlap(insn, read, prog_type)
             if edge_ns and insn is last_insn:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
             elif overlap is not None:
                 # one step of the run (overlap.py); the callee's lines keep their
                 # instructions, the call's line takes its share of the run's ns
-                call_ns = self._ns(insn, m)
+                call_ns = self._ns(insn, None)
                 step_ = call_step(tuple(lat + call_ns[0] for lat in overlap.read_latency),
                                   add_lanes(overlap.lanes, lane_costs(CALL, call_ns[1], 0.0)))
                 run.add_step(step_, key, cost[3])
@@ -541,47 +625,37 @@ class ProgramAnalysis:
                 cost = (cost[0], cost[1], cost[2], 0.0)
                 for callee_line in extra.values():
                     callee_line[1] = 0.0
-            elif self.table is not None and not insn.is_call:
-                # priced with the rest of its run between calls (overlap.py)
-                timed_insn = run.add(insn, key, cost[3], issue)
-                if insn is last_insn and insn.is_unconditional_jump:
-                    goto_ns = timed_insn.lanes[BRANCH]
-                steps.append(timed_insn)
-                cost = (cost[0], cost[1], cost[2], 0.0)
             else:
-                total = add(total, run.flush(lines))
+                hi_sum += run.flush(lines)[3]
                 if cost[3]:
                     steps.append(cost[3])
-            total = add(total, cost)
-            if key is not None:
-                lines[key][1] += cost[3] - _callee_ns(extra)
+            n_lo += cost[0]
+            n_hi += cost[1]
+            lo_sum += cost[2]
+            hi_sum += cost[3]
+            if line is not None:
+                line[1] += cost[3] - _callee_ns(extra)
             _add_lines(lines, extra, 1)
-            if insn.is_exit:
-                r0 = m.regs[0]
-                exits.append(RET)
-            elif is_tail_call(insn):
+            if is_tail_call(insn):
                 exits.append(TAIL)
-            elif is_legacy_packet_load(insn):
-                exits.append(RET)
-            if index < interpret_until and not insn.is_branch:
-                step(m, insn, env, lambda i, mm: self._subcall_result(i, mm, prog_type))
         if block.falls_off:
             exits.append(RET)
-        total = add(total, run.flush(lines))
+        hi_sum += run.flush(lines)[3]
         lanes = sum_lanes(steps)
         last = last_insn.line
         jump_line = (last.file, last.line) if edge_ns and last is not None else None
-        return _BlockInfo(total, lines, exits, edge_ns, lanes, goto_ns, tuple(steps),
-                          jump_line), r0
+        return _BlockInfo((n_lo, n_hi, lo_sum, hi_sum), lines, exits, edge_ns, lanes, goto_ns,
+                          tuple(steps), jump_line)
 
-    def _call_overlap(self, insn: Insn, m: Machine, prog_type: str) -> CalleeOverlap | None:
+    def _call_overlap(self, insn: Insn, regs: tuple[Val, ...], prog_type: str
+                      ) -> CalleeOverlap | None:
         """How a bpf-to-bpf call overlaps its caller, None for other instructions (and
         for calls priced as barriers)."""
         if not insn.is_pseudo_call or self.table is None or insn.reloc is None \
                 or insn.reloc.func is None:
             return None
-        try:  # memoised: _insn_cost analysed this callee in this context already
-            callee = self.function(insn.reloc.func, _callee_entry(m.regs[1:6]), prog_type)
+        try:  # memoised: _call_cost analysed this callee in this context already
+            callee = self.function(insn.reloc.func, _callee_entry(regs[1:6]), prog_type)
         except Unbounded:
             return None
         return callee.as_callee
@@ -602,42 +676,30 @@ class ProgramAnalysis:
         low = min(fall.min_ns, taken.min_ns)
         return {block.succs[0]: (low, fall.max_ns), block.succs[1]: (low, taken.max_ns)}
 
-    def _subcall_result(self, insn: Insn, m: Machine, prog_type: str) -> Val:
+    def _subcall_result(self, insn: Insn, regs: list[Val], prog_type: str) -> Val:
         target = insn.reloc.func if insn.reloc is not None else None
         if target is None:
             return UNKNOWN
         try:
-            return self.function(target, _callee_entry(m.regs[1:6]), prog_type).ret_val
+            return self.function(target, _callee_entry(regs[1:6]), prog_type).ret_val
         except Unbounded:
             return UNKNOWN
 
-    def _ns(self, insn: Insn, m: Machine) -> tuple[float, float]:
+    def _ns(self, insn: Insn, kind: str | None) -> tuple[float, float]:
         if self.table is None:
             return (0.0, 0.0)
-        return self.table.insn_ns(insn, self._kind(insn, m))
+        return self.table.insn_ns(insn, kind)
 
-    @staticmethod
-    def _kind(insn: Insn, m: Machine) -> str | None:
-        """The memory a load or store touches, for its cost class."""
-        cls = insn.opcode & 0x07
-        if cls == 1:  # LDX
-            return mem_kind(m.regs[insn.src])
-        if cls in (2, 3):  # ST, STX
-            return mem_kind(m.regs[insn.dst])
-        return None
-
-    def _insn_cost(self, insn: Insn, m: Machine, prog_type: str, lines: Lines,
+    def _call_cost(self, insn: Insn, regs: tuple[Val, ...], prog_type: str, lines: Lines,
                    tail_targets: set[str], open_maps: set[str]) -> Cost:
-        if not insn.is_call:
-            lo, hi = self._ns(insn, m)
-            return (1, 1, lo, hi)
+        """A call's cost from the registers r0..r5 before it."""
         if insn.is_pseudo_call:
-            lo, hi = self._ns(insn, m)
+            lo, hi = self._ns(insn, None)
             target = insn.reloc.func if insn.reloc is not None else None
             if target is None:
                 raise Unbounded(self.diag("BPF007", "bad-call", "unresolved bpf-to-bpf call",
                                           insn))
-            callee = self.function(target, _callee_entry(m.regs[1:6]), prog_type)
+            callee = self.function(target, _callee_entry(regs[1:6]), prog_type)
             callee_cost = _callee_total(callee, self, prog_type)
             _add_lines(lines, callee.lines_ret, 1)
             return add((1, 1, lo, hi), callee_cost)
@@ -646,12 +708,11 @@ class ProgramAnalysis:
             self.priced.add(name)
             lo, hi = self.table.kfunc_ns(name) if self.table else (0.0, 0.0)
             return (1, 1, lo, hi)
-        return self._helper_cost(insn, m, prog_type, lines, tail_targets, open_maps)
+        return self._helper_cost(insn, regs, prog_type, lines, tail_targets, open_maps)
 
-    def _helper_cost(self, insn: Insn, m: Machine, prog_type: str, lines: Lines,
+    def _helper_cost(self, insn: Insn, regs: tuple[Val, ...], prog_type: str, lines: Lines,
                      tail_targets: set[str], open_maps: set[str]) -> Cost:
         hid = insn.imm
-        regs = m.regs
         map_type, key_size = None, None
         if regs[1].kind == Kind.MAP_PTR and isinstance(regs[1].ref, str):
             mapdef = self.obj.maps.get(regs[1].ref)
@@ -666,9 +727,9 @@ class ProgramAnalysis:
         name = model_helper_name(hid)
         self.priced.update((name, f"{name}[{map_type}]"))
         if hid == calls.TAIL_CALL:
-            self._tail_call(insn, m, tail_targets, open_maps)
+            self._tail_call(insn, regs, tail_targets, open_maps)
         if hid in calls.CALLBACK_ARG and hid != calls.TIMER_SET_CALLBACK:
-            iters, cb_cost, cb_lines, overlap = self._callback(insn, m, hid, prog_type)
+            iters, cb_cost, cb_lines, overlap = self._callback(insn, regs, hid, prog_type)
             if self.table is not None:
                 lo, hi = self.table.helper_ns(hid, map_type, iters)
                 base = (1, 1, lo, hi)
@@ -689,9 +750,9 @@ class ProgramAnalysis:
             base = (1, 1, lo, hi)
         return base
 
-    def _tail_call(self, insn: Insn, m: Machine, tail_targets: set[str],
+    def _tail_call(self, insn: Insn, regs: tuple[Val, ...], tail_targets: set[str],
                    open_maps: set[str]) -> None:
-        prog_map = m.regs[2]
+        prog_map = regs[2]
         name = prog_map.ref if prog_map.kind == Kind.MAP_PTR else None
         if not isinstance(name, str):
             open_maps.add("?")
@@ -703,7 +764,7 @@ class ProgramAnalysis:
             tail_targets.update(configured)
             return
         mapdef = self.obj.maps.get(name)
-        index = m.regs[3].s if m.regs[3].kind == Kind.SCALAR else sc.UNKNOWN
+        index = regs[3].s if regs[3].kind == Kind.SCALAR else sc.UNKNOWN
         slots = [prog for slot, prog in (mapdef.prog_slots if mapdef else ())
                  if index.umin <= slot <= index.umax]
         if not slots:
@@ -737,9 +798,8 @@ class ProgramAnalysis:
         steady = min(alone, max(issue_bound(lanes), chain))
         return (iterations - 1) * (alone - steady)
 
-    def _callback(self, insn: Insn, m: Machine, hid: int, prog_type: str
+    def _callback(self, insn: Insn, regs: tuple[Val, ...], hid: int, prog_type: str
                   ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None]:
-        regs = m.regs
         cb = regs[calls.CALLBACK_ARG[hid]]
         if cb.kind != Kind.FUNC or not isinstance(cb.ref, tuple):
             raise Unbounded(self.diag("BPF003", "unknown-callback",
@@ -827,15 +887,18 @@ class _Run:
     the overlap model; their worst-case ns is shared out over their source lines in
     proportion to each one's latency."""
 
-    def __init__(self, known: dict[tuple[int, float, float], Timed], slot_ns: float) -> None:
+    def __init__(self, known: dict[TimedKey, Timed], slot_ns: float) -> None:
         self.timed: list[Timed] = []
         self.latency: list[tuple[tuple[str, int] | None, float]] = []
-        self.known = known  # shared Timed values, by (id(insn), latency, issue)
+        self.known = known  # shared Timed values
         self.slot_ns = slot_ns
 
     def add(self, insn: Insn, key: tuple[str, int] | None, latency_ns: float,
             issue_ns: float) -> Timed:
-        known_key = (id(insn), latency_ns, issue_ns)
+        # what timed() reads of the instruction (operands: the atomic operation of
+        # an STX), so equal instructions anywhere in the object share one value
+        known_key = (insn.opcode, insn.dst, insn.src,
+                     insn.imm if insn.opcode & 0x07 == Cls.STX else 0, latency_ns, issue_ns)
         got = self.known.get(known_key)
         if got is None:
             got = timed(insn, latency_ns, issue_ns, self.slot_ns)
