@@ -179,53 +179,125 @@ def _content_digest(path: str, limits: ReadLimits) -> str | None:
         return None
 
 
+# An object is split between workers by program when it alone holds more than this
+# share of a parallel run's work (by file size): the run then waits less for its
+# biggest object. Each part reads the object again, so small ones stay whole.
+SPLIT_SHARE = 0.5
+
+
 def _run_all(paths: list[str], table: Any, options: AnalysisOptions, limits: ReadLimits,
              jobs: int) -> list[tuple[str | None, ObjectOutcome]]:
-    if jobs <= 1 or len(paths) <= 1:
+    if jobs <= 1 or not paths:
         return [_analyze_object(path, table, options, limits) for path in paths]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        futures = [pool.submit(_analyze_object, path, table, options, limits)
-                   for path in paths]
-        return [_outcome_of(future) for future in futures]
+    sizes = [_file_size(path) for path in paths]
+    fair = sum(sizes) / jobs
+    tasks = [(index, part, parts)
+             for index, parts in enumerate(_parts(size, fair, jobs) for size in sizes)
+             for part in range(parts)]
+    # the biggest first, so that the last to start are the quick ones (LPT order)
+    tasks.sort(key=lambda task: sizes[task[0]], reverse=True)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        futures = [(index, pool.submit(_analyze_part, paths[index], table, options, limits,
+                                       part, parts)) for index, part, parts in tasks]
+        shares: list[list[_Part]] = [[] for _ in paths]
+        for index, future in futures:
+            shares[index].append(_part_of(future))
+    return [_merge(got) for got in shares]
 
 
-def _outcome_of(future: Future[tuple[str | None, ObjectOutcome]]
-                ) -> tuple[str | None, ObjectOutcome]:
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # reading it will say what is wrong
+
+
+def _parts(size: int, fair: float, jobs: int) -> int:
+    """How many workers share an object of ``size`` bytes when each should get
+    ``fair`` bytes' worth of the run."""
+    if size <= SPLIT_SHARE * fair:
+        return 1
+    return max(1, min(jobs, round(size / (SPLIT_SHARE * fair))))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    """One worker's share of an object: its programs by index in the object, each a
+    result or an error message; and in the first part, the rest of the outcome
+    (errors reading the object, timer callbacks, notes)."""
+
+    content: str | None  # sha256 of the bytes analysed; None if unread
+    programs: tuple[tuple[int, ProgramResult | str], ...]
+    rest: ObjectOutcome
+
+
+def _part_of(future: Future[_Part]) -> _Part:
     try:
         return future.result()
     except BrokenProcessPool:
         # the worker was killed (the kernel's OOM killer, a signal): say so per object
-        return None, ObjectOutcome(errors=("the analysis process died (out of memory?)",))
+        return _Part(None, (), ObjectOutcome(
+            errors=("the analysis process died (out of memory?)",)))
+
+
+def _merge(parts: list[_Part]) -> tuple[str | None, ObjectOutcome]:
+    """The object's outcome as one worker analysing it alone would have it."""
+    programs = sorted((entry for part in parts for entry in part.programs),
+                      key=lambda entry: entry[0])
+    results = [got for _, got in programs if isinstance(got, ProgramResult)]
+    errors = [got for _, got in programs if isinstance(got, str)]
+    content = next((part.content for part in parts if part.content is not None), None)
+    for part in parts:
+        results.extend(part.rest.programs)
+        errors.extend(part.rest.errors)
+    notes = tuple(note for part in parts for note in part.rest.notes)
+    # a part that died left an error: is_cacheable keeps such an outcome out
+    return content, ObjectOutcome(tuple(results), tuple(errors), notes)
 
 
 def _analyze_object(path: str, table: Any, options: AnalysisOptions, limits: ReadLimits
                     ) -> tuple[str | None, ObjectOutcome]:
     """(sha256 of the bytes analysed, or None if unread; what the analysis produced)."""
+    return _merge([_analyze_part(path, table, options, limits, 0, 1)])
+
+
+def _analyze_part(path: str, table: Any, options: AnalysisOptions, limits: ReadLimits,
+                  part: int, parts: int) -> _Part:
+    """Programs ``part``, ``part + parts``, ... of the object; part 0 also reports
+    what belongs to the whole object."""
+    first = part == 0
     try:
         raw = read_object_bytes(path, limits)
     except BpfLintError as exc:
-        return None, ObjectOutcome(errors=(_without_path(path, str(exc)),))
+        return _Part(None, (), _object_error(first, _without_path(path, str(exc))))
     content = hashlib.sha256(raw).hexdigest()
     try:
         obj = parse_object(path, raw, limits)
     except BpfLintError as exc:
-        return content, ObjectOutcome(errors=(_without_path(path, str(exc)),))
+        return _Part(content, (), _object_error(first, _without_path(path, str(exc))))
     except MemoryError:
-        return content, ObjectOutcome(errors=("file too large to read",))
+        return _Part(content, (), _object_error(first, "file too large to read"))
     except Exception as exc:  # noqa: BLE001 - the last line of "never a traceback"
-        return content, ObjectOutcome(errors=(f"internal error while reading: {_describe(exc)}",))
+        return _Part(content, (), _object_error(
+            first, f"internal error while reading: {_describe(exc)}"))
     del raw
-    results: list[ProgramResult] = []
-    errors: list[str] = []
-    for program in obj.programs:
+    programs: list[tuple[int, ProgramResult | str]] = []
+    for index in range(part, len(obj.programs), parts):
+        program = obj.programs[index]
         try:
-            results.append(analyze_program(obj, program, table, options))
+            programs.append((index, analyze_program(obj, program, table, options)))
         except BpfLintError as exc:
-            errors.append(f"program {program.name}: {_without_path(path, str(exc))}")
+            programs.append((index, f"program {program.name}: "
+                                    f"{_without_path(path, str(exc))}"))
         except Exception as exc:  # noqa: BLE001 - as above: one line, never a traceback
-            errors.append(f"program {program.name}: internal error: {_describe(exc)}")
+            programs.append((index, f"program {program.name}: internal error: "
+                                    f"{_describe(exc)}"))
+    if not first:
+        return _Part(content, tuple(programs), ObjectOutcome())
+    callbacks: list[ProgramResult] = []
+    errors: list[str] = []
     try:
-        results.extend(analyze_async_callbacks(obj, table, options))
+        callbacks.extend(analyze_async_callbacks(obj, table, options))
     except Exception as exc:  # noqa: BLE001 - as above: one line, never a traceback
         errors.append(f"timer callbacks: internal error: {_describe(exc)}")
     # reader notes name the section, not the file: the path is added when reported
@@ -233,7 +305,12 @@ def _analyze_object(path: str, table: Any, options: AnalysisOptions, limits: Rea
     if not obj.programs:
         notes += ("no programs in this object (maps and data only, or every program "
                   "compiled out)",)
-    return content, ObjectOutcome(tuple(results), tuple(errors), notes)
+    return _Part(content, tuple(programs), ObjectOutcome(tuple(callbacks), tuple(errors), notes))
+
+
+def _object_error(first: bool, message: str) -> ObjectOutcome:
+    """An object that cannot be read is reported once, by its first part."""
+    return ObjectOutcome(errors=(message,)) if first else ObjectOutcome()
 
 
 def _without_path(path: str, message: str) -> str:

@@ -215,6 +215,28 @@ def test_parallel_jobs_give_the_same_report(features: Path) -> None:
     assert api.analyze_paths(paths, None, jobs=2) == api.analyze_paths(paths, None, jobs=1)
 
 
+def test_an_object_split_between_workers_gives_the_same_report(features: Path) -> None:
+    # alone in the run, an object with several programs is shared by both workers
+    assert api._parts(features.stat().st_size, features.stat().st_size / 2, 2) == 2
+    one = api.analyze_paths([str(features)], None, jobs=1)
+    assert len(one.programs) > 2
+    assert api.analyze_paths([str(features)], None, jobs=2) == one
+
+
+def test_a_split_object_that_cannot_be_read_is_reported_once(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.o"
+    bad.write_bytes(b"\x7fELF" + bytes(4096))  # big enough to be split, not an object
+    report = api.analyze_paths([str(bad)], None, jobs=2)
+    assert len(report.errors) == 1 and report.errors[0].object == str(bad)
+
+
+def test_small_objects_stay_whole_and_big_ones_are_shared() -> None:
+    assert api._parts(100, 1000, 2) == 1
+    assert api._parts(600, 1000, 2) == 1  # just above a fair share: not worth a reread
+    assert api._parts(2000, 1000, 2) == 2
+    assert api._parts(10_000, 1000, 4) == 4  # never more parts than workers
+
+
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["analyze"])
