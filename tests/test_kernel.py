@@ -54,7 +54,8 @@ def test_map_roundtrip() -> None:
 
 @needs_bpf
 @pytest.mark.parametrize("source", ["parse_xdp", "straight_xdp", "branchy_tc",
-                                    "socket_filter", "raw_tp_ringbuf", "cgroup_skb"])
+                                    "socket_filter", "raw_tp_ringbuf", "cgroup_skb",
+                                    "maps_heavy"])
 def test_loader_loads_compiled_programs(source: str) -> None:
     obj = load_object(compile_bpf(PROGS / f"{source}.bpf.c"))
     for program in obj.programs:

@@ -9,9 +9,11 @@ map fds. Never used by analyze/check.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import Insn
@@ -100,8 +102,26 @@ def _create_map(program: Program, mdef: MapDef) -> int:
         if mdef.read_only:
             sc.map_freeze(fd)
         return fd
-    return sc.map_create(mdef.type, mdef.key_size, mdef.value_size, mdef.max_entries,
-                         mdef.flags, mdef.name)
+    key_size, value_size, max_entries = mdef.key_size, mdef.value_size, mdef.max_entries
+    if mdef.type_name == "perf_event_array":
+        # as libbpf does: one slot per possible CPU unless the object says, and the
+        # u32 key and value (a CPU index, a perf event fd) a definition may leave out
+        max_entries = max_entries or _possible_cpus()
+        key_size, value_size = key_size or 4, value_size or 4
+    return sc.map_create(mdef.type, key_size, value_size, max_entries, mdef.flags, mdef.name)
+
+
+def _possible_cpus() -> int:
+    """CPUs the kernel may bring up (/sys/devices/system/cpu/possible, "0-N")."""
+    try:
+        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    count = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        count += int(hi or lo) - int(lo) + 1
+    return max(count, 1)
 
 
 def load_program(obj: BpfObject, program: Program, log_level: int = sc.BPF_LOG_STATS
