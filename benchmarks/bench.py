@@ -25,6 +25,7 @@ libbpf-tools, Cilium, ...); they are not part of this repository.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import statistics
@@ -408,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(data, sys.stdout)
         return 0
 
+    # Byte-compile the package as installing it would: where PYTHONDONTWRITEBYTECODE
+    # is set, every child would otherwise compile bpflint's sources again (0.05-0.1 s).
+    compileall.compile_dir(str(REPO / "bpflint"), quiet=1)
     timeout_s = 60.0 if args.quick else args.timeout
     sizes = GROWTH_SIZES[:2] if args.quick else GROWTH_SIZES
     out = ["# bpflint benchmarks", "",

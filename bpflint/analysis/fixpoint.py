@@ -28,6 +28,7 @@ from bpflint.analysis.transfer import (
     ld_imm64,
     legacy_packet_load,
     load,
+    mem_kind,
     refine_branch,
     store,
 )
@@ -99,13 +100,45 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
             calls.helper_call(m, insn, env.maps)
 
 
-def run_block(block: Block, state: State, env: Env, subcall: CallResult
-              ) -> list[tuple[int, State]]:
-    """Walk a block; return (successor, state on that edge) for each feasible edge."""
+# What pricing an instruction reads of the state before it: the kind of memory a load
+# or store touches, r0..r5 at a call, nothing (None) for the others.
+InsnView = str | tuple[Val, ...] | None
+# A block's views, one per instruction, and r0 at its exit (None: it has none).
+BlockView = tuple[tuple[InsnView, ...], Val | None]
+
+
+def insn_view(m: Machine, insn: Insn) -> InsnView:
+    cls = insn.opcode & 0x07
+    if cls == Cls.LDX:
+        return mem_kind(m.regs[insn.src])
+    if cls == Cls.ST or cls == Cls.STX:
+        return mem_kind(m.regs[insn.dst])
+    if insn.is_call:
+        return tuple(m.regs[:6])
+    return None
+
+
+def run_block(block: Block, state: State, env: Env, subcall: CallResult,
+              views: Views | None = None) -> list[tuple[int, State]]:
+    """Walk a block; return (successor, state on that edge) for each feasible edge.
+    With ``views``, also record what pricing reads of each instruction's state, for
+    blocks whose walk does not depend on ``subcall`` (no bpf-to-bpf call)."""
     m = Machine(state)
     insns = block.insns
-    for insn in insns[:-1]:
-        step(m, insn, env, subcall)
+    if views is None:
+        for insn in insns[:-1]:
+            step(m, insn, env, subcall)
+    else:
+        seen: list[InsnView] = []
+        calls_subprogram = False
+        for insn in insns[:-1]:
+            seen.append(insn_view(m, insn))
+            calls_subprogram = calls_subprogram or insn.is_pseudo_call
+            step(m, insn, env, subcall)
+        last = insns[-1]
+        seen.append(insn_view(m, last))
+        if not (calls_subprogram or last.is_pseudo_call):
+            views.put(block, state, (tuple(seen), m.regs[0] if last.is_exit else None))
     last = insns[-1]
     if last.is_conditional_jump:
         out = []
@@ -140,17 +173,40 @@ EAGER_ITERATIONS = 16  # iterations' worth of steps a loop is run for before it 
 STATES_KEPT = 200_000  # block states an Iterations cache holds before it starts afresh
 
 
+class Views:
+    """Block views (BlockView) of the blocks the fixpoint walked, by the block and
+    the state it walked it from: pricing the block from that state reads them here
+    instead of walking the block again. Keyed by identity: a view is for that very
+    state object, which the entry holds on to."""
+
+    __slots__ = ("by_state",)
+
+    def __init__(self) -> None:
+        self.by_state: dict[tuple[int, int], tuple[State, BlockView]] = {}
+
+    def put(self, block: Block, state: State, view: BlockView) -> None:
+        if len(self.by_state) >= STATES_KEPT:
+            self.by_state.clear()
+        self.by_state[(id(block), id(state))] = (state, view)
+
+    def get(self, block: Block, state: State) -> BlockView | None:
+        got = self.by_state.get((id(block), id(state)))
+        return got[1] if got is not None and got[0] is state else None
+
+
 class Iterations:
     """Loop iterations already run, by (header, entry state): the fixpoint, unrolling
     for a bound and iteration-by-iteration costing walk the same ones in one
     function context. Bounded by the block states it holds, not by entries: a
-    short loop's iterations are small, a big unrolled body's are not."""
+    short loop's iterations are small, a big unrolled body's are not. ``views``:
+    what the blocks it walked showed pricing (Views)."""
 
-    __slots__ = ("runs", "states")
+    __slots__ = ("runs", "states", "views")
 
     def __init__(self) -> None:
         self.runs: dict[tuple[int, State], Iteration] = {}
         self.states = 0
+        self.views = Views()
 
     def get(self, header: int, state: State) -> Iteration | None:
         return self.runs.get((header, state))
@@ -196,9 +252,11 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
     queued = {start}
     widened = False
 
+    views = iterations.views if iterations is not None else None
+
     def process(b: int) -> list[tuple[int, State]]:
         budget.spend(len(cfg.blocks[b].insns))
-        return run_block(cfg.blocks[b], block_in[b], env, subcall)
+        return run_block(cfg.blocks[b], block_in[b], env, subcall, views)
 
     def queue(b: int) -> None:
         if b not in queued:

@@ -6,6 +6,7 @@ frozen :class:`State` objects to each other.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass
 
@@ -77,8 +78,13 @@ class Machine:
         self._stack, self._frozen = slots, None
 
     def slot(self, off: int) -> tuple[int, Val] | None:
-        if self._stack is None:  # a read keeps the frozen form valid
-            self._stack = {o: (size, val) for o, size, val in self._frozen or ()}
+        if self._stack is None:
+            # found in the sorted frozen form: (off,) sorts just before (off, size, val)
+            frozen = self._frozen or ()
+            i = bisect.bisect_left(frozen, (off,))
+            if i < len(frozen) and frozen[i][0] == off:
+                return frozen[i][1], frozen[i][2]
+            return None
         return self._stack.get(off)
 
     def freeze(self) -> State:
@@ -267,10 +273,11 @@ def mem_kind(base: Val) -> str:
     """Memory class of an access through ``base``, for instruction costs."""
     if base.kind == Kind.MEM and base.ref == CALLER_STACK:
         return "stack"
-    return {
-        Kind.STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet", Kind.PKT_META: "packet",
-        Kind.MAP_VALUE: "map",
-    }.get(base.kind, "other")
+    return _MEM_KINDS.get(base.kind, "other")
+
+
+_MEM_KINDS = {Kind.STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet",
+              Kind.PKT_META: "packet", Kind.MAP_VALUE: "map"}
 
 
 def store(m: Machine, insn: Insn) -> None:

@@ -24,12 +24,16 @@ from bpflint.analysis.bounds import (
     unroll_loop,
 )
 from bpflint.analysis.fixpoint import (
+    BlockView,
     Budget,
     Flow,
+    InsnView,
     Iteration,
     Iterations,
     StepBudgetExceeded,
+    Views,
     analyze_function,
+    insn_view,
     run_iteration,
     step,
 )
@@ -45,7 +49,7 @@ from bpflint.analysis.state import (
     leq_state,
     scalar,
 )
-from bpflint.analysis.transfer import Env, Machine, mem_kind
+from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import Block, Cfg, build_cfg, is_legacy_packet_load, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
 from bpflint.cost.model import CostTable
@@ -105,10 +109,6 @@ SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
 # helper id -> register holding the size argument (for size-dependent costs)
 SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
             26: 4, 9: 4, 189: 4, 190: 4, 28: 2, 44: 3, 68: 4}
-
-# What pricing an instruction reads of the state: a load's or store's memory kind,
-# a call's registers r0..r5, nothing (None) for the others.
-BlockRead = str | tuple[Val, ...] | None
 
 # (opcode, dst, src, imm of an STX, latency ns, issue ns): what a Timed is made of
 TimedKey = tuple[int, int, int, int, float, float]
@@ -223,7 +223,7 @@ class ProgramAnalysis:
         # Priced blocks by (id(block), program type, call chain, what pricing read of
         # the state): (its costs, tail-call targets and open maps it added). Keyed by
         # id(): the blocks live in ``cfgs``, as long as this analysis.
-        self.block_memo: dict[tuple[int, str, tuple[FuncKey, ...], tuple[BlockRead, ...]],
+        self.block_memo: dict[tuple[int, str, tuple[FuncKey, ...], tuple[InsnView, ...]],
                               tuple[_BlockInfo, frozenset[str], frozenset[str]]] = {}
         self.last_reads: dict[int, int] = {}  # id(block) -> _last_state_read(block)
 
@@ -291,7 +291,8 @@ class ProgramAnalysis:
             state = flow.block_in.get(b)
             if state is None:
                 continue
-            info, r0 = self._cost_block(cfg, b, state, env, prog_type, tail_targets, open_maps)
+            info, r0 = self._cost_block(cfg, b, state, env, prog_type, tail_targets, open_maps,
+                                        iterations.views)
             blocks[b] = info
             if r0 is not None:
                 ret_val = r0 if ret_val is None else join_val(ret_val, r0)
@@ -441,7 +442,8 @@ class ProgramAnalysis:
             blocks_k = {}
             for b, st in block_in.items():
                 blocks_k[b], _ = self._cost_block(cfg, b, st, ctx.env, ctx.prog_type,
-                                                  ctx.tail_targets, ctx.open_maps)
+                                                  ctx.tail_targets, ctx.open_maps,
+                                                  ctx.iterations.views)
             summaries_k = self._summaries(ctx, inner, flow_k, blocks_k)
             region = solve_region(cfg, forest, h, _costs(blocks_k), _exits(blocks_k),
                                   edge_out, summaries_k)
@@ -514,15 +516,18 @@ class ProgramAnalysis:
 
     # -- costs of the instructions of one block -------------------------------
     def _cost_block(self, cfg: Cfg, b: int, state: State, env: Env, prog_type: str,
-                    tail_targets: set[str], open_maps: set[str]) -> tuple[_BlockInfo, Val | None]:
+                    tail_targets: set[str], open_maps: set[str], views: Views
+                    ) -> tuple[_BlockInfo, Val | None]:
         """A block's costs from one entry state, and r0 at its exit (None: no exit).
 
         A block's price reads the state only where the block touches memory (which
         kind) and at calls (their arguments): those views are its memo key, so a
-        loop body costed once per iteration is priced once, and only interpreted
-        again (the cheaper half) for the views of the next iteration."""
+        loop body costed once per iteration is priced once. The views come from the
+        fixpoint's walk of the block from the same state where it made one, else
+        from walking it here."""
         block = cfg.blocks[b]
-        reads, r0 = self._block_reads(block, state, env, prog_type)
+        view = views.get(block, state)
+        reads, r0 = view if view is not None else self._block_view(block, state, env, prog_type)
         key = (id(block), prog_type, tuple(self.chain), reads)
         got = self.block_memo.get(key)
         if got is None:
@@ -537,38 +542,29 @@ class ProgramAnalysis:
         open_maps.update(opens_added)
         return info, r0
 
-    def _block_reads(self, block: Block, state: State, env: Env, prog_type: str
-                     ) -> tuple[tuple[BlockRead, ...], Val | None]:
-        """Interpret a block for what pricing reads of the state, per instruction:
-        the kind of memory a load or store touches, the registers at a call (None
-        for the others); and r0 at its exit."""
+    def _block_view(self, block: Block, state: State, env: Env, prog_type: str) -> BlockView:
+        """Walk a block for its view (fixpoint.BlockView), bpf-to-bpf calls returning
+        what the callee returns."""
         m = Machine(state)
-        reads: list[BlockRead] = []
+        reads: list[InsnView] = []
         r0: Val | None = None
         # Pricing reads the state only at memory accesses, calls and exits: past
         # the last of them the block need not be interpreted.
         interpret_until = self.last_reads.get(id(block))
         if interpret_until is None:
             interpret_until = self.last_reads[id(block)] = _last_state_read(block)
-        for index, insn in enumerate(block.insns):
-            if index > interpret_until:
-                break
-            cls = insn.opcode & 0x07
-            if cls == Cls.LDX:
-                reads.append(mem_kind(m.regs[insn.src]))
-            elif cls == Cls.ST or cls == Cls.STX:
-                reads.append(mem_kind(m.regs[insn.dst]))
-            elif insn.is_call:
-                reads.append(tuple(m.regs[:6]))
-            else:
-                reads.append(None)
-                if insn.is_exit:
-                    r0 = m.regs[0]
-            if index < interpret_until and not insn.is_branch:
+        insns = block.insns
+        for index in range(interpret_until + 1):
+            insn = insns[index]
+            reads.append(insn_view(m, insn))
+            if insn.is_exit:
+                r0 = m.regs[0]
+            elif index < interpret_until and not insn.is_branch:
                 step(m, insn, env, lambda i, mm: self._subcall_result(i, mm.regs, prog_type))
+        reads.extend([None] * (len(insns) - len(reads)))
         return tuple(reads), r0
 
-    def _price_block(self, block: Block, reads: tuple[BlockRead, ...], prog_type: str,
+    def _price_block(self, block: Block, reads: tuple[InsnView, ...], prog_type: str,
                      tail_targets: set[str], open_maps: set[str]) -> _BlockInfo:
         table = self.table
         # the block's cost so far, field by field, summed in instruction order
