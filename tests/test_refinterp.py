@@ -5,7 +5,6 @@ inputs never leave the [best, worst] bracket the cases claim)."""
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,7 +52,7 @@ def call(helper_id: int) -> bytes:
 
 def func(name: str, code: bytes, section: str = "xdp", start: int = 0,
          relocs: dict[int, Reloc] | None = None) -> Function:
-    insns = tuple(replace(i, pc=i.pc + start) for i in decode(code))
+    insns = tuple(i._replace(pc=i.pc + start) for i in decode(code))
     relocs = relocs or {}
     insns = tuple(i.with_meta(reloc=relocs[i.pc - start]) if i.pc - start in relocs else i
                   for i in insns)

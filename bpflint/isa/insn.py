@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from bpflint.errors import BpfLintError
 from bpflint.isa.opcodes import (
@@ -50,8 +49,9 @@ class DecodeError(BpfLintError):
         self.pc = pc
 
 
-@dataclass(frozen=True, slots=True)
-class Insn:
+class Insn(NamedTuple):
+    # A NamedTuple rather than a frozen dataclass, as Scalar and State: an object's
+    # every instruction is built twice while reading it, and a tuple is built in C.
     pc: int  # slot index inside its ELF section
     opcode: Opcode
     dst: int
@@ -126,8 +126,8 @@ class Insn:
         return self.pc + self.size
 
     def with_meta(self, line: SourceLine | None = None, reloc: Reloc | None = None) -> Insn:
-        return replace(self, line=line if line is not None else self.line,
-                       reloc=reloc if reloc is not None else self.reloc)
+        return self._replace(line=line if line is not None else self.line,
+                             reloc=reloc if reloc is not None else self.reloc)
 
 
 @functools.lru_cache(maxsize=65536)

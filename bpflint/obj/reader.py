@@ -632,8 +632,8 @@ class _Reader:
 
 
 def _with_meta(insn: Insn, line: SourceLine | None, reloc: Reloc | None) -> Insn:
-    # Insn(...) rather than Insn.with_meta(): dataclasses.replace() costs several times
-    # more, and this runs once per instruction of the object
+    # Insn(...) rather than Insn.with_meta(): _replace() costs several times more, and
+    # this runs once per instruction of the object
     if line is None and reloc is None:
         return insn
     return Insn(insn.pc, insn.opcode, insn.dst, insn.src, insn.off, insn.imm, insn.size,
