@@ -1,6 +1,6 @@
 """bpflint benchmarks: analysis time against the kernel verifier, scale, memory, growth.
 
-    python benchmarks/bench.py [--corpus DIR] [--quick] [--out FILE]
+    python benchmarks/bench.py [--corpus DIR] [--quick] [--sections abcd] [--out FILE]
 
 Everything is measured in one run on this machine and printed as Markdown:
 
@@ -10,7 +10,8 @@ Everything is measured in one run on this machine and printed as Markdown:
     over the 15 heaviest objects the kernel accepts against their summed verification
     time; the median ratio over small programs;
 (b) `bpflint analyze --jobs N` over a tree of objects (the corpus), cold and then warm;
-(c) peak memory (ru_maxrss of the child) for a 1,000,000-instruction synthetic program
+(c) peak memory (ru_maxrss of the child, read by a launcher process) for a
+    1,000,000-instruction synthetic program
     and for the largest corpus program;
 (d) analysis time of synthetic straight-line and loop-heavy programs of 10k, 100k and
     1M instructions.
@@ -28,6 +29,7 @@ import argparse
 import compileall
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -129,29 +131,62 @@ class ChildRun:
 
 
 def run_child(argv: list[str], timeout_s: float) -> ChildRun:
-    """Run argv, returning its wall time and peak RSS (from wait4, this child only)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run argv, returning its wall time and peak RSS.
+
+    The peak comes from a small launcher (this script with --launch) that starts argv
+    and reads wait4's ru_maxrss for it: Linux carries a process's peak RSS across
+    exec, so a child forked straight from this process, which holds every result so
+    far, would report at least this process's size. The child runs in a session of
+    its own, so a time limit, or this script being stopped, kills its workers too."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(prefix="bpflint-bench-rss-") as report:
+        launcher = [sys.executable, str(Path(__file__).resolve()), "--launch", report.name,
+                    "--", *argv]
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO, env=CHILD_ENV)
+        proc = subprocess.Popen(launcher, stdout=out, stderr=err, cwd=REPO, env=CHILD_ENV,
+                                start_new_session=True)
         killed = threading.Event()
 
         def kill() -> None:
             killed.set()
-            proc.kill()
+            _kill_group(proc)
 
         timer = threading.Timer(timeout_s, kill)
         timer.start()
         try:
-            _pid, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         finally:
             timer.cancel()
-        wall_s = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)  # wait4 already reaped it
+            _kill_group(proc)  # whatever it left running (or all of it, if we were stopped)
+        outer_s = time.perf_counter() - start  # the launcher's start included
+        try:
+            measured = json.loads(Path(report.name).read_text() or "{}")
+        except (OSError, ValueError):
+            measured = {}
         out.seek(0)
         err.seek(0)
-        return ChildRun(None if killed.is_set() else proc.returncode, wall_s,
-                        usage.ru_maxrss, out.read().decode(errors="replace"),
+        return ChildRun(None if killed.is_set() else proc.returncode,
+                        float(measured.get("wall_s", outer_s)), int(measured.get("maxrss_kb", 0)),
+                        out.read().decode(errors="replace"),
                         err.read().decode(errors="replace"))
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def launch(report: str, argv: list[str]) -> int:
+    """--launch: run argv as our child, then write its wall time and peak RSS (wait4:
+    the child and the workers it waited for) to ``report``; exit with its status."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall_s = time.perf_counter() - start
+    Path(report).write_text(json.dumps({"wall_s": wall_s, "maxrss_kb": usage.ru_maxrss}))
+    return os.waitstatus_to_exitcode(status)
 
 
 _ANALYZE_RUNS: dict[Path, ChildRun] = {}
@@ -399,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=120.0, help=argparse.SUPPRESS)
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
                         help=argparse.SUPPRESS)
+    parser.add_argument("--sections", default="abcd",
+                        help="which measurements to run, of a, b, c, d (default: all)")
     parser.add_argument("path", nargs="?", help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--launch"] and len(argv) > 3 and argv[2] == "--":
+        return launch(argv[1], argv[3:])
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -423,16 +463,20 @@ def main(argv: list[str] | None = None) -> int:
             for n in (*sizes, GROWTH_SIZES[-1]) if kind == "straight" else sizes:
                 (synth_dir / f"{kind}_{n}.o").write_bytes(gen_synthetic.synthetic_object(kind, n))
         objects = corpus_objects(args.corpus, args.quick) if args.corpus.is_dir() else []
-        times = section_a(objects, timeout_s, out) if objects else []
-        if args.corpus.is_dir():
+        times = section_a(objects, timeout_s, out) if objects and "a" in args.sections else []
+        if args.corpus.is_dir() and "b" in args.sections:
             section_b(args.corpus, timeout_s * 4, out)
         analysed = [t for t in times if t.programs]
-        largest = max(analysed, key=_total_insns).path if analysed else None
+        # the largest by instructions where (a) ran, else by file size
+        largest = max(analysed, key=_total_insns).path if analysed \
+            else max(objects, key=lambda p: p.stat().st_size) if objects else None
         # the 1M-instruction loop-heavy program alone takes minutes
         synthetic_timeout_s = timeout_s if args.quick else max(timeout_s, 900.0)
-        section_c(synth_dir / f"straight_{GROWTH_SIZES[-1]}.o", largest, synthetic_timeout_s,
-                  out)
-        section_d(synth_dir, sizes, synthetic_timeout_s, out)
+        if "c" in args.sections:
+            section_c(synth_dir / f"straight_{GROWTH_SIZES[-1]}.o", largest,
+                      synthetic_timeout_s, out)
+        if "d" in args.sections:
+            section_d(synth_dir, sizes, synthetic_timeout_s, out)
     text = "\n".join(out) + "\n"
     print(text)
     if args.out:

@@ -1,0 +1,55 @@
+"""The benchmark script's own measuring (benchmarks/bench.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_child_reports_its_own_peak_memory_not_the_benchmarks() -> None:
+    bench = _bench()
+    ballast = bytearray(300 * 1024 * 1024)  # this process: over 300 MB resident
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    run = bench.run_child([sys.executable, "-c", "x = bytearray(40 * 1024 * 1024)"], 60)
+    assert run.returncode == 0
+    # the child's 40 MB and an interpreter, far below what it was forked from
+    assert 40 * 1024 <= run.maxrss_kb < 150 * 1024
+    assert run.wall_s > 0
+    del ballast
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has stopped
+
+
+def test_a_child_over_its_time_limit_is_killed_with_what_it_started() -> None:
+    bench = _bench()
+    script = ("import subprocess, sys, time\n"
+              "worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+              "print(worker.pid, flush=True)\n"
+              "time.sleep(60)\n")
+    run = bench.run_child([sys.executable, "-c", script], 2.0)
+    assert run.timed_out and run.wall_s < 30
+    worker = int(run.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(worker)
