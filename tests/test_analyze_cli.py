@@ -215,7 +215,9 @@ def test_parallel_jobs_give_the_same_report(features: Path) -> None:
     assert api.analyze_paths(paths, None, jobs=2) == api.analyze_paths(paths, None, jobs=1)
 
 
-def test_an_object_split_between_workers_gives_the_same_report(features: Path) -> None:
+def test_an_object_split_between_workers_gives_the_same_report(
+        features: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "SPLIT_MIN_BYTES", 0)  # the test object is small
     # alone in the run, an object with several programs is shared by both workers
     assert api._parts(features.stat().st_size, features.stat().st_size / 2, 2) == 2
     one = api.analyze_paths([str(features)], None, jobs=1)
@@ -223,7 +225,9 @@ def test_an_object_split_between_workers_gives_the_same_report(features: Path) -
     assert api.analyze_paths([str(features)], None, jobs=2) == one
 
 
-def test_a_split_object_that_cannot_be_read_is_reported_once(tmp_path: Path) -> None:
+def test_a_split_object_that_cannot_be_read_is_reported_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "SPLIT_MIN_BYTES", 0)
     bad = tmp_path / "bad.o"
     bad.write_bytes(b"\x7fELF" + bytes(4096))  # big enough to be split, not an object
     report = api.analyze_paths([str(bad)], None, jobs=2)
@@ -231,10 +235,13 @@ def test_a_split_object_that_cannot_be_read_is_reported_once(tmp_path: Path) -> 
 
 
 def test_small_objects_stay_whole_and_big_ones_are_shared() -> None:
-    assert api._parts(100, 1000, 2) == 1
-    assert api._parts(600, 1000, 2) == 1  # just above a fair share: not worth a reread
-    assert api._parts(2000, 1000, 2) == 2
-    assert api._parts(10_000, 1000, 4) == 4  # never more parts than workers
+    mb = 1 << 20
+    assert api._parts(1 * mb, 10 * mb, 2) == 1
+    assert api._parts(6 * mb, 10 * mb, 2) == 1  # just above a fair share: not worth a reread
+    assert api._parts(20 * mb, 10 * mb, 2) == 2
+    assert api._parts(100 * mb, 10 * mb, 4) == 4  # never more parts than workers
+    # however much of the run it holds, a small object is not worth a second worker
+    assert api._parts(api.SPLIT_MIN_BYTES - 1, 1000, 2) == 1
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
