@@ -20,6 +20,9 @@ S64_MAX = (1 << 63) - 1
 # _CONSTS_KEPT distinct ones are kept and shared.
 _CONSTS: dict[int, Scalar] = {}
 _CONSTS_KEPT = 1 << 16
+# the two hottest constructions build the tuple directly, without the NamedTuple
+# constructor's extra Python-level call
+_new_tuple = tuple.__new__
 
 
 def to_s64(v: int) -> int:
@@ -50,7 +53,7 @@ class Scalar(NamedTuple):
         if known is not None:
             return known
         sv = v - (1 << 64) if v >> 63 else v
-        made = Scalar(v, v, sv, sv, v, 0)
+        made = _new_tuple(Scalar, (v, v, sv, sv, v, 0))
         if len(_CONSTS) < _CONSTS_KEPT:
             _CONSTS[v] = made
         return made
@@ -113,7 +116,7 @@ def _sync(umin: int, umax: int, smin: int, smax: int, tval: int, tmask: int) -> 
     nv, nm = _tnum_intersect(tval, tmask, rv, rm)
     if nv is None:
         raise EmptyValue()
-    return Scalar(umin, umax, smin, smax, nv, nm)
+    return _new_tuple(Scalar, (umin, umax, smin, smax, nv, nm))
 
 
 def _tnum_intersect(av: int, am: int, bv: int, bm: int) -> tuple[int | None, int]:

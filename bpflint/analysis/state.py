@@ -52,12 +52,18 @@ UNKNOWN = Val(Kind.SCALAR, sc.UNKNOWN)
 ZERO = Val(Kind.SCALAR, Scalar.const(0))
 
 
+# Scalar values are the most built Vals: built as tuples directly, without the
+# NamedTuple constructor's Python-level call and an enum member lookup each time.
+_new_tuple = tuple.__new__
+_SCALAR = Kind.SCALAR
+
+
 def scalar(s: Scalar) -> Val:
-    return Val(Kind.SCALAR, s)
+    return _new_tuple(Val, (_SCALAR, s, None, False, None))
 
 
 def const(v: int) -> Val:
-    return Val(Kind.SCALAR, Scalar.const(v))
+    return _new_tuple(Val, (_SCALAR, Scalar.const(v), None, False, None))
 
 
 def unknown_bits(nbytes: int) -> Val:

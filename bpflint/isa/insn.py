@@ -39,6 +39,7 @@ _CONDITIONAL_JUMPS = frozenset(
 ) | {0xE5}  # may_goto
 _BRANCHES = _CONDITIONAL_JUMPS | {0x05, 0x06}
 _STRUCT = struct.Struct("<BBhi")
+_OPCODES = tuple(Opcode(op) for op in range(256))  # shared: one per opcode byte
 
 
 class DecodeError(BpfLintError):
@@ -212,6 +213,7 @@ def decode(data: bytes) -> tuple[Insn, ...]:
     out: list[Insn] = []
     pc = 0
     unpack = _STRUCT.unpack_from
+    new = tuple.__new__  # an Insn built as its tuple: every instruction of every object
     while pc < nslots:
         op, regs, off, imm = unpack(data, pc * INSN_SIZE)
         dst, src = regs & 0x0F, regs >> 4
@@ -225,10 +227,10 @@ def decode(data: bytes) -> tuple[Insn, ...]:
             if op2 or regs2 or off2:
                 raise DecodeError(pc, "malformed second half of ld_imm64")
             full = (imm & 0xFFFFFFFF) | ((imm2 & 0xFFFFFFFF) << 32)
-            out.append(Insn(pc, Opcode(op), dst, src, off, full, 2))
+            out.append(new(Insn, (pc, _OPCODES[op], dst, src, off, full, 2, None, None)))
             pc += 2
             continue
-        out.append(Insn(pc, Opcode(op), dst, src, off, imm))
+        out.append(new(Insn, (pc, _OPCODES[op], dst, src, off, imm, 1, None, None)))
         pc += 1
     return tuple(out)
 

@@ -632,12 +632,12 @@ class _Reader:
 
 
 def _with_meta(insn: Insn, line: SourceLine | None, reloc: Reloc | None) -> Insn:
-    # Insn(...) rather than Insn.with_meta(): _replace() costs several times more, and
-    # this runs once per instruction of the object
+    # the tuple built directly rather than Insn.with_meta(): _replace() costs several
+    # times more, and this runs once per instruction of the object
     if line is None and reloc is None:
         return insn
-    return Insn(insn.pc, insn.opcode, insn.dst, insn.src, insn.off, insn.imm, insn.size,
-                line, reloc)
+    return tuple.__new__(Insn, (insn.pc, insn.opcode, insn.dst, insn.src, insn.off,
+                                insn.imm, insn.size, line, reloc))
 
 
 def _imm32(value: int) -> int:
