@@ -69,6 +69,12 @@ class Budget:
             raise StepBudgetExceeded(f"wall-clock budget of {self.seconds:g} s exhausted")
 
 
+# Instruction classes as plain ints for step() and insn_view(), which run for every
+# instruction walked: an enum member costs a class attribute lookup each time.
+_LD, _LDX, _ST, _STX = int(Cls.LD), int(Cls.LDX), int(Cls.ST), int(Cls.STX)
+_ALU, _ALU64 = int(Cls.ALU), int(Cls.ALU64)
+_ATOMIC = int(Mode.ATOMIC)
+
 # A hook to price/resolve bpf-to-bpf calls: (insn, machine before the call) -> r0 value
 CallResult = Callable[[Insn, Machine], Val]
 
@@ -77,16 +83,16 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
     """Apply one non-branching instruction to the machine."""
     op = insn.opcode
     cls = op & 0x07
-    if cls == Cls.ALU or cls == Cls.ALU64:
+    if cls == _ALU or cls == _ALU64:
         alu(m, insn)
-    elif cls == Cls.LDX:
+    elif cls == _LDX:
         m.regs[insn.dst] = load(m, insn, env)
-    elif cls == Cls.ST or cls == Cls.STX:
-        if cls == Cls.STX and op & 0xE0 == Mode.ATOMIC and insn.imm == 0x100:
+    elif cls == _ST or cls == _STX:
+        if cls == _STX and op & 0xE0 == _ATOMIC and insn.imm == 0x100:
             m.regs[insn.dst] = load(m, insn, env)  # load-acquire reads like ldx
         else:
             store(m, insn)
-    elif cls == Cls.LD:
+    elif cls == _LD:
         if insn.is_ld_imm64:
             ld_imm64(m, insn, env)
         else:
@@ -109,9 +115,9 @@ BlockView = tuple[tuple[InsnView, ...], Val | None]
 
 def insn_view(m: Machine, insn: Insn) -> InsnView:
     cls = insn.opcode & 0x07
-    if cls == Cls.LDX:
+    if cls == _LDX:
         return mem_kind(m.regs[insn.src])
-    if cls == Cls.ST or cls == Cls.STX:
+    if cls == _ST or cls == _STX:
         return mem_kind(m.regs[insn.dst])
     if insn.is_call:
         return tuple(m.regs[:6])

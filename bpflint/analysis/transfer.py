@@ -135,37 +135,52 @@ class Machine:
 
 # -- ALU ------------------------------------------------------------------------
 
+# the ALU operations for _alu_scalar(), as plain ints (see alu())
+_OP_ADD = int(AluOp.ADD)
+_OP_AND = int(AluOp.AND)
+_OP_ARSH = int(AluOp.ARSH)
+_OP_DIV = int(AluOp.DIV)
+_OP_LSH = int(AluOp.LSH)
+_OP_MOD = int(AluOp.MOD)
+_OP_MUL = int(AluOp.MUL)
+_OP_NEG = int(AluOp.NEG)
+_OP_OR = int(AluOp.OR)
+_OP_RSH = int(AluOp.RSH)
+_OP_SUB = int(AluOp.SUB)
+_OP_XOR = int(AluOp.XOR)
+
+
 def _alu_scalar(op: int, a: Scalar, b: Scalar, width: int, insn: Insn) -> Scalar:
     if width == 32:
         a, b = sc.low32(a), sc.low32(b)
-    signed = insn.off == 1 and op in (AluOp.DIV, AluOp.MOD)
-    if op == AluOp.ADD:
+    signed = insn.off == 1 and op in (_OP_DIV, _OP_MOD)
+    if op == _OP_ADD:
         r = sc.add(a, b)
-    elif op == AluOp.SUB:
+    elif op == _OP_SUB:
         r = sc.sub(a, b)
-    elif op == AluOp.MUL:
+    elif op == _OP_MUL:
         r = sc.mul(a, b)
-    elif op == AluOp.DIV:
+    elif op == _OP_DIV:
         r = sc.udiv(a, b) if not signed else _signed_divmod(a, b, width, True)
-    elif op == AluOp.MOD:
+    elif op == _OP_MOD:
         r = sc.umod(a, b) if not signed else _signed_divmod(a, b, width, False)
-    elif op == AluOp.OR:
+    elif op == _OP_OR:
         r = sc.bit_or(a, b)
-    elif op == AluOp.AND:
+    elif op == _OP_AND:
         r = sc.bit_and(a, b)
-    elif op == AluOp.XOR:
+    elif op == _OP_XOR:
         r = sc.bit_xor(a, b)
-    elif op == AluOp.LSH:
+    elif op == _OP_LSH:
         r = sc.lsh(a, b, width)
-    elif op == AluOp.RSH:
+    elif op == _OP_RSH:
         r = sc.rsh(a, b, width)
-    elif op == AluOp.ARSH:
+    elif op == _OP_ARSH:
         if width == 32:
             r = Scalar.const(sc.to_s32(a.umin) >> (b.umin & 31)) \
                 if a.is_const and b.is_const else sc.UNKNOWN32
         else:
             r = sc.arsh(a, b)
-    elif op == AluOp.NEG:
+    elif op == _OP_NEG:
         r = sc.neg(a)
     else:
         r = sc.UNKNOWN
@@ -190,28 +205,36 @@ def _bswap(a: Scalar, bits: int) -> Scalar:
     return Scalar.const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
 
 
+# For alu(), load() and store(), run for every instruction walked: enum members as
+# module constants (a member costs a class attribute lookup each time).
+_SCALAR, _STACK, _UNINIT = Kind.SCALAR, Kind.STACK, Kind.UNINIT
+_ALU64, _STX = int(Cls.ALU64), int(Cls.STX)
+_MOV, _END, _ADD, _SUB = int(AluOp.MOV), int(AluOp.END), int(AluOp.ADD), int(AluOp.SUB)
+_ATOMIC, _MEMSX = int(Mode.ATOMIC), int(Mode.MEMSX)
+
+
 def alu(m: Machine, insn: Insn) -> None:
     op = insn.opcode & 0xF0
-    width = 64 if insn.opcode & 0x07 == Cls.ALU64 else 32
+    width = 64 if insn.opcode & 0x07 == _ALU64 else 32
     regs = m.regs
     dst = regs[insn.dst]
     src = regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
-    if op == AluOp.MOV:
+    if op == _MOV:
         if insn.off == 1:  # addr_space_cast: an arena pointer we do not track
             regs[insn.dst] = UNKNOWN
         elif insn.off:  # movsx
-            regs[insn.dst] = scalar(sc.sext(src.s, insn.off)) if src.kind == Kind.SCALAR \
+            regs[insn.dst] = scalar(sc.sext(src.s, insn.off)) if src.kind == _SCALAR \
                 else UNKNOWN
             if width == 32:
                 regs[insn.dst] = scalar(sc.trunc32(regs[insn.dst].s))
         elif width == 64:
             regs[insn.dst] = src
         else:
-            regs[insn.dst] = scalar(sc.low32(src.s)) if src.kind == Kind.SCALAR else \
+            regs[insn.dst] = scalar(sc.low32(src.s)) if src.kind == _SCALAR else \
                 unknown_bits(4)
         return
-    if op == AluOp.END:
-        if dst.kind != Kind.SCALAR:
+    if op == _END:
+        if dst.kind != _SCALAR:
             regs[insn.dst] = UNKNOWN
             return
         # to-little-endian on a little-endian target truncates; to-big and bswap swap
@@ -219,17 +242,17 @@ def alu(m: Machine, insn: Insn) -> None:
         regs[insn.dst] = scalar(_bswap(dst.s, insn.imm) if swaps
                                 else sc.low_bits(dst.s, insn.imm))
         return
-    if dst.kind == Kind.SCALAR and src.kind == Kind.SCALAR:
+    if dst.kind == _SCALAR and src.kind == _SCALAR:
         regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
         return
     # pointer arithmetic: only +/- of a scalar keeps a pointer
-    if width == 64 and dst.kind not in (Kind.SCALAR, Kind.UNINIT) and src.kind == Kind.SCALAR \
-            and op in (AluOp.ADD, AluOp.SUB):
-        off = sc.add(dst.s, src.s) if op == AluOp.ADD else sc.sub(dst.s, src.s)
+    if width == 64 and dst.kind not in (_SCALAR, _UNINIT) and src.kind == _SCALAR \
+            and op in (_ADD, _SUB):
+        off = sc.add(dst.s, src.s) if op == _ADD else sc.sub(dst.s, src.s)
         regs[insn.dst] = Val(dst.kind, off, dst.ref, dst.maybe_null, dst.extra)
         return
-    if width == 64 and op == AluOp.ADD and dst.kind == Kind.SCALAR and \
-            src.kind not in (Kind.SCALAR, Kind.UNINIT):
+    if width == 64 and op == _ADD and dst.kind == _SCALAR and \
+            src.kind not in (_SCALAR, _UNINIT):
         regs[insn.dst] = Val(src.kind, sc.add(dst.s, src.s), src.ref, src.maybe_null, src.extra)
         return
     regs[insn.dst] = UNKNOWN if width == 64 else unknown_bits(4)
@@ -252,7 +275,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
     base = m.regs[insn.src]
     off = sc.add(base.s, Scalar.const(insn.off))
     val: Val
-    if base.kind == Kind.STACK:
+    if base.kind == _STACK:
         val = m._stack_load(off, size)
     elif base.kind == Kind.CTX and off.is_const and size == 4:
         kind = CTX_POINTERS.get(env.prog_type, {}).get(off.umin)
@@ -264,7 +287,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
         val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)
     else:
         val = unknown_bits(size)
-    if insn.opcode & 0xE0 == Mode.MEMSX and val.kind == Kind.SCALAR:
+    if insn.opcode & 0xE0 == _MEMSX and val.kind == _SCALAR:
         val = scalar(sc.sext(val.s, size * 8))
     return val
 
@@ -276,7 +299,7 @@ def mem_kind(base: Val) -> str:
     return _MEM_KINDS.get(base.kind, "other")
 
 
-_MEM_KINDS = {Kind.STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet",
+_MEM_KINDS = {_STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet",
               Kind.PKT_META: "packet", Kind.MAP_VALUE: "map"}
 
 
@@ -284,13 +307,13 @@ def store(m: Machine, insn: Insn) -> None:
     base = m.regs[insn.dst]
     size = insn.opcode.size_bytes
     cls = insn.opcode & 0x07
-    if cls == Cls.STX and insn.opcode & 0xE0 == Mode.ATOMIC:
+    if cls == _STX and insn.opcode & 0xE0 == _ATOMIC:
         _atomic(m, insn, base, size)
         return
-    if base.kind != Kind.STACK:
+    if base.kind != _STACK:
         return
     off = sc.add(base.s, Scalar.const(insn.off))
-    val = m.regs[insn.src] if cls == Cls.STX else const(insn.imm)
+    val = m.regs[insn.src] if cls == _STX else const(insn.imm)
     m._stack_store(off, size, val)
 
 
@@ -299,7 +322,7 @@ def _atomic(m: Machine, insn: Insn, base: Val, size: int) -> None:
     if imm == 0x100:  # load-acquire: dst = *(src + off)
         m.regs[insn.dst] = unknown_bits(size)
         return
-    if base.kind == Kind.STACK:
+    if base.kind == _STACK:
         off = sc.add(base.s, Scalar.const(insn.off))
         m._stack_store(off, size, unknown_bits(size))
     if imm == 0xF1:  # cmpxchg writes r0
