@@ -6,7 +6,6 @@ A 16-byte ``ld_imm64`` decodes into one :class:`Insn` whose ``size`` is 2 slots;
 
 from __future__ import annotations
 
-import functools
 import struct
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -131,7 +130,11 @@ class Insn(NamedTuple):
                              reloc=reloc if reloc is not None else self.reloc)
 
 
-@functools.lru_cache(maxsize=65536)
+# encoding (as unpacked) -> why it is invalid, "" for a valid one
+_CHECKED: dict[tuple[int, int, int, int], str] = {}
+_CHECKED_KEPT = 1 << 16
+
+
 def _check(op: int, dst: int, src: int, off: int, imm: int) -> str | None:
     """Return why an (already split) instruction is not a valid encoding, or None."""
     if dst > 10 or src > 10:
@@ -215,9 +218,15 @@ def decode(data: bytes) -> tuple[Insn, ...]:
     unpack = _STRUCT.unpack_from
     new = tuple.__new__  # an Insn built as its tuple: every instruction of every object
     while pc < nslots:
-        op, regs, off, imm = unpack(data, pc * INSN_SIZE)
+        fields = unpack(data, pc * INSN_SIZE)
+        op, regs, off, imm = fields
         dst, src = regs & 0x0F, regs >> 4
-        problem = _check(op, dst, src, off, imm)
+        # checked once per distinct encoding (the fields tuple is the key as unpacked)
+        problem = _CHECKED.get(fields)
+        if problem is None:
+            problem = _check(op, dst, src, off, imm) or ""
+            if len(_CHECKED) < _CHECKED_KEPT:
+                _CHECKED[fields] = problem
         if problem:
             raise DecodeError(pc, problem)
         if op == 0x18:

@@ -302,8 +302,11 @@ class _Reader:
         for span in self.spans[sec.index]:
             first = position[span.start]
             last = position[span.end] if span.end in position else len(insns)
-            body = tuple(_with_meta(insn, lines.get(insn.pc), relocs.get(insn.pc))
-                         for insn in insns[first:last])
+            # each instruction with its source line and relocation: built as the tuple
+            # (its 7 decoded fields, line, reloc), this runs for every instruction
+            line_at, reloc_at, new = lines.get, relocs.get, tuple.__new__
+            body = tuple([new(Insn, insn[:7] + (line_at(insn[0]), reloc_at(insn[0])))
+                          for insn in insns[first:last]])
             try:
                 check_jumps(body, span.start, span.end)
             except DecodeError as exc:
@@ -629,15 +632,6 @@ class _Reader:
         if sec is None:
             return ""
         return sec.data.split(b"\0", 1)[0].decode(errors="replace")
-
-
-def _with_meta(insn: Insn, line: SourceLine | None, reloc: Reloc | None) -> Insn:
-    # the tuple built directly rather than Insn.with_meta(): _replace() costs several
-    # times more, and this runs once per instruction of the object
-    if line is None and reloc is None:
-        return insn
-    return tuple.__new__(Insn, (insn.pc, insn.opcode, insn.dst, insn.src, insn.off,
-                                insn.imm, insn.size, line, reloc))
 
 
 def _imm32(value: int) -> int:
