@@ -130,7 +130,8 @@ class State(NamedTuple):  # a NamedTuple for speed, as Scalar
 
 
 def freeze_stack(stack: Stack) -> tuple[tuple[int, int, Val], ...]:
-    return tuple(sorted((off, size, val) for off, (size, val) in stack.items()))
+    # sorted by offset alone (offsets are unique): no comparison reaches a Val
+    return tuple([(off, slot[0], slot[1]) for off, slot in sorted(stack.items())])
 
 
 def _join_same_slots(a: tuple[tuple[int, int, Val], ...], b: tuple[tuple[int, int, Val], ...]
