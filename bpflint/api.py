@@ -259,8 +259,9 @@ def _merge(parts: list[_Part]) -> tuple[str | None, ObjectOutcome]:
         results.extend(part.rest.programs)
         errors.extend(part.rest.errors)
     notes = tuple(note for part in parts for note in part.rest.notes)
-    # a part that died left an error: is_cacheable keeps such an outcome out
-    return content, ObjectOutcome(tuple(results), tuple(errors), notes)
+    # A part that died left an error (is_cacheable keeps such an outcome out); when
+    # the pool breaks, every part of the object says so: once is enough.
+    return content, ObjectOutcome(tuple(results), tuple(dict.fromkeys(errors)), notes)
 
 
 def _analyze_object(path: str, table: Any, options: AnalysisOptions, limits: ReadLimits

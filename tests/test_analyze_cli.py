@@ -234,6 +234,13 @@ def test_a_split_object_that_cannot_be_read_is_reported_once(
     assert len(report.errors) == 1 and report.errors[0].object == str(bad)
 
 
+def test_a_dead_pool_is_reported_once_per_object() -> None:
+    died = api._Part(None, (), api.ObjectOutcome(
+        errors=("the analysis process died (out of memory?)",)))
+    content, outcome = api._merge([died, died])
+    assert content is None and outcome.errors == died.rest.errors
+
+
 def test_small_objects_stay_whole_and_big_ones_are_shared() -> None:
     mb = 1 << 20
     assert api._parts(1 * mb, 10 * mb, 2) == 1
