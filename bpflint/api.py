@@ -190,12 +190,14 @@ SPLIT_MIN_BYTES = 512 * 1024
 
 def _run_all(paths: list[str], table: Any, options: AnalysisOptions, limits: ReadLimits,
              jobs: int) -> list[tuple[str | None, ObjectOutcome]]:
+    if jobs <= 1 or not paths:
+        return [_analyze_object(path, table, options, limits) for path in paths]
     sizes = [_file_size(path) for path in paths]
-    fair = sum(sizes) / max(jobs, 1)
+    fair = sum(sizes) / jobs
     tasks = [(index, part, parts)
              for index, parts in enumerate(_parts(size, fair, jobs) for size in sizes)
              for part in range(parts)]
-    if jobs <= 1 or len(tasks) <= 1:
+    if len(tasks) <= 1:
         return [_analyze_object(path, table, options, limits) for path in paths]
     # imported here: a run of one object (a pre-commit hook's) starts 15 ms sooner
     from concurrent.futures import ProcessPoolExecutor

@@ -35,7 +35,15 @@ from bpflint.analysis.transfer import (
 from bpflint.cfg.graph import Block, Cfg
 from bpflint.cfg.loops import LoopForest, body_insns
 from bpflint.isa.insn import Insn
-from bpflint.isa.opcodes import Cls, Mode
+from bpflint.isa.opcodes import (
+    CLS_ALU,
+    CLS_ALU64,
+    CLS_LD,
+    CLS_LDX,
+    CLS_ST,
+    CLS_STX,
+    MODE_ATOMIC,
+)
 
 WIDEN_AFTER = 3  # visits of a loop header before widening kicks in
 WIDEN_WITH_THRESHOLDS = 2  # widenings of a header that stop at thresholds
@@ -69,12 +77,6 @@ class Budget:
             raise StepBudgetExceeded(f"wall-clock budget of {self.seconds:g} s exhausted")
 
 
-# Instruction classes as plain ints for step() and insn_view(), which run for every
-# instruction walked: an enum member costs a class attribute lookup each time.
-_LD, _LDX, _ST, _STX = int(Cls.LD), int(Cls.LDX), int(Cls.ST), int(Cls.STX)
-_ALU, _ALU64 = int(Cls.ALU), int(Cls.ALU64)
-_ATOMIC = int(Mode.ATOMIC)
-
 # A hook to price/resolve bpf-to-bpf calls: (insn, machine before the call) -> r0 value
 CallResult = Callable[[Insn, Machine], Val]
 
@@ -83,16 +85,16 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
     """Apply one non-branching instruction to the machine."""
     op = insn.opcode
     cls = op & 0x07
-    if cls == _ALU or cls == _ALU64:
+    if cls == CLS_ALU or cls == CLS_ALU64:
         alu(m, insn)
-    elif cls == _LDX:
+    elif cls == CLS_LDX:
         m.regs[insn.dst] = load(m, insn, env)
-    elif cls == _ST or cls == _STX:
-        if cls == _STX and op & 0xE0 == _ATOMIC and insn.imm == 0x100:
+    elif cls == CLS_ST or cls == CLS_STX:
+        if cls == CLS_STX and op & 0xE0 == MODE_ATOMIC and insn.imm == 0x100:
             m.regs[insn.dst] = load(m, insn, env)  # load-acquire reads like ldx
         else:
             store(m, insn)
-    elif cls == _LD:
+    elif cls == CLS_LD:
         if insn.is_ld_imm64:
             ld_imm64(m, insn, env)
         else:
@@ -115,9 +117,9 @@ BlockView = tuple[tuple[InsnView, ...], Val | None]
 
 def insn_view(m: Machine, insn: Insn) -> InsnView:
     cls = insn.opcode & 0x07
-    if cls == _LDX:
+    if cls == CLS_LDX:
         return mem_kind(m.regs[insn.src])
-    if cls == _ST or cls == _STX:
+    if cls == CLS_ST or cls == CLS_STX:
         return mem_kind(m.regs[insn.dst])
     if insn.is_call:
         return tuple(m.regs[:6])

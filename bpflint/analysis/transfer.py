@@ -27,7 +27,7 @@ from bpflint.analysis.state import (
     unknown_bits,
 )
 from bpflint.isa.insn import Insn
-from bpflint.isa.opcodes import AluOp, Cls, Mode
+from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, AluOp, Cls
 from bpflint.obj.model import MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
@@ -135,7 +135,10 @@ class Machine:
 
 # -- ALU ------------------------------------------------------------------------
 
-# the ALU operations for _alu_scalar(), as plain ints (see alu())
+# the ALU operations as plain ints, for alu() and _alu_scalar() (see CLS_* in
+# opcodes.py)
+_OP_MOV = int(AluOp.MOV)
+_OP_END = int(AluOp.END)
 _OP_ADD = int(AluOp.ADD)
 _OP_AND = int(AluOp.AND)
 _OP_ARSH = int(AluOp.ARSH)
@@ -205,21 +208,18 @@ def _bswap(a: Scalar, bits: int) -> Scalar:
     return Scalar.const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
 
 
-# For alu(), load() and store(), run for every instruction walked: enum members as
-# module constants (a member costs a class attribute lookup each time).
+# For alu(), load() and store(), run for every instruction walked: the kinds they
+# test most as module constants (see CLS_* in opcodes.py)
 _SCALAR, _STACK, _UNINIT = Kind.SCALAR, Kind.STACK, Kind.UNINIT
-_ALU64, _STX = int(Cls.ALU64), int(Cls.STX)
-_MOV, _END, _ADD, _SUB = int(AluOp.MOV), int(AluOp.END), int(AluOp.ADD), int(AluOp.SUB)
-_ATOMIC, _MEMSX = int(Mode.ATOMIC), int(Mode.MEMSX)
 
 
 def alu(m: Machine, insn: Insn) -> None:
     op = insn.opcode & 0xF0
-    width = 64 if insn.opcode & 0x07 == _ALU64 else 32
+    width = 64 if insn.opcode & 0x07 == CLS_ALU64 else 32
     regs = m.regs
     dst = regs[insn.dst]
     src = regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
-    if op == _MOV:
+    if op == _OP_MOV:
         if insn.off == 1:  # addr_space_cast: an arena pointer we do not track
             regs[insn.dst] = UNKNOWN
         elif insn.off:  # movsx
@@ -233,7 +233,7 @@ def alu(m: Machine, insn: Insn) -> None:
             regs[insn.dst] = scalar(sc.low32(src.s)) if src.kind == _SCALAR else \
                 unknown_bits(4)
         return
-    if op == _END:
+    if op == _OP_END:
         if dst.kind != _SCALAR:
             regs[insn.dst] = UNKNOWN
             return
@@ -247,11 +247,11 @@ def alu(m: Machine, insn: Insn) -> None:
         return
     # pointer arithmetic: only +/- of a scalar keeps a pointer
     if width == 64 and dst.kind not in (_SCALAR, _UNINIT) and src.kind == _SCALAR \
-            and op in (_ADD, _SUB):
-        off = sc.add(dst.s, src.s) if op == _ADD else sc.sub(dst.s, src.s)
+            and op in (_OP_ADD, _OP_SUB):
+        off = sc.add(dst.s, src.s) if op == _OP_ADD else sc.sub(dst.s, src.s)
         regs[insn.dst] = Val(dst.kind, off, dst.ref, dst.maybe_null, dst.extra)
         return
-    if width == 64 and op == _ADD and dst.kind == _SCALAR and \
+    if width == 64 and op == _OP_ADD and dst.kind == _SCALAR and \
             src.kind not in (_SCALAR, _UNINIT):
         regs[insn.dst] = Val(src.kind, sc.add(dst.s, src.s), src.ref, src.maybe_null, src.extra)
         return
@@ -287,7 +287,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
         val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)
     else:
         val = unknown_bits(size)
-    if insn.opcode & 0xE0 == _MEMSX and val.kind == _SCALAR:
+    if insn.opcode & 0xE0 == MODE_MEMSX and val.kind == _SCALAR:
         val = scalar(sc.sext(val.s, size * 8))
     return val
 
@@ -307,13 +307,13 @@ def store(m: Machine, insn: Insn) -> None:
     base = m.regs[insn.dst]
     size = insn.opcode.size_bytes
     cls = insn.opcode & 0x07
-    if cls == _STX and insn.opcode & 0xE0 == _ATOMIC:
+    if cls == CLS_STX and insn.opcode & 0xE0 == MODE_ATOMIC:
         _atomic(m, insn, base, size)
         return
     if base.kind != _STACK:
         return
     off = sc.add(base.s, Scalar.const(insn.off))
-    val = m.regs[insn.src] if cls == _STX else const(insn.imm)
+    val = m.regs[insn.src] if cls == CLS_STX else const(insn.imm)
     m._stack_store(off, size, val)
 
 

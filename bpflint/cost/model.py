@@ -74,6 +74,9 @@ from bpflint.isa.opcodes import (
     ATOMIC_LOAD_ACQ,
     ATOMIC_STORE_REL,
     ATOMIC_XCHG,
+    CLS_ALU,
+    CLS_ALU64,
+    CLS_STX,
     AluOp,
     Cls,
     Mode,
@@ -126,8 +129,7 @@ _COST_FIELDS = ("min_ns", "max_ns", "median_ns", "spread_pct")
 _SIZED_FIELDS = ("per_unit_min_ns", "per_unit_max_ns", "max_units")
 _KEYED_FIELDS = ("key_base_max_ns", "per_key_byte_max_ns")
 
-_STX = int(Cls.STX)
-_ALU_CLASSES = frozenset((int(Cls.ALU), int(Cls.ALU64)))
+_ALU_CLASSES = frozenset((CLS_ALU, CLS_ALU64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +213,8 @@ class CostTable:
         a stream of independent ones."""
         cls = insn.opcode & 0x07
         # the atomic operation of an STX, the offset of an ALU (a sign-extending
-        # move is not a plain register move); the classes as plain ints, as enum
-        # members cost a lookup each on a path taken for every instruction priced
-        detail = insn.imm if cls == _STX else insn.off if cls in _ALU_CLASSES else 0
+        # move is not a plain register move)
+        detail = insn.imm if cls == CLS_STX else insn.off if cls in _ALU_CLASSES else 0
         key = (insn.opcode, detail, mem_kind)
         got = self._priced.get(key)
         if got is None:

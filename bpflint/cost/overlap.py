@@ -235,12 +235,11 @@ def sum_lanes(steps: Iterable[Timed | float]) -> Lanes:
 
 def run_max_ns(run: list[Timed]) -> float:
     """The longer of the run's longest dependency chain and its issue bound."""
-    # Written out (no generators, the lanes summed on the way): it runs once per run
-    # of every block priced. Readiness is never negative, so 0.0 starts each max.
+    # Written out (no generators): it runs once per run of every block priced.
+    # Readiness is never negative, so 0.0 starts each max.
     ready: dict[int, float] = {}
     get = ready.get
     chain = 0.0
-    alu = mem = branch = call = serial = 0.0
     for t in run:
         if t.read_latency is None:
             start = 0.0
@@ -259,13 +258,7 @@ def run_max_ns(run: list[Timed]) -> float:
                 ready[w] = end
         if end > chain:
             chain = end
-        lanes = t.lanes
-        alu += lanes[0]
-        mem += lanes[1]
-        branch += lanes[2]
-        call += lanes[3]
-        serial += lanes[4]
-    return max(chain, serial + max(alu, mem, branch, call))
+    return max(chain, issue_bound(sum_lanes(run)))
 
 
 def steady_chain_ns(carried: dict[int, dict[int, float]], chain_ns: float,
