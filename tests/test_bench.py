@@ -53,3 +53,23 @@ def test_a_child_over_its_time_limit_is_killed_with_what_it_started() -> None:
     while _running(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _running(worker)
+
+
+def test_heaviest_objects_by_each_rule_leave_out_objects_the_kernel_rejected() -> None:
+    bench = _bench()
+
+    def obj(name: str, insns: int, *usecs: int | None) -> object:
+        progs = [{"name": f"p{i}", "insns": insns,
+                  **({} if u is None else {"verification_usec": u})}
+                 for i, u in enumerate(usecs)]
+        return bench.ObjectTimes(Path(name), 1.0, 0, progs, None)
+
+    big = obj("big.o", 9000, 10, 10)  # most code, easy to verify
+    hard = obj("hard.o", 100, 5000)  # little code, the verifier's hardest
+    rejected = obj("rejected.o", 50000, 9000, None)  # one program not loaded
+    mid = obj("mid.o", 1000, 300)
+    times = [big, hard, rejected, mid]
+    (_, by_insns), (_, by_time) = bench.HEAVY_RULES
+    assert bench._heavy_objects(times, by_insns) == [big, mid, hard]
+    assert bench._heavy_objects(times, by_time) == [hard, mid, big]
+    assert bench._verification_s([big, hard]) == (20 + 5000) / 1e6
