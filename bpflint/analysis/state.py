@@ -67,9 +67,15 @@ def const(v: int) -> Val:
 
 
 def unknown_bits(nbytes: int) -> Val:
-    if nbytes >= 8:
-        return UNKNOWN
-    return Val(Kind.SCALAR, Scalar.urange(0, (1 << (8 * nbytes)) - 1))
+    got = _UNKNOWN_BITS.get(nbytes)
+    if got is None:
+        got = UNKNOWN if nbytes >= 8 else Val(Kind.SCALAR,
+                                               Scalar.urange(0, (1 << (8 * nbytes)) - 1))
+        _UNKNOWN_BITS[nbytes] = got
+    return got
+
+
+_UNKNOWN_BITS: dict[int, Val] = {}  # values are immutable: one per width serves all
 
 
 def join_val(a: Val, b: Val) -> Val:

@@ -123,14 +123,32 @@ class Machine:
         return unknown_bits(size)
 
     def havoc_stack_from(self, off: Scalar, nbytes: int | None) -> None:
-        """A callee or helper may write ``nbytes`` (None: unknown) from this offset up."""
-        if not off.is_const:
-            self.stack = {k: v for k, v in self.stack.items() if v[1].kind == Kind.ITER}
-            return
-        lo = sc.to_s64(off.umin)
-        hi = lo + nbytes if nbytes is not None else 1 << 62
-        self.stack = {k: v for k, v in self.stack.items()
-                      if k + v[0] <= lo or k >= hi or v[1].kind == Kind.ITER}
+        """A callee or helper may write ``nbytes`` (None: unknown) from this offset up.
+        Iterator slots survive (the kernel keeps them). The slots that go are found
+        before the stack is thawed: a helper writing a buffer that holds no slot
+        (pyperf's probe reads, on every call) then leaves the frozen form alone."""
+        if off.is_const:
+            lo = sc.to_s64(off.umin)
+            hi = lo + nbytes if nbytes is not None else 1 << 62
+        else:
+            lo, hi = -(1 << 62), 1 << 62
+        if self._stack is None:
+            frozen = self._frozen or ()
+            # slots do not overlap and every one but an iterator's is at most 8 bytes
+            i = bisect.bisect_left(frozen, (lo - 7,))
+            doomed = []
+            for k, size, val in frozen[i:]:
+                if k >= hi:
+                    break
+                if k + size > lo and val.kind != _ITER:
+                    doomed.append(k)
+        else:
+            doomed = [k for k, (size, val) in self._stack.items()
+                      if k + size > lo and k < hi and val.kind != _ITER]
+        if doomed:
+            stack = self.stack
+            for k in doomed:
+                del stack[k]
 
 
 # -- ALU ------------------------------------------------------------------------
@@ -210,7 +228,7 @@ def _bswap(a: Scalar, bits: int) -> Scalar:
 
 # For alu(), load() and store(), run for every instruction walked: the kinds they
 # test most as module constants (see CLS_* in opcodes.py)
-_SCALAR, _STACK, _UNINIT = Kind.SCALAR, Kind.STACK, Kind.UNINIT
+_SCALAR, _STACK, _UNINIT, _ITER = Kind.SCALAR, Kind.STACK, Kind.UNINIT, Kind.ITER
 
 
 def alu(m: Machine, insn: Insn) -> None:
