@@ -12,23 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from bpflint import __version__
+from bpflint.commands import COMMANDS
 from bpflint.errors import BpfLintError
 
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_ERROR = 2
-
-# Each module in bpflint.commands defines NAME, HELP, add_arguments(parser), run(args).
-COMMANDS = (
-    "analyze",
-    "disasm",
-    "explain",
-    "calibrate",
-    "measure",
-    "check",
-    "baseline",
-)
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -37,24 +26,29 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_ERROR)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the command ``argv`` names (its first word
+    that is not an option; the others are listed but not imported)."""
     parser = _Parser(
         prog="bpflint",
         description="Static worst-case runtime cost of eBPF programs, and a CI gate on it.",
     )
     parser.add_argument("--version", action="version", version=f"bpflint {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
-        module = importlib.import_module(f"bpflint.commands.{name}")
-        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(cmd)
-        cmd.set_defaults(run=module.run)
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    for name, help_text in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(f"bpflint.commands.{name}")
+            module.add_arguments(cmd)
+            cmd.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return EXIT_ERROR

@@ -270,6 +270,35 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"bpflint {__version__}"
 
 
+def test_a_command_imports_only_its_own_module() -> None:
+    # start-up time: `analyze` must not pay for the calibrator or the gate
+    code = ("import sys\nfrom bpflint.cli import main\n"
+            "try:\n    main(['analyze', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    loaded = set(proc.stdout.split())
+    assert "bpflint.commands.analyze" in loaded and "bpflint.cost.engine" in loaded
+    for other in ("calibrate", "check", "measure", "baseline", "disasm", "explain"):
+        assert f"bpflint.commands.{other}" not in loaded
+    assert not loaded & {"bpflint.cost.calibrate", "bpflint.budget.gate",
+                         "bpflint.report.sarif", "concurrent.futures"}
+
+
+def test_every_command_is_listed_and_runs_its_own_module(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bpflint.commands import COMMANDS
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name, help_text in COMMANDS.items():
+        assert name in out
+        with pytest.raises(SystemExit) as info:
+            main([name, "--help"])
+        assert info.value.code == 0
+        assert help_text.split()[0] in capsys.readouterr().out
+
+
 def test_python_dash_m(features: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.o"
     bad.write_bytes(b"\x7fELF" + b"\x00" * 60)

@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +91,10 @@ def compile_sources(
             raise BpfLintError(f"{source}: no such source file")
     clang = _probe(_resolve_clang(settings.clang), cache_dir)
     args = _compile_args(clang, settings)
+    # imported here: the thread pool (and the logging it pulls in) is start-up time
+    # every `bpflint analyze` would otherwise pay
+    from concurrent.futures import ThreadPoolExecutor
+
     unique = list(dict.fromkeys(source.resolve() for source in sources))
     workers = max(1, min(jobs if jobs > 0 else (os.cpu_count() or 1), len(unique)))
     with ThreadPoolExecutor(max_workers=workers) as pool:

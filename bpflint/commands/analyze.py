@@ -13,6 +13,7 @@ from pathlib import Path
 from bpflint import api
 from bpflint.budget.config import Limits
 from bpflint.cache import ResultCache, default_cache_dir
+from bpflint.commands import COMMANDS
 from bpflint.cost.engine import AnalysisOptions
 from bpflint.cost.model import CostTable, load_cost_table
 from bpflint.errors import BpfLintError
@@ -21,7 +22,7 @@ from bpflint.report import json as json_report
 from bpflint.results import AnalysisReport, ProgramResult
 
 NAME = "analyze"
-HELP = "estimate the runtime cost of every program in BPF objects"
+HELP = COMMANDS[NAME]
 
 EXIT_OK = 0
 EXIT_ERROR = 2

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from bpflint.budget.baseline import from_results, write_baseline
 from bpflint.budget.gate import check_config_use
+from bpflint.commands import COMMANDS
 from bpflint.commands.check import add_config_arguments, analyze_inputs, cache_dir, load_setup
 from bpflint.errors import BpfLintError
 
 NAME = "baseline"
-HELP = "write the current results to the baseline file (atomically)"
+HELP = COMMANDS[NAME]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

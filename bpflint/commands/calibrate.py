@@ -9,12 +9,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bpflint.commands import COMMANDS
 from bpflint.cost.calibrate import FULL, QUICK, run_calibration, stderr_progress
 from bpflint.cost.model import parse_cost_table
 from bpflint.errors import BpfLintError
 
 NAME = "calibrate"
-HELP = "measure instruction and helper costs on this kernel and write a cost table (root)"
+HELP = COMMANDS[NAME]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

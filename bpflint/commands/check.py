@@ -21,13 +21,14 @@ from bpflint.budget.baseline import Baseline, from_results, read_baseline
 from bpflint.budget.config import BudgetConfig, find_config, load_config
 from bpflint.budget.gate import GateReport, check_config_use, evaluate
 from bpflint.build import compile_sources, is_bpf_source
+from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import RunSettings, add_run_arguments, load_table, run_settings
 from bpflint.errors import BpfLintError
 from bpflint.report import check_json, github, markdown, sarif, text
 from bpflint.results import AnalysisReport
 
 NAME = "check"
-HELP = "check every program against its budget and baseline (exit 1 on failure)"
+HELP = COMMANDS[NAME]
 
 FORMATS = ("text", "json", "sarif", "github", "markdown")
 # Formats whose output is lines a person or the Actions runner reads, so they may

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from bpflint.api import reachable_functions
+from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import printable
 from bpflint.errors import BpfLintError
 from bpflint.isa.asm import annotation, format_insn
@@ -21,7 +22,7 @@ from bpflint.obj.model import BpfObject, Function, Program, SourceLine
 from bpflint.obj.reader import load_object
 
 NAME = "disasm"
-HELP = "print the instructions of BPF programs with their source lines"
+HELP = COMMANDS[NAME]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import load_table, printable
 from bpflint.cost.engine import AnalysisOptions, analyze_program
 from bpflint.errors import BpfLintError
@@ -18,7 +19,7 @@ from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
 
 NAME = "explain"
-HELP = "show the worst-case cost of a program line by line, hottest first"
+HELP = COMMANDS[NAME]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from bpflint.commands import COMMANDS
 from bpflint.errors import BpfLintError
 from bpflint.kernel import syscall as sc
 from bpflint.kernel.loader import load_program
@@ -15,7 +16,7 @@ from bpflint.obj.model import BpfObject, Program
 from bpflint.obj.reader import load_object
 
 NAME = "measure"
-HELP = "load one program, time it with BPF_PROG_TEST_RUN and compare with the estimate (root)"
+HELP = COMMANDS[NAME]
 
 _DURATION_TYPES = ("xdp", "sched_cls", "sched_act", "socket_filter", "cgroup_skb",
                    "flow_dissector", "sk_lookup")
