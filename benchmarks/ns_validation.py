@@ -22,7 +22,7 @@ visible: a core alone and a core whose sibling is busy), minima stay within a fe
 ns. The conditions are therefore checked on the minimum-based figure:
 
     inside       ns.min - TOLERANCE <= measured <= ns.max, where a row above its max
-                 is timed up to RETRIES more times and its least measurement counts
+                 is timed up to measure.RETRIES more times and its least measurement counts
     tight        ns.max <= 2 x measured, for rows with measured >= 50 ns
     TOLERANCE    max(8 ns, 10 % of measured): the 1 ns grain of the kernel's
                  average plus the empty program's minimum, which takes two values
@@ -55,11 +55,6 @@ from bpflint.obj.reader import load_object  # noqa: E402
 
 SAMPLES = 11
 REPEAT = 20000
-# A row measuring above its max is timed again, up to this many more times, and the
-# least measurement counts: a neighbour on the shared machine only adds time (one CI
-# run measured ns_call_loop at 156 ns, median 194 ns, against 109 ns on a quiet run of
-# the same code), while an estimate that is really too low stays above on every try.
-RETRIES = 3
 TIGHT_FACTOR = 2.0
 TIGHT_FLOOR_NS = 50.0
 
@@ -189,20 +184,11 @@ def run_case(case: Case, table: CostTable) -> list[Row]:
     rows = []
     with load_program(obj, program) as loaded:
         for index, name in enumerate(case.inputs):
-            t = _least_of_tries(loaded.fd, loaded.prog_type, PACKETS[name], est_max)
+            t, _ = measure.least_of_tries(loaded.fd, loaded.prog_type, PACKETS[name], REPEAT,
+                                          est_max, SAMPLES)
             rows.append(Row(case.program, name, index == len(case.inputs) - 1,
                             t.measured_ns, t.median_ns, t.baseline_ns, est_min, est_max))
     return rows
-
-
-def _least_of_tries(fd: int, prog_type: str, packet: bytes, est_max: float) -> measure.Timing:
-    best = measure.time_program_ns(fd, prog_type, packet, REPEAT, SAMPLES)
-    for _ in range(RETRIES):
-        if best.measured_ns <= est_max:
-            break
-        again = measure.time_program_ns(fd, prog_type, packet, REPEAT, SAMPLES)
-        best = min(best, again, key=lambda t: t.measured_ns)
-    return best
 
 
 def calibrated_table() -> CostTable:
@@ -227,7 +213,7 @@ def markdown(rows: list[Row], table: CostTable) -> str:
         "with an empty program of the same type on the same packet.",
         "*measured* = min(program) - min(empty); *median* = median(program) - "
         "median(empty); *inside* = est. min - max(8 ns, 10 %) <= measured <= est. max "
-        f"(a row above its max is timed up to {RETRIES} more times; the least counts); "
+        f"(a row above its max is timed up to {measure.RETRIES} more times; the least counts); "
         f"*tight* = est. max <= {TIGHT_FACTOR:g} x measured, checked on worst-case inputs "
         f"measuring >= {TIGHT_FLOOR_NS:g} ns.",
         "",

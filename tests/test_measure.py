@@ -96,3 +96,24 @@ def test_missing_object_is_exit_2(capsys: pytest.CaptureFixture[str],
     monkeypatch.setattr("os.geteuid", lambda: 0)
     code, _, err = run(capsys, "/nonexistent/x.o", "--program", "p")
     assert code == 2 and err.count("\n") == 1 and "/nonexistent/x.o" in err
+
+
+def test_a_timing_above_the_max_is_taken_again_and_the_least_counts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    queue: list[float] = []
+
+    def fake(fd: int, prog_type: str, data: bytes, repeat: int,
+             samples: int = measure.SAMPLES) -> measure.Timing:
+        return measure.Timing(queue.pop(0), 0.0, 6.0, 0)
+
+    monkeypatch.setattr(measure, "time_program_ns", fake)
+    queue[:] = [150.0, 120.0, 90.0]  # above 130, then below it: the tries stop there
+    timing, tries = measure.least_of_tries(3, "xdp", b"", 1, 130.0)
+    assert (timing.measured_ns, tries, queue) == (120.0, 2, [90.0])
+    # an estimate that is really too low stays above on every try and still fails
+    queue[:] = [150.0, 140.0, 135.0, 133.0, 10.0]
+    timing, tries = measure.least_of_tries(3, "xdp", b"", 1, 100.0)
+    assert (timing.measured_ns, tries, queue) == (133.0, 1 + measure.RETRIES, [10.0])
+    queue[:] = [90.0, 10.0]  # inside at once: timed once
+    timing, tries = measure.least_of_tries(3, "xdp", b"", 1, 100.0)
+    assert (timing.measured_ns, tries, queue) == (90.0, 1, [10.0])

@@ -59,34 +59,10 @@ def rows() -> list:
     return bench.run_all(bench.calibrated_table())
 
 
-def _live(test):  # the kernel-timed tests; the retry rule's test needs no kernel
-    for mark in (pytest.mark.kernel, pytest.mark.slow,
-                 pytest.mark.skipif(not USABLE, reason=REASON)):
-        test = mark(test)
-    return test
+pytestmark = [pytest.mark.kernel, pytest.mark.slow,
+              pytest.mark.skipif(not USABLE, reason=REASON)]
 
 
-def test_a_row_above_its_max_is_timed_again_and_the_least_counts(monkeypatch) -> None:
-    bench = _bench()
-    queue: list[float] = []
-
-    def fake(fd, prog_type, packet, repeat, samples):
-        return bench.measure.Timing(queue.pop(0), 0.0, 6.0, 0)
-
-    monkeypatch.setattr(bench.measure, "time_program_ns", fake)
-    queue[:] = [150.0, 120.0, 90.0]  # above 130, then below it: the tries stop there
-    assert bench._least_of_tries(3, "xdp", b"", 130.0).measured_ns == 120.0
-    assert queue == [90.0]
-    queue[:] = [150.0, 140.0, 135.0, 133.0, 10.0]
-    # an estimate that is really too low stays above on every try and still fails
-    assert bench._least_of_tries(3, "xdp", b"", 100.0).measured_ns == 133.0
-    assert queue == [10.0] and bench.RETRIES == 3
-    queue[:] = [90.0, 10.0]  # inside at once: timed once
-    assert bench._least_of_tries(3, "xdp", b"", 100.0).measured_ns == 90.0
-    assert queue == [10.0]
-
-
-@_live
 def test_validation_set_is_broad(rows: list) -> None:
     programs = {r.program for r in rows}
     assert len(programs) >= 12
@@ -94,14 +70,12 @@ def test_validation_set_is_broad(rows: list) -> None:
     assert len(worst) >= 6  # enough rows well above the noise to judge tightness
 
 
-@_live
 def test_every_measurement_lies_inside_its_estimate(rows: list) -> None:
     outside = [f"{r.program} on {r.input}: measured {r.measured_ns:.0f} ns, estimate "
                f"[{r.est_min_ns:.1f}, {r.est_max_ns:.1f}]" for r in rows if not r.inside]
     assert not outside, outside
 
 
-@_live
 def test_worst_case_estimates_are_tight(rows: list) -> None:
     loose = []
     for r in rows:

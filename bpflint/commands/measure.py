@@ -22,6 +22,11 @@ _DURATION_TYPES = ("xdp", "sched_cls", "sched_act", "socket_filter", "cgroup_skb
                    "flow_dissector", "sk_lookup")
 _EMPTY = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
 SAMPLES = 7
+# A timing above the estimate's max is taken again, up to this many more times, and the
+# least counts: a neighbour on a shared machine only adds time, while an estimate that
+# is really too low stays above on every try (a CI run of the validation set measured
+# a loop at 156 ns, median 194 ns, that measures 98-110 ns on a quiet machine).
+RETRIES = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +80,20 @@ def time_program_ns(prog_fd: int, prog_type: str, data: bytes, repeat: int,
                   float(min(base)), retval)
 
 
+def least_of_tries(prog_fd: int, prog_type: str, data: bytes, repeat: int, est_max_ns: float,
+                   samples: int = SAMPLES) -> tuple[Timing, int]:
+    """time_program_ns, taken again (up to RETRIES more times) while the least timing
+    so far is above ``est_max_ns``; the least timing and how many were taken."""
+    best = time_program_ns(prog_fd, prog_type, data, repeat, samples)
+    tries = 1
+    while best.measured_ns > est_max_ns and tries <= RETRIES:
+        again = time_program_ns(prog_fd, prog_type, data, repeat, samples)
+        tries += 1
+        if again.measured_ns < best.measured_ns:
+            best = again
+    return best, tries
+
+
 def _packet(args: argparse.Namespace) -> bytes:
     if args.data:
         try:
@@ -117,12 +136,14 @@ def run(args: argparse.Namespace) -> int:
         if loaded.prog_type not in _DURATION_TYPES:
             raise BpfLintError(f"{args.object}: {program.name}: the kernel reports no "
                                f"test-run duration for {loaded.prog_type} programs")
-        timing = time_program_ns(loaded.fd, loaded.prog_type, data, args.repeat)
+        timing, tries = least_of_tries(loaded.fd, loaded.prog_type, data, args.repeat,
+                                       est[1] if est is not None else float("inf"))
         stats = loaded.stats
+    again = f"; the least of {tries} timings" if tries > 1 else ""
     print(f"{program.name} ({program.section}): measured {timing.measured_ns:.0f} ns "
           f"(median {timing.median_ns:.0f} ns; empty-program baseline "
           f"{timing.baseline_ns:.0f} ns subtracted), retval {timing.retval}, "
-          f"{len(data)}-byte packet, {SAMPLES} x {args.repeat} runs")
+          f"{len(data)}-byte packet, {SAMPLES} x {args.repeat} runs{again}")
     if stats.processed_insns is not None:
         print(f"verifier: {stats.processed_insns} insns processed in "
               f"{stats.verification_usec} usec")
