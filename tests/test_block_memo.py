@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 from bpfc import PROGS, compile_bpf, needs_clang
 
-from bpflint.analysis.fixpoint import Budget, Views
-from bpflint.analysis.state import State
-from bpflint.analysis.transfer import Env
+from bpflint.analysis.fixpoint import BlockView, Budget, InsnView, Views, join_views
+from bpflint.analysis.scalar import Scalar
+from bpflint.analysis.state import Kind, State, Val, const, join_val, leq_val
+from bpflint.analysis.transfer import Env, mem_kind
 from bpflint.cfg.graph import Block
 from bpflint.cost import engine
 from bpflint.cost.engine import AnalysisOptions, analyze_program
@@ -70,11 +71,40 @@ def test_a_loop_costed_per_iteration_prices_each_block_once(
     assert len(priced) <= 2 * len(set(priced))
 
 
-def test_views_from_the_fixpoint_are_the_views_pricing_would_take(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def _covers(got: BlockView, walked: BlockView) -> bool:
+    """Every read of ``walked`` is below the one of ``got`` (join_views' promise)."""
+    def entry(g: InsnView, w: InsnView) -> bool:
+        if g == w:
+            return True
+        if isinstance(g, str):
+            return g == "other" and isinstance(w, str)
+        return isinstance(g, tuple) and isinstance(w, tuple) \
+            and all(leq_val(b, a) for a, b in zip(g, w, strict=True))
+    return all(entry(g, w) for g, w in zip(got[0], walked[0], strict=True)) and (
+        got[1] == walked[1] or (got[1] is not None and walked[1] is not None
+                                and leq_val(walked[1], got[1])))
+
+
+def test_join_of_views_covers_both() -> None:
+    ptr_a = Val(Kind.STACK, Scalar.const(-8))
+    ptr_b = Val(Kind.MAP_VALUE, Scalar.const(0), "m")
+    a: BlockView = (("stack", None, (const(1), const(2))), const(0))
+    b: BlockView = (("map", None, (const(1), const(3))), const(1))
+    joined = join_views(a, b)
+    assert joined[0][0] == "other" and joined[0][1] is None
+    assert _covers(joined, a) and _covers(joined, b)
+    assert not _covers(a, b) and join_views(a, a) is a
+    assert mem_kind(join_val(ptr_a, ptr_b)) == "other"  # what a joined walk would read
+
+
+@pytest.mark.parametrize("source", ["loop_nested.bpf.c", "loop_shapes.bpf.c",
+                                    "growing_reads.bpf.c"])
+def test_views_from_the_fixpoint_cover_the_views_pricing_would_take(
+        source: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the fixpoint walked a block from the very state pricing starts from, its
-    view is used; it must be the one walking the block again gives."""
-    obj = load_object(compile_bpf(PROGS / "loop_nested.bpf.c"))
+    view is used: it must be the one walking the block again gives, or (a state the
+    fixpoint joined from a loop's iterations without walking it) cover it."""
+    obj = load_object(compile_bpf(PROGS / source))
     checked: list[int] = []
     get = Views.get
     prog_type = ""
@@ -84,7 +114,7 @@ def test_views_from_the_fixpoint_are_the_views_pricing_would_take(
         if got is not None:
             analysis = engine.ProgramAnalysis(obj, None, AnalysisOptions(), Budget(10**6, 60))
             env = Env(prog_type, obj.maps)
-            assert got == analysis._block_view(block, state, env, prog_type)
+            assert _covers(got, analysis._block_view(block, state, env, prog_type))
             checked.append(id(block))
         return got
 
@@ -92,4 +122,4 @@ def test_views_from_the_fixpoint_are_the_views_pricing_would_take(
     for program in obj.programs:
         prog_type = program.prog_type
         analyze_program(obj, program, load_cost_table(None), AnalysisOptions())
-    assert len(checked) > 10
+    assert len(checked) > 5

@@ -18,6 +18,7 @@ from bpflint.analysis.state import (
     State,
     Val,
     join_state,
+    join_val,
     leq_state,
     widen_state,
 )
@@ -124,6 +125,25 @@ def insn_view(m: Machine, insn: Insn) -> InsnView:
     if insn.is_call:
         return tuple(m.regs[:6])
     return None
+
+
+def join_views(a: BlockView, b: BlockView) -> BlockView:
+    """A view of the same block covering both: what pricing reads of either state is
+    below it (memory kinds that differ become "other", the envelope of every kind;
+    call registers and r0 join), so a price from it bounds the price from each."""
+    if a == b:
+        return a
+    reads: list[InsnView] = []
+    for x, y in zip(a[0], b[0], strict=True):
+        if x == y:
+            reads.append(x)
+        elif isinstance(x, str):
+            reads.append("other")
+        else:  # the same instruction: both are call registers
+            assert isinstance(x, tuple) and isinstance(y, tuple)
+            reads.append(tuple([join_val(u, v) for u, v in zip(x, y, strict=True)]))
+    r0 = a[1] if a[1] is None or b[1] is None else join_val(a[1], b[1])
+    return tuple(reads), r0
 
 
 def run_block(block: Block, state: State, env: Env, subcall: CallResult,
@@ -318,6 +338,8 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
         state = eager[h]
         seen = state
         ins: dict[int, State] = {}
+        # the views of the states joined into ins (None: one was not recorded)
+        ins_views: dict[int, BlockView | None] = {}
         outs: dict[tuple[int, int], State] = {}
         size = body_insns(cfg, loop)
         allowed = EAGER_ITERATIONS * size
@@ -333,7 +355,14 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             its_in, its_out, nxt = run_iteration(cfg, forest, h, state, env, subcall, budget,
                                                  thresholds, iterations)
             for x, st in its_in.items():
-                ins[x] = join_state(ins[x], st) if x in ins else st
+                view = views.get(cfg.blocks[x], st) if views is not None else None
+                if x in ins:
+                    ins[x] = join_state(ins[x], st)
+                    old_view = ins_views[x]
+                    ins_views[x] = None if old_view is None or view is None \
+                        else join_views(old_view, view)
+                else:
+                    ins[x], ins_views[x] = st, view
             for e, st in its_out.items():
                 if e not in outs:
                     outs[e] = st
@@ -349,7 +378,15 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             visited.add(nxt)
             state = nxt
         for x, st in ins.items():
-            block_in[x] = join_state(block_in[x], st) if x in block_in else st
+            if x in block_in:
+                block_in[x] = join_state(block_in[x], st)
+                continue
+            block_in[x] = st
+            # Pricing reads the joined state's view: the join of the iterations'
+            # views covers every iteration without walking the block again.
+            view = ins_views[x]
+            if views is not None and view is not None and views.get(cfg.blocks[x], st) is None:
+                views.put(cfg.blocks[x], st, view)
         ran_eagerly.update(loop.body)
         for e, st in outs.items():
             old = edge_out.get(e)
