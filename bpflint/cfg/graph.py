@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bpflint.isa.insn import Insn
+from bpflint.isa.insn import BRANCHES, CONDITIONAL_JUMPS, Insn
 from bpflint.obj.model import Function
 
 TAIL_CALL_HELPER = 12
@@ -62,34 +62,39 @@ def build_cfg(func: Function) -> Cfg:
     insns = func.insns
     if not insns:
         raise ValueError(f"function {func.name} has no instructions")
+    # One pass over every instruction of every function analysed: the tests are on
+    # the opcode byte itself (Insn's properties cost a call each), and blocks are
+    # slices of the function's instructions.
     leaders = {insns[0].pc}
     for insn in insns:
-        if insn.is_branch:
+        op = insn.opcode
+        if op in BRANCHES:
             leaders.add(insn.jump_target)
-            leaders.add(insn.next_pc)
-        elif insn.is_exit or is_tail_call(insn) or is_legacy_packet_load(insn):
-            leaders.add(insn.next_pc)
-    groups: list[list[Insn]] = []
-    for insn in insns:
-        if insn.pc in leaders or not groups:
-            groups.append([])
-        groups[-1].append(insn)
-    index_of = {g[0].pc: i for i, g in enumerate(groups)}
+            leaders.add(insn.pc + insn.size)
+        # exit, legacy packet load, tail call (is_legacy_packet_load, is_tail_call)
+        elif op == 0x95 or (op & 0x07 == 0 and op != 0x18) \
+                or (op == 0x85 and insn.src == 0 and insn.imm == TAIL_CALL_HELPER
+                    and insn.reloc is None):
+            leaders.add(insn.pc + insn.size)
+    starts = [i for i, insn in enumerate(insns) if insn.pc in leaders]  # [0] is 0
+    index_of = {insns[start].pc: i for i, start in enumerate(starts)}
+    ends = starts[1:] + [len(insns)]
     blocks = []
-    for i, group in enumerate(groups):
-        last = group[-1]
-        nxt = index_of.get(last.next_pc)
+    for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        last = insns[end - 1]
+        op = last.opcode
+        nxt = index_of.get(last.pc + last.size)
         succs: tuple[int, ...]
-        if last.is_exit:
+        if op == 0x95:
             succs = ()
-        elif last.is_unconditional_jump:
+        elif op == 0x05 or op == 0x06:
             succs = (index_of[last.jump_target],)
-        elif last.is_conditional_jump:
+        elif op in CONDITIONAL_JUMPS:
             taken = index_of[last.jump_target]
             succs = (nxt, taken) if nxt is not None else (taken,)
         else:
             succs = (nxt,) if nxt is not None else ()
-        blocks.append(Block(i, tuple(group), succs))
+        blocks.append(Block(i, insns[start:end], succs))
     preds: list[list[int]] = [[] for _ in blocks]
     for b in blocks:
         for s in set(b.succs):

@@ -29,14 +29,14 @@ if TYPE_CHECKING:
     from bpflint.obj.model import Reloc, SourceLine
 
 INSN_SIZE = 8
-_CONDITIONAL_JUMPS = frozenset(
+CONDITIONAL_JUMPS = frozenset(
     cls | op | src
     for cls in (Cls.JMP, Cls.JMP32)
     for op in (JmpOp.JEQ, JmpOp.JGT, JmpOp.JGE, JmpOp.JSET, JmpOp.JNE, JmpOp.JSGT,
                JmpOp.JSGE, JmpOp.JLT, JmpOp.JLE, JmpOp.JSLT, JmpOp.JSLE)
     for src in (0, 0x08)
 ) | {0xE5}  # may_goto
-_BRANCHES = _CONDITIONAL_JUMPS | {0x05, 0x06}
+BRANCHES = CONDITIONAL_JUMPS | {0x05, 0x06}
 _STRUCT = struct.Struct("<BBhi")
 _OPCODES = tuple(Opcode(op) for op in range(256))  # shared: one per opcode byte
 
@@ -106,11 +106,11 @@ class Insn(NamedTuple):
 
     @property
     def is_conditional_jump(self) -> bool:
-        return self.opcode in _CONDITIONAL_JUMPS
+        return self.opcode in CONDITIONAL_JUMPS
 
     @property
     def is_branch(self) -> bool:
-        return self.opcode in _BRANCHES
+        return self.opcode in BRANCHES
 
     @property
     def jump_offset(self) -> int:
