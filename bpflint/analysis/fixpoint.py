@@ -122,7 +122,7 @@ def insn_view(m: Machine, insn: Insn) -> InsnView:
         return mem_kind(m.regs[insn.src])
     if cls == CLS_ST or cls == CLS_STX:
         return mem_kind(m.regs[insn.dst])
-    if insn.is_call:
+    if insn.opcode == 0x85:  # a call
         return tuple(m.regs[:6])
     return None
 
@@ -161,7 +161,7 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
         calls_subprogram = False
         for insn in insns[:-1]:
             seen.append(insn_view(m, insn))
-            calls_subprogram = calls_subprogram or insn.is_pseudo_call
+            calls_subprogram = calls_subprogram or (insn.opcode == 0x85 and insn.is_pseudo_call)
             step(m, insn, env, subcall)
         last = insns[-1]
         seen.append(insn_view(m, last))

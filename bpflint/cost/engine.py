@@ -50,7 +50,7 @@ from bpflint.analysis.state import (
     scalar,
 )
 from bpflint.analysis.transfer import Env, Machine
-from bpflint.cfg.graph import Block, Cfg, build_cfg, is_legacy_packet_load, is_tail_call
+from bpflint.cfg.graph import Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
@@ -93,7 +93,7 @@ from bpflint.cost.paths import (
     summarise_loop,
 )
 from bpflint.isa.insn import Insn
-from bpflint.isa.opcodes import Cls
+from bpflint.isa.opcodes import CLS_STX, Cls
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
 from bpflint.results import Diagnostic, LineCost, ProgramResult, SourceLoc
 
@@ -581,7 +581,8 @@ class ProgramAnalysis:
         last_insn = block.last
         n_reads = len(reads)
         for index, insn in enumerate(block.insns):
-            key = (insn.line.file, insn.line.line) if insn.line is not None else None
+            src_line = insn.line
+            key = (src_line.file, src_line.line) if src_line is not None else None
             line = None
             if key is not None:
                 line = lines.get(key)
@@ -589,10 +590,11 @@ class ProgramAnalysis:
                     line = lines[key] = [0, 0.0]
                 line[0] += 1
             read = reads[index] if index < n_reads else None
-            if not insn.is_call:
+            op = insn.opcode
+            if op != 0x85:  # not a call (the opcode byte: Insn's properties cost a call)
                 n_lo += 1
                 n_hi += 1
-                if insn.is_exit or is_legacy_packet_load(insn):
+                if op == 0x95 or (op & 0x07 == 0 and op != 0x18):  # exit, is_legacy_packet_load
                     exits.append(RET)
                 if table is None or (edge_ns and insn is last_insn):
                     continue  # free, or priced on the edges instead
@@ -600,7 +602,7 @@ class ProgramAnalysis:
                 lo_sum += lo
                 # priced with the rest of its run between calls (overlap.py)
                 timed_insn = run.add(insn, key, hi, issue)
-                if insn is last_insn and insn.is_unconditional_jump:
+                if insn is last_insn and (op == 0x05 or op == 0x06):
                     goto_ns = timed_insn.lanes[BRANCH]
                 steps.append(timed_insn)
                 continue
@@ -893,13 +895,15 @@ class _Run:
             issue_ns: float) -> Timed:
         # what timed() reads of the instruction (operands: the atomic operation of
         # an STX), so equal instructions anywhere in the object share one value
-        known_key = (insn.opcode, insn.dst, insn.src,
-                     insn.imm if insn.opcode & 0x07 == Cls.STX else 0, latency_ns, issue_ns)
+        op = insn.opcode
+        known_key = (op, insn.dst, insn.src, insn.imm if op & 0x07 == CLS_STX else 0,
+                     latency_ns, issue_ns)
         got = self.known.get(known_key)
         if got is None:
             got = timed(insn, latency_ns, issue_ns, self.slot_ns)
             self.known[known_key] = got
-        self.add_step(got, key, latency_ns)
+        self.timed.append(got)  # add_step, written out: this runs for every instruction
+        self.latency.append((key, latency_ns))
         return got
 
     def add_step(self, step: Timed, key: tuple[str, int] | None, share_ns: float) -> None:
