@@ -171,8 +171,9 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
     if last.is_conditional_jump:
         out = []
         fall, taken = (block.succs + block.succs)[:2] if len(block.succs) == 1 else block.succs
+        before = m.freeze()  # once: freezing a written stack sorts it
         for succ, is_taken in ((fall, False), (taken, True)):
-            branch = Machine(m.freeze())
+            branch = Machine(before)
             if refine_branch(branch, last, is_taken):
                 out.append((succ, branch.freeze()))
         return out
