@@ -14,9 +14,10 @@ def is_tail_call(insn: Insn) -> bool:
     return insn.is_helper_call and insn.imm == TAIL_CALL_HELPER and insn.reloc is None
 
 
-def is_legacy_packet_load(insn: Insn) -> bool:
-    """LD_ABS / LD_IND: a read outside the packet ends the program (returning 0)."""
-    return insn.opcode & 0x07 == 0 and insn.opcode != 0x18
+# Opcodes that end the program: exit, and LD_ABS / LD_IND (the LD class but
+# ld_imm64), where a read outside the packet ends it returning 0. A set of opcode
+# bytes: it is tested for every instruction built into a CFG and priced.
+RET_OPCODES = frozenset(op for op in range(256) if op == 0x95 or (op & 0x07 == 0 and op != 0x18))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +72,7 @@ def build_cfg(func: Function) -> Cfg:
         if op in BRANCHES:
             leaders.add(insn.jump_target)
             leaders.add(insn.pc + insn.size)
-        # exit, legacy packet load, tail call (is_legacy_packet_load, is_tail_call)
-        elif op == 0x95 or (op & 0x07 == 0 and op != 0x18) \
-                or (op == 0x85 and insn.src == 0 and insn.imm == TAIL_CALL_HELPER
-                    and insn.reloc is None):
+        elif op in RET_OPCODES or (op == 0x85 and is_tail_call(insn)):
             leaders.add(insn.pc + insn.size)
     starts = [i for i, insn in enumerate(insns) if insn.pc in leaders]  # [0] is 0
     index_of = {insns[start].pc: i for i, start in enumerate(starts)}

@@ -50,7 +50,7 @@ from bpflint.analysis.state import (
     scalar,
 )
 from bpflint.analysis.transfer import Env, Machine
-from bpflint.cfg.graph import Block, Cfg, build_cfg, is_tail_call
+from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
@@ -594,7 +594,7 @@ class ProgramAnalysis:
             if op != 0x85:  # not a call (the opcode byte: Insn's properties cost a call)
                 n_lo += 1
                 n_hi += 1
-                if op == 0x95 or (op & 0x07 == 0 and op != 0x18):  # exit, is_legacy_packet_load
+                if op in RET_OPCODES:
                     exits.append(RET)
                 if table is None or (edge_ns and insn is last_insn):
                     continue  # free, or priced on the edges instead
