@@ -48,6 +48,9 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import gen_synthetic  # noqa: E402 - the sibling script, importable once BENCH_DIR is on the path
 
+sys.path.insert(0, str(REPO))
+from bpflint import native  # noqa: E402 - this checkout's, as the children use
+
 # Children import bpflint from the checkout this script lives in, not from wherever the
 # venv's (editable) install points: a copy of the tree can then be benchmarked while
 # the original keeps changing.
@@ -73,10 +76,15 @@ SECTION_TYPE_OVERRIDES = {"scale90_noinline": "sched_cls", "scale90_inline": "sc
 
 def worker_analyze(path: str, max_seconds: float, max_steps: int) -> dict[str, object]:
     """Read the object and run the cost engine on every program, timing each."""
-    from bpflint.cost.engine import AnalysisOptions, analyze_program
+    import gc
+
+    from bpflint.cli import GC_THRESHOLDS
+    from bpflint.cost.engine import analyze_program
     from bpflint.cost.model import load_cost_table
+    from bpflint.cost.options import AnalysisOptions
     from bpflint.obj.reader import load_object
 
+    gc.set_threshold(*GC_THRESHOLDS)  # as the command line runs the analysis
     table = load_cost_table(None)
     options = AnalysisOptions(max_steps=max_steps, max_seconds=max_seconds)
     start = time.perf_counter()
@@ -479,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = GROWTH_SIZES[:2] if args.quick else GROWTH_SIZES
     out = ["# bpflint benchmarks", "",
            f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, kernel "
-           f"{os.uname().release}; child time limit {timeout_s:.0f} s.", ""]
+           f"{os.uname().release}; bpflint {native.describe()} (bpflint/native.py); "
+           f"child time limit {timeout_s:.0f} s.", ""]
     with tempfile.TemporaryDirectory(prefix="bpflint-bench-") as tmp:
         synth_dir = Path(tmp)
         for kind in ("straight", "loops"):

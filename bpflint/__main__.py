@@ -1,3 +1,3 @@
-from bpflint.cli import main
+from bpflint.cli import entry
 
-raise SystemExit(main())
+entry()

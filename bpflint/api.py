@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bpflint.cache import ObjectOutcome, ResultCache, code_digest, entry_key, is_cacheable
-from bpflint.cost.engine import AnalysisOptions, analyze_async_callbacks, analyze_program
+from bpflint.cost.engine import analyze_async_callbacks, analyze_program
+from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import Insn
 from bpflint.obj.elf import EM_BPF

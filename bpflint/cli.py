@@ -7,17 +7,28 @@ Exit codes for every command: 0 success, 1 a budget or regression failure,
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from bpflint import __version__
+from bpflint import __version__, native
 from bpflint.commands import COMMANDS
 from bpflint.errors import BpfLintError
 
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_ERROR = 2
+
+# The analysis allocates millions of short-lived tuples while it keeps large acyclic
+# structures (states, views, memos). At the collector's default thresholds (a
+# collection every 700 allocations) it walked those over and over: 27 % of
+# pyperf180's time. Reference counting frees nearly all of it; the collector still
+# runs, about 70 times less often. Peak memory stayed the same (the 1M-instruction
+# program: 510 MB either way). Worker processes are forked and inherit it.
+GC_THRESHOLDS = (50_000, 20, 20)
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -32,8 +43,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bpflint",
         description="Static worst-case runtime cost of eBPF programs, and a CI gate on it.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # --version on one line
     )
-    parser.add_argument("--version", action="version", version=f"bpflint {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"bpflint {__version__} ({native.describe()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     chosen = next((word for word in argv if not word.startswith("-")), None)
     for name, help_text in COMMANDS.items():
@@ -47,6 +60,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    gc.set_threshold(*GC_THRESHOLDS)
+    if native.set_aside is not None and not native.pure_asked:
+        print(f"bpflint: note: running pure Python; the compiled core is set aside: "
+              f"{native.set_aside} (python scripts/native.py build)", file=sys.stderr)
     parser = build_parser(words)
     args = parser.parse_args(words)
     if not getattr(args, "run", None):
@@ -62,3 +79,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def entry() -> NoReturn:
+    """The `bpflint` command and `python -m bpflint`: main(), then an exit without the
+    interpreter's teardown. Teardown frees, one by one, every object the analysis
+    left (caches, the last program's states) and runs a full collection: 0.07 s of
+    a 0.57 s run on a Cilium object. bpflint leaves nothing to it: its files are
+    closed as they are written (baselines fsynced and renamed into place), its
+    threads and worker processes are joined, and the standard streams are flushed
+    here."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader gone, or a stream closed
+            pass
+    os._exit(code)

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from bpfc import PROGS, compile_bpf, find_clang
 
-from bpflint import __version__, api
+from bpflint import __version__, api, native
 from bpflint.cli import main
 from bpflint.errors import BpfLintError
 
@@ -267,7 +267,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"bpflint {__version__}"
+    assert capsys.readouterr().out.strip() == f"bpflint {__version__} ({native.describe()})"
 
 
 def test_a_command_imports_only_its_own_module() -> None:

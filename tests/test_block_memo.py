@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from bpfc import PROGS, compile_bpf, needs_clang
+from marks import instruments_engine
 
 from bpflint.analysis.fixpoint import BlockView, Budget, InsnView, Views, join_views
 from bpflint.analysis.scalar import Scalar
@@ -16,8 +17,9 @@ from bpflint.analysis.state import Kind, State, Val, const, join_val, leq_val
 from bpflint.analysis.transfer import Env, mem_kind
 from bpflint.cfg.graph import Block
 from bpflint.cost import engine
-from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.cost.engine import analyze_program
 from bpflint.cost.model import load_cost_table
+from bpflint.cost.options import AnalysisOptions
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
 
@@ -35,6 +37,7 @@ def _results(source: str) -> list[ProgramResult]:
             for program in obj.programs]
 
 
+@instruments_engine
 @pytest.mark.parametrize("source", SOURCES)
 def test_results_are_the_same_when_every_block_is_priced_afresh(
         source: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,6 +48,7 @@ def test_results_are_the_same_when_every_block_is_priced_afresh(
     assert _results(source) == memoised
 
 
+@instruments_engine
 def test_a_loop_costed_per_iteration_prices_each_block_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     obj = load_object(compile_bpf(PROGS / "loop_nested.bpf.c"))
@@ -93,10 +97,11 @@ def test_join_of_views_covers_both() -> None:
     joined = join_views(a, b)
     assert joined[0][0] == "other" and joined[0][1] is None
     assert _covers(joined, a) and _covers(joined, b)
-    assert not _covers(a, b) and join_views(a, a) is a
+    assert not _covers(a, b) and join_views(a, a) == a
     assert mem_kind(join_val(ptr_a, ptr_b)) == "other"  # what a joined walk would read
 
 
+@instruments_engine
 @pytest.mark.parametrize("source", ["loop_nested.bpf.c", "loop_shapes.bpf.c",
                                     "growing_reads.bpf.c"])
 def test_views_from_the_fixpoint_cover_the_views_pricing_would_take(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from bpfc import PROGS, compile_bpf, needs_clang
 from fuzzgen import load_gen_synthetic
 
-from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.cost.engine import analyze_program
+from bpflint.cost.options import AnalysisOptions
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.opcodes import AluOp, JmpOp
 from bpflint.kernel import bytecode as bc

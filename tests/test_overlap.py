@@ -7,9 +7,11 @@ from bpfc import PROGS, compile_bpf, needs_clang
 from fuzzgen import load_gen_synthetic
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marks import instruments_engine
 
-from bpflint.cost.engine import AnalysisOptions, ProgramAnalysis, analyze_program
+from bpflint.cost.engine import ProgramAnalysis, analyze_program
 from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
+from bpflint.cost.options import AnalysisOptions
 from bpflint.cost.overlap import (
     ALU,
     MEMORY,
@@ -135,6 +137,7 @@ def test_a_chain_no_later_iteration_reads_is_paid_once() -> None:
     assert carried >= TRIPS * 4.0  # r2 += r1 then r2 *= 27: r2 is carried, 4 ns a trip
 
 
+@instruments_engine
 def test_the_way_out_after_an_iteration_overlaps_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # 100 trips of three blocks of two dependent adds each (on r2, r3, r4), leaving
     # through all three on the last trip. Alone, that way out costs each block's chain

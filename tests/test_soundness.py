@@ -15,7 +15,8 @@ from cases import CASES, FileCase, Input, inputs
 from hypothesis import HealthCheck, given, settings
 from refinterp import StepCapExceeded, run
 
-from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.cost.engine import analyze_program
+from bpflint.cost.options import AnalysisOptions
 from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult

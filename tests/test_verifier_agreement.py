@@ -10,7 +10,8 @@ import pytest
 from bpfc import PROGS, compile_bpf
 from cases import CASES, FileCase
 
-from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.cost.engine import analyze_program
+from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.kernel.loader import load_program
 from bpflint.kernel.syscall import bpf_usable

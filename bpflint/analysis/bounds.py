@@ -40,7 +40,9 @@ class LoopBound:
     how: str  # human-readable proof sketch, e.g. "r6 += 1 over [0, 100]"
 
 
-_UNKNOWN = ("?",)
+# Compared with ==, never `is`: compiled (bpflint/native.py), a tuple constant is
+# boxed anew at each use.
+_UNKNOWN: Sym = ("?",)
 
 
 def _meet(a: dict[Loc, Sym], b: dict[Loc, Sym]) -> dict[Loc, Sym]:
@@ -76,11 +78,11 @@ def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None
         w32 = cls == Cls.ALU
         if aop == AluOp.MOV and not insn.off and op & 0x08:
             origin, delta, flag = _get(d, ("r", insn.src)) if _get(d, ("r", insn.src)) \
-                is not _UNKNOWN else (None, 0, False)
+                != _UNKNOWN else (None, 0, False)
             d[dst] = (origin, delta, flag or w32) if origin is not None else _UNKNOWN
         elif aop in (AluOp.ADD, AluOp.SUB) and not op & 0x08:
             cur = _get(d, dst)
-            if cur is _UNKNOWN or cur[0] == "itres":
+            if cur == _UNKNOWN or cur[0] == "itres":
                 d[dst] = _UNKNOWN
             else:
                 step = insn.imm if aop == AluOp.ADD else -insn.imm
@@ -127,7 +129,7 @@ def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None
             d[("r", r)] = _UNKNOWN
             modified.add(("r", r))
         d[("r", 0)] = result
-        if any(m.regs[r].kind == Kind.STACK for r in range(1, 6)) and result is _UNKNOWN:
+        if any(m.regs[r].kind == Kind.STACK for r in range(1, 6)) and result == _UNKNOWN:
             for loc in [k for k in d if k[0] == "s"]:
                 d[loc] = _UNKNOWN
             modified.add(("s", "*"))
@@ -138,17 +140,17 @@ def _edge_effect(d: dict[Loc, Sym], m: Machine, insn: Insn, taken: bool) -> None
     if insn.is_may_goto:
         if not taken:
             cur = _get(d, ("mg",))
-            d[("mg",)] = (cur[0], cur[1] - 1, False) if cur is not _UNKNOWN else _UNKNOWN
+            d[("mg",)] = (cur[0], cur[1] - 1, False) if cur != _UNKNOWN else _UNKNOWN
         return
     sym = _get(d, ("r", insn.dst))
-    if sym is _UNKNOWN or sym[0] != "itres" or insn.opcode & 0x08 or insn.imm != 0:
+    if sym == _UNKNOWN or sym[0] != "itres" or insn.opcode & 0x08 or insn.imm != 0:
         return
     jop = insn.opcode & 0xF0
     nonnull = (jop == 0x50 and taken) or (jop == 0x10 and not taken)
     if nonnull:
         loc = ("it", sym[1])
         cur = _get(d, loc)
-        d[loc] = (cur[0], cur[1] - 1, False) if cur is not _UNKNOWN else _UNKNOWN
+        d[loc] = (cur[0], cur[1] - 1, False) if cur != _UNKNOWN else _UNKNOWN
 
 
 def _header_range(state: State, loc: Loc) -> sc.Scalar | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
@@ -35,7 +35,7 @@ POINTER_KINDS = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PK
 class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
     kind: Kind
     s: Scalar  # the value of a scalar, or a pointer's offset
-    ref: object = None
+    ref: Any = None  # a map name, a FuncKey, CALLER_STACK or an iterator's offset
     maybe_null: bool = False
     # ITER: (lowest start, highest end) of the range the iterator walks
     extra: tuple[int, int] | None = None

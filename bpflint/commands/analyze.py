@@ -14,8 +14,8 @@ from bpflint import api
 from bpflint.budget.config import Limits
 from bpflint.cache import ResultCache, default_cache_dir
 from bpflint.commands import COMMANDS
-from bpflint.cost.engine import AnalysisOptions
 from bpflint.cost.model import CostTable, load_cost_table
+from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.obj.reader import ReadLimits
 from bpflint.report import json as json_report

@@ -12,7 +12,8 @@ import sys
 
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import load_table, printable
-from bpflint.cost.engine import AnalysisOptions, analyze_program
+from bpflint.cost.engine import analyze_program
+from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.obj.model import Program
 from bpflint.obj.reader import load_object

@@ -111,8 +111,9 @@ def _packet(args: argparse.Namespace) -> bytes:
 def _estimate(obj: BpfObject, program: Program, table_path: str | None
               ) -> tuple[float, float] | None:
     """The cost engine's ns range, or None for an unbounded program."""
-    from bpflint.cost.engine import AnalysisOptions, analyze_program
+    from bpflint.cost.engine import analyze_program
     from bpflint.cost.model import load_cost_table
+    from bpflint.cost.options import AnalysisOptions
 
     result = analyze_program(obj, program, load_cost_table(table_path), AnalysisOptions())
     if result.ns_min is None or result.ns_max is None:

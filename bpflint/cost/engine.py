@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
@@ -54,6 +54,7 @@ from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
+from bpflint.cost.options import AnalysisOptions
 from bpflint.cost.overlap import (
     ALU,
     BRANCH,
@@ -81,6 +82,7 @@ from bpflint.cost.paths import (
     TAIL,
     ZERO_COST,
     Cost,
+    Count,
     EdgeCost,
     LoopSummary,
     Node,
@@ -115,14 +117,6 @@ TimedKey = tuple[int, int, int, int, float, float]
 
 # Lines are keyed by (file, line); the value is [insns, ns] on the worst path.
 Lines = dict[tuple[str, int], list[float]]
-
-
-@dataclass(frozen=True)
-class AnalysisOptions:
-    max_steps: int = 5_000_000  # abstract-interpretation steps per program
-    max_seconds: float = 120.0  # wall-clock budget per program
-    # prog-array map name -> program names its slots may hold (from bpfbudget.toml)
-    tail_call_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Unbounded(Exception):
@@ -190,7 +184,7 @@ def _loc(insn: Insn | None) -> SourceLoc | None:
     return SourceLoc(insn.line.file, insn.line.line)
 
 
-def _add_lines(into: Lines, lines: Lines, mult: float, ns_mult: float | None = None) -> None:
+def _add_lines(into: Lines, lines: Lines, mult: Count, ns_mult: float | None = None) -> None:
     ns_mult = mult if ns_mult is None else ns_mult
     for key, (i, n) in lines.items():
         cur = into.get(key)
@@ -568,8 +562,8 @@ class ProgramAnalysis:
                      tail_targets: set[str], open_maps: set[str]) -> _BlockInfo:
         table = self.table
         # the block's cost so far, field by field, summed in instruction order
-        n_lo: float = 0
-        n_hi: float = 0
+        n_lo: Count = 0
+        n_hi: Count = 0
         lo_sum = 0.0
         hi_sum = 0.0
         lines: Lines = {}
@@ -1148,7 +1142,7 @@ def _thresholds(func: Function) -> tuple[int, ...]:
     return tuple(sorted(values))
 
 
-def _expand(region: Region, target: Target, mult: float, blocks: dict[int, _BlockInfo],
+def _expand(region: Region, target: Target, mult: Count, blocks: dict[int, _BlockInfo],
             summaries: dict[int, LoopSummary], into: Lines, ns_mult: float | None = None
             ) -> None:
     """Accumulate the source lines of the most expensive path to ``target``, its

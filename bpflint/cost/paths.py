@@ -21,7 +21,10 @@ from bpflint.analysis.bounds import LoopBound
 from bpflint.cfg.graph import Cfg
 from bpflint.cfg.loops import LoopForest
 
-Cost = tuple[float, float, float, float]
+# An instruction count: an int, exact however large (bpf_loop in bpf_loop passes 2**53),
+# or math.inf. Not float: compiled (bpflint/native.py), a float is a C double.
+Count = int | float
+Cost = tuple[Count, Count, float, float]  # insns min, insns max, ns min, ns max
 ZERO_COST: Cost = (0, 0, 0.0, 0.0)
 RET = "RET"  # leaving the function through exit
 TAIL = "TAIL"  # leaving the program through a successful tail call
@@ -38,7 +41,7 @@ def add(a: Cost, b: Cost) -> Cost:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
 
 
-def scale(a: Cost, lo: int, hi: float) -> Cost:
+def scale(a: Cost, lo: int, hi: Count) -> Cost:
     return (a[0] * lo, a[1] * hi if a[1] else 0, a[2] * lo, a[3] * hi if a[3] else 0.0)
 
 
@@ -67,7 +70,7 @@ class Piece:
 
     region: Region
     target: Target
-    mult: float
+    mult: Count
     context: Any
     summaries: dict[int, LoopSummary]
     ns_mult: float | None = None  # the path's ns count this often (None: ``mult``)
@@ -168,7 +171,7 @@ def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
     return out
 
 
-def repeat(iteration: Cost, lo: int, hi: float, steady_ns: float) -> Cost:
+def repeat(iteration: Cost, lo: int, hi: Count, steady_ns: float) -> Cost:
     """``iteration`` run lo to hi times, where every run after the first adds at most
     ``steady_ns`` (overlapping iterations) and never more than a run alone."""
     total = scale(iteration, lo, hi)

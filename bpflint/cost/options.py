@@ -1,0 +1,19 @@
+"""What a caller sets for one analysis run.
+
+Kept out of the engine's module: the engine may be compiled (bpflint/native.py),
+and a compiled frozen dataclass cannot be unpickled, which sending options to a
+worker process needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    max_steps: int = 5_000_000  # abstract-interpretation steps per program
+    max_seconds: float = 120.0  # wall-clock budget per program
+    # prog-array map name -> program names its slots may hold (from bpfbudget.toml)
+    tail_call_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
