@@ -30,6 +30,7 @@ EXIT_ERROR = 2
 # program: 510 MB either way). Worker processes are forked and inherit it.
 GC_THRESHOLDS = (50_000, 20, 20)
 
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
