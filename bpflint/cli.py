@@ -27,7 +27,8 @@ EXIT_ERROR = 2
 # collection every 700 allocations) it walked those over and over: 27 % of
 # pyperf180's time. Reference counting frees nearly all of it; the collector still
 # runs, about 70 times less often. Peak memory stayed the same (the 1M-instruction
-# program: 510 MB either way). Worker processes are forked and inherit it.
+# program: 510 MB either way). Set by entry(), the process's own entry point; worker
+# processes are forked and inherit it.
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
@@ -61,7 +62,6 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    gc.set_threshold(*GC_THRESHOLDS)
     if native.set_aside is not None and not native.pure_asked:
         print(f"bpflint: note: running pure Python; the compiled core is set aside: "
               f"{native.set_aside} (python scripts/native.py build)", file=sys.stderr)
@@ -90,6 +90,7 @@ def entry() -> NoReturn:
     closed as they are written (baselines fsynced and renamed into place), its
     threads and worker processes are joined, and the standard streams are flushed
     here."""
+    gc.set_threshold(*GC_THRESHOLDS)
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:

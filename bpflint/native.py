@@ -96,14 +96,13 @@ def choose() -> None:
     built = len(compiled())
     if not built:
         return
-    changed = stale()
     # PURE_ENV, spelt out for the audit of environment reads (tests/test_security.py)
     pure_asked = bool(os.environ.get("BPFLINT_PURE_PYTHON"))
     if pure_asked:
         set_aside = f"{PURE_ENV} is set"
     elif built < len(MODULES):
         set_aside = f"only {built} of its {len(MODULES)} modules are built"
-    elif changed:
+    elif changed := stale():
         set_aside = f"{changed[0]} changed after it was built"
     else:
         return

@@ -65,8 +65,7 @@ def built_files() -> list[str]:
 
 
 def up_to_date() -> bool:
-    expected = {native.built_of(module) for module in native.MODULES}
-    return None not in expected and not native.stale() and \
+    return len(native.compiled()) == len(native.MODULES) and not native.stale() and \
         len(built_files()) == len(native.MODULES) + 1  # + the shared library
 
 
