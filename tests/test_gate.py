@@ -148,6 +148,17 @@ def test_regression_under_budget_but_over_the_allowance_fails(tmp_path: Path) ->
     assert finding.rule == "BPF002" and "from 1000 to 1051 insns (+5.1%)" in finding.message
 
 
+def test_a_regression_message_never_shows_a_figure_within_the_allowance(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, '[regression]\nallowed = "5%"\n[[budget]]\nmax_insns = 100000\n')
+    before = from_results([program("p", insns_max=10000, ns_max=500.0)], "base")
+    exact = evaluate(report(program("p", insns_max=10500, ns_max=500.0)), cfg, before)
+    assert exact.exit_code == 0  # exactly +5.0%: within the allowance
+    over = evaluate(report(program("p", insns_max=10504, ns_max=500.0)), cfg, before)
+    message = over.programs[0].findings[0].message
+    assert "(+5.04%), more than the allowed 5%" in message, message
+
+
 def test_an_unchanged_program_does_not_regress_against_its_rounded_baseline(
         tmp_path: Path) -> None:
     cfg = config(tmp_path, '[regression]\nallowed = "5%"\n[[budget]]\nmax_insns = 100000\n')

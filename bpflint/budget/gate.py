@@ -247,7 +247,8 @@ def _regression_findings(result: ProgramResult, before: BaselineEntry,
         findings.append(_finding(
             "BPF002", "error",
             f"{result.name}: worst case grew from {before.insns_max} to {result.insns_max} "
-            f"insns ({_percent(before.insns_max, result.insns_max)}), more than the allowed "
+            f"insns ({_percent(before.insns_max, result.insns_max, allowance.percent)}), more "
+            f"than the allowed "
             f"{allowance.text}", loc))
     after_ns = baseline_ns(result.ns_max)
     if (before.ns_max is not None and after_ns is not None
@@ -255,15 +256,23 @@ def _regression_findings(result: ProgramResult, before: BaselineEntry,
         findings.append(_finding(
             "BPF002", "error",
             f"{result.name}: worst case grew from {format_ns(before.ns_max)} to "
-            f"{format_ns(after_ns)} ({_percent(before.ns_max, after_ns)}), more than "
+            f"{format_ns(after_ns)} ({_percent(before.ns_max, after_ns, allowance.percent)}), "
+            f"more than "
             f"the allowed {allowance.text}", loc))
     return findings
 
 
-def _percent(before: float, after: float) -> str:
+def _percent(before: float, after: float, allowed: float | None = None) -> str:
+    """The growth in percent, with as many decimals as it takes to show that it is
+    more than ``allowed`` (+5.04% against 5%, never "+5.0%, more than 5%")."""
     if before == 0:
         return "new cost"
-    return f"{(after - before) / before * 100:+.1f}%"
+    growth = (after - before) / before * 100
+    for decimals in range(1, 5):
+        text = f"{growth:+.{decimals}f}%"
+        if allowed is None or float(text[:-1]) > allowed:
+            return text
+    return text
 
 
 def _unbounded_finding(result: ProgramResult, level: Level) -> Finding:
