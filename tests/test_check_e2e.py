@@ -75,8 +75,8 @@ def costs(repo: Path) -> dict[str, dict[str, Any]]:
     done = bpflint(repo, "check", "--format", "json")
     assert done.returncode in (0, 1), done.stderr
     programs = {p["key"]: p for p in json.loads(done.stdout)["programs"]}
-    assert set(programs) == {"fw.bpf.o:xdp:xdp_mix", "fw.bpf.o:xdp:xdp_pass",
-                             "trace.bpf.o:tracepoint/syscalls/sys_enter_openat:count_openat"}
+    assert set(programs) == {"src/fw.bpf.o:xdp:xdp_mix", "src/fw.bpf.o:xdp:xdp_pass",
+                             "src/trace.bpf.o:tracepoint/syscalls/sys_enter_openat:count_openat"}
     missing = [key for key, p in programs.items()
                if not p["bounded"] or p["insns"]["max"] is None or p["ns"]["max"] is None]
     assert not missing, (f"analysis produced no costs for {missing}: these tests wait for "
@@ -93,7 +93,7 @@ def test_within_budget_passes(repo: Path) -> None:
 
 
 def test_over_budget_fails_naming_the_program_and_its_hottest_lines(repo: Path) -> None:
-    before = costs(repo)["fw.bpf.o:xdp:xdp_mix"]["insns"]["max"]
+    before = costs(repo)["src/fw.bpf.o:xdp:xdp_mix"]["insns"]["max"]
     config = repo / "bpfbudget.toml"
     config.write_text(config.read_text() +
                       f'\n[[budget]]\nprogram = "xdp_mix"\nmax_insns = {before * 2}\n')
@@ -105,8 +105,8 @@ def test_over_budget_fails_naming_the_program_and_its_hottest_lines(repo: Path) 
     done = bpflint(repo, "check", "--format", "text", "--format", "sarif", "--output",
                    "out.sarif", "--format", "github")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert re.search(r"^FAIL\s+fw\.bpf\.o:xdp:xdp_mix", done.stdout, re.M)
-    assert re.search(r"^PASS\s+fw\.bpf\.o:xdp:xdp_pass", done.stdout, re.M)
+    assert re.search(r"^FAIL\s+src/fw\.bpf\.o:xdp:xdp_mix", done.stdout, re.M)
+    assert re.search(r"^PASS\s+src/fw\.bpf\.o:xdp:xdp_pass", done.stdout, re.M)
     hot = done.stdout[done.stdout.index("hottest source lines"):].splitlines()[1:4]
     hot_numbers = {int(m.group(1)) for line in hot
                    if (m := re.search(r"fw\.bpf\.c:(\d+)", line))}
@@ -164,7 +164,7 @@ def test_base_ref_without_a_baseline_file(repo: Path) -> None:
     by_name = {p["name"]: p for p in data["programs"]}
     assert by_name["xdp_mix"]["change"] == "same" and by_name["xdp_mix"]["verdict"] == "fail"
     assert by_name["xdp_pass"]["change"] == "renamed"
-    assert by_name["xdp_pass"]["renamed_from"] == "fw.bpf.o:xdp:xdp_pass"
+    assert by_name["xdp_pass"]["renamed_from"] == "src/fw.bpf.o:xdp:xdp_pass"
     assert by_name["xdp_new"]["change"] == "new"
     comment = (repo / "comment.md").read_text()
     assert comment.startswith("<!-- bpflint-report -->") and "\u25b2" in comment
@@ -208,7 +208,7 @@ def test_explain_match(repo: Path) -> None:
     first, second = [n for n, line in enumerate(lines, start=1) if line == "[[budget]]"]
     done = bpflint(repo, "check", "--explain-match")
     assert done.returncode in (0, 1), done.stderr
-    assert (f"fw.bpf.o:xdp:xdp_mix: budget #1 (line {first}: type 'xdp'): type 'xdp' is 'xdp'"
+    assert (f"src/fw.bpf.o:xdp:xdp_mix: budget #1 (line {first}: type 'xdp'): type 'xdp' is 'xdp'"
             in done.stdout)
     assert (f"count_openat: budget #2 (line {second}: section 'tracepoint/syscalls/*'): "
             "section 'tracepoint/syscalls/*' matches 'tracepoint/syscalls/sys_enter_openat'"

@@ -32,7 +32,7 @@ def gate_report(tmp_path: Path, *, warn_only: bool = False) -> GateReport:
     obj = str(tmp_path / "build" / "fw.bpf.o")
     before = from_results([program("big", obj=obj, insns_max=900, ns_max=800.0),
                            program("small", obj=obj, insns_max=100, ns_max=500.0),
-                           program("gone", obj=obj)], "bpf-baseline.json")
+                           program("gone", obj=obj)], "bpf-baseline.json", root=tmp_path)
     now = AnalysisReport((
         program("small", obj=obj, insns_max=90, ns_max=450.0),
         program("big", obj=obj, insns_max=1200, ns_max=1500.0, hot=hot,
@@ -91,7 +91,7 @@ def test_check_json_extends_the_design_contract(tmp_path: Path) -> None:
     assert big["budget"]["max_insns"] == 1000 and big["budget"]["max_ns"] == 1000.0
     assert big["baseline"]["insns"]["max"] == 900 and big["delta"]["insns"] == 300
     assert {f["rule"] for f in big["findings"]} == {"BPF001", "BPF002", "BPF005"}
-    assert [r["key"] for r in data["removed"]] == ["fw.bpf.o:xdp:gone"]
+    assert [r["key"] for r in data["removed"]] == ["build/fw.bpf.o:xdp:gone"]
 
 
 def test_sarif_validates_and_locates_findings_inside_the_workspace(tmp_path: Path) -> None:
@@ -159,10 +159,11 @@ def test_markdown_table(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert lines[0] == "<!-- bpflint-report -->" and lines[1] == markdown.HEADING
     assert "| | Program | Budget | Before | After | Delta |" in lines
-    row = next(line for line in lines if "`fw.bpf.o:xdp:big`" in line and line.startswith("|"))
+    row = next(line for line in lines
+               if "`build/fw.bpf.o:xdp:big`" in line and line.startswith("|"))
     assert "1000 insns / 1us" in row and "900 insns / 800ns" in row
     assert "1200 insns / 1.50us" in row and "\u25b2 +300 insns (+33.3%)" in row
-    small = next(line for line in lines if "`fw.bpf.o:xdp:small`" in line)
+    small = next(line for line in lines if "`build/fw.bpf.o:xdp:small`" in line)
     assert "\u25bc -10 insns (-10.0%)" in small and "\u25bc -50.0ns" in small
     assert "| new |" in out and "| removed |" in out
     assert "`src/fw.bpf.c:12`" in out

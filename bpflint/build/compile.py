@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bpflint.cache import ignore_in_git
 from bpflint.errors import BpfLintError
 
 # Base flags every BPF object needs: BTF and line info (-g) are what map costs back to
@@ -89,6 +90,7 @@ def compile_sources(
     for source in sources:
         if not source.is_file():
             raise BpfLintError(f"{source}: no such source file")
+    ignore_in_git(cache_dir)
     clang = _probe(_resolve_clang(settings.clang), cache_dir)
     args = _compile_args(clang, settings)
     # imported here: the thread pool (and the logging it pulls in) is start-up time
