@@ -442,3 +442,37 @@ def test_one_path_for_each_source_file_in_every_format(tmp_path: Path) -> None:
     places = set(re.findall(r"[\w./-]*(?:parse\.h|firewall\.bpf\.c)", shown))
     assert places and places <= wanted, places
     assert "file=fw/" in (repo / "fw" / "out.github").read_text()
+
+
+def test_the_compile_cache_is_ignored_by_git(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT, root)
+    (root / ".gitignore").unlink()  # the user's repository does not know about the cache
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "project")
+    assert bpflint(root, "check").returncode in (0, 1)
+    assert (root / ".bpflint-cache" / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_program_names_get_a_did_you_mean(tmp_path: Path) -> None:
+    obj = EXAMPLES / "xdp-firewall" / "firewall.bpf.o"
+    done = bpflint(tmp_path, "explain", str(obj), "-p", "xdp_firewal")
+    assert done.returncode == 2
+    assert done.stderr == (f"bpflint: error: {obj}: no program named 'xdp_firewal'; did you "
+                           "mean 'xdp_firewall'? (programs: xdp_firewall)\n")
+    part = bpflint(tmp_path, "explain", str(obj), "-p", "firewall")
+    assert "did you mean 'xdp_firewall'?" in part.stderr
+    measure = bpflint(tmp_path, "measure", "--help")
+    assert "--program NAME, -p NAME" in measure.stdout
+
+
+def test_analyze_diagnostics_name_the_object_path_and_no_line_zero(tmp_path: Path) -> None:
+    """Two objects of the same name in two directories: each diagnostic says which."""
+    for name in ("a", "b"):
+        compile_to(Path(__file__).parent / "progs" / "unbounded.bpf.c",
+                   tmp_path / name / "loop.bpf.o")
+    done = bpflint(tmp_path, "analyze", "a", "b")
+    diagnostics = [line for line in done.stdout.splitlines() if ": BPF" in line]
+    assert {line.split(":")[0] for line in diagnostics} == {"a/loop.bpf.o", "b/loop.bpf.o"}
+    assert not re.search(r"\.c:0\b", done.stdout)

@@ -8,7 +8,9 @@ bounds, callees and callbacks included), hottest first, like a profiler.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+from collections.abc import Sequence
 
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import load_table, printable
@@ -17,6 +19,7 @@ from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.obj.model import Program
 from bpflint.obj.reader import load_object
+from bpflint.report.paths import where as place
 from bpflint.results import ProgramResult
 
 NAME = "explain"
@@ -42,14 +45,24 @@ def run(args: argparse.Namespace) -> int:
             raise BpfLintError(f"{args.object}: name a program with --program ({names})")
         program = obj.programs[0]
     else:
-        program = next((p for p in obj.programs if p.name == args.program), None)
-        if program is None:
-            names = ", ".join(p.name for p in obj.programs) or "none"
-            raise BpfLintError(f"{args.object}: no program named {args.program!r} "
-                               f"(programs: {names})")
+        program = find_program(obj.programs, args.program, args.object)
     result = analyze_program(obj, program, load_table(args.cost_table), AnalysisOptions())
     sys.stdout.write(render(result, args.top))
     return 0
+
+
+def find_program(programs: Sequence[Program], name: str, where: str) -> Program:
+    """The program called ``name``; else a one-line error with the closest names."""
+    found = next((p for p in programs if p.name == name), None)
+    if found is not None:
+        return found
+    names = [p.name for p in programs]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if not close:  # a part of the name ("firewall" for "xdp_firewall") is a good hint too
+        close = [n for n in names if name.lower() in n.lower()][:3]
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    listed = ", ".join(names) or "none"
+    raise BpfLintError(f"{where}: no program named {name!r}{hint} (programs: {listed})")
 
 
 def render(result: ProgramResult, top: int) -> str:
@@ -61,7 +74,7 @@ def render(result: ProgramResult, top: int) -> str:
     else:
         out.append(f"  worst case: unbounded; best case: {result.insns_min} insns")
     for diag in result.diagnostics:
-        where = f"{diag.loc.file}:{diag.loc.line}: " if diag.loc else ""
+        where = f"{place(diag.loc.file, diag.loc.line)}: " if diag.loc else ""
         out.append(f"  {diag.rule} {diag.name}: {where}{printable(diag.message)}")
     lines = result.line_costs[:top] if top > 0 else result.line_costs
     if not lines:
@@ -73,7 +86,7 @@ def render(result: ProgramResult, top: int) -> str:
     out.append(f"{'INSNS':>10} {'%':>6} {'NS':>10}  LOCATION")
     for lc in lines:
         share = 100.0 * lc.insns / total
-        out.append(f"{lc.insns:>10} {share:>5.1f}% {_ns(lc.ns):>10}  {lc.file}:{lc.line}")
+        out.append(f"{lc.insns:>10} {share:>5.1f}% {_ns(lc.ns):>10}  {place(lc.file, lc.line)}")
         if lc.text:
             out.append(f"{'':>30}  {printable(lc.text.strip())}")
     return "\n".join(out) + "\n"
