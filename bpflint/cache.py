@@ -55,23 +55,6 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
     return Path.home() / ".cache" / "bpflint"
 
 
-def ignore_in_git(directory: Path) -> None:
-    """Put a ``.gitignore`` holding ``*`` in a cache directory, as pytest does for
-    .pytest_cache, so a cache inside a repository never shows up as untracked files.
-    Best effort: a read-only or odd file system only costs the convenience."""
-    marker = directory / ".gitignore"
-    if marker.exists():
-        return
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gitignore.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("# created by bpflint: this directory is a cache\n*\n")
-        os.replace(tmp, marker)
-    except OSError:
-        pass
-
-
 # ---------------------------------------------------------------- what
 
 @dataclass(frozen=True)
@@ -306,9 +289,6 @@ class ResultCache:
             return
         target = self.path_of(key)
         try:
-            if not self.directory.exists():
-                self.directory.mkdir(parents=True, exist_ok=True)
-                ignore_in_git(self.directory)
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
             try:

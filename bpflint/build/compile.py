@@ -31,7 +31,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bpflint.cache import ignore_in_git
 from bpflint.errors import BpfLintError
 
 # Base flags every BPF object needs: BTF and line info (-g) are what map costs back to
@@ -108,6 +107,23 @@ def compile_sources(
         if isinstance(outcome, BaseException):
             raise outcome
     return [outcomes[source.resolve()] for source in sources]  # type: ignore[misc]
+
+
+def ignore_in_git(directory: Path) -> None:
+    """Put a ``.gitignore`` holding ``*`` in the cache directory, as pytest does for
+    .pytest_cache: .bpflint-cache/ lives in the user's repository and must never show
+    up as untracked files. Best effort: a read-only file system only costs that."""
+    marker = directory / ".gitignore"
+    if marker.exists():
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gitignore.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("# created by bpflint: this directory is a cache\n*\n")
+        os.replace(tmp, marker)
+    except OSError:
+        pass
 
 
 def _resolve_clang(configured: str | None) -> str:
