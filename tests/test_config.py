@@ -173,6 +173,13 @@ def test_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert config.budgets == () and config.allowance is None and config.baseline is None
     assert (config.unbounded, config.unmatched, config.warn_only) == ("fail", "warn", False)
+    assert config.build_command == () and config.allow_empty is False
+
+
+def test_analyze_build_and_allow_empty(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[analyze]\nobjects = ["build/*.o"]\n'
+                                         'build = ["make", "-C", "bpf"]\nallow_empty = true\n'))
+    assert config.build_command == ("make", "-C", "bpf") and config.allow_empty is True
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -183,6 +190,12 @@ def test_defaults(tmp_path: Path) -> None:
      ":3: key 'budget[1].max_insn': unknown key; did you mean 'max_insns'?"),
     ("[regresion]\nallowed = \"5%\"\n",
      ":1: key 'regresion': unknown key; did you mean 'regression'?"),
+    ("[analyze]\nbuild = \"make -C bpf\"\n",
+     ":2: key 'analyze.build': expected a list of strings, got the string 'make -C bpf'"),
+    ("[analyze]\nbuild = []\n",
+     ":2: key 'analyze.build': expected a command as a list of arguments"),
+    ("[analyze]\nallow_empty = \"yes\"\n",
+     ":2: key 'analyze.allow_empty': expected true or false"),
     ("[analyze]\nobjects = []\nbaseline = \"b.json\"\n",
      ":3: key 'analyze.baseline': unknown key; top-level keys such as 'baseline'"),
     # wrong types
