@@ -463,6 +463,8 @@ def test_program_names_get_a_did_you_mean(tmp_path: Path) -> None:
                            "mean 'xdp_firewall'? (programs: xdp_firewall)\n")
     part = bpflint(tmp_path, "explain", str(obj), "-p", "firewall")
     assert "did you mean 'xdp_firewall'?" in part.stderr
+    disasm = bpflint(tmp_path, "disasm", str(obj), "-p", "xdp_firewal")
+    assert disasm.returncode == 2 and "did you mean 'xdp_firewall'?" in disasm.stderr
     measure = bpflint(tmp_path, "measure", "--help")
     assert "--program NAME, -p NAME" in measure.stdout
 

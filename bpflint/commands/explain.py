@@ -8,12 +8,11 @@ bounds, callees and callbacks included), hottest first, like a profiler.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
-from collections.abc import Sequence
 
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import load_table, printable
+from bpflint.commands.names import find_program
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
@@ -49,20 +48,6 @@ def run(args: argparse.Namespace) -> int:
     result = analyze_program(obj, program, load_table(args.cost_table), AnalysisOptions())
     sys.stdout.write(render(result, args.top))
     return 0
-
-
-def find_program(programs: Sequence[Program], name: str, where: str) -> Program:
-    """The program called ``name``; else a one-line error with the closest names."""
-    found = next((p for p in programs if p.name == name), None)
-    if found is not None:
-        return found
-    names = [p.name for p in programs]
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    if not close:  # a part of the name ("firewall" for "xdp_firewall") is a good hint too
-        close = [n for n in names if name.lower() in n.lower()][:3]
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    listed = ", ".join(names) or "none"
-    raise BpfLintError(f"{where}: no program named {name!r}{hint} (programs: {listed})")
 
 
 def render(result: ProgramResult, top: int) -> str:
