@@ -377,3 +377,35 @@ def test_quick_calibration_is_complete_and_sane() -> None:
         assert table.helpers["get_stackid"].base.min_ns > 0
     assert measured("insn.alu_div") and measured("insn.alu_mov")
     assert table.insns["alu_div"].min_ns > table.insns["alu_mov"].min_ns
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not USABLE, reason=REASON)
+def test_maps_the_kernel_will_not_create_refuse_only_their_benchmarks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    create = sc.map_create
+
+    def map_create(map_type: int, *args: Any, **kw: Any) -> int:
+        if map_type in (sc.MAP_TYPES["ringbuf"], sc.MAP_TYPES["lpm_trie"]):
+            raise sc.BpfSyscallError("cannot create map", 22)
+        return create(map_type, *args, **kw)
+
+    def no_perf_event(cpu: int) -> int:
+        raise sc.BpfSyscallError("cannot open a BPF_OUTPUT perf event", 13)
+
+    monkeypatch.setattr(sc, "map_create", map_create)
+    monkeypatch.setattr(sc, "perf_bpf_output_open", no_perf_event)
+    benches = {b.variant: b for b in cal._helper_benches()}
+    with cal.environment(1 << 16) as env, cal.buffers_reset(env) as reset:
+        assert env.missing == {"ringbuf": "Invalid argument", "lpm_trie": "Invalid argument",
+                               "perf_array": "Permission denied"}
+        assert "perf_event" not in env.fds
+        reset()  # nothing left to empty, and no error for it
+        for variant, reason in (("ringbuf_query", "map ringbuf: Invalid argument"),
+                                ("lookup_lpm", "map lpm_trie: Invalid argument"),
+                                ("perf_event_output_8", "map perf_array: Permission denied")):
+            with pytest.raises(cal.Refused) as err:
+                cal.measure(env, benches[variant], cal.QUICK, reset)
+            assert (err.value.stage, err.value.reason) == ("map", reason)
+        m = cal.measure(env, benches["lookup_array"], cal.QUICK, reset)
+        assert m.median_ns > 0

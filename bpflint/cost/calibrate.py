@@ -23,6 +23,10 @@ is the iteration count, and the callback's own instructions are priced apart.
 Setup instructions inside a body (argument moves, map loads) are subtracted
 using the instruction figures, with their max for a helper's min and their min
 for its max.
+
+Kernels differ: a benchmark this one refuses (a map it will not create, a program
+it will not load, a test run it will not do) leaves its entry to the base table,
+with the kernel's reason in [provenance.not_measured] (see calibrate()).
 """
 
 from __future__ import annotations
@@ -367,8 +371,12 @@ def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
 
     try:
         # Every program's prologue looks this array up: without it nothing runs.
-        create("big", "array", 4, BIG_VALUE_BYTES, 1,
-               fill=((bytes(4), b"A" * (BIG_VALUE_BYTES - 1) + b"\0"),))
+        try:
+            create("big", "array", 4, BIG_VALUE_BYTES, 1,
+                   fill=((bytes(4), b"A" * (BIG_VALUE_BYTES - 1) + b"\0"),))
+        except sc.BpfSyscallError as exc:
+            raise BpfLintError(f"calibrate needs a {BIG_VALUE_BYTES}-byte array map, which "
+                               f"this kernel refuses: {exc}") from None
         for mtype in ("array", "percpu_array"):
             optional(mtype, functools.partial(create, mtype, mtype, 4, 64, 4))
         ncpu = os.cpu_count() or 1
@@ -1128,7 +1136,7 @@ def _render(entries: dict[str, _Entry], opts: Options, base: CostTable,
     ]
     if not_measured:
         lines += ["", "[provenance.not_measured]",
-                  "# entry = why this kernel did not measure it; where its figure comes from"]
+                  "# entry = why it was not measured here; where its figure comes from"]
         lines += [f"{_q(key)} = {_q(f'{why}; priced from {_priced_from(key, base)}')}"
                   for key, why in not_measured.items()]
     lines += [
