@@ -86,7 +86,7 @@ METHOD = (
 )
 
 
-class Refused(Exception):
+class Refused(BpfLintError):
     """The kernel refused one benchmark at ``stage`` ("map", "load" or "run") for
     ``reason`` (its one-line word for it): that entry is not measured here."""
 
@@ -961,7 +961,8 @@ class Calibration:
         """One line naming what was not measured, or "" when everything was."""
         parts = [f"{key} ({why})" for key, why in self.refused.items()]
         if self.left_out:
-            parts.append(f"{len(self.left_out)} entries {SKIPPED}")
+            count = len(self.left_out)
+            parts.append(f"{count} {'entry' if count == 1 else 'entries'} {SKIPPED}")
         if not parts:
             return ""
         return (f"not measured here, priced from {self.base_path} (see "
