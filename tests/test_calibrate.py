@@ -141,7 +141,7 @@ def test_every_variant_after_a_refusal_is_not_run(monkeypatch: pytest.MonkeyPatc
 
 
 def test_only_and_skip_price_the_rest_from_the_base_table(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
     fake_kernel(monkeypatch, {}, {})
     result = cal.calibrate(cal.QUICK, only=("helper.xdp_*", "alu_mov"),
                            skip=("xdp_adjust_meta",))
