@@ -10,6 +10,8 @@ A table is a TOML file (``bpflint calibrate`` writes one; the package ships
     cpu = "AMD EPYC"             # /proc/cpuinfo model name
     date = "2025-01-31"
     method = "..."               # how min and max were derived (prose)
+    [provenance.not_measured]    # optional: entries calibration did not measure here
+    "helper.xdp_adjust_meta" = "xdp_adjust_meta_pair: load refused: ...; priced from ..."
 
     [defaults]                   # what anything missing from the table costs
     helper_min_ns = 0.0
@@ -138,6 +140,9 @@ class Provenance:
     cpu: str
     date: str
     method: str
+    # entry ("helper.xdp_adjust_meta", "insn.ld_abs") -> why calibration did not measure
+    # it here and where its figure comes from; informational, never used for pricing
+    not_measured: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,10 +469,15 @@ def parse_cost_table(text: str, path: str) -> CostTable:
         raise where.error("format", f"expected {FORMAT_VERSION}, got {doc.get('format')!r}")
     prov = _table(where, "provenance", doc.get("provenance"))
     fields = ("kernel", "cpu", "date", "method")
-    _unknown(where, "provenance", prov, fields)
+    _unknown(where, "provenance", prov, (*fields, "not_measured"))
     for key in fields:
         if not isinstance(prov.get(key), str):
             raise where.error(f"provenance.{key}", "missing or not a string")
+    not_measured = _table(where, "provenance.not_measured", prov.get("not_measured", {}))
+    for key, why in not_measured.items():
+        if not isinstance(why, str):
+            raise where.error(f"provenance.not_measured.{key}",
+                              f"expected a string (why it was not measured), got {why!r}")
     defaults = _table(where, "defaults", doc.get("defaults"))
     default_fields = ("helper_min_ns", "helper_max_ns", "kfunc_min_ns", "kfunc_max_ns",
                       "size_cap_bytes")
@@ -494,7 +504,8 @@ def parse_cost_table(text: str, path: str) -> CostTable:
               for name, value in _table(where, "kfunc", doc.get("kfunc", {})).items()}
     return CostTable(
         path=path,
-        provenance=Provenance(*(prov[k] for k in fields)),
+        provenance=Provenance(prov["kernel"], prov["cpu"], prov["date"], prov["method"],
+                              tuple(not_measured.items())),
         defaults=Defaults(Cost(dflt["helper_min_ns"], dflt["helper_max_ns"]),
                           Cost(dflt["kfunc_min_ns"], dflt["kfunc_max_ns"]),
                           int(dflt["size_cap_bytes"])),
