@@ -200,8 +200,10 @@ def test_perf_event_output_counts_the_packet_bytes_its_flags_ask_for() -> None:
     with_packet = call_sizes(out, _regs(r3=const((1500 << 32) | 0xFFFFFFFF), r4=buf,
                                         r5=const(32)), MAPS)
     assert with_packet is not None and with_packet.hi == 32 + 1500
+    assert not with_packet.args[-1].capped
     unknown = call_sizes(out, _regs(r3=UNKNOWN, r4=buf, r5=const(32)), MAPS)
     assert unknown is not None and unknown.hi == 32 + 0xFFFFF
+    assert unknown.args[-1].capped and "flags" in unknown.args[-1].what
 
 
 def test_the_table_names_real_helpers_and_registers() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bpflint.analysis.scalar import U32
 from bpflint.analysis.state import CALLER_STACK, Kind, Val
 from bpflint.isa.helper_args import (
     BPF_MAX_VAR_SIZ,
@@ -35,7 +36,7 @@ LIMIT_BYTES = BPF_MAX_VAR_SIZ - 1  # the largest size the verifier lets through
 class SizeArg:
     """One (buffer, size) argument pair of a call."""
 
-    size_reg: int
+    what: str  # the argument, in words ("size argument (r2)")
     lo: int  # bytes, best case
     hi: int  # bytes, worst case (kernel-enforced cap applied)
     cap: int  # what the buffer alone allows
@@ -88,13 +89,16 @@ def call_sizes(helper_id: int, regs: tuple[Val, ...], maps: Mapping[str, MapDef]
             lo, hi = size.s.umin, size.s.umax
         else:  # the verifier wants a scalar: any value it could hold
             lo, hi = 0, cap
-        args.append(SizeArg(size_reg, min(lo, cap), min(hi, cap), cap, buffer, hi > cap))
+        args.append(SizeArg(f"size argument (r{size_reg})", min(lo, cap), min(hi, cap), cap,
+                            buffer, hi > cap))
     if HELPER_NAMES[helper_id] in CTXLEN_FLAGS_HELPERS:
         flags = regs[3]
         # (flags >> 32) & mask is at most umax >> 32; the best case copies none
         # (the kernel refuses a length above the packet's before copying)
-        hi = flags.s.umax >> 32 if flags.kind == Kind.SCALAR else CTXLEN_MASK_BITS
+        hi = flags.s.umax >> 32 if flags.kind == Kind.SCALAR else U32
         if hi:
-            args.append(SizeArg(3, 0, min(hi, CTXLEN_MASK_BITS), CTXLEN_MASK_BITS,
-                                "the packet (BPF_F_CTXLEN_MASK bytes of it)", False))
+            args.append(SizeArg("packet length in its flags (r3 >> 32)", 0,
+                                min(hi, CTXLEN_MASK_BITS), CTXLEN_MASK_BITS,
+                                "BPF_F_CTXLEN_MASK (the packet bytes its flags ask for)",
+                                hi > CTXLEN_MASK_BITS))
     return CallSizes(sum(a.lo for a in args), sum(a.hi for a in args), tuple(args))

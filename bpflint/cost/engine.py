@@ -210,7 +210,7 @@ class ProgramAnalysis:
         self.memo: dict[tuple[FuncKey, str, State], FuncResult] = {}
         self.chain: list[FuncKey] = []
         self.diags: list[Diagnostic] = []
-        self.loose_sizes: set[tuple[int, int]] = set()  # (pc, register) diagnosed
+        self.loose_sizes: set[tuple[int, str]] = set()  # (pc, argument) diagnosed
         self.async_callbacks: set[FuncKey] = set()
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
@@ -752,12 +752,12 @@ class ProgramAnalysis:
                 continue
             where = "" if insn.line is not None else f" (instruction {insn.pc})"
             priced = f", priced at up to {max_ns / 1000:.1f}us" if max_ns else ""
-            message = (f"size argument (r{arg.size_reg}) of {calls.helper_name(hid)}"
+            message = (f"{arg.what} of {calls.helper_name(hid)}"
                        f"{where} is bounded only by {arg.buffer}: up to {arg.hi} bytes"
                        f"{priced}; bound it in the program (n &= MASK, or "
                        f"if (n > MAX) return) to tighten the worst case")
-            if (insn.pc, arg.size_reg) not in self.loose_sizes:  # first context only
-                self.loose_sizes.add((insn.pc, arg.size_reg))
+            if (insn.pc, arg.what) not in self.loose_sizes:  # first context only
+                self.loose_sizes.add((insn.pc, arg.what))
                 self.diag("BPF008", "loose-size-bound", message, insn)
 
     def _tail_call(self, insn: Insn, regs: tuple[Val, ...], tail_targets: set[str],
