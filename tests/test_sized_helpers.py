@@ -44,6 +44,7 @@ USABLE, REASON = bpf_usable()
 BUFFER_BOUND = {
     "read_kernel_copy": ("probe_read_kernel", 64),
     "read_user_str_value": ("probe_read_user_str", 128 * 1024),
+    "read_value_offset": ("probe_read_kernel", 4096 - 1000),
     "ringbuf_output_copy": ("ringbuf_output", 48),
     "perf_output_copy": ("perf_event_output", 40),
     "skb_load_copy": ("skb_load_bytes", 32),

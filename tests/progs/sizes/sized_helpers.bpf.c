@@ -77,6 +77,40 @@ int read_user_str_value(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+struct page {
+	char data[4096];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct page);
+} pages SEC(".maps");
+
+/* probe_read_kernel 1000 bytes into a map value: 3096 bytes are left past it */
+SEC("raw_tp/sys_enter")
+int read_value_offset(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 zero = 0;
+	struct page *value = bpf_map_lookup_elem(&pages, &zero);
+
+	if (!value)
+		return 0;
+	asm volatile("r2 = %[n];"
+		     "r4 = r2;"
+		     "if r4 > %[lim] goto +3;"
+		     "r1 = %[dst];"
+		     "r3 = %[src];"
+		     "call %[helper];"
+		     :
+		     : [n] "r"(ctx->args[1]), [src] "r"(ctx->args[0]), [dst] "r"(&value->data[1000]),
+		       [lim] "i"(sizeof(value->data) - 1000 + SLACK),
+		       [helper] "i"(BPF_FUNC_probe_read_kernel)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+	return 0;
+}
+
 /* ringbuf_output(&events, buf, n, 0) */
 SEC("raw_tp/sys_enter")
 int ringbuf_output_copy(struct bpf_raw_tracepoint_args *ctx)
