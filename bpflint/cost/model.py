@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from bpflint.errors import BpfLintError
+from bpflint.isa.helper_args import MAY_STOP_EARLY
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import (
@@ -241,9 +242,13 @@ class CostTable:
         """(min, max) ns of a helper call, the call instruction included.
 
         ``size_bytes`` is the range of the helper's size-like argument: bytes for
-        copying helpers, ``nr_loops`` for ``loop``, the map's ``max_entries`` for
-        ``for_each_map_elem``. Unknown: the table's ``max_units`` for that helper
-        (else ``defaults.size_cap_bytes``) prices the worst case and 0 the best.
+        copying helpers (already capped by the buffer they point at:
+        bpflint/analysis/sizes.py), ``nr_loops`` for ``loop``, the map's
+        ``max_entries`` for ``for_each_map_elem``. Unknown: the table's ``max_units``
+        for that helper (else ``defaults.size_cap_bytes``) prices the worst case and
+        0 the best. A helper that may return before touching its bytes
+        (``MAY_STOP_EARLY``: a string copy ending at its NUL, a full ring buffer)
+        adds nothing per byte to its best case.
         """
         name = helper_name(helper_id)
         entry = self.helpers.get(name) or self.helpers.get(SAME_COST_AS.get(name, ""))
@@ -264,7 +269,8 @@ class CostTable:
         if entry.max_units is not None:
             cap = entry.max_units or self.defaults.size_cap_bytes
             units = size_bytes if size_bytes is not None else (0, cap)
-            lo += entry.per_unit_min_ns * max(0, units[0])
+            if name not in MAY_STOP_EARLY:
+                lo += entry.per_unit_min_ns * max(0, units[0])
             hi += entry.per_unit_max_ns * max(0, units[1])
         return lo, hi
 
