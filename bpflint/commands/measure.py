@@ -11,7 +11,7 @@ from pathlib import Path
 from bpflint.commands import COMMANDS
 from bpflint.errors import BpfLintError
 from bpflint.kernel import syscall as sc
-from bpflint.kernel.loader import load_program
+from bpflint.kernel.loader import LoadedProgram, load_program
 from bpflint.obj.model import BpfObject, Program
 from bpflint.obj.reader import load_object
 
@@ -121,6 +121,20 @@ def _estimate(obj: BpfObject, program: Program, table_path: str | None
     return result.ns_min, result.ns_max
 
 
+def _load(path: str, obj: BpfObject, program: Program) -> LoadedProgram:
+    """load_program, its failure a one-line message naming the object and program."""
+    try:
+        return load_program(obj, program)
+    except sc.BpfSyscallError as exc:
+        lacks = sc.missing_feature(exc)
+        if lacks is not None:
+            raise BpfLintError(f"{path}: {program.name}: this kernel cannot load it: "
+                               f"{lacks}") from None
+        raise BpfLintError(f"{path}: {program.name}: {exc}") from None
+    except BpfLintError as exc:
+        raise BpfLintError(f"{path}: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise BpfLintError("measure needs root (it loads and runs the program)")
@@ -133,12 +147,16 @@ def run(args: argparse.Namespace) -> int:
         raise BpfLintError(f"{args.object}: no program {args.program!r} (programs: {names})")
     data = _packet(args)
     est = _estimate(obj, program, args.cost_table)
-    with load_program(obj, program) as loaded:
+    with _load(args.object, obj, program) as loaded:
         if loaded.prog_type not in _DURATION_TYPES:
             raise BpfLintError(f"{args.object}: {program.name}: the kernel reports no "
                                f"test-run duration for {loaded.prog_type} programs")
-        timing, tries = least_of_tries(loaded.fd, loaded.prog_type, data, args.repeat,
-                                       est[1] if est is not None else float("inf"))
+        try:
+            timing, tries = least_of_tries(loaded.fd, loaded.prog_type, data, args.repeat,
+                                           est[1] if est is not None else float("inf"))
+        except sc.BpfSyscallError as exc:
+            raise BpfLintError(f"{args.object}: {program.name}: this kernel cannot test-run "
+                               f"{loaded.prog_type} programs: {exc.reason}") from None
         stats = loaded.stats
     again = f"; the least of {tries} timings" if tries > 1 else ""
     print(f"{program.name} ({program.section}): measured {timing.measured_ns:.0f} ns "

@@ -38,6 +38,7 @@ from bpflint.analysis.fixpoint import (
     step,
 )
 from bpflint.analysis.scalar import Scalar
+from bpflint.analysis.sizes import CallSizes, call_sizes
 from bpflint.analysis.state import (
     CALLER_STACK,
     UNINIT,
@@ -108,9 +109,10 @@ BLOCK_MEMO_KEPT = 200_000  # priced blocks a program keeps before starting afres
 PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration ...
 SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
 
-# helper id -> register holding the size argument (for size-dependent costs)
-SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
-            26: 4, 9: 4, 189: 4, 190: 4, 28: 2, 44: 3, 68: 4}
+# A sized helper call whose size bpflint bounds only by the buffer it points at, at
+# more than this many bytes, gets a diagnostic naming the call (64 KiB: the most a
+# packet pointer can cover; a larger bound is rarely what the author meant).
+LOOSE_SIZE_BYTES = 1 << 16
 
 # (opcode, dst, src, imm of an STX, latency ns, issue ns): what a Timed is made of
 TimedKey = tuple[int, int, int, int, float, float]
@@ -208,6 +210,7 @@ class ProgramAnalysis:
         self.memo: dict[tuple[FuncKey, str, State], FuncResult] = {}
         self.chain: list[FuncKey] = []
         self.diags: list[Diagnostic] = []
+        self.loose_sizes: set[tuple[int, str]] = set()  # (pc, argument) diagnosed
         self.async_callbacks: set[FuncKey] = set()
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
@@ -710,11 +713,8 @@ class ProgramAnalysis:
             mapdef = self.obj.maps.get(regs[1].ref)
             if mapdef:
                 map_type, key_size = mapdef.type_name, mapdef.key_size
-        size = None
-        if hid in SIZE_ARG:
-            val = regs[SIZE_ARG[hid]]
-            if val.kind == Kind.SCALAR:
-                size = (val.s.umin, val.s.umax)
+        sizes = call_sizes(hid, regs, self.obj.maps)
+        size = None if sizes is None else (sizes.lo, sizes.hi)
         base = (1, 1, 0.0, 0.0)
         name = model_helper_name(hid)
         self.priced.update((name, f"{name}[{map_type}]"))
@@ -740,7 +740,25 @@ class ProgramAnalysis:
         if self.table is not None:
             lo, hi = self.table.helper_ns(hid, map_type, size, key_size)
             base = (1, 1, lo, hi)
+        if sizes is not None:
+            self._loose_size(insn, hid, sizes, base[3])
         return base
+
+    def _loose_size(self, insn: Insn, hid: int, sizes: CallSizes, max_ns: float) -> None:
+        """Say where a large size bound comes from when the value analysis did not
+        bound the size itself: the number alone would look like a bug."""
+        for arg in sizes.args:
+            if not arg.capped or arg.hi <= LOOSE_SIZE_BYTES:
+                continue
+            where = "" if insn.line is not None else f" (instruction {insn.pc})"
+            priced = f", priced at up to {max_ns / 1000:.1f}us" if max_ns else ""
+            message = (f"{arg.what} of {calls.helper_name(hid)}"
+                       f"{where} is bounded only by {arg.buffer}: up to {arg.hi} bytes"
+                       f"{priced}; bound it in the program (n &= MASK, or "
+                       f"if (n > MAX) return) to tighten the worst case")
+            if (insn.pc, arg.what) not in self.loose_sizes:  # first context only
+                self.loose_sizes.add((insn.pc, arg.what))
+                self.diag("BPF008", "loose-size-bound", message, insn)
 
     def _tail_call(self, insn: Insn, regs: tuple[Val, ...], tail_targets: set[str],
                    open_maps: set[str]) -> None:

@@ -108,7 +108,13 @@ def _create_map(program: Program, mdef: MapDef) -> int:
         # u32 key and value (a CPU index, a perf event fd) a definition may leave out
         max_entries = max_entries or _possible_cpus()
         key_size, value_size = key_size or 4, value_size or 4
-    return sc.map_create(mdef.type, key_size, value_size, max_entries, mdef.flags, mdef.name)
+    try:
+        return sc.map_create(mdef.type, key_size, value_size, max_entries, mdef.flags,
+                             mdef.name)
+    except sc.BpfSyscallError as exc:
+        # name the type: a kernel older than the map type answers a bare EINVAL
+        raise sc.BpfSyscallError(f"{exc} (a {mdef.type_name} map, type {mdef.type})",
+                                 exc.errno) from None
 
 
 def _possible_cpus() -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 import re
@@ -61,6 +62,17 @@ BPF_F_NO_PREALLOC = 1
 BPF_F_RDONLY_PROG = 1 << 7
 
 
+# The kernel's internal ENOTSUPP, which reaches user space unnamed ("Unknown error 524"):
+# BPF_PROG_TEST_RUN answers it for a program type it cannot run.
+ENOTSUPP = 524
+
+
+def strerror(errno: int | None) -> str:
+    if errno == ENOTSUPP:
+        return "not supported (ENOTSUPP)"
+    return os.strerror(errno) if errno else "unknown error"
+
+
 class BpfSyscallError(BpfLintError):
     """bpf() failed; ``errno`` and the verifier ``log`` (if any) are kept."""
 
@@ -68,6 +80,33 @@ class BpfSyscallError(BpfLintError):
         super().__init__(message)
         self.errno = errno
         self.log = log
+
+    @property
+    def reason(self) -> str:
+        """The kernel's one-line reason: the verifier's last word when it logged one,
+        else the errno's text."""
+        last = _last_log_line(self.log)
+        return f"{last} ({strerror(self.errno)})" if last else strerror(self.errno)
+
+
+# Verifier and BTF log lines that mean "this kernel lacks the feature", not "the program
+# is wrong": a helper added later or not offered to this program type, an instruction
+# of a newer ISA, a BTF kind the kernel predates.
+_MISSING_FEATURE = re.compile(
+    r"program of this type cannot use helper \S+|invalid func unknown#\d+|"
+    r"unknown func \S+|unknown opcode [0-9a-fx]+|Invalid kind|Invalid btf_info kind|"
+    r"calling kernel function \S+ is not allowed|kernel btf_id \d+ is not a function")
+
+
+def missing_feature(exc: BaseException) -> str | None:
+    """What this kernel lacks, when ``exc`` is a refusal for that reason (None otherwise:
+    a genuine rejection, or one whose cause the log does not name)."""
+    if not isinstance(exc, BpfSyscallError):
+        return None
+    if exc.errno == ENOTSUPP:
+        return str(exc)
+    found = _MISSING_FEATURE.search(exc.log or str(exc))
+    return found.group(0) if found else None
 
 
 class _MapCreateAttr(ctypes.Structure):
@@ -285,9 +324,10 @@ def btf_load(blob: bytes) -> int:
     try:
         return _sys_bpf(BPF_BTF_LOAD, attr)
     except OSError as exc:
-        detail = _last_log_line(log.value.decode(errors="replace"))
+        text = log.value.decode(errors="replace")
+        detail = _last_log_line(text)
         raise BpfSyscallError(f"kernel rejected BTF ({exc.strerror})"
-                              + (f": {detail}" if detail else ""), exc.errno) from None
+                              + (f": {detail}" if detail else ""), exc.errno, text) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,8 +426,8 @@ def prog_test_run(prog_fd: int, data: bytes = b"", ctx: bytes = b"", repeat: int
     try:
         _sys_bpf(BPF_PROG_TEST_RUN, attr)
     except OSError as exc:
-        raise BpfSyscallError(f"test run of program fd {prog_fd} failed: {exc.strerror}",
-                              exc.errno) from None
+        raise BpfSyscallError(f"test run of program fd {prog_fd} failed: "
+                              f"{strerror(exc.errno)}", exc.errno) from None
     out = obuf.raw[: min(attr.data_size_out, data_out_size)] if data_out_size else b""
     return RunResult(attr.retval, attr.duration, out)
 
@@ -397,6 +437,32 @@ def close(fd: int) -> None:
 
 
 _TRIVIAL_PROG = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+
+
+_PACKET_TYPES = ("xdp", "sched_cls", "sched_act", "socket_filter", "cgroup_skb", "lwt_in",
+                 "lwt_out", "lwt_xmit", "flow_dissector")
+
+
+@functools.cache
+def prog_type_runs(prog_type: str) -> tuple[bool, str]:
+    """Whether this kernel loads and test-runs a trivial program of ``prog_type``,
+    and if not, its reason (a type or a test run it lacks)."""
+    flags = BPF_F_SLEEPABLE if prog_type == "syscall" else 0
+    try:
+        prog = prog_load(PROG_TYPES[prog_type], _TRIVIAL_PROG, name="probe", log_level=0,
+                         prog_flags=flags)
+    except OSError as exc:
+        return False, f"bpf() unavailable: {exc.strerror or exc}"
+    except BpfSyscallError as exc:
+        return False, f"this kernel does not load {prog_type} programs: {exc.reason}"
+    try:
+        data = bytes(64) if prog_type in _PACKET_TYPES else b""
+        prog_test_run(prog.fd, data=data)
+    except BpfSyscallError as exc:
+        return False, f"this kernel does not test-run {prog_type} programs: {exc.reason}"
+    finally:
+        close(prog.fd)
+    return True, f"{prog_type} programs load and run"
 
 
 def bpf_usable() -> tuple[bool, str]:
