@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -240,17 +241,26 @@ def _anchors(markdown_text: str) -> set[str]:
     return anchors
 
 
+def _engine_rule_ids() -> set[str]:
+    """Every rule id the package's source can emit: docs/rules.md must describe each."""
+    package = Path(__file__).resolve().parents[1] / "bpflint"
+    return {match for path in package.rglob("*.py")
+            for match in re.findall(r'"(BPF\d{3})"', path.read_text())}
+
+
 def test_every_help_uri_names_an_anchor_of_docs_rules(tmp_path: Path) -> None:
     rules_md = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
     anchors = _anchors(rules_md.read_text())
     document = json.loads(sarif.render(gate_report(tmp_path), tmp_path))
     rules = document["runs"][0]["tool"]["driver"]["rules"]
     ids = {rule["id"] for rule in rules} | set(sarif.DEFAULT_LEVEL)
-    assert ids >= {"BPF001", "BPF002", "BPF003", "BPF004", "BPF005", "BPF006", "BPF007"}
+    assert ids >= {"BPF001", "BPF002", "BPF003", "BPF004", "BPF005", "BPF006", "BPF007",
+                   "BPF008"}
     for rule in rules:
         page, _, anchor = rule["helpUri"].partition("#")
         assert page.endswith("/docs/rules.md") and anchor in anchors, rule["helpUri"]
-    assert {rule_id.lower() for rule_id in ids} <= anchors
+    assert {rule_id.lower() for rule_id in ids | _engine_rule_ids()} <= anchors
+    assert _engine_rule_ids() <= set(sarif.DEFAULT_LEVEL)
 
 
 def test_a_regression_says_how_to_accept_it(tmp_path: Path) -> None:
