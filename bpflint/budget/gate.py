@@ -337,6 +337,8 @@ def _pair_with_baseline(results: Sequence[ProgramResult], identities: Sequence[s
     legacy = [legacy_key(identity, r.section, r.name)
               for r, identity in zip(results, identities, strict=True)]
     legacy_count = Counter(legacy)
+    bare_count = Counter((PurePath(identity).name, r.name)
+                         for r, identity in zip(results, identities, strict=True))
     paired: list[tuple[BaselineEntry | None, Change, str | None]] = []
     for result, identity, key, old_key in zip(results, identities, current, legacy,
                                               strict=True):
@@ -350,8 +352,12 @@ def _pair_with_baseline(results: Sequence[ProgramResult], identities: Sequence[s
             continue
         # Same object and program name under another section: a renamed section.
         bare = PurePath(identity).name
-        renamed = next((e for e in unclaimed.values() if e.name == result.name and (
-            e.object == identity or ("/" not in e.object and e.object == bare))), None)
+        unique_bare = bare_count[(bare, result.name)] == 1
+        renamed = next((e for e in unclaimed.values()
+                        if e.name == result.name and e.section != result.section and (
+                            e.object == identity
+                            or (unique_bare and "/" not in e.object and e.object == bare))),
+                       None)
         if renamed is not None:
             del unclaimed[renamed.key]
             paired.append((renamed, "renamed", renamed.key))
