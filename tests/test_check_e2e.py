@@ -442,6 +442,9 @@ def test_one_path_for_each_source_file_in_every_format(tmp_path: Path) -> None:
     places = set(re.findall(r"[\w./-]*(?:parse\.h|firewall\.bpf\.c)", shown))
     assert places and places <= wanted, places
     assert "file=fw/" in (repo / "fw" / "out.github").read_text()
+    explained = bpflint(repo, "explain", "fw/firewall.bpf.o")
+    places = set(re.findall(r"[\w./-]*(?:parse\.h|firewall\.bpf\.c)", explained.stdout))
+    assert places and places <= wanted, places
 
 
 def test_the_compile_cache_is_ignored_by_git(tmp_path: Path) -> None:

@@ -167,7 +167,8 @@ def render_table(report: AnalysisReport) -> str:
     for result, diag in diagnostics:
         # the object's path, not its bare name: bpf_lxc.o exists in many directories
         obj = os.path.normpath(result.object)
-        where = f" ({place(diag.loc.file, diag.loc.line)})" if diag.loc else ""
+        where = f" ({place(os.path.normpath(diag.loc.file), diag.loc.line)})" \
+            if diag.loc and diag.loc.file else ""
         lines.append(printable(f"{obj}:{result.section}:{result.name}: {diag.rule} "
                                f"{diag.name}: {diag.message}{where}"))
     return "\n".join(lines) + "\n"

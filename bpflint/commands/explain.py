@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from bpflint.budget import gitref
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import load_table, printable
 from bpflint.commands.names import find_program
@@ -18,6 +20,7 @@ from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.obj.model import Program
 from bpflint.obj.reader import load_object
+from bpflint.report.paths import PathNamer
 from bpflint.report.paths import where as place
 from bpflint.results import ProgramResult
 
@@ -46,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         program = find_program(obj.programs, args.program, args.object)
     result = analyze_program(obj, program, load_table(args.cost_table), AnalysisOptions())
-    sys.stdout.write(render(result, args.top))
+    # source paths as every report names them: relative to the repository ("parse.h"
+    # under the object's project, not BTF's "././parse.h")
+    namer = PathNamer(gitref.repo_root(Path.cwd()) or Path.cwd())
+    sys.stdout.write(render(namer.result(result), args.top))
     return 0
 
 
