@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from bpflint.budget import gitref
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import load_table, printable
+from bpflint.commands.names import find_program
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.obj.model import Program
 from bpflint.obj.reader import load_object
+from bpflint.report.paths import PathNamer
+from bpflint.report.paths import where as place
 from bpflint.results import ProgramResult
 
 NAME = "explain"
@@ -42,13 +47,12 @@ def run(args: argparse.Namespace) -> int:
             raise BpfLintError(f"{args.object}: name a program with --program ({names})")
         program = obj.programs[0]
     else:
-        program = next((p for p in obj.programs if p.name == args.program), None)
-        if program is None:
-            names = ", ".join(p.name for p in obj.programs) or "none"
-            raise BpfLintError(f"{args.object}: no program named {args.program!r} "
-                               f"(programs: {names})")
+        program = find_program(obj.programs, args.program, args.object)
     result = analyze_program(obj, program, load_table(args.cost_table), AnalysisOptions())
-    sys.stdout.write(render(result, args.top))
+    # source paths as every report names them: relative to the repository ("parse.h"
+    # under the object's project, not BTF's "././parse.h")
+    namer = PathNamer(gitref.repo_root(Path.cwd()) or Path.cwd())
+    sys.stdout.write(render(namer.result(result), args.top))
     return 0
 
 
@@ -61,7 +65,7 @@ def render(result: ProgramResult, top: int) -> str:
     else:
         out.append(f"  worst case: unbounded; best case: {result.insns_min} insns")
     for diag in result.diagnostics:
-        where = f"{diag.loc.file}:{diag.loc.line}: " if diag.loc else ""
+        where = f"{place(diag.loc.file, diag.loc.line)}: " if diag.loc else ""
         out.append(f"  {diag.rule} {diag.name}: {where}{printable(diag.message)}")
     lines = result.line_costs[:top] if top > 0 else result.line_costs
     if not lines:
@@ -73,7 +77,7 @@ def render(result: ProgramResult, top: int) -> str:
     out.append(f"{'INSNS':>10} {'%':>6} {'NS':>10}  LOCATION")
     for lc in lines:
         share = 100.0 * lc.insns / total
-        out.append(f"{lc.insns:>10} {share:>5.1f}% {_ns(lc.ns):>10}  {lc.file}:{lc.line}")
+        out.append(f"{lc.insns:>10} {share:>5.1f}% {_ns(lc.ns):>10}  {place(lc.file, lc.line)}")
         if lc.text:
             out.append(f"{'':>30}  {printable(lc.text.strip())}")
     return "\n".join(out) + "\n"
