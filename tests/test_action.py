@@ -31,7 +31,8 @@ from test_precommit import commit_all, copy_checkout, git
 
 from bpflint import __version__
 from bpflint.action import check as action_check
-from bpflint.action import comment
+from bpflint.action import comment, gitbase
+from bpflint.errors import BpfLintError
 
 ROOT = Path(__file__).resolve().parents[1]
 # the official SARIF 2.1.0 schema (a copy of the one in ../shared/)
@@ -396,9 +397,11 @@ def test_action_compares_with_the_pull_requests_base_branch(
 # ---------------------------------------------------------------- pull requests
 
 def pr_checkout(tmp_path: Path, on_main: Any = None, on_pr: Any = None,
-                main_moves_on: Any = None, depth: int | None = 1) -> Path:
+                main_moves_on: Any = None, merge_commit: bool = False) -> Path:
     """A pull request as actions/checkout leaves it: ``origin`` is a bare repository
-    holding ``main``; the checkout has the ``pr`` branch, one commit deep.
+    holding ``main``; the checkout has the ``pr`` branch, one commit deep, or with
+    ``merge_commit`` (what a pull_request event checks out by default) the test merge
+    of the pull request into main, refs/pull/7/merge, one commit deep.
 
     ``on_main(project)`` edits the base before it is committed, ``on_pr(project)`` the
     pull request's change, ``main_moves_on(project)`` a later commit on main.
@@ -422,11 +425,26 @@ def pr_checkout(tmp_path: Path, on_main: Any = None, on_pr: Any = None,
         git(repo, "checkout", "-q", "main")
         main_moves_on(project)
         commit_all(repo, "main moves on")
+    if merge_commit:
+        git(repo, "checkout", "-q", "--detach", "main")
+        git(repo, "merge", "-q", "--no-ff", "-m", "Merge pr into main", "pr")
+        git(repo, "update-ref", f"refs/pull/{PR_NUMBER}/merge", "HEAD")
+        git(repo, "checkout", "-q", "pr")
     origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
+    git(tmp_path, "clone", "-q", "--mirror", str(repo), str(origin))
     checkout = tmp_path / "checkout"
-    shallow = [f"--depth={depth}"] if depth else []
-    git(tmp_path, "clone", "-q", *shallow, "--branch", "pr", origin.as_uri(), str(checkout))
+    if not merge_commit:
+        git(tmp_path, "clone", "-q", "--depth=1", "--branch", "pr", origin.as_uri(),
+            str(checkout))
+        return checkout
+    # actions/checkout's own commands for a pull_request event
+    checkout.mkdir()
+    git(checkout, "init", "-q")
+    git(checkout, "remote", "add", "origin", origin.as_uri())
+    tracking = f"refs/remotes/pull/{PR_NUMBER}/merge"
+    git(checkout, "fetch", "-q", "--no-tags", "--depth=1", "origin",
+        f"+refs/pull/{PR_NUMBER}/merge:{tracking}")
+    git(checkout, "checkout", "-q", "--detach", tracking)
     return checkout
 
 
@@ -465,6 +483,44 @@ def test_pr_comment_is_created_once_then_updated_in_place(
 
     # another budget file in the same pull request gets a comment of its own
     assert comment.marker("b/bpfbudget.toml") != comment.marker("xdp-firewall/bpfbudget.toml")
+
+
+def test_the_default_pull_request_checkout_a_test_merge_compares_with_mains_tip(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """actions/checkout checks out refs/pull/N/merge, one commit deep: its merge base
+    with main is main's tip (its first parent), found after deepening the history."""
+    def moves_on(project: Path) -> None:
+        (project / "CHANGELOG.md").write_text("main moved on\n")
+
+    checkout = pr_checkout(tmp_path, main_moves_on=moves_on, merge_commit=True)
+    assert git(checkout, "rev-parse", "--is-shallow-repository") == "true"
+    main_tip = git(tmp_path / "origin.git", "rev-parse", "refs/heads/main")
+    run = run_pr(runner, checkout)
+    assert run.status == 0, run.log
+    assert f"tip of origin/main ({main_tip[:12]})" in run.summary
+    assert "--deepen=" in run.stderr  # the one-commit clone had to be deepened
+    report = json.loads(Path(run.outputs["report"]).read_text())
+    assert report["baseline"] == f"git ref {main_tip}"
+
+
+def test_merge_base_takes_local_revisions_and_refuses_options(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a").write_text("1")
+    first = commit_all(repo, "one")
+    (repo / "a").write_text("2")
+    commit_all(repo, "two")
+    # no origin: HEAD~1 is not a branch name; it resolves locally
+    assert gitbase.merge_base("HEAD~1", repo).commit == first
+    assert gitbase.merge_base(first, repo).commit == first
+    for bad in ("--upload-pack=touch pwned", "", "main two"):
+        with pytest.raises(BpfLintError):
+            gitbase.merge_base(bad, repo)
+    with pytest.raises(BpfLintError, match="no branch of that name"):
+        gitbase.merge_base("nosuchbranch", repo)
+    assert not list(tmp_path.rglob("pwned"))
 
 
 @pytest.mark.parametrize("how", ["fork", "no-token"])
@@ -773,3 +829,19 @@ def test_a_too_long_table_is_cut_under_githubs_limit(unchanged: bool) -> None:
         assert lines[-1].startswith("**The report was cut to fit GitHub's comment size limit")
         assert re.search(r"; \d+ of \d+ lines are left out", lines[-1])
         assert lines[-3] == ""  # the note stands after the table, not in it
+
+
+def test_the_documented_workflow_uses_only_inputs_and_outputs_the_action_has() -> None:
+    doc = (ROOT / "docs" / "integrations.md").read_text()
+    section = doc.split("## GitHub Action\n", 1)[1].split("\n## ", 1)[0]
+    workflow = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    steps = workflow["jobs"]["bpf-budget"]["steps"]
+    (ours,) = [s for s in steps if str(s.get("uses", "")).startswith("bpflint/bpflint@")]
+    assert set(ours["with"]) <= set(ACTION["inputs"])
+    used = set(re.findall(r"steps\.bpflint\.outputs\.([\w-]+)", section))
+    assert used and used <= set(ACTION["outputs"])
+    assert workflow["permissions"]["pull-requests"] == "write"
+    for name in ACTION["inputs"]:
+        assert f"| `{name}` |" in section, f"input {name} is not documented"
+    for name in ACTION["outputs"]:
+        assert f"| `{name}` |" in section, f"output {name} is not documented"
