@@ -720,10 +720,13 @@ def test_the_result_cache_is_where_actions_cache_keeps_it(
                    if str(s.get("uses", "")).startswith("actions/cache/")]
     assert [s["uses"].split("@")[0] for s in cache_steps] == \
         ["actions/cache/restore", "actions/cache/save"]
+    restore, save = cache_steps
     for step in cache_steps:
         assert step["with"]["path"] == "${{ steps.prepare.outputs.cache-dir }}"
-        assert step["with"]["key"] == "${{ steps.prepare.outputs.cache-key }}"
-    assert "!cancelled()" in cache_steps[1]["if"]  # saved when the gate fails too
+    assert restore["with"]["restore-keys"] == "${{ steps.prepare.outputs.cache-restore-key }}"
+    assert save["with"]["key"] == "${{ steps.check.outputs.cache-key }}"
+    assert "!cancelled()" in save["if"]  # saved when the gate fails too
+    assert "steps.restore.outputs.cache-matched-key" in save["if"]
 
     workspace = workspace_with_firewall(tmp_path)
     shutil.rmtree(runner.cache_home, ignore_errors=True)
@@ -734,6 +737,10 @@ def test_the_result_cache_is_where_actions_cache_keeps_it(
     assert list((runner.cache_home / "bpflint").rglob("*.json")), "nothing was cached"
     assert prepared["cache-key"].startswith(prepared["cache-restore-key"])
     assert prepared["cache-restore-key"].startswith(f"bpflint-{__version__}-Linux-")
+    saved = run.steps["check"]["cache-key"]
+    assert saved.startswith(prepared["cache-restore-key"])
+    again = runner.run(workspace, PR_INPUTS)  # nothing new analysed: the same key
+    assert again.steps["check"]["cache-key"] == saved
 
     # another cost table, another cache
     config = workspace / "xdp-firewall" / "bpfbudget.toml"
@@ -744,6 +751,7 @@ def test_the_result_cache_is_where_actions_cache_keeps_it(
     other = runner.run(workspace, PR_INPUTS)
     assert other.status == 0, other.log
     assert other.steps["prepare"]["cache-restore-key"] != prepared["cache-restore-key"]
+    assert other.steps["check"]["cache-key"] not in ("", saved)  # a new entry too
 
 
 def test_working_directory_and_report_output(runner: Runner, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ check), so the step fails exactly when the gate does.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -140,6 +141,19 @@ def _failures(report: Mapping[str, Any]) -> int:
                if p.get("verdict") == "fail")
 
 
+def cache_save_key(prefix: str, cache_dir: str) -> str:
+    """The actions/cache key to save the result cache under: the restore prefix and a
+    hash of the entries' names (each named by its own content key), so a run that
+    analysed nothing new saves nothing new. Empty when there is nothing to save."""
+    root = Path(cache_dir) if cache_dir and prefix else None
+    if root is None or not root.is_dir():
+        return ""
+    names = sorted(str(path.relative_to(root)) for path in root.rglob("*.json"))
+    if not names:
+        return ""
+    return prefix + hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
+
+
 def pull_request_number(environ: Mapping[str, str]) -> int | None:
     path = environ.get("GITHUB_EVENT_PATH")
     if not path:
@@ -252,4 +266,6 @@ def run(environ: Mapping[str, str]) -> int:
     body = comment.build(identity, markdown_text, report,
                          errors=problems if status >= EXIT_ERROR else ())
     set_output(environ, "comment-url", post_comment(environ, inputs, body, marker))
+    set_output(environ, "cache-key",
+               cache_save_key(env_input(environ, "CACHE_PREFIX"), inputs.cache_dir))
     return status

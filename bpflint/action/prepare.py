@@ -1,10 +1,11 @@
 """The Action's first step after installing bpflint: where the result cache lives and
-the actions/cache key for it.
+the actions/cache keys for it.
 
 bpflint keys cached results by object, code version and cost table already; the
-actions/cache key adds the version and the cost table's hash so an upgrade or a new
-table starts a fresh cache instead of dragging stale entries along, and the run id so
-every run saves what it added (restored by the prefix).
+actions/cache key starts with the version and the cost table's hash so an upgrade or
+a new table starts a fresh cache instead of dragging stale entries along. The cache
+is restored by that prefix (the newest match); the check step names the key it is
+saved under.
 """
 
 from __future__ import annotations
