@@ -139,6 +139,7 @@ class Runner:
             "GITHUB_BASE_REF": base_ref, "GITHUB_REPOSITORY": REPOSITORY,
             "GITHUB_API_URL": api_url or "http://127.0.0.1:9", "GITHUB_RUN_ID": "4242",
             "GITHUB_RUN_ATTEMPT": "1", "RUNNER_OS": "Linux",
+            "GITHUB_SERVER_URL": "https://github.test",
             "XDG_CACHE_HOME": str(self.cache_home), "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
         }
@@ -471,6 +472,7 @@ def test_pr_comment_is_created_once_then_updated_in_place(
     assert "xdp_firewall" in body and "merge base" not in body  # HEAD's base is main's tip
     assert "Compared with the tip of origin/main" in body
     assert first.outputs["comment-url"] == "https://github.test/c/1000"
+    assert body.rstrip().endswith(f"(https://github.test/{REPOSITORY}/actions/runs/4242)</sub>")
     assert github_api.tokens == {f"Bearer {TOKEN}"}
 
     second = run_pr(runner, checkout, github_api, **{"warn-only": "true"})
@@ -823,8 +825,11 @@ def test_a_too_long_table_is_cut_under_githubs_limit(unchanged: bool) -> None:
     report = {"programs": [_program(key, unchanged and i > 0) for i, key in enumerate(keys)]}
     text = _markdown(rows, details=40)
     assert len(text) > 65_536
-    body = comment.build("cfg.toml", text, report)
+    footer = "<sub>[workflow run](https://github.test/o/r/actions/runs/1)</sub>"
+    body = comment.build("cfg.toml", text, report, footer=footer)
     assert len(body) <= 65_536 and len(body.encode("utf-16-le")) // 2 <= 65_536
+    assert body.endswith("\n\n" + footer + "\n")  # the link to the whole report stays
+    body = body.removesuffix("\n" + footer + "\n")
     assert body.startswith(comment.marker("cfg.toml") + "\n")
     assert body.count("<details>") == body.count("</details>")
     assert rows[0] in body  # the top of the table (the worst programs) stays
@@ -853,3 +858,24 @@ def test_the_documented_workflow_uses_only_inputs_and_outputs_the_action_has() -
         assert f"| `{name}` |" in section, f"input {name} is not documented"
     for name in ACTION["outputs"]:
         assert f"| `{name}` |" in section, f"output {name} is not documented"
+
+
+def test_a_runner_python_too_old_for_bpflint_is_a_clear_error(tmp_path: Path) -> None:
+    """The runner's python3 is used as it is: when it cannot run bpflint, the install
+    step says so and names the input that fixes it, before pip fails obscurely."""
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\n[ "$1" = "-V" ] && echo "Python 3.8.10" && exit 0\nexit 1\n')
+    fake.chmod(0o755)
+    install = next(s for s in ACTION["runs"]["steps"] if s.get("name") == INSTALL)
+    script = tmp_path / "install.sh"
+    script.write_text(install["run"])
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}",
+             "RUNNER_TEMP": str(tmp_path), "BPFLINT_SOURCE": str(tmp_path / "nowhere")},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "::error title=bpflint::bpflint needs Python 3.10 or newer" in done.stdout
+    assert "Python 3.8.10" in done.stdout and "python-version" in done.stdout
+    assert not (tmp_path / "bpflint-venv").exists()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bpflint import __version__
 from bpflint.action import comment, gitbase
 from bpflint.action.github_api import ApiError, Client
 from bpflint.action.runner import (
@@ -154,6 +155,16 @@ def cache_save_key(prefix: str, cache_dir: str) -> str:
     return prefix + hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
 
 
+def run_footer(environ: Mapping[str, str]) -> str:
+    """A link to the workflow run, whose job summary holds the whole report."""
+    server, repository = environ.get("GITHUB_SERVER_URL"), environ.get("GITHUB_REPOSITORY")
+    run_id = environ.get("GITHUB_RUN_ID")
+    if not (server and repository and run_id):
+        return ""
+    return (f"<sub>bpflint {__version__} \u00b7 [workflow run and job summary]"
+            f"({server}/{repository}/actions/runs/{run_id})</sub>")
+
+
 def pull_request_number(environ: Mapping[str, str]) -> int | None:
     path = environ.get("GITHUB_EVENT_PATH")
     if not path:
@@ -264,7 +275,8 @@ def run(environ: Mapping[str, str]) -> int:
         markdown_text = markdown_text.replace(f"Compared with git ref {base}.",
                                               f"Compared with the {compared}.")
     body = comment.build(identity, markdown_text, report,
-                         errors=problems if status >= EXIT_ERROR else ())
+                         errors=problems if status >= EXIT_ERROR else (),
+                         footer=run_footer(environ))
     set_output(environ, "comment-url", post_comment(environ, inputs, body, marker))
     set_output(environ, "cache-key",
                cache_save_key(env_input(environ, "CACHE_PREFIX"), inputs.cache_dir))

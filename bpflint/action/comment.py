@@ -93,9 +93,13 @@ def _truncate(lines: list[str], limit: int, note: str) -> tuple[list[str], int]:
 
 
 def build(identity: str, markdown_text: str, report: Mapping[str, Any] | None,
-          errors: Sequence[str] = (), limit: int = MAX_BODY_CHARS) -> str:
+          errors: Sequence[str] = (), limit: int = MAX_BODY_CHARS, footer: str = "") -> str:
     """The comment body: marker, check's Markdown (or what stopped it), folded and,
-    when still too long, cut with a note saying where the whole report is."""
+    when still too long, cut with a note saying where the whole report is; then the
+    footer (a link to the run), which is never cut."""
+    if footer:
+        return build(identity, markdown_text, report, errors,
+                     limit - len(footer) - 2).rstrip("\n") + "\n\n" + footer + "\n"
     def compose(listed: bool) -> list[str]:
         lines = [marker(identity)]
         if markdown_text.strip():

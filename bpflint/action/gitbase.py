@@ -9,6 +9,7 @@ steps until the two meet (``--unshallow`` last). Every git command is an argv li
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -52,8 +53,10 @@ def _log_fetch(args: list[str], cwd: Path) -> bool:
     print(f"bpflint: git {' '.join(args)}", file=sys.stderr)
     done = _git(args, cwd)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        print(f"bpflint: git fetch: {last}", file=sys.stderr)
+        lines = done.stderr.strip().splitlines() or ["failed"]
+        reason = next((line for line in lines if line.startswith(("fatal:", "error:"))),
+                      lines[-1])
+        print(f"bpflint: git fetch failed: {reason}", file=sys.stderr)
     return done.returncode == 0
 
 
@@ -80,7 +83,10 @@ def merge_base(ref: str, cwd: Path, remote: str = "origin") -> Base:
         raise BpfLintError(f"{cwd}: not inside a git checkout with a commit (HEAD)")
     fetch_spec = ""
     tip = ""
-    if _is_branch_name(ref, cwd):
+    # a commit id the checkout has needs no fetch (and is no branch name on origin)
+    local_commit = re.fullmatch(r"[0-9a-f]{7,64}", ref) is not None and \
+        _commit(ref, cwd) is not None
+    if not local_commit and _is_branch_name(ref, cwd):
         tracking = f"refs/remotes/{remote}/{ref}"
         fetch_spec = f"+refs/heads/{ref}:{tracking}"
         depth = [f"--depth={FIRST_DEPTH}"] if _is_shallow(cwd) else []
