@@ -32,6 +32,7 @@ from test_precommit import commit_all, copy_checkout, git
 from bpflint import __version__
 from bpflint.action import check as action_check
 from bpflint.action import comment, gitbase
+from bpflint.action.github_api import ApiError, Client
 from bpflint.errors import BpfLintError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -879,3 +880,30 @@ def test_a_runner_python_too_old_for_bpflint_is_a_clear_error(tmp_path: Path) ->
     assert "::error title=bpflint::bpflint needs Python 3.10 or newer" in done.stdout
     assert "Python 3.8.10" in done.stdout and "python-version" in done.stdout
     assert not (tmp_path / "bpflint-venv").exists()
+
+
+def test_the_rest_client_finds_its_own_comment_among_others(github_api: FakeGitHub) -> None:
+    client = Client(github_api.url + "/", TOKEN, REPOSITORY)
+    mine, theirs = comment.marker("a/bpfbudget.toml"), comment.marker("b/bpfbudget.toml")
+    github_api.comments[500] = theirs + "\nanother budget file's table\n"
+    created = client.upsert_comment(PR_NUMBER, mine, mine + "\nfirst\n")
+    assert created.created and created.comment_id != 500
+    updated = client.upsert_comment(PR_NUMBER, mine, mine + "\nsecond\n")
+    assert (updated.created, updated.comment_id) == (False, created.comment_id)
+    assert github_api.comments[created.comment_id].endswith("second\n")
+    assert github_api.comments[500].startswith(theirs)
+
+    github_api.forbid = True
+    with pytest.raises(ApiError) as forbidden:
+        client.upsert_comment(PR_NUMBER, mine, mine + "\nthird\n")
+    assert forbidden.value.status == 403
+    assert "Resource not accessible by integration" in str(forbidden.value)
+
+    unreachable = Client("http://127.0.0.1:9", TOKEN, REPOSITORY)
+    with pytest.raises(ApiError) as refused:
+        unreachable.upsert_comment(PR_NUMBER, mine, "x")
+    assert refused.value.status == 0
+    leaky = Client(github_api.url, "token\nX-Evil: 1", REPOSITORY)
+    with pytest.raises(ApiError) as malformed:
+        leaky.upsert_comment(PR_NUMBER, mine, "x")
+    assert "token" not in str(malformed.value).replace("github-token", "")

@@ -53,6 +53,9 @@ class Client:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ApiError(0, f"{self.api_url}: {reason}") from None
+        except ValueError:  # a malformed URL or header; its text may hold the token
+            raise ApiError(0, f"{method} {self.api_url}{path}: not a valid request "
+                              "(check GITHUB_API_URL and github-token)") from None
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -68,8 +71,9 @@ class Client:
             if not isinstance(comments, list):
                 break
             for comment in comments:
-                if str(comment.get("body", "")).startswith(marker):
-                    found = int(comment["id"])
+                if isinstance(comment, dict) and isinstance(comment.get("id"), int) and \
+                        str(comment.get("body", "")).startswith(marker):
+                    found = comment["id"]
             if len(comments) < PER_PAGE:
                 break
         return found
