@@ -220,6 +220,20 @@ def _could_not_check(environ: Mapping[str, str], problems: Sequence[str],
                                        *problems, "```", ""]))
 
 
+def _run_check(inputs: Inputs, base: str | None, json_path: Path,
+               md_path: Path) -> tuple[int, str, str]:
+    """Run bpflint check, echo what it printed (the runner reads the annotations
+    from standard output); its status, folded into 0, 1 or 2, and its two streams."""
+    done = subprocess.run(check_argv(inputs, base, json_path, md_path), cwd=inputs.workdir,
+                          capture_output=True, text=True, check=False)
+    sys.stdout.write(done.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(done.stderr)
+    sys.stderr.flush()
+    status = done.returncode if done.returncode in (0, 1) else EXIT_ERROR
+    return status, done.stdout, done.stderr
+
+
 def run(environ: Mapping[str, str]) -> int:
     outdir = Path(tempfile.mkdtemp(prefix="bpflint-", dir=environ.get("RUNNER_TEMP") or None))
     json_path, md_path = outdir / "report.json", outdir / "report.md"
@@ -232,38 +246,25 @@ def run(environ: Mapping[str, str]) -> int:
         return EXIT_ERROR
     identity = os.path.normpath(os.path.relpath(inputs.workdir / inputs.config,
                                                 workspace(environ)))
-    marker = comment.marker(identity)
-    base = None
-    compared = ""
     sarif = inputs.workdir / inputs.sarif
-    status = 0
-    stdout = stderr = ""
+    base: gitbase.Base | None = None
+    status, stdout, stderr = EXIT_ERROR, "", ""
     problems: list[str] = []
     try:
         if inputs.base_ref:
-            found = gitbase.merge_base(inputs.base_ref, inputs.workdir)
-            print(f"bpflint: comparing with {found.detail}")
-            append_summary(environ, f"bpflint compares with the {found.detail}.\n")
-            base = found.commit
-            compared = found.detail
+            base = gitbase.merge_base(inputs.base_ref, inputs.workdir)
+            print(f"bpflint: comparing with {base.detail}")
+            append_summary(environ, f"bpflint compares with the {base.detail}.\n")
         sarif.parent.mkdir(parents=True, exist_ok=True)
     except (BpfLintError, OSError) as exc:
-        status, problems = EXIT_ERROR, [f"bpflint: error: {exc}"]
+        problems = [f"bpflint: error: {exc}"]
     if not problems:
-        argv = check_argv(inputs, base, json_path, md_path)
-        done = subprocess.run(argv, cwd=inputs.workdir, capture_output=True, text=True,
-                              check=False)
-        stdout, stderr = done.stdout, done.stderr
-        sys.stdout.write(stdout)
-        sys.stdout.flush()
-        sys.stderr.write(stderr)
-        sys.stderr.flush()
-        status = done.returncode if done.returncode in (0, 1) else EXIT_ERROR
-        set_output(environ, "sarif", str(sarif) if sarif.is_file() else "")
+        status, stdout, stderr = _run_check(inputs, base.commit if base else None,
+                                            json_path, md_path)
+    set_output(environ, "sarif", str(sarif) if sarif.is_file() else "")
     report = _read_json(json_path)
     set_output(environ, "report", str(json_path) if report is not None else "")
-    verdict = "error" if status >= EXIT_ERROR else \
-        str(report["verdict"]) if report is not None else "error"
+    verdict = "error" if status >= EXIT_ERROR or report is None else str(report["verdict"])
     set_output(environ, "verdict", verdict)
     set_output(environ, "failures", str(_failures(report) if report is not None else 0))
     if status >= EXIT_ERROR:
@@ -271,13 +272,14 @@ def run(environ: Mapping[str, str]) -> int:
         # objects bpflint could not read are annotated by its own github format
         _could_not_check(environ, problems, annotate=not (report and report.get("errors")))
     markdown_text = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
-    if base and compared:  # name the branch, not only the commit
-        markdown_text = markdown_text.replace(f"Compared with git ref {base}.",
-                                              f"Compared with the {compared}.")
+    if base is not None:  # name the branch, not only the commit
+        markdown_text = markdown_text.replace(f"Compared with git ref {base.commit}.",
+                                              f"Compared with the {base.detail}.")
     body = comment.build(identity, markdown_text, report,
                          errors=problems if status >= EXIT_ERROR else (),
                          footer=run_footer(environ))
-    set_output(environ, "comment-url", post_comment(environ, inputs, body, marker))
+    set_output(environ, "comment-url",
+               post_comment(environ, inputs, body, comment.marker(identity)))
     set_output(environ, "cache-key",
                cache_save_key(env_input(environ, "CACHE_PREFIX"), inputs.cache_dir))
     return status
