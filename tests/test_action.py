@@ -811,8 +811,10 @@ def test_unchanged_rows_fold_into_a_details_block() -> None:
     assert rows[1] in table and rows[0] not in table and rows[2] not in table
     assert rows[0] in folded and rows[2] in folded and "</details>" in folded
 
-    everything_same = comment.build("cfg.toml", _markdown([rows[2]]),
+    error_line = "- error: `bad.bpf.o`: not an ELF file"
+    everything_same = comment.build("cfg.toml", _markdown([rows[2]]) + error_line + "\n",
                                     {"programs": [_program(keys[2], True)]})
+    assert f"</details>\n\n{error_line}\n" in everything_same  # a list again, not HTML
     assert "1 unchanged program</summary>" in everything_same
     assert everything_same.count("| | Program |") == 1  # no empty table left behind
 

@@ -216,7 +216,7 @@ def _could_not_check(environ: Mapping[str, str], problems: Sequence[str],
     if annotate:
         for problem in problems:
             print(command("error", problem))
-    append_summary(environ, "\n".join(["### bpflint could not check the budgets", "", "```",
+    append_summary(environ, "\n".join(["", "### bpflint could not check the budgets", "", "```",
                                        *problems, "```", ""]))
 
 

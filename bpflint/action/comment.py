@@ -64,7 +64,10 @@ def _fold_unchanged(lines: list[str], unchanged: set[str], listed: bool = True) 
         ["", f"{len(folded)} unchanged {noun} (not listed, to fit the comment size limit)."]
     if not kept:  # drop the blank line the empty table would have ended
         details = details[1:]
-    return lines[:start] + table + details + lines[end:]
+    after = lines[end:]
+    if after and after[0].strip():  # Markdown resumes only after a blank line
+        after = ["", *after]
+    return lines[:start] + table + details + after
 
 
 def _truncate(lines: list[str], limit: int, note: str) -> tuple[list[str], int]:
