@@ -102,6 +102,9 @@ def test_a_measured_average_above_the_static_max_is_flagged() -> None:
     assert fine.ratio == 0.5 and not fine.over_static_max and fine.warning() == ""
     assert broken.ratio == 2.0 and broken.over_static_max
     assert "recalibrate" in broken.warning() and "report a bug" in broken.warning()
+    # bpf_stats' own clock reads are in every average: a floor of 60 ns leaves 40 ns
+    floored = _audited(3, "floored", 100, 50.0, Measured(4, 400, 1.0, floor_ns=60.0))
+    assert floored.ratio == 0.8 and not floored.over_static_max
     text = audit_cmd.render_text(AuditReport((fine, broken), (), "sample", 1.0), None)
     assert "WARNING: prog 2 broken: measured average 100.0 ns is above" in text
     doc = json.loads(audit_cmd.render_json(AuditReport((fine, broken), (), "sample", 1.0),
@@ -396,6 +399,10 @@ def test_attached_program_budget_exit_code_sampling_and_prometheus(
     assert prog["section"] == "raw_tp/sys_enter"
     assert prog["measured"]["run_cnt"] > 0  # every system call runs it
     assert prog["measured"]["avg_ns"] > 0
+    # what bpf_stats reports for an empty program, measured by the audit itself
+    assert doc["stats"]["floor_ns"] > 0
+    assert prog["measured"]["stats_floor_ns"] == pytest.approx(doc["stats"]["floor_ns"],
+                                                               abs=1e-3)
     assert doc["hooks"] == [{"hook": "raw_tp:sys_enter", "target": "raw_tracepoint sys_enter",
                              "program_ids": [got.id], "insns_max": prog["insns"]["max"],
                              "ns_max": prog["ns"]["max"]}]

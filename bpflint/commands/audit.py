@@ -226,6 +226,9 @@ def _summary(report: AuditReport, gate: GateReport | None) -> str:
         parts.append(f"run statistics sampled for {report.sample_seconds:g}s")
     elif report.stats == "sysctl":
         parts.append("run statistics since kernel.bpf_stats_enabled was turned on")
+    if report.stats and report.stats_floor_ns is not None:
+        parts.append(f"bpf_stats reports {report.stats_floor_ns:.1f} ns for an empty "
+                     "program here (in every AVG; AVG/MAX compares what is left)")
     else:
         parts.append("no run statistics (kernel.bpf_stats_enabled is off; --sample SECONDS)")
     if gate is not None:
@@ -259,6 +262,9 @@ def _program_json(program: AuditedProgram, verdict: Any) -> dict[str, Any]:
         "measured": None if measured is None else {
             "run_cnt": measured.run_cnt, "run_time_ns": measured.run_time_ns,
             "avg_ns": None if measured.avg_ns is None else round(measured.avg_ns, 3),
+            "stats_floor_ns": round(measured.floor_ns, 3),
+            "net_avg_ns": (None if measured.net_avg_ns is None
+                           else round(measured.net_avg_ns, 3)),
             "seconds": measured.seconds,
             "ratio_to_ns_max": None if program.ratio is None else round(program.ratio, 4)},
         "over_static_max": program.over_static_max,
@@ -277,7 +283,9 @@ def render_json(report: AuditReport, gate: GateReport | None) -> str:
     doc = {
         "version": 1,
         "kernel": os.uname().release,
-        "stats": {"source": report.stats or None, "seconds": report.sample_seconds},
+        "stats": {"source": report.stats or None, "seconds": report.sample_seconds,
+                  "floor_ns": (None if report.stats_floor_ns is None
+                               else round(report.stats_floor_ns, 3))},
         "programs": [_program_json(p, verdicts.get(f"{audit_mod.OBJECT_PREFIX}{p.id}"))
                      for p in report.programs],
         "hooks": [{"hook": h.hook, "target": h.target, "program_ids": list(h.program_ids),
