@@ -478,3 +478,41 @@ def test_an_xdp_link_on_a_veth_in_a_private_network_namespace(tmp_path: Path) ->
     assert unattached != attached
     assert _gone({attached, unattached})
     assert attached not in before
+
+
+@needs_kernel
+@pytest.mark.skipif(shutil.which("bpftool") is None, reason="needs bpftool (libbpf's loader)")
+def test_programs_libbpf_loaded_keep_their_names_and_source_lines(tmp_path: Path) -> None:
+    # bpftool loads with libbpf: the object's BTF with func and line info, .rodata
+    # frozen and read-only for programs. The verifier then drops the code that reads
+    # target_tgid (0, so traced() is always true): the translated program is smaller
+    # and its worst case no larger than the object's.
+    pins = Path("/sys/fs/bpf") / f"bpflint-test-{os.getpid()}"
+    obj = EXAMPLES / "tracing" / "openlat.bpf.o"
+    subprocess.run(["bpftool", "prog", "loadall", str(obj), str(pins)], check=True,
+                   capture_output=True, timeout=60)
+    ids: set[int] = set()
+    try:
+        shown = subprocess.run(["bpftool", "-j", "prog", "show", "pinned",
+                                str(pins / "handle_openat_enter")], check=True,
+                               capture_output=True, text=True, timeout=60).stdout
+        pid = json.loads(shown)["id"]
+        ids.add(pid)
+        prog = introspect.read_program(pid)
+        assert prog is not None and prog.line_info and prog.func_info
+        audited = audit.audit_program(prog, [], TABLE, OPTIONS)
+        assert audited.result is not None, audited.error
+        assert audited.name == "handle_openat_enter" and audited.kernel_name == "handle_openat_e"
+        xl = audited.result
+        assert {cost.file.rsplit("/", 1)[-1] for cost in xl.worst_path} == {"openlat.bpf.c"}
+        assert any("bpf_map_update_elem" in cost.text for cost in xl.worst_path)
+        elf_obj = load_object(obj)
+        elf = analyze_program(elf_obj, next(p for p in elf_obj.programs
+                                            if p.name == "handle_openat_enter"),
+                              TABLE, OPTIONS)
+        assert xl.insn_count < elf.insn_count
+        assert xl.insns_max is not None and elf.insns_max is not None
+        assert xl.insns_max <= elf.insns_max
+    finally:
+        shutil.rmtree(pins, ignore_errors=True)
+    assert _gone(ids)
