@@ -229,6 +229,9 @@ def run_audit(table: Any, options: AnalysisOptions, *, ids: Sequence[int] = (),
     links_by_prog: dict[int, list[Link]] = {}
     for link in introspect.links():
         links_by_prog.setdefault(link.prog_id, []).append(link)
+    for link in introspect.netlink_xdp():  # an XDP link shows there too: once is enough
+        if not any(known.hook == link.hook for known in links_by_prog.get(link.prog_id, [])):
+            links_by_prog.setdefault(link.prog_id, []).append(link)
     programs = []
     for pid in prog_ids:
         prog = introspect.read_program(pid)

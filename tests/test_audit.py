@@ -446,10 +446,16 @@ NETNS_SCRIPT = textwrap.dedent("""
     obj = load_object(sys.argv[2])
     progs = [load_program(obj, obj.programs[0]) for _ in range(2)]  # one attached, one not
     link = sc.link_create(progs[0].fd, ifindex, sc.BPF_XDP)
+    # the other through netlink, as `ip` attaches (generic mode, on the peer)
+    subprocess.run(["ip", "link", "set", "dev", "aud1", "xdpgeneric", "obj", sys.argv[2],
+                    "sec", "xdp"], check=True)
+    netlink_ids = [int(d["xdp"]["prog"]["id"]) for d in json.loads(subprocess.run(
+        ["ip", "-j", "-d", "link", "show", "dev", "aud1"], check=True, capture_output=True,
+        text=True).stdout)]
     ids = []
     for prog in progs:
         info = introspect._ProgInfo(); sc.obj_get_info(prog.fd, info); ids.append(info.id)
-    report = audit.run_audit(load_cost_table(None), AnalysisOptions(), ids=ids)
+    report = audit.run_audit(load_cost_table(None), AnalysisOptions(), ids=ids + netlink_ids)
     print(json.dumps({"programs": [[p.id, p.attached, p.section, p.result.insns_max]
                                    for p in report.programs],
                       "hooks": [[h.hook, list(h.program_ids), h.insns_max]
@@ -464,7 +470,7 @@ def test_an_xdp_link_on_a_veth_in_a_private_network_namespace(tmp_path: Path) ->
     # the namespace, the veth, the programs and the link die with the process
     script = tmp_path / "netns_audit.py"
     script.write_text(NETNS_SCRIPT)
-    obj = compile_bpf(PROGS / "straight_xdp.bpf.c")
+    obj = compile_bpf(PROGS / "straight_xdp.bpf.c")  # one program, in section xdp
     before = set(introspect.program_ids())
     done = subprocess.run(["unshare", "--net", sys.executable, str(script), str(ROOT),
                            str(obj)], capture_output=True, text=True, timeout=300,
@@ -474,9 +480,14 @@ def test_an_xdp_link_on_a_veth_in_a_private_network_namespace(tmp_path: Path) ->
     (attached, _), (unattached, _) = doc["programs"][0][:2], doc["programs"][1][:2]
     assert doc["programs"][0][1] == "xdp dev aud0" and doc["programs"][0][2] == "xdp"
     assert doc["programs"][1][1] == "-" and doc["programs"][1][2] == "xdp"
-    assert doc["hooks"] == [["xdp:aud0", [attached], doc["programs"][0][3]]]
+    by_netlink = doc["programs"][2][0]
+    assert doc["programs"][2][1] == "xdp dev aud1 (generic)"
+    # iproute2 loads with libbpf: the same translation as the test loader's
+    assert doc["programs"][2][3] == doc["programs"][0][3]
+    assert doc["hooks"] == [["xdp:aud0", [attached], doc["programs"][0][3]],
+                            ["xdp:aud1", [by_netlink], doc["programs"][2][3]]]
     assert unattached != attached
-    assert _gone({attached, unattached})
+    assert _gone({attached, unattached, by_netlink})
     assert attached not in before
 
 

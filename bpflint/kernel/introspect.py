@@ -11,9 +11,12 @@ that ``stats_enabled_for`` switches run-time statistics on for as long as it run
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import shutil
 import socket
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -479,6 +482,40 @@ def _describe_link(link_id: int, prog_id: int, link_type: int, union: bytes,
         return Link(link_id, prog_id, kind, f"netfilter pf {u32[0]} hook {u32[1]}",
                     f"netfilter:{u32[0]}:{u32[1]}", "netfilter")
     return Link(link_id, prog_id, kind, kind, f"{kind}:{link_id}", kind)
+
+
+_XDP_MODES = {1: "driver", 2: "generic", 3: "offload"}
+
+
+def netlink_xdp() -> list[Link]:
+    """XDP programs attached through netlink (``ip link set dev X xdp ...``, most
+    loaders before links), which no BPF link lists: from ``ip -j -d link show``, in
+    this network namespace. Empty when iproute2 is missing or says nothing usable."""
+    ip = shutil.which("ip")
+    if ip is None:
+        return []
+    try:
+        done = subprocess.run([ip, "-j", "-d", "link", "show"], capture_output=True,
+                              text=True, timeout=10, check=False)
+        devices = json.loads(done.stdout) if done.returncode == 0 else []
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    found: list[Link] = []
+    for device in devices if isinstance(devices, list) else []:
+        xdp = device.get("xdp") if isinstance(device, dict) else None
+        if not isinstance(xdp, dict):
+            continue
+        name = str(device.get("ifname", "?"))
+        attached = xdp.get("attached")
+        entries = attached if isinstance(attached, list) else [xdp]
+        for entry in entries:
+            prog = entry.get("prog") if isinstance(entry, dict) else None
+            if isinstance(prog, dict) and isinstance(prog.get("id"), int):
+                number = entry.get("mode", xdp.get("mode"))
+                mode = _XDP_MODES.get(number, "xdp") if isinstance(number, int) else "xdp"
+                found.append(Link(0, prog["id"], "netlink", f"xdp dev {name} ({mode})",
+                                  f"xdp:{name}", "xdp"))
+    return found
 
 
 def sample(prog_ids: list[int], seconds: float) -> dict[int, tuple[int, int]]:
