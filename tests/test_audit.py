@@ -527,3 +527,34 @@ def test_programs_libbpf_loaded_keep_their_names_and_source_lines(tmp_path: Path
     finally:
         shutil.rmtree(pins, ignore_errors=True)
     assert _gone(ids)
+
+
+# Everything else the loader can load: translation only adds instructions to paths here
+# (inlined map lookups and helpers, context rewrites, bpf_loop as a loop around its
+# callback, LD_ABS's error check) and the loader's .rodata is not read-only for the
+# program, so the verifier removes nothing: the worst case can only grow. The minimum
+# may fall (unknown .rodata in rodata_config, an inlined bpf_loop's early stop, a
+# context load that was a known pointer): it is not compared.
+GROWING = [("bpf_loop.bpf.c", "bpf_loop_const"), ("bpf_loop.bpf.c", "bpf_loop_clamped"),
+           ("bpf_loop.bpf.c", "bpf_loop_early"), ("calls.bpf.c", "calls_chain"),
+           ("calls.bpf.c", "calls_arg_loop"), ("ipv6_ext.bpf.c", "ipv6_ext"),
+           ("kprobe_count.bpf.c", "kretprobe_exit"), ("large_parser.bpf.c", "large_parser"),
+           ("maps_heavy.bpf.c", "maps_heavy"), ("parse_xdp.bpf.c", "parse_xdp"),
+           ("perf_event_sample.bpf.c", "perf_sample"), ("socket_filter.bpf.c", "socket_filter"),
+           ("sk_skb_verdict.bpf.c", "sk_skb_verdict"), ("tracepoint_openat.bpf.c", "tp_openat"),
+           ("uprobe_malloc.bpf.c", "uprobe_malloc"), ("usdt_probe.bpf.c", "usdt_query_done"),
+           ("rodata_config.bpf.c", "rodata_config"), ("branchy_tc.bpf.c", "branchy_tc")]
+
+
+@needs_kernel
+@pytest.mark.parametrize(("source", "name"), GROWING)
+def test_translation_never_lowers_the_worst_case(loader: list[Loaded], source: str,
+                                                 name: str) -> None:
+    got = loader.load(compile_bpf(PROGS / source), name)  # type: ignore[attr-defined]
+    audited, elf = _audit_one(got), _elf(got)
+    assert audited.result is not None, audited.error
+    xl = audited.result
+    assert xl.bounded == elf.bounded
+    assert xl.insns_max is not None and elf.insns_max is not None
+    assert xl.insns_max >= elf.insns_max
+    assert xl.insn_count >= elf.insn_count

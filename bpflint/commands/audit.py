@@ -243,7 +243,8 @@ def _program_json(program: AuditedProgram, verdict: Any) -> dict[str, Any]:
     result = program.result
     measured = program.measured
     out: dict[str, Any] = {
-        "id": program.id, "name": program.name, "kernel_name": program.kernel_name,
+        "id": program.id, "object": f"{audit_mod.OBJECT_PREFIX}{program.id}",
+        "name": program.name, "kernel_name": program.kernel_name,
         "type": program.type, "tag": program.tag, "section": program.section,
         "attached": [{"link_id": link.id, "kind": link.kind, "target": link.target,
                       "hook": link.hook} for link in program.links],
@@ -254,6 +255,10 @@ def _program_json(program: AuditedProgram, verdict: Any) -> dict[str, Any]:
                   if result is not None else None),
         "ns": {"min": result.ns_min, "max": result.ns_max} if result is not None else None,
         "insn_count": result.insn_count if result is not None else None,
+        "source": (None if result is None or result.source is None
+                   else {"file": result.source.file, "line": result.source.line}),
+        "worst_path": [{"file": c.file, "line": c.line, "insns": c.insns, "ns": c.ns}
+                       for c in (result.worst_path if result is not None else ())],
         "diagnostics": [{"rule": d.rule, "name": d.name, "message": d.message}
                         for d in (result.diagnostics if result is not None else ())],
         "warnings": list(result.warnings) if result is not None else [],
