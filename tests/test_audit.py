@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -391,7 +392,19 @@ def test_attached_program_budget_exit_code_sampling_and_prometheus(
     got = loader.load(compile_bpf(PROGS / "raw_tp_ringbuf.bpf.c"),  # type: ignore[attr-defined]
                       "raw_tp_enter")
     link_fd = loader.keep(sc.raw_tracepoint_open(got.handle.fd, "sys_enter"))  # type: ignore[attr-defined]
-    assert main(["audit", "--id", str(got.id), "--format", "json", "--sample", "0.5"]) == 0
+    busy = threading.Event()
+
+    def syscalls() -> None:  # runs the program while the sample lasts, on a quiet machine too
+        while not busy.is_set():
+            os.stat("/")
+
+    worker = threading.Thread(target=syscalls)
+    worker.start()
+    try:
+        assert main(["audit", "--id", str(got.id), "--format", "json", "--sample", "0.5"]) == 0
+    finally:
+        busy.set()
+        worker.join()
     doc = json.loads(capsys.readouterr().out)
     (prog,) = doc["programs"]
     assert prog["id"] == got.id and prog["name"] == "raw_tp_enter"
