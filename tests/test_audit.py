@@ -447,6 +447,8 @@ def test_attached_program_budget_exit_code_sampling_and_prometheus(
 NETNS_SCRIPT = textwrap.dedent("""
     import json, socket, subprocess, sys
     sys.path.insert(0, sys.argv[1])
+    # a private bpffs: iproute2 makes its tc/, ip and xdp entries there, not on the host's
+    subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=True)
     from bpflint.kernel import syscall as sc, introspect
     from bpflint.kernel.loader import load_program
     from bpflint.obj.reader import load_object
@@ -480,12 +482,12 @@ NETNS_SCRIPT = textwrap.dedent("""
 @pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None,
                     reason="needs unshare and ip (util-linux, iproute2)")
 def test_an_xdp_link_on_a_veth_in_a_private_network_namespace(tmp_path: Path) -> None:
-    # the namespace, the veth, the programs and the link die with the process
+    # the namespaces, the veth, the programs and the link die with the process
     script = tmp_path / "netns_audit.py"
     script.write_text(NETNS_SCRIPT)
     obj = compile_bpf(PROGS / "straight_xdp.bpf.c")  # one program, in section xdp
     before = set(introspect.program_ids())
-    done = subprocess.run(["unshare", "--net", sys.executable, str(script), str(ROOT),
+    done = subprocess.run(["unshare", "--net", "--mount", sys.executable, str(script), str(ROOT),
                            str(obj)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
