@@ -15,4 +15,5 @@ COMMANDS = {
     "baseline": "write the current results to the baseline file (atomically)",
     "audit": "cost every BPF program loaded on this machine, with its budget and measured "
              "run time (root)",
+    "witness": "find and run an input that drives each program along its worst path",
 }
