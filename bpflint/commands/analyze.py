@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the report to FILE instead of standard output")
     parser.add_argument("--cost-table", metavar="FILE",
                         help="cost table (TOML) written by `bpflint calibrate`")
+    parser.add_argument("--witness", action="store_true",
+                        help="search and run a worst-case input per program and report "
+                             "how much of max it reaches (docs/witness.md)")
+    parser.add_argument("--witness-seconds", type=float, default=10.0, metavar="S",
+                        help="witness search time per program (default 10)")
     add_run_arguments(parser)
 
 
@@ -99,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
     report = api.analyze_paths(args.paths, table, settings.options, jobs=settings.jobs,
                                cache=settings.cache, limits=settings.limits)
     text = json_report.render(report) if args.format == "json" else render_table(report)
+    if args.witness:
+        from bpflint.witness import attach
+
+        found = attach.outcomes(report, table, args.witness_seconds)
+        text = attach.add_to_json(text, found) if args.format == "json" else \
+            text + attach.text_lines(found)
     if args.output:
         try:
             Path(args.output).write_text(text)

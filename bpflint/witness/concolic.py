@@ -63,6 +63,9 @@ class Branch:
     taken: bool
     line: tuple[str, int] | None
     other_line: tuple[str, int] | None  # the first line down the way not taken
+    # False for a pin: an input-dependent address fixed to this run's value, so the
+    # bytes this run read stay the ones an input solved from its path reads
+    flippable: bool = True
 
 
 class Symbols:
@@ -294,6 +297,8 @@ class ConcolicInterpreter(TracingInterpreter):
         base = sh[insn.src] if cls == Cls.LDX else sh[insn.dst]
         if base is not None and not self._is_packet_end(base):
             self.concretized = True  # the address is this run's
+            concrete = regs[insn.src] if cls == Cls.LDX else regs[insn.dst]
+            self.path.append(Branch(base == _bv(concrete), insn.pc, True, None, None, False))
         if cls == Cls.LDX:
             addr = (regs[insn.src] + insn.off) & MASK64
             super()._mem(insn, regs)
@@ -330,6 +335,8 @@ class ConcolicInterpreter(TracingInterpreter):
         if (insn.opcode & 0xE0) == Mode.IND:
             if sh[insn.src] is not None:
                 self.concretized = True
+                self.path.append(Branch(sh[insn.src] == _bv(regs[insn.src]), insn.pc, True,
+                                        None, None, False))
             off += _s32(regs[insn.src])
         inside = z3.ULE(z3.BitVecVal(max(off, 0) + size, 32), self.syms.plen) if \
             0 <= off < MAX_PACKET_BYTES else None

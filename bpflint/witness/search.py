@@ -267,7 +267,8 @@ def _concolic(s: _Search) -> tuple[bool, list[tuple[Run, int]]]:
             # phase 0 negates guided branches anywhere on a new path (a branch before
             # the parent's flip may now lead on to more of the worst path); phase 1 the
             # rest, after the parent's flip only (generational search)
-            if guided[i] if phase == 0 else (i >= bound and not guided[i]):
+            if br.flippable and (guided[i] if phase == 0 else
+                                 (i >= bound and not guided[i])):
                 key = (prefix, br.pc, not br.taken) if phase else (sig, i, br.taken)
                 site = (br.pc, not br.taken)
                 if key not in tried:
@@ -278,7 +279,12 @@ def _concolic(s: _Search) -> tuple[bool, list[tuple[Run, int]]]:
                         per_site[site] = per_site.get(site, 0) + 1
                         solver.push()
                         solver.add(z3.Not(br.cond))
-                        verdict = solver.check()
+                        # a short packet first: one the size of the parent's, or a
+                        # little longer (a witness is read by people, sent by test_run)
+                        short = z3.ULE(syms.plen, max(64, len(run.input.packet)) + 64)
+                        verdict = solver.check(short)
+                        if verdict != z3.sat:
+                            verdict = solver.check()
                         if verdict == z3.sat:
                             child_input = syms.input_from(solver.model(), run.input,
                                                           s.program.prog_type, run.uses)
