@@ -181,7 +181,9 @@ def _note(s: _Search, best: Run, exhaustive: bool, unsat: list[tuple[Run, int]])
     missed = sorted(s.worst_lines - best.lines.keys())
     where = f"; worst-path lines never reached: {', '.join(str(m[1]) for m in missed[:6])}" \
         if missed else ""
-    return f"search stopped after {s.runs} runs without reaching the bound{where}"
+    failed = f"; {len(s.errors)} runs stopped in the interpreter ({s.errors[0]})" \
+        if s.errors else ""
+    return f"search stopped after {s.runs} runs without reaching the bound{where}{failed}"
 
 
 def _contradiction(s: _Search, best: Run, unsat: list[tuple[Run, int]]) -> str:

@@ -3,8 +3,18 @@ each conditional jump went, and (for ``--by ns``) the run's price in the cost ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bpflint.cost.model import CostTable
-from bpflint.interp.refinterp import _ARRAY_TYPES, Input, Interpreter
+from bpflint.interp.refinterp import (
+    _ARRAY_TYPES,
+    EFAULT,
+    HELPERS,
+    MASK32,
+    MASK64,
+    Input,
+    Interpreter,
+)
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import Insn
 from bpflint.obj.model import BpfObject, MapDef
@@ -64,7 +74,49 @@ class TracingInterpreter(Interpreter):
 
     def _call(self, insn: Insn, regs: list[int]) -> None:
         self._see(insn)
+        if not insn.is_pseudo_call and not insn.is_kfunc_call and insn.reloc is None:
+            name = helper_name(insn)
+            extra = NEUTRAL_HELPERS.get(name)
+            if extra is not None and name not in HELPERS:
+                regs[0] = extra(self, regs) & MASK64
+                return
         super()._call(insn, regs)
+
+
+def _ok(it: Interpreter, r: list[int]) -> int:
+    return 0
+
+
+def _scalar(it: Interpreter, r: list[int]) -> int:
+    return it.next_scalar()
+
+
+def _store_bytes(it: Interpreter, r: list[int]) -> int:
+    """skb_store_bytes(skb, offset, from, len, flags): into the packet when in range."""
+    off, size = r[2] & MASK32, r[4] & MASK32
+    if off + size > it.packet_end - it.packet:
+        return -EFAULT
+    it.write_bytes(it.packet + off, it.read_bytes(r[3], size))
+    return 0
+
+
+# Helpers the reference interpreter does not model, given a neutral model here so a
+# witness run goes on past them: success and no effect on the packet's bounds (the
+# program re-reads data/data_end after a resize, as the verifier makes it), or a
+# scalar from the world. They count one instruction, as every helper call does.
+NEUTRAL_HELPERS: dict[str, Callable[[Interpreter, list[int]], int]] = {
+    name: _ok for name in (
+        "skb_adjust_room", "skb_change_head", "skb_change_tail", "skb_change_proto",
+        "skb_change_type", "l3_csum_replace", "l4_csum_replace", "xdp_adjust_head",
+        "xdp_adjust_tail", "xdp_adjust_meta", "skb_vlan_push", "skb_vlan_pop",
+        "set_hash", "skb_set_tunnel_key", "skb_set_tunnel_opt", "clone_redirect",
+        "redirect_neigh", "redirect_peer", "skb_pull_data", "csum_level", "spin_lock",
+        "spin_unlock", "snprintf", "trace_vprintk", "send_signal", "override_return")}
+NEUTRAL_HELPERS.update({name: _scalar for name in (
+    "csum_diff", "get_hash_recalc", "get_socket_cookie", "get_numa_node_id",
+    "ktime_get_tai_ns", "get_route_realm", "get_cgroup_classid", "fib_lookup",
+    "csum_update", "get_socket_uid", "skb_get_tunnel_key", "perf_event_read")})
+NEUTRAL_HELPERS["skb_store_bytes"] = _store_bytes
 
 
 def helper_name(insn: Insn) -> str:
