@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data", metavar="FILE", help="packet bytes to run on")
     data.add_argument("--data-hex", metavar="HEX", help="packet bytes as hex")
     data.add_argument("--worst", action="store_true",
-                      help="run on a worst-case witness (bpflint witness --by ns), "
+                      help="run on a worst-case witness (bpflint witness), "
                            "its map entries written first")
     data.add_argument("--witness", metavar="FILE",
                       help="run on a saved witness (bpflint witness --output)")
@@ -208,7 +208,8 @@ def _witness(args: argparse.Namespace, obj: BpfObject, program: Program) -> Witn
                                int(doc.get("executed_insns") or 0), doc.get("insns_max"),
                                int(doc.get("retval") or 0),
                                wformat.maps_from_json(args.witness, doc))
-    out = witness_program(obj, program, load_cost_table(args.cost_table), "ns", args.seconds)
+    table = load_cost_table(args.cost_table)
+    out = witness_program(obj, program, table, "insns", args.seconds)
     if out.search is None or out.search.witness is None:
         why = out.skipped if out.search is None else out.search.note
         raise BpfLintError(f"{args.object}: {program.name}: no witness: {why}")

@@ -50,6 +50,9 @@ class TracingInterpreter(Interpreter):
 
     def lookup(self, mdef: MapDef, key: bytes) -> int:
         ptr = super().lookup(mdef, key)
+        if ptr and mdef.inner and mdef.inner in self.obj.maps:
+            # map-in-map: a hit is the inner map (its template stands for every one)
+            return self.map_addr(mdef.inner)
         if ptr and mdef.type_name not in _ARRAY_TYPES and (mdef.name, key) not in self.hit_keys:
             self.hit_keys[(mdef.name, key)] = bytes([self.world.value_fill]) * mdef.value_size
         return ptr
