@@ -41,10 +41,30 @@ def _udp(dport: int) -> bytes:
     return struct.pack(">HHHH", 40000, dport, 8, 0)
 
 
+def _vlans(proto: int, payload: bytes) -> bytes:
+    """Two stacked tags (802.1ad outside 802.1Q), the most parsers walk."""
+    return struct.pack(">HHH", 0x0001, 0x8100, 0x0001) + struct.pack(">H", proto) + payload
+
+
+def _tcp_opts(dport: int) -> bytes:
+    """A SYN with the longest header (doff 15): 40 bytes of 2-byte options."""
+    return struct.pack(">HHIIBBHHH", 40000, dport, 1, 0, 0xF0, 0x02, 1024, 0, 0) + \
+        b"\x04\x02" * 20
+
+
+def _hop_by_hop(nexthdr: int, payload: bytes) -> bytes:
+    return bytes([nexthdr, 0]) + bytes(6) + payload
+
+
+# Ordinary packets, and deep ones: the solver moves from a seed one branch at a time,
+# so a seed that already walks VLAN tags, IPv6 extension headers and TCP options
+# starts next to the dear paths of most parsers.
 SEED_PACKETS = (
     _eth(0x0800, _ipv4(6, _tcp(80) + bytes(16))),
     _eth(0x86DD, _ipv6(17, _udp(53) + bytes(16))),
     bytes(64),
+    _eth(0x88A8, _vlans(0x86DD, _ipv6(0, _hop_by_hop(60, _hop_by_hop(6, _tcp_opts(80)))))),
+    _eth(0x88A8, _vlans(0x0800, _ipv4(6, _tcp_opts(80)))),
 )
 
 
