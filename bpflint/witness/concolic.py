@@ -39,7 +39,12 @@ _UPDATE_RESULTS = (0, -2, -7, -17)  # 0, -ENOENT, -E2BIG, -EEXIST
 MAX_CALLBACK_ROUNDS = 64  # the solver picks rounds up to this (the count grows with it)
 _SCALAR_HELPERS = frozenset({"ktime_get_ns", "ktime_get_boot_ns", "ktime_get_coarse_ns",
                              "jiffies64", "get_current_pid_tgid", "get_current_uid_gid",
-                             "get_current_cgroup_id"})
+                             "get_current_cgroup_id",
+                             # the witness runner's neutral models drawing a world scalar
+                             "csum_diff", "get_hash_recalc", "get_socket_cookie",
+                             "get_numa_node_id", "ktime_get_tai_ns", "get_route_realm",
+                             "get_cgroup_classid", "fib_lookup", "csum_update",
+                             "get_socket_uid", "skb_get_tunnel_key", "perf_event_read"})
 # helpers whose effect on the run depends on the world in ways the shadow does not
 # follow (callback rounds, read failures, early stops): a run calling one is not
 # evidence that every feasible path was explored
