@@ -78,6 +78,20 @@ def test_an_infeasible_worst_path_is_named() -> None:
     assert out.search.note.startswith("the worst path is infeasible")
 
 
+def test_the_contradicting_branch_is_named() -> None:
+    """calls_arg_loop: global_clamp's result decides the caller's branch; z3's unsat
+    core names the branch the worst path's way contradicts."""
+    fc, case = _case("calls.bpf.c", "calls_arg_loop")
+    obj = _object(fc)
+    program = next(p for p in obj.programs if p.name == "calls_arg_loop")
+    out = witness_program(obj, program, TABLE, seconds=20)
+    assert out.search is not None and out.search.witness is not None
+    assert out.search.witness.executed_insns == run(obj, "calls_arg_loop", case.worst)
+    assert re.fullmatch(r"the worst path is infeasible: the branch at line \d+ toward line "
+                        r"\d+ contradicts the branch at line \d+", out.search.note), \
+        out.search.note
+
+
 def test_guided_search_without_the_solver() -> None:
     fc, case = _case("parse_xdp.bpf.c", "parse_xdp")
     obj = _object(fc)

@@ -187,14 +187,12 @@ def _note(s: _Search, best: Run, exhaustive: bool, unsat: list[tuple[Run, int]])
 
 
 def _contradiction(s: _Search, best: Run, unsat: list[tuple[Run, int]]) -> str:
-    """'branch at line L contradicts line M': an unsatisfiable flip of the best run
-    toward a worst-path line it missed, with the earlier branch its unsat core names."""
+    """'branch at line L contradicts line M': an unsatisfiable flip (of any run) toward
+    a worst-path line the best run missed, with the earlier branch its unsat core names."""
     import z3
 
     missed = s.worst_lines - best.lines.keys()
     for run, i in unsat:
-        if run is not best:
-            continue
         br = run.path[i]
         if br.other_line is None or br.other_line not in missed:
             continue
@@ -213,8 +211,13 @@ def _contradiction(s: _Search, best: Run, unsat: list[tuple[Run, int]]) -> str:
         if not core:
             return (f"the branch at {at} cannot lead to line {br.other_line[1]} on any input")
         other = core[-1]
-        with_ = f"line {other.line[1]}" if other.line else f"pc {other.pc}"
-        return (f"the branch at {at} toward line {br.other_line[1]} contradicts {with_}")
+        if other.pc == br.pc:
+            with_ = "the same branch taken the other way earlier in the run (a call or " \
+                    "loop round on the same input)"
+        else:
+            with_ = f"the branch at line {other.line[1]}" if other.line else \
+                f"the branch at pc {other.pc}"
+        return f"the branch at {at} toward line {br.other_line[1]} contradicts {with_}"
     return ""
 
 
