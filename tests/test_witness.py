@@ -218,3 +218,18 @@ def test_measure_worst_times_the_witness(capsys: pytest.CaptureFixture[str]) -> 
     assert 0 < int(match[3]) <= int(match[4])
     # the kernel ran the same path as the interpreter: same return value
     assert "took another way" not in out
+
+
+def test_witness_by_time_and_json_output(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(compile_bpf(PROGS / "parse_xdp.bpf.c"))
+    code = main(["witness", path, "--by", "ns", "--seconds", "10"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    match = re.search(r"executed (\d+) of (\d+) insns.*; priced (\d+) ns", out)
+    assert match and 0 < int(match[1]) <= int(match[2]) and int(match[3]) > 0, out
+    code = main(["witness", path, "--format", "json", "--seconds", "10"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (prog,) = json.loads(out)["programs"]
+    jsonschema.validate(prog["witness"], WITNESS_SCHEMA)
+    assert prog["witness"]["executed_insns"] <= prog["insns"]["max"]

@@ -110,8 +110,9 @@ def _line(out: object) -> str:
         return f"{head}: no witness: {out.search.note}"
     reached = f"{w.reached:.3f}" if w.reached is not None else "-"
     how = f"{out.search.method}, {out.search.runs} runs"
-    priced = f"; priced {out.search.priced_ns:.0f} of {out.result.ns_max:.0f} ns" \
-        if out.search.priced_ns is not None and out.result.ns_max else ""
+    priced = f"; priced {out.search.priced_ns:.0f} ns at the table's dearest (a ranking; " \
+        f"ns.max {out.result.ns_max:.0f})" \
+        if out.search.priced_ns is not None and out.result.ns_max is not None else ""
     line = f"{head}: executed {w.executed_insns} of {w.insns_max} insns, reached {reached} " \
            f"({how}){priced}"
     return line + (f"\n  {out.search.note}" if out.search.note else "")

@@ -12,6 +12,7 @@ seen before. Every figure reported is an executed count, never a solver's claim.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -74,7 +75,10 @@ class _Search:
         self.obj, self.program, self.result, self.by = obj, program, result, by
         self.table = table if by == "ns" else None
         self.deadline = time.monotonic() + seconds
-        self.target: float = (result.ns_max if by == "ns" else result.insns_max) or 0.0
+        # by time, runs are ranked by their price in the cost table, each instruction and
+        # helper at its dearest: a ranking, not comparable with ns.max (the engine knows
+        # map types and sizes), so the search runs its whole time
+        self.target: float = math.inf if by == "ns" else float(result.insns_max or 0)
         cap = result.insns_max
         self.step_cap = DEFAULT_STEP_CAP if cap is None else min(DEFAULT_STEP_CAP, cap + 1)
         path = getattr(result, "worst_path_ns", ()) if by == "ns" else ()
@@ -96,7 +100,8 @@ class _Search:
         """Search order: the run's own score plus a share for every line of the worst
         path it visits (a run that takes a detour of the worst path may run shorter
         than one that does not, yet lead to it)."""
-        per_line = self.target / max(1, len(self.worst_lines))
+        scale = (self.result.ns_max if self.by == "ns" else self.result.insns_max) or 0.0
+        per_line = scale / max(1, len(self.worst_lines))
         return self.score(run) + per_line * len(run.lines.keys() & self.worst_lines)
 
     def done(self) -> bool:
@@ -171,7 +176,7 @@ def _note(s: _Search, best: Run, exhaustive: bool, unsat: list[tuple[Run, int]])
     if s.over is not None:
         return (f"SOUNDNESS: an input executes {s.over.count} instructions, above "
                 f"insns.max {s.result.insns_max}")
-    if s.target and s.score(best) >= s.target:
+    if s.result.insns_max is not None and best.count >= s.result.insns_max:
         return ""
     if exhaustive:
         why = _contradiction(s, best, unsat)
