@@ -24,13 +24,13 @@ from bpflint.build import compile_sources, is_bpf_source
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import RunSettings, add_run_arguments, load_table, run_settings
 from bpflint.errors import BpfLintError
-from bpflint.report import check_json, github, markdown, sarif, text
+from bpflint.report import check_json, github, html, markdown, sarif, text
 from bpflint.results import AnalysisReport
 
 NAME = "check"
 HELP = COMMANDS[NAME]
 
-FORMATS = ("text", "json", "sarif", "github", "markdown")
+FORMATS = ("text", "json", "sarif", "github", "markdown", "html")
 # Formats whose output is lines a person or the Actions runner reads, so they may
 # share standard output; the others are documents that must stand alone.
 _LINE_FORMATS = {"text", "github"}
@@ -194,6 +194,8 @@ def _render(fmt: str, report: GateReport, root: Path, colour: bool) -> str:
         return sarif.render(report, root)
     if fmt == "github":
         return github.render(report, root)
+    if fmt == "html":
+        return html.render_check(report)
     return markdown.render(report)
 
 
