@@ -135,7 +135,7 @@ def _bar(value: float | None, bounded: bool, verdict: ProgramVerdict | None, as_
          scale: float) -> str:
     """An inline SVG bar: the worst case, a line at the budget, a tick at the baseline."""
     budget, before = _limits(verdict, as_ns)
-    width, height = 220.0, 16.0
+    width, height = 160.0, 16.0
 
     def x(v: float) -> float:
         return round(min(v / scale, 1.0) * (width - 2), 1)
@@ -160,10 +160,12 @@ def _bar(value: float | None, bounded: bool, verdict: ProgramVerdict | None, as_
     if budget is not None:
         extra.append(f"budget {_amount(budget, as_ns)}")
     if before is not None and value is not None:
-        delta = value - before
+        # the gate's delta: against the baseline's rounding of the figure
+        delta = (verdict.ns_delta if as_ns else verdict.insns_delta) if verdict else None
+        delta = value - before if delta is None else delta
         sign = "+" if delta >= 0 else "-"
         extra.append(f"baseline {_amount(before, as_ns)}, {sign}{_amount(abs(delta), as_ns)}")
-    tail = f' <span class="limits">({escape("; ".join(extra))})</span>' if extra else ""
+    tail = f'<br><span class="limits">{escape("; ".join(extra))}</span>' if extra else ""
     return f'{"".join(parts)} <span class="value">{escape(label)}</span>{tail}'
 
 
@@ -261,7 +263,9 @@ def _source_table(index: int, result: ProgramResult, name: str,
         ' <span class="missing">(source not found: the text is BTF line info\'s)</span>'
     out = [f'<h3 class="file">{escape(name)}{origin}</h3>',
            '<table class="src"><thead><tr><th>line</th><th title="worst path by time">T</th>'
-           '<th title="worst path by instructions">I</th><th>ns</th><th>insns</th>'
+           '<th title="worst path by instructions">I</th>'
+           '<th title="on the worst path by time">ns (T)</th>'
+           '<th title="on the worst path by instructions">insns (I)</th>'
            "<th>source</th><th>bounds and calls</th></tr></thead><tbody>"]
     previous = None
     for n in shown:

@@ -24,6 +24,8 @@ table { border-collapse: collapse; }
 table.summary td, table.summary th { padding: 3px 10px; text-align: left;
                                       border-bottom: 1px solid var(--line); }
 table.summary .value { font-variant-numeric: tabular-nums; }
+table.summary td { white-space: nowrap; }
+.limits { font-size: 11px; }
 svg.bar { vertical-align: middle; }
 svg.bar .track { fill: #eef0f3; }
 svg.bar .fill { fill: rgb(var(--hot)); opacity: 0.75; }
@@ -34,12 +36,11 @@ section.program { margin-top: 28px; border-top: 2px solid var(--line); }
 section.program h2 { font-size: 16px; margin: 12px 0 4px; }
 h3.file { font-size: 13px; font-family: ui-monospace, monospace; margin: 12px 0 4px; }
 table.src { width: 100%; font: 12px/1.35 ui-monospace, SFMono-Regular, Menlo, monospace; }
-table.src th { text-align: left; color: var(--muted); font-weight: normal;
+table.src th { text-align: left; color: var(--muted); font-weight: normal; white-space: nowrap;
                border-bottom: 1px solid var(--line); padding: 0 6px; }
 table.src td { padding: 0 6px; vertical-align: top; white-space: pre; }
 table.src td.n, table.src td.v { text-align: right; color: var(--muted); }
-table.src td.s { width: 60%; }
-table.src td.notes { white-space: normal; font-family: system-ui, sans-serif; }
+table.src td.notes { font-family: system-ui, sans-serif; }
 table.src tr.fold td { color: var(--muted); background: #fafbfc; }
 body.by-ns tr.l td.s { background: rgba(var(--hot), calc(var(--hn) * 0.55)); }
 body.by-insns tr.l td.s { background: rgba(var(--hot), calc(var(--hi) * 0.55)); }
