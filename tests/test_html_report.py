@@ -3,6 +3,7 @@ Chromium, Debian's `chromium` package, installed by .ci/run)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -197,3 +198,34 @@ def test_check_writes_the_page_beside_its_other_formats(tmp_path: Path,
     update = line_of("bpf_map_update_elem(&dns_buckets", project / "classifier.bpf.c")
     # the finding links to the line that drives the time
     assert re.search(rf'href="#p\d-classifier_bpf_c-{update}">BPF001', page)
+
+
+def test_check_against_a_base_run_shows_line_by_line_deltas(tmp_path: Path) -> None:
+    # the same lines moved down by one (an edit above them), one dearer, one gone
+    was = (LineCost("fw.bpf.c", 10, 5, 200.0, "bpf_map_update_elem(&m, &k, &v, 0);"),
+           LineCost("fw.bpf.c", 11, 3, 1.0, "x += 1;"),
+           LineCost("fw.bpf.c", 12, 3, 50.0, "bpf_ktime_get_ns();"))
+    now = (LineCost("fw.bpf.c", 11, 5, 260.0, "bpf_map_update_elem(&m, &k, &v, 0);"),
+           LineCost("fw.bpf.c", 12, 3, 1.0, "x += 1;"),
+           LineCost("fw.bpf.c", 13, 4, 2.0, "y += 2;"))
+    before = dataclasses.replace(program("fw", hot=was, ns_max=251.0), worst_path_ns=was)
+    after = dataclasses.replace(program("fw", hot=now, ns_max=263.0), worst_path_ns=now)
+    cfg = config(tmp_path, '[[budget]]\nprogram = "fw"\nmax_time = "1us"\n')
+    report = evaluate(AnalysisReport((after,), ()), cfg, from_results((before,), "git ref X"))
+    report = dataclasses.replace(report, base_results=(before,))
+    page = html.render_check(report)
+
+    def delta(line: int) -> str:
+        row = page.split(f'id="p0-fw_bpf_c-{line}"')[1].split("</tr>")[0]
+        found = re.search(r'<td class="d">([^<]*)</td>', row)
+        assert found is not None
+        return found.group(1)
+
+    assert delta(11) == "+60.0ns"
+    assert delta(12) == ""
+    assert delta(13) == "new"
+    assert "no longer on the worst path by time (at the base): fw.bpf.c:12 " \
+           "bpf_ktime_get_ns(); (50.0ns)" in page
+    # against a baseline file (totals only) the page says why there are no line deltas
+    plain = html.render_check(dataclasses.replace(report, base_results=()))
+    assert "line-by-line deltas need --base REF" in plain and 'class="d"' not in plain

@@ -21,7 +21,7 @@ from bpflint.cost.engine import analyze_program
 from bpflint.cost.model import load_cost_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.obj.reader import load_object
-from bpflint.report import github, sarif, text
+from bpflint.report import github, markdown, sarif, text
 from bpflint.results import AnalysisReport, LineCost, ProgramResult
 
 SOURCE = PROGS / "ns" / "helper_branch.bpf.c"
@@ -111,6 +111,8 @@ def test_a_time_budget_failure_points_at_the_helper(tmp_path: Path,
     assert "hottest source lines on the worst path by time" in details
     hot = details.split("by time:")[1].splitlines()[1]
     assert f":{helper} " in hot
+    summary = markdown.render(report)  # the job summary's hottest lines
+    assert f"{SOURCE.name}:{helper}`" in summary.split("worst path by time:")[1]
 
 
 @needs_clang

@@ -111,6 +111,9 @@ class GateReport:
     warn_only: bool
     baseline_source: str | None  # None when there is nothing to compare with
     notes: tuple[str, ...] = ()
+    # the results at the base ref (check --base), whole: the HTML report's line-by-line
+    # deltas; a baseline file keeps totals only
+    base_results: tuple[ProgramResult, ...] = ()
 
     @property
     def failures(self) -> tuple[ProgramVerdict, ...]:

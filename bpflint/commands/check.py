@@ -128,7 +128,7 @@ def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings
 
 
 def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], table: Any,
-                   settings: RunSettings) -> tuple[Baseline, list[str]]:
+                   settings: RunSettings) -> tuple[Baseline, list[str], AnalysisReport]:
     """Results at git REF, analysed in a temporary worktree, as a baseline."""
     with gitref.worktree_at(ref, config.root) as (top, tree):
         there = gitref.map_into(config.path, top, tree)
@@ -150,7 +150,7 @@ def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], table: 
     # Problems at the base are not this change's fault: mention them, do not fail.
     notes = [f"at {ref}: {err.object.replace(str(tree), '.')}: {err.message}"
              for err in report.errors]
-    return from_results(report.programs, source=f"git ref {ref}"), notes
+    return from_results(report.programs, source=f"git ref {ref}"), notes, report
 
 
 def gate(args: argparse.Namespace, config: BudgetConfig, table: Any,
@@ -160,8 +160,10 @@ def gate(args: argparse.Namespace, config: BudgetConfig, table: Any,
         check_config_use(config, current.programs)
     notes: list[str] = []
     baseline: Baseline | None = None
+    base = AnalysisReport((), ())
     if args.base:
-        baseline, notes = _base_baseline(args.base, config, args.paths, table, settings)
+        baseline, notes, base = _base_baseline(args.base, config, args.paths, table,
+                                               settings)
     elif config.baseline is not None:
         if config.baseline.is_file():
             baseline = read_baseline(config.baseline)
@@ -169,7 +171,8 @@ def gate(args: argparse.Namespace, config: BudgetConfig, table: Any,
             notes.append(f"no baseline at {config.baseline} yet: run `bpflint baseline` "
                          "and commit it")
     report = evaluate(current, config, baseline, warn_only=args.warn_only)
-    return dataclasses.replace(report, notes=(*report.notes, *notes))
+    return dataclasses.replace(report, notes=(*report.notes, *notes),
+                               base_results=base.programs)
 
 
 def workspace_root(config: BudgetConfig) -> Path:

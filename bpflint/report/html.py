@@ -40,13 +40,14 @@ class _Line:
     on_ns: bool = False
     notes: list[str] = field(default_factory=list)
     text: str = ""
+    delta: str = ""  # against the base ref's run, where there is one
 
 
 def render_analysis(report: AnalysisReport, by_ns: bool = True) -> str:
     """The cost map of ``analyze`` or ``explain``: no budgets, no baseline."""
     entries = [(result, None) for result in report.programs]
     errors = [f"{err.object}: {err.message}" for err in report.errors]
-    return _page("bpflint cost map", entries, errors, list(report.notes), None, by_ns)
+    return _page("bpflint cost map", entries, errors, list(report.notes), None, by_ns, {})
 
 
 def render_check(report: GateReport) -> str:
@@ -59,11 +60,20 @@ def render_check(report: GateReport) -> str:
     head = f"{verdict}: {len(report.failures)} of {len(entries)} program(s) failing{against}"
     if gone:
         head += f"; removed since the baseline: {', '.join(v.key for v in gone)}"
-    return _page("bpflint check", entries, errors, list(report.notes), head, True)
+    base = {result.key: result for result in report.base_results}
+    before = {}
+    for program in report.programs:
+        old = base.get(program.renamed_from or program.key)
+        if old is not None:
+            before[program.key] = old
+    if report.baseline_source and not report.base_results:
+        head += " (line-by-line deltas need --base REF: a baseline file keeps totals only)"
+    return _page("bpflint check", entries, errors, list(report.notes), head, True, before)
 
 
 def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]],
-          errors: list[str], notes: list[str], headline: str | None, by_ns: bool) -> str:
+          errors: list[str], notes: list[str], headline: str | None, by_ns: bool,
+          before: dict[str, ProgramResult]) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{escape(title)}</title>",
            # no network: a policy that allows nothing but the inline style and script
@@ -86,7 +96,7 @@ def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | No
     out.extend(f'<p class="note">note: {escape(n)}</p>' for n in notes)
     out.append(_summary(entries))
     for index, (result, verdict) in enumerate(entries):
-        out.append(_program(index, result, verdict))
+        out.append(_program(index, result, verdict, before.get(result.key)))
     out.append(f"</main><script>{SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"
 
@@ -175,7 +185,8 @@ def _amount(value: float, as_ns: bool) -> str:
 
 # ---------------------------------------------------------------- one program
 
-def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None) -> str:
+def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None,
+             before: ProgramResult | None) -> str:
     out = [f'<section class="program" id="p{index}" data-program="{escape(result.name)}">',
            f"<h2>{escape(result.name)} <small>{escape(result.section)} · "
            f"{escape(result.type)} · {escape(Path(result.object).name)}</small></h2>"]
@@ -202,8 +213,15 @@ def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None) 
         where = f" [{escape(diag.loc.file)}:{diag.loc.line}]" if diag.loc else ""
         out.append(f'<p class="diag">{diag.rule} {escape(diag.name)}: '
                    f"{escape(diag.message)}{where}</p>")
-    for name, lines in _by_file(result).items():
-        out.append(_source_table(index, result, name, lines))
+    files = _by_file(result)
+    left: list[str] = []
+    if before is not None:
+        left = _deltas(files, before)
+    for name, lines in files.items():
+        out.append(_source_table(index, result, name, lines, before is not None))
+    if left:
+        out.append('<p class="left">no longer on the worst path by time (at the base): '
+                   f"{'; '.join(left)}</p>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -242,8 +260,48 @@ def _by_file(result: ProgramResult) -> dict[str, dict[int, _Line]]:
     return files
 
 
+def _matched(costs: Iterable[LineCost]) -> dict[tuple[str, str, int], LineCost]:
+    """Lines keyed so that the same line is found in another revision of the source:
+    file name, text, and which of the lines with that text (in line order) it is."""
+    seen: dict[tuple[str, str], int] = {}
+    out = {}
+    for cost in sorted(costs, key=lambda c: (c.file, c.line)):
+        base = (Path(cost.file).name, cost.text.strip())
+        nth = seen[base] = seen.get(base, -1) + 1
+        out[(base[0], base[1], nth)] = cost
+    return out
+
+
+def _deltas(files: dict[str, dict[int, _Line]], before: ProgramResult) -> list[str]:
+    """Each line's change against the base run, on the worst path by time (ns) and
+    by instructions; the base's time-path lines no longer on it, as text."""
+    old_ns = _matched(before.worst_path_ns)
+    old_insns = _matched(before.worst_path)
+    now = [LineCost(name, n, line.insns, line.ns, line.text)
+           for name, lines in files.items() for n, line in lines.items()
+           if line.on_ns or line.on_insns]
+    matched_ns: set[tuple[str, str, int]] = set()
+    for key, cost in _matched(now).items():
+        line = files[cost.file][cost.line]
+        parts = []
+        was = old_ns.get(key)
+        if line.on_ns:
+            matched_ns.add(key)
+            change = line.ns - (was.ns if was is not None else 0.0)
+            if was is None:
+                parts.append("new")
+            elif abs(change) >= 0.05:
+                parts.append(f"{'+' if change > 0 else '-'}{format_ns(abs(change))}")
+        was_insns = old_insns.get(key)
+        if line.on_insns and was_insns is not None and line.insns != was_insns.insns:
+            parts.append(f"{line.insns - was_insns.insns:+d} insns")
+        line.delta = " ".join(parts)
+    return [f"{escape(Path(c.file).name)}:{c.line} {escape(c.text.strip())} ({_ns(c.ns)})"
+            for key, c in old_ns.items() if key not in matched_ns]
+
+
 def _source_table(index: int, result: ProgramResult, name: str,
-                  lines: dict[int, _Line]) -> str:
+                  lines: dict[int, _Line], with_delta: bool) -> str:
     text = _read_source(name, result.object)
     numbers = sorted(n for n in lines if n > 0)
     if not numbers:
@@ -266,11 +324,13 @@ def _source_table(index: int, result: ProgramResult, name: str,
            '<th title="worst path by instructions">I</th>'
            '<th title="on the worst path by time">ns (T)</th>'
            '<th title="on the worst path by instructions">insns (I)</th>'
+           f"{'<th>vs base</th>' if with_delta else ''}"
            "<th>source</th><th>bounds and calls</th></tr></thead><tbody>"]
     previous = None
     for n in shown:
         if previous is not None and n - previous > 1:
-            out.append(f'<tr class="fold"><td colspan="7">… {n - previous - 1} lines</td></tr>')
+            out.append(f'<tr class="fold"><td colspan="{7 + with_delta}">… '
+                       f"{n - previous - 1} lines</td></tr>")
         previous = n
         line = lines.get(n, _Line())
         source = text[n - 1] if text is not None and n <= len(text) else line.text
@@ -289,6 +349,7 @@ def _source_table(index: int, result: ProgramResult, name: str,
             f'<td class="m">{_MARK_I if line.on_insns else ""}</td>'
             f'<td class="v">{_ns(line.ns) if line.on_ns else ""}</td>'
             f'<td class="v">{line.insns if line.on_insns else ""}</td>'
+            + (f'<td class="d">{escape(line.delta)}</td>' if with_delta else "") +
             f'<td class="s"><code>{escape(source.rstrip())}</code></td>'
             f'<td class="notes">{" ".join(line.notes)}</td></tr>')
     out.append("</tbody></table>")

@@ -52,6 +52,8 @@ body.by-insns tr.pi td.n { box-shadow: inset 3px 0 0 #3465a4; }
 .mark.pi { background: #3465a4; }
 .loop { color: #3465a4; margin-right: 8px; }
 .call { color: #8250df; margin-right: 8px; }
+table.src td.d { color: #b3261e; white-space: nowrap; }
+.left { color: var(--muted); font-size: 12px; }
 #js-error { background: #b3261e; color: #fff; padding: 8px 16px; }
 """
 

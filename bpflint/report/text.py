@@ -35,6 +35,15 @@ def hottest_lines(result: ProgramResult, count: int = HOT_LINES,
     return sorted(totals.values(), key=lambda c: (-c.insns, -c.ns, c.file, c.line))[:count]
 
 
+def about_time(verdict: ProgramVerdict) -> bool:
+    """Whether the verdict's failures are about time only: then the path with the
+    most ns explains them (where an instruction count fails too, the path with the
+    most instructions does)."""
+    failing = [f for f in verdict.findings if f.level != "note"
+               and f.rule in ("BPF001", "BPF002")]
+    return bool(failing) and all(f.by_ns for f in failing)
+
+
 def display_path(file: str) -> str:
     """A source path as a person wants to read it: relative when under the cwd."""
     if not os.path.isabs(file):
@@ -113,10 +122,7 @@ def _details(verdict: ProgramVerdict) -> list[str]:
             continue
         where = f" [{display_path(finding.loc.file)}:{finding.loc.line}]" if finding.loc else ""
         lines.append(f"  {finding.rule} {finding.name}: {finding.message}{where}")
-    # a failure about time is explained by the path with the most ns
-    by_ns = any(f.by_ns for f in verdict.findings if f.level != "note") and not any(
-        not f.by_ns and f.rule in ("BPF001", "BPF002") for f in verdict.findings
-        if f.level != "note")
+    by_ns = about_time(verdict)
     hot = hottest_lines(verdict.result, by_ns=by_ns) if verdict.result is not None else []
     if hot:
         lines.append("  hottest source lines on the worst path"
