@@ -20,6 +20,7 @@ from bpflint.budget import gitref
 from bpflint.budget.baseline import Baseline, from_results, read_baseline
 from bpflint.budget.config import BudgetConfig, find_config, load_config
 from bpflint.budget.gate import GateReport, check_config_use, evaluate
+from bpflint.budget.history import History, baseline_history
 from bpflint.build import compile_sources, is_bpf_source
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import RunSettings, add_run_arguments, load_table, run_settings
@@ -35,6 +36,7 @@ FORMATS = ("text", "json", "sarif", "github", "markdown", "html")
 # share standard output; the others are documents that must stand alone.
 _LINE_FORMATS = {"text", "github"}
 CACHE_DIR_NAME = ".bpflint-cache"
+TREND_COMMITS = 20  # commits of the baseline file the HTML report's trends span
 
 
 class _OutputAction(argparse.Action):
@@ -188,7 +190,8 @@ def use_colour(stream: TextIO, environ: Mapping[str, str]) -> bool:
     return stream.isatty() and not environ.get("NO_COLOR")
 
 
-def _render(fmt: str, report: GateReport, root: Path, colour: bool) -> str:
+def _render(fmt: str, report: GateReport, root: Path, colour: bool,
+            trends: History | None = None) -> str:
     if fmt == "text":
         return text.render(report, colour=colour)
     if fmt == "json":
@@ -198,7 +201,7 @@ def _render(fmt: str, report: GateReport, root: Path, colour: bool) -> str:
     if fmt == "github":
         return github.render(report, root)
     if fmt == "html":
-        return html.render_check(report)
+        return html.render_check(report, trends)
     return markdown.render(report)
 
 
@@ -221,11 +224,15 @@ def run(args: argparse.Namespace) -> int:
         stream.write(text.render_explain(report))
     for note in report.notes:
         print(f"bpflint: note: {note}", file=sys.stderr)
+    trends = None  # the HTML report's trend per program, from the baseline's git history
+    if any(fmt == "html" for fmt, _ in outputs) and config.baseline is not None \
+            and config.baseline.is_file():
+        trends = baseline_history(config.baseline, TREND_COMMITS)
     for fmt, out in outputs:
         if out is None:
-            sys.stdout.write(_render(fmt, report, root, colour))
+            sys.stdout.write(_render(fmt, report, root, colour, trends))
         else:
-            _write(out, _render(fmt, report, root, colour=False))
+            _write(out, _render(fmt, report, root, colour=False, trends=trends))
         if fmt == "github":
             github.append_step_summary(report)
     sys.stdout.flush()

@@ -21,6 +21,7 @@ from bpflint.results import AnalysisReport, LineCost, ProgramResult
 
 if TYPE_CHECKING:  # `analyze` renders without loading the budget gate
     from bpflint.budget.gate import GateReport, ProgramVerdict
+    from bpflint.budget.history import History
 
 CONTEXT_LINES = 3  # source lines shown around the lines that cost something
 GAP_LINES = 8  # a longer stretch without figures is folded
@@ -50,8 +51,9 @@ def render_analysis(report: AnalysisReport, by_ns: bool = True) -> str:
     return _page("bpflint cost map", entries, errors, list(report.notes), None, by_ns, {})
 
 
-def render_check(report: GateReport) -> str:
-    """The cost map of ``check``: each program with its verdict and baseline."""
+def render_check(report: GateReport, trends: History | None = None) -> str:
+    """The cost map of ``check``: each program with its verdict and baseline, and
+    with ``trends`` its worst case over the baseline file's git history."""
     entries = [(v.result, v) for v in report.programs if v.result is not None]
     gone = [v for v in report.programs if v.result is None]
     errors = [f"{err.object}: {err.message}" for err in report.errors]
@@ -68,12 +70,13 @@ def render_check(report: GateReport) -> str:
             before[program.key] = old
     if report.baseline_source and not report.base_results:
         head += " (line-by-line deltas need --base REF: a baseline file keeps totals only)"
-    return _page("bpflint check", entries, errors, list(report.notes), head, True, before)
+    return _page("bpflint check", entries, errors, list(report.notes), head, True, before,
+                 trends)
 
 
 def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]],
           errors: list[str], notes: list[str], headline: str | None, by_ns: bool,
-          before: dict[str, ProgramResult]) -> str:
+          before: dict[str, ProgramResult], trends: History | None = None) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{escape(title)}</title>",
            # no network: a policy that allows nothing but the inline style and script
@@ -94,7 +97,7 @@ def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | No
         out.append(f'<p class="headline">{escape(headline)}</p>')
     out.extend(f'<p class="error">error: {escape(e)}</p>' for e in errors)
     out.extend(f'<p class="note">note: {escape(n)}</p>' for n in notes)
-    out.append(_summary(entries))
+    out.append(_summary(entries, trends))
     for index, (result, verdict) in enumerate(entries):
         out.append(_program(index, result, verdict, before.get(result.key)))
     out.append(f"</main><script>{SCRIPT}</script></body></html>")
@@ -103,7 +106,8 @@ def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | No
 
 # ---------------------------------------------------------------- the summary table
 
-def _summary(entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]]) -> str:
+def _summary(entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]],
+             trends: History | None) -> str:
     if not entries:
         return '<p class="empty">no BPF programs found</p>'
     scale_ns = max([_worst(r.ns_max, v, True) for r, v in entries] + [1e-9])
@@ -111,7 +115,8 @@ def _summary(entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]]) -> 
     gated = any(verdict is not None for _, verdict in entries)
     rows = ['<table class="summary"><thead><tr><th>program</th>'
             f"{'<th>verdict</th>' if gated else ''}"
-            "<th>worst case (time)</th><th>worst case (instructions)</th></tr></thead><tbody>"]
+            "<th>worst case (time)</th><th>worst case (instructions)</th>"
+            f"{_trend_header(trends)}</tr></thead><tbody>"]
     for index, (result, verdict) in enumerate(entries):
         status = _LABEL[verdict.status] if verdict is not None else ""
         rows.append(
@@ -119,9 +124,40 @@ def _summary(entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]]) -> 
             + (f'<td class="verdict {status.lower()}">{status}</td>' if gated else "") +
             f"<td>{_bar(result.ns_max, result.bounded, verdict, True, scale_ns)}</td>"
             f"<td>{_bar(result.insns_max, result.bounded, verdict, False, scale_insns)}</td>"
-            "</tr>")
+            + (f"<td>{_trend(trends, result)}</td>" if trends is not None else "") + "</tr>")
     rows.append("</tbody></table>")
     return "\n".join(rows)
+
+
+def _trend_header(trends: History | None) -> str:
+    if trends is None:
+        return ""
+    first, last = trends.revisions[0], trends.revisions[-1]
+    return (f'<th title="ns max in {len(trends.revisions)} commit(s) of the baseline, '
+            f'{escape(first.date)} to {escape(last.date)}, then this run">'
+            "trend (baseline history, now)</th>")
+
+
+def _trend(trends: History, result: ProgramResult) -> str:
+    """An inline SVG line of ns.max over the baseline's commits, this run last (a dot)."""
+    at = {p.revision.commit: p.ns_max for p in trends.programs.get(result.key, ())}
+    values = [at.get(r.commit) for r in trends.revisions] + [result.ns_max]
+    known = [v for v in values if v is not None]
+    if len(known) < 2:
+        return '<span class="limits">no history</span>'
+    width, height = 120.0, 18.0
+    low, high = min(known), max(known)
+    # a change of a fraction of a per cent (the baseline keeps 0.1 ns) stays flat
+    span = max(high - low, 0.2 * high, 1e-9)
+    step = width / max(len(values) - 1, 1)
+    points = [(round(i * step, 1), round(height - 2 - (v - low) / span * (height - 4), 1))
+              for i, v in enumerate(values) if v is not None]
+    line = " ".join(f"{x},{y}" for x, y in points)
+    x, y = points[-1]
+    title = " → ".join(format_ns(v) for v in known[-6:])
+    return (f'<svg class="trend" width="{width + 4:g}" height="{height:g}" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+            f'<polyline points="{line}"/><circle cx="{x}" cy="{y}" r="2.5"/></svg>')
 
 
 def _limits(verdict: ProgramVerdict | None, as_ns: bool) -> tuple[float | None, float | None]:

@@ -26,7 +26,9 @@ table.summary td, table.summary th { padding: 3px 10px; text-align: left;
 table.summary .value { font-variant-numeric: tabular-nums; }
 table.summary td { white-space: nowrap; }
 .limits { font-size: 11px; }
-svg.bar { vertical-align: middle; }
+svg.bar, svg.trend { vertical-align: middle; }
+svg.trend polyline { fill: none; stroke: #3465a4; stroke-width: 1.5; }
+svg.trend circle { fill: rgb(var(--hot)); }
 svg.bar .track { fill: #eef0f3; }
 svg.bar .fill { fill: rgb(var(--hot)); opacity: 0.75; }
 svg.bar .over { fill: #b3261e; }
