@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # `analyze` renders without loading the budget gate
     from bpflint.budget.history import History
 
 CONTEXT_LINES = 3  # source lines shown around the lines that cost something
-GAP_LINES = 8  # a longer stretch without figures is folded
 _MARK_T = '<span class="mark pn">T</span>'
 _MARK_I = '<span class="mark pi">I</span>'
 _CHANGES = ("new", "renamed")
@@ -380,7 +379,7 @@ def _source_table(index: int, result: ProgramResult, name: str,
         out.append(
             f'<tr id="{_anchor(index, name, n)}" class="{" ".join(classes)}" '
             f'style="--hn:{heat_ns:.3f};--hi:{heat_insns:.3f}">'
-            f'<td class="n">{n}</td>'
+            f'<td class="n"{_figures(line)}>{n}</td>'
             f'<td class="m">{_MARK_T if line.on_ns else ""}</td>'
             f'<td class="m">{_MARK_I if line.on_insns else ""}</td>'
             f'<td class="v">{_ns(line.ns) if line.on_ns else ""}</td>'
@@ -390,6 +389,17 @@ def _source_table(index: int, result: ProgramResult, name: str,
             f'<td class="notes">{" ".join(line.notes)}</td></tr>')
     out.append("</tbody></table>")
     return "\n".join(out)
+
+
+def _figures(line: _Line) -> str:
+    """A tooltip with the line's figures on each path it is on."""
+    parts = []
+    if line.on_ns:
+        parts.append(f"worst path by time: {_ns(line.ns)}, {line.insns_ns_path} insns")
+    if line.on_insns:
+        parts.append(f"worst path by instructions: {line.insns} insns, "
+                     f"{_ns(line.ns_insns_path)}")
+    return f' title="{escape("; ".join(parts))}"' if parts else ""
 
 
 def _anchor(index: int, file: str, line: int) -> str:
