@@ -7,6 +7,7 @@ and whatever explains a time figure must follow the second.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from bpfc import PROGS, compile_bpf, needs_clang
 from gate_helpers import config
 
+from bpflint.budget.baseline import from_results
 from bpflint.budget.gate import evaluate
 from bpflint.cli import main
 from bpflint.commands import explain
@@ -147,3 +149,41 @@ def test_json_and_explain_carry_both_paths(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "worst path by instructions" in out
     assert f"helper_branch.bpf.c:{helper}\n" not in out
+
+
+# loops (summarised and unrolled), bpf_loop and other callbacks, bpf-to-bpf calls,
+# tail calls, iterators, may_goto, overlapped iterations
+SHAPES = ("bpf_loop", "loop_nested", "loop_shapes", "calls", "tail_calls", "iter_num",
+          "may_goto", "loop_calls_sub", "for_each_map", "csum_loop", "ns/pkt_driven",
+          "large_parser", "switch_proto")
+
+
+@needs_clang
+@pytest.mark.parametrize("name", SHAPES)
+def test_every_shape_of_time_path_adds_up(name: str) -> None:
+    obj = load_object(compile_bpf(PROGS / f"{name}.bpf.c"))
+    table = load_cost_table(None)
+    checked = 0
+    for program in obj.programs:
+        got = analyze_program(obj, program, table, AnalysisOptions())
+        if not got.bounded or got.ns_max is None:
+            continue
+        assert path_adds_up(got.worst_path_ns, got.ns_max), (program.name, got.ns_max)
+        assert sum(c.insns for c in got.worst_path) == got.insns_max, program.name
+        # no path is dearer in time than the one reported as the dearest
+        assert sum(c.ns for c in got.worst_path) <= got.ns_max + 0.0005 * (
+            len(got.worst_path) + 1), program.name
+        checked += 1
+    assert checked
+
+
+@needs_clang
+def test_a_time_regression_points_at_the_helper(tmp_path: Path, result: ProgramResult) -> None:
+    helper = line_of("bpf_map_update_elem(&seen")
+    assert result.ns_max is not None and result.insns_max is not None
+    before = dataclasses.replace(result, ns_max=result.ns_max / 2)
+    cfg = config(tmp_path, '[[budget]]\nprogram = "helper_branch"\nmax_insns = 1000\n'
+                           '[regression]\nallowed = "5%"\n')
+    report = evaluate(AnalysisReport((result,), ()), cfg, from_results((before,), "base"))
+    [finding] = [f for f in report.programs[0].findings if f.rule == "BPF002"]
+    assert finding.by_ns and finding.loc is not None and finding.loc.line == helper
