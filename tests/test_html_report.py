@@ -166,6 +166,16 @@ def test_chromium_shows_a_script_error(examples_page: Path, tmp_path: Path) -> N
     assert 'id="js-error"' in dom and "undefinedFunction" in dom
 
 
+@needs_chromium
+def test_chromium_shows_a_blocked_fetch(examples_page: Path, tmp_path: Path) -> None:
+    # anything the page would fetch is refused by its policy, and shown
+    fetching = tmp_path / "fetching.html"
+    page = examples_page.read_text()
+    fetching.write_text(page.replace("<main>", '<main><img src="http://192.0.2.1/x.png">', 1))
+    dom = dump_dom(fetching, tmp_path)
+    assert 'id="js-error"' in dom and "blocked: http://192.0.2.1/x.png" in dom
+
+
 @needs_clang
 @needs_chromium
 def test_chromium_marks_the_helper_on_the_time_path(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bpflint.budget.units import format_ns
-from bpflint.report.html_page import SCRIPT, STYLE
+from bpflint.report.html_page import HEAD_SCRIPT, SCRIPT, STYLE
 from bpflint.results import AnalysisReport, LineCost, ProgramResult
 
 if TYPE_CHECKING:  # `analyze` renders without loading the budget gate
@@ -81,7 +81,7 @@ def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | No
            # no network: a policy that allows nothing but the inline style and script
            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
            "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">",
-           f"<style>{STYLE}</style></head>",
+           f"<script>{HEAD_SCRIPT}</script><style>{STYLE}</style></head>",
            f'<body class="{"by-ns" if by_ns else "by-insns"}">',
            f"<header><h1>{escape(title)}</h1>",
            '<div class="switch">shade lines by: '

@@ -1,8 +1,9 @@
 """The cost map's inline style sheet and script (bpflint/report/html.py).
 
 The script only switches the shading between time and instructions and keeps the
-choice in the page's address (#by=insns); an error in it is written into the page
-(``#js-error``) so a headless browser's DOM dump shows it.
+choice in the page's address (#by=insns); a script error, or a fetch the page's
+policy blocks, is written into the page (``#js-error``) so a headless browser's DOM
+dump shows it.
 """
 
 STYLE = """
@@ -59,15 +60,38 @@ table.src td.d { color: #b3261e; white-space: nowrap; }
 #js-error { background: #b3261e; color: #fff; padding: 8px 16px; }
 """
 
+# In <head>, before anything can fail: a script error, or anything the page tries to
+# fetch (the Content-Security-Policy blocks it), is written into the page.
+HEAD_SCRIPT = """
+(function () {
+  "use strict";
+  var problems = [];
+  function show() {
+    if (!document.body) { return; }
+    var box = document.getElementById("js-error") || document.createElement("div");
+    box.id = "js-error";
+    box.textContent = problems.join("; ");
+    document.body.insertBefore(box, document.body.firstChild);
+  }
+  function report(text) {
+    problems.push(text);
+    show();
+  }
+  window.onerror = function (message, source, line) {
+    report("script error: " + message + " (line " + line + ")");
+  };
+  document.addEventListener("securitypolicyviolation", function (event) {
+    report("blocked: " + event.blockedURI + " (" + event.violatedDirective + ")");
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    if (problems.length) { show(); }
+  });
+})();
+"""
+
 SCRIPT = """
 (function () {
   "use strict";
-  window.onerror = function (message, source, line) {
-    var box = document.getElementById("js-error") || document.createElement("div");
-    box.id = "js-error";
-    box.textContent = "script error: " + message + " (line " + line + ")";
-    document.body.insertBefore(box, document.body.firstChild);
-  };
   function show(by) {
     document.body.classList.toggle("by-ns", by === "ns");
     document.body.classList.toggle("by-insns", by === "insns");
