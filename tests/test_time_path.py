@@ -184,6 +184,7 @@ def test_a_time_regression_points_at_the_helper(tmp_path: Path, result: ProgramR
     before = dataclasses.replace(result, ns_max=result.ns_max / 2)
     cfg = config(tmp_path, '[[budget]]\nprogram = "helper_branch"\nmax_insns = 1000\n'
                            '[regression]\nallowed = "5%"\n')
-    report = evaluate(AnalysisReport((result,), ()), cfg, from_results((before,), "base"))
+    report = evaluate(AnalysisReport((result,), ()), cfg,
+                      from_results((before,), "base", cfg.root))
     [finding] = [f for f in report.programs[0].findings if f.rule == "BPF002"]
     assert finding.by_ns and finding.loc is not None and finding.loc.line == helper

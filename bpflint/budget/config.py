@@ -98,6 +98,11 @@ class BudgetConfig:
     warn_only: bool = False
     limits: Limits = Limits()
     key_lines: Mapping[KeyPath, int] = field(default_factory=dict)
+    # [analyze] build: argv that builds the objects, run by `check --base` in a
+    # temporary checkout of the base revision (relative to the budget file's directory)
+    build_command: tuple[str, ...] = ()
+    # [analyze] allow_empty: finding no program at all is expected, not an error
+    allow_empty: bool = False
 
     @property
     def root(self) -> Path:
@@ -273,7 +278,8 @@ _TOP: dict[str, Checker] = {
     "tail_calls": _is_table,
     "limits": _is_table,
 }
-_ANALYZE: dict[str, Checker] = {"objects": _is_str_list, "sources": _is_str_list}
+_ANALYZE: dict[str, Checker] = {"objects": _is_str_list, "sources": _is_str_list,
+                                "build": _is_str_list, "allow_empty": _is_bool}
 _BUILD: dict[str, Checker] = {
     "clang": _is_str,
     "flags": _is_str_list,
@@ -404,6 +410,11 @@ def load_config(path: Path) -> BudgetConfig:
                          f"a second default budget (no program/section/object/type); "
                          f"the first is {defaults[0].label}")
 
+    build_command = tuple(analyze.get("build", ()))
+    if "build" in analyze and not (build_command and build_command[0].strip()):
+        raise stub.error(("analyze", "build"), 'expected a command as a list of arguments, '
+                         'e.g. ["make", "-C", "bpf"]')
+
     root = path.parent
     files = {}
     for key in ("baseline", "cost_table"):
@@ -442,6 +453,8 @@ def load_config(path: Path) -> BudgetConfig:
             max_btf_bytes=limits.get("max_btf_bytes"),
         ),
         key_lines=lines,
+        build_command=build_command,
+        allow_empty=analyze.get("allow_empty", False),
     )
 
 

@@ -19,6 +19,7 @@ from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.obj.reader import ReadLimits
 from bpflint.report import json as json_report
+from bpflint.report.paths import where as place
 from bpflint.results import AnalysisReport, ProgramResult
 
 NAME = "analyze"
@@ -177,7 +178,10 @@ def render_table(report: AnalysisReport) -> str:
     if diagnostics:
         lines.append("")
     for result, diag in diagnostics:
-        where = f" ({diag.loc.file}:{diag.loc.line})" if diag.loc else ""
-        lines.append(printable(f"{result.key}: {diag.rule} {diag.name}: "
-                               f"{diag.message}{where}"))
+        # the object's path, not its bare name: bpf_lxc.o exists in many directories
+        obj = os.path.normpath(result.object)
+        where = f" ({place(os.path.normpath(diag.loc.file), diag.loc.line)})" \
+            if diag.loc and diag.loc.file else ""
+        lines.append(printable(f"{obj}:{result.section}:{result.name}: {diag.rule} "
+                               f"{diag.name}: {diag.message}{where}"))
     return "\n".join(lines) + "\n"

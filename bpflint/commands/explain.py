@@ -14,15 +14,20 @@ the second: its lines add up to ``insns.max``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from bpflint.budget import gitref
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import load_table, printable, write_output
+from bpflint.commands.names import find_program
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.obj.model import Program
 from bpflint.obj.reader import load_object
 from bpflint.report import html
+from bpflint.report.paths import PathNamer
+from bpflint.report.paths import where as place
 from bpflint.report.text import hottest_lines
 from bpflint.results import AnalysisReport, ProgramResult
 
@@ -53,11 +58,8 @@ def run(args: argparse.Namespace) -> int:
     program: Program | None
     table = load_table(args.cost_table)
     if args.format == "html":
-        chosen = [p for p in obj.programs if args.program in (None, p.name)]
-        if not chosen:
-            names = ", ".join(p.name for p in obj.programs) or "none"
-            raise BpfLintError(f"{args.object}: no program named {args.program!r} "
-                               f"(programs: {names})")
+        chosen = list(obj.programs) if args.program is None else \
+            [find_program(obj.programs, args.program, args.object)]
         results = tuple(analyze_program(obj, p, table, AnalysisOptions()) for p in chosen)
         page = html.render_analysis(AnalysisReport(results, ()), by_ns=args.by != "insns")
         write_output(args.output, page)
@@ -68,14 +70,13 @@ def run(args: argparse.Namespace) -> int:
             raise BpfLintError(f"{args.object}: name a program with --program ({names})")
         program = obj.programs[0]
     else:
-        program = next((p for p in obj.programs if p.name == args.program), None)
-        if program is None:
-            names = ", ".join(p.name for p in obj.programs) or "none"
-            raise BpfLintError(f"{args.object}: no program named {args.program!r} "
-                               f"(programs: {names})")
+        program = find_program(obj.programs, args.program, args.object)
     result = analyze_program(obj, program, table, AnalysisOptions())
+    # source paths as every report names them: relative to the repository ("parse.h"
+    # under the object's project, not BTF's "././parse.h")
+    namer = PathNamer(gitref.repo_root(Path.cwd()) or Path.cwd())
     by_ns = args.by == "ns" or (args.by is None and result.ns_max is not None)
-    write_output(args.output, render(result, args.top, by_ns))
+    write_output(args.output, render(namer.result(result), args.top, by_ns))
     return 0
 
 
@@ -88,7 +89,7 @@ def render(result: ProgramResult, top: int, by_ns: bool = False) -> str:
     else:
         out.append(f"  worst case: unbounded; best case: {result.insns_min} insns")
     for diag in result.diagnostics:
-        where = f"{diag.loc.file}:{diag.loc.line}: " if diag.loc else ""
+        where = f"{place(diag.loc.file, diag.loc.line)}: " if diag.loc else ""
         out.append(f"  {diag.rule} {diag.name}: {where}{printable(diag.message)}")
     ranked = hottest_lines(result, len(result.worst_path_ns) + len(result.line_costs)
                            + len(result.worst_path), by_ns)
@@ -114,10 +115,10 @@ def render(result: ProgramResult, top: int, by_ns: bool = False) -> str:
     for lc in lines:
         if by_ns:
             share = 100.0 * lc.ns / total_ns
-            out.append(f"{_ns(lc.ns):>10} {share:>5.1f}% {lc.insns:>10}  {lc.file}:{lc.line}")
+            out.append(f"{_ns(lc.ns):>10} {share:>5.1f}% {lc.insns:>10}  {place(lc.file, lc.line)}")
         else:
             share = 100.0 * lc.insns / total
-            out.append(f"{lc.insns:>10} {share:>5.1f}% {_ns(lc.ns):>10}  {lc.file}:{lc.line}")
+            out.append(f"{lc.insns:>10} {share:>5.1f}% {_ns(lc.ns):>10}  {place(lc.file, lc.line)}")
         if lc.text:
             out.append(f"{'':>30}  {printable(lc.text.strip())}")
     return "\n".join(out) + "\n"

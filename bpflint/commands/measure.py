@@ -31,7 +31,7 @@ RETRIES = 3
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("object", metavar="OBJ", help="BPF object file")
-    parser.add_argument("--program", required=True, metavar="NAME", help="program to run")
+    parser.add_argument("--program", "-p", required=True, metavar="NAME", help="program to run")
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--data", metavar="FILE", help="packet bytes to run on")
     data.add_argument("--data-hex", metavar="HEX", help="packet bytes as hex")

@@ -50,9 +50,11 @@ def render_analysis(report: AnalysisReport, by_ns: bool = True) -> str:
     return _page("bpflint cost map", entries, errors, list(report.notes), None, by_ns, {})
 
 
-def render_check(report: GateReport, trends: History | None = None) -> str:
+def render_check(report: GateReport, trends: History | None = None,
+                 root: Path | None = None) -> str:
     """The cost map of ``check``: each program with its verdict and baseline, and
-    with ``trends`` its worst case over the baseline file's git history."""
+    with ``trends`` its worst case over the baseline file's git history. ``root``:
+    what the report's paths are relative to."""
     entries = [(v.result, v) for v in report.programs if v.result is not None]
     gone = [v for v in report.programs if v.result is None]
     errors = [f"{err.object}: {err.message}" for err in report.errors]
@@ -61,21 +63,18 @@ def render_check(report: GateReport, trends: History | None = None) -> str:
     head = f"{verdict}: {len(report.failures)} of {len(entries)} program(s) failing{against}"
     if gone:
         head += f"; removed since the baseline: {', '.join(v.key for v in gone)}"
-    base = {result.key: result for result in report.base_results}
-    before = {}
-    for program in report.programs:
-        old = base.get(program.renamed_from or program.key)
-        if old is not None:
-            before[program.key] = old
+    # paired by object file name, section and program name: the base ran elsewhere
+    before = {result.key: result for result in report.base_results}
     if report.baseline_source and not report.base_results:
         head += " (line-by-line deltas need --base REF: a baseline file keeps totals only)"
     return _page("bpflint check", entries, errors, list(report.notes), head, True, before,
-                 trends)
+                 trends, root)
 
 
 def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]],
           errors: list[str], notes: list[str], headline: str | None, by_ns: bool,
-          before: dict[str, ProgramResult], trends: History | None = None) -> str:
+          before: dict[str, ProgramResult], trends: History | None = None,
+          root: Path | None = None) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{escape(title)}</title>",
            # no network: a policy that allows nothing but the inline style and script
@@ -98,7 +97,7 @@ def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | No
     out.extend(f'<p class="note">note: {escape(n)}</p>' for n in notes)
     out.append(_summary(entries, trends))
     for index, (result, verdict) in enumerate(entries):
-        out.append(_program(index, result, verdict, before.get(result.key)))
+        out.append(_program(index, result, verdict, before.get(result.key), root))
     out.append(f"</main><script>{SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"
 
@@ -119,7 +118,8 @@ def _summary(entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]],
     for index, (result, verdict) in enumerate(entries):
         status = _LABEL[verdict.status] if verdict is not None else ""
         rows.append(
-            f'<tr class="prog-row"><td><a href="#p{index}">{escape(result.key)}</a></td>'
+            f'<tr class="prog-row"><td><a href="#p{index}">'
+            f"{escape(verdict.key if verdict is not None else result.key)}</a></td>"
             + (f'<td class="verdict {status.lower()}">{status}</td>' if gated else "") +
             f"<td>{_bar(result.ns_max, result.bounded, verdict, True, scale_ns)}</td>"
             f"<td>{_bar(result.insns_max, result.bounded, verdict, False, scale_insns)}</td>"
@@ -221,7 +221,7 @@ def _amount(value: float, as_ns: bool) -> str:
 # ---------------------------------------------------------------- one program
 
 def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None,
-             before: ProgramResult | None) -> str:
+             before: ProgramResult | None, root: Path | None) -> str:
     out = [f'<section class="program" id="p{index}" data-program="{escape(result.name)}">',
            f"<h2>{escape(result.name)} <small>{escape(result.section)} · "
            f"{escape(result.type)} · {escape(Path(result.object).name)}</small></h2>"]
@@ -253,7 +253,7 @@ def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None,
     if before is not None:
         left = _deltas(files, before)
     for name, lines in files.items():
-        out.append(_source_table(index, result, name, lines, before is not None))
+        out.append(_source_table(index, result, name, lines, before is not None, root))
     if left:
         out.append('<p class="left">no longer on the worst path by time (at the base): '
                    f"{'; '.join(left)}</p>")
@@ -336,8 +336,8 @@ def _deltas(files: dict[str, dict[int, _Line]], before: ProgramResult) -> list[s
 
 
 def _source_table(index: int, result: ProgramResult, name: str,
-                  lines: dict[int, _Line], with_delta: bool) -> str:
-    text = _read_source(name, result.object)
+                  lines: dict[int, _Line], with_delta: bool, root: Path | None) -> str:
+    text = _read_source(name, result.object, root)
     numbers = sorted(n for n in lines if n > 0)
     if not numbers:
         return ""
@@ -410,21 +410,24 @@ def _ns(value: float | None) -> str:
     return "-" if value is None else format_ns(value)
 
 
-_SOURCES: dict[tuple[str, str], list[str] | None] = {}
+_SOURCES: dict[tuple[str, str, str], list[str] | None] = {}
 
 
-def _read_source(name: str, object_path: str) -> list[str] | None:
+def _read_source(name: str, object_path: str, root: Path | None) -> list[str] | None:
     """The source file BTF names: absolute, or relative to where clang ran, which is
-    usually the object's directory or one of its parents; then the current one."""
-    key = (name, object_path)
+    usually the object's directory or one of its parents; or, named by a report
+    (bpflint/report/paths.py), relative to ``root``; then to the current directory."""
+    key = (name, object_path, str(root))
     if key in _SOURCES:
         return _SOURCES[key]
     path = Path(name)
     if path.is_absolute():
         candidates = [path]
     else:
-        start = Path(object_path).resolve().parent
-        candidates = [base / path for base in (start, *start.parents, Path.cwd())]
+        obj = Path(object_path) if root is None else root / object_path
+        start = obj.resolve().parent
+        bases = ([root] if root is not None else []) + [start, *start.parents, Path.cwd()]
+        candidates = [base / path for base in bases]
     found = None
     for candidate in candidates:
         try:
