@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.branch import refine, relation
@@ -28,7 +28,7 @@ from bpflint.analysis.state import (
 )
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, AluOp, Cls
-from bpflint.obj.model import MapDef
+from bpflint.obj.model import LoaderVar, MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
 _XDP_CTX = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
@@ -52,6 +52,9 @@ class Env:
 
     prog_type: str
     maps: dict[str, MapDef]
+    # loader-set variables read so far (name -> the loads reading it), filled as
+    # blocks are walked and shared by every function of one program's analysis
+    loader_reads: dict[str, set[Insn]] = field(default_factory=dict)
 
 
 class Machine:
@@ -278,14 +281,43 @@ def alu(m: Machine, insn: Insn) -> None:
 
 # -- memory ---------------------------------------------------------------------
 
-def _read_const(mapdef: MapDef, off: Scalar, size: int) -> Val | None:
-    if not (mapdef.read_only and mapdef.data and off.is_const):
-        return None
+def _read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn, env: Env) -> Val:
+    """A load from a map value: a constant where the map is read-only data, except
+    for loader-set variables (any value of their type, or their pinned range)."""
+    if not (mapdef.read_only and mapdef.data):
+        return unknown_bits(size)
+    vars_read = _loader_vars_at(mapdef, off, size)
+    for var in vars_read:
+        env.loader_reads.setdefault(var.name, set()).add(insn)
+    if not off.is_const:
+        return unknown_bits(size)
     o = sc.to_s64(off.umin)
     if o < 0 or o + size > len(mapdef.data):
-        return None
-    fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
-    return const(struct.unpack_from(fmt, mapdef.data, o)[0])
+        return unknown_bits(size)
+    if all(var.value is not None for var in vars_read):
+        # constant data, or variables pinned to one value (written into the bytes)
+        fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
+        return const(struct.unpack_from(fmt, mapdef.data, o)[0])
+    if len(vars_read) == 1:
+        var = vars_read[0]
+        if size == var.elem_size and (o - var.offset) % size == 0:
+            # the bits of one element: a negative range wraps to the top of the width
+            wrap = 1 << (8 * size)
+            if var.lo >= 0:
+                return scalar(Scalar.urange(var.lo, var.hi))
+            if var.hi < 0:
+                return scalar(Scalar.urange(var.lo + wrap, var.hi + wrap))
+    return unknown_bits(size)
+
+
+def _loader_vars_at(mapdef: MapDef, off: Scalar, size: int) -> list[LoaderVar]:
+    """The loader-set variables a read of ``size`` bytes at ``off`` may touch."""
+    if not mapdef.loader_vars:
+        return []
+    start = sc.to_s64(off.umin) if off.is_const else off.umin
+    end = start + size if off.is_const else off.umax + size
+    return [var for var in mapdef.loader_vars
+            if var.offset < end and start < var.offset + var.size]
 
 
 def load(m: Machine, insn: Insn, env: Env) -> Val:
@@ -299,7 +331,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
         kind = CTX_POINTERS.get(env.prog_type, {}).get(off.umin)
         val = Val(kind, Scalar.const(0)) if kind is not None else unknown_bits(size)
     elif base.kind == Kind.MAP_VALUE and isinstance(base.ref, str) and base.ref in env.maps:
-        val = _read_const(env.maps[base.ref], off, size) or unknown_bits(size)
+        val = _read_map_value(env.maps[base.ref], off, size, insn, env)
     elif base.kind == Kind.ITER_ELEM and size == 4 and base.extra is not None:
         lo, hi = base.extra
         val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)

@@ -22,7 +22,13 @@ from bpflint.budget.config import BudgetConfig, find_config, load_config
 from bpflint.budget.gate import GateReport, check_config_use, evaluate
 from bpflint.build import compile_sources, is_bpf_source
 from bpflint.commands import COMMANDS
-from bpflint.commands.analyze import RunSettings, add_run_arguments, load_table, run_settings
+from bpflint.commands.analyze import (
+    RunSettings,
+    add_run_arguments,
+    load_table,
+    note_line,
+    run_settings,
+)
 from bpflint.errors import BpfLintError
 from bpflint.report import check_json, github, markdown, sarif, text
 from bpflint.results import AnalysisReport
@@ -122,7 +128,7 @@ def analyze_inputs(config: BudgetConfig, paths: Sequence[str], table: Any,
 
 def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings]:
     config = load_config(find_config(args.config))
-    settings = run_settings(args, config.limits, config.tail_calls)
+    settings = run_settings(args, config.limits, config.tail_calls, config.rodata)
     table = load_table(str(config.cost_table) if config.cost_table else None)
     return config, table, settings
 
@@ -215,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         stream = sys.stdout if stdout_formats <= _LINE_FORMATS else sys.stderr
         stream.write(text.render_explain(report))
     for note in report.notes:
-        print(f"bpflint: note: {note}", file=sys.stderr)
+        print(note_line(note), file=sys.stderr)
     for fmt, out in outputs:
         if out is None:
             sys.stdout.write(_render(fmt, report, root, colour))

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from bpflint.budget.config import load_config
 from bpflint.commands import COMMANDS
-from bpflint.commands.analyze import load_table, printable
+from bpflint.commands.analyze import (
+    add_set_argument,
+    load_table,
+    note_line,
+    printable,
+    set_pins,
+)
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
+from bpflint.obj.loader_vars import apply_pins, loader_vars, unknown_pin_notes
 from bpflint.obj.model import Program
 from bpflint.obj.reader import load_object
-from bpflint.results import ProgramResult
+from bpflint.results import LoaderSetting, ProgramResult
 
 NAME = "explain"
 HELP = COMMANDS[NAME]
@@ -31,10 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show the N hottest lines (default: 20; 0 for all)")
     parser.add_argument("--cost-table", metavar="FILE",
                         help="cost table (TOML) written by `bpflint calibrate`")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="budget file whose [rodata] pins apply (default: none)")
+    add_set_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    configured = load_config(args.config).rodata if args.config is not None else ()
+    pins = (*configured, *set_pins(args))
     obj = load_object(args.object)
+    for note in unknown_pin_notes(pins, {var.name for _, var in loader_vars(obj)}):
+        print(note_line(note), file=sys.stderr)
+    obj = apply_pins(obj, pins)
     program: Program | None
     if args.program is None:
         if len(obj.programs) != 1:
@@ -60,6 +77,8 @@ def render(result: ProgramResult, top: int) -> str:
                    f"best case: {result.insns_min} insns, {_ns(result.ns_min)}")
     else:
         out.append(f"  worst case: unbounded; best case: {result.insns_min} insns")
+    for setting in result.loader_set:
+        out.append(f"  {loader_line(setting)}")
     for diag in result.diagnostics:
         where = f"{diag.loc.file}:{diag.loc.line}: " if diag.loc else ""
         out.append(f"  {diag.rule} {diag.name}: {where}{printable(diag.message)}")
@@ -77,6 +96,18 @@ def render(result: ProgramResult, top: int) -> str:
         if lc.text:
             out.append(f"{'':>30}  {printable(lc.text.strip())}")
     return "\n".join(out) + "\n"
+
+
+def loader_line(setting: LoaderSetting) -> str:
+    """What the worst case assumed of one loader-set variable the program reads."""
+    name = printable(setting.name)
+    default = "" if setting.default is None else f", the object's default is {setting.default}"
+    if setting.value is not None:
+        return f"assumes {name} = {setting.value} (pinned{default})"
+    if setting.pinned:
+        return f"assumes {name} may be any value in {setting.lo}..{setting.hi} (pinned{default})"
+    return (f"worst case assumes {name} may be any {setting.type} ({setting.lo}..{setting.hi})"
+            f"{default}; pin with --set {name}=N or [rodata]")
 
 
 def _ns(value: float | None) -> str:
