@@ -303,11 +303,11 @@ class ProgramAnalysis:
                 parent = forest.loops[header].parent
                 if _is_unbounded(summary) and (parent is None or parent not in summaries
                                                or _is_unbounded(summaries[parent])):
+                    cause, read = self._loader_cause(cfg, forest.loops[header], func)
                     self.diag("BPF003", "unbounded-loop",
                               f"no bound proven for the loop in {func.name} "
-                              f"({summary.bound.how})"
-                              f"{self._loader_cause(cfg, forest.loops[header], func)}",
-                              cfg.blocks[header].insns[0])
+                              f"({summary.bound.how}){cause}",
+                              read or cfg.blocks[header].insns[0])
         as_callee = None
         if self.table is not None and len(self.chain) > 1 and TAIL not in region.cost \
                 and RET in region.cost and not math.isinf(region.cost[RET][3]) \
@@ -323,21 +323,29 @@ class ProgramAnalysis:
                           lines_ret, lines_tail, frozenset(tail_targets), frozenset(open_maps),
                           as_callee)
 
-    def _loader_cause(self, cfg: Cfg, loop: Loop, func: Function) -> str:
+    def _loader_cause(self, cfg: Cfg, loop: Loop, func: Function) -> tuple[str, Insn | None]:
         """Names the loader-set variables an unbounded loop reads (in its body, else
-        anywhere in its function): pinning them may bound it."""
+        anywhere in its function): pinning them may bound it. The read in the loop
+        (its condition, as a rule) is where the diagnostic points."""
         if not self.loader_reads:
-            return ""
-        body = {insn for b in loop.body for insn in cfg.blocks[b].insns}
-        names = sorted(name for name, insns in self.loader_reads.items() if insns & body)
+            return "", None
+        body = [insn for b in loop.order for insn in cfg.blocks[b].insns]
+        in_loop = [insn for insn in body if any(insn in insns
+                                                 for insns in self.loader_reads.values())]
+        names = sorted(name for name, insns in self.loader_reads.items()
+                       if any(insn in insns for insn in in_loop))
         if not names:
             names = sorted(name for name, insns in self.loader_reads.items()
                            if insns & set(func.insns))
         if not names:
-            return ""
-        listed = ", ".join(names)
-        return (f"; it depends on loader-set {listed}, which may be any value of "
-                f"its type: pin it with --set {names[0]}=N or [rodata]")
+            return "", None
+        types = {var.name: var.type_name for m in self.obj.maps.values()
+                 for var in m.loader_vars}
+        listed = ", ".join(f"{name} (any {types.get(name, '?')} unless pinned)"
+                           for name in names)
+        read = next((insn for insn in in_loop if insn.line is not None), None)
+        return (f"; it reads the loader-set variable {listed}: pin it with "
+                f"--set {names[0]}=N or [rodata]"), read
 
     def _callee_overlap(self, ctx: _Ctx, flow: Flow, blocks: dict[int, _BlockInfo],
                         summaries: dict[int, LoopSummary]) -> CalleeOverlap:
