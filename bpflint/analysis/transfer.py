@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.branch import refine, relation
@@ -54,7 +54,7 @@ class Env:
     maps: dict[str, MapDef]
     # loader-set variables read so far (name -> the loads reading it), filled as
     # blocks are walked and shared by every function of one program's analysis
-    loader_reads: dict[str, set[Insn]] = field(default_factory=dict)
+    loader_reads: dict[str, set[Insn]] | None = None
 
 
 class Machine:
@@ -287,8 +287,10 @@ def _read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn, env: Env
     if not (mapdef.read_only and mapdef.data):
         return unknown_bits(size)
     vars_read = _loader_vars_at(mapdef, off, size)
-    for var in vars_read:
-        env.loader_reads.setdefault(var.name, set()).add(insn)
+    reads = env.loader_reads
+    if reads is not None:
+        for var in vars_read:
+            reads.setdefault(var.name, set()).add(insn)
     if not off.is_const:
         return unknown_bits(size)
     o = sc.to_s64(off.umin)
