@@ -253,10 +253,22 @@ def test_set_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_explain_says_what_it_assumed(capsys: pytest.CaptureFixture[str]) -> None:
     path = str(knobs_path())
+    obj = load_object(knobs_path())
     code, out, _ = cli(capsys, "explain", path, "--program", "knob_loop")
     assert code == 0
+    worst, at_four = (executed(obj, "knob_loop", nloops=n) for n in (64, 4))
     assert ("worst case assumes nloops may be any u32 (0..4294967295), the object's default "
-            "is 4; pin with --set nloops=N or [rodata]") in out
+            f"is 4 (at that value the worst case is {at_four} insns, not {worst}); pin with "
+            "--set nloops=N or [rodata]") in out
+    # which knobs the worst case depends on: each alone at the object's value
+    code, out, _ = cli(capsys, "explain", path, "--program", "knob_filter")
+    assert code == 0
+    unfiltered = executed(obj, "knob_filter", filter_on=0, run_mode=2)
+    full = executed(obj, "knob_filter", filter_on=1, targ_queue=1, run_mode=2)
+    assert f"filter_on may be any bool (0..1), the object's default is 0 (at that value the " \
+           f"worst case is {unfiltered} insns, not {full})" in out
+    assert "targ_queue may be any s32 (-2147483648..2147483647), the object's default is -1 " \
+           "(the worst case is the same at that value)" in out
     code, out, _ = cli(capsys, "explain", path, "--program", "knob_loop", "--set", "nloops=9")
     assert code == 0 and "assumes nloops = 9 (pinned" in out
 
