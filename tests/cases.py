@@ -328,7 +328,9 @@ CASES: tuple[FileCase, ...] = (
                      ("filter_on", 1), ("targ_queue", 1), ("run_mode", 2)))),
                  xdp(NO_PKT, rx_queue=1, world=World(rodata=(
                      ("filter_on", 1), ("targ_queue", 0))))),
-        ProgCase("plain_const", xdp(NO_PKT), xdp(NO_PKT)))),
+        ProgCase("plain_const", xdp(NO_PKT), xdp(NO_PKT)),
+        ProgCase("knob_section", xdp(NO_PKT, world=World(rodata=(("cfg_rounds", 16),))),
+                 xdp(NO_PKT, world=World(rodata=(("cfg_rounds", 0),)))))),
     FileCase("switch_proto.bpf.c", "skb", (
         ProgCase("switch_proto", skb(eth(ETH_IP, ipv4(ICMP, bytes(8), ttl=1))), skb(NO_PKT)),)),
     FileCase("csum_loop.bpf.c", "skb", (

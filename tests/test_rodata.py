@@ -129,7 +129,17 @@ def test_results_list_the_variables_each_program_reads() -> None:
     names = {p.name: [s.name for s in analysed(obj, p.name).loader_set] for p in obj.programs}
     assert names == {"knob_loop": ["nloops"],
                      "knob_filter": ["filter_on", "run_mode", "targ_queue"],
-                     "plain_const": []}
+                     "plain_const": [], "knob_section": ["cfg_rounds"]}
+
+
+def test_knobs_in_rodata_subsections() -> None:
+    """Cilium's CONFIG() knobs live in .rodata.config, a section of their own."""
+    obj = load_object(knobs_path())
+    (var,) = obj.maps[".rodata.config"].loader_vars
+    assert (var.name, var.type_name, var.default) == ("cfg_rounds", "u16", 3)
+    result = analysed(obj, "knob_section")
+    assert result.insns_max == executed(obj, "knob_section", cfg_rounds=16) \
+        > executed(obj, "knob_section", cfg_rounds=3)
 
 
 @settings(max_examples=60, deadline=None, database=None,

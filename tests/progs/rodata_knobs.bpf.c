@@ -70,3 +70,18 @@ int plain_const(struct xdp_md *ctx)
 		seed = mix(seed);
 	return seed & 1 ? XDP_PASS : XDP_TX;
 }
+
+/* a knob in a section of its own, as Cilium's CONFIG() puts them in .rodata.config */
+const volatile __u16 cfg_rounds SEC(".rodata.config") = 3;
+
+SEC("xdp")
+int knob_section(struct xdp_md *ctx)
+{
+	__u32 seed = ctx->rx_queue_index;
+	__u32 i;
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < cfg_rounds && i < 16; i++)
+		seed = mix(seed);
+	return seed & 1 ? XDP_PASS : XDP_TX;
+}
