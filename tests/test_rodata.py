@@ -87,6 +87,21 @@ def test_arrays_of_volatile_elements_and_structs() -> None:
     assert specs.type_name == "struct usdt_arg_spec[2]" and specs.elem_size == 0
 
 
+def test_a_knob_no_symbol_places_makes_its_whole_section_unknown() -> None:
+    """DATASEC offsets are 0 in a .o: without its symbol a knob could be anywhere."""
+    from bpflint.obj.btf import parse_btf
+    from bpflint.obj.elf import read_elf
+    from bpflint.obj.loader_vars import find_loader_vars
+
+    raw = knobs_path().read_bytes()
+    image = read_elf(str(knobs_path()), raw)
+    btf_section, rodata = (image.section_named(n) for n in (".BTF", ".rodata"))
+    assert btf_section is not None and rodata is not None
+    found = find_loader_vars(parse_btf(btf_section.data), ".rodata", rodata.data, {})
+    assert {v.name for v in found} == {"nloops", "filter_on", "targ_queue", "run_mode"}
+    assert all((v.offset, v.size, v.elem_size) == (0, len(rodata.data), 0) for v in found)
+
+
 def test_without_btf_rodata_stays_constant() -> None:
     """No BTF, no way to tell a knob from a constant: today's reading (documented)."""
     obj = load_object(compile_bpf(KNOBS, ("-g0",)))

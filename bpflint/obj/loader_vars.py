@@ -154,9 +154,13 @@ def find_loader_vars(btf: Btf, section: str, data: bytes,
         var = btf.type(info.type_id)
         if var.kind != KIND_VAR or not is_volatile(btf, var.size_or_type):
             continue
-        offset = symbol_offsets.get(var.name, info.offset)
         size = info.size or btf.size_of(var.size_or_type)
         type_name, elem_size, lo, hi = describe_type(btf, var.size_or_type)
+        offset = symbol_offsets.get(var.name)
+        if offset is None:
+            # no symbol says where it is (the DATASEC offsets of a .o are all 0): it
+            # may be anywhere, so every read of the section is of unknown bytes
+            offset, size, elem_size, lo, hi = 0, len(data), 0, 0, 0
         default = None
         if elem_size == size and 0 <= offset and offset + size <= len(data):
             default = int.from_bytes(data[offset:offset + size], "little", signed=lo < 0)
