@@ -52,9 +52,10 @@ class Env:
 
     prog_type: str
     maps: dict[str, MapDef]
-    # loader-set variables read so far (name -> the loads reading it), filled as
-    # blocks are walked and shared by every function of one program's analysis
-    loader_reads: dict[str, set[Insn]] | None = None
+    # loader-set variables read so far (name -> the loads reading it, by id(): an
+    # instruction's own hash walks its source line), filled as blocks are walked and
+    # shared by every function of one program's analysis
+    loader_reads: dict[str, dict[int, Insn]] | None = None
 
 
 class Machine:
@@ -290,7 +291,7 @@ def _read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn, env: Env
     reads = env.loader_reads
     if reads is not None:
         for var in vars_read:
-            reads.setdefault(var.name, set()).add(insn)
+            reads.setdefault(var.name, {})[id(insn)] = insn
     if not off.is_const:
         return unknown_bits(size)
     o = sc.to_s64(off.umin)
@@ -303,13 +304,30 @@ def _read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn, env: Env
     if len(vars_read) == 1:
         var = vars_read[0]
         if size == var.elem_size and (o - var.offset) % size == 0:
-            # the bits of one element: a negative range wraps to the top of the width
-            wrap = 1 << (8 * size)
-            if var.lo >= 0:
-                return scalar(Scalar.urange(var.lo, var.hi))
-            if var.hi < 0:
-                return scalar(Scalar.urange(var.lo + wrap, var.hi + wrap))
+            return _element_value(var.lo, var.hi, size)
     return unknown_bits(size)
+
+
+_ELEMENT_VALUES: dict[tuple[int, int, int], Val] = {}
+
+
+def _element_value(lo: int, hi: int, size: int) -> Val:
+    """The bits a load of ``size`` bytes gives for an element in [lo, hi] (kept: a
+    loop reads its knob on every iteration)."""
+    key = (lo, hi, size)
+    got = _ELEMENT_VALUES.get(key)
+    if got is None:
+        # a negative range wraps to the top of the width; one across zero is any bits
+        wrap = 1 << (8 * size)
+        if lo >= 0:
+            got = scalar(Scalar.urange(lo, hi))
+        elif hi < 0:
+            got = scalar(Scalar.urange(lo + wrap, hi + wrap))
+        else:
+            got = unknown_bits(size)
+        if len(_ELEMENT_VALUES) < 4096:
+            _ELEMENT_VALUES[key] = got
+    return got
 
 
 def _loader_vars_at(mapdef: MapDef, off: Scalar, size: int) -> list[LoaderVar]:

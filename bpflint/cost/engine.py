@@ -221,7 +221,7 @@ class ProgramAnalysis:
                               tuple[_BlockInfo, frozenset[str], frozenset[str]]] = {}
         self.last_reads: dict[int, int] = {}  # id(block) -> _last_state_read(block)
         # loader-set variables read on the analysed paths -> the loads reading them
-        self.loader_reads: dict[str, set[Insn]] = {}
+        self.loader_reads: dict[str, dict[int, Insn]] = {}
 
     # -- per-function structure ----------------------------------------------
     def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
@@ -330,13 +330,13 @@ class ProgramAnalysis:
         if not self.loader_reads:
             return "", None
         body = [insn for b in loop.order for insn in cfg.blocks[b].insns]
-        in_loop = [insn for insn in body if any(insn in insns
+        in_loop = [insn for insn in body if any(id(insn) in insns
                                                  for insns in self.loader_reads.values())]
         names = sorted(name for name, insns in self.loader_reads.items()
-                       if any(insn in insns for insn in in_loop))
+                       if any(id(insn) in insns for insn in in_loop))
         if not names:
             names = sorted(name for name, insns in self.loader_reads.items()
-                           if insns & set(func.insns))
+                           if any(id(insn) in insns for insn in func.insns))
         if not names:
             return "", None
         types = {var.name: var.type_name for m in self.obj.maps.values()
