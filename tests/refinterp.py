@@ -95,7 +95,7 @@ class World:
     hash_elems: int = 0  # elements present when for_each_map_elem walks a hash map
     tail_call_fails: bool = False  # every tail call falls through (slot emptied at run time)
     # loader-set (const volatile) variables as a loader sets them before load: (name,
-    # value); an array variable gets the value in every element
+    # value); an array variable gets the value in every element; __kconfig externs too
     rodata: tuple[tuple[str, int], ...] = ()
 
 
@@ -509,8 +509,11 @@ class Interpreter:
             return self.func_addr(reloc.func)
         if reloc.kind == "extern":
             if reloc.symbol not in self._extern_addr:
+                # a __kconfig value the world sets (as libbpf from the kernel), else 0
+                value = dict(self.world.rodata).get(reloc.symbol, 0)
+                content = (value & MASK64).to_bytes(8, "little") + bytes(56)
                 self._extern_addr[reloc.symbol] = self.alloc(f"extern {reloc.symbol}",
-                                                             bytes(64), writable=False)
+                                                             content, writable=False)
             return self._extern_addr[reloc.symbol]
         raise InterpError(f"pc {insn.pc}: ld_imm64 with relocation {reloc.kind}")
 

@@ -427,3 +427,28 @@ def test_the_verifier_judges_a_knob_bounded_loop_by_the_value_loaded() -> None:
     with pytest.raises(BpfLintError, match="Argument list too long"):
         with load_program(pinned(base, nwords=(2**32 - 1, 2**32 - 1)), program, log_level=0):
             pass
+
+
+def test_kconfig_externs_are_loader_set_and_pinnable(capsys: pytest.CaptureFixture[str]) -> None:
+    """libbpf fills __kconfig externs in from the running kernel: any value of their
+    type unless pinned, listed like the const volatile knobs."""
+    path = compile_bpf(PROGS / "rodata" / "kconfig.bpf.c")
+    obj = load_object(path)
+    kconfig = {v.name: v for v in obj.maps[".kconfig"].loader_vars}
+    assert (kconfig["LINUX_KERNEL_VERSION"].type_name, kconfig["CONFIG_BPF_JIT_ALWAYS_ON"].hi
+            ) == ("u32", 1)
+    result = analysed(obj, "kconfig_gate")
+    assert [s.name for s in result.loader_set] == ["CONFIG_BPF_JIT_ALWAYS_ON",
+                                                   "LINUX_KERNEL_VERSION"]
+
+    def count(version: int, jit: int) -> int:
+        return run(obj, "kconfig_gate", xdp(NO_PKT, world=World(rodata=(
+            ("LINUX_KERNEL_VERSION", version), ("CONFIG_BPF_JIT_ALWAYS_ON", jit)))))
+
+    new, old = (6 << 16) + (1 << 8), (5 << 16) + (15 << 8)
+    assert (result.insns_min, result.insns_max) == (count(old, 0), count(new, 1))
+    code, out, err = cli(capsys, "analyze", "--no-cache", "--format", "json", str(path),
+                         "--set", f"LINUX_KERNEL_VERSION={old}")
+    assert code == 0, err
+    (prog,) = json.loads(out)["programs"]
+    assert prog["insns"] == {"min": count(old, 0), "max": count(old, 1)}

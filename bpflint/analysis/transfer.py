@@ -28,7 +28,7 @@ from bpflint.analysis.state import (
 )
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, AluOp, Cls
-from bpflint.obj.model import LoaderVar, MapDef
+from bpflint.obj.model import KCONFIG_MAP, LoaderVar, MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
 _XDP_CTX = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
@@ -415,8 +415,19 @@ def ld_imm64(m: Machine, insn: Insn, env: Env) -> None:
         m.regs[insn.dst] = Val(Kind.MAP_VALUE, Scalar.const(reloc.offset), reloc.map)
     elif reloc.kind == "func_ptr":
         m.regs[insn.dst] = Val(Kind.FUNC, Scalar.const(0), reloc.func)
+    elif reloc.kind == "extern" and KCONFIG_MAP in env.maps:
+        m.regs[insn.dst] = _kconfig_pointer(env.maps[KCONFIG_MAP], reloc.symbol)
     else:
         m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+
+
+def _kconfig_pointer(kconfig: MapDef, name: str) -> Val:
+    """A ``__kconfig`` extern: a pointer into the .kconfig pseudo-map, whose reads are
+    its loader-set variables; any other extern (``__ksym``) is kernel memory."""
+    for var in kconfig.loader_vars:
+        if var.name == name:
+            return Val(Kind.MAP_VALUE, Scalar.const(var.offset), KCONFIG_MAP)
+    return Val(Kind.MEM, Scalar.const(0))
 
 
 def legacy_packet_load(m: Machine, insn: Insn) -> None:

@@ -39,7 +39,7 @@ from bpflint.obj.btf import (
     Btf,
     BtfType,
 )
-from bpflint.obj.model import BpfObject, LoaderVar, MapDef
+from bpflint.obj.model import KCONFIG_MAP, BpfObject, LoaderVar, MapDef
 
 _QUALIFIERS = (KIND_TYPEDEF, KIND_CONST, KIND_VOLATILE, KIND_RESTRICT, KIND_TYPE_TAG)
 _MAX_DEPTH = 64  # qualifier/array chains longer than this are not real C types
@@ -169,6 +169,26 @@ def find_loader_vars(btf: Btf, section: str, data: bytes,
         found.append(LoaderVar(var.name, offset, size, type_name, elem_size, lo, hi, lo, hi,
                                default))
     return tuple(sorted(found, key=lambda v: v.offset))
+
+
+def kconfig_vars(btf: Btf) -> tuple[LoaderVar, ...]:
+    """The ``__kconfig`` externs, laid out one after another (8-byte aligned) in a
+    pseudo-section: libbpf sets them from the running kernel, so no default."""
+    datasec = btf.datasec(KCONFIG_MAP)
+    if datasec is None:
+        return ()
+    found: list[LoaderVar] = []
+    offset = 0
+    for info in datasec.vars:
+        var = btf.type(info.type_id)
+        if var.kind != KIND_VAR:
+            continue
+        size = info.size or btf.size_of(var.size_or_type)
+        type_name, elem_size, lo, hi = describe_type(btf, var.size_or_type)
+        found.append(LoaderVar(var.name, offset, size, type_name, elem_size, lo, hi, lo, hi,
+                               None))
+        offset += (size + 7) // 8 * 8
+    return tuple(found)
 
 
 def loader_vars(obj: BpfObject) -> list[tuple[MapDef, LoaderVar]]:

@@ -14,6 +14,10 @@ from bpflint.isa.insn import Insn
 
 FuncKey = tuple[str, int]  # (ELF section name, first slot of the function in it)
 
+# The pseudo-map holding ``__kconfig`` externs (libbpf fills them in from the running
+# kernel's config): a read-only global-data map whose every variable is loader-set.
+KCONFIG_MAP = ".kconfig"
+
 RelocKind = Literal["call", "func_ptr", "map", "data", "kfunc", "extern"]
 
 
