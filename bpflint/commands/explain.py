@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from bpflint.budget import gitref
+from bpflint.budget.config import load_config
 from bpflint.commands import COMMANDS
-from bpflint.commands.analyze import load_table, printable
+from bpflint.commands.analyze import (
+    add_set_argument,
+    load_table,
+    note_line,
+    printable,
+    set_pins,
+)
 from bpflint.commands.names import find_program
 from bpflint.cost.engine import analyze_program
+from bpflint.cost.model import CostTable
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
-from bpflint.obj.model import Program
+from bpflint.obj.loader_vars import apply_pins, loader_vars, pin, unknown_pin_notes
+from bpflint.obj.model import BpfObject, Program
 from bpflint.obj.reader import load_object
 from bpflint.report.paths import PathNamer
 from bpflint.report.paths import where as place
-from bpflint.results import ProgramResult
+from bpflint.results import LoaderSetting, ProgramResult
 
 NAME = "explain"
 HELP = COMMANDS[NAME]
@@ -36,10 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show the N hottest lines (default: 20; 0 for all)")
     parser.add_argument("--cost-table", metavar="FILE",
                         help="cost table (TOML) written by `bpflint calibrate`")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="budget file whose [rodata] pins apply (default: none)")
+    add_set_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    configured = load_config(args.config).rodata if args.config is not None else ()
+    pins = (*configured, *set_pins(args))
     obj = load_object(args.object)
+    for note in unknown_pin_notes(pins, {var.name for _, var in loader_vars(obj)}):
+        print(note_line(note), file=sys.stderr)
+    obj = apply_pins(obj, pins)
     program: Program | None
     if args.program is None:
         if len(obj.programs) != 1:
@@ -48,15 +66,35 @@ def run(args: argparse.Namespace) -> int:
         program = obj.programs[0]
     else:
         program = find_program(obj.programs, args.program, args.object)
-    result = analyze_program(obj, program, load_table(args.cost_table), AnalysisOptions())
+    table = load_table(args.cost_table)
+    result = analyze_program(obj, program, table, AnalysisOptions())
     # source paths as every report names them: relative to the repository ("parse.h"
     # under the object's project, not BTF's "././parse.h")
     namer = PathNamer(gitref.repo_root(Path.cwd()) or Path.cwd())
-    sys.stdout.write(render(namer.result(result), args.top))
+    sys.stdout.write(render(namer.result(result), args.top,
+                            at_defaults(obj, program, table, result)))
     return 0
 
 
-def render(result: ProgramResult, top: int) -> str:
+# explain analyses the program again once per unpinned knob it reads (to say which
+# ones its worst case depends on); past this many, it only says what it assumed
+MAX_ATTRIBUTED = 8
+
+
+def at_defaults(obj: BpfObject, program: Program, table: CostTable, result: ProgramResult
+                ) -> dict[str, ProgramResult]:
+    """Per unpinned loader-set variable the program reads: its result with only that
+    variable at the object's own value."""
+    open_ = [s for s in result.loader_set if not s.pinned and s.default is not None]
+    if len(open_) > MAX_ATTRIBUTED:
+        return {}
+    return {s.name: analyze_program(pin(obj, {s.name: (s.default, s.default)}), program,
+                                    table, AnalysisOptions())
+            for s in open_ if s.default is not None}
+
+
+def render(result: ProgramResult, top: int,
+           at_default: Mapping[str, ProgramResult] | None = None) -> str:
     out = [f"{printable(result.name)} ({result.section}, {result.type}): "
            f"{result.insn_count} instructions"]
     if result.bounded:
@@ -64,6 +102,8 @@ def render(result: ProgramResult, top: int) -> str:
                    f"best case: {result.insns_min} insns, {_ns(result.ns_min)}")
     else:
         out.append(f"  worst case: unbounded; best case: {result.insns_min} insns")
+    for setting in result.loader_set:
+        out.append(f"  {loader_line(setting, result, (at_default or {}).get(setting.name))}")
     for diag in result.diagnostics:
         where = f"{place(diag.loc.file, diag.loc.line)}: " if diag.loc else ""
         out.append(f"  {diag.rule} {diag.name}: {where}{printable(diag.message)}")
@@ -81,6 +121,29 @@ def render(result: ProgramResult, top: int) -> str:
         if lc.text:
             out.append(f"{'':>30}  {printable(lc.text.strip())}")
     return "\n".join(out) + "\n"
+
+
+def loader_line(setting: LoaderSetting, result: ProgramResult,
+                alt: ProgramResult | None = None) -> str:
+    """What the worst case assumed of one loader-set variable the program reads, and
+    (``alt``: the result with it at the object's value) what that assumption costs."""
+    name = printable(setting.name)
+    default = "" if setting.default is None else f", the object's default is {setting.default}"
+    if setting.value is not None:
+        return f"assumes {name} = {setting.value} (pinned{default})"
+    if setting.pinned:
+        return f"assumes {name} may be any value in {setting.lo}..{setting.hi} (pinned{default})"
+    effect = ""
+    if alt is not None:
+        if (alt.bounded, alt.insns_max, alt.ns_max) == (result.bounded, result.insns_max,
+                                                         result.ns_max):
+            effect = " (the worst case is the same at that value)"
+        else:
+            worst = f"{alt.insns_max} insns" if alt.bounded else "unbounded"
+            now = f"{result.insns_max}" if result.bounded else "unbounded"
+            effect = f" (at that value the worst case is {worst}, not {now})"
+    return (f"worst case assumes {name} may be any {setting.type} ({setting.lo}..{setting.hi})"
+            f"{default}{effect}; pin with --set {name}=N or [rodata]")
 
 
 def _ns(value: float | None) -> str:
