@@ -17,9 +17,10 @@ from cases import NO_PKT, perf_event, raw, skb, xdp
 from refinterp import Input, World, run
 
 from bpflint.analysis import calls
+from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import UNINIT, Kind, State, Val, const
-from bpflint.analysis.transfer import Machine
+from bpflint.analysis.transfer import Machine, store
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
@@ -43,6 +44,7 @@ INPUTS: dict[str, tuple[Input, ...]] = {
     "loop_stop": tuple(xdp(NO_PKT, rx_queue=q) for q in LIMITS),
     "loop_via_ptr": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
     "loop_container_of": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
+    "loop_then_store": tuple(xdp(NO_PKT, rx_queue=q) for q in range(0, 32, 3)),
     "call_put": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
     "call_put_via": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
     # map values start as value_fill bytes: 0 (no element over 100) or 1 (all are)
@@ -57,6 +59,7 @@ INPUTS: dict[str, tuple[Input, ...]] = {
 # loop's own constant does, and bpflint only knows the constant.
 MAX_RATIO: dict[str, float | None] = {
     "loop_acc": 1.0, "loop_stop": 1.0, "loop_via_ptr": 1.0, "loop_container_of": 1.0,
+    "loop_then_store": 1.31,  # total <= 31 of i < 40
     "loop_struct": 1.13,  # seen <= 24 of i < 32; hits and maxv both taken
     "loop_mapval": 1.23,  # steps <= 7 of i < 12
     "call_put": 1.1, "call_put_via": 1.1,  # v <= 45 of i < 50
@@ -119,7 +122,7 @@ def test_the_kernel_verifier_accepts_the_programs() -> None:
             if not any(limit in str(exc) for limit in LOADER_LIMITS):
                 raise
     assert {"loop_acc", "loop_struct", "loop_stop", "loop_via_ptr", "loop_container_of",
-            "call_put", "call_put_via"} <= set(loaded)
+            "loop_then_store", "call_put", "call_put_via"} <= set(loaded)
 
 
 # -- the effect of one call on the abstract stack --------------------------------
@@ -149,6 +152,7 @@ FUNC = Val(Kind.FUNC, Scalar.const(0), ("text", 0))
 
 
 ITER = Val(Kind.ITER, Scalar.const(3))
+IN_FRAME = Val(Kind.STACK, sc.UNKNOWN)  # a pointer into the frame, offset unknown
 # -64: an iterator; -48: a slot below ctx; -32: ctx; -24: a pointer (in ctx's struct)
 # to -56 (below); -8: a slot above
 SLOTS = {-64: ITER, -56: const(5), -48: const(7), -32: const(1), -24: _stack_ptr(-56),
@@ -165,7 +169,7 @@ def test_a_callback_helper_forgets_the_frame_ctx_points_into(helper_id: int, ctx
     m = _machine(SLOTS, {ctx_reg: _stack_ptr(-32), calls.CALLBACK_ARG[helper_id]: FUNC,
                          1: const(4)})
     calls.helper_call(m, _call(helper_id), {})
-    assert _after(m) == {-64: ITER}
+    assert _after(m) == {-64: ITER, -24: IN_FRAME}
     assert m.regs[6] == SLOTS[-8]  # callee-saved registers keep their values
 
 
@@ -187,7 +191,20 @@ def test_a_timer_callback_does_not_touch_the_callers_stack() -> None:
 def test_a_subprogram_forgets_the_frame_its_pointer_arguments_point_into() -> None:
     m = _machine(SLOTS, {1: _stack_ptr(-32), 2: const(9)})
     calls.subprog_call(m, const(0))
-    assert _after(m) == {-64: ITER}
+    assert _after(m) == {-64: ITER, -24: IN_FRAME}
+
+
+def test_a_store_through_a_reloaded_pointer_forgets_the_frame() -> None:
+    """The spilled &total is total's address still, or no stack pointer (the kernel
+    lets no callee spill one into its caller's frame): a store through it after
+    the call may write any slot again (loop_then_store)."""
+    m = _machine(SLOTS, {1: _stack_ptr(-32)})
+    calls.subprog_call(m, const(0))
+    m.stack[-56] = (8, const(0))  # total = 0
+    m.regs[2] = m.slot(-24)[1]  # r2 = h.out
+    m.regs[1] = const(9)
+    store(m, Insn(0, Opcode(0x7B), 2, 1, 0, 0))  # *(u64 *)(r2 + 0) = r1
+    assert -56 not in _after(m)
 
 
 def test_a_subprogram_without_pointer_arguments_keeps_the_stack() -> None:

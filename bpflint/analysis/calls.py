@@ -71,12 +71,25 @@ def havoc_reachable(m: Machine, args: Iterable[Val]) -> None:
     bounds, not against the object the pointer was taken from (container_of on
     ``&s.member``, negative offsets), and every pointer spilled in the frame
     reaches no other frame. Iterator slots survive (the kernel keeps them); other
-    memory (map values, packet, context) the analysis does not track."""
-    if any(v.kind == Kind.STACK for v in args):
-        m.havoc_stack_from(_WHOLE_FRAME, None)
+    memory (map values, packet, context) the analysis does not track.
+
+    A slot that held a pointer into this frame holds it still or no stack pointer
+    at all (the kernel refuses to let a callee spill a stack pointer into its
+    caller's frame): it becomes a pointer into this frame at an unknown offset, so
+    that a store through it after the call (``*h.out = v``, reloaded) still
+    forgets the frame instead of being lost with an unknown scalar."""
+    if not any(v.kind == Kind.STACK for v in args):
+        return
+    kept = [(off, size) for off, size, val in m.freeze().stack if val.kind == Kind.STACK]
+    m.havoc_stack_from(_WHOLE_FRAME, None)
+    if kept:
+        stack = m.stack
+        for off, size in kept:
+            stack[off] = (size, _SOMEWHERE_IN_FRAME)
 
 
 _WHOLE_FRAME = Scalar.const(-(1 << 40) & sc.U64)  # below every slot
+_SOMEWHERE_IN_FRAME = Val(Kind.STACK, sc.UNKNOWN)
 
 
 def _havoc_pointed_stack(m: Machine, helper_id: int | None) -> None:

@@ -209,6 +209,25 @@ int loop_via_ptr(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/* ---- the caller writes through a pointer the callback may have replaced ---- */
+SEC("xdp")
+int loop_then_store(struct xdp_md *ctx)
+{
+	struct holder h; /* declared first: clang puts it above total */
+	__u64 total = 0;
+	__u32 i;
+
+	h.out = &total;
+	h.tag = 3;
+	bpf_loop(ctx->rx_queue_index & 3, via_cb, &h, 0);
+	total = 0;
+	*h.out = ctx->rx_queue_index & 31; /* h.out is reloaded: the callback had &h */
+#pragma clang loop unroll(disable)
+	for (i = 0; i < total && i < 40; i++)
+		sink += i;
+	return XDP_PASS;
+}
+
 /* ---- container_of: the callback writes below the pointer it got ---------- */
 struct outer {
 	__u64 count;
