@@ -13,7 +13,8 @@ import functools
 
 import pytest
 from bpfc import PROGS, compile_bpf, needs_clang
-from cases import NO_PKT, perf_event, raw, skb, xdp
+from cases import NO_PKT, inputs, perf_event, raw, skb, xdp
+from hypothesis import HealthCheck, given, settings
 from refinterp import Input, World, run
 
 from bpflint.analysis import calls
@@ -101,6 +102,29 @@ def test_executed_counts_lie_inside_the_range(name: str) -> None:
     if ratio is not None:
         assert result.insns_max <= max(counts) * ratio, \
             f"{name}: insns.max {result.insns_max} vs {max(counts)} at most executed"
+
+
+# the context kind of each section, for hypothesis-drawn inputs (cases.inputs)
+KINDS = {"xdp": "xdp", "tc": "skb", "perf_event": "perf_event", "syscall": "raw"}
+
+
+@needs_clang
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_every_drawn_input_runs_inside_the_range(name: str) -> None:
+    obj, results = analysed()
+    result = results[name]
+    program = next(p for p in obj.programs if p.name == name)
+    assert result.insns_min is not None and result.insns_max is not None
+    low, high = result.insns_min, result.insns_max
+
+    @settings(max_examples=25, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(inputs(KINDS[program.section]))
+    def check(inp: Input) -> None:
+        count = run(obj, name, inp)
+        assert low <= count <= high, f"{name}: executed {count} outside [{low}, {high}]"
+
+    check()
 
 
 USABLE, REASON = bpf_usable()
