@@ -20,8 +20,17 @@ from refinterp import Input, World, run
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
-from bpflint.analysis.state import UNINIT, Kind, State, Val, const
-from bpflint.analysis.transfer import Machine, store
+from bpflint.analysis.state import (
+    STACK_OR_OTHER,
+    UNINIT,
+    Kind,
+    State,
+    Val,
+    const,
+    join_val,
+    leq_val,
+)
+from bpflint.analysis.transfer import Machine, mem_kind, store
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
@@ -46,6 +55,7 @@ INPUTS: dict[str, tuple[Input, ...]] = {
     "loop_via_ptr": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
     "loop_container_of": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
     "loop_then_store": tuple(xdp(NO_PKT, rx_queue=q) for q in range(0, 32, 3)),
+    "store_joined_ptr": tuple(xdp(NO_PKT, rx_queue=q) for q in range(32)),
     "call_put": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
     "call_put_via": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
     # map values start as value_fill bytes: 0 (no element over 100) or 1 (all are)
@@ -61,6 +71,7 @@ INPUTS: dict[str, tuple[Input, ...]] = {
 MAX_RATIO: dict[str, float | None] = {
     "loop_acc": 1.0, "loop_stop": 1.0, "loop_via_ptr": 1.0, "loop_container_of": 1.0,
     "loop_then_store": 1.31,  # total <= 31 of i < 40
+    "store_joined_ptr": 1.3,  # local <= 31 of i < 40
     "loop_struct": 1.13,  # seen <= 24 of i < 32; hits and maxv both taken
     "loop_mapval": 1.23,  # steps <= 7 of i < 12
     "call_put": 1.1, "call_put_via": 1.1,  # v <= 45 of i < 50
@@ -146,7 +157,7 @@ def test_the_kernel_verifier_accepts_the_programs() -> None:
             if not any(limit in str(exc) for limit in LOADER_LIMITS):
                 raise
     assert {"loop_acc", "loop_struct", "loop_stop", "loop_via_ptr", "loop_container_of",
-            "loop_then_store", "call_put", "call_put_via"} <= set(loaded)
+            "loop_then_store", "store_joined_ptr", "call_put", "call_put_via"} <= set(loaded)
 
 
 # -- the effect of one call on the abstract stack --------------------------------
@@ -176,7 +187,8 @@ FUNC = Val(Kind.FUNC, Scalar.const(0), ("text", 0))
 
 
 ITER = Val(Kind.ITER, Scalar.const(3))
-IN_FRAME = Val(Kind.STACK, sc.UNKNOWN)  # a pointer into the frame, offset unknown
+# a pointer into the frame at an unknown offset, or elsewhere
+IN_FRAME = Val(Kind.STACK, sc.UNKNOWN, STACK_OR_OTHER)
 # -64: an iterator; -48: a slot below ctx; -32: ctx; -24: a pointer (in ctx's struct)
 # to -56 (below); -8: a slot above
 SLOTS = {-64: ITER, -56: const(5), -48: const(7), -32: const(1), -24: _stack_ptr(-56),
@@ -236,3 +248,17 @@ def test_a_subprogram_without_pointer_arguments_keeps_the_stack() -> None:
     m = _machine(SLOTS, {1: const(1), 2: mapval, 3: Val(Kind.CTX, Scalar.const(0))})
     calls.subprog_call(m, const(0))
     assert _after(m) == SLOTS
+
+
+def test_a_stack_pointer_joined_with_another_pointer_still_writes_the_frame() -> None:
+    """p = c ? &local : map_value; *p = v (store_joined_ptr): the verifier follows
+    each path's pointer; the join must not turn p into a scalar a store goes
+    through unseen."""
+    mapval = Val(Kind.MAP_VALUE, Scalar.const(0), "arr", True)
+    joined = join_val(_stack_ptr(-16), mapval)
+    assert joined == Val(Kind.STACK, sc.UNKNOWN, STACK_OR_OTHER, True)
+    assert leq_val(_stack_ptr(-16), joined) and leq_val(mapval, joined)
+    m = _machine({-16: const(0), -8: const(1)}, {2: joined, 1: const(9)})
+    store(m, Insn(0, Opcode(0x7B), 2, 1, 0, 0))  # *(u64 *)(r2 + 0) = r1
+    assert _after(m) == {}
+    assert mem_kind(joined) == "other"  # priced as memory of any kind

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
-from bpflint.analysis.state import UNINIT, UNKNOWN, ZERO, Kind, Val, scalar
+from bpflint.analysis.state import STACK_OR_OTHER, UNINIT, UNKNOWN, ZERO, Kind, Val, scalar
 from bpflint.analysis.transfer import Machine
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import Insn
@@ -75,9 +75,9 @@ def havoc_reachable(m: Machine, args: Iterable[Val]) -> None:
 
     A slot that held a pointer into this frame holds it still or no stack pointer
     at all (the kernel refuses to let a callee spill a stack pointer into its
-    caller's frame): it becomes a pointer into this frame at an unknown offset, so
-    that a store through it after the call (``*h.out = v``, reloaded) still
-    forgets the frame instead of being lost with an unknown scalar."""
+    caller's frame): it becomes a pointer into this frame or elsewhere
+    (STACK_OR_OTHER), so that a store through it after the call (``*h.out = v``,
+    reloaded) still forgets the frame instead of being lost with an unknown scalar."""
     if not any(v.kind == Kind.STACK for v in args):
         return
     kept = [(off, size) for off, size, val in m.freeze().stack if val.kind == Kind.STACK]
@@ -89,7 +89,7 @@ def havoc_reachable(m: Machine, args: Iterable[Val]) -> None:
 
 
 _WHOLE_FRAME = Scalar.const(-(1 << 40) & sc.U64)  # below every slot
-_SOMEWHERE_IN_FRAME = Val(Kind.STACK, sc.UNKNOWN)
+_SOMEWHERE_IN_FRAME = Val(Kind.STACK, sc.UNKNOWN, STACK_OR_OTHER)
 
 
 def _havoc_pointed_stack(m: Machine, helper_id: int | None) -> None:

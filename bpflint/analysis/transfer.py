@@ -15,6 +15,7 @@ from bpflint.analysis.branch import refine, relation
 from bpflint.analysis.scalar import EmptyValue, Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
+    STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
     ZERO,
@@ -314,6 +315,8 @@ def mem_kind(base: Val) -> str:
     """Memory class of an access through ``base``, for instruction costs."""
     if base.kind == Kind.MEM and base.ref == CALLER_STACK:
         return "stack"
+    if base.ref == STACK_OR_OTHER:
+        return "other"
     return _MEM_KINDS.get(base.kind, "other")
 
 

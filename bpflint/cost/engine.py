@@ -41,6 +41,7 @@ from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.sizes import CallSizes, call_sizes
 from bpflint.analysis.state import (
     CALLER_STACK,
+    STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
     Kind,
@@ -1115,9 +1116,11 @@ def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) ->
 
 
 def _foreign(v: Val) -> Val:
-    """A value passed into another frame: the caller's stack is plain memory there."""
+    """A value passed into another frame: the caller's stack is plain memory there
+    (and a pointer that may be elsewhere instead, memory of no particular kind)."""
     if v.kind == Kind.STACK:
-        return Val(Kind.MEM, v.s, CALLER_STACK, v.maybe_null)
+        ref = None if v.ref == STACK_OR_OTHER else CALLER_STACK
+        return Val(Kind.MEM, v.s, ref, v.maybe_null)
     return v
 
 

@@ -228,6 +228,32 @@ int loop_then_store(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/* ---- a pointer to the stack or to a map value, chosen at run time ---------- */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} slot SEC(".maps");
+
+SEC("xdp")
+int store_joined_ptr(struct xdp_md *ctx)
+{
+	__u32 key = 0, i;
+	volatile __u64 local = 0; /* volatile: kept on the stack, read back */
+	__u64 *v = bpf_map_lookup_elem(&slot, &key);
+	volatile __u64 *p;
+
+	if (!v)
+		return XDP_PASS;
+	p = (ctx->rx_queue_index & 1) ? &local : (volatile __u64 *)v;
+	*p = ctx->rx_queue_index & 31;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < local && i < 40; i++)
+		sink += i;
+	return XDP_PASS;
+}
+
 /* ---- container_of: the callback writes below the pointer it got ---------- */
 struct outer {
 	__u64 count;
