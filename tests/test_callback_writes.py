@@ -62,6 +62,8 @@ INPUTS: dict[str, tuple[Input, ...]] = {
     "each_ctx": tuple(skb(NO_PKT, world=World(value_fill=f)) for f in (0, 1)),
     "vma_hits": tuple(perf_event(world=World(callback_rounds=(n,))) for n in (0, 1)),
     "drain_count": tuple(raw(bytes(8), World(callback_rounds=(n,))) for n in (0, 1, 2, 5, 30)),
+    # the map value as earlier timer firings left it: fired = 0, 0x0101..01 (any fill)
+    "arm_then_read": tuple(skb(NO_PKT, world=World(value_fill=f)) for f in (0, 1)),
 }
 
 # insns.max may exceed the dearest input's count by at most this factor: the
@@ -77,6 +79,7 @@ MAX_RATIO: dict[str, float | None] = {
     "call_put": 1.1, "call_put_via": 1.1,  # v <= 45 of i < 50
     "each_ctx": 1.29,  # count == 8 of i < 16
     "vma_hits": 1.28,  # hits == 7 of i < 10
+    "arm_then_read": 1.0,
     # bounded by BPF_MAX_USER_RINGBUF_SAMPLES (128Ki) callbacks, not by the inputs
     "drain_count": None,
 }

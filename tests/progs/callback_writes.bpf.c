@@ -337,6 +337,44 @@ int drain_count(void *ctx)
 	return 0;
 }
 
+/* ---- a timer callback writes a map value the arming program reads ---------- */
+#define CLOCK_MONOTONIC 1
+
+struct tval {
+	struct bpf_timer t;
+	__u64 fired;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tval);
+} tmap SEC(".maps");
+
+static int timer_cb(void *map, __u32 *key, struct tval *v)
+{
+	v->fired += 3; /* runs later, on its own: not on arm_then_read's path */
+	return 0;
+}
+
+SEC("tc")
+int arm_then_read(struct __sk_buff *skb)
+{
+	__u32 key = 0, i;
+	struct tval *v = bpf_map_lookup_elem(&tmap, &key);
+
+	if (!v)
+		return 0;
+	bpf_timer_init(&v->t, &tmap, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(&v->t, timer_cb);
+	bpf_timer_start(&v->t, 1000, 0);
+#pragma clang loop unroll(disable)
+	for (i = 0; i < v->fired && i < 12; i++) /* what earlier firings wrote */
+		sink += i;
+	return 0;
+}
+
 /* ---- bpf-to-bpf calls writing through a pointer argument ------------------ */
 static __noinline void put(__u64 *out, __u32 x)
 {
