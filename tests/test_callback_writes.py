@@ -30,7 +30,7 @@ from bpflint.analysis.state import (
     join_val,
     leq_val,
 )
-from bpflint.analysis.transfer import Machine, mem_kind, store
+from bpflint.analysis.transfer import Machine, alu, mem_kind, refine_branch, store
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
@@ -58,6 +58,9 @@ INPUTS: dict[str, tuple[Input, ...]] = {
     "store_joined_ptr": tuple(xdp(NO_PKT, rx_queue=q) for q in range(32)),
     "call_put": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
     "call_put_via": tuple(xdp(NO_PKT, rx_queue=q) for q in QUEUES),
+    # n, written by fill() into the slot h.out held: bounded by n > 30 / n & 15 still
+    "reused_slot": tuple(xdp(NO_PKT, rx_queue=q) for q in (0, 1, 17, 30, 31, 1000)),
+    "reused_slot_mask": tuple(xdp(NO_PKT, rx_queue=q) for q in (0, 1, 15, 16, 31)),
     # map values start as value_fill bytes: 0 (no element over 100) or 1 (all are)
     "each_ctx": tuple(skb(NO_PKT, world=World(value_fill=f)) for f in (0, 1)),
     "vma_hits": tuple(perf_event(world=World(callback_rounds=(n,))) for n in (0, 1)),
@@ -77,6 +80,7 @@ MAX_RATIO: dict[str, float | None] = {
     "loop_struct": 1.13,  # seen <= 24 of i < 32; hits and maxv both taken
     "loop_mapval": 1.23,  # steps <= 7 of i < 12
     "call_put": 1.1, "call_put_via": 1.1,  # v <= 45 of i < 50
+    "reused_slot": 1.0, "reused_slot_mask": 1.0,
     "each_ctx": 1.29,  # count == 8 of i < 16
     "vma_hits": 1.28,  # hits == 7 of i < 10
     "arm_then_read": 1.0,
@@ -160,7 +164,8 @@ def test_the_kernel_verifier_accepts_the_programs() -> None:
             if not any(limit in str(exc) for limit in LOADER_LIMITS):
                 raise
     assert {"loop_acc", "loop_struct", "loop_stop", "loop_via_ptr", "loop_container_of",
-            "loop_then_store", "store_joined_ptr", "call_put", "call_put_via"} <= set(loaded)
+            "loop_then_store", "store_joined_ptr", "call_put", "call_put_via", "reused_slot",
+            "reused_slot_mask"} <= set(loaded)
 
 
 # -- the effect of one call on the abstract stack --------------------------------
@@ -265,3 +270,21 @@ def test_a_stack_pointer_joined_with_another_pointer_still_writes_the_frame() ->
     store(m, Insn(0, Opcode(0x7B), 2, 1, 0, 0))  # *(u64 *)(r2 + 0) = r1
     assert _after(m) == {}
     assert mem_kind(joined) == "other"  # priced as memory of any kind
+
+
+def test_a_value_a_callee_may_have_written_is_also_data() -> None:
+    """The slot fill(&n) wrote may have held a stack pointer (clang shares the slots
+    of objects that are never live together: reused_slot): n & 15 and n > 30 bound
+    it as they bound any scalar; a NULL check leaves it a pointer."""
+    m = _machine({}, {1: IN_FRAME})
+    alu(m, Insn(0, Opcode(0x57), 1, 0, 0, 15))  # r1 &= 15
+    assert m.regs[1].kind == Kind.SCALAR and m.regs[1].s.umax == 15
+    m = _machine({}, {1: IN_FRAME})
+    assert refine_branch(m, Insn(0, Opcode(0x25), 1, 0, 0, 30), False)  # !(r1 > 30)
+    assert m.regs[1].kind == Kind.SCALAR and m.regs[1].s.umax == 30
+    m = _machine({}, {1: IN_FRAME})
+    assert refine_branch(m, Insn(0, Opcode(0x55), 1, 0, 0, 0), True)  # r1 != 0
+    assert m.regs[1] == IN_FRAME
+    m = _machine({}, {1: IN_FRAME})
+    alu(m, Insn(0, Opcode(0x07), 1, 0, 0, 8))  # r1 += 8: pointer arithmetic
+    assert m.regs[1].ref == STACK_OR_OTHER

@@ -415,3 +415,68 @@ int call_put_via(struct xdp_md *ctx)
 		sink += i;
 	return XDP_PASS;
 }
+
+/* ---- a slot that held a pointer, reused for data a callee writes ----------- */
+static __noinline void fill(__u64 *n, __u32 x)
+{
+	*n = x;
+}
+
+static __noinline void use(struct holder *h)
+{
+	*h->out = 1;
+}
+
+/* clang gives h (dead after use) and n one slot: h.out's pointer, then n */
+SEC("xdp")
+int reused_slot(struct xdp_md *ctx)
+{
+	__u64 t = 0;
+	__u32 i;
+
+	{
+		struct holder h;
+
+		h.out = &t;
+		h.tag = 0;
+		use(&h);
+	}
+	sink += t;
+	{
+		__u64 n;
+
+		fill(&n, ctx->rx_queue_index);
+		if (n > 30)
+			return XDP_DROP;
+#pragma clang loop unroll(disable)
+		for (i = 0; i < n; i++)
+			sink += i;
+	}
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int reused_slot_mask(struct xdp_md *ctx)
+{
+	__u64 t = 0;
+	__u32 i;
+
+	{
+		struct holder h;
+
+		h.out = &t;
+		h.tag = 0;
+		use(&h);
+	}
+	sink += t;
+	{
+		__u64 n;
+
+		fill(&n, ctx->rx_queue_index);
+		n &= 15;
+#pragma clang loop unroll(disable)
+		for (i = 0; i < n; i++)
+			sink += i;
+	}
+	return XDP_PASS;
+}
