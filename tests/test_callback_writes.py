@@ -61,6 +61,7 @@ INPUTS: dict[str, tuple[Input, ...]] = {
     # n, written by fill() into the slot h.out held: bounded by n > 30 / n & 15 still
     "reused_slot": tuple(xdp(NO_PKT, rx_queue=q) for q in (0, 1, 17, 30, 31, 1000)),
     "reused_slot_mask": tuple(xdp(NO_PKT, rx_queue=q) for q in (0, 1, 15, 16, 31)),
+    "reused_slot_call": tuple(xdp(NO_PKT, rx_queue=q) for q in (0, 1, 31, 32, 1000)),
     # map values start as value_fill bytes: 0 (no element over 100) or 1 (all are)
     "each_ctx": tuple(skb(NO_PKT, world=World(value_fill=f)) for f in (0, 1)),
     "vma_hits": tuple(perf_event(world=World(callback_rounds=(n,))) for n in (0, 1)),
@@ -80,7 +81,7 @@ MAX_RATIO: dict[str, float | None] = {
     "loop_struct": 1.13,  # seen <= 24 of i < 32; hits and maxv both taken
     "loop_mapval": 1.23,  # steps <= 7 of i < 12
     "call_put": 1.1, "call_put_via": 1.1,  # v <= 45 of i < 50
-    "reused_slot": 1.0, "reused_slot_mask": 1.0,
+    "reused_slot": 1.0, "reused_slot_mask": 1.0, "reused_slot_call": 1.0,
     "each_ctx": 1.29,  # count == 8 of i < 16
     "vma_hits": 1.28,  # hits == 7 of i < 10
     "arm_then_read": 1.0,
@@ -165,7 +166,7 @@ def test_the_kernel_verifier_accepts_the_programs() -> None:
                 raise
     assert {"loop_acc", "loop_struct", "loop_stop", "loop_via_ptr", "loop_container_of",
             "loop_then_store", "store_joined_ptr", "call_put", "call_put_via", "reused_slot",
-            "reused_slot_mask"} <= set(loaded)
+            "reused_slot_mask", "reused_slot_call"} <= set(loaded)
 
 
 # -- the effect of one call on the abstract stack --------------------------------

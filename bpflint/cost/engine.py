@@ -1116,11 +1116,14 @@ def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) ->
 
 
 def _foreign(v: Val) -> Val:
-    """A value passed into another frame: the caller's stack is plain memory there
-    (and a pointer that may be elsewhere instead, memory of no particular kind)."""
+    """A value passed into another frame: the caller's stack is plain memory there.
+    A STACK_OR_OTHER value (a caller's stack pointer, other memory, or data) is an
+    unknown scalar there: the callee reads and writes through it as through memory
+    of no particular kind, and compares it as data (if (n > 20) return)."""
     if v.kind == Kind.STACK:
-        ref = None if v.ref == STACK_OR_OTHER else CALLER_STACK
-        return Val(Kind.MEM, v.s, ref, v.maybe_null)
+        if v.ref == STACK_OR_OTHER:
+            return UNKNOWN
+        return Val(Kind.MEM, v.s, CALLER_STACK, v.maybe_null)
     return v
 
 

@@ -480,3 +480,36 @@ int reused_slot_mask(struct xdp_md *ctx)
 	}
 	return XDP_PASS;
 }
+
+static __noinline void count_to(__u64 n)
+{
+	__u32 i;
+
+	n &= 31;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < n; i++)
+		sink += i;
+}
+
+/* as reused_slot, n handed on to a subprogram that bounds its loop by it */
+SEC("xdp")
+int reused_slot_call(struct xdp_md *ctx)
+{
+	__u64 t = 0;
+
+	{
+		struct holder h;
+
+		h.out = &t;
+		h.tag = 0;
+		use(&h);
+	}
+	sink += t;
+	{
+		__u64 n;
+
+		fill(&n, ctx->rx_queue_index);
+		count_to(n);
+	}
+	return XDP_PASS;
+}
