@@ -15,6 +15,7 @@ from bpflint.analysis.branch import refine, relation
 from bpflint.analysis.scalar import EmptyValue, Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
+    STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
     ZERO,
@@ -267,6 +268,17 @@ def alu(m: Machine, insn: Insn) -> None:
     if dst.kind == _SCALAR and src.kind == _SCALAR:
         regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
         return
+    # A STACK_OR_OTHER value may be plain data (a callee's write over a slot that
+    # held a stack pointer): anything but the base of pointer arithmetic takes it
+    # for an unknown scalar (n &= 15 after fill(&n) keeps its bound).
+    if src.ref == STACK_OR_OTHER and not (width == 64 and op == _OP_ADD and dst.kind == _SCALAR):
+        src = UNKNOWN
+    if dst.ref == STACK_OR_OTHER and not (width == 64 and src.kind == _SCALAR
+                                          and op in (_OP_ADD, _OP_SUB)):
+        dst = UNKNOWN
+    if dst.kind == _SCALAR and src.kind == _SCALAR:
+        regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
+        return
     # pointer arithmetic: only +/- of a scalar keeps a pointer
     if width == 64 and dst.kind not in (_SCALAR, _UNINIT) and src.kind == _SCALAR \
             and op in (_OP_ADD, _OP_SUB):
@@ -366,6 +378,8 @@ def mem_kind(base: Val) -> str:
     """Memory class of an access through ``base``, for instruction costs."""
     if base.kind == Kind.MEM and base.ref == CALLER_STACK:
         return "stack"
+    if base.ref == STACK_OR_OTHER:
+        return "other"
     return _MEM_KINDS.get(base.kind, "other")
 
 
@@ -448,6 +462,15 @@ def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
     regs = m.regs
     a, b = branch_operands(m, insn)
     signed, rel = relation(jop, taken)
+    if a.kind != b.kind and (a.ref == STACK_OR_OTHER or b.ref == STACK_OR_OTHER) \
+            and not (b == ZERO and rel in ("==", "!=")):
+        # A STACK_OR_OTHER value met with a scalar: plain data a callee wrote is
+        # compared as a scalar (if (n > 30) return; after fill(&n)); a pointer is not
+        # compared with a number but against NULL, which keeps it a pointer.
+        if a.ref == STACK_OR_OTHER and b.kind == Kind.SCALAR:
+            a = UNKNOWN
+        elif b.ref == STACK_OR_OTHER and a.kind == Kind.SCALAR:
+            b = UNKNOWN
     if a.kind == Kind.SCALAR and b.kind == Kind.SCALAR:
         try:
             na, nb = refine(a.s, b.s, signed, rel, width)

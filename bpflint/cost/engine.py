@@ -41,6 +41,7 @@ from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.sizes import CallSizes, call_sizes
 from bpflint.analysis.state import (
     CALLER_STACK,
+    STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
     Kind,
@@ -1143,8 +1144,13 @@ def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) ->
 
 
 def _foreign(v: Val) -> Val:
-    """A value passed into another frame: the caller's stack is plain memory there."""
+    """A value passed into another frame: the caller's stack is plain memory there.
+    A STACK_OR_OTHER value (a caller's stack pointer, other memory, or data) is an
+    unknown scalar there: the callee reads and writes through it as through memory
+    of no particular kind, and compares it as data (if (n > 20) return)."""
     if v.kind == Kind.STACK:
+        if v.ref == STACK_OR_OTHER:
+            return UNKNOWN
         return Val(Kind.MEM, v.s, CALLER_STACK, v.maybe_null)
     return v
 
