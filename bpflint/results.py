@@ -31,6 +31,23 @@ class LineCost:
 
 
 @dataclass(frozen=True, slots=True)
+class LoaderSetting:
+    """A loader-set variable (``const volatile``) the program reads, and the values
+    its worst case assumed for it: its type's whole range unless pinned."""
+
+    name: str
+    type: str  # "u32", "bool", "enum mode", "u8[16]"
+    lo: int
+    hi: int
+    default: int | None  # the object's own value (integer variables)
+    pinned: bool = False
+
+    @property
+    def value(self) -> int | None:
+        return self.lo if self.pinned and self.lo == self.hi else None
+
+
+@dataclass(frozen=True, slots=True)
 class LoopNote:
     """A loop's bound as the engine proved it (the widest over calling contexts):
     ``kind`` "loop" (a back edge, taken at most ``max_runs`` times) or "callback" (a
@@ -77,6 +94,8 @@ class ProgramResult:
     diagnostics: tuple[Diagnostic, ...] = ()
     tail_call_targets: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    # loader-set variables read on the program's analysed paths (see LoaderSetting)
+    loader_set: tuple[LoaderSetting, ...] = ()
 
     @property
     def key(self) -> str:
@@ -97,3 +116,4 @@ class AnalysisReport:
     programs: tuple[ProgramResult, ...]
     errors: tuple[ObjectError, ...]
     notes: tuple[str, ...] = ()
+    loader_vars: tuple[str, ...] = ()  # loader-set variables of the analysed objects

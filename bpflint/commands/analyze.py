@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from bpflint.commands import COMMANDS
 from bpflint.cost.model import CostTable, load_cost_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
+from bpflint.obj.loader_vars import WARNING, RodataPin, parse_value
 from bpflint.obj.reader import ReadLimits
 from bpflint.report import json as json_report
 from bpflint.report.paths import where as place
@@ -58,6 +59,35 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, metavar="S",
                         help="wall-clock seconds per program before it is reported as "
                              f"BPF006 (default: {AnalysisOptions().max_seconds:g})")
+    add_set_argument(parser)
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="rodata_set", action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="pin a loader-set (const volatile) variable to a value or a "
+                             "range LO..HI in every object, repeatable (overrides [rodata]); "
+                             "unpinned ones may take any value of their type")
+
+
+def set_pins(args: argparse.Namespace) -> tuple[RodataPin, ...]:
+    """The --set options, parsed; a malformed one is a usage error."""
+    pins = []
+    for text in getattr(args, "rodata_set", None) or ():
+        name, equals, value = text.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise BpfLintError(f"--set {text}: expected NAME=VALUE (VALUE an integer or "
+                               "LO..HI)")
+        value = value.strip()
+        if value in ("true", "false"):
+            value = str(int(value == "true"))
+        try:
+            lo, hi = parse_value(value)
+        except ValueError as exc:
+            raise BpfLintError(f"--set {text}: {exc}") from None
+        pins.append(RodataPin(name, lo, hi, f"--set {name}"))
+    return tuple(pins)
 
 
 @dataclass(frozen=True)
@@ -71,7 +101,8 @@ class RunSettings:
 
 
 def run_settings(args: argparse.Namespace, configured: Limits | None = None,
-                 tail_calls: Mapping[str, tuple[str, ...]] | None = None) -> RunSettings:
+                 tail_calls: Mapping[str, tuple[str, ...]] | None = None,
+                 rodata: Sequence[RodataPin] = ()) -> RunSettings:
     """Settings from the command line, else the budget file's [limits], else defaults."""
     jobs = api.default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:
@@ -86,7 +117,8 @@ def run_settings(args: argparse.Namespace, configured: Limits | None = None,
                    if getattr(args, name) is not None})
     options = AnalysisOptions(**{k: v for k, v in chosen.items()
                                  if k in ("max_steps", "max_seconds")},
-                              tail_call_targets=dict(tail_calls or {}))
+                              tail_call_targets=dict(tail_calls or {}),
+                              rodata=(*rodata, *set_pins(args)))
     limits = ReadLimits(**{k: v for k, v in chosen.items()
                            if k in ("max_object_bytes", "max_btf_bytes")})
     cache = None if args.no_cache else \
@@ -134,9 +166,16 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def note_line(note: str) -> str:
+    """``bpflint: note: ...``, or ``bpflint: warning: ...`` for a note that is one."""
+    if note.startswith(WARNING):
+        return f"bpflint: {printable(note)}"
+    return f"bpflint: note: {printable(note)}"
+
+
 def print_diagnostics(report: AnalysisReport) -> None:
     for note in report.notes:
-        print(f"bpflint: note: {printable(note)}", file=sys.stderr)
+        print(note_line(note), file=sys.stderr)
     for err in report.errors:
         print(f"bpflint: error: {printable(err.object)}: {printable(err.message)}",
               file=sys.stderr)

@@ -28,6 +28,7 @@ from bpflint.commands.analyze import (
     RunSettings,
     add_run_arguments,
     load_table,
+    note_line,
     printable,
     run_settings,
 )
@@ -161,7 +162,7 @@ def require_programs(config: BudgetConfig, paths: Sequence[str], analysed: Analy
 
 def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings]:
     config = load_config(find_config(args.config))
-    settings = run_settings(args, config.limits, config.tail_calls)
+    settings = run_settings(args, config.limits, config.tail_calls, config.rodata)
     table = load_table(str(config.cost_table) if config.cost_table else None)
     return config, table, settings
 
@@ -324,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
         stream = sys.stdout if stdout_formats <= _LINE_FORMATS else sys.stderr
         stream.write(text.render_explain(report))
     for note in report.notes:
-        print(f"bpflint: note: {printable(note)}", file=sys.stderr)
+        print(note_line(note), file=sys.stderr)
     # Problems go to stderr, one line each naming the file; stdout is the report's.
     for err in report.errors:
         print(f"bpflint: error: {printable(err.object)}: {printable(err.message)}",

@@ -14,22 +14,34 @@ the second: its lines add up to ``insns.max``.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from bpflint.budget import gitref
+from bpflint.budget.config import load_config
 from bpflint.commands import COMMANDS
-from bpflint.commands.analyze import load_table, printable, write_output
+from bpflint.commands.analyze import (
+    add_set_argument,
+    load_table,
+    note_line,
+    printable,
+    set_pins,
+    write_output,
+)
 from bpflint.commands.names import find_program
 from bpflint.cost.engine import analyze_program
+from bpflint.cost.model import CostTable
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
-from bpflint.obj.model import Program
+from bpflint.obj.loader_vars import apply_pins, loader_vars, pin, unknown_pin_notes
+from bpflint.obj.model import BpfObject, Program
 from bpflint.obj.reader import load_object
 from bpflint.report import html
 from bpflint.report.paths import PathNamer
 from bpflint.report.paths import where as place
 from bpflint.report.text import hottest_lines
-from bpflint.results import AnalysisReport, ProgramResult
+from bpflint.results import AnalysisReport, LoaderSetting, ProgramResult
 
 NAME = "explain"
 HELP = COMMANDS[NAME]
@@ -51,10 +63,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "OBJ (or of --program), one self-contained page")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="write the report to FILE instead of standard output")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="budget file whose [rodata] pins apply (default: none)")
+    add_set_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    configured = load_config(args.config).rodata if args.config is not None else ()
+    pins = (*configured, *set_pins(args))
     obj = load_object(args.object)
+    for note in unknown_pin_notes(pins, {var.name for _, var in loader_vars(obj)}):
+        print(note_line(note), file=sys.stderr)
+    obj = apply_pins(obj, pins)
     program: Program | None
     table = load_table(args.cost_table)
     if args.format == "html":
@@ -76,11 +96,30 @@ def run(args: argparse.Namespace) -> int:
     # under the object's project, not BTF's "././parse.h")
     namer = PathNamer(gitref.repo_root(Path.cwd()) or Path.cwd())
     by_ns = args.by == "ns" or (args.by is None and result.ns_max is not None)
-    write_output(args.output, render(namer.result(result), args.top, by_ns))
+    write_output(args.output, render(namer.result(result), args.top,
+                                     at_defaults(obj, program, table, result), by_ns))
     return 0
 
 
-def render(result: ProgramResult, top: int, by_ns: bool = False) -> str:
+# explain analyses the program again once per unpinned knob it reads (to say which
+# ones its worst case depends on); past this many, it only says what it assumed
+MAX_ATTRIBUTED = 8
+
+
+def at_defaults(obj: BpfObject, program: Program, table: CostTable, result: ProgramResult
+                ) -> dict[str, ProgramResult]:
+    """Per unpinned loader-set variable the program reads: its result with only that
+    variable at the object's own value."""
+    open_ = [s for s in result.loader_set if not s.pinned and s.default is not None]
+    if len(open_) > MAX_ATTRIBUTED:
+        return {}
+    return {s.name: analyze_program(pin(obj, {s.name: (s.default, s.default)}), program,
+                                    table, AnalysisOptions())
+            for s in open_ if s.default is not None}
+
+
+def render(result: ProgramResult, top: int,
+           at_default: Mapping[str, ProgramResult] | None = None, by_ns: bool = False) -> str:
     out = [f"{printable(result.name)} ({result.section}, {result.type}): "
            f"{result.insn_count} instructions"]
     if result.bounded:
@@ -88,6 +127,8 @@ def render(result: ProgramResult, top: int, by_ns: bool = False) -> str:
                    f"best case: {result.insns_min} insns, {_ns(result.ns_min)}")
     else:
         out.append(f"  worst case: unbounded; best case: {result.insns_min} insns")
+    for setting in result.loader_set:
+        out.append(f"  {loader_line(setting, result, (at_default or {}).get(setting.name))}")
     for diag in result.diagnostics:
         where = f"{place(diag.loc.file, diag.loc.line)}: " if diag.loc else ""
         out.append(f"  {diag.rule} {diag.name}: {where}{printable(diag.message)}")
@@ -113,15 +154,39 @@ def render(result: ProgramResult, top: int, by_ns: bool = False) -> str:
         out.append("")
         out.append(f"{'INSNS':>10} {'%':>6} {'NS':>10}  LOCATION")
     for lc in lines:
+        at = place(lc.file, lc.line)
         if by_ns:
             share = 100.0 * lc.ns / total_ns
-            out.append(f"{_ns(lc.ns):>10} {share:>5.1f}% {lc.insns:>10}  {place(lc.file, lc.line)}")
+            out.append(f"{_ns(lc.ns):>10} {share:>5.1f}% {lc.insns:>10}  {at}")
         else:
             share = 100.0 * lc.insns / total
-            out.append(f"{lc.insns:>10} {share:>5.1f}% {_ns(lc.ns):>10}  {place(lc.file, lc.line)}")
+            out.append(f"{lc.insns:>10} {share:>5.1f}% {_ns(lc.ns):>10}  {at}")
         if lc.text:
             out.append(f"{'':>30}  {printable(lc.text.strip())}")
     return "\n".join(out) + "\n"
+
+
+def loader_line(setting: LoaderSetting, result: ProgramResult,
+                alt: ProgramResult | None = None) -> str:
+    """What the worst case assumed of one loader-set variable the program reads, and
+    (``alt``: the result with it at the object's value) what that assumption costs."""
+    name = printable(setting.name)
+    default = "" if setting.default is None else f", the object's default is {setting.default}"
+    if setting.value is not None:
+        return f"assumes {name} = {setting.value} (pinned{default})"
+    if setting.pinned:
+        return f"assumes {name} may be any value in {setting.lo}..{setting.hi} (pinned{default})"
+    effect = ""
+    if alt is not None:
+        if (alt.bounded, alt.insns_max, alt.ns_max) == (result.bounded, result.insns_max,
+                                                         result.ns_max):
+            effect = " (the worst case is the same at that value)"
+        else:
+            worst = f"{alt.insns_max} insns" if alt.bounded else "unbounded"
+            now = f"{result.insns_max}" if result.bounded else "unbounded"
+            effect = f" (at that value the worst case is {worst}, not {now})"
+    return (f"worst case assumes {name} may be any {setting.type} ({setting.lo}..{setting.hi})"
+            f"{default}{effect}; pin with --set {name}=N or [rodata]")
 
 
 def _ns(value: float | None) -> str:

@@ -41,6 +41,7 @@ from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.sizes import CallSizes, call_sizes
 from bpflint.analysis.state import (
     CALLER_STACK,
+    STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
     Kind,
@@ -98,7 +99,15 @@ from bpflint.cost.paths import (
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import CLS_STX, Cls
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
-from bpflint.results import CallNote, Diagnostic, LineCost, LoopNote, ProgramResult, SourceLoc
+from bpflint.results import (
+    CallNote,
+    Diagnostic,
+    LineCost,
+    LoaderSetting,
+    LoopNote,
+    ProgramResult,
+    SourceLoc,
+)
 
 MAX_CALL_FRAMES = 8  # the kernel's MAX_CALL_FRAMES
 MAX_TAIL_CALLS = 33  # the kernel's MAX_TAIL_CALL_CNT
@@ -249,10 +258,13 @@ class ProgramAnalysis:
         self.block_memo: dict[tuple[int, str, tuple[FuncKey, ...], tuple[InsnView, ...]],
                               tuple[_BlockInfo, frozenset[str], frozenset[str]]] = {}
         self.last_reads: dict[int, int] = {}  # id(block) -> _last_state_read(block)
+        # loader-set variables read on the analysed paths -> the loads reading them
+        self.loader_reads: dict[str, dict[int, Insn]] = {}
         # for the cost map: loop bounds and priced calls by source line, the widest
         # over calling contexts
         self.loop_notes: dict[tuple[str, int, str], LoopNote] = {}
         self.call_notes: dict[tuple[str, int, str], CallNote] = {}
+
 
     def _note_loop(self, insn: Insn, kind: str, max_runs: int | None, how: str) -> None:
         loc = insn.line
@@ -322,7 +334,7 @@ class ProgramAnalysis:
 
     def _analyze(self, func: Function, entry: State, prog_type: str) -> FuncResult:
         cfg, forest, thresholds = self.structure(func)
-        env = Env(prog_type, self.obj.maps)
+        env = Env(prog_type, self.obj.maps, self.loader_reads)
         if forest.irreducible:
             b, _ = forest.irreducible[0]
             raise Unbounded(self.diag("BPF003", "irreducible-loop",
@@ -357,9 +369,11 @@ class ProgramAnalysis:
                 parent = forest.loops[header].parent
                 if _is_unbounded(summary) and (parent is None or parent not in summaries
                                                or _is_unbounded(summaries[parent])):
+                    cause, read = self._loader_cause(cfg, forest.loops[header], func)
                     self.diag("BPF003", "unbounded-loop",
                               f"no bound proven for the loop in {func.name} "
-                              f"({summary.bound.how})", cfg.blocks[header].insns[0])
+                              f"({summary.bound.how}){cause}",
+                              read or cfg.blocks[header].insns[0])
         as_callee = None
         if self.table is not None and len(self.chain) > 1 and TAIL not in region.cost \
                 and RET in region.cost and not math.isinf(region.cost[RET][3]) \
@@ -375,6 +389,30 @@ class ProgramAnalysis:
         return FuncResult(region.cost.get(RET), region.cost.get(TAIL), ret_val or UNKNOWN,
                           lines_ret, lines_tail, frozenset(tail_targets), frozenset(open_maps),
                           as_callee)
+
+    def _loader_cause(self, cfg: Cfg, loop: Loop, func: Function) -> tuple[str, Insn | None]:
+        """Names the loader-set variables an unbounded loop reads (in its body, else
+        anywhere in its function): pinning them may bound it. The read in the loop
+        (its condition, as a rule) is where the diagnostic points."""
+        if not self.loader_reads:
+            return "", None
+        body = [insn for b in loop.order for insn in cfg.blocks[b].insns]
+        in_loop = [insn for insn in body if any(id(insn) in insns
+                                                 for insns in self.loader_reads.values())]
+        names = sorted(name for name, insns in self.loader_reads.items()
+                       if any(id(insn) in insns for insn in in_loop))
+        if not names:
+            names = sorted(name for name, insns in self.loader_reads.items()
+                           if any(id(insn) in insns for insn in func.insns))
+        if not names:
+            return "", None
+        types = {var.name: var.type_name for m in self.obj.maps.values()
+                 for var in m.loader_vars}
+        listed = ", ".join(f"{name} (any {types.get(name, '?')} unless pinned)"
+                           for name in names)
+        read = next((insn for insn in in_loop if insn.line is not None), None)
+        return (f"; it reads the loader-set variable {listed}: pin it with "
+                f"--set {names[0]}=N or [rodata]"), read
 
     def _callee_overlap(self, ctx: _Ctx, flow: Flow, blocks: dict[int, _BlockInfo],
                         summaries: dict[int, LoopSummary]) -> CalleeOverlap:
@@ -1193,8 +1231,13 @@ def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) ->
 
 
 def _foreign(v: Val) -> Val:
-    """A value passed into another frame: the caller's stack is plain memory there."""
+    """A value passed into another frame: the caller's stack is plain memory there.
+    A STACK_OR_OTHER value (a caller's stack pointer, other memory, or data) is an
+    unknown scalar there: the callee reads and writes through it as through memory
+    of no particular kind, and compares it as data (if (n > 20) return)."""
     if v.kind == Kind.STACK:
+        if v.ref == STACK_OR_OTHER:
+            return UNKNOWN
         return Val(Kind.MEM, v.s, CALLER_STACK, v.maybe_null)
     return v
 
@@ -1441,7 +1484,20 @@ def _result(analysis: ProgramAnalysis, entry: FuncKey, section: str, name: str, 
         warnings=tuple(f"no cost known for {n}; using the table's default"
                        for n in (table.missing() if table else ())
                        if n in analysis.priced),
+        loader_set=_loader_settings(obj, analysis.loader_reads),
     )
+
+
+def _loader_settings(obj: BpfObject, reads: Mapping[str, object]) -> tuple[LoaderSetting, ...]:
+    if not reads:
+        return ()
+    found: dict[str, LoaderSetting] = {}
+    for mapdef in obj.maps.values():
+        for var in mapdef.loader_vars:
+            if var.name in reads and var.name not in found:
+                found[var.name] = LoaderSetting(var.name, var.type_name, var.lo, var.hi,
+                                                var.default, var.pinned)
+    return tuple(found[name] for name in sorted(found))
 
 
 def _is_named(obj: BpfObject, program: Program) -> bool:

@@ -24,8 +24,24 @@ BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
 BPF_PROG_LOAD = 5
 BPF_PROG_TEST_RUN = 10
+BPF_PROG_GET_NEXT_ID = 11
+BPF_MAP_GET_NEXT_ID = 12
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_MAP_GET_FD_BY_ID = 14
+BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_BTF_LOAD = 18
+BPF_BTF_GET_FD_BY_ID = 19
 BPF_MAP_FREEZE = 22
+BPF_RAW_TRACEPOINT_OPEN = 17
+BPF_LINK_CREATE = 28
+BPF_LINK_GET_FD_BY_ID = 30
+BPF_LINK_GET_NEXT_ID = 31
+BPF_ENABLE_STATS = 32
+BPF_STATS_RUN_TIME = 0
+
+# enum bpf_attach_type values the link helpers below use
+BPF_XDP = 37
+BPF_PERF_EVENT = 41
 
 # log_level bits
 BPF_LOG_LEVEL1 = 1
@@ -201,6 +217,31 @@ class _BtfLoadAttr(ctypes.Structure):
 
 class _FdAttr(ctypes.Structure):
     _fields_ = [("fd", ctypes.c_uint32)]
+
+
+class _IdAttr(ctypes.Structure):  # *_GET_NEXT_ID and *_GET_FD_BY_ID
+    _fields_ = [("id", ctypes.c_uint32), ("next_id", ctypes.c_uint32),
+                ("open_flags", ctypes.c_uint32)]
+
+
+class _InfoAttr(ctypes.Structure):  # BPF_OBJ_GET_INFO_BY_FD
+    _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32),
+                ("info", ctypes.c_uint64)]
+
+
+class _EnableStatsAttr(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32)]
+
+
+class _RawTpAttr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_uint64), ("prog_fd", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32), ("cookie", ctypes.c_uint64)]
+
+
+class _LinkCreateAttr(ctypes.Structure):
+    _fields_ = [("prog_fd", ctypes.c_uint32), ("target", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("extra", ctypes.c_uint64 * 4)]
 
 
 _libc: ctypes.CDLL | None = None
@@ -434,6 +475,74 @@ def prog_test_run(prog_fd: int, data: bytes = b"", ctx: bytes = b"", repeat: int
 
 def close(fd: int) -> None:
     os.close(fd)
+
+
+# -- introspection of what is loaded (audit) ------------------------------------------
+
+def get_next_id(cmd: int, start: int) -> int | None:
+    """The next prog/map/link/BTF id after ``start`` (BPF_*_GET_NEXT_ID), None at the end."""
+    attr = _IdAttr(id=start)
+    try:
+        _sys_bpf(cmd, attr)
+    except OSError as exc:
+        if exc.errno == 2:  # ENOENT: no more
+            return None
+        raise BpfSyscallError(f"cannot list BPF objects: {strerror(exc.errno)}",
+                              exc.errno) from None
+    return int(attr.next_id)
+
+
+def fd_by_id(cmd: int, obj_id: int) -> int | None:
+    """An fd for the object ``obj_id`` (BPF_*_GET_FD_BY_ID); None if it is gone."""
+    try:
+        return _sys_bpf(cmd, _IdAttr(id=obj_id))
+    except OSError as exc:
+        if exc.errno == 2:  # unloaded since it was listed
+            return None
+        raise BpfSyscallError(f"cannot open BPF object id {obj_id}: {strerror(exc.errno)}",
+                              exc.errno) from None
+
+
+def obj_get_info(fd: int, info: ctypes.Structure) -> None:
+    """Fill ``info`` (a bpf_*_info structure, pointers and counts set by the caller)."""
+    attr = _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    try:
+        _sys_bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot read the info of BPF fd {fd}: {strerror(exc.errno)}",
+                              exc.errno) from None
+
+
+def raw_tracepoint_open(prog_fd: int, name: str) -> int:
+    """Attach a raw_tracepoint program to tracepoint ``name``; the link's fd (tests)."""
+    buf = ctypes.create_string_buffer(name.encode())
+    try:
+        return _sys_bpf(BPF_RAW_TRACEPOINT_OPEN,
+                        _RawTpAttr(name=ctypes.addressof(buf), prog_fd=prog_fd))
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot attach to raw tracepoint {name}: "
+                              f"{strerror(exc.errno)}", exc.errno) from None
+
+
+def link_create(prog_fd: int, target: int, attach_type: int) -> int:
+    """BPF_LINK_CREATE: ``target`` is an ifindex (BPF_XDP) or a perf event fd
+    (BPF_PERF_EVENT); the link's fd (tests)."""
+    try:
+        return _sys_bpf(BPF_LINK_CREATE, _LinkCreateAttr(prog_fd=prog_fd, target=target,
+                                                         attach_type=attach_type))
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot create a link (attach type {attach_type}): "
+                              f"{strerror(exc.errno)}", exc.errno) from None
+
+
+def enable_stats() -> int:
+    """Turn on run-time statistics (run_time_ns, run_cnt) for as long as the returned fd
+    stays open: the kernel switches them off by itself when the last such fd closes."""
+    try:
+        return _sys_bpf(BPF_ENABLE_STATS, _EnableStatsAttr(type=BPF_STATS_RUN_TIME))
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot enable BPF statistics: {strerror(exc.errno)}",
+                              exc.errno) from None
 
 
 _TRIVIAL_PROG = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit

@@ -234,6 +234,13 @@ def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None,
                    f"{_ns(path_ns)}.</p>")
     else:
         out.append('<p class="totals">worst case <b>unbounded</b></p>')
+    for setting in result.loader_set:
+        value = f"= {setting.value}" if setting.value is not None else \
+            f"in {setting.lo}..{setting.hi}"
+        how = "pinned" if setting.pinned else f"any {setting.type}: loader-set, not pinned"
+        default = "" if setting.default is None else f"; the object's value is {setting.default}"
+        out.append(f'<p class="diag">assumes {escape(setting.name)} {escape(value)} '
+                   f"({escape(how)}{escape(default)})</p>")
     if verdict is not None:
         status = _LABEL[verdict.status]
         change = f" ({verdict.change})" if verdict.change in _CHANGES else ""
