@@ -47,6 +47,31 @@ class LoaderSetting:
         return self.lo if self.pinned and self.lo == self.hi else None
 
 
+@dataclass(frozen=True, slots=True)
+class LoopNote:
+    """A loop's bound as the engine proved it (the widest over calling contexts):
+    ``kind`` "loop" (a back edge, taken at most ``max_runs`` times) or "callback" (a
+    helper runs its callback at most ``max_runs`` times); ``how``: the proof."""
+
+    file: str
+    line: int
+    kind: str
+    max_runs: int | None  # None: no bound proven
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallNote:
+    """A helper or kfunc call and its priced worst case (one call; a callback
+    helper's callbacks included)."""
+
+    file: str
+    line: int
+    name: str
+    insns: int
+    ns: float
+
+
 @dataclass(frozen=True)
 class ProgramResult:
     object: str  # path of the object file as given / found
@@ -61,6 +86,10 @@ class ProgramResult:
     ns_max: float | None
     source: SourceLoc | None = None
     worst_path: tuple[LineCost, ...] = ()  # in path order, one entry per line visited
+    # the same for the path with the most ns (design.md): its lines add up to ns_max
+    worst_path_ns: tuple[LineCost, ...] = ()
+    loops: tuple[LoopNote, ...] = ()  # by source line (the cost map)
+    calls: tuple[CallNote, ...] = ()  # by source line (the cost map)
     line_costs: tuple[LineCost, ...] = ()  # per line, hottest first (explain)
     diagnostics: tuple[Diagnostic, ...] = ()
     tail_call_targets: tuple[str, ...] = ()

@@ -33,8 +33,9 @@ EXIT_ERROR = 2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="BPF object files, or directories searched for *.o")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="output format (default: text)")
+    parser.add_argument("--format", choices=("text", "json", "html"), default="text",
+                        help="output format (default: text; html: a self-contained cost "
+                             "map of every program, best with --output FILE)")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="write the report to FILE instead of standard output")
     parser.add_argument("--cost-table", metavar="FILE",
@@ -130,16 +131,28 @@ def run(args: argparse.Namespace) -> int:
     table = load_table(args.cost_table)
     report = api.analyze_paths(args.paths, table, settings.options, jobs=settings.jobs,
                                cache=settings.cache, limits=settings.limits)
-    text = json_report.render(report) if args.format == "json" else render_table(report)
-    if args.output:
-        try:
-            Path(args.output).write_text(text)
-        except OSError as exc:
-            raise BpfLintError(f"{args.output}: cannot write: {exc.strerror}") from None
+    if args.format == "json":
+        text = json_report.render(report)
+    elif args.format == "html":
+        from bpflint.report import html  # only when asked: the command starts faster
+
+        text = html.render_analysis(report)
     else:
-        sys.stdout.write(text)
+        text = render_table(report)
+    write_output(args.output, text)
     print_diagnostics(report)
     return EXIT_ERROR if report.errors else EXIT_OK
+
+
+def write_output(output: str | None, text: str) -> None:
+    """The report to the file named by --output, else to standard output."""
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise BpfLintError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
 
 
 def load_table(path: str | None) -> CostTable:

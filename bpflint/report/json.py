@@ -54,6 +54,7 @@ def program_to_json(result: ProgramResult) -> dict[str, Any]:
         "ns": {"min": result.ns_min, "max": result.ns_max},
         "source": _source(result.source),
         "worst_path": [_line_cost(cost) for cost in result.worst_path],
+        "worst_path_ns": [_line_cost(cost) for cost in result.worst_path_ns],
         "insn_count": result.insn_count,
         "diagnostics": [_diagnostic(diag) for diag in result.diagnostics],
         "tail_call_targets": list(result.tail_call_targets),
