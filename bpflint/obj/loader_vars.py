@@ -283,7 +283,16 @@ def parse_value(text: str) -> Pin:
 
 
 def pin_defaults(obj: BpfObject) -> BpfObject:
-    """Every unpinned integer variable pinned to the object's own value: the one
-    configuration a loader that sets nothing runs (``bpflint measure``)."""
-    return pin(obj, {var.name: (var.default, var.default) for _, var in loader_vars(obj)
-                     if not var.pinned and var.default is not None})
+    """The one configuration a loader that sets nothing runs (``bpflint measure``, the
+    audit's comparison): every unpinned integer variable pinned to the object's own
+    value, and every other unpinned one (a struct, an array of structs) read as the
+    object's bytes, like the compiler's constants."""
+    pinned = pin(obj, {var.name: (var.default, var.default) for _, var in loader_vars(obj)
+                       if not var.pinned and var.default is not None})
+    maps = dict(pinned.maps)
+    for name, mapdef in pinned.maps.items():
+        kept = tuple(var for var in mapdef.loader_vars
+                     if var.pinned or var.default is not None)
+        if len(kept) != len(mapdef.loader_vars):
+            maps[name] = dataclasses.replace(mapdef, loader_vars=kept)
+    return dataclasses.replace(pinned, maps=maps)
