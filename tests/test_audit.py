@@ -35,8 +35,8 @@ from bpflint.kernel import introspect, xlated
 from bpflint.kernel import syscall as sc
 from bpflint.kernel.introspect import Link
 from bpflint.kernel.loader import LoadedProgram, load_program
-from bpflint.obj.model import BpfObject
 from bpflint.obj.loader_vars import pin_defaults
+from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object
 from bpflint.report import prometheus
 from bpflint.results import ProgramResult
