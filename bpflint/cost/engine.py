@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.bounds import (
+    MAY_GOTO_BUDGET,
     LoopBound,
     bound_loop,
     count_iterations,
@@ -54,6 +55,7 @@ from bpflint.analysis.state import (
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
+from bpflint.cost import may_goto
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
 from bpflint.cost.options import AnalysisOptions
@@ -439,11 +441,15 @@ class ProgramAnalysis:
                 continue
             loop = forest.loops[header]
             bound = self._bound(ctx, header, flow)
+            time_cap_ns = math.inf
+            if bound.may_goto and self.options.may_goto == "timed":
+                bound, time_cap_ns = self._timed_may_goto(ctx, loop, bound, flow, blocks,
+                                                          summaries)
             steady_ns, exit_ns = self._steady_ns(ctx, loop, flow, blocks, summaries,
                                                  bound.max_backedges)
             summary = summarise_loop(ctx.cfg, forest, header, bound, _costs(blocks),
                                      _exits(blocks), flow.edge_out, summaries, blocks,
-                                     steady_ns, exit_ns)
+                                     steady_ns, exit_ns, time_cap_ns)
             if bound.max_backedges is not None:
                 work = (bound.max_backedges + 1) * body_insns(ctx.cfg, loop)
                 # Iteration-by-iteration costing is exact but costs as much as
@@ -462,6 +468,39 @@ class ProgramAnalysis:
             self._note_loop(ctx.cfg.blocks[header].insns[0], "loop",
                             summary.bound.max_backedges, summary.bound.how)
         return summaries
+
+    def _timed_may_goto(self, ctx: _Ctx, loop: Loop, bound: LoopBound, flow: Flow,
+                        blocks: dict[int, _BlockInfo], summaries: dict[int, LoopSummary]
+                        ) -> tuple[LoopBound, float]:
+        """A loop the timed may_goto budget bounds (bpflint/cost/may_goto.py): its back
+        edges from 250 ms over its cheapest iteration, unless another bound is lower,
+        and the most time its iterations take."""
+        region = solve_region(ctx.cfg, ctx.forest, loop.header, _costs(blocks),
+                              _exits(blocks), flow.edge_out, summaries)
+        iteration = region.cost.get(LATCH)
+        if iteration is None:
+            return bound, math.inf
+        table = self.table
+        # every iteration runs a may_goto: its price is a floor without a table too
+        floor_ns = table.insns["may_goto"].min_ns if table is not None \
+            else may_goto.shipped_may_goto_min_ns()
+        if table is not None:
+            floor_ns = max(floor_ns, iteration[2])
+        n = may_goto.timed_iterations(floor_ns)
+        other = bound.max_backedges
+        if n is None:
+            if other is None:
+                return LoopBound(loop.header, None, 0, may_goto.UNBOUNDED_HOW, True), math.inf
+            return bound, math.inf
+        if other is not None and other <= n:
+            return bound, math.inf
+        self.diag("BPF009", "timed-may-goto", may_goto.describe(n, floor_ns),
+                  _loop_line(ctx.cfg, loop))
+        refresh_ns = table.defaults.helper.max_ns if table is not None else 0.0
+        cap_ns = may_goto.timed_ns(iteration[3], refresh_ns) if table is not None \
+            else math.inf
+        return LoopBound(loop.header, n, bound.min_backedges,
+                         f"timed may_goto: at most {n} iterations in 250 ms", True), cap_ns
 
     def _steady_ns(self, ctx: _Ctx, loop: Loop, flow: Flow, blocks: dict[int, _BlockInfo],
                    summaries: dict[int, LoopSummary], later: int | None
@@ -597,9 +636,10 @@ class ProgramAnalysis:
                                        lambda state: ctx.iterations.get(header, state))
             if counted is not None:
                 return counted
-        bound = bound_loop(cfg, forest, loop, flow, env)
-        if bound.max_backedges is not None:
-            return bound
+        timed = self.options.may_goto == "timed"
+        bound = bound_loop(cfg, forest, loop, flow, env, None if timed else MAY_GOTO_BUDGET)
+        if bound.max_backedges is not None or bound.may_goto:
+            return bound  # a may_goto loop's time bound comes in _summaries
         unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit,
                                self._iterate(ctx, loop))
         return unrolled if unrolled is not None else bound
@@ -1196,6 +1236,18 @@ def _descendants(forest: LoopForest, header: int) -> list[int]:
         out.append(h)
         work.extend(forest.loops[h].children)
     return out
+
+
+def _loop_line(cfg: Cfg, loop: Loop) -> Insn | None:
+    """The instruction that names a loop's source line: its header's first with line
+    info, else its may_goto's."""
+    header = cfg.blocks[loop.header].insns
+    found = next((insn for insn in header if insn.line is not None), None)
+    if found is not None:
+        return found
+    body = [insn for b in loop.order for insn in cfg.blocks[b].insns]
+    return next((insn for insn in body if insn.is_may_goto and insn.line is not None),
+                header[0])
 
 
 def _is_unbounded(summary: LoopSummary) -> bool:
