@@ -116,6 +116,7 @@ MAX_TAIL_CALLS = 33  # the kernel's MAX_TAIL_CALL_CNT
 BPF_LOOP_MAX = 1 << 23  # bpf_loop rejects larger nr_loops with -E2BIG
 USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
+MAY_GOTO_UNROLL_STEPS = 10_000  # ... and of a loop the timed may_goto budget bounds
 BLOCK_MEMO_KEPT = 200_000  # priced blocks a program keeps before starting afresh
 PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration ...
 SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
@@ -638,11 +639,20 @@ class ProgramAnalysis:
                 return counted
         timed = self.options.may_goto == "timed"
         bound = bound_loop(cfg, forest, loop, flow, env, None if timed else MAY_GOTO_BUDGET)
-        if bound.max_backedges is not None or bound.may_goto:
-            return bound  # a may_goto loop's time bound comes in _summaries
+        if bound.max_backedges is not None and not bound.may_goto:
+            return bound
+        # a may_goto budget (8M, or _timed_may_goto's) is large: the loop's own exit
+        # test may give a far smaller bound, as unrolling it shows (within a smaller
+        # allowance: a loop that only may_goto ends runs the whole of it)
+        if bound.may_goto:
+            limit = min(limit, MAY_GOTO_UNROLL_STEPS // max(body_insns(cfg, loop), 1))
         unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit,
                                self._iterate(ctx, loop))
-        return unrolled if unrolled is not None else bound
+        if unrolled is None or unrolled.max_backedges is None:
+            return bound
+        if bound.max_backedges is not None and bound.max_backedges < unrolled.max_backedges:
+            return bound
+        return unrolled
 
     def _iterate(self, ctx: _Ctx, loop: Loop) -> Callable[[State], Iteration]:
         """One iteration of ``loop`` from a header state; the fixpoint may have run it."""
