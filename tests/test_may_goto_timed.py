@@ -14,11 +14,13 @@ import functools
 import io
 import json
 import math
+import struct
 from pathlib import Path
 
 import pytest
 from bpfc import PROGS, compile_bpf, find_clang
 
+from bpflint import audit
 from bpflint.analysis.bounds import MAY_GOTO_BUDGET
 from bpflint.budget.config import load_config
 from bpflint.cli import main
@@ -27,6 +29,7 @@ from bpflint.cost.engine import analyze_program
 from bpflint.cost.model import CostTable, load_cost_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
+from bpflint.kernel import introspect, xlated
 from bpflint.kernel import syscall as sc
 from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object
@@ -254,6 +257,27 @@ def test_check_uses_the_budget_files_model_and_the_flag_overrides_it(tmp_path: P
     assert code == 1 and "may_goto_spin" in out + err
 
 
+# -- audit: the running kernel's model, from its expansion -----------------------
+def _code(*slots: tuple[int, int, int, int, int]) -> bytes:
+    return b"".join(struct.pack("<BBhi", op, (src << 4) | dst, off, imm)
+                    for op, dst, src, off, imm in slots)
+
+
+@pytest.mark.parametrize("timed", [False, True])
+def test_translated_code_tells_the_kernels_may_goto_model(timed: bool) -> None:
+    ax = 11  # the verifier's expansions (verifier.c do_misc_fixups), counter at r10-16
+    expansion = [(0x79, ax, 10, -16, 0), (0x15, ax, 0, 5 if timed else 2, 0),
+                 (0x17, ax, 0, 0, 1)]
+    if timed:
+        expansion += [(0x55, ax, 0, 2, 0), (0xB7, ax, 0, 0, -16), (0x85, 0, 0, 0, 99)]
+    expansion += [(0x7B, 10, ax, -16, 0)]
+    # after an ld_imm64, whose second half is data
+    code = _code((0x18, 1, 0, 0, 7), (0, 0, 0, 0, 0), *expansion, (0xB7, 0, 0, 0, 0),
+                 (0x95, 0, 0, 0, 0))
+    assert xlated.may_goto_model(code) == ("timed" if timed else "count")
+    assert xlated.may_goto_model(_code((0xB7, 0, 0, 0, 0), (0x95, 0, 0, 0, 0))) is None
+
+
 # -- on this machine's kernel ----------------------------------------------------
 USABLE, REASON = sc.bpf_usable()
 
@@ -268,16 +292,28 @@ def test_the_kernel_runs_a_may_goto_loop_past_8m_rounds_inside_the_timed_bound()
     loaded = load_program(obj, program)
     try:
         run = sc.prog_test_run(loaded.fd, data=bytes(64), repeat=1)
+        info = introspect._ProgInfo()
+        sc.obj_get_info(loaded.fd, info)
+        kernel = introspect.read_program(int(info.id))
+        assert kernel is not None
+        audited = audit.audit_program(kernel, [], table(), TIMED).result
+        audited_count = audit.audit_program(kernel, [], table(), COUNT).result
     finally:
-        sc.close(loaded.fd)
+        loaded.close()
     rounds = run.retval  # r0 += 1 runs once per fall-through, and once more
     executed = 3 * rounds + 1
     timed = result(obj, "may_goto_spin", table())
     count = result(obj, "may_goto_spin", table(), COUNT)
     assert timed.insns_max is not None and count.insns_max is not None
+    # audit follows the running kernel's model, whatever it is asked for
+    assert audited is not None and audited_count is not None
+    assert audited.insns_max == audited_count.insns_max
+    model = xlated.may_goto_model(kernel.xlated)
     if rounds == MAY_GOTO_BUDGET + 1:  # a count-model kernel (before 6.15, or no JIT)
-        assert executed == count.insns_max
+        assert executed == count.insns_max and model == "count"
         pytest.skip("this kernel's may_goto is count-based: the count model is exact")
+    assert model == "timed"
+    assert audited.ns_max is not None and audited.ns_max >= WINDOW_NS
     # timed: 250 ms of rounds, far past BPF_MAX_LOOPS; the count model's bound is not
     # sound here, the timed one is
     assert rounds > MAY_GOTO_BUDGET and (rounds - 1) % BATCH == 0, rounds
