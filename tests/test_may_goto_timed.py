@@ -320,3 +320,26 @@ def test_the_kernel_runs_a_may_goto_loop_past_8m_rounds_inside_the_timed_bound()
     assert count.insns_max < executed <= timed.insns_max
     assert run.duration_ns >= WINDOW_NS
     assert timed.ns_max is not None and timed.ns_max >= WINDOW_NS
+
+
+@needs_clang
+@pytest.mark.skipif(not USABLE, reason=REASON)
+def test_each_call_of_a_subprogram_gets_its_own_window() -> None:
+    from bpflint.kernel.loader import load_program
+
+    obj = spin()
+    program = next(p for p in obj.programs if p.name == "may_goto_in_subprog")
+    with load_program(obj, program) as loaded:
+        run = sc.prog_test_run(loaded.fd, data=bytes(64), repeat=1)
+    # four calls of spin_sub(i), each returning i + its fall-throughs + 1
+    fall_throughs = run.retval - (0 + 1 + 2 + 3) - 4
+    timed = result(obj, "may_goto_in_subprog", table())
+    count = result(obj, "may_goto_in_subprog", table(), COUNT)
+    assert timed.insns_max is not None and count.insns_max is not None
+    assert timed.ns_max is not None
+    if fall_throughs == 4 * MAY_GOTO_BUDGET:
+        pytest.skip("this kernel's may_goto is count-based")
+    # 4 x 250 ms: the budget is per frame, and bpflint's bound is per call
+    assert run.duration_ns >= 4 * WINDOW_NS and timed.ns_max >= 4 * WINDOW_NS
+    # each fall-through is an iteration of 3 instructions
+    assert count.insns_max < 3 * fall_throughs <= timed.insns_max

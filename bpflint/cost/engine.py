@@ -495,8 +495,10 @@ class ProgramAnalysis:
             return bound, math.inf
         if other is not None and other <= n:
             return bound, math.inf
-        self.diag("BPF009", "timed-may-goto", may_goto.describe(n, floor_ns),
-                  _loop_line(ctx.cfg, loop))
+        line = _loop_line(ctx.cfg, loop)
+        # one note per loop, though it is bounded again in other contexts
+        if not any(d.rule == "BPF009" and d.loc == _loc(line) for d in self.diags):
+            self.diag("BPF009", "timed-may-goto", may_goto.describe(n, floor_ns), line)
         refresh_ns = table.defaults.helper.max_ns if table is not None else 0.0
         cap_ns = may_goto.timed_ns(iteration[3], refresh_ns) if table is not None \
             else math.inf

@@ -30,3 +30,26 @@ int may_goto_counted(struct xdp_md *ctx)
 	}
 	return sum;
 }
+
+/* may_goto's budget lives in each frame: every call of the subprogram starts with a
+ * full one (another 250 ms on a timed kernel) */
+static __attribute__((noinline)) __u32 spin_sub(__u32 seed)
+{
+	__u32 rounds = seed;
+
+	while (1) {
+		rounds++;
+		cond_break;
+	}
+	return rounds;
+}
+
+SEC("xdp")
+int may_goto_in_subprog(struct xdp_md *ctx)
+{
+	__u32 i, sum = 0;
+
+	for (i = 0; i < 4; i++)
+		sum += spin_sub(i);
+	return sum;
+}
