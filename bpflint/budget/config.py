@@ -105,6 +105,8 @@ class BudgetConfig:
     build_command: tuple[str, ...] = ()
     # [analyze] allow_empty: finding no program at all is expected, not an error
     allow_empty: bool = False
+    # [analyze] may_goto: "timed" (Linux >= 6.15 JIT) or "count"; None: the default
+    may_goto: str | None = None
 
     @property
     def root(self) -> Path:
@@ -282,7 +284,9 @@ _TOP: dict[str, Checker] = {
     "rodata": _is_table,
 }
 _ANALYZE: dict[str, Checker] = {"objects": _is_str_list, "sources": _is_str_list,
-                                "build": _is_str_list, "allow_empty": _is_bool}
+                                "build": _is_str_list, "allow_empty": _is_bool,
+                                "may_goto": _is_str}
+MAY_GOTO_MODELS = ("timed", "count")  # bpflint/cost/may_goto.py MODELS
 _BUILD: dict[str, Checker] = {
     "clang": _is_str,
     "flags": _is_str_list,
@@ -418,6 +422,10 @@ def load_config(path: Path) -> BudgetConfig:
         raise stub.error(("analyze", "build"), 'expected a command as a list of arguments, '
                          'e.g. ["make", "-C", "bpf"]')
 
+    if analyze.get("may_goto", "timed") not in MAY_GOTO_MODELS:
+        raise stub.error(("analyze", "may_goto"), 'expected "timed" (Linux >= 6.15 with '
+                         f'the JIT) or "count", got {analyze["may_goto"]!r}')
+
     root = path.parent
     files = {}
     for key in ("baseline", "cost_table"):
@@ -459,6 +467,7 @@ def load_config(path: Path) -> BudgetConfig:
         key_lines=lines,
         build_command=build_command,
         allow_empty=analyze.get("allow_empty", False),
+        may_goto=analyze.get("may_goto"),
     )
 
 

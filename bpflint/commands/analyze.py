@@ -14,6 +14,7 @@ from bpflint import api
 from bpflint.budget.config import Limits
 from bpflint.cache import ResultCache, default_cache_dir
 from bpflint.commands import COMMANDS
+from bpflint.cost import may_goto
 from bpflint.cost.model import CostTable, load_cost_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
@@ -59,7 +60,22 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, metavar="S",
                         help="wall-clock seconds per program before it is reported as "
                              f"BPF006 (default: {AnalysisOptions().max_seconds:g})")
+    add_may_goto_argument(parser)
     add_set_argument(parser)
+
+
+def add_may_goto_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--may-goto", choices=may_goto.MODELS,
+                        help="how the kernel bounds may_goto (cond_break, can_loop) loops: "
+                             "'timed', 250 ms per frame (Linux >= 6.15 with the x86-64 or "
+                             "arm64 JIT), or 'count', 8M iterations per frame (older "
+                             "kernels, no JIT) (default: [analyze] may_goto, else "
+                             f"{may_goto.DEFAULT_MODEL})")
+
+
+def may_goto_model(args: argparse.Namespace, configured: str | None = None) -> str:
+    """--may-goto, else the budget file's [analyze] may_goto, else the default."""
+    return getattr(args, "may_goto", None) or configured or may_goto.DEFAULT_MODEL
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +118,8 @@ class RunSettings:
 
 def run_settings(args: argparse.Namespace, configured: Limits | None = None,
                  tail_calls: Mapping[str, tuple[str, ...]] | None = None,
-                 rodata: Sequence[RodataPin] = ()) -> RunSettings:
+                 rodata: Sequence[RodataPin] = (),
+                 may_goto_configured: str | None = None) -> RunSettings:
     """Settings from the command line, else the budget file's [limits], else defaults."""
     jobs = api.default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:
@@ -118,7 +135,8 @@ def run_settings(args: argparse.Namespace, configured: Limits | None = None,
     options = AnalysisOptions(**{k: v for k, v in chosen.items()
                                  if k in ("max_steps", "max_seconds")},
                               tail_call_targets=dict(tail_calls or {}),
-                              rodata=(*rodata, *set_pins(args)))
+                              rodata=(*rodata, *set_pins(args)),
+                              may_goto=may_goto_model(args, may_goto_configured))
     limits = ReadLimits(**{k: v for k, v in chosen.items()
                            if k in ("max_object_bytes", "max_btf_bytes")})
     cache = None if args.no_cache else \

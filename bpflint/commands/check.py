@@ -162,7 +162,8 @@ def require_programs(config: BudgetConfig, paths: Sequence[str], analysed: Analy
 
 def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings]:
     config = load_config(find_config(args.config))
-    settings = run_settings(args, config.limits, config.tail_calls, config.rodata)
+    settings = run_settings(args, config.limits, config.tail_calls, config.rodata,
+                            config.may_goto)
     table = load_table(str(config.cost_table) if config.cost_table else None)
     return config, table, settings
 

@@ -22,8 +22,10 @@ from bpflint.budget import gitref
 from bpflint.budget.config import load_config
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import (
+    add_may_goto_argument,
     add_set_argument,
     load_table,
+    may_goto_model,
     note_line,
     printable,
     set_pins,
@@ -64,13 +66,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="write the report to FILE instead of standard output")
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="budget file whose [rodata] pins apply (default: none)")
+                        help="budget file whose [rodata] pins and [analyze] may_goto "
+                             "apply (default: none)")
+    add_may_goto_argument(parser)
     add_set_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    configured = load_config(args.config).rodata if args.config is not None else ()
+    config = load_config(args.config) if args.config is not None else None
+    configured = config.rodata if config is not None else ()
     pins = (*configured, *set_pins(args))
+    options = AnalysisOptions(may_goto=may_goto_model(args, config.may_goto if config
+                                                      else None))
     obj = load_object(args.object)
     for note in unknown_pin_notes(pins, {var.name for _, var in loader_vars(obj)}):
         print(note_line(note), file=sys.stderr)
@@ -80,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "html":
         chosen = list(obj.programs) if args.program is None else \
             [find_program(obj.programs, args.program, args.object)]
-        results = tuple(analyze_program(obj, p, table, AnalysisOptions()) for p in chosen)
+        results = tuple(analyze_program(obj, p, table, options) for p in chosen)
         page = html.render_analysis(AnalysisReport(results, ()), by_ns=args.by != "insns")
         write_output(args.output, page)
         return 0
@@ -91,13 +98,13 @@ def run(args: argparse.Namespace) -> int:
         program = obj.programs[0]
     else:
         program = find_program(obj.programs, args.program, args.object)
-    result = analyze_program(obj, program, table, AnalysisOptions())
+    result = analyze_program(obj, program, table, options)
     # source paths as every report names them: relative to the repository ("parse.h"
     # under the object's project, not BTF's "././parse.h")
     namer = PathNamer(gitref.repo_root(Path.cwd()) or Path.cwd())
     by_ns = args.by == "ns" or (args.by is None and result.ns_max is not None)
     write_output(args.output, render(namer.result(result), args.top,
-                                     at_defaults(obj, program, table, result), by_ns))
+                                     at_defaults(obj, program, table, result, options), by_ns))
     return 0
 
 
@@ -106,15 +113,15 @@ def run(args: argparse.Namespace) -> int:
 MAX_ATTRIBUTED = 8
 
 
-def at_defaults(obj: BpfObject, program: Program, table: CostTable, result: ProgramResult
-                ) -> dict[str, ProgramResult]:
+def at_defaults(obj: BpfObject, program: Program, table: CostTable, result: ProgramResult,
+                options: AnalysisOptions | None = None) -> dict[str, ProgramResult]:
     """Per unpinned loader-set variable the program reads: its result with only that
     variable at the object's own value."""
     open_ = [s for s in result.loader_set if not s.pinned and s.default is not None]
     if len(open_) > MAX_ATTRIBUTED:
         return {}
     return {s.name: analyze_program(pin(obj, {s.name: (s.default, s.default)}), program,
-                                    table, AnalysisOptions())
+                                    table, options or AnalysisOptions())
             for s in open_ if s.default is not None}
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.bounds import (
+    MAY_GOTO_BUDGET,
     LoopBound,
     bound_loop,
     count_iterations,
@@ -54,6 +55,7 @@ from bpflint.analysis.state import (
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
+from bpflint.cost import may_goto
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
 from bpflint.cost.options import AnalysisOptions
@@ -114,6 +116,7 @@ MAX_TAIL_CALLS = 33  # the kernel's MAX_TAIL_CALL_CNT
 BPF_LOOP_MAX = 1 << 23  # bpf_loop rejects larger nr_loops with -E2BIG
 USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
+MAY_GOTO_UNROLL_STEPS = 10_000  # ... and of a loop the timed may_goto budget bounds
 BLOCK_MEMO_KEPT = 200_000  # priced blocks a program keeps before starting afresh
 PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration ...
 SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
@@ -439,11 +442,15 @@ class ProgramAnalysis:
                 continue
             loop = forest.loops[header]
             bound = self._bound(ctx, header, flow)
+            time_cap_ns = math.inf
+            if bound.may_goto and self.options.may_goto == "timed":
+                bound, time_cap_ns = self._timed_may_goto(ctx, loop, bound, flow, blocks,
+                                                          summaries)
             steady_ns, exit_ns = self._steady_ns(ctx, loop, flow, blocks, summaries,
                                                  bound.max_backedges)
             summary = summarise_loop(ctx.cfg, forest, header, bound, _costs(blocks),
                                      _exits(blocks), flow.edge_out, summaries, blocks,
-                                     steady_ns, exit_ns)
+                                     steady_ns, exit_ns, time_cap_ns)
             if bound.max_backedges is not None:
                 work = (bound.max_backedges + 1) * body_insns(ctx.cfg, loop)
                 # Iteration-by-iteration costing is exact but costs as much as
@@ -462,6 +469,41 @@ class ProgramAnalysis:
             self._note_loop(ctx.cfg.blocks[header].insns[0], "loop",
                             summary.bound.max_backedges, summary.bound.how)
         return summaries
+
+    def _timed_may_goto(self, ctx: _Ctx, loop: Loop, bound: LoopBound, flow: Flow,
+                        blocks: dict[int, _BlockInfo], summaries: dict[int, LoopSummary]
+                        ) -> tuple[LoopBound, float]:
+        """A loop the timed may_goto budget bounds (bpflint/cost/may_goto.py): its back
+        edges from 250 ms over its cheapest iteration, unless another bound is lower,
+        and the most time its iterations take."""
+        region = solve_region(ctx.cfg, ctx.forest, loop.header, _costs(blocks),
+                              _exits(blocks), flow.edge_out, summaries)
+        iteration = region.cost.get(LATCH)
+        if iteration is None:
+            return bound, math.inf
+        table = self.table
+        # every iteration runs a may_goto: its price is a floor without a table too
+        floor_ns = table.insns["may_goto"].min_ns if table is not None \
+            else may_goto.shipped_may_goto_min_ns()
+        if table is not None:
+            floor_ns = max(floor_ns, iteration[2])
+        n = may_goto.timed_iterations(floor_ns)
+        other = bound.max_backedges
+        if n is None:
+            if other is None:
+                return LoopBound(loop.header, None, 0, may_goto.UNBOUNDED_HOW, True), math.inf
+            return bound, math.inf
+        if other is not None and other <= n:
+            return bound, math.inf
+        line = _loop_line(ctx.cfg, loop)
+        # one note per loop, though it is bounded again in other contexts
+        if not any(d.rule == "BPF009" and d.loc == _loc(line) for d in self.diags):
+            self.diag("BPF009", "timed-may-goto", may_goto.describe(n, floor_ns), line)
+        refresh_ns = table.defaults.helper.max_ns if table is not None else 0.0
+        cap_ns = may_goto.timed_ns(iteration[3], refresh_ns) if table is not None \
+            else math.inf
+        return LoopBound(loop.header, n, bound.min_backedges,
+                         f"timed may_goto: at most {n} iterations in 250 ms", True), cap_ns
 
     def _steady_ns(self, ctx: _Ctx, loop: Loop, flow: Flow, blocks: dict[int, _BlockInfo],
                    summaries: dict[int, LoopSummary], later: int | None
@@ -597,12 +639,22 @@ class ProgramAnalysis:
                                        lambda state: ctx.iterations.get(header, state))
             if counted is not None:
                 return counted
-        bound = bound_loop(cfg, forest, loop, flow, env)
-        if bound.max_backedges is not None:
+        timed = self.options.may_goto == "timed"
+        bound = bound_loop(cfg, forest, loop, flow, env, None if timed else MAY_GOTO_BUDGET)
+        if bound.max_backedges is not None and not bound.may_goto:
             return bound
+        # a may_goto budget (8M, or _timed_may_goto's) is large: the loop's own exit
+        # test may give a far smaller bound, as unrolling it shows (within a smaller
+        # allowance: a loop that only may_goto ends runs the whole of it)
+        if bound.may_goto:
+            limit = min(limit, MAY_GOTO_UNROLL_STEPS // max(body_insns(cfg, loop), 1))
         unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit,
                                self._iterate(ctx, loop))
-        return unrolled if unrolled is not None else bound
+        if unrolled is None or unrolled.max_backedges is None:
+            return bound
+        if bound.max_backedges is not None and bound.max_backedges < unrolled.max_backedges:
+            return bound
+        return unrolled
 
     def _iterate(self, ctx: _Ctx, loop: Loop) -> Callable[[State], Iteration]:
         """One iteration of ``loop`` from a header state; the fixpoint may have run it."""
@@ -1196,6 +1248,18 @@ def _descendants(forest: LoopForest, header: int) -> list[int]:
         out.append(h)
         work.extend(forest.loops[h].children)
     return out
+
+
+def _loop_line(cfg: Cfg, loop: Loop) -> Insn | None:
+    """The instruction that names a loop's source line: its header's first with line
+    info, else its may_goto's."""
+    header = cfg.blocks[loop.header].insns
+    found = next((insn for insn in header if insn.line is not None), None)
+    if found is not None:
+        return found
+    body = [insn for b in loop.order for insn in cfg.blocks[b].insns]
+    return next((insn for insn in body if insn.is_may_goto and insn.line is not None),
+                header[0])
 
 
 def _is_unbounded(summary: LoopSummary) -> bool:

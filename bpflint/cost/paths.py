@@ -199,10 +199,12 @@ def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
                    block_cost: EdgeCost, block_exits: Callable[[int], list[Target]],
                    edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary],
                    context: Any, steady_ns: float = math.inf,
-                   exit_ns: Mapping[Target, float] | None = None) -> LoopSummary:
+                   exit_ns: Mapping[Target, float] | None = None,
+                   repeat_ns_cap: float = math.inf) -> LoopSummary:
     """Summarise a loop as ``bound`` back edges of its dearest iteration plus an exit;
     back edges after the first cost at most ``steady_ns`` each (see ``repeat``), and
-    the way out to a target after one of them at most ``exit_ns[target]``."""
+    the way out to a target after one of them at most ``exit_ns[target]``; all the
+    back edges together at most ``repeat_ns_cap`` ns (a loop bounded by time)."""
     region = solve_region(cfg, forest, header, block_cost, block_exits, edges, summaries)
     iteration = region.cost.get(LATCH)
     hi = bound.max_backedges
@@ -224,11 +226,14 @@ def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
             leave = (exit_cost[0], exit_cost[1], exit_cost[2],
                      max(cap, exit_cost[3] - iteration[3]))
             exit_mult = leave[3] / exit_cost[3]
-        totals[target] = add(repeat(iteration, bound.min_backedges,
-                                    math.inf if hi is None else hi, steady_ns), leave)
+        repeated = repeat(iteration, bound.min_backedges, math.inf if hi is None else hi,
+                          steady_ns)
+        if repeated[3] > repeat_ns_cap:
+            repeated = (repeated[0], repeated[1], repeated[2], repeat_ns_cap)
+        totals[target] = add(repeated, leave)
         runs = hi or 0
-        ns_runs = repeat(iteration, 0, runs, steady_ns)[3] / iteration[3] if iteration[3] \
-            else runs
+        ns_runs = min(repeat(iteration, 0, runs, steady_ns)[3], repeat_ns_cap) \
+            / iteration[3] if iteration[3] else runs
         pieces[target] = [Piece(region, LATCH, runs, context, summaries, ns_runs),
                           Piece(region, target, 1, context, summaries, exit_mult)]
     return LoopSummary(bound, totals, pieces)
