@@ -42,7 +42,8 @@ from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
 
-SOURCE = PROGS / "callback_writes.bpf.c"
+# in a folder of its own: the top-level programs are the case corpus (tests/cases.py)
+SOURCE = PROGS / "callbacks" / "callback_writes.bpf.c"
 QUEUES = tuple(range(16))
 LIMITS = (0, 1, 5, 20, 50, 100, 200, 1000, 0xFFFFFFFF)
 
