@@ -19,9 +19,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NO_COMPILE_ENV = "BPFLINT_NO_COMPILE"
@@ -71,6 +73,24 @@ def compiled_extensions() -> list:
         return []
 
 
+def purge_compiled(build_lib: str) -> None:
+    """Delete compiled modules and the record an earlier build left in build_lib: the
+    wheel is made of everything there, and an in-tree build/ outlives a build."""
+    for directory, _, names in os.walk(build_lib):
+        for name in names:
+            if name.endswith(tuple(EXTENSION_SUFFIXES)) or name == native.RECORD:
+                os.unlink(os.path.join(directory, name))
+
+
+class PureBuildPy(build_py):
+    """build_py that, when no core is to be compiled, leaves none from before."""
+
+    def run(self) -> None:
+        super().run()
+        if not self.distribution.ext_modules:
+            purge_compiled(self.build_lib)
+
+
 class OptionalBuildExt(build_ext):
     """build_ext that falls back to no extension at all when any of them fails:
     compiled modules call each other directly, so it is all of them or none."""
@@ -93,10 +113,7 @@ class OptionalBuildExt(build_ext):
 
     def _fall_back(self, why: str) -> None:
         note(why)
-        for ext in self.extensions:
-            path = self.get_ext_fullpath(ext.name)
-            if os.path.exists(path):
-                os.unlink(path)
+        purge_compiled(self.build_lib)
         self.extensions = []
         self.distribution.ext_modules = []
 
@@ -108,5 +125,5 @@ def wants_compiled_core() -> bool:
 if __name__ == "__main__":  # as setuptools runs it; tests/test_install.py imports it
     setup(
         ext_modules=compiled_extensions() if wants_compiled_core() else [],
-        cmdclass={"build_ext": OptionalBuildExt},
+        cmdclass={"build_ext": OptionalBuildExt, "build_py": PureBuildPy},
     )

@@ -76,8 +76,15 @@ def test_a_failing_c_build_falls_back_to_pure_python(
         return cmd, dist
 
     cmd, dist = build_ext()
+    # what an earlier, compiled build left in an in-tree build/
+    stale = [tmp_path / "lib" / "pkg" / f"old{EXTENSION_SUFFIXES[0]}",
+             tmp_path / "lib" / "bpflint" / native.RECORD]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
     cmd.run()  # does not raise
     assert cmd.extensions == [] and dist.ext_modules == []  # so the wheel is pure Python
+    assert not [path for path in stale if path.exists()]
     notes = [line for line in capsys.readouterr().err.splitlines() if "bpflint:" in line]
     assert len(notes) == 1 and "installing pure Python" in notes[0], notes
 
