@@ -47,6 +47,7 @@ native = _native()
 
 def note(why: str) -> None:
     """The one line an install prints when it falls back to pure Python."""
+    why = " ".join(why.split())
     if os.environ.get(REQUIRE_COMPILE_ENV):
         sys.exit(f"bpflint: the compiled core could not be built: {why} "
                  f"({REQUIRE_COMPILE_ENV} is set)")
@@ -101,15 +102,13 @@ class OptionalBuildExt(build_ext):
         except (Exception, SystemExit) as exc:  # no compiler, no Python.h, a C error
             self._fall_back(f"the C build failed ({str(exc).strip() or type(exc).__name__})")
             return
-        if self.inplace:
-            return
         built = [ext.name for ext in self.extensions
                  if os.path.exists(self.get_ext_fullpath(ext.name))]
         if len(built) != len(self.extensions):
             self._fall_back(f"only {len(built)} of {len(self.extensions)} modules built")
             return
         # the record bpflint/native.py compares the installed sources against
-        native.write_record(HERE, self.build_lib)
+        native.write_record(HERE, HERE if self.inplace else self.build_lib)
 
     def _fall_back(self, why: str) -> None:
         note(why)
