@@ -65,12 +65,16 @@ class Machine:
     # The stack stays in its frozen form (a sorted tuple) until something writes it:
     # most blocks never do, and re-sorting it on every freeze was a tenth of the
     # analysis time on large programs.
-    __slots__ = ("regs", "_stack", "_frozen")
+    __slots__ = ("regs", "_stack", "_frozen", "shifted")
 
     def __init__(self, state: State) -> None:
         self.regs = list(state.regs)
         self._frozen: tuple[tuple[int, int, Val], ...] | None = state.stack
         self._stack: dict[int, tuple[int, Val]] | None = None
+        # (r <<= 32 of a linked u32, r before it): r >>= 32 of that very value
+        # gives r back, link and all (clang's zero-extension r1 = r2; r1 <<= 32;
+        # r1 >>= 32). Within one block walk only; a new link ends it (see new_link).
+        self.shifted: tuple[Val, Val] | None = None
 
     @property
     def stack(self) -> dict[int, tuple[int, Val]]:
@@ -134,6 +138,7 @@ class Machine:
         """Link register ``reg`` (an unlinked scalar) under ``link_id``, first taking
         that id from whatever holds it (an earlier run of the same instruction)."""
         regs = self.regs
+        self.shifted = None  # its value may hold link_id, which now means another link
         for r in range(11):
             v = regs[r]
             if v.link >> 64 == link_id:
@@ -336,6 +341,15 @@ def alu(m: Machine, insn: Insn) -> None:
             # verifier's BPF_ADD_CONST, which keeps 0 < k < 2^31 only)
             k = src.s.umin if op == _OP_ADD else -src.s.umin
             regs[insn.dst] = linked(result, link_of(dst.link >> 64, dst.link + k))
+        elif width == 64 and insn.imm == 32 and not insn.opcode & 0x08 and dst.link \
+                and op == _OP_LSH and dst.s.umax <= sc.U32:
+            shifted = scalar(result)
+            regs[insn.dst] = shifted
+            m.shifted = (shifted, dst)
+        elif op == _OP_RSH and m.shifted is not None and dst is m.shifted[0] \
+                and width == 64 and insn.imm == 32 and not insn.opcode & 0x08:
+            # (v << 32) >> 32 == v for a u32 v: the value shifted, as it was
+            regs[insn.dst] = m.shifted[1]
         else:
             regs[insn.dst] = scalar(result)
         return

@@ -141,3 +141,45 @@ int loop_reloaded_unlinked(struct xdp_md *ctx)
 		     : "r1", "r2");
 	return i > LIMIT ? XDP_DROP : XDP_PASS;
 }
+
+/* clang's zero extension of a copy (r1 = r2; r1 <<= 32; r1 >>= 32) of a u32: the
+ * same value again, so still linked. The kernel breaks the link at the shift and
+ * refuses this one; bpflint keeps it (falco's filler_helpers.h:218) */
+SEC("xdp")
+int loop_zext_copy(struct xdp_md *ctx)
+{
+	__u64 n = ctx->rx_queue_index;
+	__u64 i = 0;
+
+	asm volatile("r2 = %[n];"
+		     "r2 <<= 32;"
+		     "r2 >>= 32;"
+		     "if r2 > %[lim] goto +3;"
+		     "if %[i] >= %[n] goto +2;"
+		     "%[i] += 1;"
+		     "goto -3;"
+		     : [i] "+r"(i)
+		     : [n] "r"(n), [lim] "i"(LIMIT)
+		     : "r2");
+	return i > LIMIT ? XDP_DROP : XDP_PASS;
+}
+
+/* the same zero extension of a 64-bit value checks its low half only */
+SEC("xdp")
+int loop_zext_wide_unlinked(struct xdp_md *ctx)
+{
+	__u64 n = ctx->rx_queue_index | (__u64)ctx->ingress_ifindex << 32;
+	__u64 i = 0;
+
+	asm volatile("r2 = %[n];"
+		     "r2 <<= 32;"
+		     "r2 >>= 32;"
+		     "if r2 > %[lim] goto +3;"
+		     "if %[i] >= %[n] goto +2;"
+		     "%[i] += 1;"
+		     "goto -3;"
+		     : [i] "+r"(i)
+		     : [n] "r"(n), [lim] "i"(LIMIT)
+		     : "r2");
+	return i > LIMIT ? XDP_DROP : XDP_PASS;
+}
