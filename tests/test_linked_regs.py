@@ -212,38 +212,41 @@ def test_a_spilled_copy_shares_the_link() -> None:
     assert out is not None and load(out, _insn(0x61, 5, 10, off=-8), ENV).s.umax == sc.U32
 
 
+def _shift(m: Machine, op: int, pc: int) -> None:
+    alu(m, _insn(op, 4, imm=32, pc=pc))
+
+
+LSH64_K, RSH64_K = 0x67, 0x77
+
+
 def test_a_zero_extended_copy_of_a_u32_stays_linked() -> None:
-    lsh, rsh = _insn(0x67, 4, imm=32), _insn(0x77, 4, imm=32)
     m = _machine(r2=scalar(Scalar.urange(0, sc.U32)))
-    alu(m, _insn(MOV64, 4, 2))
-    alu(m, lsh)
-    alu(m, rsh)
+    alu(m, _insn(MOV64, 4, 2, pc=0))
+    _shift(m, LSH64_K, 1)
+    _shift(m, RSH64_K, 2)
     out = _branch(m, JGT_K, 4, 128, taken=False)
     assert out is not None and out.regs[2].s.umax == 128
     # of a 64-bit value the shifts keep the low half only: no link
     m = _machine(r2=UNKNOWN)
-    alu(m, _insn(MOV64, 4, 2))
-    alu(m, lsh)
-    alu(m, rsh)
+    alu(m, _insn(MOV64, 4, 2, pc=0))
+    _shift(m, LSH64_K, 1)
+    _shift(m, RSH64_K, 2)
     out = _branch(m, JGT_K, 4, 128, taken=False)
     assert out is not None and out.regs[2].s == sc.UNKNOWN
-    # something else between the shifts: no link
+    # anything between the shifts (here r4 += 1), or shifts that are not one right
+    # after the other: no link
     m = _machine(r2=scalar(Scalar.urange(0, sc.U32)))
-    alu(m, _insn(MOV64, 4, 2))
-    alu(m, lsh)
-    alu(m, _insn(ADD64_K, 4, imm=1))
-    alu(m, rsh)
+    alu(m, _insn(MOV64, 4, 2, pc=0))
+    _shift(m, LSH64_K, 1)
+    alu(m, _insn(ADD64_K, 4, imm=1, pc=2))
+    _shift(m, RSH64_K, 3)
     out = _branch(m, JGT_K, 4, 128, taken=False)
     assert out is not None and out.regs[2].s.umax == sc.U32
-    # the link's id given to another copy between the shifts: r4 comes back unlinked
-    m = _machine(r2=scalar(Scalar.urange(0, sc.U32)), r6=UNKNOWN)
-    alu(m, _insn(MOV64, 4, 2, pc=5))
-    alu(m, lsh)
-    alu(m, _insn(MOV64, 7, 6, pc=5))  # pc 5 again (a loop): r6, r7 now hold the id
-    alu(m, rsh)
+    m = _machine(r2=scalar(Scalar.urange(0, sc.U32)))
+    alu(m, _insn(MOV64, 4, 2, pc=0))
+    _shift(m, LSH64_K, 1)
+    _shift(m, RSH64_K, 7)
     assert m.regs[4].link == 0
-    out = _branch(m, JGT_K, 4, 128, taken=False)
-    assert out is not None and out.regs[6].s == sc.UNKNOWN
 
 
 def test_a_relinked_id_leaves_its_old_holders() -> None:

@@ -71,10 +71,11 @@ class Machine:
         self.regs = list(state.regs)
         self._frozen: tuple[tuple[int, int, Val], ...] | None = state.stack
         self._stack: dict[int, tuple[int, Val]] | None = None
-        # (r <<= 32 of a linked u32, r before it): r >>= 32 of that very value
-        # gives r back, link and all (clang's zero-extension r1 = r2; r1 <<= 32;
-        # r1 >>= 32). Within one block walk only; a new link ends it (see new_link).
-        self.shifted: tuple[Val, Val] | None = None
+        # After r <<= 32 of a linked u32: (r, the pc right after, r before the
+        # shift). r >>= 32 at that very pc gives r back, link and all (clang's
+        # zero extension r1 = r2; r1 <<= 32; r1 >>= 32). By pc, not by identity:
+        # compiled (mypyc), a Val is no object with an identity of its own.
+        self.shifted: tuple[int, int, Val] | None = None
 
     @property
     def stack(self) -> dict[int, tuple[int, Val]]:
@@ -138,7 +139,6 @@ class Machine:
         """Link register ``reg`` (an unlinked scalar) under ``link_id``, first taking
         that id from whatever holds it (an earlier run of the same instruction)."""
         regs = self.regs
-        self.shifted = None  # its value may hold link_id, which now means another link
         for r in range(11):
             v = regs[r]
             if v.link >> 64 == link_id:
@@ -343,13 +343,14 @@ def alu(m: Machine, insn: Insn) -> None:
             regs[insn.dst] = linked(result, link_of(dst.link >> 64, dst.link + k))
         elif width == 64 and insn.imm == 32 and not insn.opcode & 0x08 and dst.link \
                 and op == _OP_LSH and dst.s.umax <= sc.U32:
-            shifted = scalar(result)
-            regs[insn.dst] = shifted
-            m.shifted = (shifted, dst)
-        elif op == _OP_RSH and m.shifted is not None and dst is m.shifted[0] \
-                and width == 64 and insn.imm == 32 and not insn.opcode & 0x08:
-            # (v << 32) >> 32 == v for a u32 v: the value shifted, as it was
-            regs[insn.dst] = m.shifted[1]
+            regs[insn.dst] = scalar(result)
+            m.shifted = (insn.dst, insn.pc + 1, dst)
+        elif op == _OP_RSH and m.shifted is not None and m.shifted[0] == insn.dst \
+                and m.shifted[1] == insn.pc and width == 64 and insn.imm == 32 \
+                and not insn.opcode & 0x08:
+            # right after r <<= 32, so nothing wrote r in between: (v << 32) >> 32
+            # is v for a u32 v, the value shifted, link and all
+            regs[insn.dst] = m.shifted[2]
         else:
             regs[insn.dst] = scalar(result)
         return
