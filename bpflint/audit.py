@@ -16,7 +16,7 @@ from bpflint.errors import BpfLintError
 from bpflint.kernel import introspect
 from bpflint.kernel.introspect import Link, LoadedMap, LoadedProgram
 from bpflint.kernel.syscall import MAP_TYPES
-from bpflint.kernel.xlated import Loaded, TranslatedError, kallsyms, translate
+from bpflint.kernel.xlated import Loaded, TranslatedError, kallsyms, may_goto_model, translate
 from bpflint.results import ProgramResult
 
 PROG_ARRAY = MAP_TYPES["prog_array"]
@@ -141,6 +141,10 @@ def audit_program(prog: LoadedProgram, links: Sequence[Link], table: Any,
         maps, targets, slots = _closure(prog)
         translated = translate(prog, maps, introspect.read_btf(prog.btf_id), kallsyms(),
                                section, tail_targets=targets, prog_slots=slots)
+        # the running kernel's may_goto, as its expansion shows, not the default's
+        model = may_goto_model(prog.xlated)
+        if model is not None:
+            options = dataclasses.replace(options, may_goto=model)
         result = analyze_program(translated.obj, translated.program, table, options)
     except TranslatedError as exc:
         return dataclasses.replace(base, error=str(exc))

@@ -321,6 +321,11 @@ def test_action_passes_and_writes_summary_outputs_and_sarif(
     assert run.outputs["comment-url"] == ""  # a push: no pull request to comment on
     assert "::error" not in run.stdout
     assert "xdp_firewall" in run.summary and "|" in run.summary
+    # the cost map the upload step takes: one self-contained page naming the program
+    cost_map = Path(run.outputs["html"]).read_text()
+    assert cost_map.startswith("<!DOCTYPE html>") and "xdp_firewall" in cost_map
+    upload = next(s for s in ACTION["runs"]["steps"] if s.get("id") == "cost-map")
+    assert upload["with"]["path"] == "${{ steps.check.outputs.html }}"
 
     sarif = json.loads((workspace / "out" / "bpflint.sarif").read_text())
     jsonschema.validate(sarif, json.loads(SARIF_SCHEMA.read_text()))

@@ -86,12 +86,17 @@ def read_inputs(environ: Mapping[str, str]) -> Inputs:
     )
 
 
+HTML_NAME = "bpflint-cost-map.html"
+
+
 def check_argv(inputs: Inputs, base: str | None, json_path: Path, md_path: Path) -> list[str]:
     argv = [sys.executable, "-m", "bpflint", "check", "--config", inputs.config,
             "--format", "text", "--format", "github",
             "--format", "sarif", "--output", inputs.sarif,
             "--format", "json", "--output", str(json_path),
-            "--format", "markdown", "--output", str(md_path)]
+            "--format", "markdown", "--output", str(md_path),
+            # the cost map the Action uploads as an artifact: beside the Markdown
+            "--format", "html", "--output", str(md_path.with_name(HTML_NAME))]
     if inputs.warn_only:
         argv.append("--warn-only")
     if base:
@@ -264,6 +269,8 @@ def run(environ: Mapping[str, str]) -> int:
     set_output(environ, "sarif", str(sarif) if sarif.is_file() else "")
     report = _read_json(json_path)
     set_output(environ, "report", str(json_path) if report is not None else "")
+    html_path = md_path.with_name(HTML_NAME)
+    set_output(environ, "html", str(html_path) if html_path.is_file() else "")
     verdict = "error" if status >= EXIT_ERROR or report is None else str(report["verdict"])
     set_output(environ, "verdict", verdict)
     set_output(environ, "failures", str(_failures(report) if report is not None else 0))

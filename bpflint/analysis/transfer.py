@@ -15,6 +15,7 @@ from bpflint.analysis.branch import refine, relation
 from bpflint.analysis.scalar import EmptyValue, Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
+    STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
     ZERO,
@@ -23,12 +24,14 @@ from bpflint.analysis.state import (
     Val,
     const,
     freeze_stack,
+    link_of,
+    linked,
     scalar,
     unknown_bits,
 )
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, AluOp, Cls
-from bpflint.obj.model import MapDef
+from bpflint.obj.model import KCONFIG_MAP, LoaderVar, MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
 _XDP_CTX = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
@@ -52,18 +55,27 @@ class Env:
 
     prog_type: str
     maps: dict[str, MapDef]
+    # loader-set variables read so far (name -> the loads reading it, by id(): an
+    # instruction's own hash walks its source line), filled as blocks are walked and
+    # shared by every function of one program's analysis
+    loader_reads: dict[str, dict[int, Insn]] | None = None
 
 
 class Machine:
     # The stack stays in its frozen form (a sorted tuple) until something writes it:
     # most blocks never do, and re-sorting it on every freeze was a tenth of the
     # analysis time on large programs.
-    __slots__ = ("regs", "_stack", "_frozen")
+    __slots__ = ("regs", "_stack", "_frozen", "shifted")
 
     def __init__(self, state: State) -> None:
         self.regs = list(state.regs)
         self._frozen: tuple[tuple[int, int, Val], ...] | None = state.stack
         self._stack: dict[int, tuple[int, Val]] | None = None
+        # After r <<= 32 of a linked u32: (r, the pc right after, r before the
+        # shift). r >>= 32 at that very pc gives r back, link and all (clang's
+        # zero extension r1 = r2; r1 <<= 32; r1 >>= 32). By pc, not by identity:
+        # compiled (mypyc), a Val is no object with an identity of its own.
+        self.shifted: tuple[int, int, Val] | None = None
 
     @property
     def stack(self) -> dict[int, tuple[int, Val]]:
@@ -122,6 +134,43 @@ class Machine:
                     return scalar(sc.low_bits(val.s, size * 8))
         return unknown_bits(size)
 
+    # -- links ------------------------------------------------------------
+    def new_link(self, reg: int, link_id: int) -> Val:
+        """Link register ``reg`` (an unlinked scalar) under ``link_id``, first taking
+        that id from whatever holds it (an earlier run of the same instruction)."""
+        regs = self.regs
+        for r in range(11):
+            v = regs[r]
+            if v.link >> 64 == link_id:
+                regs[r] = scalar(v.s)
+        frozen = self._frozen
+        if frozen is None or any(val.link >> 64 == link_id for _, _, val in frozen):
+            stack = self.stack
+            for off, (size, val) in list(stack.items()):
+                if val.link >> 64 == link_id:
+                    stack[off] = (size, scalar(val.s))
+        v = linked(regs[reg].s, link_of(link_id, 0))
+        regs[reg] = v
+        return v
+
+    def sync_links(self, known: Scalar, link: int, skip: int) -> None:
+        """Register ``skip``, with ``link``, was just narrowed to ``known`` by a
+        branch: every other holder of the link's id is narrowed by the same bound,
+        shifted by the difference of their deltas. EmptyValue if one becomes empty."""
+        link_id = link >> 64
+        delta = link & sc.U64
+        regs = self.regs
+        for r in range(11):
+            v = regs[r]
+            if r != skip and v.link >> 64 == link_id:
+                regs[r] = _narrowed(v, known, delta)
+        frozen = self._frozen
+        if frozen is None or any(val.link >> 64 == link_id for _, _, val in frozen):
+            stack = self.stack
+            for off, (size, val) in list(stack.items()):
+                if val.link >> 64 == link_id:
+                    stack[off] = (size, _narrowed(val, known, delta))
+
     def havoc_stack_from(self, off: Scalar, nbytes: int | None) -> None:
         """A callee or helper may write ``nbytes`` (None: unknown) from this offset up.
         Iterator slots survive (the kernel keeps them). The slots that go are found
@@ -149,6 +198,15 @@ class Machine:
             stack = self.stack
             for k in doomed:
                 del stack[k]
+
+
+def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
+    """``v`` met with what a linked value ``known`` (delta ``known_delta``) says of
+    it: v = known + (v's delta - known's delta), mod 2^64."""
+    shift = ((v.link & sc.U64) - known_delta) & sc.U64
+    bound = known if shift == 0 else sc.add(known, Scalar.const(shift))
+    met = sc.meet(v.s, bound)
+    return v if met == v.s else linked(met, v.link)
 
 
 # -- ALU ------------------------------------------------------------------------
@@ -208,6 +266,13 @@ def _alu_scalar(op: int, a: Scalar, b: Scalar, width: int, insn: Insn) -> Scalar
     return sc.trunc32(r) if width == 32 else r
 
 
+def _copies(off: int, width: int, s: Scalar) -> bool:
+    """A mov (``off``: movsx's source bits, 0 for none) leaves the value ``s`` as it is."""
+    if off == 0:
+        return width == 64 or s.umax <= sc.U32
+    return s.umax < 1 << (off - 1)
+
+
 def _signed_divmod(a: Scalar, b: Scalar, width: int, is_div: bool) -> Scalar:
     if a.is_const and b.is_const:
         to_s = sc.to_s32 if width == 32 else sc.to_s64
@@ -240,6 +305,14 @@ def alu(m: Machine, insn: Insn) -> None:
     if op == _OP_MOV:
         if insn.off == 1:  # addr_space_cast: an arena pointer we do not track
             regs[insn.dst] = UNKNOWN
+        elif insn.opcode & 0x08 and src.kind == _SCALAR and _copies(insn.off, width, src.s):
+            # dst gets src's value as it is: the two are linked (the verifier's
+            # assign_scalar_id_before_mov: r1 = r2, w1 = w2 of a u32, a sign
+            # extension that extends nothing), a known value needs no link
+            if insn.dst != insn.src:
+                if not src.link and src.s.umin != src.s.umax:
+                    src = m.new_link(insn.src, insn.pc + 1)
+                regs[insn.dst] = src
         elif insn.off:  # movsx
             regs[insn.dst] = scalar(sc.sext(src.s, insn.off)) if src.kind == _SCALAR \
                 else UNKNOWN
@@ -261,6 +334,35 @@ def alu(m: Machine, insn: Insn) -> None:
                                 else sc.low_bits(dst.s, insn.imm))
         return
     if dst.kind == _SCALAR and src.kind == _SCALAR:
+        result = _alu_scalar(op, dst.s, src.s, width, insn)
+        if dst.link and width == 64 and (op == _OP_ADD or op == _OP_SUB) \
+                and src.s.umin == src.s.umax:
+            # r1 = r2; r1 += k: still linked, k further from the base (the
+            # verifier's BPF_ADD_CONST, which keeps 0 < k < 2^31 only)
+            k = src.s.umin if op == _OP_ADD else -src.s.umin
+            regs[insn.dst] = linked(result, link_of(dst.link >> 64, dst.link + k))
+        elif width == 64 and insn.imm == 32 and not insn.opcode & 0x08 and dst.link \
+                and op == _OP_LSH and dst.s.umax <= sc.U32:
+            regs[insn.dst] = scalar(result)
+            m.shifted = (insn.dst, insn.pc + 1, dst)
+        elif op == _OP_RSH and m.shifted is not None and m.shifted[0] == insn.dst \
+                and m.shifted[1] == insn.pc and width == 64 and insn.imm == 32 \
+                and not insn.opcode & 0x08:
+            # right after r <<= 32, so nothing wrote r in between: (v << 32) >> 32
+            # is v for a u32 v, the value shifted, link and all
+            regs[insn.dst] = m.shifted[2]
+        else:
+            regs[insn.dst] = scalar(result)
+        return
+    # A STACK_OR_OTHER value may be plain data (a callee's write over a slot that
+    # held a stack pointer): anything but the base of pointer arithmetic takes it
+    # for an unknown scalar (n &= 15 after fill(&n) keeps its bound).
+    if src.ref == STACK_OR_OTHER and not (width == 64 and op == _OP_ADD and dst.kind == _SCALAR):
+        src = UNKNOWN
+    if dst.ref == STACK_OR_OTHER and not (width == 64 and src.kind == _SCALAR
+                                          and op in (_OP_ADD, _OP_SUB)):
+        dst = UNKNOWN
+    if dst.kind == _SCALAR and src.kind == _SCALAR:
         regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
         return
     # pointer arithmetic: only +/- of a scalar keeps a pointer
@@ -278,14 +380,62 @@ def alu(m: Machine, insn: Insn) -> None:
 
 # -- memory ---------------------------------------------------------------------
 
-def _read_const(mapdef: MapDef, off: Scalar, size: int) -> Val | None:
-    if not (mapdef.read_only and mapdef.data and off.is_const):
-        return None
+def _read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn, env: Env) -> Val:
+    """A load from a map value: a constant where the map is read-only data, except
+    for loader-set variables (any value of their type, or their pinned range)."""
+    if not (mapdef.read_only and mapdef.data):
+        return unknown_bits(size)
+    vars_read = _loader_vars_at(mapdef, off, size)
+    reads = env.loader_reads
+    if reads is not None:
+        for var in vars_read:
+            reads.setdefault(var.name, {})[id(insn)] = insn
+    if not off.is_const:
+        return unknown_bits(size)
     o = sc.to_s64(off.umin)
     if o < 0 or o + size > len(mapdef.data):
-        return None
-    fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
-    return const(struct.unpack_from(fmt, mapdef.data, o)[0])
+        return unknown_bits(size)
+    if all(var.value is not None for var in vars_read):
+        # constant data, or variables pinned to one value (written into the bytes)
+        fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
+        return const(struct.unpack_from(fmt, mapdef.data, o)[0])
+    if len(vars_read) == 1:
+        var = vars_read[0]
+        if size == var.elem_size and (o - var.offset) % size == 0:
+            return _element_value(var.lo, var.hi, size)
+    return unknown_bits(size)
+
+
+_ELEMENT_VALUES: dict[tuple[int, int, int], Val] = {}
+
+
+def _element_value(lo: int, hi: int, size: int) -> Val:
+    """The bits a load of ``size`` bytes gives for an element in [lo, hi] (kept: a
+    loop reads its knob on every iteration)."""
+    key = (lo, hi, size)
+    got = _ELEMENT_VALUES.get(key)
+    if got is None:
+        # a negative range wraps to the top of the width; one across zero is any bits
+        wrap = 1 << (8 * size)
+        if lo >= 0:
+            got = scalar(Scalar.urange(lo, hi))
+        elif hi < 0:
+            got = scalar(Scalar.urange(lo + wrap, hi + wrap))
+        else:
+            got = unknown_bits(size)
+        if len(_ELEMENT_VALUES) < 4096:
+            _ELEMENT_VALUES[key] = got
+    return got
+
+
+def _loader_vars_at(mapdef: MapDef, off: Scalar, size: int) -> list[LoaderVar]:
+    """The loader-set variables a read of ``size`` bytes at ``off`` may touch."""
+    if not mapdef.loader_vars:
+        return []
+    start = sc.to_s64(off.umin) if off.is_const else off.umin
+    end = start + size if off.is_const else off.umax + size
+    return [var for var in mapdef.loader_vars
+            if var.offset < end and start < var.offset + var.size]
 
 
 def load(m: Machine, insn: Insn, env: Env) -> Val:
@@ -299,7 +449,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
         kind = CTX_POINTERS.get(env.prog_type, {}).get(off.umin)
         val = Val(kind, Scalar.const(0)) if kind is not None else unknown_bits(size)
     elif base.kind == Kind.MAP_VALUE and isinstance(base.ref, str) and base.ref in env.maps:
-        val = _read_const(env.maps[base.ref], off, size) or unknown_bits(size)
+        val = _read_map_value(env.maps[base.ref], off, size, insn, env)
     elif base.kind == Kind.ITER_ELEM and size == 4 and base.extra is not None:
         lo, hi = base.extra
         val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)
@@ -314,6 +464,8 @@ def mem_kind(base: Val) -> str:
     """Memory class of an access through ``base``, for instruction costs."""
     if base.kind == Kind.MEM and base.ref == CALLER_STACK:
         return "stack"
+    if base.ref == STACK_OR_OTHER:
+        return "other"
     return _MEM_KINDS.get(base.kind, "other")
 
 
@@ -363,8 +515,19 @@ def ld_imm64(m: Machine, insn: Insn, env: Env) -> None:
         m.regs[insn.dst] = Val(Kind.MAP_VALUE, Scalar.const(reloc.offset), reloc.map)
     elif reloc.kind == "func_ptr":
         m.regs[insn.dst] = Val(Kind.FUNC, Scalar.const(0), reloc.func)
+    elif reloc.kind == "extern" and KCONFIG_MAP in env.maps:
+        m.regs[insn.dst] = _kconfig_pointer(env.maps[KCONFIG_MAP], reloc.symbol)
     else:
         m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+
+
+def _kconfig_pointer(kconfig: MapDef, name: str) -> Val:
+    """A ``__kconfig`` extern: a pointer into the .kconfig pseudo-map, whose reads are
+    its loader-set variables; any other extern (``__ksym``) is kernel memory."""
+    for var in kconfig.loader_vars:
+        if var.name == name:
+            return Val(Kind.MAP_VALUE, Scalar.const(var.offset), KCONFIG_MAP)
+    return Val(Kind.MEM, Scalar.const(0))
 
 
 def legacy_packet_load(m: Machine, insn: Insn) -> None:
@@ -385,14 +548,29 @@ def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
     regs = m.regs
     a, b = branch_operands(m, insn)
     signed, rel = relation(jop, taken)
+    if a.kind != b.kind and (a.ref == STACK_OR_OTHER or b.ref == STACK_OR_OTHER) \
+            and not (b == ZERO and rel in ("==", "!=")):
+        # A STACK_OR_OTHER value met with a scalar: plain data a callee wrote is
+        # compared as a scalar (if (n > 30) return; after fill(&n)); a pointer is not
+        # compared with a number but against NULL, which keeps it a pointer.
+        if a.ref == STACK_OR_OTHER and b.kind == Kind.SCALAR:
+            a = UNKNOWN
+        elif b.ref == STACK_OR_OTHER and a.kind == Kind.SCALAR:
+            b = UNKNOWN
     if a.kind == Kind.SCALAR and b.kind == Kind.SCALAR:
         try:
             na, nb = refine(a.s, b.s, signed, rel, width)
+            # narrowing keeps a register's value, so its links hold; the other
+            # holders of a link learn the same bound (sync_linked_regs)
+            regs[insn.dst] = linked(na, a.link)
+            if insn.opcode & 0x08:
+                regs[insn.src] = linked(nb, b.link)
+                if b.link and nb != b.s:
+                    m.sync_links(nb, b.link, insn.src)
+            if a.link and na != a.s:
+                m.sync_links(na, a.link, insn.dst)
         except EmptyValue:
             return False
-        regs[insn.dst] = scalar(na)
-        if insn.opcode & 0x08:
-            regs[insn.src] = scalar(nb)
         return True
     # pointer NULL checks
     if a.kind in (Kind.MAP_VALUE, Kind.MEM, Kind.ITER_ELEM, Kind.CTX) and b == ZERO and \

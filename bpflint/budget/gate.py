@@ -46,6 +46,7 @@ class Finding:
     level: Level
     message: str
     loc: SourceLoc | None = None
+    by_ns: bool = False  # about time: loc and the hottest lines follow the path by ns
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class GateReport:
     baseline_source: str | None  # None when there is nothing to compare with
     notes: tuple[str, ...] = ()
     accept_hint: str | None = None  # how to accept a regression that failed the gate
+    # the results at the base ref (check --base), whole: the HTML report's line-by-line
+    # deltas; a baseline file keeps totals only
+    base_results: tuple[ProgramResult, ...] = ()
 
     @property
     def failures(self) -> tuple[ProgramVerdict, ...]:
@@ -192,7 +196,12 @@ def match_budget(result: ProgramResult, budgets: Sequence[Budget],
 
 # ---------------------------------------------------------------- findings
 
-def _hottest_loc(result: ProgramResult) -> SourceLoc | None:
+def _hottest_loc(result: ProgramResult, by_ns: bool = False) -> SourceLoc | None:
+    """The dearest line of the worst path; of the path by ns for a finding about time,
+    where the line that drives the time (a helper call) may be on another branch."""
+    if by_ns and result.worst_path_ns:
+        top = max(result.worst_path_ns, key=lambda cost: cost.ns)
+        return SourceLoc(top.file, top.line)
     if result.line_costs:
         top = result.line_costs[0]
         return SourceLoc(top.file, top.line)
@@ -202,14 +211,17 @@ def _hottest_loc(result: ProgramResult) -> SourceLoc | None:
     return result.source
 
 
-def _finding(rule: str, level: Level, message: str, loc: SourceLoc | None) -> Finding:
-    return Finding(rule=rule, name=RULES[rule][0], level=level, message=message, loc=loc)
+def _finding(rule: str, level: Level, message: str, loc: SourceLoc | None,
+             by_ns: bool = False) -> Finding:
+    return Finding(rule=rule, name=RULES[rule][0], level=level, message=message, loc=loc,
+                   by_ns=by_ns)
 
 
 def _budget_findings(result: ProgramResult, budget: Budget) -> list[Finding]:
     findings = []
     where = f"budget #{budget.number}, line {budget.line}"
     loc = _hottest_loc(result)
+    loc_ns = _hottest_loc(result, by_ns=True)
     if budget.max_insns is not None:
         if result.insns_max is None:
             findings.append(_finding("BPF006", "error",
@@ -227,7 +239,7 @@ def _budget_findings(result: ProgramResult, budget: Budget) -> list[Finding]:
             findings.append(_finding(
                 "BPF001", "error",
                 f"{result.name}: worst case {format_ns(result.ns_max)} exceeds the budget of "
-                f"{budget.max_time} ({where})", loc))
+                f"{budget.max_time} ({where})", loc_ns, by_ns=True))
     return findings
 
 
@@ -258,7 +270,7 @@ def _regression_findings(result: ProgramResult, before: BaselineEntry,
             f"{result.name}: worst case grew from {format_ns(before.ns_max)} to "
             f"{format_ns(after_ns)} ({_percent(before.ns_max, after_ns, allowance.percent)}), "
             f"more than "
-            f"the allowed {allowance.text}", loc))
+            f"the allowed {allowance.text}", _hottest_loc(result, by_ns=True), by_ns=True))
     return findings
 
 

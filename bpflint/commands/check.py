@@ -21,28 +21,31 @@ from bpflint.budget import gitref, keys
 from bpflint.budget.baseline import Baseline, from_results, read_baseline
 from bpflint.budget.config import BudgetConfig, find_config, load_config
 from bpflint.budget.gate import GateReport, check_config_use, evaluate
+from bpflint.budget.history import History, baseline_history
 from bpflint.build import compile_sources, is_bpf_source, run_build
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import (
     RunSettings,
     add_run_arguments,
     load_table,
+    note_line,
     printable,
     run_settings,
 )
 from bpflint.errors import BpfLintError
-from bpflint.report import check_json, github, markdown, sarif, text
+from bpflint.report import check_json, github, html, markdown, sarif, text
 from bpflint.report.paths import PathNamer
 from bpflint.results import AnalysisReport
 
 NAME = "check"
 HELP = COMMANDS[NAME]
 
-FORMATS = ("text", "json", "sarif", "github", "markdown")
+FORMATS = ("text", "json", "sarif", "github", "markdown", "html")
 # Formats whose output is lines a person or the Actions runner reads, so they may
 # share standard output; the others are documents that must stand alone.
 _LINE_FORMATS = {"text", "github"}
 CACHE_DIR_NAME = ".bpflint-cache"
+TREND_COMMITS = 20  # commits of the baseline file the HTML report's trends span
 
 
 class _OutputAction(argparse.Action):
@@ -159,7 +162,8 @@ def require_programs(config: BudgetConfig, paths: Sequence[str], analysed: Analy
 
 def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings]:
     config = load_config(find_config(args.config))
-    settings = run_settings(args, config.limits, config.tail_calls)
+    settings = run_settings(args, config.limits, config.tail_calls, config.rodata,
+                            config.may_goto)
     table = load_table(str(config.cost_table) if config.cost_table else None)
     return config, table, settings
 
@@ -171,7 +175,8 @@ def _not_committed(paths: Sequence[Path], top: Path) -> list[Path]:
 
 
 def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], current: Analysed,
-                   table: Any, settings: RunSettings) -> tuple[Baseline, list[str]]:
+                   table: Any, settings: RunSettings
+                   ) -> tuple[Baseline, list[str], AnalysisReport]:
     """Results at git REF, analysed in a temporary worktree, as a baseline.
 
     Objects the working tree has but git does not track (``build/`` ignored) are
@@ -206,7 +211,7 @@ def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], current
              for err in analysed.report.errors]
     baseline = from_results(analysed.report.programs, f"git ref {ref}", base_config.root,
                             analysed.identities)
-    return baseline, notes
+    return baseline, notes, analysed.report
 
 
 def _check_base_objects(ref: str, config: BudgetConfig, base_config: BudgetConfig,
@@ -239,9 +244,10 @@ def gate(args: argparse.Namespace, config: BudgetConfig, table: Any,
         check_config_use(config, current.report.programs, current.identities)
     notes: list[str] = []
     baseline: Baseline | None = None
+    base = AnalysisReport((), ())
     if args.base:
-        baseline, notes = _base_baseline(args.base, config, args.paths, current, table,
-                                         settings)
+        baseline, notes, base = _base_baseline(args.base, config, args.paths, current,
+                                               table, settings)
     elif config.baseline is not None:
         if config.baseline.is_file():
             baseline = read_baseline(config.baseline)
@@ -254,7 +260,8 @@ def gate(args: argparse.Namespace, config: BudgetConfig, table: Any,
     report = evaluate(namer.report(current.report), config, baseline,
                       warn_only=args.warn_only, identities=identities)
     hint = accept_hint(config, args, report)
-    return dataclasses.replace(report, notes=(*report.notes, *notes), accept_hint=hint)
+    return dataclasses.replace(report, notes=(*report.notes, *notes), accept_hint=hint,
+                               base_results=base.programs)
 
 
 def accept_hint(config: BudgetConfig, args: argparse.Namespace, report: GateReport
@@ -286,7 +293,8 @@ def use_colour(stream: TextIO, environ: Mapping[str, str]) -> bool:
     return stream.isatty() and not environ.get("NO_COLOR")
 
 
-def _render(fmt: str, report: GateReport, root: Path, colour: bool) -> str:
+def _render(fmt: str, report: GateReport, root: Path, colour: bool,
+            trends: History | None = None) -> str:
     if fmt == "text":
         return text.render(report, colour=colour)
     if fmt == "json":
@@ -295,6 +303,8 @@ def _render(fmt: str, report: GateReport, root: Path, colour: bool) -> str:
         return sarif.render(report, root)
     if fmt == "github":
         return github.render(report, root)
+    if fmt == "html":
+        return html.render_check(report, trends, root)
     return markdown.render(report)
 
 
@@ -316,16 +326,20 @@ def run(args: argparse.Namespace) -> int:
         stream = sys.stdout if stdout_formats <= _LINE_FORMATS else sys.stderr
         stream.write(text.render_explain(report))
     for note in report.notes:
-        print(f"bpflint: note: {printable(note)}", file=sys.stderr)
+        print(note_line(note), file=sys.stderr)
     # Problems go to stderr, one line each naming the file; stdout is the report's.
     for err in report.errors:
         print(f"bpflint: error: {printable(err.object)}: {printable(err.message)}",
               file=sys.stderr)
+    trends = None  # the HTML report's trend per program, from the baseline's git history
+    if any(fmt == "html" for fmt, _ in outputs) and config.baseline is not None \
+            and config.baseline.is_file():
+        trends = baseline_history(config.baseline, TREND_COMMITS)
     for fmt, out in outputs:
         if out is None:
-            sys.stdout.write(_render(fmt, report, root, colour))
+            sys.stdout.write(_render(fmt, report, root, colour, trends))
         else:
-            _write(out, _render(fmt, report, root, colour=False))
+            _write(out, _render(fmt, report, root, colour=False, trends=trends))
         if fmt == "github":
             github.append_step_summary(report)
     sys.stdout.flush()

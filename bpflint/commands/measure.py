@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from bpflint.commands import COMMANDS
 from bpflint.errors import BpfLintError
 from bpflint.kernel import syscall as sc
 from bpflint.kernel.loader import LoadedProgram, load_program
+from bpflint.obj.loader_vars import apply_pins, loader_vars, pin_defaults, unknown_pin_notes
 from bpflint.obj.model import BpfObject, Program
 from bpflint.obj.reader import load_object
 from bpflint.witness.format import Witness
@@ -46,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=100000, metavar="N",
                         help="runs per sample (default 100000)")
     parser.add_argument("--cost-table", metavar="FILE", help="cost table for the estimate")
+    parser.add_argument("--set", dest="rodata_set", action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="load with this loader-set (const volatile) variable set to "
+                             "VALUE, repeatable; the others keep the object's values")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +149,21 @@ def _load(path: str, obj: BpfObject, program: Program) -> LoadedProgram:
         raise BpfLintError(f"{path}: {exc}") from None
 
 
+def _configured(obj: BpfObject, args: argparse.Namespace) -> BpfObject:
+    """The object as it is loaded: --set values written into its read-only data, and
+    the estimate made for that one configuration (every other loader-set variable
+    at the object's value), not for every value a loader could set."""
+    from bpflint.commands.analyze import note_line, set_pins
+
+    pins = set_pins(args)
+    for ranged in (p for p in pins if p.lo != p.hi):
+        raise BpfLintError(f"{ranged.origin}: measure loads one configuration: give a "
+                           "value, not a range")
+    for note in unknown_pin_notes(pins, {var.name for _, var in loader_vars(obj)}):
+        print(note_line(note), file=sys.stderr)
+    return pin_defaults(apply_pins(obj, pins))
+
+
 def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise BpfLintError("measure needs root (it loads and runs the program)")
@@ -153,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     if program is None:
         names = ", ".join(p.name for p in obj.programs) or "none"
         raise BpfLintError(f"{args.object}: no program {args.program!r} (programs: {names})")
+    obj = _configured(obj, args)
     witness = _witness(args, obj, program) if args.worst or args.witness else None
     data = witness.input.packet if witness is not None else _packet(args)
     est = _estimate(obj, program, args.cost_table)

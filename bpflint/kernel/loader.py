@@ -95,8 +95,11 @@ def _create_map(program: Program, mdef: MapDef) -> int:
                            f"{mdef.type_name} needs BTF the loader does not provide")
     if mdef.section not in (".maps", "maps"):
         # global data: one-entry array holding the section's initial bytes
+        # read-only data as libbpf creates it: frozen and read-only to programs, so
+        # the verifier reads its (loader-set) values as constants
+        flags = mdef.flags | (sc.BPF_F_RDONLY_PROG if mdef.read_only else 0)
         fd = sc.map_create(sc.MAP_TYPES["array"], 4, max(1, mdef.value_size), 1,
-                           mdef.flags, mdef.name)
+                           flags, mdef.name)
         if mdef.data:
             sc.map_update(fd, bytes(4), mdef.data.ljust(mdef.value_size, b"\0"))
         if mdef.read_only:

@@ -220,6 +220,20 @@ def _normalize(slots: list[list[int]], notes: list[str]) -> None:
         notes.append(f"{percpu} per-CPU address move(s) priced as register moves")
 
 
+def may_goto_model(code: bytes) -> str | None:
+    """How the kernel that translated ``code`` bounds may_goto loops: "timed" or
+    "count" from the form of its may_goto expansions (bpflint/cost/may_goto.py),
+    None when the code has none."""
+    slots = _slots(code[:len(code) - len(code) % INSN_SIZE])
+    index = 0
+    while index < len(slots):
+        length = _may_goto_at(slots, index)
+        if length:
+            return "timed" if length == 7 else "count"
+        index += 2 if slots[index][0] == 0x18 else 1
+    return None
+
+
 def _may_goto_at(slots: list[list[int]], index: int) -> int:
     """The length of the verifier's may_goto expansion at ``index``, 0 if none there:
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from bpflint.budget.gate import GateReport, ProgramVerdict
 from bpflint.budget.units import format_ns
 from bpflint.report.paths import where
-from bpflint.report.text import hottest_lines
+from bpflint.report.text import about_time, hottest_lines
 
 MARKER = "<!-- bpflint-report -->"
 HEADING = "### bpflint: BPF runtime budget"
@@ -82,9 +82,10 @@ def render(report: GateReport) -> str:
                   ""]
         lines += [f"- **{f.rule} {f.name}**: {f.message}" for f in verdict.findings
                   if f.level != "note"]
-        hot = hottest_lines(verdict.result) if verdict.result is not None else []
+        by_ns = about_time(verdict)
+        hot = hottest_lines(verdict.result, by_ns=by_ns) if verdict.result is not None else []
         if hot:
-            lines += ["", "Hottest source lines on the worst path:", "",
+            lines += ["", f"Hottest source lines on the worst path{' by time' * by_ns}:", "",
                       "| Line | Insns | Time | Source |", "|---|---|---|---|"]
             lines += ["| " + " | ".join(_cell(cell) for cell in (
                 f"`{where(c.file, c.line)}`", str(c.insns), format_ns(c.ns),

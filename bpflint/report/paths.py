@@ -17,8 +17,10 @@ from typing import Any
 from bpflint.budget.keys import relative_or_given
 from bpflint.results import (
     AnalysisReport,
+    CallNote,
     Diagnostic,
     LineCost,
+    LoopNote,
     ObjectError,
     ProgramResult,
     SourceLoc,
@@ -77,7 +79,7 @@ class PathNamer:
         def rename(value: Any) -> Any:
             if isinstance(value, SourceLoc):
                 return loc(value)
-            if isinstance(value, LineCost):
+            if isinstance(value, (LineCost, LoopNote, CallNote)):
                 return dataclasses.replace(value, file=self.source(value.file, obj))
             if isinstance(value, Diagnostic) and value.loc is not None:
                 return dataclasses.replace(value, loc=loc(value.loc))

@@ -27,7 +27,8 @@ RULES_URI = f"{INFORMATION_URI}/blob/main/docs/rules.md"
 # BPF004 follow [regression] unbounded / unmatched; the engine's own diagnostics
 # (open tail calls, recursion) are notes beside a result, not failures.
 DEFAULT_LEVEL = {"BPF001": "error", "BPF002": "error", "BPF003": "error", "BPF004": "warning",
-                 "BPF005": "note", "BPF006": "error", "BPF007": "note", "BPF008": "note"}
+                 "BPF005": "note", "BPF006": "error", "BPF007": "note", "BPF008": "note",
+                 "BPF009": "note"}
 _SARIF_LEVEL = {"error": "error", "warning": "warning", "note": "note"}
 
 

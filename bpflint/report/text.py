@@ -17,9 +17,14 @@ _LABEL = {"fail": "FAIL", "warn": "WARN", "pass": "PASS", "removed": "GONE"}
 _HEADER = ("VERDICT", "PROGRAM", "BUDGET", "MIN", "MAX", "BASELINE", "DELTA")
 
 
-def hottest_lines(result: ProgramResult, count: int = HOT_LINES) -> list[LineCost]:
+def hottest_lines(result: ProgramResult, count: int = HOT_LINES,
+                  by_ns: bool = False) -> list[LineCost]:
     """The lines that cost most on the worst path: line_costs is already hottest first;
-    without it, the worst path's entries summed per line."""
+    without it, the worst path's entries summed per line. ``by_ns``: the lines that
+    take most time on the path with the most ns."""
+    if by_ns and result.worst_path_ns:
+        return sorted(result.worst_path_ns,
+                      key=lambda c: (-c.ns, -c.insns, c.file, c.line))[:count]
     if result.line_costs:
         return list(result.line_costs[:count])
     totals: dict[tuple[str, int], LineCost] = {}
@@ -28,6 +33,15 @@ def hottest_lines(result: ProgramResult, count: int = HOT_LINES) -> list[LineCos
         totals[(cost.file, cost.line)] = cost if old is None else LineCost(
             cost.file, cost.line, old.insns + cost.insns, old.ns + cost.ns, old.text or cost.text)
     return sorted(totals.values(), key=lambda c: (-c.insns, -c.ns, c.file, c.line))[:count]
+
+
+def about_time(verdict: ProgramVerdict) -> bool:
+    """Whether the verdict's failures are about time only: then the path with the
+    most ns explains them (where an instruction count fails too, the path with the
+    most instructions does)."""
+    failing = [f for f in verdict.findings if f.level != "note"
+               and f.rule in ("BPF001", "BPF002")]
+    return bool(failing) and all(f.by_ns for f in failing)
 
 
 def _insns(value: int | None) -> str:
@@ -100,9 +114,11 @@ def _details(verdict: ProgramVerdict) -> list[str]:
             continue
         place = f" [{where(finding.loc.file, finding.loc.line)}]" if finding.loc else ""
         lines.append(f"  {finding.rule} {finding.name}: {finding.message}{place}")
-    hot = hottest_lines(verdict.result) if verdict.result is not None else []
+    by_ns = about_time(verdict)
+    hot = hottest_lines(verdict.result, by_ns=by_ns) if verdict.result is not None else []
     if hot:
-        lines.append("  hottest source lines on the worst path:")
+        lines.append("  hottest source lines on the worst path"
+                     f"{' by time' if by_ns else ''}:")
         places = [where(c.file, c.line) for c in hot]
         width = max(len(place) for place in places)
         for place, cost in zip(places, hot, strict=True):
