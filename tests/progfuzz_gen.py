@@ -295,7 +295,7 @@ class Generator:
     def program(self) -> Program:
         rng = self.rng
         prog_type = rng.choice(PROG_TYPES)
-        scope = _Scope(self.feats, "main", prog_type, budget=rng.randint(4, 22))
+        scope = _Scope(self.feats, "main", prog_type, budget=rng.randint(3, 16))
         inits = tuple(self._main_init(v, prog_type) for v in range(NVARS))
         body = self.block(scope, rng.randint(2, 7))
         main = Func("prog", "main", inits, body, rng.randrange(NVARS))
@@ -317,9 +317,27 @@ class Generator:
                 break
             scope.budget -= 1
             stmt = self.stmt(scope)
-            if stmt is not None:
-                out.append(stmt)
+            if stmt is None:
+                continue
+            out.append(stmt)
+            written = _written_through_pointer(stmt)
+            if written is not None and self.rng.random() < 0.6:
+                out.append(self._use(scope, written))  # the caller reads what was written
         return tuple(out)
+
+    def _use(self, scope: _Scope, var: int) -> Stmt:
+        """A branch or a loop on ``var``: how results come back from callees."""
+        op, w64, _b, imm = self._cond()
+        if self.rng.random() < 0.5 or not scope.feats.loops or scope.depth >= MAX_LOOP_DEPTH:
+            return If(var, op, w64, None, self.rng.choice((imm, 0, 1, 7, 100)),
+                      self.block(scope, 1))
+        loop = Loop(scope.depth, False, False, "jlt", True, 0, 1, self.rng.choice((3, 7)),
+                    var, True, ())
+        outer = scope.depth
+        scope.depth += 1
+        body = self.block(scope, 1)
+        scope.depth = outer
+        return replace(loop, body=body)
 
     def var(self) -> int:
         return self.rng.randrange(NVARS)
@@ -333,7 +351,7 @@ class Generator:
             choices += [("guard", 3 if not scope.pkt_len else 1), ("ctx", 1)]
             if scope.pkt_len:
                 choices += [("pktread", 4), ("pktwrite", 1.5)]
-        if feats.loops and scope.depth < MAX_LOOP_DEPTH and scope.iters <= 12:
+        if feats.loops and scope.depth < MAX_LOOP_DEPTH and scope.iters <= 8:
             choices.append(("loop", 2.5))
         if scope.depth:
             choices.append(("break", 1))
@@ -426,7 +444,7 @@ class Generator:
         bottom = rng.random() < 0.4
         if rng.random() < 0.35:  # data-dependent trip count, clamped
             clamp_and = rng.random() < 0.5
-            bound = rng.choice((3, 7, 15)) if clamp_and else rng.randint(1, 20)
+            bound = rng.choice((3, 7, 15)) if clamp_and else rng.randint(1, 16)
             cond = rng.choice(("jlt", "jle") if not w64 else ("jlt", "jle", "jslt"))
             if cond == "jslt" and not clamp_and:
                 return None  # a signed compare with an unsigned clamp has no lower bound
@@ -438,19 +456,19 @@ class Generator:
             if up:
                 start = rng.choice((0, 0, 1, rng.randint(-10, 10)))
                 cond = rng.choice(("jlt", "jle", "jne", "jslt", "jsle"))
-                end = start + step * rng.randint(0, 16) + (0 if cond == "jne" else
+                end = start + step * rng.randint(0, 12) + (0 if cond == "jne" else
                                                            rng.randint(0, step - 1))
             else:
                 end = rng.choice((0, 1, rng.randint(-5, 5)))
                 cond = rng.choice(("jgt", "jge", "jne", "jsgt", "jsge"))
-                start = end + step * rng.randint(0, 16)
+                start = end + step * rng.randint(0, 12)
                 step = -step
             if cond in ("jlt", "jle", "jgt", "jge") and (start < 0 or end < 0):
                 return None
             loop = Loop(scope.depth, in_reg, bottom, cond, w64, start, step, end, None,
                         False, ())
         trips = _max_trips(loop)
-        if trips < 0 or trips > 24 or trips * scope.iters > 32:
+        if trips < 0 or trips > 16 or trips * scope.iters > 24:
             return None
         return loop
 
@@ -533,6 +551,15 @@ class Generator:
         rng = self.rng
         return Atomic(self.var(), self.var(), rng.choice(_ATOMIC_OPS), rng.choice((4, 8)),
                       rng.random() < 0.5, self.var())
+
+
+def _written_through_pointer(stmt: Stmt) -> int | None:
+    """The caller's var a call or callback helper passes by pointer."""
+    if isinstance(stmt, Call):
+        return stmt.ptr_var
+    if isinstance(stmt, (BpfLoop, ForEach)):
+        return stmt.ctx_var
+    return None
 
 
 def _mask(w64: bool) -> int:

@@ -35,6 +35,7 @@ from progfuzz_gen import (
     Call,
     Features,
     ForEach,
+    GlobalRead,
     If,
     Loop,
     MapLookup,
@@ -473,8 +474,27 @@ def minimise(prog: Program, feats: Features, inp: RunInput, workdir: Path) -> Pr
     return current
 
 
+def holes_used(prog: Program, feats: Features) -> list[str]:
+    """The off-by-default generator flags a (minimised) program still relies on."""
+    used: set[str] = set()
+
+    def walk(stmts: tuple[Stmt, ...]) -> None:
+        for s in stmts:
+            if isinstance(s, GlobalRead) and s.section == ".rodata":
+                used.add("rodata_globals")
+            for _name, body in _bodies(s):
+                walk(body)
+
+    for func in prog.funcs:
+        walk(func.body)
+        if feats.callback_writes and func.kind != "sub" and func.kind != "main" \
+                and func.writes_ptr is not None:
+            used.add("callback_writes")
+    return sorted(used)
+
+
 def save_case(path: Path, prog: Program, feats: Features, inp: RunInput, seed: int,
-              workdir: Path, known_hole: str | None = None) -> None:
+              workdir: Path) -> None:
     """A regression case: the object (hex), the bytecode per function (hex), the input,
     and what was seen when it was found."""
     raw = object_bytes(prog, feats)
@@ -484,7 +504,9 @@ def save_case(path: Path, prog: Program, feats: Features, inp: RunInput, seed: i
     got = interpret(run_obj, prog.prog_type, inp)
     funcs = compile_program(prog, feats)
     case = {
-        "seed": seed, "prog_type": prog.prog_type, "known_hole": known_hole,
+        "seed": seed, "prog_type": prog.prog_type,
+        # a case that needs an off-by-default flag shows a hole being fixed elsewhere
+        "known_holes": holes_used(prog, feats),
         "found": {"count": got.count, "insns_min": result.insns_min,
                   "insns_max": result.insns_max},
         "functions": {f.name: f.code.hex() for f in funcs},
