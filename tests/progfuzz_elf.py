@@ -48,9 +48,40 @@ class _StrTab:
         return offset
 
 
+RODATA_VAR_BYTES = 8  # .rodata holds const volatile __u64 cv0, cv1, ...
+
+
+def rodata_btf(rodata_bytes: int) -> bytes:
+    """BTF describing .rodata as clang does for ``const volatile __u64 cvN``: a DATASEC
+    whose VARs have a CONST -> VOLATILE -> INT type (the mark of a loader-set global)."""
+    strings = bytearray(b"\0")
+
+    def name(text: str) -> int:
+        offset = len(strings)
+        strings.extend(text.encode() + b"\0")
+        return offset
+
+    def head(name_off: int, kind: int, vlen: int, size_or_type: int) -> bytes:
+        return struct.pack("<III", name_off, (kind << 24) | vlen, size_or_type)
+
+    nvars = rodata_bytes // RODATA_VAR_BYTES
+    types = bytearray(head(name("unsigned long long"), 1, 0, 8) + struct.pack("<I", 64))
+    types += head(0, 9, 0, 1)  # 2: volatile
+    types += head(0, 10, 0, 2)  # 3: const volatile
+    for index in range(nvars):  # 4..: VAR cvN, global linkage
+        types += head(name(f"cv{index}"), 14, 0, 3) + struct.pack("<I", 1)
+    types += head(name(".rodata"), 15, nvars, rodata_bytes)
+    for index in range(nvars):
+        types += struct.pack("<III", 4 + index, RODATA_VAR_BYTES * index, RODATA_VAR_BYTES)
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
+                         len(strings))
+    return header + bytes(types) + bytes(strings)
+
+
 def build_object(section: str, funcs: tuple[CompiledFunc, ...], data: bytes,
-                 rodata: bytes) -> bytes:
-    """``funcs[0]`` is the program (in ``section``); the rest go to ``.text``."""
+                 rodata: bytes, with_btf: bool = False) -> bytes:
+    """``funcs[0]`` is the program (in ``section``); the rest go to ``.text``. With
+    ``with_btf``, a .BTF section marks .rodata's variables loader-set."""
     main, subs = funcs[0], funcs[1:]
     text = b"".join(f.code for f in subs)
     sub_at: dict[str, int] = {}
@@ -81,6 +112,10 @@ def build_object(section: str, funcs: tuple[CompiledFunc, ...], data: bytes,
         sym(name, STB_GLOBAL, STT_OBJECT, 3, 20 * i, 20)
     license_bytes = b"GPL\0"
     sym("_license", STB_GLOBAL, STT_OBJECT, 6, 0, len(license_bytes))
+    if with_btf:
+        for index in range(len(rodata) // RODATA_VAR_BYTES):
+            sym(f"cv{index}", STB_GLOBAL, STT_OBJECT, 5, RODATA_VAR_BYTES * index,
+                RODATA_VAR_BYTES)
 
     def rels(fs: tuple[CompiledFunc, ...], base: dict[str, int]) -> bytes:
         out = bytearray()
@@ -115,6 +150,8 @@ def build_object(section: str, funcs: tuple[CompiledFunc, ...], data: bytes,
         _Sec(".rodata", SHT_PROGBITS, SHF_ALLOC, rodata),
         _Sec("license", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, license_bytes, align=1),
     ]
+    if with_btf:
+        secs.append(_Sec(".BTF", SHT_PROGBITS, 0, rodata_btf(len(rodata)), align=4))
     symtab_index = len(secs) + 3  # after the two rel sections
     secs.append(_Sec(".rel" + section, SHT_REL, 0, rels((main,), {main.name: 0}),
                      link=symtab_index, info=1, entsize=16))

@@ -106,7 +106,8 @@ class Outcome:
 # -- objects ----------------------------------------------------------------------------
 def object_bytes(prog: Program, feats: Features, rodata: bytes | None = None) -> bytes:
     funcs = compile_program(prog, feats)
-    return build_object(prog.prog_type, funcs, default_data(), rodata or default_rodata())
+    return build_object(prog.prog_type, funcs, default_data(), rodata or default_rodata(),
+                        with_btf=feats.rodata_globals)
 
 
 def default_data() -> bytes:
