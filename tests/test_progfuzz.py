@@ -18,10 +18,12 @@ from progfuzz_gen import (
     Call,
     Features,
     ForEach,
+    Func,
     GlobalRead,
     If,
     Loop,
     MapLookup,
+    MapUpdate,
     PktGuard,
     Program,
     Stmt,
@@ -33,6 +35,7 @@ from progfuzz_run import (
     Stats,
     analyse,
     interpret,
+    kernel_run,
     make_inputs,
     minimise,
     object_bytes,
@@ -45,7 +48,7 @@ from bpflint.obj.reader import parse_object
 USABLE, REASON = bpf_usable()
 
 SLICE_SEED = 16_000  # fixed: CI sees the same programs every run
-SLICE_PROGRAMS = 80
+SLICE_PROGRAMS = 100
 SLICE_RUNS = 30
 SLICE_KERNEL_RUNS = 3
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
@@ -188,3 +191,23 @@ def test_saved_violation_stays_fixed(path: Path, tmp_path: Path,
     assert result.insns_min is not None and result.insns_max is not None
     assert result.insns_min <= got.count <= result.insns_max, \
         f"executed {got.count}, analysed [{result.insns_min}, {result.insns_max}]"
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not USABLE, reason=f"bpf() is not usable here: {REASON}")
+@pytest.mark.parametrize("index", [3, 7, 8, 1000])
+def test_interpreter_and_kernel_agree_on_array_updates_past_the_end(index: int) -> None:
+    """The kernel refuses an array update past max_entries with -E2BIG (the interpreter
+    once let it succeed); the cfg map's values come from the input on both sides."""
+    consts = tuple((v, "const", index if v == 0 else 5) for v in range(6))
+    body = (MapUpdate("arr", 0, 0, 1, 2), MapLookup("cfg", None, 1, 3, "", 0, False, ()))
+    prog = Program("tc", (Func("prog", "main", consts, body, 2),))
+    feats = Features()
+    obj = parse_object("prog.o", object_bytes(prog, feats))
+    inp = RunInput(bytes(range(40)), cfg=(0, 0xABCDEF, 0, 0))
+    got = interpret(obj, "tc", inp)
+    retval, packet_out = kernel_run(obj, "tc", inp)
+    expected = 0 if index < 8 else (-7 & 0xFFFFFFFF)  # -E2BIG
+    assert (retval, packet_out) == (got.r0 & 0xFFFFFFFF, got.packet_out)
+    assert retval == expected
+    assert int.from_bytes(got.packet_out[:8], "little") != 0  # the cfg value mixed in
