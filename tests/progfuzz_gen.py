@@ -40,6 +40,9 @@ BOUND_OFF = [-112 - 8 * d for d in range(MAX_LOOP_DEPTH + 1)]  # loop bounds per
 
 HELPER_MAP_LOOKUP = 1
 HELPER_MAP_UPDATE = 2
+HELPER_TAIL_CALL = 12
+PROG_ARRAY = "jmp"  # the prog array (BTF-defined, slots filled in the object)
+PROG_ARRAY_SLOTS = 4
 HELPER_FOR_EACH = 164
 HELPER_LOOP = 181
 
@@ -68,6 +71,7 @@ class Features:
 
     callback_writes: bool = False  # callbacks write ctx (caller's stack) / map values
     rodata_globals: bool = False  # reads of const volatile .rodata, varied per run
+    tail_calls: bool = False  # bpf_tail_call into programs of a statically filled prog array
     loops: bool = True
     calls: bool = True
     callbacks: bool = True
@@ -215,6 +219,12 @@ class GlobalRead:
 
 
 @dataclass(frozen=True)
+class TailCall:
+    index_var: int | None
+    index: int  # the slot, or a mask for index_var
+
+
+@dataclass(frozen=True)
 class Atomic:
     var: int
     src: int
@@ -225,7 +235,7 @@ class Atomic:
 
 
 Stmt = (Alu | If | PktGuard | PktRead | PktWrite | CtxRead | Loop | Break | Call | BpfLoop
-        | ForEach | MapLookup | MapUpdate | GlobalRead | Atomic)
+        | ForEach | MapLookup | MapUpdate | GlobalRead | Atomic | TailCall)
 
 # var init sources
 INIT_CONST = "const"
@@ -247,9 +257,10 @@ class Func:
 class Program:
     prog_type: str
     funcs: tuple[Func, ...]  # funcs[0] is the entry
+    targets: tuple[Func, ...] = ()  # tail-call targets: slot i holds targets[i]
 
     def with_funcs(self, funcs: tuple[Func, ...]) -> Program:
-        return Program(self.prog_type, funcs)
+        return Program(self.prog_type, funcs, self.targets)
 
 
 # -- generation ---------------------------------------------------------------------------
@@ -271,6 +282,7 @@ class _Scope:
     pkt_len: int = 0  # bytes the enclosing guards proved
     budget: int = 0  # statements left
     iters: int = 1  # product of enclosing trip counts (keeps the verifier's walk small)
+    plain: bool = False  # a tail-call target: no maps, globals, calls or callbacks
     subs: list[Func] = field(default_factory=list)
     consts: list[int] = field(default_factory=list)
 
@@ -299,7 +311,16 @@ class Generator:
         inits = tuple(self._main_init(v, prog_type) for v in range(NVARS))
         body = self.block(scope, rng.randint(2, 7))
         main = Func("prog", "main", inits, body, rng.randrange(NVARS))
-        return Program(prog_type, (main, *scope.subs))
+        targets: list[Func] = []
+        if self.feats.tail_calls:
+            for index in range(rng.randint(1, PROG_ARRAY_SLOTS - 1)):
+                plain = _Scope(self.feats, "main", prog_type, budget=rng.randint(1, 8),
+                               plain=True)
+                target_inits = tuple(self._main_init(v, prog_type) for v in range(NVARS))
+                targets.append(Func(f"t{index}", "main", target_inits,
+                                    self.block(plain, rng.randint(1, 4)),
+                                    rng.randrange(NVARS)))
+        return Program(prog_type, (main, *scope.subs), tuple(targets))
 
     def _main_init(self, var: int, prog_type: str) -> tuple[int, str, int]:
         pick = self.rng.random()
@@ -355,14 +376,17 @@ class Generator:
             choices.append(("loop", 2.5))
         if scope.depth:
             choices.append(("break", 1))
-        if scope.kind == "main" and feats.calls:
-            choices.append(("call", 1.2))
-        if scope.kind in ("main", "sub") and feats.callbacks and scope.iters <= 4:
-            choices += [("bpf_loop", 1.2), ("for_each", 0.5)]
-        if feats.maps:
-            choices += [("lookup", 1.5), ("update", 0.8)]
-        if feats.globals:
-            choices.append(("global", 0.8))
+        if not scope.plain:
+            if scope.kind == "main" and feats.calls:
+                choices.append(("call", 1.2))
+            if scope.kind in ("main", "sub") and feats.callbacks and scope.iters <= 4:
+                choices += [("bpf_loop", 1.2), ("for_each", 0.5)]
+            if feats.maps:
+                choices += [("lookup", 1.5), ("update", 0.8)]
+            if feats.globals:
+                choices.append(("global", 0.8))
+            if scope.kind == "main" and feats.tail_calls:
+                choices.append(("tail_call", 0.8))
         names = [c for c, _ in choices]
         weights = [w for _, w in choices]
         kind = rng.choices(names, weights)[0]
@@ -546,6 +570,11 @@ class Generator:
         total = DATA_BYTES if sec == ".data" else RODATA_BYTES
         off = self.rng.randrange(0, total - size + 1, size)
         return GlobalRead(sec, off, size, self.var())
+
+    def _s_tail_call(self, scope: _Scope) -> Stmt:
+        if self.rng.random() < 0.5:
+            return TailCall(self.var(), self.rng.choice((1, 3)))
+        return TailCall(None, self.rng.randint(0, PROG_ARRAY_SLOTS))
 
     def _s_atomic(self, scope: _Scope) -> Stmt:
         rng = self.rng
@@ -1023,6 +1052,17 @@ class _FuncCompiler:
         e.raw(bc.ldx(s.size, R2, R1, 0))
         self.stv(s.dst, R2)
 
+    def _c_TailCall(self, s: TailCall) -> None:
+        e = self.e
+        if s.index_var is None:
+            e.raw(bc.mov64(R3, imm=s.index))
+        else:
+            self.ldv(R3, s.index_var)
+            e.raw(bc.alu64(AluOp.AND, R3, imm=s.index))
+        e.raw(bc.mov64(R1, R6))
+        self._map_ptr(R2, PROG_ARRAY)
+        e.raw(bc.call_helper(HELPER_TAIL_CALL))
+
     def _c_Atomic(self, s: Atomic) -> None:
         e = self.e
         code = _ATOMIC_CODE[s.op]
@@ -1042,6 +1082,11 @@ class _FuncCompiler:
 def compile_program(prog: Program, feats: Features) -> tuple[CompiledFunc, ...]:
     return tuple(_FuncCompiler(prog, func, feats.callback_writes).compile()
                  for func in prog.funcs)
+
+
+def compile_targets(prog: Program, feats: Features) -> tuple[CompiledFunc, ...]:
+    return tuple(_FuncCompiler(prog, func, feats.callback_writes).compile()
+                 for func in prog.targets)
 
 
 def generate(seed: int, feats: Features | None = None) -> Program:

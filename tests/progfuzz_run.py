@@ -28,6 +28,8 @@ from progfuzz_elf import build_object
 from progfuzz_gen import (
     DATA_BYTES,
     MAPS,
+    PROG_ARRAY,
+    PROG_ARRAY_SLOTS,
     RODATA_BYTES,
     TC,
     XDP,
@@ -43,6 +45,7 @@ from progfuzz_gen import (
     Program,
     Stmt,
     compile_program,
+    compile_targets,
     constants,
     generate,
 )
@@ -107,7 +110,10 @@ class Outcome:
 def object_bytes(prog: Program, feats: Features, rodata: bytes | None = None) -> bytes:
     funcs = compile_program(prog, feats)
     return build_object(prog.prog_type, funcs, default_data(), rodata or default_rodata(),
-                        with_btf=feats.rodata_globals)
+                        with_btf=feats.rodata_globals,
+                        targets=compile_targets(prog, feats),
+                        prog_array=PROG_ARRAY if feats.tail_calls else "",
+                        prog_array_slots=PROG_ARRAY_SLOTS)
 
 
 def default_data() -> bytes:
@@ -161,37 +167,43 @@ def interpret(obj: BpfObject, prog_type: str, inp: RunInput) -> Outcome:
     return Outcome(interp.count, r0, interp.read_bytes(interp.packet, len(inp.packet)))
 
 
-def kernel_run(obj: BpfObject, prog_type: str, inp: RunInput,
-               loaded: loader.LoadedProgram | None = None) -> tuple[int, bytes]:
-    """Test-run in the kernel: on ``loaded`` if given (its maps untouched since it was
-    loaded), else on a fresh copy, so maps start from the same contents as the
-    interpreter's; the input's map contents are set first."""
-    if loaded is None:
-        with loader.load_program(obj, obj.programs[0], log_level=0) as fresh:
-            return kernel_run(obj, prog_type, inp, fresh)
-    if "cfg" in loaded.map_fds:
-        for _name, key, value in cfg_entries(inp):
-            sc.map_update(loaded.map_fds["cfg"], key, value)
-    if ".data" in loaded.map_fds:
-        sc.map_update(loaded.map_fds[".data"], bytes(4), inp.data)
-    ctx = b""
-    if prog_type == TC:
-        buf = bytearray(SKB_CTX_IN_BYTES)
-        struct.pack_into("<I", buf, 8, inp.mark)
-        struct.pack_into("<I", buf, 32, inp.priority)
-        struct.pack_into("<II", buf, 48, *inp.cb)
-        ctx = bytes(buf)
-    got = sc.prog_test_run(loaded.fd, data=inp.packet, ctx=ctx,
-                           data_out_size=len(inp.packet) + 64)
-    return got.retval, got.data_out
+@dataclass
+class Loaded:
+    """The program in the kernel, with its tail-call targets loaded and put in the
+    prog array's slots as the object's static initialiser says."""
+
+    main: loader.LoadedProgram
+    targets: list[loader.LoadedProgram]
+
+    def close(self) -> None:
+        for got in (self.main, *self.targets):
+            got.close()
 
 
-def try_load(obj: BpfObject) -> loader.LoadedProgram | str:
-    """The loaded program if the kernel verifier accepts it, else its reason."""
+def try_load(obj: BpfObject) -> Loaded | str:
+    """The loaded program if the kernel verifier accepts it (and its tail-call
+    targets), else the reason."""
+    programs = {p.name: p for p in obj.programs}
     try:
-        return loader.load_program(obj, obj.programs[0], log_level=0)
+        main = loader.load_program(obj, programs[PROG_NAME], log_level=0)
     except sc.BpfSyscallError as exc:
         return str(exc)
+    loaded = Loaded(main, [])
+    try:
+        mdef = obj.maps.get(PROG_ARRAY)
+        used = mdef is not None and PROG_ARRAY in main.map_fds
+        for slot, name in (mdef.prog_slots if mdef is not None and used else ()):
+            target = loader.load_program(obj, programs[name], log_level=0)
+            loaded.targets.append(target)
+            sc.map_update(main.map_fds[PROG_ARRAY], struct.pack("<I", slot),
+                          struct.pack("<I", target.fd))
+    except sc.BpfSyscallError as exc:
+        loaded.close()
+        return str(exc)
+    except BaseException:
+        loaded.close()
+        raise
+    return loaded
 
 
 def loads(obj: BpfObject) -> bool:
@@ -200,6 +212,37 @@ def loads(obj: BpfObject) -> bool:
         return False
     got.close()
     return True
+
+
+def kernel_run(obj: BpfObject, prog_type: str, inp: RunInput,
+               loaded: Loaded | None = None) -> tuple[int, bytes]:
+    """Test-run in the kernel: on ``loaded`` if given (its maps untouched since it was
+    loaded), else on a fresh copy, so maps start from the same contents as the
+    interpreter's; the input's map contents are set first."""
+    if loaded is None:
+        fresh = try_load(obj)
+        if isinstance(fresh, str):
+            raise BpfLintError(fresh)
+        try:
+            return kernel_run(obj, prog_type, inp, fresh)
+        finally:
+            fresh.close()
+    map_fds = loaded.main.map_fds
+    if "cfg" in map_fds:
+        for _name, key, value in cfg_entries(inp):
+            sc.map_update(map_fds["cfg"], key, value)
+    if ".data" in map_fds:
+        sc.map_update(map_fds[".data"], bytes(4), inp.data)
+    ctx = b""
+    if prog_type == TC:
+        buf = bytearray(SKB_CTX_IN_BYTES)
+        struct.pack_into("<I", buf, 8, inp.mark)
+        struct.pack_into("<I", buf, 32, inp.priority)
+        struct.pack_into("<II", buf, 48, *inp.cb)
+        ctx = bytes(buf)
+    got = sc.prog_test_run(loaded.main.fd, data=inp.packet, ctx=ctx,
+                           data_out_size=len(inp.packet) + 64)
+    return got.retval, got.data_out
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -332,7 +375,7 @@ def check_program(seed: int, feats: Features, runs: int, kernel_runs: int,
 
 
 def _check_accepted(seed: int, prog: Program, feats: Features, raw: bytes,
-                    objs: dict[bytes | None, BpfObject], first: loader.LoadedProgram,
+                    objs: dict[bytes | None, BpfObject], first: Loaded,
                     runs: int, kernel_runs: int, workdir: Path, stats: Stats) -> None:
     try:
         result = analyse(raw, workdir)

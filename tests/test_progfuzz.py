@@ -25,8 +25,10 @@ from progfuzz_gen import (
     MapLookup,
     MapUpdate,
     PktGuard,
+    PktWrite,
     Program,
     Stmt,
+    TailCall,
     compile_program,
     generate,
 )
@@ -155,12 +157,15 @@ def test_minimiser_keeps_only_what_the_violation_needs(monkeypatch: pytest.Monke
 
 @pytest.mark.kernel
 @pytest.mark.skipif(not USABLE, reason=f"bpf() is not usable here: {REASON}")
-def test_fixed_seed_slice_kernel_accepts_counts_stay_in_bounds_interpreter_agrees() -> None:
-    stats: Stats = run_seeds(range(SLICE_SEED, SLICE_SEED + SLICE_PROGRAMS), Features(),
-                             SLICE_RUNS, SLICE_KERNEL_RUNS)
+@pytest.mark.parametrize(("features", "programs"), [("", SLICE_PROGRAMS),
+                                                    ("tail_calls", SLICE_PROGRAMS // 4)])
+def test_fixed_seed_slice_kernel_accepts_counts_stay_in_bounds_interpreter_agrees(
+        features: str, programs: int) -> None:
+    stats: Stats = run_seeds(range(SLICE_SEED, SLICE_SEED + programs),
+                             Features.parse(features), SLICE_RUNS, SLICE_KERNEL_RUNS)
     summary = stats.summary()
-    assert stats.accepted >= 0.8 * SLICE_PROGRAMS, (summary, stats.rejected)
-    assert stats.executions >= 0.8 * SLICE_PROGRAMS * SLICE_RUNS, summary
+    assert stats.accepted >= 0.8 * programs, (summary, stats.rejected)
+    assert stats.executions >= 0.8 * programs * SLICE_RUNS, summary
     assert stats.comparisons >= stats.accepted * SLICE_KERNEL_RUNS, summary
     assert stats.interp_errors == 0 and stats.analysis_errors == 0, stats.mismatch_notes[:5]
     assert stats.mismatches == 0, stats.mismatch_notes[:5]
@@ -211,3 +216,31 @@ def test_interpreter_and_kernel_agree_on_array_updates_past_the_end(index: int) 
     assert (retval, packet_out) == (got.r0 & 0xFFFFFFFF, got.packet_out)
     assert retval == expected
     assert int.from_bytes(got.packet_out[:8], "little") != 0  # the cfg value mixed in
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not USABLE, reason=f"bpf() is not usable here: {REASON}")
+@pytest.mark.parametrize("prog_type", ["xdp", "tc"])
+def test_tail_call_runs_its_target_in_the_interpreter_the_kernel_and_the_bounds(
+        prog_type: str, tmp_path: Path) -> None:
+    """With the tail_calls flag the object holds a BTF-defined prog array whose slot 0
+    the object fills; the kernel copy gets the target's fd in that slot."""
+    feats = Features(tail_calls=True)
+    consts = tuple((v, "const", 0x1111 * (v + 1)) for v in range(6))
+    target_consts = tuple((v, "const", 0x2323 * (v + 3)) for v in range(6))
+    target = Func("t0", "main", target_consts, (PktGuard(16, (PktWrite(3, 10, 4),)),), 4)
+    with_call = Program(prog_type, (Func("prog", "main", consts, (TailCall(None, 0),), 1),),
+                        (target,))
+    without = Program(prog_type, (Func("prog", "main", consts, (), 1),), (target,))
+    obj = parse_object("prog.o", object_bytes(with_call, feats))
+    assert dict(obj.maps["jmp"].prog_slots) == {0: "t0"}
+    inp = RunInput(bytes(range(64)))
+    got = interpret(obj, prog_type, inp)
+    alone = interpret(parse_object("prog.o", object_bytes(without, feats)), prog_type, inp)
+    assert got.count > alone.count + 10  # the target's instructions are counted
+    assert got.packet_out[10:14] == (0x2323 * 6).to_bytes(4, "little")  # its write
+    assert alone.packet_out[10:14] == bytes(range(10, 14))
+    assert kernel_run(obj, prog_type, inp) == (got.r0 & 0xFFFFFFFF, got.packet_out)
+    result = analyse(object_bytes(with_call, feats), tmp_path)
+    assert result.insns_min is not None and result.insns_max is not None
+    assert result.insns_min <= got.count <= result.insns_max
