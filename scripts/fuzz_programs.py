@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from progfuzz_gen import Features  # noqa: E402
-from progfuzz_run import Stats, minimise, run_seeds, save_case  # noqa: E402
+from progfuzz_run import Stats, minimise, run_seeds, save_case, statements  # noqa: E402
 
 from bpflint.kernel import syscall as sc  # noqa: E402
 
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             seen.add(v.seed)
             small = minimise(v.prog, feats, v.inp, Path(tmp))
             print(f"violation: seed {v.seed}: executed {v.count} insns, insns.{v.side} "
-                  f"{v.bound}; minimised to {sum(1 for _ in repr(small).split('('))} nodes")
+                  f"{v.bound}; minimised from {statements(v.prog)} to {statements(small)} "
+                  f"statements")
             if args.save_dir is not None:
                 args.save_dir.mkdir(parents=True, exist_ok=True)
                 path = args.save_dir / f"seed{v.seed}_{v.side}.json"

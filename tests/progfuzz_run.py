@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import statistics
 import struct
 import tempfile
@@ -186,8 +187,12 @@ def try_load(obj: BpfObject) -> Loaded | str:
     programs = {p.name: p for p in obj.programs}
     try:
         main = loader.load_program(obj, programs[PROG_NAME], log_level=0)
-    except sc.BpfSyscallError as exc:
-        return str(exc)
+    except sc.BpfSyscallError:
+        try:  # again with the verifier's log, for its reason
+            loader.load_program(obj, programs[PROG_NAME], log_level=1).close()
+        except sc.BpfSyscallError as exc:
+            return str(exc).split(": ", 1)[-1]
+        return "rejected once, accepted on a second load"
     loaded = Loaded(main, [])
     try:
         mdef = obj.maps.get(PROG_ARRAY)
@@ -364,7 +369,7 @@ def check_program(seed: int, feats: Features, runs: int, kernel_runs: int,
     objs: dict[bytes | None, BpfObject] = {None: parse_object("prog.o", raw)}
     first = try_load(objs[None])
     if isinstance(first, str):
-        key = first[:60]
+        key = re.sub(r"\d+", "N", first)[:70]  # one line per kind of reason
         stats.rejected[key] = stats.rejected.get(key, 0) + 1
         return
     stats.accepted += 1
@@ -475,6 +480,14 @@ def _prune(prog: Program) -> Program:
         changed = len(kept) != len(funcs)
         funcs = kept
     return prog.with_funcs(funcs)
+
+
+def statements(prog: Program) -> int:
+    """Statements in all functions, nested ones included (a size for the minimiser)."""
+    def count(stmts: tuple[Stmt, ...]) -> int:
+        return sum(1 + sum(count(body) for _name, body in _bodies(s)) for s in stmts)
+
+    return sum(count(f.body) for f in (*prog.funcs, *prog.targets))
 
 
 def violates(prog: Program, feats: Features, inp: RunInput, workdir: Path) -> int | None:
