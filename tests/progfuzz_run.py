@@ -346,6 +346,7 @@ class Stats:
             "interpreter_errors": self.interp_errors,
             "comparisons": self.comparisons, "mismatches": self.mismatches,
             "violations_min": self.violations_min, "violations_max": self.violations_max,
+            "violating_programs": len({v.seed for v in self.violation_list}),
             "unbounded": self.unbounded, "analysis_errors": self.analysis_errors,
             "tightness_median": round(statistics.median(tight), 3) if tight else None,
             "tightness_p90": pct(0.9), "tightness_max": round(tight[-1], 3) if tight else None,
