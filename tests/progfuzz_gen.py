@@ -72,6 +72,7 @@ class Features:
     callback_writes: bool = False  # callbacks write ctx (caller's stack) / map values
     rodata_globals: bool = False  # reads of const volatile .rodata, varied per run
     tail_calls: bool = False  # bpf_tail_call into programs of a statically filled prog array
+    packet_walks: bool = False  # parser loops advancing a packet cursor (TLV-style steps)
     loops: bool = True
     calls: bool = True
     callbacks: bool = True
@@ -225,6 +226,22 @@ class TailCall:
 
 
 @dataclass(frozen=True)
+class PktWalk:
+    """A parser loop: up to ``limit`` rounds, each checks ``cursor + step <= data_end``
+    (else stops), reads ``size`` bytes at the cursor into ``dst`` (added, or compared
+    with ``stop`` to end the walk), and advances by ``step`` or, with ``tlv``, by the
+    length byte at ``cursor + 1`` masked to 0..7 plus ``step`` (TLV options)."""
+
+    depth: int
+    limit: int
+    step: int
+    size: int
+    tlv: bool
+    stop: int | None
+    dst: int
+
+
+@dataclass(frozen=True)
 class Atomic:
     var: int
     src: int
@@ -235,7 +252,7 @@ class Atomic:
 
 
 Stmt = (Alu | If | PktGuard | PktRead | PktWrite | CtxRead | Loop | Break | Call | BpfLoop
-        | ForEach | MapLookup | MapUpdate | GlobalRead | Atomic | TailCall)
+        | ForEach | MapLookup | MapUpdate | GlobalRead | Atomic | TailCall | PktWalk)
 
 # var init sources
 INIT_CONST = "const"
@@ -387,6 +404,9 @@ class Generator:
                 choices.append(("global", 0.8))
             if scope.kind == "main" and feats.tail_calls:
                 choices.append(("tail_call", 0.8))
+        if scope.kind == "main" and feats.packet_walks and scope.depth < MAX_LOOP_DEPTH \
+                and scope.iters <= 4:
+            choices.append(("pkt_walk", 1.5))
         names = [c for c, _ in choices]
         weights = [w for _, w in choices]
         kind = rng.choices(names, weights)[0]
@@ -570,6 +590,14 @@ class Generator:
         total = DATA_BYTES if sec == ".data" else RODATA_BYTES
         off = self.rng.randrange(0, total - size + 1, size)
         return GlobalRead(sec, off, size, self.var())
+
+    def _s_pkt_walk(self, scope: _Scope) -> Stmt:
+        rng = self.rng
+        step = rng.choice((1, 2, 4, 8))
+        tlv = step >= 2 and rng.random() < 0.5
+        size = rng.choice([s for s in (1, 2, 4, 8) if s <= step])
+        stop = rng.choice((0, 1, 0xFF, self.imm())) if rng.random() < 0.5 else None
+        return PktWalk(scope.depth, rng.randint(1, 16), step, size, tlv, stop, self.var())
 
     def _s_tail_call(self, scope: _Scope) -> Stmt:
         if self.rng.random() < 0.5:
@@ -1051,6 +1079,36 @@ class _FuncCompiler:
         e.raw(bc.ld_imm64(R1, 0, src=2))
         e.raw(bc.ldx(s.size, R2, R1, 0))
         self.stv(s.dst, R2)
+
+    def _c_PktWalk(self, s: PktWalk) -> None:
+        """r3 is the cursor (kept in the pointer spill slot across rounds)."""
+        e = self.e
+        head, exit_ = e.label(), e.label()
+        e.raw(bc.stx(8, R10, PTR_SPILL_OFF, R7))
+        e.raw(bc.st(8, R10, CTR_OFF[s.depth], 0))
+        e.place(head)
+        e.raw(bc.ldx(8, R1, R10, CTR_OFF[s.depth]))
+        e.jump(Cls.JMP | JmpOp.JGE, R1, 0, s.limit, exit_)
+        e.raw(bc.alu64(AluOp.ADD, R1, imm=1))
+        e.raw(bc.stx(8, R10, CTR_OFF[s.depth], R1))
+        e.raw(bc.ldx(8, R3, R10, PTR_SPILL_OFF))
+        e.raw(bc.mov64(R4, R3))
+        e.raw(bc.alu64(AluOp.ADD, R4, imm=s.step))
+        e.jump(Cls.JMP | JmpOp.JGT | 0x08, R4, R8, 0, exit_)
+        e.raw(bc.ldx(s.size, R2, R3, 0))
+        if s.stop is not None:
+            e.jump(Cls.JMP | JmpOp.JEQ, R2, 0, s.stop & ((1 << (8 * s.size)) - 1)
+                   if s.size < 4 else s.stop, exit_)
+        self.ldv(R1, s.dst)
+        e.raw(bc.alu64(AluOp.ADD, R1, R2))
+        self.stv(s.dst, R1)
+        if s.tlv:  # step >= 2: the length byte at cursor + 1 was proved in range
+            e.raw(bc.ldx(1, R2, R3, 1))
+            e.raw(bc.alu64(AluOp.AND, R2, imm=7))
+            e.raw(bc.alu64(AluOp.ADD, R4, R2))
+        e.raw(bc.stx(8, R10, PTR_SPILL_OFF, R4))
+        e.jump(Cls.JMP | JmpOp.JA, 0, 0, 0, head)
+        e.place(exit_)
 
     def _c_TailCall(self, s: TailCall) -> None:
         e = self.e

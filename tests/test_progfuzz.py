@@ -25,6 +25,7 @@ from progfuzz_gen import (
     MapLookup,
     MapUpdate,
     PktGuard,
+    PktWalk,
     PktWrite,
     Program,
     Stmt,
@@ -102,6 +103,10 @@ def test_generator_covers_the_constructs_real_programs_use() -> None:
                   "cond_jle", "cond_jge"):
         assert shapes[shape] >= 3, f"loop shape {shape}: {shapes[shape]}"
     assert prog_types["xdp"] > 50 and prog_types["tc"] > 50
+    walks = [s for seed in range(100) for s in _all_stmts(generate(seed, Features(
+        packet_walks=True))) if isinstance(s, PktWalk)]
+    assert {(w.tlv, w.stop is None) for w in walks} == {(True, True), (True, False),
+                                                        (False, True), (False, False)}
     # the holes being fixed elsewhere stay behind their flags
     assert kinds["GlobalRead"] and not any(
         isinstance(s, GlobalRead) and s.section == ".rodata"
@@ -158,7 +163,8 @@ def test_minimiser_keeps_only_what_the_violation_needs(monkeypatch: pytest.Monke
 @pytest.mark.kernel
 @pytest.mark.skipif(not USABLE, reason=f"bpf() is not usable here: {REASON}")
 @pytest.mark.parametrize(("features", "programs"), [("", SLICE_PROGRAMS),
-                                                    ("tail_calls", SLICE_PROGRAMS // 4)])
+                                                    ("tail_calls", SLICE_PROGRAMS // 4),
+                                                    ("packet_walks", SLICE_PROGRAMS // 4)])
 def test_fixed_seed_slice_kernel_accepts_counts_stay_in_bounds_interpreter_agrees(
         features: str, programs: int) -> None:
     stats: Stats = run_seeds(range(SLICE_SEED, SLICE_SEED + programs),
