@@ -73,6 +73,7 @@ class Features:
     rodata_globals: bool = False  # reads of const volatile .rodata, varied per run
     tail_calls: bool = False  # bpf_tail_call into programs of a statically filled prog array
     packet_walks: bool = False  # parser loops advancing a packet cursor (TLV-style steps)
+    loop_variants: bool = False  # data-dependent extra steps, continue statements
     loops: bool = True
     calls: bool = True
     callbacks: bool = True
@@ -157,10 +158,20 @@ class Loop:
     bound_var: int | None  # data-dependent trip count: var & mask, or min(var, bound)
     clamp_and: bool
     body: tuple[Stmt, ...]
+    extra_step_var: int | None = None  # the latch also moves by (var & 3) (loop_variants)
 
 
 @dataclass(frozen=True)
 class Break:
+    a: int
+    op: str
+    imm: int
+
+
+@dataclass(frozen=True)
+class Continue:
+    """Skip to the innermost loop's latch when the condition holds (loop_variants)."""
+
     a: int
     op: str
     imm: int
@@ -252,7 +263,8 @@ class Atomic:
 
 
 Stmt = (Alu | If | PktGuard | PktRead | PktWrite | CtxRead | Loop | Break | Call | BpfLoop
-        | ForEach | MapLookup | MapUpdate | GlobalRead | Atomic | TailCall | PktWalk)
+        | ForEach | MapLookup | MapUpdate | GlobalRead | Atomic | TailCall | PktWalk
+        | Continue)
 
 # var init sources
 INIT_CONST = "const"
@@ -393,6 +405,8 @@ class Generator:
             choices.append(("loop", 2.5))
         if scope.depth:
             choices.append(("break", 1))
+            if feats.loop_variants:
+                choices.append(("continue", 1))
         if not scope.plain:
             if scope.kind == "main" and feats.calls:
                 choices.append(("call", 1.2))
@@ -479,6 +493,9 @@ class Generator:
             scope.r9_free = False
         body = self.block(scope, rng.randint(1, 4))
         scope.depth, scope.r9_free, scope.iters = outer
+        if scope.feats.loop_variants and loop.cond != "jne" and rng.random() < 0.5:
+            # a bigger step only ends the loop sooner (no "!=" test it could jump past)
+            loop = replace(loop, extra_step_var=self.var())
         return replace(loop, body=body)
 
     def _loop_header(self, scope: _Scope) -> Loop | None:
@@ -515,6 +532,10 @@ class Generator:
         if trips < 0 or trips > 16 or trips * scope.iters > 24:
             return None
         return loop
+
+    def _s_continue(self, scope: _Scope) -> Stmt:
+        op, _w64, _b, imm = self._cond()
+        return Continue(self.var(), op, imm)
 
     def _s_break(self, scope: _Scope) -> Stmt:
         op, _w64, _b, imm = self._cond()
@@ -741,6 +762,7 @@ class _FuncCompiler:
         self.func = func
         self.e = _Emitter()
         self.loop_exits: list[str] = []
+        self.loop_latches: list[str] = []
         self.callback_writes = feats_writes
 
     # helpers
@@ -945,15 +967,27 @@ class _FuncCompiler:
                 e.raw(bc.ldx(8, R2, R10, BOUND_OFF[s.depth]))
                 e.jump(cls | _JMP_CODE[op] | 0x08, reg, R2, 0, label)
 
+        latch = e.label()
+
         def step() -> None:
+            e.place(latch)
+            extra = AluOp.ADD if s.step > 0 else AluOp.SUB
+            if s.extra_step_var is not None:
+                self.ldv(R2, s.extra_step_var)
+                e.raw(bc.alu64(AluOp.AND, R2, imm=3))
             if s.in_reg:
                 e.raw(bc.alu64(AluOp.ADD, R9, imm=s.step))
+                if s.extra_step_var is not None:
+                    e.raw(bc.alu64(extra, R9, R2))
             else:
                 e.raw(bc.ldx(8, R1, R10, CTR_OFF[s.depth]))
                 e.raw(bc.alu64(AluOp.ADD, R1, imm=s.step))
+                if s.extra_step_var is not None:
+                    e.raw(bc.alu64(extra, R1, R2))
                 e.raw(bc.stx(8, R10, CTR_OFF[s.depth], R1))
 
         self.loop_exits.append(exit_)
+        self.loop_latches.append(latch)
         e.place(head)
         if s.bottom_test:
             self.block(s.body)
@@ -969,6 +1003,11 @@ class _FuncCompiler:
             e.jump(Cls.JMP | JmpOp.JA, 0, 0, 0, head)
         e.place(exit_)
         self.loop_exits.pop()
+        self.loop_latches.pop()
+
+    def _c_Continue(self, s: Continue) -> None:
+        if self.loop_latches:
+            self._cmp(s.a, s.op, True, None, s.imm, self.loop_latches[-1])
 
     def _c_Break(self, s: Break) -> None:
         if self.loop_exits:

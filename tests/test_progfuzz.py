@@ -250,3 +250,25 @@ def test_tail_call_runs_its_target_in_the_interpreter_the_kernel_and_the_bounds(
     result = analyse(object_bytes(with_call, feats), tmp_path)
     assert result.insns_min is not None and result.insns_max is not None
     assert result.insns_min <= got.count <= result.insns_max
+
+
+def test_a_callback_run_zero_times_costs_nothing_even_if_its_loop_is_unbounded(
+        tmp_path: Path) -> None:
+    """Found by the fuzzer (loop_variants, seed 9072, minimised): bpf_loop's count is
+    256 & 3 = 0, and its callback holds a loop bpflint cannot bound (the counter also
+    moves by a data-dependent step). 0 rounds times an unbounded cost was NaN, and
+    the analysis died with "cannot convert float NaN to integer"."""
+    feats = Features(loop_variants=True)
+    consts = tuple((v, "const", 256 if v == 3 else 1) for v in range(6))
+    lookup = MapLookup("cfg", 0, 3, 0, "", 1, False, ())  # v0 = cfg[v0 & 3]: unknown
+    loop = Loop(0, True, True, "jsle", True, 5, 1, 12, None, False, (lookup,),
+                extra_step_var=0)
+    callback = Func("f1", "loop_cb", ((0, "index", 0), (1, "ptr", 0)) + consts[2:],
+                    (If(0, "jset", True, None, 275, (loop,)),), 3, cb_ret=1)
+    main = Func("prog", "main", consts, (BpfLoop("f1", 3, 3, 5, None),), 2)
+    prog = Program("xdp", (main, callback))
+    raw = object_bytes(prog, feats)
+    result = analyse(raw, tmp_path)
+    got = interpret(parse_object("prog.o", raw), "xdp", RunInput(bytes(64)))
+    assert result.bounded and result.insns_min is not None and result.insns_max is not None
+    assert result.insns_min <= got.count <= result.insns_max
