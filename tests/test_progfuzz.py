@@ -39,6 +39,7 @@ from progfuzz_run import (
     analyse,
     interpret,
     kernel_run,
+    loads,
     make_inputs,
     minimise,
     object_bytes,
@@ -272,3 +273,27 @@ def test_a_callback_run_zero_times_costs_nothing_even_if_its_loop_is_unbounded(
     got = interpret(parse_object("prog.o", raw), "xdp", RunInput(bytes(64)))
     assert result.bounded and result.insns_min is not None and result.insns_max is not None
     assert result.insns_min <= got.count <= result.insns_max
+
+
+def _variable_step_loop() -> Program:
+    """do { i += 2 + (cfg & 3); } while (i < 16): at most 8 rounds, whatever cfg holds
+    (found by the fuzzer's loop_variants flag, seed 9011, minimised)."""
+    consts = tuple((v, "const", 1) for v in range(6))
+    body = (MapLookup("cfg", None, 0, 1, "", 1, False, ()),  # v1 = cfg[0]: any value
+            Loop(0, True, True, "jlt", True, 0, 2, 16, None, False, (), extra_step_var=1))
+    return Program("tc", (Func("prog", "main", consts, body, 4),))
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not USABLE, reason=f"bpf() is not usable here: {REASON}")
+def test_the_verifier_accepts_a_counter_stepping_by_a_bounded_amount() -> None:
+    feats = Features(loop_variants=True)
+    assert loads(parse_object("prog.o", object_bytes(_variable_step_loop(), feats)))
+
+
+@pytest.mark.xfail(strict=True, reason="bpflint's induction variables take constant steps "
+                   "only, so it reports unbounded a loop the kernel verifier accepts")
+def test_a_counter_stepping_by_a_bounded_amount_is_bounded(tmp_path: Path) -> None:
+    result = analyse(object_bytes(_variable_step_loop(), Features(loop_variants=True)),
+                     tmp_path)
+    assert result.bounded
