@@ -16,6 +16,7 @@ regression case that ``tests/test_progfuzz.py`` replays.
 
 from __future__ import annotations
 
+import errno
 import json
 import random
 import re
@@ -187,7 +188,9 @@ def try_load(obj: BpfObject) -> Loaded | str:
     programs = {p.name: p for p in obj.programs}
     try:
         main = loader.load_program(obj, programs[PROG_NAME], log_level=0)
-    except sc.BpfSyscallError:
+    except sc.BpfSyscallError as exc:
+        if exc.errno == errno.E2BIG:  # the verifier gave up: loading again takes as long
+            return "E2BIG: the verifier's complexity limit"
         try:  # again with the verifier's log, for its reason
             loader.load_program(obj, programs[PROG_NAME], log_level=1).close()
         except sc.BpfSyscallError as exc:
