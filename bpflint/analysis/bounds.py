@@ -28,8 +28,7 @@ MAY_GOTO_BUDGET = 1 << 23  # BPF_MAX_LOOPS: may_goto falls through at most this 
 MAX_PLAUSIBLE_TRIPS = 1 << 24  # beyond the verifier's reach for counted loops
 
 Loc = tuple  # ("r", n) | ("s", off) | ("it", off) | ("mg",)
-# symbolic value: (origin location, delta, touched by 32-bit ops) or an iterator result tag;
-# the delta is an int, or a pair (least, greatest) once a register of known range was added
+# symbolic value: (origin location, delta, touched by 32-bit ops) or an iterator result tag
 Sym = tuple
 
 
@@ -62,17 +61,6 @@ def _get(d: dict[Loc, Sym], loc: Loc) -> Sym:
     return d.get(loc, (loc, 0, False))
 
 
-def _delta_range(delta: int | tuple[int, int]) -> tuple[int, int]:
-    return delta if isinstance(delta, tuple) else (delta, delta)
-
-
-def _shift(delta: int | tuple[int, int], lo: int, hi: int) -> int | tuple[int, int]:
-    """``delta`` moved by a step in [lo, hi]: an int while exact, else (least, greatest)."""
-    dlo, dhi = _delta_range(delta)
-    dlo, dhi = dlo + lo, dhi + hi
-    return dlo if dlo == dhi else (dlo, dhi)
-
-
 def _stack_off(m: Machine, reg: int, off: int) -> int | None:
     base = m.regs[reg]
     if base.kind == Kind.STACK and base.s.is_const:
@@ -98,18 +86,7 @@ def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None
                 d[dst] = _UNKNOWN
             else:
                 step = insn.imm if aop == AluOp.ADD else -insn.imm
-                d[dst] = (cur[0], _shift(cur[1], step, step), cur[2] or w32)
-        elif aop in (AluOp.ADD, AluOp.SUB) and not w32 and insn.src != insn.dst \
-                and m.regs[insn.src].kind == Kind.SCALAR:
-            # a step of known range (i += 1 + (x & 3)): each round moves by at least
-            # the least of it; the range is the fixpoint's, so it holds in every round
-            cur = _get(d, dst)
-            src = m.regs[insn.src].s
-            if cur == _UNKNOWN or cur[0] == "itres":
-                d[dst] = _UNKNOWN
-            else:
-                lo, hi = (src.smin, src.smax) if aop == AluOp.ADD else (-src.smax, -src.smin)
-                d[dst] = (cur[0], _shift(cur[1], lo, hi), cur[2])
+                d[dst] = (cur[0], cur[1] + step, cur[2] or w32)
         else:
             d[dst] = _UNKNOWN
         modified.add(dst)
@@ -205,10 +182,8 @@ def _latch_range(edges: dict[tuple[int, int], State], loop: Loop, loc: Loc
     return joined
 
 
-def _trips(rng: sc.Scalar, c: int, w32: bool, c_far: int | None = None) -> int | None:
-    """Largest number of back edges a monotonic location can take within rng, moving
-    by at least ``c`` and at most ``c_far`` (same sign; ``c`` if None) each time."""
-    far = c if c_far is None else c_far
+def _trips(rng: sc.Scalar, c: int, w32: bool) -> int | None:
+    """Largest number of back edges a monotonic location can take within rng."""
     views = []
     if w32:
         lo32 = sc.low32(rng)
@@ -220,7 +195,7 @@ def _trips(rng: sc.Scalar, c: int, w32: bool, c_far: int | None = None) -> int |
         views.append((rng.smin, rng.smax, sc.S64_MIN, sc.S64_MAX))
     best = None
     for lo, hi, vmin, vmax in views:
-        if (c > 0 and hi + far <= vmax) or (c < 0 and lo + far >= vmin):
+        if (c > 0 and hi + c <= vmax) or (c < 0 and lo + c >= vmin):
             n = (hi - lo) // abs(c)
             best = n if best is None else min(best, n)
     return best
@@ -282,21 +257,18 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -
         if len(syms) != 1 or _UNKNOWN in syms:
             continue
         origin, delta, w32 = next(iter(syms))
-        dlo, dhi = _delta_range(delta)
-        if origin != loc or dlo <= 0 <= dhi:
+        if origin != loc or delta == 0:
             continue
-        # the step of least magnitude bounds the rounds; the greatest, wrapping
-        c, c_far = (dlo, dhi) if dlo > 0 else (dhi, dlo)
         rng = _header_range(header_state, loc)
         if rng is None:
             continue
-        n = _trips(rng, c, w32, c_far)
+        n = _trips(rng, delta, w32)
         # The values the location holds on the back edges (after the loop's exit tests
         # refined them) also bound the trips: n + 1 back edges walk n + 1 distinct
         # values x, x + c, ... of that range, each step without wrapping.
         latch_rng = _latch_range(edges, loop, loc)
         if latch_rng is not None:
-            latch_n = _trips(latch_rng, c, w32, c_far)
+            latch_n = _trips(latch_rng, delta, w32)
             if latch_n is not None and (n is None or latch_n + 1 < n):
                 n, rng = latch_n + 1, latch_rng
         if n is None:
@@ -305,8 +277,7 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -
             if n > MAX_PLAUSIBLE_TRIPS:
                 continue
         if best is None or n < best[0]:
-            step_text = str(abs(c)) if c == c_far else f"{abs(c)}..{abs(c_far)}"
-            best = (n, f"{_loc_name(loc)} {'+' if c > 0 else '-'}= {step_text} over "
+            best = (n, f"{_loc_name(loc)} {'+' if delta > 0 else '-'}= {abs(delta)} over "
                        f"[{rng.umin}, {rng.umax}]" if loc[0] != "mg" else "may_goto budget")
     if best is None:
         return LoopBound(loop.header, None, 0, "no induction variable with a bounded range")
