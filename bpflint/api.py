@@ -19,6 +19,7 @@ from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import Insn
 from bpflint.obj.elf import EM_BPF
+from bpflint.obj.loader_vars import apply_pins, loader_vars, unknown_pin_notes
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
 from bpflint.obj.reader import ReadLimits, parse_object, read_object_bytes
 from bpflint.results import AnalysisReport, ObjectError, ProgramResult
@@ -150,14 +151,19 @@ def analyze_paths(paths: Sequence[str], table: Any, options: AnalysisOptions | N
             cache.store(keyer.key(content), outcome)
     programs: list[ProgramResult] = []
     errors: list[ObjectError] = missing
+    loader_names: dict[str, None] = {}
     for index, path in enumerate(objects):
         outcome = outcomes[index]
         programs.extend(outcome.programs)
         errors.extend(ObjectError(path, message) for message in outcome.errors)
         notes.extend(f"{path}: {note}" for note in outcome.notes)
+        loader_names.update(dict.fromkeys(outcome.loader_vars))
     if cache is not None and cache.write_problem is not None:
         notes.append(cache.write_problem)
-    return AnalysisReport(tuple(programs), tuple(errors), tuple(notes))
+    if objects:
+        notes.extend(unknown_pin_notes(opts.rodata, loader_names))
+    return AnalysisReport(tuple(programs), tuple(errors), tuple(notes),
+                          tuple(sorted(loader_names)))
 
 
 class _Keyer:
@@ -262,9 +268,11 @@ def _merge(parts: list[_Part]) -> tuple[str | None, ObjectOutcome]:
         results.extend(part.rest.programs)
         errors.extend(part.rest.errors)
     notes = tuple(note for part in parts for note in part.rest.notes)
+    loader_names = tuple(name for part in parts for name in part.rest.loader_vars)
     # A part that died left an error (is_cacheable keeps such an outcome out); when
     # the pool breaks, every part of the object says so: once is enough.
-    return content, ObjectOutcome(tuple(results), tuple(dict.fromkeys(errors)), notes)
+    return content, ObjectOutcome(tuple(results), tuple(dict.fromkeys(errors)), notes,
+                                  loader_names)
 
 
 def _analyze_object(path: str, table: Any, options: AnalysisOptions, limits: ReadLimits
@@ -293,6 +301,12 @@ def _analyze_part(path: str, table: Any, options: AnalysisOptions, limits: ReadL
         return _Part(content, (), _object_error(
             first, f"internal error while reading: {_describe(exc)}"))
     del raw
+    names = tuple(sorted({var.name for _, var in loader_vars(obj)}))
+    try:
+        obj = apply_pins(obj, options.rodata)
+    except BpfLintError as exc:
+        return _Part(content, (), ObjectOutcome(errors=(str(exc),), loader_vars=names)
+                     if first else ObjectOutcome())
     programs: list[tuple[int, ProgramResult | str]] = []
     for index in range(part, len(obj.programs), parts):
         program = obj.programs[index]
@@ -317,7 +331,8 @@ def _analyze_part(path: str, table: Any, options: AnalysisOptions, limits: ReadL
     if not obj.programs:
         notes += ("no programs in this object (maps and data only, or every program "
                   "compiled out)",)
-    return _Part(content, tuple(programs), ObjectOutcome(tuple(callbacks), tuple(errors), notes))
+    return _Part(content, tuple(programs), ObjectOutcome(tuple(callbacks), tuple(errors), notes,
+                                                        names))
 
 
 def _object_error(first: bool, message: str) -> ObjectOutcome:

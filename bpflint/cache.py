@@ -7,7 +7,8 @@ not, and a cached result is handed back under whatever path the object has now.
 Layout under the cache directory (default ``$XDG_CACHE_HOME/bpflint``, else
 ``~/.cache/bpflint``)::
 
-    results/<k[:2]>/<k>.json    {"format", "key", "programs", "errors", "notes"}
+    results/<k[:2]>/<k>.json    {"format", "key", "programs", "errors", "notes",
+                                 "loader_vars"}
 
 The directory is safe to delete at any time and safe to share between concurrent
 runs: an entry is written to a temporary file in its final directory and renamed into
@@ -68,11 +69,12 @@ class ObjectOutcome:
     programs: tuple[ProgramResult, ...] = ()
     errors: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    loader_vars: tuple[str, ...] = ()  # names of the object's loader-set variables
 
     def at(self, path: str) -> ObjectOutcome:
         programs = tuple(p if p.object == path else dataclasses.replace(p, object=path)
                          for p in self.programs)
-        return ObjectOutcome(programs, self.errors, self.notes)
+        return ObjectOutcome(programs, self.errors, self.notes, self.loader_vars)
 
 
 def is_cacheable(outcome: ObjectOutcome) -> bool:
@@ -275,13 +277,15 @@ class ResultCache:
                 tuple(from_dict(ProgramResult, item) for item in programs),
                 _str_tuple(data["errors"], "errors"),
                 _str_tuple(data["notes"], "notes"),
+                _str_tuple(data["loader_vars"], "loader_vars"),
             )
         except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return None  # absent, half-written by an old crash, or damaged: analyse again
 
     def store(self, key: str, outcome: ObjectOutcome) -> None:
         entry = {"format": FORMAT, "key": key, "programs": to_dict(outcome.programs),
-                 "errors": list(outcome.errors), "notes": list(outcome.notes)}
+                 "errors": list(outcome.errors), "notes": list(outcome.notes),
+                 "loader_vars": list(outcome.loader_vars)}
         try:
             # NaN or infinity has no JSON form; such a result is simply not cached
             data = json.dumps(entry, allow_nan=False, separators=(",", ":")).encode()

@@ -30,6 +30,48 @@ class LineCost:
     text: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LoaderSetting:
+    """A loader-set variable (``const volatile``) the program reads, and the values
+    its worst case assumed for it: its type's whole range unless pinned."""
+
+    name: str
+    type: str  # "u32", "bool", "enum mode", "u8[16]"
+    lo: int
+    hi: int
+    default: int | None  # the object's own value (integer variables)
+    pinned: bool = False
+
+    @property
+    def value(self) -> int | None:
+        return self.lo if self.pinned and self.lo == self.hi else None
+
+
+@dataclass(frozen=True, slots=True)
+class LoopNote:
+    """A loop's bound as the engine proved it (the widest over calling contexts):
+    ``kind`` "loop" (a back edge, taken at most ``max_runs`` times) or "callback" (a
+    helper runs its callback at most ``max_runs`` times); ``how``: the proof."""
+
+    file: str
+    line: int
+    kind: str
+    max_runs: int | None  # None: no bound proven
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallNote:
+    """A helper or kfunc call and its priced worst case (one call; a callback
+    helper's callbacks included)."""
+
+    file: str
+    line: int
+    name: str
+    insns: int
+    ns: float
+
+
 @dataclass(frozen=True)
 class ProgramResult:
     object: str  # path of the object file as given / found
@@ -44,10 +86,16 @@ class ProgramResult:
     ns_max: float | None
     source: SourceLoc | None = None
     worst_path: tuple[LineCost, ...] = ()  # in path order, one entry per line visited
+    # the same for the path with the most ns (design.md): its lines add up to ns_max
+    worst_path_ns: tuple[LineCost, ...] = ()
+    loops: tuple[LoopNote, ...] = ()  # by source line (the cost map)
+    calls: tuple[CallNote, ...] = ()  # by source line (the cost map)
     line_costs: tuple[LineCost, ...] = ()  # per line, hottest first (explain)
     diagnostics: tuple[Diagnostic, ...] = ()
     tail_call_targets: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    # loader-set variables read on the program's analysed paths (see LoaderSetting)
+    loader_set: tuple[LoaderSetting, ...] = ()
 
     @property
     def key(self) -> str:
@@ -68,3 +116,4 @@ class AnalysisReport:
     programs: tuple[ProgramResult, ...]
     errors: tuple[ObjectError, ...]
     notes: tuple[str, ...] = ()
+    loader_vars: tuple[str, ...] = ()  # loader-set variables of the analysed objects

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 from refinterp import Input, World
 
+from bpflint.obj.model import BpfObject
+
 # -- packets --------------------------------------------------------------------
 ETH_IP = 0x0800
 ETH_IP6 = 0x86DD
@@ -189,7 +191,10 @@ CASES: tuple[FileCase, ...] = (
         ProgCase("fexit_unlink", u64_args(0, 0, -2), u64_args(0, 0, 0))),
         kernel_loads=None),
     FileCase("lsm_file_open.bpf.c", "u64_args", (
-        ProgCase("lsm_file_open", u64_args(0), u64_args(0)),),
+        # denied_tgid is loader-set: the worst case denies the caller, a thread
+        ProgCase("lsm_file_open",
+                 u64_args(0, world=World(scalars=(5 << 32 | 6,), rodata=(("denied_tgid", 5),))),
+                 u64_args(0)),),
         kernel_loads=None),
     FileCase("cgroup_skb.bpf.c", "skb", (
         ProgCase("cgroup_ingress", skb(eth(ETH_IP, bytes(10))), skb(bytes(100))),)),
@@ -199,7 +204,14 @@ CASES: tuple[FileCase, ...] = (
         ProgCase("uprobe_malloc", regs(di=0), regs(di=2**64 - 1, world=ARRAY_NULL)),
         ProgCase("uretprobe_malloc", regs(ax=0), regs(ax=0x1000)))),
     FileCase("usdt_probe.bpf.c", "regs", (
-        ProgCase("usdt_query_done", regs(di=7, si=5), regs(di=7, si=-5 & 0xFFFFFFFF)),)),
+        # the loader writes the argument specs: the worst case takes both register
+        # compares and the signed 4-byte path for both arguments, then the update
+        ProgCase("usdt_query_done",
+                 regs(di=7, si=5, dx=5, world=World(rodata=(
+                     ("specs", int.from_bytes(bytes([2, 4, 1, 2, 4, 1]), "little")),))),
+                 # the best: both from rdi, 8 bytes wide, and a negative duration
+                 regs(di=-5 & (2**64 - 1), world=World(rodata=(
+                     ("specs", int.from_bytes(bytes([0, 8, 0, 0, 8, 0]), "little")),)))),)),
     FileCase("syscall_prog.bpf.c", "raw", (
         ProgCase("syscall_sum",
                  raw(struct.pack("<II8QQ", 1, 12, *range(8), 0)),
@@ -298,7 +310,27 @@ CASES: tuple[FileCase, ...] = (
     FileCase("large_parser.bpf.c", "xdp", (
         ProgCase("large_parser", xdp(bytes([0x81, 1]) * 200), xdp(NO_PKT)),)),
     FileCase("rodata_config.bpf.c", "xdp", (
-        ProgCase("rodata_config", xdp(NO_PKT, rx_queue=1), xdp(NO_PKT, rx_queue=0)),)),
+        # const volatile knobs take any value a loader may set: the worst case runs
+        # the loop's 64-round cap with stats on, the best none with stats off (the
+        # object's own 12 rounds are one configuration among them)
+        ProgCase("rodata_config",
+                 xdp(NO_PKT, rx_queue=1,
+                     world=World(rodata=(("max_rounds", 64), ("enable_stats", 1)))),
+                 xdp(NO_PKT, rx_queue=0,
+                     world=World(rodata=(("max_rounds", 0), ("enable_stats", 0))))),)),
+    FileCase("rodata_knobs.bpf.c", "xdp", (
+        ProgCase("knob_loop",
+                 xdp(NO_PKT, rx_queue=1, world=World(rodata=(("nloops", 64),))),
+                 xdp(NO_PKT, world=World(rodata=(("nloops", 0),)))),
+        # worst: the filter on and passed (its compare runs), the full mode
+        ProgCase("knob_filter",
+                 xdp(NO_PKT, rx_queue=1, world=World(rodata=(
+                     ("filter_on", 1), ("targ_queue", 1), ("run_mode", 2)))),
+                 xdp(NO_PKT, rx_queue=1, world=World(rodata=(
+                     ("filter_on", 1), ("targ_queue", 0))))),
+        ProgCase("plain_const", xdp(NO_PKT), xdp(NO_PKT)),
+        ProgCase("knob_section", xdp(NO_PKT, world=World(rodata=(("cfg_rounds", 16),))),
+                 xdp(NO_PKT, world=World(rodata=(("cfg_rounds", 0),)))))),
     FileCase("switch_proto.bpf.c", "skb", (
         ProgCase("switch_proto", skb(eth(ETH_IP, ipv4(ICMP, bytes(8), ttl=1))), skb(NO_PKT)),)),
     FileCase("csum_loop.bpf.c", "skb", (
@@ -340,6 +372,24 @@ def worlds() -> st.SearchStrategy[World]:
         hash_elems=small,
         tail_call_fails=st.booleans(),
     )
+
+
+def rodata_values(obj: BpfObject) -> st.SearchStrategy[tuple[tuple[str, int], ...]]:
+    """Values a loader may set for every loader-set variable of ``obj``: its type's
+    ends, the object's value, small numbers and anything in range (a struct: any
+    bytes)."""
+    strategies = []
+    for var in (v for m in obj.maps.values() for v in m.loader_vars):
+        if not var.elem_size:  # a struct: any bytes
+            whole = st.integers(0, (1 << (8 * var.size)) - 1)
+            strategies.append(whole.map(lambda v, name=var.name: (name, v)))
+            continue
+        corners = sorted({var.lo, var.hi, *(x for x in (0, 1, 2, 3, 63, 64, 65, var.default)
+                                            if x is not None and var.lo <= x <= var.hi)})
+        value = st.one_of(st.sampled_from(corners), st.integers(var.lo, var.hi),
+                          st.integers(max(var.lo, 0), min(var.hi, 100)))
+        strategies.append(value.map(lambda v, name=var.name: (name, v)))
+    return st.tuples(*strategies) if strategies else st.just(())
 
 
 def _l4() -> st.SearchStrategy[bytes]:

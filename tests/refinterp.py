@@ -137,6 +137,21 @@ class World:
     tail_call_fails: bool = False  # every tail call falls through (slot emptied at run time)
     # elements present before the run, as user space put them: (map name, key, value)
     map_contents: tuple[tuple[str, bytes, bytes], ...] = ()
+    # loader-set (const volatile) variables as a loader sets them before load: (name,
+    # value); an array variable gets the value in every element; __kconfig externs too
+    rodata: tuple[tuple[str, int], ...] = ()
+
+
+def _with_rodata(mdef: MapDef, values: tuple[tuple[str, int], ...]) -> bytes:
+    """A global-data section's bytes with the loader's settings written in."""
+    data = bytearray(mdef.data)
+    for name, value in values:
+        for var in mdef.loader_vars:
+            if var.name == name:
+                width = var.elem_size or var.size
+                word = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+                data[var.offset:var.offset + var.size] = word * (var.size // width)
+    return bytes(data)
 
 
 @dataclass(frozen=True)
@@ -312,7 +327,7 @@ class Interpreter:
             if mdef is None:
                 raise InterpError(f"reference to unknown data section {section}")
             size = max(mdef.value_size, len(mdef.data))
-            content = mdef.data.ljust(size, b"\0")
+            content = _with_rodata(mdef, self.world.rodata).ljust(size, b"\0")
             self._data_addr[section] = self.alloc(section, content, writable=not mdef.read_only)
         return self._data_addr[section]
 
@@ -541,8 +556,11 @@ class Interpreter:
             return self.func_addr(reloc.func)
         if reloc.kind == "extern":
             if reloc.symbol not in self._extern_addr:
+                # a __kconfig value the world sets (as libbpf from the kernel), else 0
+                value = dict(self.world.rodata).get(reloc.symbol, 0)
+                content = (value & MASK64).to_bytes(8, "little") + bytes(56)
                 self._extern_addr[reloc.symbol] = self.alloc(f"extern {reloc.symbol}",
-                                                             bytes(64), writable=False)
+                                                             content, writable=False)
             return self._extern_addr[reloc.symbol]
         raise InterpError(f"pc {insn.pc}: ld_imm64 with relocation {reloc.kind}")
 

@@ -38,9 +38,32 @@ def test_round_trip_sorted_and_stable(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name != "bpf-baseline.json"]
 
 
-def test_object_path_is_reduced_to_its_basename(tmp_path: Path) -> None:
-    entry = from_results([program("p", obj="/some/build/dir/fw.bpf.o")], "x").entries
-    assert list(entry) == ["fw.bpf.o:xdp:p"] and entry["fw.bpf.o:xdp:p"].object == "fw.bpf.o"
+def test_objects_are_named_by_their_path_relative_to_the_budget_file(tmp_path: Path) -> None:
+    inside = str(tmp_path / "build" / "fw.bpf.o")
+    entry = from_results([program("p", obj=inside)], "x", root=tmp_path).entries
+    assert list(entry) == ["build/fw.bpf.o:xdp:p"]
+    assert entry["build/fw.bpf.o:xdp:p"].object == "build/fw.bpf.o"
+    outside = from_results([program("p", obj="/some/build/../dir/fw.bpf.o")], "x",
+                           root=tmp_path).entries
+    assert list(outside) == ["/some/dir/fw.bpf.o:xdp:p"]  # as given, normalised
+
+
+def test_same_name_in_two_directories_keeps_two_entries(tmp_path: Path) -> None:
+    """a/firewall.bpf.o and b/firewall.bpf.o: two programs, two keys."""
+    results = [program("xdp_fw", obj=str(tmp_path / "a" / "firewall.bpf.o"), insns_max=100),
+               program("xdp_fw", obj=str(tmp_path / "b" / "firewall.bpf.o"), insns_max=300)]
+    base = from_results(results, "x", root=tmp_path)
+    assert {k: e.insns_max for k, e in base.entries.items()} == {
+        "a/firewall.bpf.o:xdp:xdp_fw": 100, "b/firewall.bpf.o:xdp:xdp_fw": 300}
+    path = tmp_path / "bpf-baseline.json"
+    write_baseline(path, base)
+    assert read_baseline(path).entries == base.entries
+
+
+def test_the_same_program_twice_is_an_error_not_a_silent_overwrite(tmp_path: Path) -> None:
+    twice = [program("p", obj=str(tmp_path / "fw.bpf.o"))] * 2
+    with pytest.raises(BpfLintError, match="analysed twice"):
+        from_results(twice, "x", root=tmp_path)
 
 
 @pytest.mark.parametrize("text", ["", "{", "[]", '{"version": 2, "programs": {}}',

@@ -89,9 +89,32 @@ def test_allowances() -> None:
     ns = parse_allowance("+50ns")
     assert ns.ns == 50.0 and ns.ns_excess(100.0, 151.0) and not ns.insns_excess(1, 10**6)
     assert parse_allowance("+1.5us").ns == 1500.0
-    for bad in ("5", "five%", "+200 bytes", "-5%"):
+    for bad in ("5", "five%", "+200 bytes", "-5%", "5% or", "5% or 6%", "5% and +8 insns"):
         with pytest.raises(ValueError, match="bad regression allowance"):
             parse_allowance(bad)
+
+
+def test_combined_allowance_passes_within_either_limit() -> None:
+    both = parse_allowance("5% or +8 insns or +20ns")
+    assert (both.percent, both.insns, both.ns) == (5.0, 8, 20.0)
+    # clang 14 vs 19 on tc-tailcall's stage_icmp: 52 -> 55 insns is +5.8% but +3
+    assert not both.insns_excess(52, 55) and not both.insns_excess(52, 60)
+    assert both.insns_excess(52, 61)  # +9 insns and +17.3%: outside both
+    assert not both.insns_excess(1000, 1050)  # +50 insns but exactly +5%
+    assert both.insns_excess(1000, 1051)
+    assert not both.ns_excess(100.0, 120.0) and both.ns_excess(100.0, 120.1)
+    assert not both.ns_excess(1000.0, 1050.0) and both.ns_excess(1000.0, 1050.1)
+    only_insns = parse_allowance("+8 insns")
+    assert not only_insns.ns_excess(1.0, 1e9)  # an absolute amount: its own measure only
+
+
+def test_exactly_at_the_percentage_passes() -> None:
+    """100 * 1.15 is 114.99999999999999 in floats: +15% of 100 must still allow 115."""
+    assert not parse_allowance("15%").insns_excess(100, 115)
+    assert parse_allowance("15%").insns_excess(100, 116)
+    assert not parse_allowance("2.5%").insns_excess(120, 123)
+    assert not parse_allowance("10%").ns_excess(0.3, 0.33)
+    assert not parse_allowance("2.5%").insns_excess(40, 41)
 
 
 def test_format_ns() -> None:
@@ -150,6 +173,13 @@ def test_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert config.budgets == () and config.allowance is None and config.baseline is None
     assert (config.unbounded, config.unmatched, config.warn_only) == ("fail", "warn", False)
+    assert config.build_command == () and config.allow_empty is False
+
+
+def test_analyze_build_and_allow_empty(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[analyze]\nobjects = ["build/*.o"]\n'
+                                         'build = ["make", "-C", "bpf"]\nallow_empty = true\n'))
+    assert config.build_command == ("make", "-C", "bpf") and config.allow_empty is True
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -160,6 +190,12 @@ def test_defaults(tmp_path: Path) -> None:
      ":3: key 'budget[1].max_insn': unknown key; did you mean 'max_insns'?"),
     ("[regresion]\nallowed = \"5%\"\n",
      ":1: key 'regresion': unknown key; did you mean 'regression'?"),
+    ("[analyze]\nbuild = \"make -C bpf\"\n",
+     ":2: key 'analyze.build': expected a list of strings, got the string 'make -C bpf'"),
+    ("[analyze]\nbuild = []\n",
+     ":2: key 'analyze.build': expected a command as a list of arguments"),
+    ("[analyze]\nallow_empty = \"yes\"\n",
+     ":2: key 'analyze.allow_empty': expected true or false"),
     ("[analyze]\nobjects = []\nbaseline = \"b.json\"\n",
      ":3: key 'analyze.baseline': unknown key; top-level keys such as 'baseline'"),
     # wrong types

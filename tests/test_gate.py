@@ -148,6 +148,17 @@ def test_regression_under_budget_but_over_the_allowance_fails(tmp_path: Path) ->
     assert finding.rule == "BPF002" and "from 1000 to 1051 insns (+5.1%)" in finding.message
 
 
+def test_a_regression_message_never_shows_a_figure_within_the_allowance(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, '[regression]\nallowed = "5%"\n[[budget]]\nmax_insns = 100000\n')
+    before = from_results([program("p", insns_max=10000, ns_max=500.0)], "base")
+    exact = evaluate(report(program("p", insns_max=10500, ns_max=500.0)), cfg, before)
+    assert exact.exit_code == 0  # exactly +5.0%: within the allowance
+    over = evaluate(report(program("p", insns_max=10504, ns_max=500.0)), cfg, before)
+    message = over.programs[0].findings[0].message
+    assert "(+5.04%), more than the allowed 5%" in message, message
+
+
 def test_an_unchanged_program_does_not_regress_against_its_rounded_baseline(
         tmp_path: Path) -> None:
     cfg = config(tmp_path, '[regression]\nallowed = "5%"\n[[budget]]\nmax_insns = 100000\n')
@@ -231,3 +242,19 @@ def test_a_budget_or_tail_call_that_matches_no_program_is_a_config_error(
         check_config_use(tail, [program("p"), program("tail")])
     check_config_use(config(tmp_path, '[[budget]]\ntype = "xdp"\nmax_insns = 1\n'),
                      [program("p")])
+
+
+def test_an_old_bare_name_key_pairs_only_when_unambiguous(tmp_path: Path) -> None:
+    cfg = config(tmp_path, '[regression]\nallowed = "5%"\n[[budget]]\nmax_insns = 10000\n')
+    old = from_results([program("p", obj="fw.bpf.o", insns_max=100)], "old")
+    assert list(old.entries) == ["fw.bpf.o:xdp:p"]  # a baseline from before path keys
+    one = evaluate(report(program("p", obj=str(tmp_path / "build" / "fw.bpf.o"),
+                                  insns_max=300)), cfg, old)
+    [verdict] = one.programs
+    assert verdict.key == "build/fw.bpf.o:xdp:p" and verdict.change == "same"
+    assert verdict.status == "fail"  # compared with the old entry: +200%
+    two = evaluate(report(program("p", obj=str(tmp_path / "a" / "fw.bpf.o")),
+                          program("p", obj=str(tmp_path / "b" / "fw.bpf.o"))), cfg, old)
+    changes = {v.key: v.change for v in two.programs}
+    assert changes == {"a/fw.bpf.o:xdp:p": "new", "b/fw.bpf.o:xdp:p": "new",
+                       "fw.bpf.o:xdp:p": "removed"}

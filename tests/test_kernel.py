@@ -13,6 +13,8 @@ from bpflint.obj.reader import load_object
 
 USABLE, REASON = sc.bpf_usable()
 needs_bpf = pytest.mark.skipif(not USABLE, reason=REASON)
+XDP_RUNS, XDP_REASON = sc.prog_type_runs("xdp") if USABLE else (False, REASON)
+needs_xdp = pytest.mark.skipif(not XDP_RUNS, reason=XDP_REASON)
 
 
 def test_bytecode_encodings() -> None:
@@ -22,7 +24,7 @@ def test_bytecode_encodings() -> None:
     assert len(bc.ld_imm64(bc.R1, 1 << 40)) == 16
 
 
-@needs_bpf
+@needs_xdp
 def test_load_reports_verifier_stats_and_test_run_times() -> None:
     code = bc.mov64(bc.R0, imm=2) + bc.exit_()
     prog = sc.prog_load(sc.PROG_TYPES["xdp"], code, name="t")
@@ -35,11 +37,43 @@ def test_load_reports_verifier_stats_and_test_run_times() -> None:
         sc.close(prog.fd)
 
 
-@needs_bpf
+@needs_xdp
 def test_rejected_program_carries_the_verifier_reason() -> None:
     with pytest.raises(sc.BpfSyscallError) as err:
         sc.prog_load(sc.PROG_TYPES["xdp"], bc.exit_(), name="bad", log_level=1)
-    assert "R0" in str(err.value)
+    assert "R0" in str(err.value) and "R0" in err.value.reason
+    assert sc.missing_feature(err.value) is None  # the program is wrong, not the kernel
+
+
+@needs_xdp
+def test_a_helper_the_program_type_may_not_call_is_a_missing_feature() -> None:
+    # bpf_override_return (58) is for kprobes: what a kernel lacking a helper says
+    code = bc.mov64(bc.R2, imm=0) + bc.call_helper(58) + bc.mov64(bc.R0, imm=2) + bc.exit_()
+    with pytest.raises(sc.BpfSyscallError) as err:
+        sc.prog_load(sc.PROG_TYPES["xdp"], code, name="bad", log_level=1)
+    assert sc.missing_feature(err.value) == \
+        "program of this type cannot use helper bpf_override_return#58"
+    assert err.value.reason.endswith("(Invalid argument)")
+
+
+def test_missing_feature_reads_the_kernels_words() -> None:
+    def refusal(log: str, errno: int = 22) -> sc.BpfSyscallError:
+        return sc.BpfSyscallError("kernel rejected program 'p'", errno, log)
+
+    assert sc.missing_feature(refusal("0: (85) call unknown#212\ninvalid func unknown#212\n"
+                                      "processed 1 insns")) == "invalid func unknown#212"
+    assert sc.missing_feature(refusal("unknown opcode 8d\n")) == "unknown opcode 8d"
+    assert sc.missing_feature(refusal("[5] Invalid kind:19\n")) == "Invalid kind"
+    assert sc.missing_feature(refusal("", sc.ENOTSUPP)) is not None
+    assert sc.missing_feature(refusal("R1 invalid mem access 'scalar'\n")) is None
+    assert sc.missing_feature(BpfLintError("not from the kernel")) is None
+
+
+@needs_bpf
+def test_prog_type_probe_states_what_the_kernel_will_not_run() -> None:
+    assert sc.prog_type_runs("socket_filter") == (True, "socket_filter programs load and run")
+    ok, why = sc.prog_type_runs("kprobe")  # kprobes have no BPF_PROG_TEST_RUN
+    assert not ok and why.startswith("this kernel does not test-run kprobe programs: ")
 
 
 @needs_bpf
@@ -58,10 +92,19 @@ def test_map_roundtrip() -> None:
                                     "maps_heavy"])
 def test_loader_loads_compiled_programs(source: str) -> None:
     obj = load_object(compile_bpf(PROGS / f"{source}.bpf.c"))
+    lacking: list[str] = []
     for program in obj.programs:
-        with load_program(obj, program) as loaded:
-            assert loaded.fd > 0
-            assert loaded.stats.processed_insns and loaded.stats.processed_insns > 0
+        try:
+            with load_program(obj, program) as loaded:
+                assert loaded.fd > 0
+                assert loaded.stats.processed_insns and loaded.stats.processed_insns > 0
+        except sc.BpfSyscallError as exc:
+            lacks = sc.missing_feature(exc)
+            if lacks is None:
+                raise
+            lacking.append(f"{program.name}: {lacks}")
+    if lacking:
+        pytest.skip(f"{source}: this kernel lacks what they need: {'; '.join(lacking)}")
 
 
 def test_loader_refuses_unsupported_types() -> None:

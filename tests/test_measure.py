@@ -10,10 +10,17 @@ from bpfc import PROGS, compile_bpf
 
 from bpflint.cli import main
 from bpflint.commands import measure
-from bpflint.kernel.syscall import bpf_usable
+from bpflint.kernel.syscall import ENOTSUPP, BpfSyscallError, bpf_usable, prog_type_runs
 
 USABLE, REASON = bpf_usable()
 needs_bpf = pytest.mark.skipif(not USABLE, reason=REASON)
+
+
+def runs(prog_type: str) -> pytest.MarkDecorator:
+    """Skip, with the kernel's reason, where it cannot load and test-run the type."""
+    ok, why = prog_type_runs(prog_type) if USABLE else (False, REASON)
+    return pytest.mark.skipif(not ok, reason=why)
+
 NS = PROGS / "ns" / "pkt_driven.bpf.c"
 
 
@@ -31,7 +38,7 @@ def estimate_line(out: str) -> tuple[float, float, float, str]:
 
 
 @pytest.mark.kernel
-@needs_bpf
+@runs("xdp")
 def test_measure_prints_time_next_to_the_estimate(capsys: pytest.CaptureFixture[str],
                                                   tmp_path: Path) -> None:
     obj = str(compile_bpf(NS))
@@ -54,7 +61,7 @@ def test_measure_prints_time_next_to_the_estimate(capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.kernel
-@needs_bpf
+@runs("sched_cls")
 def test_measure_runs_tc_programs(capsys: pytest.CaptureFixture[str]) -> None:
     obj = str(compile_bpf(NS))
     code, out, err = run(capsys, obj, "--program", "ns_array_ops", "--repeat", "1000")
@@ -117,3 +124,34 @@ def test_a_timing_above_the_max_is_taken_again_and_the_least_counts(
     queue[:] = [90.0, 10.0]  # inside at once: timed once
     timing, tries = measure.least_of_tries(3, "xdp", b"", 1, 100.0)
     assert (timing.measured_ns, tries, queue) == (90.0, 1, [10.0])
+
+
+def test_a_kernel_refusal_is_one_line_naming_object_and_program(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    log = "0: (85) call bpf_loop#181\nprogram of this type cannot use helper bpf_loop#181\n"
+
+    def refuse(obj: object, program: object) -> None:
+        raise BpfSyscallError("kernel rejected program 'ns_bpf_loop' (Invalid argument)",
+                              22, log)
+
+    monkeypatch.setattr(measure, "load_program", refuse)
+    obj = str(compile_bpf(NS))
+    code, out, err = run(capsys, obj, "--program", "ns_bpf_loop")
+    assert code == 2 and out == ""
+    assert err == (f"bpflint: error: {obj}: ns_bpf_loop: this kernel cannot load it: program "
+                   "of this type cannot use helper bpf_loop#181\n")
+
+
+@runs("xdp")
+def test_a_test_run_the_kernel_cannot_do_is_one_line(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_test_run(*args: object, **kw: object) -> None:
+        raise BpfSyscallError("test run of program fd 5 failed", ENOTSUPP)
+
+    monkeypatch.setattr(measure, "least_of_tries", no_test_run)
+    obj = str(compile_bpf(NS))
+    code, out, err = run(capsys, obj, "--program", "ns_alu_loop")
+    assert code == 2 and out == ""
+    assert err == (f"bpflint: error: {obj}: ns_alu_loop: this kernel cannot test-run xdp "
+                   "programs: not supported (ENOTSUPP)\n")

@@ -82,18 +82,14 @@ def pre_commit(project: Path, home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_hook_definition_matches_bpf_files() -> None:
+def test_hook_runs_on_every_commit() -> None:
+    """No file pattern: a plain header, a .c file, the baseline or a cost table named
+    anything can change a result, so the hook runs whatever the commit touches."""
     [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
-    import re
-
-    files = re.compile(hook["files"])
     assert hook["entry"] == "bpflint check" and hook["language"] == "python"
     assert hook["pass_filenames"] is False and hook["require_serial"] is True
-    for path in ("fw.bpf.c", "src/fw.bpf.c", "out/fw.bpf.o", "x.o", "bpfbudget.toml",
-                 "sub/bpfbudget.toml"):
-        assert files.search(path), path
-    for path in ("main.c", "README.md", "foo.toml", "my-bpfbudget.toml.bak"):
-        assert not files.search(path), path
+    assert hook["always_run"] is True
+    assert "files" not in hook and "types" not in hook
 
 
 def test_pre_commit_passes_under_budget_and_fails_after_a_costly_commit(tmp_path: Path) -> None:
@@ -118,3 +114,45 @@ def test_pre_commit_passes_under_budget_and_fails_after_a_costly_commit(tmp_path
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "Failed" in failed.stdout
     assert "xdp_firewall" in failed.stdout  # the hook's output names the program
+
+
+def test_a_header_only_change_that_breaks_the_budget_fails_the_commit(tmp_path: Path) -> None:
+    """The hook installed with `pre-commit install`: a commit that touches only a
+    plain .h (the objects are built by bpflint from [analyze] sources, not committed)
+    must be refused when it pushes a program over budget."""
+    hooks, rev = hook_repository(tmp_path / "bpflint")
+    project = copy_example("xdp-firewall", tmp_path)
+    (project / "firewall.bpf.o").unlink()
+    (project / ".gitignore").write_text("*.o\n.bpflint-cache/\n")
+    config = project / "bpfbudget.toml"
+    config.write_text(config.read_text().replace('objects = ["*.bpf.o"]',
+                                                 'sources = ["*.bpf.c"]'))
+    (project / "bpf-baseline.json").unlink()
+    config.write_text(config.read_text().replace('baseline = "bpf-baseline.json"\n', ""))
+    hook_config = {"repos": [{"repo": str(hooks), "rev": rev, "hooks": [{"id": "bpflint"}]}]}
+    (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(hook_config))
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "firewall within budget")
+    home = tmp_path / "pre-commit-home"
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "NO_COLOR": "1",
+           "PRE_COMMIT_COLOR": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    installed = subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=project,
+                               env=env, capture_output=True, text=True, timeout=120)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+    header = project / "parse.h"
+    header.write_text(header.read_text().replace("#define TCP_OPT_MAX 10",
+                                                 "#define TCP_OPT_MAX 40"))
+    git(project, "add", "parse.h")
+    done = subprocess.run(["git", "commit", "-q", "-m", "walk more TCP options"], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "bpflint (BPF runtime budget)" in output and "Failed" in output, output
+    assert "xdp_firewall" in output and "BPF001" in output, output
+    # the commit did not go in: HEAD still has the old header
+    assert "TCP_OPT_MAX 10" in git(project, "show", "HEAD:parse.h")

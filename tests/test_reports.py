@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -32,7 +34,7 @@ def gate_report(tmp_path: Path, *, warn_only: bool = False) -> GateReport:
     obj = str(tmp_path / "build" / "fw.bpf.o")
     before = from_results([program("big", obj=obj, insns_max=900, ns_max=800.0),
                            program("small", obj=obj, insns_max=100, ns_max=500.0),
-                           program("gone", obj=obj)], "bpf-baseline.json")
+                           program("gone", obj=obj)], "bpf-baseline.json", root=tmp_path)
     now = AnalysisReport((
         program("small", obj=obj, insns_max=90, ns_max=450.0),
         program("big", obj=obj, insns_max=1200, ns_max=1500.0, hot=hot,
@@ -91,7 +93,7 @@ def test_check_json_extends_the_design_contract(tmp_path: Path) -> None:
     assert big["budget"]["max_insns"] == 1000 and big["budget"]["max_ns"] == 1000.0
     assert big["baseline"]["insns"]["max"] == 900 and big["delta"]["insns"] == 300
     assert {f["rule"] for f in big["findings"]} == {"BPF001", "BPF002", "BPF005"}
-    assert [r["key"] for r in data["removed"]] == ["fw.bpf.o:xdp:gone"]
+    assert [r["key"] for r in data["removed"]] == ["build/fw.bpf.o:xdp:gone"]
 
 
 def test_sarif_validates_and_locates_findings_inside_the_workspace(tmp_path: Path) -> None:
@@ -159,10 +161,11 @@ def test_markdown_table(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert lines[0] == "<!-- bpflint-report -->" and lines[1] == markdown.HEADING
     assert "| | Program | Budget | Before | After | Delta |" in lines
-    row = next(line for line in lines if "`fw.bpf.o:xdp:big`" in line and line.startswith("|"))
+    row = next(line for line in lines
+               if "`build/fw.bpf.o:xdp:big`" in line and line.startswith("|"))
     assert "1000 insns / 1us" in row and "900 insns / 800ns" in row
     assert "1200 insns / 1.50us" in row and "\u25b2 +300 insns (+33.3%)" in row
-    small = next(line for line in lines if "`fw.bpf.o:xdp:small`" in line)
+    small = next(line for line in lines if "`build/fw.bpf.o:xdp:small`" in line)
     assert "\u25bc -10 insns (-10.0%)" in small and "\u25bc -50.0ns" in small
     assert "| new |" in out and "| removed |" in out
     assert "`src/fw.bpf.c:12`" in out
@@ -213,3 +216,73 @@ def test_colour_only_on_a_tty_without_no_color() -> None:
     assert check.use_colour(_Stream(True), {})  # type: ignore[arg-type]
     assert not check.use_colour(_Stream(False), {})  # type: ignore[arg-type]
     assert not check.use_colour(_Stream(True), {"NO_COLOR": "1"})  # type: ignore[arg-type]
+
+
+def test_sarif_rule_levels_agree_with_their_results(tmp_path: Path) -> None:
+    """BPF005 (an engine note) was declared level error while its results were notes."""
+    document = json.loads(sarif.render(gate_report(tmp_path), tmp_path))
+    run = document["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    level = {rule["id"]: rule["defaultConfiguration"]["level"] for rule in rules}
+    assert level["BPF005"] == "note" and level["BPF001"] == "error"
+    results = run["results"]
+    assert {r["ruleId"] for r in results} >= {"BPF001", "BPF005"}
+    for result in results:  # this config keeps every policy at its default
+        assert result["level"] == level[result["ruleId"]], result
+
+
+def _anchors(markdown_text: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to '-'."""
+    anchors = set()
+    for line in markdown_text.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add("".join(c for c in title if c.isalnum() or c in " -_").replace(" ", "-"))
+    return anchors
+
+
+def _engine_rule_ids() -> set[str]:
+    """Every rule id the package's source can emit: docs/rules.md must describe each."""
+    package = Path(__file__).resolve().parents[1] / "bpflint"
+    return {match for path in package.rglob("*.py")
+            for match in re.findall(r'"(BPF\d{3})"', path.read_text())}
+
+
+def test_every_help_uri_names_an_anchor_of_docs_rules(tmp_path: Path) -> None:
+    rules_md = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
+    anchors = _anchors(rules_md.read_text())
+    document = json.loads(sarif.render(gate_report(tmp_path), tmp_path))
+    rules = document["runs"][0]["tool"]["driver"]["rules"]
+    ids = {rule["id"] for rule in rules} | set(sarif.DEFAULT_LEVEL)
+    assert ids >= {"BPF001", "BPF002", "BPF003", "BPF004", "BPF005", "BPF006", "BPF007",
+                   "BPF008"}
+    for rule in rules:
+        page, _, anchor = rule["helpUri"].partition("#")
+        assert page.endswith("/docs/rules.md") and anchor in anchors, rule["helpUri"]
+    assert {rule_id.lower() for rule_id in ids | _engine_rule_ids()} <= anchors
+    assert _engine_rule_ids() <= set(sarif.DEFAULT_LEVEL)
+
+
+def test_a_regression_says_how_to_accept_it(tmp_path: Path) -> None:
+    cfg = config(tmp_path, 'baseline = "bpf-baseline.json"\n[regression]\nallowed = "5%"\n'
+                           '[[budget]]\nmax_insns = 100000\n')
+    before = from_results([program("p", insns_max=100)], "bpf-baseline.json", root=tmp_path)
+    report = evaluate(AnalysisReport((program("p", insns_max=200),), ()), cfg, before)
+    args = argparse.Namespace(base=None, config=Path("bpf/bpfbudget.toml"))
+    hint = check.accept_hint(cfg, args, report)
+    assert hint is not None and "`bpflint baseline --config bpf/bpfbudget.toml`" in hint
+    report = dataclasses.replace(report, accept_hint=hint)
+    assert f"hint: {hint}" in text.render(report)
+    assert "bpflint baseline --config bpf/bpfbudget.toml" in markdown.render(report)
+    on_base = check.accept_hint(cfg, argparse.Namespace(base="origin/main", config=None), report)
+    assert on_base is not None and "raise [regression] allowed" in on_base
+    within = evaluate(AnalysisReport((program("p", insns_max=101),), ()), cfg, before)
+    assert check.accept_hint(cfg, args, within) is None
+
+
+def test_line_zero_is_never_shown_as_a_line(tmp_path: Path) -> None:
+    cfg = config(tmp_path, '[[budget]]\nmax_insns = 10\n')
+    zero = (HOT[0].__class__("sockex3_kern.c", 0, 700, 900.0, ""),)
+    report = evaluate(AnalysisReport((program("p", insns_max=700, hot=zero),), ()), cfg, None)
+    shown = text.render(report) + markdown.render(report)
+    assert "sockex3_kern.c" in shown and "sockex3_kern.c:0" not in shown

@@ -7,11 +7,12 @@ insns.max and the best input insns.min, or the documented ratio bounds the gap.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
 from bpfc import PROGS, compile_bpf
-from cases import CASES, FileCase, Input, inputs
+from cases import CASES, FileCase, Input, inputs, rodata_values
 from hypothesis import HealthCheck, given, settings
 from refinterp import StepCapExceeded, run
 
@@ -59,8 +60,10 @@ def test_every_drawn_input_runs_inside_the_range(case: FileCase) -> None:
 
     @settings(max_examples=25, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(inputs(case.kind))
-    def check(inp: Input) -> None:
+    @given(inputs(case.kind), rodata_values(obj))
+    def check(inp: Input, knobs: tuple[tuple[str, int], ...]) -> None:
+        # the loader's settings of const volatile variables are inputs too
+        inp = dataclasses.replace(inp, world=dataclasses.replace(inp.world, rodata=knobs))
         for prog in case.programs:
             check_inside(results[prog.name], executed(obj, prog.name, inp), repr(inp)[:200])
 

@@ -24,7 +24,10 @@ from bpflint.cfg.loops import Loop, LoopForest
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import AluOp, Cls, Mode
 
-MAY_GOTO_BUDGET = 1 << 23  # BPF_MAX_LOOPS: may_goto falls through at most this often
+# BPF_MAX_LOOPS: the count model's may_goto falls through at most this often per
+# frame (kernels before 6.15, and interpreters/JITs without the timed form). The
+# timed form (bpflint/cost/may_goto.py) has no count: the engine bounds it by time.
+MAY_GOTO_BUDGET = 1 << 23
 MAX_PLAUSIBLE_TRIPS = 1 << 24  # beyond the verifier's reach for counted loops
 
 Loc = tuple  # ("r", n) | ("s", off) | ("it", off) | ("mg",)
@@ -38,6 +41,9 @@ class LoopBound:
     max_backedges: int | None  # None: no bound proven
     min_backedges: int
     how: str  # human-readable proof sketch, e.g. "r6 += 1 over [0, 100]"
+    # Every iteration takes one may_goto fall-through: the frame's may_goto budget
+    # bounds the loop too (under the count model already folded into max_backedges).
+    may_goto: bool = False
 
 
 # Compared with ==, never `is`: compiled (bpflint/native.py), a tuple constant is
@@ -153,12 +159,13 @@ def _edge_effect(d: dict[Loc, Sym], m: Machine, insn: Insn, taken: bool) -> None
         d[loc] = (cur[0], cur[1] - 1, False) if cur != _UNKNOWN else _UNKNOWN
 
 
-def _header_range(state: State, loc: Loc) -> sc.Scalar | None:
+def _header_range(state: State, loc: Loc, may_goto_count: int = MAY_GOTO_BUDGET
+                  ) -> sc.Scalar | None:
     if loc[0] == "r":
         val: Val = state.regs[loc[1]]
         return val.s if val.kind == Kind.SCALAR else None
     if loc[0] == "mg":
-        return sc.Scalar.urange(0, MAY_GOTO_BUDGET)
+        return sc.Scalar.urange(0, may_goto_count)
     slot = state.stack_dict().get(loc[1])
     if slot is None:
         return None
@@ -167,15 +174,15 @@ def _header_range(state: State, loc: Loc) -> sc.Scalar | None:
     return slot[1].s if slot[1].kind == Kind.SCALAR and slot[0] == 8 else None
 
 
-def _latch_range(edges: dict[tuple[int, int], State], loop: Loop, loc: Loc
-                 ) -> sc.Scalar | None:
+def _latch_range(edges: dict[tuple[int, int], State], loop: Loop, loc: Loc,
+                 may_goto_count: int) -> sc.Scalar | None:
     """The location's range over every back edge of the loop."""
     joined: sc.Scalar | None = None
     for latch in loop.latches:
         state = edges.get((latch, loop.header))
         if state is None:
             continue
-        rng = _header_range(state, loc)
+        rng = _header_range(state, loc, may_goto_count)
         if rng is None:
             return None
         joined = rng if joined is None else sc.join(joined, rng)
@@ -201,7 +208,12 @@ def _trips(rng: sc.Scalar, c: int, w32: bool) -> int | None:
     return best
 
 
-def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -> LoopBound:
+def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
+               may_goto_count: int | None = MAY_GOTO_BUDGET) -> LoopBound:
+    """The loop's bound from induction variables. ``may_goto_count``: the may_goto
+    fall-throughs a frame gets (the count model), or None for the timed model, where
+    a loop the may_goto budget bounds comes back with ``may_goto`` set and only its
+    other bounds in ``max_backedges`` (the engine adds the time bound)."""
     block_in, edges = flow.block_in, flow.edge_out
     header_state = block_in.get(loop.header)
     if header_state is None:
@@ -251,6 +263,7 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -
     if not latch_ds:
         return LoopBound(loop.header, 0, 0, "back edge infeasible")
     best: tuple[int, str] | None = None
+    by_may_goto = False
     candidates = set().union(*latch_ds)
     for loc in candidates:
         syms = {_get(d, loc) for d in latch_ds}
@@ -259,14 +272,19 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -
         origin, delta, w32 = next(iter(syms))
         if origin != loc or delta == 0:
             continue
-        rng = _header_range(header_state, loc)
+        if loc[0] == "mg":
+            # one fall-through per iteration (delta -1 on every path) or more
+            by_may_goto = True
+            if may_goto_count is None:
+                continue
+        rng = _header_range(header_state, loc, may_goto_count or 0)
         if rng is None:
             continue
         n = _trips(rng, delta, w32)
         # The values the location holds on the back edges (after the loop's exit tests
         # refined them) also bound the trips: n + 1 back edges walk n + 1 distinct
         # values x, x + c, ... of that range, each step without wrapping.
-        latch_rng = _latch_range(edges, loop, loc)
+        latch_rng = _latch_range(edges, loop, loc, may_goto_count or 0)
         if latch_rng is not None:
             latch_n = _trips(latch_rng, delta, w32)
             if latch_n is not None and (n is None or latch_n + 1 < n):
@@ -280,8 +298,10 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env) -
             best = (n, f"{_loc_name(loc)} {'+' if delta > 0 else '-'}= {abs(delta)} over "
                        f"[{rng.umin}, {rng.umax}]" if loc[0] != "mg" else "may_goto budget")
     if best is None:
+        if by_may_goto:
+            return LoopBound(loop.header, None, 0, "timed may_goto", True)
         return LoopBound(loop.header, None, 0, "no induction variable with a bounded range")
-    return LoopBound(loop.header, best[0], 0, best[1])
+    return LoopBound(loop.header, best[0], 0, best[1], by_may_goto)
 
 
 def _clobber(cur: dict[Loc, Sym], mods: set[Loc], header_state: State) -> dict[Loc, Sym]:

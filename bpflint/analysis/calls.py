@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
-from bpflint.analysis.state import UNINIT, UNKNOWN, ZERO, Kind, Val, scalar
+from bpflint.analysis.state import STACK_OR_OTHER, UNINIT, UNKNOWN, ZERO, Kind, Val, scalar
 from bpflint.analysis.transfer import Machine
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import Insn
@@ -24,13 +24,18 @@ USER_RINGBUF_DRAIN = 209
 # helper id -> index (1-based register) of the callback argument
 CALLBACK_ARG = {FOR_EACH_MAP_ELEM: 2, TIMER_SET_CALLBACK: 2, FIND_VMA: 3, LOOP: 2,
                 USER_RINGBUF_DRAIN: 2}
+# Helpers that run their callback before they return: id -> register of the ctx
+# pointer the callback gets. A timer's callback runs later, on its own, and gets no
+# pointer of its caller's: nothing of the caller's state changes under it.
+SYNC_CALLBACK_CTX = {FOR_EACH_MAP_ELEM: 3, FIND_VMA: 4, LOOP: 3, USER_RINGBUF_DRAIN: 3}
 
 # Helpers that return a pointer to a map value or NULL: id -> register with the map
 _MAP_VALUE_OR_NULL = {MAP_LOOKUP_ELEM: 1, 156: 1, 195: 1}  # + sk/inode/task storage get
 # Helpers returning other memory or NULL (ringbuf reserve, storage gets, ...)
 _MEM_OR_NULL = {131, 107, 156, 158, 195, 210, 153}
 # Helpers that only read through pointer arguments, never write the caller's stack.
-_READ_ONLY = frozenset({1, 2, 3, 6, 12, 25, 28, 87, 130, 164, 170, 181, 209, 177})
+# (Callback helpers are not: their callbacks write what ``ctx`` reaches.)
+_READ_ONLY = frozenset({1, 2, 3, 6, 12, 25, 28, 87, 130, 170, 177})
 # Helpers writing through a pointer argument: id -> (pointer register, size register)
 _WRITES = {4: (1, 2), 112: (1, 2), 113: (1, 2), 114: (1, 2), 115: (1, 2), 16: (1, 2),
            26: (3, 4), 67: (2, 3), 189: (3, 4), 190: (3, 4)}
@@ -59,8 +64,39 @@ def _clobber_args(m: Machine) -> None:
         m.regs[r] = UNINIT
 
 
+def havoc_reachable(m: Machine, args: Iterable[Val]) -> None:
+    """A callee (a callback, a subprogram) may write whatever the pointers ``args``
+    reach: given a pointer into this frame's stack, any slot of the frame. The
+    verifier checks a callee's access to its caller's stack against the frame's
+    bounds, not against the object the pointer was taken from (container_of on
+    ``&s.member``, negative offsets), and every pointer spilled in the frame
+    reaches no other frame. Iterator slots survive (the kernel keeps them); other
+    memory (map values, packet, context) the analysis does not track.
+
+    A slot that held a pointer into this frame holds it still or no stack pointer
+    at all (the kernel refuses to let a callee spill a stack pointer into its
+    caller's frame): it becomes a pointer into this frame or elsewhere
+    (STACK_OR_OTHER), so that a store through it after the call (``*h.out = v``,
+    reloaded) still forgets the frame instead of being lost with an unknown scalar."""
+    if not any(v.kind == Kind.STACK for v in args):
+        return
+    kept = [(off, size) for off, size, val in m.freeze().stack if val.kind == Kind.STACK]
+    m.havoc_stack_from(_WHOLE_FRAME, None)
+    if kept:
+        stack = m.stack
+        for off, size in kept:
+            stack[off] = (size, _SOMEWHERE_IN_FRAME)
+
+
+_WHOLE_FRAME = Scalar.const(-(1 << 40) & sc.U64)  # below every slot
+_SOMEWHERE_IN_FRAME = Val(Kind.STACK, sc.UNKNOWN, STACK_OR_OTHER)
+
+
 def _havoc_pointed_stack(m: Machine, helper_id: int | None) -> None:
     if helper_id in _READ_ONLY:
+        return
+    if helper_id in SYNC_CALLBACK_CTX:
+        havoc_reachable(m, (m.regs[SYNC_CALLBACK_CTX[helper_id]],))
         return
     if helper_id in _WRITES:
         preg, sreg = _WRITES[helper_id]
@@ -158,8 +194,6 @@ def _new_iterator(m: Machine, nbytes: int, it: Val) -> None:
 def subprog_call(m: Machine, result: Val) -> None:
     """After a bpf-to-bpf call: r0 is the callee's result, r1-r5 are dead, and the
     callee may have written the caller's stack through any pointer it was given."""
-    for r in range(1, 6):
-        if m.regs[r].kind == Kind.STACK:
-            m.havoc_stack_from(m.regs[r].s, None)
+    havoc_reachable(m, m.regs[1:6])
     m.regs[0] = result
     _clobber_args(m)

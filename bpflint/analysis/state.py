@@ -27,6 +27,10 @@ class Kind(IntEnum):
 
 
 CALLER_STACK = "caller stack"  # the ref of a MEM pointer into a calling frame's stack
+# The ref of a STACK pointer that may point elsewhere instead (the join of a stack
+# pointer with another pointer; a spilled stack pointer a callee may have replaced):
+# its offset is unknown, so a store through it forgets the whole frame.
+STACK_OR_OTHER = "stack or other memory"
 
 POINTER_KINDS = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META,
                            Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
@@ -88,6 +92,11 @@ def join_val(a: Val, b: Val) -> Val:
         return Val(a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null, extra)
     if a.kind == b.kind == Kind.MEM:  # memory of two origins: still memory
         return Val(Kind.MEM, sc.join(a.s, b.s), None, a.maybe_null or b.maybe_null)
+    # A stack pointer met with another pointer: still one a store may write the
+    # frame through (the verifier follows each path's own pointer).
+    if (a.kind == Kind.STACK or b.kind == Kind.STACK) and a.kind in POINTER_KINDS \
+            and b.kind in POINTER_KINDS:
+        return Val(Kind.STACK, sc.UNKNOWN, STACK_OR_OTHER, a.maybe_null or b.maybe_null)
     # NULL joined with a pointer is a maybe-NULL pointer.
     if a.kind in POINTER_KINDS and b == ZERO:
         return Val(a.kind, a.s, a.ref, True, a.extra)
@@ -117,6 +126,8 @@ def leq_val(a: Val, b: Val) -> bool:
         return True
     if a == ZERO and b.kind in POINTER_KINDS and b.maybe_null:
         return True  # NULL is one value of a maybe-NULL pointer
+    if b.kind == Kind.STACK and b.ref == STACK_OR_OTHER and a.kind in POINTER_KINDS:
+        return b.maybe_null or not a.maybe_null  # (join_val makes it so)
     # MEM of no particular origin holds MEM of any (join_val makes it so)
     same_ref = a.ref == b.ref or (a.kind == Kind.MEM and b.ref is None)
     return (a.kind == b.kind and same_ref and (b.maybe_null or not a.maybe_null)

@@ -15,6 +15,7 @@ from bpflint.analysis.branch import refine, relation
 from bpflint.analysis.scalar import EmptyValue, Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
+    STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
     ZERO,
@@ -28,7 +29,7 @@ from bpflint.analysis.state import (
 )
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, AluOp, Cls
-from bpflint.obj.model import MapDef
+from bpflint.obj.model import KCONFIG_MAP, LoaderVar, MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
 _XDP_CTX = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
@@ -52,6 +53,10 @@ class Env:
 
     prog_type: str
     maps: dict[str, MapDef]
+    # loader-set variables read so far (name -> the loads reading it, by id(): an
+    # instruction's own hash walks its source line), filled as blocks are walked and
+    # shared by every function of one program's analysis
+    loader_reads: dict[str, dict[int, Insn]] | None = None
 
 
 class Machine:
@@ -263,6 +268,17 @@ def alu(m: Machine, insn: Insn) -> None:
     if dst.kind == _SCALAR and src.kind == _SCALAR:
         regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
         return
+    # A STACK_OR_OTHER value may be plain data (a callee's write over a slot that
+    # held a stack pointer): anything but the base of pointer arithmetic takes it
+    # for an unknown scalar (n &= 15 after fill(&n) keeps its bound).
+    if src.ref == STACK_OR_OTHER and not (width == 64 and op == _OP_ADD and dst.kind == _SCALAR):
+        src = UNKNOWN
+    if dst.ref == STACK_OR_OTHER and not (width == 64 and src.kind == _SCALAR
+                                          and op in (_OP_ADD, _OP_SUB)):
+        dst = UNKNOWN
+    if dst.kind == _SCALAR and src.kind == _SCALAR:
+        regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
+        return
     # pointer arithmetic: only +/- of a scalar keeps a pointer
     if width == 64 and dst.kind not in (_SCALAR, _UNINIT) and src.kind == _SCALAR \
             and op in (_OP_ADD, _OP_SUB):
@@ -278,14 +294,62 @@ def alu(m: Machine, insn: Insn) -> None:
 
 # -- memory ---------------------------------------------------------------------
 
-def _read_const(mapdef: MapDef, off: Scalar, size: int) -> Val | None:
-    if not (mapdef.read_only and mapdef.data and off.is_const):
-        return None
+def _read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn, env: Env) -> Val:
+    """A load from a map value: a constant where the map is read-only data, except
+    for loader-set variables (any value of their type, or their pinned range)."""
+    if not (mapdef.read_only and mapdef.data):
+        return unknown_bits(size)
+    vars_read = _loader_vars_at(mapdef, off, size)
+    reads = env.loader_reads
+    if reads is not None:
+        for var in vars_read:
+            reads.setdefault(var.name, {})[id(insn)] = insn
+    if not off.is_const:
+        return unknown_bits(size)
     o = sc.to_s64(off.umin)
     if o < 0 or o + size > len(mapdef.data):
-        return None
-    fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
-    return const(struct.unpack_from(fmt, mapdef.data, o)[0])
+        return unknown_bits(size)
+    if all(var.value is not None for var in vars_read):
+        # constant data, or variables pinned to one value (written into the bytes)
+        fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
+        return const(struct.unpack_from(fmt, mapdef.data, o)[0])
+    if len(vars_read) == 1:
+        var = vars_read[0]
+        if size == var.elem_size and (o - var.offset) % size == 0:
+            return _element_value(var.lo, var.hi, size)
+    return unknown_bits(size)
+
+
+_ELEMENT_VALUES: dict[tuple[int, int, int], Val] = {}
+
+
+def _element_value(lo: int, hi: int, size: int) -> Val:
+    """The bits a load of ``size`` bytes gives for an element in [lo, hi] (kept: a
+    loop reads its knob on every iteration)."""
+    key = (lo, hi, size)
+    got = _ELEMENT_VALUES.get(key)
+    if got is None:
+        # a negative range wraps to the top of the width; one across zero is any bits
+        wrap = 1 << (8 * size)
+        if lo >= 0:
+            got = scalar(Scalar.urange(lo, hi))
+        elif hi < 0:
+            got = scalar(Scalar.urange(lo + wrap, hi + wrap))
+        else:
+            got = unknown_bits(size)
+        if len(_ELEMENT_VALUES) < 4096:
+            _ELEMENT_VALUES[key] = got
+    return got
+
+
+def _loader_vars_at(mapdef: MapDef, off: Scalar, size: int) -> list[LoaderVar]:
+    """The loader-set variables a read of ``size`` bytes at ``off`` may touch."""
+    if not mapdef.loader_vars:
+        return []
+    start = sc.to_s64(off.umin) if off.is_const else off.umin
+    end = start + size if off.is_const else off.umax + size
+    return [var for var in mapdef.loader_vars
+            if var.offset < end and start < var.offset + var.size]
 
 
 def load(m: Machine, insn: Insn, env: Env) -> Val:
@@ -299,7 +363,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
         kind = CTX_POINTERS.get(env.prog_type, {}).get(off.umin)
         val = Val(kind, Scalar.const(0)) if kind is not None else unknown_bits(size)
     elif base.kind == Kind.MAP_VALUE and isinstance(base.ref, str) and base.ref in env.maps:
-        val = _read_const(env.maps[base.ref], off, size) or unknown_bits(size)
+        val = _read_map_value(env.maps[base.ref], off, size, insn, env)
     elif base.kind == Kind.ITER_ELEM and size == 4 and base.extra is not None:
         lo, hi = base.extra
         val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)
@@ -314,6 +378,8 @@ def mem_kind(base: Val) -> str:
     """Memory class of an access through ``base``, for instruction costs."""
     if base.kind == Kind.MEM and base.ref == CALLER_STACK:
         return "stack"
+    if base.ref == STACK_OR_OTHER:
+        return "other"
     return _MEM_KINDS.get(base.kind, "other")
 
 
@@ -363,8 +429,19 @@ def ld_imm64(m: Machine, insn: Insn, env: Env) -> None:
         m.regs[insn.dst] = Val(Kind.MAP_VALUE, Scalar.const(reloc.offset), reloc.map)
     elif reloc.kind == "func_ptr":
         m.regs[insn.dst] = Val(Kind.FUNC, Scalar.const(0), reloc.func)
+    elif reloc.kind == "extern" and KCONFIG_MAP in env.maps:
+        m.regs[insn.dst] = _kconfig_pointer(env.maps[KCONFIG_MAP], reloc.symbol)
     else:
         m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+
+
+def _kconfig_pointer(kconfig: MapDef, name: str) -> Val:
+    """A ``__kconfig`` extern: a pointer into the .kconfig pseudo-map, whose reads are
+    its loader-set variables; any other extern (``__ksym``) is kernel memory."""
+    for var in kconfig.loader_vars:
+        if var.name == name:
+            return Val(Kind.MAP_VALUE, Scalar.const(var.offset), KCONFIG_MAP)
+    return Val(Kind.MEM, Scalar.const(0))
 
 
 def legacy_packet_load(m: Machine, insn: Insn) -> None:
@@ -385,6 +462,15 @@ def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
     regs = m.regs
     a, b = branch_operands(m, insn)
     signed, rel = relation(jop, taken)
+    if a.kind != b.kind and (a.ref == STACK_OR_OTHER or b.ref == STACK_OR_OTHER) \
+            and not (b == ZERO and rel in ("==", "!=")):
+        # A STACK_OR_OTHER value met with a scalar: plain data a callee wrote is
+        # compared as a scalar (if (n > 30) return; after fill(&n)); a pointer is not
+        # compared with a number but against NULL, which keeps it a pointer.
+        if a.ref == STACK_OR_OTHER and b.kind == Kind.SCALAR:
+            a = UNKNOWN
+        elif b.ref == STACK_OR_OTHER and a.kind == Kind.SCALAR:
+            b = UNKNOWN
     if a.kind == Kind.SCALAR and b.kind == Kind.SCALAR:
         try:
             na, nb = refine(a.s, b.s, signed, rel, width)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bpflint import __version__
+from bpflint.budget.keys import object_identity, program_key
 from bpflint.errors import BpfLintError
 from bpflint.results import ProgramResult
 
@@ -19,8 +20,8 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class BaselineEntry:
-    key: str  # ProgramResult.key: object basename, section, program name
-    object: str  # object basename
+    key: str  # keys.program_key: object path (relative to the budget file), section, name
+    object: str  # the object's path relative to the budget file (older baselines: its name)
     section: str
     name: str
     type: str
@@ -31,10 +32,10 @@ class BaselineEntry:
     ns_max: float | None
 
     @classmethod
-    def from_result(cls, result: ProgramResult) -> BaselineEntry:
+    def from_result(cls, result: ProgramResult, identity: str) -> BaselineEntry:
         return cls(
-            key=result.key,
-            object=Path(result.object).name,
+            key=program_key(identity, result.section, result.name),
+            object=identity,
             section=result.section,
             name=result.name,
             type=result.type,
@@ -59,8 +60,20 @@ class Baseline:
     entries: Mapping[str, BaselineEntry]
 
 
-def from_results(results: Iterable[ProgramResult], source: str) -> Baseline:
-    entries = {result.key: BaselineEntry.from_result(result) for result in results}
+def from_results(results: Iterable[ProgramResult], source: str, root: Path | None = None,
+                 identities: Mapping[str, str] | None = None) -> Baseline:
+    """``identities`` names each object (by ``result.object``) relative to the budget
+    file; objects it does not name are taken relative to ``root`` (default: the cwd)."""
+    entries: dict[str, BaselineEntry] = {}
+    for result in results:
+        identity = (identities or {}).get(result.object) or \
+            object_identity(result.object, root or Path.cwd())
+        entry = BaselineEntry.from_result(result, identity)
+        if entry.key in entries:
+            raise BpfLintError(f"{result.object}: program {result.name!r} in section "
+                               f"{result.section!r} is analysed twice; the baseline keeps "
+                               "one entry per program")
+        entries[entry.key] = entry
     return Baseline(source=source, entries=dict(sorted(entries.items())))
 
 

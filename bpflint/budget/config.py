@@ -20,6 +20,7 @@ from typing import Any, Literal
 from bpflint.budget.units import Allowance, parse_allowance, parse_time_ns
 from bpflint.build import BuildSettings
 from bpflint.errors import BpfLintError
+from bpflint.obj.loader_vars import RodataPin, parse_value
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,7 +98,15 @@ class BudgetConfig:
     tail_calls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     warn_only: bool = False
     limits: Limits = Limits()
+    rodata: tuple[RodataPin, ...] = ()  # [rodata]: loader-set variables pinned
     key_lines: Mapping[KeyPath, int] = field(default_factory=dict)
+    # [analyze] build: argv that builds the objects, run by `check --base` in a
+    # temporary checkout of the base revision (relative to the budget file's directory)
+    build_command: tuple[str, ...] = ()
+    # [analyze] allow_empty: finding no program at all is expected, not an error
+    allow_empty: bool = False
+    # [analyze] may_goto: "timed" (Linux >= 6.15 JIT) or "count"; None: the default
+    may_goto: str | None = None
 
     @property
     def root(self) -> Path:
@@ -272,8 +281,12 @@ _TOP: dict[str, Checker] = {
     "budget": _is_table_list,
     "tail_calls": _is_table,
     "limits": _is_table,
+    "rodata": _is_table,
 }
-_ANALYZE: dict[str, Checker] = {"objects": _is_str_list, "sources": _is_str_list}
+_ANALYZE: dict[str, Checker] = {"objects": _is_str_list, "sources": _is_str_list,
+                                "build": _is_str_list, "allow_empty": _is_bool,
+                                "may_goto": _is_str}
+MAY_GOTO_MODELS = ("timed", "count")  # bpflint/cost/may_goto.py MODELS
 _BUILD: dict[str, Checker] = {
     "clang": _is_str,
     "flags": _is_str_list,
@@ -404,6 +417,15 @@ def load_config(path: Path) -> BudgetConfig:
                          f"a second default budget (no program/section/object/type); "
                          f"the first is {defaults[0].label}")
 
+    build_command = tuple(analyze.get("build", ()))
+    if "build" in analyze and not (build_command and build_command[0].strip()):
+        raise stub.error(("analyze", "build"), 'expected a command as a list of arguments, '
+                         'e.g. ["make", "-C", "bpf"]')
+
+    if analyze.get("may_goto", "timed") not in MAY_GOTO_MODELS:
+        raise stub.error(("analyze", "may_goto"), 'expected "timed" (Linux >= 6.15 with '
+                         f'the JIT) or "count", got {analyze["may_goto"]!r}')
+
     root = path.parent
     files = {}
     for key in ("baseline", "cost_table"):
@@ -435,6 +457,7 @@ def load_config(path: Path) -> BudgetConfig:
         cost_table=cost_table,
         tail_calls=tail_calls,
         warn_only=data.get("warn_only", False),
+        rodata=_rodata(stub, data.get("rodata", {})),
         limits=Limits(
             max_steps=limits.get("max_steps"),
             max_seconds=float(limits["max_seconds"]) if "max_seconds" in limits else None,
@@ -442,6 +465,9 @@ def load_config(path: Path) -> BudgetConfig:
             max_btf_bytes=limits.get("max_btf_bytes"),
         ),
         key_lines=lines,
+        build_command=build_command,
+        allow_empty=analyze.get("allow_empty", False),
+        may_goto=analyze.get("may_goto"),
     )
 
 
@@ -476,6 +502,50 @@ def _budget(stub: BudgetConfig, check: _Validator, index: int,
         max_ns=max_ns,
         max_time=table.get("max_time"),
     )
+
+
+_PIN_FORMS = 'an integer, true/false, [LO, HI] or "LO..HI"'
+
+
+def _rodata(stub: BudgetConfig, table: Mapping[str, Any]) -> tuple[RodataPin, ...]:
+    """[rodata]: ``NAME = VALUE`` pins in every object, ``[rodata."GLOB"]`` tables pin in
+    the objects the glob matches (as a [[budget]]'s object: with a '/', the path
+    relative to this file, else the file name). Those for every object come first, so
+    a glob's pin of the same name wins."""
+    every: list[RodataPin] = []
+    per_glob: list[RodataPin] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            if not key.strip():
+                raise stub.error(("rodata", key), "the object glob must not be empty")
+            for name, item in value.items():
+                per_glob.append(_pin(stub, ("rodata", key, name), name, item, key))
+        else:
+            every.append(_pin(stub, ("rodata", key), key, value, "*"))
+    return (*every, *per_glob)
+
+
+def _pin(stub: BudgetConfig, where: KeyPath, name: str, value: Any, glob_: str) -> RodataPin:
+    if not name.isidentifier():
+        raise stub.error(where, "expected the name of a const volatile variable (a C "
+                                "identifier) or an object glob table")
+    if isinstance(value, bool):
+        lo = hi = int(value)
+    elif _is_int(value):
+        lo = hi = value
+    elif isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
+        lo, hi = value
+    elif isinstance(value, str):
+        try:
+            lo, hi = parse_value(value)
+        except ValueError as exc:
+            raise stub.error(where, str(exc)) from None
+    else:
+        raise stub.error(where, f"expected {_PIN_FORMS}, got {_describe(value)}")
+    if lo > hi:
+        raise stub.error(where, f"range [{lo}, {hi}] is empty (LO above HI)")
+    origin = f"{stub.path}:{stub.line_of(where)}: key '{dotted(where)}'"
+    return RodataPin(name, lo, hi, origin, glob_, str(stub.root))
 
 
 def find_config(explicit: Path | None) -> Path:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePath
@@ -16,6 +17,7 @@ from typing import Literal
 
 from bpflint.budget.baseline import Baseline, BaselineEntry, baseline_ns
 from bpflint.budget.config import Budget, BudgetConfig, Policy
+from bpflint.budget.keys import legacy_key, object_identity, program_key
 from bpflint.budget.units import format_ns
 from bpflint.results import AnalysisReport, ObjectError, ProgramResult, SourceLoc
 
@@ -44,6 +46,7 @@ class Finding:
     level: Level
     message: str
     loc: SourceLoc | None = None
+    by_ns: bool = False  # about time: loc and the hottest lines follow the path by ns
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ class GateReport:
     warn_only: bool
     baseline_source: str | None  # None when there is nothing to compare with
     notes: tuple[str, ...] = ()
+    accept_hint: str | None = None  # how to accept a regression that failed the gate
+    # the results at the base ref (check --base), whole: the HTML report's line-by-line
+    # deltas; a baseline file keeps totals only
+    base_results: tuple[ProgramResult, ...] = ()
 
     @property
     def failures(self) -> tuple[ProgramVerdict, ...]:
@@ -133,25 +140,22 @@ class GateReport:
 _RANK_ORDER = ("program", "section", "object", "type")
 
 
-def _object_subject(result: ProgramResult, root: Path | None, pattern: str) -> str:
+def _object_subject(result: ProgramResult, root: Path | None, pattern: str,
+                    identity: str | None = None) -> str:
     """Object globs with a '/' match the path relative to the config; others the name."""
-    path = Path(result.object)
-    if "/" not in pattern:
-        return path.name
-    if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
+    if identity is None:
+        identity = object_identity(result.object, root) if root is not None else \
+            Path(result.object).as_posix()
+    return identity if "/" in pattern else PurePath(identity).name
 
 
-def _matches(budget: Budget, result: ProgramResult, root: Path | None) -> list[str] | None:
+def _matches(budget: Budget, result: ProgramResult, root: Path | None,
+             identity: str | None = None) -> list[str] | None:
     """Why each matcher of ``budget`` accepts ``result``, or None if one rejects it."""
     why = []
     for key, pattern in budget.matchers.items():
         if key == "object":
-            subject = _object_subject(result, root, pattern)
+            subject = _object_subject(result, root, pattern, identity)
         else:
             subject = {"program": result.name, "section": result.section,
                        "type": result.type}[key]
@@ -174,10 +178,10 @@ def _specificity(budget: Budget) -> tuple[int, ...]:
 
 
 def match_budget(result: ProgramResult, budgets: Sequence[Budget],
-                 root: Path | None = None) -> Match:
+                 root: Path | None = None, identity: str | None = None) -> Match:
     candidates = []
     for budget in budgets:
-        why = _matches(budget, result, root)
+        why = _matches(budget, result, root, identity)
         if why is not None:
             candidates.append((budget, why))
     if not candidates:
@@ -192,7 +196,12 @@ def match_budget(result: ProgramResult, budgets: Sequence[Budget],
 
 # ---------------------------------------------------------------- findings
 
-def _hottest_loc(result: ProgramResult) -> SourceLoc | None:
+def _hottest_loc(result: ProgramResult, by_ns: bool = False) -> SourceLoc | None:
+    """The dearest line of the worst path; of the path by ns for a finding about time,
+    where the line that drives the time (a helper call) may be on another branch."""
+    if by_ns and result.worst_path_ns:
+        top = max(result.worst_path_ns, key=lambda cost: cost.ns)
+        return SourceLoc(top.file, top.line)
     if result.line_costs:
         top = result.line_costs[0]
         return SourceLoc(top.file, top.line)
@@ -202,14 +211,17 @@ def _hottest_loc(result: ProgramResult) -> SourceLoc | None:
     return result.source
 
 
-def _finding(rule: str, level: Level, message: str, loc: SourceLoc | None) -> Finding:
-    return Finding(rule=rule, name=RULES[rule][0], level=level, message=message, loc=loc)
+def _finding(rule: str, level: Level, message: str, loc: SourceLoc | None,
+             by_ns: bool = False) -> Finding:
+    return Finding(rule=rule, name=RULES[rule][0], level=level, message=message, loc=loc,
+                   by_ns=by_ns)
 
 
 def _budget_findings(result: ProgramResult, budget: Budget) -> list[Finding]:
     findings = []
     where = f"budget #{budget.number}, line {budget.line}"
     loc = _hottest_loc(result)
+    loc_ns = _hottest_loc(result, by_ns=True)
     if budget.max_insns is not None:
         if result.insns_max is None:
             findings.append(_finding("BPF006", "error",
@@ -227,7 +239,7 @@ def _budget_findings(result: ProgramResult, budget: Budget) -> list[Finding]:
             findings.append(_finding(
                 "BPF001", "error",
                 f"{result.name}: worst case {format_ns(result.ns_max)} exceeds the budget of "
-                f"{budget.max_time} ({where})", loc))
+                f"{budget.max_time} ({where})", loc_ns, by_ns=True))
     return findings
 
 
@@ -247,7 +259,8 @@ def _regression_findings(result: ProgramResult, before: BaselineEntry,
         findings.append(_finding(
             "BPF002", "error",
             f"{result.name}: worst case grew from {before.insns_max} to {result.insns_max} "
-            f"insns ({_percent(before.insns_max, result.insns_max)}), more than the allowed "
+            f"insns ({_percent(before.insns_max, result.insns_max, allowance.percent)}), more "
+            f"than the allowed "
             f"{allowance.text}", loc))
     after_ns = baseline_ns(result.ns_max)
     if (before.ns_max is not None and after_ns is not None
@@ -255,15 +268,23 @@ def _regression_findings(result: ProgramResult, before: BaselineEntry,
         findings.append(_finding(
             "BPF002", "error",
             f"{result.name}: worst case grew from {format_ns(before.ns_max)} to "
-            f"{format_ns(after_ns)} ({_percent(before.ns_max, after_ns)}), more than "
-            f"the allowed {allowance.text}", loc))
+            f"{format_ns(after_ns)} ({_percent(before.ns_max, after_ns, allowance.percent)}), "
+            f"more than "
+            f"the allowed {allowance.text}", _hottest_loc(result, by_ns=True), by_ns=True))
     return findings
 
 
-def _percent(before: float, after: float) -> str:
+def _percent(before: float, after: float, allowed: float | None = None) -> str:
+    """The growth in percent, with as many decimals as it takes to show that it is
+    more than ``allowed`` (+5.04% against 5%, never "+5.0%, more than 5%")."""
     if before == 0:
         return "new cost"
-    return f"{(after - before) / before * 100:+.1f}%"
+    growth = (after - before) / before * 100
+    for decimals in range(1, 5):
+        text = f"{growth:+.{decimals}f}%"
+        if allowed is None or float(text[:-1]) > allowed:
+            return text
+    return text
 
 
 def _unbounded_finding(result: ProgramResult, level: Level) -> Finding:
@@ -277,8 +298,9 @@ def _unbounded_finding(result: ProgramResult, level: Level) -> Finding:
                     result.source)
 
 
-def _program_findings(result: ProgramResult, match: Match, before: BaselineEntry | None,
-                      config: BudgetConfig, source: str) -> tuple[Finding, ...]:
+def _program_findings(result: ProgramResult, key: str, match: Match,
+                      before: BaselineEntry | None, config: BudgetConfig,
+                      source: str) -> tuple[Finding, ...]:
     findings: list[Finding] = []
     unbounded_level = _LEVEL_OF_POLICY[config.unbounded]
     if not result.bounded and unbounded_level is not None:
@@ -287,7 +309,7 @@ def _program_findings(result: ProgramResult, match: Match, before: BaselineEntry
         level = _LEVEL_OF_POLICY[config.unmatched]
         if level is not None:
             findings.append(_finding("BPF004", level,
-                                     f"{result.name}: no budget matches {result.key} "
+                                     f"{result.name}: no budget matches {key} "
                                      f"(type {result.type!r})", result.source))
     elif result.bounded:
         findings.extend(_budget_findings(result, match.budget))
@@ -310,32 +332,54 @@ def _status(findings: Iterable[Finding]) -> Status:
 
 # ---------------------------------------------------------------- evaluation
 
-def _pair_with_baseline(results: Sequence[ProgramResult], baseline: Baseline | None
-                        ) -> tuple[dict[str, tuple[BaselineEntry | None, Change, str | None]],
+def _pair_with_baseline(results: Sequence[ProgramResult], identities: Sequence[str],
+                        baseline: Baseline | None
+                        ) -> tuple[list[tuple[BaselineEntry | None, Change, str | None]],
                                    list[BaselineEntry]]:
-    """Baseline entry, change kind and former key for each program; removed entries."""
+    """Baseline entry, change kind and former key for each program; removed entries.
+
+    A baseline written before keys had paths names objects by their bare name: such
+    an entry pairs with the one program whose bare name, section and name it has.
+    """
     if baseline is None:
-        return {r.key: (None, "unknown", None) for r in results}, []
-    current = {r.key for r in results}
-    unclaimed = {k: e for k, e in baseline.entries.items() if k not in current}
-    paired: dict[str, tuple[BaselineEntry | None, Change, str | None]] = {}
-    for result in results:
-        if result.key in baseline.entries:
-            paired[result.key] = (baseline.entries[result.key], "same", None)
+        return [(None, "unknown", None) for _ in results], []
+    current = [program_key(identity, r.section, r.name)
+               for r, identity in zip(results, identities, strict=True)]
+    unclaimed = {k: e for k, e in baseline.entries.items() if k not in set(current)}
+    legacy = [legacy_key(identity, r.section, r.name)
+              for r, identity in zip(results, identities, strict=True)]
+    legacy_count = Counter(legacy)
+    bare_count = Counter((PurePath(identity).name, r.name)
+                         for r, identity in zip(results, identities, strict=True))
+    paired: list[tuple[BaselineEntry | None, Change, str | None]] = []
+    for result, identity, key, old_key in zip(results, identities, current, legacy,
+                                              strict=True):
+        if key in baseline.entries:
+            paired.append((baseline.entries[key], "same", None))
+            continue
+        old = unclaimed.get(old_key)
+        if old is not None and "/" not in old.object and legacy_count[old_key] == 1:
+            del unclaimed[old_key]
+            paired.append((old, "same", None))
             continue
         # Same object and program name under another section: a renamed section.
-        object_name = PurePath(result.object).name
+        bare = PurePath(identity).name
+        unique_bare = bare_count[(bare, result.name)] == 1
         renamed = next((e for e in unclaimed.values()
-                        if e.object == object_name and e.name == result.name), None)
+                        if e.name == result.name and e.section != result.section and (
+                            e.object == identity
+                            or (unique_bare and "/" not in e.object and e.object == bare))),
+                       None)
         if renamed is not None:
             del unclaimed[renamed.key]
-            paired[result.key] = (renamed, "renamed", renamed.key)
+            paired.append((renamed, "renamed", renamed.key))
         else:
-            paired[result.key] = (None, "new", None)
+            paired.append((None, "new", None))
     return paired, sorted(unclaimed.values(), key=lambda e: e.key)
 
 
-def check_config_use(config: BudgetConfig, results: Sequence[ProgramResult]) -> None:
+def check_config_use(config: BudgetConfig, results: Sequence[ProgramResult],
+                     identities: Mapping[str, str] | None = None) -> None:
     """Budgets and tail-call targets that name no analysed program are config mistakes.
 
     Only meaningful when the config's own [analyze] set was analysed, not a subset
@@ -343,7 +387,9 @@ def check_config_use(config: BudgetConfig, results: Sequence[ProgramResult]) -> 
     """
     root = config.root
     for budget in config.budgets:
-        if budget.matchers and not any(_matches(budget, r, root) is not None for r in results):
+        if budget.matchers and not any(
+                _matches(budget, r, root, (identities or {}).get(r.object)) is not None
+                for r in results):
             hint = ""
             if budget.type is not None:
                 seen = sorted({r.type for r in results})
@@ -363,16 +409,21 @@ def check_config_use(config: BudgetConfig, results: Sequence[ProgramResult]) -> 
 
 
 def evaluate(report: AnalysisReport, config: BudgetConfig, baseline: Baseline | None,
-             *, warn_only: bool = False) -> GateReport:
+             *, warn_only: bool = False, identities: Mapping[str, str] | None = None
+             ) -> GateReport:
+    """``identities`` names each result's object (by ``result.object``) relative to the
+    budget file; without it the object path is taken relative to the config's root."""
     results = report.programs
-    paired, removed = _pair_with_baseline(results, baseline)
+    names = [(identities or {}).get(r.object) or object_identity(r.object, config.root)
+             for r in results]
+    paired, removed = _pair_with_baseline(results, names, baseline)
     source = baseline.source if baseline is not None else ""
     verdicts = []
-    for result in results:
-        before, change, former = paired[result.key]
-        match = match_budget(result, config.budgets, config.root)
-        findings = _program_findings(result, match, before, config, source)
-        verdicts.append(ProgramVerdict(key=result.key, result=result, match=match,
+    for result, identity, (before, change, former) in zip(results, names, paired, strict=True):
+        match = match_budget(result, config.budgets, config.root, identity)
+        key = program_key(identity, result.section, result.name)
+        findings = _program_findings(result, key, match, before, config, source)
+        verdicts.append(ProgramVerdict(key=key, result=result, match=match,
                                        baseline=before, change=change, renamed_from=former,
                                        findings=findings, status=_status(findings)))
     rank = {"fail": 0, "warn": 1, "pass": 2}

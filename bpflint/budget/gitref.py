@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,6 +34,21 @@ def repo_root(start: Path) -> Path | None:
         return Path(_git(["rev-parse", "--show-toplevel"], start.resolve()))
     except BpfLintError:
         return None
+
+
+def tracked_files(paths: Sequence[Path], top: Path) -> list[Path]:
+    """Those of ``paths`` (inside the work tree at ``top``) that git tracks, resolved."""
+    inside = []
+    for path in paths:
+        try:
+            inside.append(path.resolve().relative_to(top.resolve()).as_posix())
+        except ValueError:
+            continue
+    if not inside:
+        return []
+    listed = _git(["ls-files", "-z", "--full-name", "--", *(f":(literal){p}" for p in inside)],
+                  top)
+    return [(top / name).resolve() for name in listed.split("\0") if name]
 
 
 def _commit_of(ref: str, top: Path) -> str:

@@ -89,6 +89,7 @@ def compile_sources(
     for source in sources:
         if not source.is_file():
             raise BpfLintError(f"{source}: no such source file")
+    ignore_in_git(cache_dir)
     clang = _probe(_resolve_clang(settings.clang), cache_dir)
     args = _compile_args(clang, settings)
     # imported here: the thread pool (and the logging it pulls in) is start-up time
@@ -106,6 +107,23 @@ def compile_sources(
         if isinstance(outcome, BaseException):
             raise outcome
     return [outcomes[source.resolve()] for source in sources]  # type: ignore[misc]
+
+
+def ignore_in_git(directory: Path) -> None:
+    """Put a ``.gitignore`` holding ``*`` in the cache directory, as pytest does for
+    .pytest_cache: .bpflint-cache/ lives in the user's repository and must never show
+    up as untracked files. Best effort: a read-only file system only costs that."""
+    marker = directory / ".gitignore"
+    if marker.exists():
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gitignore.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("# created by bpflint: this directory is a cache\n*\n")
+        os.replace(tmp, marker)
+    except OSError:
+        pass
 
 
 def _resolve_clang(configured: str | None) -> str:

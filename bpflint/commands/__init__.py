@@ -13,4 +13,8 @@ COMMANDS = {
                "estimate (root)",
     "check": "check every program against its budget and baseline (exit 1 on failure)",
     "baseline": "write the current results to the baseline file (atomically)",
+    "history": "show how each program's worst case moved across the baseline file's git "
+               "history",
+    "audit": "cost every BPF program loaded on this machine, with its budget and measured "
+             "run time (root)",
 }

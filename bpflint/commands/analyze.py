@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +14,14 @@ from bpflint import api
 from bpflint.budget.config import Limits
 from bpflint.cache import ResultCache, default_cache_dir
 from bpflint.commands import COMMANDS
+from bpflint.cost import may_goto
 from bpflint.cost.model import CostTable, load_cost_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
+from bpflint.obj.loader_vars import WARNING, RodataPin, parse_value
 from bpflint.obj.reader import ReadLimits
 from bpflint.report import json as json_report
+from bpflint.report.paths import where as place
 from bpflint.results import AnalysisReport, ProgramResult
 
 NAME = "analyze"
@@ -31,8 +34,9 @@ EXIT_ERROR = 2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="BPF object files, or directories searched for *.o")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="output format (default: text)")
+    parser.add_argument("--format", choices=("text", "json", "html"), default="text",
+                        help="output format (default: text; html: a self-contained cost "
+                             "map of every program, best with --output FILE)")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="write the report to FILE instead of standard output")
     parser.add_argument("--cost-table", metavar="FILE",
@@ -56,6 +60,50 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, metavar="S",
                         help="wall-clock seconds per program before it is reported as "
                              f"BPF006 (default: {AnalysisOptions().max_seconds:g})")
+    add_may_goto_argument(parser)
+    add_set_argument(parser)
+
+
+def add_may_goto_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--may-goto", choices=may_goto.MODELS,
+                        help="how the kernel bounds may_goto (cond_break, can_loop) loops: "
+                             "'timed', 250 ms per frame (Linux >= 6.15 with the x86-64 or "
+                             "arm64 JIT), or 'count', 8M iterations per frame (older "
+                             "kernels, no JIT) (default: [analyze] may_goto, else "
+                             f"{may_goto.DEFAULT_MODEL})")
+
+
+def may_goto_model(args: argparse.Namespace, configured: str | None = None) -> str:
+    """--may-goto, else the budget file's [analyze] may_goto, else the default."""
+    return getattr(args, "may_goto", None) or configured or may_goto.DEFAULT_MODEL
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="rodata_set", action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="pin a loader-set (const volatile) variable to a value or a "
+                             "range LO..HI in every object, repeatable (overrides [rodata]); "
+                             "unpinned ones may take any value of their type")
+
+
+def set_pins(args: argparse.Namespace) -> tuple[RodataPin, ...]:
+    """The --set options, parsed; a malformed one is a usage error."""
+    pins = []
+    for text in getattr(args, "rodata_set", None) or ():
+        name, equals, value = text.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise BpfLintError(f"--set {text}: expected NAME=VALUE (VALUE an integer or "
+                               "LO..HI)")
+        value = value.strip()
+        if value in ("true", "false"):
+            value = str(int(value == "true"))
+        try:
+            lo, hi = parse_value(value)
+        except ValueError as exc:
+            raise BpfLintError(f"--set {text}: {exc}") from None
+        pins.append(RodataPin(name, lo, hi, f"--set {name}"))
+    return tuple(pins)
 
 
 @dataclass(frozen=True)
@@ -69,7 +117,9 @@ class RunSettings:
 
 
 def run_settings(args: argparse.Namespace, configured: Limits | None = None,
-                 tail_calls: Mapping[str, tuple[str, ...]] | None = None) -> RunSettings:
+                 tail_calls: Mapping[str, tuple[str, ...]] | None = None,
+                 rodata: Sequence[RodataPin] = (),
+                 may_goto_configured: str | None = None) -> RunSettings:
     """Settings from the command line, else the budget file's [limits], else defaults."""
     jobs = api.default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:
@@ -84,7 +134,9 @@ def run_settings(args: argparse.Namespace, configured: Limits | None = None,
                    if getattr(args, name) is not None})
     options = AnalysisOptions(**{k: v for k, v in chosen.items()
                                  if k in ("max_steps", "max_seconds")},
-                              tail_call_targets=dict(tail_calls or {}))
+                              tail_call_targets=dict(tail_calls or {}),
+                              rodata=(*rodata, *set_pins(args)),
+                              may_goto=may_goto_model(args, may_goto_configured))
     limits = ReadLimits(**{k: v for k, v in chosen.items()
                            if k in ("max_object_bytes", "max_btf_bytes")})
     cache = None if args.no_cache else \
@@ -97,16 +149,28 @@ def run(args: argparse.Namespace) -> int:
     table = load_table(args.cost_table)
     report = api.analyze_paths(args.paths, table, settings.options, jobs=settings.jobs,
                                cache=settings.cache, limits=settings.limits)
-    text = json_report.render(report) if args.format == "json" else render_table(report)
-    if args.output:
-        try:
-            Path(args.output).write_text(text)
-        except OSError as exc:
-            raise BpfLintError(f"{args.output}: cannot write: {exc.strerror}") from None
+    if args.format == "json":
+        text = json_report.render(report)
+    elif args.format == "html":
+        from bpflint.report import html  # only when asked: the command starts faster
+
+        text = html.render_analysis(report)
     else:
-        sys.stdout.write(text)
+        text = render_table(report)
+    write_output(args.output, text)
     print_diagnostics(report)
     return EXIT_ERROR if report.errors else EXIT_OK
+
+
+def write_output(output: str | None, text: str) -> None:
+    """The report to the file named by --output, else to standard output."""
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise BpfLintError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
 
 
 def load_table(path: str | None) -> CostTable:
@@ -120,9 +184,16 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def note_line(note: str) -> str:
+    """``bpflint: note: ...``, or ``bpflint: warning: ...`` for a note that is one."""
+    if note.startswith(WARNING):
+        return f"bpflint: {printable(note)}"
+    return f"bpflint: note: {printable(note)}"
+
+
 def print_diagnostics(report: AnalysisReport) -> None:
     for note in report.notes:
-        print(f"bpflint: note: {printable(note)}", file=sys.stderr)
+        print(note_line(note), file=sys.stderr)
     for err in report.errors:
         print(f"bpflint: error: {printable(err.object)}: {printable(err.message)}",
               file=sys.stderr)
@@ -164,7 +235,10 @@ def render_table(report: AnalysisReport) -> str:
     if diagnostics:
         lines.append("")
     for result, diag in diagnostics:
-        where = f" ({diag.loc.file}:{diag.loc.line})" if diag.loc else ""
-        lines.append(printable(f"{result.key}: {diag.rule} {diag.name}: "
-                               f"{diag.message}{where}"))
+        # the object's path, not its bare name: bpf_lxc.o exists in many directories
+        obj = os.path.normpath(result.object)
+        where = f" ({place(os.path.normpath(diag.loc.file), diag.loc.line)})" \
+            if diag.loc and diag.loc.file else ""
+        lines.append(printable(f"{obj}:{result.section}:{result.name}: {diag.rule} "
+                               f"{diag.name}: {diag.message}{where}"))
     return "\n".join(lines) + "\n"

@@ -12,29 +12,40 @@ import dataclasses
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from bpflint import api
-from bpflint.budget import gitref
+from bpflint.budget import gitref, keys
 from bpflint.budget.baseline import Baseline, from_results, read_baseline
 from bpflint.budget.config import BudgetConfig, find_config, load_config
 from bpflint.budget.gate import GateReport, check_config_use, evaluate
-from bpflint.build import compile_sources, is_bpf_source
+from bpflint.budget.history import History, baseline_history
+from bpflint.build import compile_sources, is_bpf_source, run_build
 from bpflint.commands import COMMANDS
-from bpflint.commands.analyze import RunSettings, add_run_arguments, load_table, run_settings
+from bpflint.commands.analyze import (
+    RunSettings,
+    add_run_arguments,
+    load_table,
+    note_line,
+    printable,
+    run_settings,
+)
 from bpflint.errors import BpfLintError
-from bpflint.report import check_json, github, markdown, sarif, text
+from bpflint.report import check_json, github, html, markdown, sarif, text
+from bpflint.report.paths import PathNamer
 from bpflint.results import AnalysisReport
 
 NAME = "check"
 HELP = COMMANDS[NAME]
 
-FORMATS = ("text", "json", "sarif", "github", "markdown")
+FORMATS = ("text", "json", "sarif", "github", "markdown", "html")
 # Formats whose output is lines a person or the Actions runner reads, so they may
 # share standard output; the others are documents that must stand alone.
 _LINE_FORMATS = {"text", "github"}
 CACHE_DIR_NAME = ".bpflint-cache"
+TREND_COMMITS = 20  # commits of the baseline file the HTML report's trends span
 
 
 class _OutputAction(argparse.Action):
@@ -101,9 +112,20 @@ def cache_dir(config: BudgetConfig) -> Path:
     return config.root / CACHE_DIR_NAME
 
 
+@dataclass(frozen=True)
+class Analysed:
+    """An analysis of the configured (or given) inputs, and what to call its objects."""
+
+    report: AnalysisReport
+    # result.object -> the object's path relative to the budget file (keys.py); a
+    # compiled source is named by the object beside it, not by its cache path
+    identities: Mapping[str, str]
+    objects: tuple[str, ...]  # the object files named (not compiled), as given
+
+
 def analyze_inputs(config: BudgetConfig, paths: Sequence[str], table: Any,
                    settings: RunSettings, build_cache: Path, strict: bool = True
-                   ) -> AnalysisReport:
+                   ) -> Analysed:
     """Compile sources (the build step) and analyse objects: the PATHs, else [analyze]."""
     if paths:
         sources = [Path(p) for p in paths if is_bpf_source(Path(p))]
@@ -116,60 +138,146 @@ def analyze_inputs(config: BudgetConfig, paths: Sequence[str], table: Any,
         objects = [str(p) for p in config.expand("objects", strict)]
     compiled = compile_sources(sources, config.build, build_cache, settings.jobs) \
         if sources else []
-    return api.analyze_paths([*objects, *(str(p) for p in compiled)], table, settings.options,
-                             jobs=settings.jobs, cache=settings.cache, limits=settings.limits)
+    report = api.analyze_paths([*objects, *(str(p) for p in compiled)], table,
+                               settings.options, jobs=settings.jobs, cache=settings.cache,
+                               limits=settings.limits)
+    names = {str(obj): keys.source_identity(src, config.root)
+             for src, obj in zip(sources, compiled, strict=True)}
+    identities = {r.object: keys.object_identity(r.object, config.root, names)
+                  for r in report.programs}
+    return Analysed(report, identities, tuple(objects))
+
+
+def require_programs(config: BudgetConfig, paths: Sequence[str], analysed: Analysed) -> None:
+    """A gate that found nothing to check must not pass: no program and no error is a
+    configuration mistake unless [analyze] allow_empty says it is expected."""
+    report = analysed.report
+    if report.programs or report.errors or config.allow_empty:
+        return
+    what = ", ".join(paths) if paths else \
+        ", ".join(repr(glob) for glob in (*config.objects, *config.sources))
+    raise BpfLintError(f"{config.path}: no BPF program found in {what}; set [analyze] "
+                       "allow_empty = true if that is expected")
 
 
 def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings]:
     config = load_config(find_config(args.config))
-    settings = run_settings(args, config.limits, config.tail_calls)
+    settings = run_settings(args, config.limits, config.tail_calls, config.rodata,
+                            config.may_goto)
     table = load_table(str(config.cost_table) if config.cost_table else None)
     return config, table, settings
 
 
-def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], table: Any,
-                   settings: RunSettings) -> tuple[Baseline, list[str]]:
-    """Results at git REF, analysed in a temporary worktree, as a baseline."""
+def _not_committed(paths: Sequence[Path], top: Path) -> list[Path]:
+    """Those of ``paths`` git does not track: build products, not sources."""
+    tracked = set(gitref.tracked_files(paths, top))
+    return [path for path in paths if path.resolve() not in tracked]
+
+
+def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], current: Analysed,
+                   table: Any, settings: RunSettings
+                   ) -> tuple[Baseline, list[str], AnalysisReport]:
+    """Results at git REF, analysed in a temporary worktree, as a baseline.
+
+    Objects the working tree has but git does not track (``build/`` ignored) are
+    build products: at REF they come from [analyze] build, run in the worktree, or
+    from [analyze] sources compiled there. An object still missing there is new only
+    when the build ran and made some of the others; otherwise nothing was compared,
+    which is an error, never "every program is new".
+    """
     with gitref.worktree_at(ref, config.root) as (top, tree):
         there = gitref.map_into(config.path, top, tree)
         # The budget file may be new in this change: then its globs apply at REF too.
         base_config = load_config(there) if there.is_file() else \
             dataclasses.replace(config, path=there)
+        if base_config.build_command:
+            base_config.root.mkdir(parents=True, exist_ok=True)
+            run_build(base_config.build_command, base_config.root, f"--base {ref}")
+        _check_base_objects(ref, config, base_config, current, top)
         base_paths = [str(gitref.map_into(Path(p), top, tree)) for p in paths]
         existing = [p for p in base_paths if Path(p).exists()]
         if paths and not existing:
-            report = AnalysisReport((), ())
+            analysed = Analysed(AnalysisReport((), ()), {}, ())
         else:
             # tail-call targets describe the base's code; the limits are this run's, so a
             # change to [limits] cannot by itself look like a regression or a fix
             base_options = dataclasses.replace(
                 settings.options, tail_call_targets=dict(base_config.tail_calls))
-            report = analyze_inputs(base_config, existing, table,
-                                    dataclasses.replace(settings, options=base_options),
-                                    cache_dir(config), strict=False)
+            analysed = analyze_inputs(base_config, existing, table,
+                                      dataclasses.replace(settings, options=base_options),
+                                      cache_dir(config), strict=False)
     # Problems at the base are not this change's fault: mention them, do not fail.
     notes = [f"at {ref}: {err.object.replace(str(tree), '.')}: {err.message}"
-             for err in report.errors]
-    return from_results(report.programs, source=f"git ref {ref}"), notes
+             for err in analysed.report.errors]
+    baseline = from_results(analysed.report.programs, f"git ref {ref}", base_config.root,
+                            analysed.identities)
+    return baseline, notes, analysed.report
+
+
+def _check_base_objects(ref: str, config: BudgetConfig, base_config: BudgetConfig,
+                        current: Analysed, top: Path) -> None:
+    objects = [Path(obj) for obj in current.objects]
+    products = _not_committed(objects, top)
+    if not products:
+        return
+    missing = [obj for obj in products
+               if not (base_config.root / keys.object_identity(str(obj), config.root)).is_file()]
+    if not missing or (base_config.build_command and len(missing) < len(products)):
+        return
+    named = keys.object_identity(str(missing[0]), config.root)
+    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+    if base_config.build_command:
+        how = (f"[analyze] build = {list(base_config.build_command)} ran but made none of "
+               "the objects")
+    else:
+        how = ("set [analyze] build to the command that builds them (e.g. [\"make\"]) or "
+               "[analyze] sources, so bpflint can build them there")
+    raise BpfLintError(f"--base {ref}: {named}{more} is not committed and does not exist at "
+                       f"{ref}, so there is nothing to compare with: {how}")
 
 
 def gate(args: argparse.Namespace, config: BudgetConfig, table: Any,
-         settings: RunSettings) -> GateReport:
+         settings: RunSettings, root: Path | None = None) -> GateReport:
     current = analyze_inputs(config, args.paths, table, settings, cache_dir(config))
+    require_programs(config, args.paths, current)
     if not args.paths:
-        check_config_use(config, current.programs)
+        check_config_use(config, current.report.programs, current.identities)
     notes: list[str] = []
     baseline: Baseline | None = None
+    base = AnalysisReport((), ())
     if args.base:
-        baseline, notes = _base_baseline(args.base, config, args.paths, table, settings)
+        baseline, notes, base = _base_baseline(args.base, config, args.paths, current,
+                                               table, settings)
     elif config.baseline is not None:
         if config.baseline.is_file():
             baseline = read_baseline(config.baseline)
         else:
             notes.append(f"no baseline at {config.baseline} yet: run `bpflint baseline` "
                          "and commit it")
-    report = evaluate(current, config, baseline, warn_only=args.warn_only)
-    return dataclasses.replace(report, notes=(*report.notes, *notes))
+    # One spelling of every path in every report: relative to the repository.
+    namer = PathNamer(root if root is not None else workspace_root(config))
+    identities = {namer.object(obj): name for obj, name in current.identities.items()}
+    report = evaluate(namer.report(current.report), config, baseline,
+                      warn_only=args.warn_only, identities=identities)
+    hint = accept_hint(config, args, report)
+    return dataclasses.replace(report, notes=(*report.notes, *notes), accept_hint=hint,
+                               base_results=base.programs)
+
+
+def accept_hint(config: BudgetConfig, args: argparse.Namespace, report: GateReport
+                ) -> str | None:
+    """How to accept a regression, when one failed the gate."""
+    if not any(f.rule == "BPF002" and f.level == "error"
+               for v in report.failures for f in v.findings):
+        return None
+    config_arg = "" if args.config is None else f" --config {args.config}"
+    if args.base or config.baseline is None:
+        line = config.line_of(("regression", "allowed"))
+        return (f"to accept a regression against {args.base or 'the base'}, raise [regression] "
+                f"allowed in {config.path} (line {line}), or record a baseline file "
+                f"(baseline = \"bpf-baseline.json\", then `bpflint baseline{config_arg}`)")
+    return (f"to accept it, run `bpflint baseline{config_arg}` and commit "
+            f"{config.baseline} with this change")
 
 
 def workspace_root(config: BudgetConfig) -> Path:
@@ -185,7 +293,8 @@ def use_colour(stream: TextIO, environ: Mapping[str, str]) -> bool:
     return stream.isatty() and not environ.get("NO_COLOR")
 
 
-def _render(fmt: str, report: GateReport, root: Path, colour: bool) -> str:
+def _render(fmt: str, report: GateReport, root: Path, colour: bool,
+            trends: History | None = None) -> str:
     if fmt == "text":
         return text.render(report, colour=colour)
     if fmt == "json":
@@ -194,6 +303,8 @@ def _render(fmt: str, report: GateReport, root: Path, colour: bool) -> str:
         return sarif.render(report, root)
     if fmt == "github":
         return github.render(report, root)
+    if fmt == "html":
+        return html.render_check(report, trends, root)
     return markdown.render(report)
 
 
@@ -207,20 +318,28 @@ def _write(path: Path, content: str) -> None:
 def run(args: argparse.Namespace) -> int:
     outputs = plan_outputs(args.outputs, os.environ)
     config, table, settings = load_setup(args)
-    report = gate(args, config, table, settings)
     root = workspace_root(config)
+    report = gate(args, config, table, settings, root)
     stdout_formats = {fmt for fmt, out in outputs if out is None}
     colour = use_colour(sys.stdout, os.environ)
     if args.explain_match:
         stream = sys.stdout if stdout_formats <= _LINE_FORMATS else sys.stderr
         stream.write(text.render_explain(report))
     for note in report.notes:
-        print(f"bpflint: note: {note}", file=sys.stderr)
+        print(note_line(note), file=sys.stderr)
+    # Problems go to stderr, one line each naming the file; stdout is the report's.
+    for err in report.errors:
+        print(f"bpflint: error: {printable(err.object)}: {printable(err.message)}",
+              file=sys.stderr)
+    trends = None  # the HTML report's trend per program, from the baseline's git history
+    if any(fmt == "html" for fmt, _ in outputs) and config.baseline is not None \
+            and config.baseline.is_file():
+        trends = baseline_history(config.baseline, TREND_COMMITS)
     for fmt, out in outputs:
         if out is None:
-            sys.stdout.write(_render(fmt, report, root, colour))
+            sys.stdout.write(_render(fmt, report, root, colour, trends))
         else:
-            _write(out, _render(fmt, report, root, colour=False))
+            _write(out, _render(fmt, report, root, colour=False, trends=trends))
         if fmt == "github":
             github.append_step_summary(report)
     sys.stdout.flush()

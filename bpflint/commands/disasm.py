@@ -15,7 +15,7 @@ import sys
 from bpflint.api import reachable_functions
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import printable
-from bpflint.errors import BpfLintError
+from bpflint.commands.names import find_program
 from bpflint.isa.asm import annotation, format_insn
 from bpflint.isa.insn import INSN_SIZE, Insn
 from bpflint.obj.model import BpfObject, Function, Program, SourceLine
@@ -42,10 +42,7 @@ def select_programs(obj: BpfObject, name: str | None) -> tuple[Program, ...]:
     if name is None:
         return obj.programs
     chosen = tuple(program for program in obj.programs if program.name == name)
-    if not chosen:
-        known = ", ".join(program.name for program in obj.programs) or "none"
-        raise BpfLintError(f"{obj.path}: no program named {name!r} (programs: {known})")
-    return chosen
+    return chosen or (find_program(obj.programs, name, str(obj.path)),)
 
 
 def render_program(obj: BpfObject, program: Program) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from bpflint.commands import COMMANDS
 from bpflint.errors import BpfLintError
 from bpflint.kernel import syscall as sc
-from bpflint.kernel.loader import load_program
+from bpflint.kernel.loader import LoadedProgram, load_program
+from bpflint.obj.loader_vars import apply_pins, loader_vars, pin_defaults, unknown_pin_notes
 from bpflint.obj.model import BpfObject, Program
 from bpflint.obj.reader import load_object
 
@@ -31,13 +33,17 @@ RETRIES = 3
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("object", metavar="OBJ", help="BPF object file")
-    parser.add_argument("--program", required=True, metavar="NAME", help="program to run")
+    parser.add_argument("--program", "-p", required=True, metavar="NAME", help="program to run")
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--data", metavar="FILE", help="packet bytes to run on")
     data.add_argument("--data-hex", metavar="HEX", help="packet bytes as hex")
     parser.add_argument("--repeat", type=int, default=100000, metavar="N",
                         help="runs per sample (default 100000)")
     parser.add_argument("--cost-table", metavar="FILE", help="cost table for the estimate")
+    parser.add_argument("--set", dest="rodata_set", action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="load with this loader-set (const volatile) variable set to "
+                             "VALUE, repeatable; the others keep the object's values")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,35 @@ def _estimate(obj: BpfObject, program: Program, table_path: str | None
     return result.ns_min, result.ns_max
 
 
+def _load(path: str, obj: BpfObject, program: Program) -> LoadedProgram:
+    """load_program, its failure a one-line message naming the object and program."""
+    try:
+        return load_program(obj, program)
+    except sc.BpfSyscallError as exc:
+        lacks = sc.missing_feature(exc)
+        if lacks is not None:
+            raise BpfLintError(f"{path}: {program.name}: this kernel cannot load it: "
+                               f"{lacks}") from None
+        raise BpfLintError(f"{path}: {program.name}: {exc}") from None
+    except BpfLintError as exc:
+        raise BpfLintError(f"{path}: {exc}") from None
+
+
+def _configured(obj: BpfObject, args: argparse.Namespace) -> BpfObject:
+    """The object as it is loaded: --set values written into its read-only data, and
+    the estimate made for that one configuration (every other loader-set variable
+    at the object's value), not for every value a loader could set."""
+    from bpflint.commands.analyze import note_line, set_pins
+
+    pins = set_pins(args)
+    for ranged in (p for p in pins if p.lo != p.hi):
+        raise BpfLintError(f"{ranged.origin}: measure loads one configuration: give a "
+                           "value, not a range")
+    for note in unknown_pin_notes(pins, {var.name for _, var in loader_vars(obj)}):
+        print(note_line(note), file=sys.stderr)
+    return pin_defaults(apply_pins(obj, pins))
+
+
 def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise BpfLintError("measure needs root (it loads and runs the program)")
@@ -131,14 +166,19 @@ def run(args: argparse.Namespace) -> int:
     if program is None:
         names = ", ".join(p.name for p in obj.programs) or "none"
         raise BpfLintError(f"{args.object}: no program {args.program!r} (programs: {names})")
+    obj = _configured(obj, args)
     data = _packet(args)
     est = _estimate(obj, program, args.cost_table)
-    with load_program(obj, program) as loaded:
+    with _load(args.object, obj, program) as loaded:
         if loaded.prog_type not in _DURATION_TYPES:
             raise BpfLintError(f"{args.object}: {program.name}: the kernel reports no "
                                f"test-run duration for {loaded.prog_type} programs")
-        timing, tries = least_of_tries(loaded.fd, loaded.prog_type, data, args.repeat,
-                                       est[1] if est is not None else float("inf"))
+        try:
+            timing, tries = least_of_tries(loaded.fd, loaded.prog_type, data, args.repeat,
+                                           est[1] if est is not None else float("inf"))
+        except sc.BpfSyscallError as exc:
+            raise BpfLintError(f"{args.object}: {program.name}: this kernel cannot test-run "
+                               f"{loaded.prog_type} programs: {exc.reason}") from None
         stats = loaded.stats
     again = f"; the least of {tries} timings" if tries > 1 else ""
     print(f"{program.name} ({program.section}): measured {timing.measured_ns:.0f} ns "

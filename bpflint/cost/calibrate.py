@@ -23,22 +23,36 @@ is the iteration count, and the callback's own instructions are priced apart.
 Setup instructions inside a body (argument moves, map loads) are subtracted
 using the instruction figures, with their max for a helper's min and their min
 for its max.
+
+Kernels differ: a benchmark this one refuses (a map it will not create, a program
+it will not load, a test run it will not do) leaves its entry to the base table,
+with the kernel's reason in [provenance.not_measured] (see calibrate()).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import mmap
 import os
 import platform
 import statistics
 import struct
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
-from bpflint.cost.model import FORMAT_VERSION, INSN_KEYS, MEM_KINDS, OPTIONAL_INSN_KEYS
+from bpflint.cost.model import (
+    FORMAT_VERSION,
+    INSN_KEYS,
+    MEM_KINDS,
+    OPTIONAL_INSN_KEYS,
+    Cost,
+    CostTable,
+    HelperCost,
+    load_cost_table,
+)
 from bpflint.errors import BpfLintError
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp, JmpOp
@@ -72,12 +86,29 @@ METHOD = (
 )
 
 
+class Refused(BpfLintError):
+    """The kernel refused one benchmark at ``stage`` ("map", "load" or "run") for
+    ``reason`` (its one-line word for it): that entry is not measured here."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(f"{stage} refused: {reason}")
+        self.stage = stage
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Env:
-    """Maps shared by all benchmarks (fds), created once."""
+    """Maps shared by all benchmarks (fds), created once; ``missing`` holds the maps
+    this kernel would not create, with its reason: their benchmarks are refused."""
 
     fds: dict[str, int]
     ringbuf_bytes: int
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def fd(self, name: str) -> int:
+        if name not in self.fds:
+            raise Refused("map", f"map {name}: {self.missing.get(name, 'not created')}")
+        return self.fds[name]
 
 
 @dataclass(frozen=True)
@@ -134,7 +165,7 @@ def _prologue(env: Env, prog_type: str) -> list[bytes]:
     for off in range(-_STACK_ZERO_BYTES, 0, 8):
         value = -1 if MISS_KEY_OFF <= off < MISS_KEY_OFF + 64 else 0
         code.append(bc.st(8, R10, off, value))
-    code += [bc.ld_map_fd(R1, env.fds["big"]), bc.mov64(R2, R10),
+    code += [bc.ld_map_fd(R1, env.fd("big")), bc.mov64(R2, R10),
              bc.alu64(AluOp.ADD, R2, imm=KEY_OFF), bc.call_helper(1),
              bc.mov64(R8, R0)]
     return code
@@ -195,9 +226,15 @@ def _point_at(code: bytes, first: int, end: int) -> bytes:
 
 def _load(bench: Bench, code: bytes, func_starts: tuple[int, ...] = (0,)) -> int:
     """Load one benchmark; ``func_starts`` (slots) marks subprograms and callbacks,
-    which then get the minimal BTF func_info the verifier asks for."""
+    which then get the minimal BTF func_info the verifier asks for. A refusal raises
+    Refused with the verifier's reason."""
     flags = sc.BPF_F_SLEEPABLE if bench.prog_type == "syscall" else 0
-    btf_fd = sc.btf_load(btf_blob.func_btf(len(func_starts))) if len(func_starts) > 1 else 0
+    btf_fd = 0
+    if len(func_starts) > 1:
+        try:
+            btf_fd = sc.btf_load(btf_blob.func_btf(len(func_starts)))
+        except sc.BpfSyscallError as exc:
+            raise Refused("load", f"BTF for its callback: {exc.reason}") from None
 
     def load(log_level: int) -> int:
         return sc.prog_load(
@@ -213,9 +250,8 @@ def _load(bench: Bench, code: bytes, func_starts: tuple[int, ...] = (0,)) -> int
         try:
             load(1)
         except sc.BpfSyscallError as exc:
-            raise BpfLintError(f"calibration program {bench.key} ({bench.variant}) was "
-                               f"rejected: {exc}") from None
-        raise first
+            raise Refused("load", exc.reason) from None
+        raise Refused("load", first.reason) from None
     finally:
         if btf_fd:
             sc.close(btf_fd)
@@ -239,6 +275,14 @@ def _packet(prog_type: str) -> bytes:
 
 def _time(env: Env, bench: Bench, fds: tuple[int, int], opts: Options,
           reset: Callable[[], None]) -> tuple[list[float], list[float]]:
+    try:
+        return _time_runs(bench, fds, opts, reset)
+    except sc.BpfSyscallError as exc:
+        raise Refused("run", exc.reason) from None
+
+
+def _time_runs(bench: Bench, fds: tuple[int, int], opts: Options,
+               reset: Callable[[], None]) -> tuple[list[float], list[float]]:
     data = _packet(bench.prog_type)
     t0: list[float] = []
     tn: list[float] = []
@@ -262,7 +306,12 @@ def measure(env: Env, bench: Bench, opts: Options,
     starts: tuple[int, ...] = (0,)
     if bench.extra is not None:
         starts = (0, bc.slots(code) - bc.slots(bench.extra(env)))
-    fds = (_load(bench, _program(env, bench, 0)), _load(bench, code, starts))
+    empty_fd = _load(bench, _program(env, bench, 0))
+    try:
+        fds = (empty_fd, _load(bench, code, starts))
+    except BaseException:
+        sc.close(empty_fd)
+        raise
     try:
         t0, tn = _time(env, bench, fds, opts, reset)
     finally:
@@ -301,43 +350,76 @@ def environment(ringbuf_bytes: int) -> Iterator[Env]:
 @contextmanager
 def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
     fds: dict[str, int] = {}
+    missing: dict[str, str] = {}
     progs: list[int] = []
-    try:
-        def create(name: str, mtype: str, key: int, value: int, entries: int,
-                   flags: int = 0) -> int:
-            fds[name] = sc.map_create(sc.MAP_TYPES[mtype], key, value, entries, flags, name)
-            return fds[name]
 
-        big = create("big", "array", 4, BIG_VALUE_BYTES, 1)
-        sc.map_update(big, bytes(4), b"A" * (BIG_VALUE_BYTES - 1) + b"\0")
+    def create(name: str, mtype: str, key: int, value: int, entries: int,
+               flags: int = 0, fill: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        fds[name] = sc.map_create(sc.MAP_TYPES[mtype], key, value, entries, flags, name)
+        for k, v in fill:
+            sc.map_update(fds[name], k, v)
+
+    def optional(name: str, make: Callable[[], None]) -> None:
+        """A map this kernel may lack (a newer type, a perf event): its benchmarks are
+        refused with the reason instead of the whole calibration."""
+        try:
+            make()
+        except sc.BpfSyscallError as exc:
+            if name in fds:
+                sc.close(fds.pop(name))
+            missing[name] = exc.reason
+
+    try:
+        # Every program's prologue looks this array up: without it nothing runs.
+        try:
+            create("big", "array", 4, BIG_VALUE_BYTES, 1,
+                   fill=((bytes(4), b"A" * (BIG_VALUE_BYTES - 1) + b"\0"),))
+        except sc.BpfSyscallError as exc:
+            raise BpfLintError(f"calibrate needs a {BIG_VALUE_BYTES}-byte array map, which "
+                               f"this kernel refuses: {exc}") from None
         for mtype in ("array", "percpu_array"):
-            create(mtype, mtype, 4, 64, 4)
+            optional(mtype, functools.partial(create, mtype, mtype, 4, 64, 4))
         ncpu = os.cpu_count() or 1
         for mtype in ("hash", "percpu_hash", "lru_hash", "lru_percpu_hash"):
             for key_size in (4, 64):
-                fd = create(f"{mtype}{key_size}", mtype, key_size, 64, 1024)
                 value = bytes(64 * (ncpu if "percpu" in mtype else 1))
-                sc.map_update(fd, bytes(key_size), value)
-        create("lpm_trie", "lpm_trie", 8, 8, 64, sc.BPF_F_NO_PREALLOC)
-        sc.map_update(fds["lpm_trie"], struct.pack("<I", 8) + bytes(4), bytes(8))
+                optional(f"{mtype}{key_size}", functools.partial(
+                    create, f"{mtype}{key_size}", mtype, key_size, 64, 1024,
+                    fill=((bytes(key_size), value),)))
+        optional("lpm_trie", functools.partial(
+            create, "lpm_trie", "lpm_trie", 8, 8, 64, sc.BPF_F_NO_PREALLOC,
+            fill=((struct.pack("<I", 8) + bytes(4), bytes(8)),)))
         for mtype in ("queue", "stack"):
-            fd = create(mtype, mtype, 0, 64, 4)
-            for _ in range(4):
-                sc.map_update(fd, b"", bytes(64))
+            optional(mtype, functools.partial(create, mtype, mtype, 0, 64, 4,
+                                              fill=((b"", bytes(64)),) * 4))
         for entries in (1, 16, 64):
-            create(f"each{entries}", "array", 4, 8, entries)
-        create("ringbuf", "ringbuf", 0, 0, ringbuf_bytes)
-        create("stack_trace", "stack_trace", 4, 8 * MAX_STACK_DEPTH, 1024)
-        perf_array = create("perf_array", "perf_event_array", 4, 4, max(ncpu, cpu + 1))
-        fds["perf_event"] = sc.perf_bpf_output_open(cpu)
-        sc.map_update(perf_array, struct.pack("<I", cpu), struct.pack("<I", fds["perf_event"]))
-        create("devmap", "devmap", 4, 4, 4)
-        create("prog_array", "prog_array", 4, 4, 2)
-        target = sc.prog_load(sc.PROG_TYPES["xdp"], bc.mov64(R0, imm=2) + bc.exit_(),
-                              name="tail_target", log_level=0)
-        progs.append(target.fd)
-        sc.map_update(fds["prog_array"], struct.pack("<I", 0), struct.pack("<I", target.fd))
-        yield Env(fds, ringbuf_bytes)
+            optional(f"each{entries}",
+                     functools.partial(create, f"each{entries}", "array", 4, 8, entries))
+        optional("ringbuf", functools.partial(create, "ringbuf", "ringbuf", 0, 0,
+                                              ringbuf_bytes))
+        optional("stack_trace", functools.partial(create, "stack_trace", "stack_trace", 4,
+                                                  8 * MAX_STACK_DEPTH, 1024))
+
+        def perf_array() -> None:
+            event = sc.perf_bpf_output_open(cpu)
+            fds["perf_event"] = event
+            create("perf_array", "perf_event_array", 4, 4, max(ncpu, cpu + 1),
+                   fill=((struct.pack("<I", cpu), struct.pack("<I", event)),))
+
+        optional("perf_array", perf_array)
+        if "perf_array" in missing and "perf_event" in fds:
+            sc.close(fds.pop("perf_event"))
+        optional("devmap", functools.partial(create, "devmap", "devmap", 4, 4, 4))
+
+        def prog_array() -> None:
+            create("prog_array", "prog_array", 4, 4, 2)
+            target = sc.prog_load(sc.PROG_TYPES["xdp"], bc.mov64(R0, imm=2) + bc.exit_(),
+                                  name="tail_target", log_level=0)
+            progs.append(target.fd)
+            sc.map_update(fds["prog_array"], struct.pack("<I", 0), struct.pack("<I", target.fd))
+
+        optional("prog_array", prog_array)
+        yield Env(fds, ringbuf_bytes, missing)
     finally:
         for fd in [*fds.values(), *progs]:
             sc.close(fd)
@@ -347,24 +429,57 @@ def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
 def buffers_reset(env: Env) -> Iterator[Callable[[], None]]:
     """Empty the ring buffer and the perf buffer (consumer position := producer
     position) before each sample, so every record of it finds room: a full buffer
-    turns the helpers into their cheap failure path."""
-    fd = env.fds["ringbuf"]
+    turns the helpers into their cheap failure path. A buffer that cannot be mapped
+    takes its map out of the environment (its benchmarks are then refused)."""
     page = mmap.PAGESIZE
-    consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-    producer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
-    # struct perf_event_mmap_page, then the data pages; data_head at 1024, data_tail
-    # at 1032 in the first page
-    perf = mmap.mmap(env.fds["perf_event"], page * (1 + PERF_BUFFER_PAGES), mmap.MAP_SHARED,
-                     mmap.PROT_READ | mmap.PROT_WRITE)
+    maps: list[mmap.mmap] = []
+    moves: list[Callable[[], None]] = []
+
+    def mapped(fd_name: str, size: int, prot: int, offset: int = 0) -> mmap.mmap:
+        area = mmap.mmap(env.fds[fd_name], size, mmap.MAP_SHARED, prot, offset=offset)
+        maps.append(area)
+        return area
+
     try:
+        try:
+            if "ringbuf" in env.fds:
+                consumer = mapped("ringbuf", page,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+                producer = mapped("ringbuf", page, mmap.PROT_READ, page)
+
+                def ring() -> None:
+                    consumer[0:8] = producer[0:8]
+                moves.append(ring)
+        except OSError as exc:
+            _drop(env, "ringbuf", f"cannot map its buffer: {exc.strerror}")
+        try:
+            if "perf_event" in env.fds:
+                # struct perf_event_mmap_page, then the data pages; data_head at 1024,
+                # data_tail at 1032 in the first page
+                perf = mapped("perf_event", page * (1 + PERF_BUFFER_PAGES),
+                              mmap.PROT_READ | mmap.PROT_WRITE)
+
+                def perf_buffer() -> None:
+                    perf[1032:1040] = perf[1024:1032]
+                moves.append(perf_buffer)
+        except OSError as exc:
+            _drop(env, "perf_array", f"cannot map its perf buffer: {exc.strerror}")
+
         def reset() -> None:
-            consumer[0:8] = producer[0:8]
-            perf[1032:1040] = perf[1024:1032]
+            for move in moves:
+                move()
         yield reset
     finally:
-        consumer.close()
-        producer.close()
-        perf.close()
+        for area in maps:
+            area.close()
+
+
+def _drop(env: Env, name: str, reason: str) -> None:
+    """Take a map out of the environment: benchmarks that need it are refused."""
+    env.missing[name] = reason
+    fd = env.fds.pop(name, None)
+    if fd is not None:
+        sc.close(fd)
 
 
 # -- benchmark bodies -----------------------------------------------------------
@@ -500,7 +615,7 @@ def _insn_benches() -> list[Bench]:
 
 
 def _map_args(env: Env, name: str, key_off: int = KEY_OFF) -> bytes:
-    return (bc.ld_map_fd(R1, env.fds[name]) + bc.mov64(R2, R10)
+    return (bc.ld_map_fd(R1, env.fd(name)) + bc.mov64(R2, R10)
             + bc.alu64(AluOp.ADD, R2, imm=key_off))
 
 
@@ -554,7 +669,7 @@ def _helper_benches() -> list[Bench]:
         def body(env: Env) -> bytes:
             code = b""
             for helper, flags in ops:
-                code += (bc.ld_map_fd(R1, env.fds[map_name]) + bc.mov64(R2, R10)
+                code += (bc.ld_map_fd(R1, env.fd(map_name)) + bc.mov64(R2, R10)
                          + bc.alu64(AluOp.ADD, R2, imm=VALUE_OFF))
                 if flags is not None:
                     code += bc.mov64(R3, imm=flags)
@@ -596,13 +711,13 @@ def _helper_benches() -> list[Bench]:
             queue_body(mtype, ("map_push_elem", 2)), setup=_MAP_SETUP + ("alu_mov",))
     def ringbuf_output_body(size: int) -> Callable[[Env], bytes]:
         def body(env: Env) -> bytes:
-            return (bc.ld_map_fd(R1, env.fds["ringbuf"]) + bc.mov64(R2, R8)
+            return (bc.ld_map_fd(R1, env.fd("ringbuf")) + bc.mov64(R2, R8)
                     + bc.mov64(R3, imm=size) + bc.mov64(R4, imm=1) + call("ringbuf_output"))
         return body
 
     def perf_output_body(size: int) -> Callable[[Env], bytes]:
         def body(env: Env) -> bytes:  # flags: BPF_F_CURRENT_CPU, no packet bytes
-            return (bc.mov64(R1, R6) + bc.ld_map_fd(R2, env.fds["perf_array"])
+            return (bc.mov64(R1, R6) + bc.ld_map_fd(R2, env.fd("perf_array"))
                     + bc.alu32(AluOp.MOV, R3, imm=-1) + bc.mov64(R4, R8)
                     + bc.mov64(R5, imm=size) + call("perf_event_output"))
         return body
@@ -616,7 +731,7 @@ def _helper_benches() -> list[Bench]:
     add("redirect", "redirect_xdp", _const(bc.mov64(R1, imm=1) + bc.mov64(R2, imm=0)
                                            + call("redirect")), setup=("alu_mov",) * 2)
     add("redirect_map", "redirect_map_empty",
-        lambda env: bc.ld_map_fd(R1, env.fds["devmap"]) + bc.mov64(R2, imm=0)
+        lambda env: bc.ld_map_fd(R1, env.fd("devmap")) + bc.mov64(R2, imm=0)
         + bc.mov64(R3, imm=0) + call("redirect_map"), setup=("ld_imm64", "alu_mov", "alu_mov"))
     for name, a, bb in (("xdp_adjust_head", 8, -8), ("xdp_adjust_tail", -8, 8),
                         ("xdp_adjust_meta", -8, 8)):
@@ -628,10 +743,10 @@ def _helper_benches() -> list[Bench]:
         + bc.alu64(AluOp.ADD, R3, imm=VALUE_OFF) + bc.mov64(R4, imm=0) + bc.mov64(R5, imm=0)
         + call("check_mtu")), setup=("store_stack",) + ("alu_mov",) * 5)
     add("tail_call", "tail_call_empty_slot", lambda env: bc.mov64(R1, R6)
-        + bc.ld_map_fd(R2, env.fds["prog_array"]) + bc.mov64(R3, imm=1) + call("tail_call"),
+        + bc.ld_map_fd(R2, env.fd("prog_array")) + bc.mov64(R3, imm=1) + call("tail_call"),
         256, setup=("alu_mov", "ld_imm64", "alu_mov"))
     add("tail_call", "tail_call_taken", lambda env: bc.mov64(R1, R6)
-        + bc.ld_map_fd(R2, env.fds["prog_array"]) + bc.mov64(R3, imm=0) + call("tail_call"),
+        + bc.ld_map_fd(R2, env.fd("prog_array")) + bc.mov64(R3, imm=0) + call("tail_call"),
         units=1, setup=("alu_mov", "ld_imm64", "alu_mov"))
     for size in (4, 64, 512):
         add("csum_diff", f"csum_diff_{size}", _const(
@@ -650,16 +765,16 @@ def _helper_benches() -> list[Bench]:
         add("perf_event_output", f"perf_event_output_{size}", perf_output_body(size),
             units=4, setup=("alu_mov", "ld_imm64") + ("alu_mov",) * 3, size=size)
     add("ringbuf_reserve", "reserve_discard", lambda env:
-        bc.ld_map_fd(R1, env.fds["ringbuf"]) + bc.mov64(R2, imm=64) + bc.mov64(R3, imm=0)
+        bc.ld_map_fd(R1, env.fd("ringbuf")) + bc.mov64(R2, imm=64) + bc.mov64(R3, imm=0)
         + call("ringbuf_reserve") + bc.jmp_imm(JmpOp.JEQ, R0, 0, 3) + bc.mov64(R1, R0)
         + bc.mov64(R2, imm=1) + call("ringbuf_discard"), units=8, per=2,
         setup=("ld_imm64", "alu_mov", "alu_mov", "jmp_cond_not_taken", "alu_mov", "alu_mov"))
     add("ringbuf_submit", "reserve_submit", lambda env:
-        bc.ld_map_fd(R1, env.fds["ringbuf"]) + bc.mov64(R2, imm=64) + bc.mov64(R3, imm=0)
+        bc.ld_map_fd(R1, env.fd("ringbuf")) + bc.mov64(R2, imm=64) + bc.mov64(R3, imm=0)
         + call("ringbuf_reserve") + bc.jmp_imm(JmpOp.JEQ, R0, 0, 3) + bc.mov64(R1, R0)
         + bc.mov64(R2, imm=1) + call("ringbuf_submit"), units=8, per=2,
         setup=("ld_imm64", "alu_mov", "alu_mov", "jmp_cond_not_taken", "alu_mov", "alu_mov"))
-    add("ringbuf_query", "ringbuf_query", lambda env: bc.ld_map_fd(R1, env.fds["ringbuf"])
+    add("ringbuf_query", "ringbuf_query", lambda env: bc.ld_map_fd(R1, env.fd("ringbuf"))
         + bc.mov64(R2, imm=0) + call("ringbuf_query"), setup=("ld_imm64", "alu_mov"))
     # Callback helpers: per unit = one iteration (bpf_loop) or element
     # (for_each_map_elem) with a "r0 = 0; exit" callback, whose own two instructions
@@ -674,7 +789,7 @@ def _helper_benches() -> list[Bench]:
 
     def for_each_body(entries: int) -> Callable[[Env], bytes]:
         def body(env: Env) -> bytes:
-            return (bc.ld_map_fd(R1, env.fds[f"each{entries}"]) + bc.ld_func(R2, 0)
+            return (bc.ld_map_fd(R1, env.fd(f"each{entries}")) + bc.ld_func(R2, 0)
                     + bc.mov64(R3, imm=0) + bc.mov64(R4, imm=0) + call("for_each_map_elem"))
         return body
 
@@ -746,7 +861,7 @@ def _helper_benches() -> list[Bench]:
         bc.mov64(R1, R6) + bc.mov64(R2, R8) + bc.mov64(R3, imm=512) + bc.mov64(R4, imm=0)
         + call("get_stack")), units=8, ptype="raw_tracepoint", setup=("alu_mov",) * 4)
     add("get_stackid", "get_stackid_raw_tp", lambda env: bc.mov64(R1, R6)
-        + bc.ld_map_fd(R2, env.fds["stack_trace"]) + bc.mov64(R3, imm=0)
+        + bc.ld_map_fd(R2, env.fd("stack_trace")) + bc.mov64(R3, imm=0)
         + call("get_stackid"), units=8, ptype="raw_tracepoint",
         setup=("alu_mov", "ld_imm64", "alu_mov"))
     add("sys_close", "sys_close_badfd", _const(bc.mov64(R1, imm=-1) + call("sys_close")),
@@ -832,30 +947,183 @@ def _cost_line(name: str, lo: float, hi: float, med: float | None, spread: float
     return f"{name} = {{ {', '.join(parts)}{extra} }}"
 
 
-def run_calibration(opts: Options, ringbuf_bytes: int = 1 << 24) -> str:
-    """Measure everything and return the table as TOML text."""
+SKIPPED = "left out by --only/--skip"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    text: str  # the table (TOML)
+    refused: dict[str, str]  # entry -> "variant: stage refused: the kernel's reason"
+    left_out: tuple[str, ...]  # entries --only/--skip excluded
+    base_path: str  # the table what was not measured is priced from
+
+    def summary(self) -> str:
+        """One line naming what was not measured, or "" when everything was."""
+        parts = [f"{key} ({why})" for key, why in self.refused.items()]
+        if self.left_out:
+            count = len(self.left_out)
+            parts.append(f"{count} {'entry' if count == 1 else 'entries'} {SKIPPED}")
+        if not parts:
+            return ""
+        return (f"not measured here, priced from {self.base_path} (see "
+                f"[provenance.not_measured]): " + "; ".join(parts))
+
+
+def bench_list() -> list[tuple[str, str]]:
+    """(entry, variant) of every benchmark, in the order calibration runs them."""
+    return [(b.key, b.variant) for b in (*_insn_benches(), *_helper_benches())]
+
+
+def _names(key: str) -> tuple[str, ...]:
+    """What a pattern may name an entry by: the entry and its dotted prefixes
+    ("helper.map_lookup_elem" for "helper.map_lookup_elem.map.hash"), each also
+    without its kind ("map_lookup_elem", "alu_mov")."""
+    parts = key.split(".")
+    prefixes = [".".join(parts[:n]) for n in range(2, len(parts) + 1)]
+    return (*prefixes, *(p.split(".", 1)[1] for p in prefixes))
+
+
+def _matches(key: str, pattern: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for name in _names(key))
+
+
+def select(keys: Iterable[str], only: Sequence[str] = (), skip: Sequence[str] = ()
+           ) -> set[str]:
+    """The entries --only (default: all) and --skip keep; a pattern naming no entry is
+    a usage error (a misspelt name would otherwise calibrate everything)."""
+    unique = list(dict.fromkeys(keys))
+    for flag, patterns in (("--only", only), ("--skip", skip)):
+        for pattern in patterns:
+            if not any(_matches(k, pattern) for k in unique):
+                raise BpfLintError(f"calibrate {flag} {pattern!r}: names no benchmark "
+                                   "(`bpflint calibrate --list` lists them)")
+    return {k for k in unique if (not only or any(_matches(k, p) for p in only))
+            and not any(_matches(k, p) for p in skip)}
+
+
+def run_calibration(opts: Options, ringbuf_bytes: int = 1 << 24,
+                    base: CostTable | None = None, only: Sequence[str] = (),
+                    skip: Sequence[str] = ()) -> str:
+    """Measure and return the table as TOML text (see calibrate())."""
+    return calibrate(opts, ringbuf_bytes, base, only, skip).text
+
+
+def calibrate(opts: Options, ringbuf_bytes: int = 1 << 24, base: CostTable | None = None,
+              only: Sequence[str] = (), skip: Sequence[str] = ()) -> Calibration:
+    """Measure the chosen entries on this kernel.
+
+    An entry the kernel refuses (a map it will not create, a program it will not load,
+    a test run it will not do) or that --only/--skip leave out is priced from ``base``
+    (default: the shipped table) and listed with its reason in the table's
+    [provenance.not_measured]. Only a bpf() that cannot load and run the simplest
+    program, or a calibration that measured nothing, is an error.
+    """
     ok, why = sc.bpf_usable()
     if not ok:
         raise BpfLintError(f"calibrate needs a usable bpf(): {why}")
-    insn_benches, helper_benches = _insn_benches(), _helper_benches()
-    total = len(insn_benches) + len(helper_benches)
+    if base is None:
+        base = load_cost_table(None)
+    benches = [*_insn_benches(), *_helper_benches()]
+    chosen = select((b.key for b in benches), only, skip)
+    left_out = tuple(dict.fromkeys(b.key for b in benches if b.key not in chosen))
+    runs = [b for b in benches if b.key in chosen]
+    refused: dict[str, str] = {}
     entries: dict[str, _Entry] = {}
-    done = 0
     with environment(ringbuf_bytes) as env, buffers_reset(env) as reset:
-        for phase in (insn_benches, helper_benches):
-            for bench in phase:
-                done += 1
+        for done, bench in enumerate(runs, 1):
+            label = f"[{done}/{len(runs)}] {bench.key} ({bench.variant})"
+            if bench.key in refused:
+                opts.progress(f"{label}: not run, the entry was refused")
+                continue
+            opts.progress(label)
+            try:
                 m = measure(env, bench, opts, reset)
-                setup_lo = sum(entries[f"insn.{k}"].lo for k in bench.setup)
-                setup_hi = sum(entries[f"insn.{k}"].hi for k in bench.setup)
-                entries.setdefault(bench.key, _Entry()).add(m, setup_lo, setup_hi, bench)
-                opts.progress(f"[{done}/{total}] {bench.key} ({bench.variant}): "
-                              f"min {m.min_ns:.2f} ns, median {m.median_ns:.2f} ns, "
-                              f"spread {m.spread_pct:.1f}%")
-    return _render(entries, opts)
+            except Refused as exc:
+                # one refused variant leaves the entry unmeasured: its dearest case
+                # may be the one that did not run
+                refused[bench.key] = f"{bench.variant}: {exc}"
+                entries.pop(bench.key, None)
+                opts.progress(f"{label}: not measured, {exc}")
+                continue
+            setup = [_insn_cost(entries, base, k) for k in bench.setup]
+            entries.setdefault(bench.key, _Entry()).add(
+                m, sum(lo for lo, _ in setup), sum(hi for _, hi in setup), bench)
+            opts.progress(f"{label}: min {m.min_ns:.2f} ns, median {m.median_ns:.2f} ns, "
+                          f"spread {m.spread_pct:.1f}%")
+    if not entries:
+        first = next(iter(refused.items()), None)
+        raise BpfLintError("calibrate: nothing was measured" + (
+            f" (the kernel refused every benchmark run; {first[0]}: {first[1]})"
+            if first else ""))
+    not_measured = {**{k: SKIPPED for k in left_out}, **refused}
+    text = _render(entries, opts, base, not_measured)
+    return Calibration(text, refused, left_out, base.path)
 
 
-def _render(entries: dict[str, _Entry], opts: Options) -> str:
+def _insn_cost(entries: dict[str, _Entry], base: CostTable, key: str) -> tuple[float, float]:
+    """(min, max) ns of an instruction class: measured here, else the base table's."""
+    e = entries.get(f"insn.{key}")
+    if e is not None:
+        return e.lo, e.hi
+    cost = base.insns[key]
+    return cost.min_ns, cost.max_ns
+
+
+def _exact(value: float) -> str:
+    # a base table's figure is copied, not rounded: rounding could lower a max
+    return repr(float(value))
+
+
+def _copied_cost(name: str, cost: Cost, note: str = "") -> str:
+    """A base table's entry, every field as it was."""
+    parts = [f"min_ns = {_exact(cost.min_ns)}", f"max_ns = {_exact(cost.max_ns)}"]
+    if cost.median_ns is not None:
+        parts.append(f"median_ns = {_exact(cost.median_ns)}")
+    if cost.spread_pct is not None:
+        parts.append(f"spread_pct = {_exact(cost.spread_pct)}")
+    if cost.issue_ns is not None:
+        parts.append(f"issue_ns = {_exact(cost.issue_ns)}")
+    if cost.per_key is not None:
+        parts += [f"key_base_max_ns = {_exact(cost.per_key[0])}",
+                  f"per_key_byte_max_ns = {_exact(cost.per_key[1])}"]
+    return f"{name} = {{ {', '.join(parts)} }}" + (f"  # {note}" if note else "")
+
+
+def _copied_helper(name: str, helper: HelperCost, note: str) -> list[str]:
+    base = helper.base
+    lines = ["", f"[helper.{name}]  # {note}",
+             f"min_ns = {_exact(base.min_ns)}", f"max_ns = {_exact(base.max_ns)}"]
+    if helper.max_units is not None:
+        lines += [f"per_unit_min_ns = {_exact(helper.per_unit_min_ns)}",
+                  f"per_unit_max_ns = {_exact(helper.per_unit_max_ns)}",
+                  f"max_units = {helper.max_units}"]
+    if base.median_ns is not None:
+        lines.append(f"median_ns = {_exact(base.median_ns)}")
+    if base.spread_pct is not None:
+        lines.append(f"spread_pct = {_exact(base.spread_pct)}")
+    if helper.by_map_type:
+        lines.append(f"[helper.{name}.map]")
+        lines += [_copied_cost(v, c) for v, c in helper.by_map_type]
+    return lines
+
+
+def _split_helper_key(key: str) -> tuple[str, str]:
+    """"helper.map_lookup_elem.map.hash" -> ("map_lookup_elem", "hash")."""
+    name, _, variant = key.removeprefix("helper.").partition(".map.")
+    return name, variant
+
+
+def _priced_from(key: str, base: CostTable) -> str:
+    if key.startswith("helper."):
+        name, variant = _split_helper_key(key)
+        helper = base.helpers.get(name)
+        if helper is None or (variant and helper.variant(variant) is None):
+            return "[defaults] (the base table " + base.path + " has no figure)"
+    return base.path
+
+
+def _render(entries: dict[str, _Entry], opts: Options, base: CostTable,
+            not_measured: dict[str, str]) -> str:
     method = METHOD.format(margin=MAX_MARGIN, samples=opts.samples, repeat=opts.repeat)
     lines = [
         "# bpflint cost table, written by `bpflint calibrate`.",
@@ -865,7 +1133,15 @@ def _render(entries: dict[str, _Entry], opts: Options) -> str:
         f"kernel = {_q(platform.release())}",
         f"cpu = {_q(_cpu_model())}",
         f"date = {_q(date.today().isoformat())}",
-        f"method = {_q(method)}", "",
+        f"method = {_q(method)}",
+    ]
+    if not_measured:
+        lines += ["", "[provenance.not_measured]",
+                  "# entry = why it was not measured here; where its figure comes from"]
+        lines += [f"{_q(key)} = {_q(f'{why}; priced from {_priced_from(key, base)}')}"
+                  for key, why in not_measured.items()]
+    lines += [
+        "",
         "[defaults]",
         "# anything calibration did not measure (a warning names it when used)",
         "helper_min_ns = 0.0", f"helper_max_ns = {DEFAULT_HELPER_MAX_NS}",
@@ -873,33 +1149,56 @@ def _render(entries: dict[str, _Entry], opts: Options) -> str:
         f"size_cap_bytes = {SIZE_CAP_BYTES}", "",
         "[insn]",
     ]
+    copied = f"not measured here: from {base.path}"
     insn = {k.removeprefix("insn."): e for k, e in entries.items() if k.startswith("insn.")}
-    kinds = [insn[f"{op}_{k}"] for op in ("load", "store") for k in MEM_KINDS if k != "other"]
+    # 'other' memory is the envelope of the kinds, measured here or not
+    kinds = [_insn_cost(entries, base, f"{op}_{k}") for op in ("load", "store")
+             for k in MEM_KINDS if k != "other"]
     derived = {
         "exit": (0.0, 0.0),
-        "load_other": (min(e.lo for e in kinds), max(e.hi for e in kinds)),
-        "store_other": (min(e.lo for e in kinds), max(e.hi for e in kinds)),
+        "load_other": (min(lo for lo, _ in kinds), max(hi for _, hi in kinds)),
+        "store_other": (min(lo for lo, _ in kinds), max(hi for _, hi in kinds)),
     }
     for key in (*INSN_KEYS, *OPTIONAL_INSN_KEYS):
+        e = insn.get(key)
         if key in derived:
             lines.append(_cost_line(key, *derived[key], None, None) + "  # derived")
+        elif e is None:
+            lines.append(_copied_cost(key, base.insns[key], copied))
         else:
-            e = insn[key]
             issue = "" if e.issue is None else f", issue_ns = {_fmt(min(e.issue, e.hi))}"
             lines.append(_cost_line(key, e.lo, e.hi, e.med, e.spread, issue))
     helpers: dict[str, dict[str, _Entry]] = {}
     for key, e in entries.items():
         if key.startswith("helper."):
-            name, _, variant = key.removeprefix("helper.").partition(".map.")
+            name, variant = _split_helper_key(key)
             helpers.setdefault(name, {})[variant] = e
-    for name in sorted(helpers):
-        variants = helpers[name]
+    # map variants not measured here: the base table's figure where it has one
+    fallback: dict[str, dict[str, Cost]] = {}
+    unmeasured_names: set[str] = set()
+    for key in not_measured:
+        if key.startswith("helper."):
+            name, variant = _split_helper_key(key)
+            unmeasured_names.add(name)
+            got = base.helpers.get(name)
+            cost = got.variant(variant) if got is not None and variant else None
+            if cost is not None:
+                fallback.setdefault(name, {})[variant] = cost
+    for name in sorted(set(helpers) | unmeasured_names):
+        variants = helpers.get(name, {})
+        if not variants:
+            got = base.helpers.get(name)
+            if got is not None:  # else [defaults] price it, with a warning when used
+                lines += _copied_helper(name, got, copied)
+            continue
         lines += ["", f"[helper.{name}]"]
         whole = _Entry()
         for e in variants.values():
             whole.lo, whole.hi = min(whole.lo, e.lo), max(whole.hi, e.hi)
             whole.med, whole.spread = max(whole.med, e.med), max(whole.spread, e.spread)
             whole.sized += e.sized
+        for c in fallback.get(name, {}).values():
+            whole.lo, whole.hi = min(whole.lo, c.min_ns), max(whole.hi, c.max_ns)
         if len(whole.sized) >= 2:
             base_lo, base_hi, per_lo, per_hi = _fit(whole.sized)
             lines += [f"min_ns = {_fmt(base_lo)}", f"max_ns = {_fmt(base_hi)}",
@@ -909,13 +1208,16 @@ def _render(entries: dict[str, _Entry], opts: Options) -> str:
             lines += [f"min_ns = {_fmt(whole.lo)}", f"max_ns = {_fmt(whole.hi)}"]
         lines += [f"median_ns = {_fmt(whole.med)}", f"spread_pct = {whole.spread:.1f}"]
         typed = {v: e for v, e in variants.items() if v}
-        if typed:
+        if typed or name in fallback:
             lines.append(f"[helper.{name}.map]")
-            for variant, e in sorted(typed.items()):
+            rows: list[tuple[str, str]] = []
+            for variant, e in typed.items():
                 line = e.key_line()
                 keyed = "" if line is None else (f", key_base_max_ns = {_fmt(line[0])}"
                                                  f", per_key_byte_max_ns = {line[1]:.5f}")
-                lines.append(_cost_line(variant, e.lo, e.hi, e.med, e.spread, keyed))
+                rows.append((variant, _cost_line(variant, e.lo, e.hi, e.med, e.spread, keyed)))
+            rows += [(v, _copied_cost(v, c, copied)) for v, c in fallback.get(name, {}).items()]
+            lines += [row for _, row in sorted(rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -933,6 +1235,3 @@ def _cpu_model() -> str:
         pass
     return platform.processor() or platform.machine()
 
-
-def stderr_progress(message: str) -> None:
-    print(f"calibrate: {message}", file=sys.stderr, flush=True)

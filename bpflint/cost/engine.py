@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.bounds import (
+    MAY_GOTO_BUDGET,
     LoopBound,
     bound_loop,
     count_iterations,
@@ -38,8 +39,10 @@ from bpflint.analysis.fixpoint import (
     step,
 )
 from bpflint.analysis.scalar import Scalar
+from bpflint.analysis.sizes import CallSizes, call_sizes
 from bpflint.analysis.state import (
     CALLER_STACK,
+    STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
     Kind,
@@ -52,6 +55,7 @@ from bpflint.analysis.state import (
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
+from bpflint.cost import may_goto
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
 from bpflint.cost.options import AnalysisOptions
@@ -97,26 +101,40 @@ from bpflint.cost.paths import (
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import CLS_STX, Cls
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
-from bpflint.results import Diagnostic, LineCost, ProgramResult, SourceLoc
+from bpflint.results import (
+    CallNote,
+    Diagnostic,
+    LineCost,
+    LoaderSetting,
+    LoopNote,
+    ProgramResult,
+    SourceLoc,
+)
 
 MAX_CALL_FRAMES = 8  # the kernel's MAX_CALL_FRAMES
 MAX_TAIL_CALLS = 33  # the kernel's MAX_TAIL_CALL_CNT
 BPF_LOOP_MAX = 1 << 23  # bpf_loop rejects larger nr_loops with -E2BIG
 USER_RINGBUF_MAX_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 UNROLL_STEPS = 100_000  # abstract unrolling of one loop gives up after this many steps
+MAY_GOTO_UNROLL_STEPS = 10_000  # ... and of a loop the timed may_goto budget bounds
 BLOCK_MEMO_KEPT = 200_000  # priced blocks a program keeps before starting afresh
 PER_ITERATION_STEPS = 20_000  # cost loops this small iteration by iteration ...
 SHARPEN_STEPS = 200_000  # ... until a program has spent this much on it
 
-# helper id -> register holding the size argument (for size-dependent costs)
-SIZE_ARG = {4: 2, 45: 2, 112: 2, 113: 2, 114: 2, 115: 2, 16: 2, 148: 2, 25: 5, 130: 3,
-            26: 4, 9: 4, 189: 4, 190: 4, 28: 2, 44: 3, 68: 4}
+# A sized helper call whose size bpflint bounds only by the buffer it points at, at
+# more than this many bytes, gets a diagnostic naming the call (64 KiB: the most a
+# packet pointer can cover; a larger bound is rarely what the author meant).
+LOOSE_SIZE_BYTES = 1 << 16
 
 # (opcode, dst, src, imm of an STX, latency ns, issue ns): what a Timed is made of
 TimedKey = tuple[int, int, int, int, float, float]
 
-# Lines are keyed by (file, line); the value is [insns, ns] on the worst path.
+# Lines are keyed by (file, line); the value is [insns, ns] on the worst path by
+# instructions, then [insns, ns] on the worst path by ns (PATH_INSNS, PATH_NS: where
+# each path's pair starts). A line on one path only has zeros in the other's pair.
 Lines = dict[tuple[str, int], list[float]]
+PATH_INSNS = 0
+PATH_NS = 2
 
 
 class Unbounded(Exception):
@@ -185,14 +203,36 @@ def _loc(insn: Insn | None) -> SourceLoc | None:
 
 
 def _add_lines(into: Lines, lines: Lines, mult: Count, ns_mult: float | None = None) -> None:
+    """Both paths' lines, instructions ``mult`` times and ns ``ns_mult`` times."""
     ns_mult = mult if ns_mult is None else ns_mult
-    for key, (i, n) in lines.items():
+    for key, (i, n, i_ns, n_ns) in lines.items():
         cur = into.get(key)
         if cur is None:
-            into[key] = [i * mult, n * ns_mult]
+            into[key] = [i * mult, n * ns_mult, i_ns * mult, n_ns * ns_mult]
         else:
             cur[0] += i * mult
             cur[1] += n * ns_mult
+            cur[2] += i_ns * mult
+            cur[3] += n_ns * ns_mult
+
+
+def _add_path_lines(into: Lines, lines: Lines, mult: Count, ns_mult: float, at: int) -> None:
+    """One path's pair (``at``: PATH_INSNS or PATH_NS) of ``lines`` into the same pair."""
+    for key, v in lines.items():
+        cur = into.get(key)
+        if cur is None:
+            cur = into[key] = [0, 0.0, 0, 0.0]
+        cur[at] += v[at] * mult
+        cur[at + 1] += v[at + 1] * ns_mult
+
+
+def _pick(by_insns: Lines, by_ns: Lines) -> Lines:
+    """Fresh lines: the pair of the path by instructions from ``by_insns``, the pair
+    of the path by ns from ``by_ns`` (the two worst cases may take different ways)."""
+    out: Lines = {}
+    _add_path_lines(out, by_insns, 1, 1.0, PATH_INSNS)
+    _add_path_lines(out, by_ns, 1, 1.0, PATH_NS)
+    return out
 
 
 class ProgramAnalysis:
@@ -208,6 +248,7 @@ class ProgramAnalysis:
         self.memo: dict[tuple[FuncKey, str, State], FuncResult] = {}
         self.chain: list[FuncKey] = []
         self.diags: list[Diagnostic] = []
+        self.loose_sizes: set[tuple[int, str]] = set()  # (pc, argument) diagnosed
         self.async_callbacks: set[FuncKey] = set()
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
@@ -220,6 +261,36 @@ class ProgramAnalysis:
         self.block_memo: dict[tuple[int, str, tuple[FuncKey, ...], tuple[InsnView, ...]],
                               tuple[_BlockInfo, frozenset[str], frozenset[str]]] = {}
         self.last_reads: dict[int, int] = {}  # id(block) -> _last_state_read(block)
+        # loader-set variables read on the analysed paths -> the loads reading them
+        self.loader_reads: dict[str, dict[int, Insn]] = {}
+        # for the cost map: loop bounds and priced calls by source line, the widest
+        # over calling contexts
+        self.loop_notes: dict[tuple[str, int, str], LoopNote] = {}
+        self.call_notes: dict[tuple[str, int, str], CallNote] = {}
+
+
+    def _note_loop(self, insn: Insn, kind: str, max_runs: int | None, how: str) -> None:
+        loc = insn.line
+        if loc is None:
+            return
+        key = (loc.file, loc.line, kind)
+        old = self.loop_notes.get(key)
+        if old is None or (old.max_runs is not None
+                           and (max_runs is None or max_runs > old.max_runs)):
+            self.loop_notes[key] = LoopNote(loc.file, loc.line, kind, max_runs, how)
+
+    def _note_call(self, insn: Insn, where: tuple[str, int], cost: Cost) -> None:
+        if insn.is_kfunc_call:
+            name = insn.reloc.symbol if insn.reloc is not None else f"kfunc#{insn.imm}"
+        else:
+            name = calls.helper_name(insn.imm)
+        key = (where[0], where[1], name)
+        old = self.call_notes.get(key)
+        if math.isinf(cost[1]) or (old is not None and old.ns >= cost[3]
+                                   and old.insns >= cost[1]):
+            return
+        self.call_notes[key] = CallNote(where[0], where[1], name, int(cost[1]),
+                                        round(cost[3], 3))
 
     # -- per-function structure ----------------------------------------------
     def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
@@ -266,7 +337,7 @@ class ProgramAnalysis:
 
     def _analyze(self, func: Function, entry: State, prog_type: str) -> FuncResult:
         cfg, forest, thresholds = self.structure(func)
-        env = Env(prog_type, self.obj.maps)
+        env = Env(prog_type, self.obj.maps, self.loader_reads)
         if forest.irreducible:
             b, _ = forest.irreducible[0]
             raise Unbounded(self.diag("BPF003", "irreducible-loop",
@@ -301,9 +372,11 @@ class ProgramAnalysis:
                 parent = forest.loops[header].parent
                 if _is_unbounded(summary) and (parent is None or parent not in summaries
                                                or _is_unbounded(summaries[parent])):
+                    cause, read = self._loader_cause(cfg, forest.loops[header], func)
                     self.diag("BPF003", "unbounded-loop",
                               f"no bound proven for the loop in {func.name} "
-                              f"({summary.bound.how})", cfg.blocks[header].insns[0])
+                              f"({summary.bound.how}){cause}",
+                              read or cfg.blocks[header].insns[0])
         as_callee = None
         if self.table is not None and len(self.chain) > 1 and TAIL not in region.cost \
                 and RET in region.cost and not math.isinf(region.cost[RET][3]) \
@@ -311,13 +384,38 @@ class ProgramAnalysis:
             as_callee = self._callee_overlap(ctx, flow, blocks, summaries)
         lines_ret: Lines = {}
         lines_tail: Lines = {}
-        if RET in region.cost:
-            _expand(region, RET, 1, blocks, summaries, lines_ret)
-        if TAIL in region.cost:
-            _expand(region, TAIL, 1, blocks, summaries, lines_tail)
+        for at in (PATH_INSNS, PATH_NS):
+            if RET in region.cost:
+                _expand(region, RET, 1, blocks, summaries, lines_ret, None, at)
+            if TAIL in region.cost:
+                _expand(region, TAIL, 1, blocks, summaries, lines_tail, None, at)
         return FuncResult(region.cost.get(RET), region.cost.get(TAIL), ret_val or UNKNOWN,
                           lines_ret, lines_tail, frozenset(tail_targets), frozenset(open_maps),
                           as_callee)
+
+    def _loader_cause(self, cfg: Cfg, loop: Loop, func: Function) -> tuple[str, Insn | None]:
+        """Names the loader-set variables an unbounded loop reads (in its body, else
+        anywhere in its function): pinning them may bound it. The read in the loop
+        (its condition, as a rule) is where the diagnostic points."""
+        if not self.loader_reads:
+            return "", None
+        body = [insn for b in loop.order for insn in cfg.blocks[b].insns]
+        in_loop = [insn for insn in body if any(id(insn) in insns
+                                                 for insns in self.loader_reads.values())]
+        names = sorted(name for name, insns in self.loader_reads.items()
+                       if any(id(insn) in insns for insn in in_loop))
+        if not names:
+            names = sorted(name for name, insns in self.loader_reads.items()
+                           if any(id(insn) in insns for insn in func.insns))
+        if not names:
+            return "", None
+        types = {var.name: var.type_name for m in self.obj.maps.values()
+                 for var in m.loader_vars}
+        listed = ", ".join(f"{name} (any {types.get(name, '?')} unless pinned)"
+                           for name in names)
+        read = next((insn for insn in in_loop if insn.line is not None), None)
+        return (f"; it reads the loader-set variable {listed}: pin it with "
+                f"--set {names[0]}=N or [rodata]"), read
 
     def _callee_overlap(self, ctx: _Ctx, flow: Flow, blocks: dict[int, _BlockInfo],
                         summaries: dict[int, LoopSummary]) -> CalleeOverlap:
@@ -344,11 +442,15 @@ class ProgramAnalysis:
                 continue
             loop = forest.loops[header]
             bound = self._bound(ctx, header, flow)
+            time_cap_ns = math.inf
+            if bound.may_goto and self.options.may_goto == "timed":
+                bound, time_cap_ns = self._timed_may_goto(ctx, loop, bound, flow, blocks,
+                                                          summaries)
             steady_ns, exit_ns = self._steady_ns(ctx, loop, flow, blocks, summaries,
                                                  bound.max_backedges)
             summary = summarise_loop(ctx.cfg, forest, header, bound, _costs(blocks),
                                      _exits(blocks), flow.edge_out, summaries, blocks,
-                                     steady_ns, exit_ns)
+                                     steady_ns, exit_ns, time_cap_ns)
             if bound.max_backedges is not None:
                 work = (bound.max_backedges + 1) * body_insns(ctx.cfg, loop)
                 # Iteration-by-iteration costing is exact but costs as much as
@@ -364,7 +466,44 @@ class ProgramAnalysis:
                     if unrolled is not None:
                         summary = unrolled
             summaries[header] = summary
+            self._note_loop(ctx.cfg.blocks[header].insns[0], "loop",
+                            summary.bound.max_backedges, summary.bound.how)
         return summaries
+
+    def _timed_may_goto(self, ctx: _Ctx, loop: Loop, bound: LoopBound, flow: Flow,
+                        blocks: dict[int, _BlockInfo], summaries: dict[int, LoopSummary]
+                        ) -> tuple[LoopBound, float]:
+        """A loop the timed may_goto budget bounds (bpflint/cost/may_goto.py): its back
+        edges from 250 ms over its cheapest iteration, unless another bound is lower,
+        and the most time its iterations take."""
+        region = solve_region(ctx.cfg, ctx.forest, loop.header, _costs(blocks),
+                              _exits(blocks), flow.edge_out, summaries)
+        iteration = region.cost.get(LATCH)
+        if iteration is None:
+            return bound, math.inf
+        table = self.table
+        # every iteration runs a may_goto: its price is a floor without a table too
+        floor_ns = table.insns["may_goto"].min_ns if table is not None \
+            else may_goto.shipped_may_goto_min_ns()
+        if table is not None:
+            floor_ns = max(floor_ns, iteration[2])
+        n = may_goto.timed_iterations(floor_ns)
+        other = bound.max_backedges
+        if n is None:
+            if other is None:
+                return LoopBound(loop.header, None, 0, may_goto.UNBOUNDED_HOW, True), math.inf
+            return bound, math.inf
+        if other is not None and other <= n:
+            return bound, math.inf
+        line = _loop_line(ctx.cfg, loop)
+        # one note per loop, though it is bounded again in other contexts
+        if not any(d.rule == "BPF009" and d.loc == _loc(line) for d in self.diags):
+            self.diag("BPF009", "timed-may-goto", may_goto.describe(n, floor_ns), line)
+        refresh_ns = table.defaults.helper.max_ns if table is not None else 0.0
+        cap_ns = may_goto.timed_ns(iteration[3], refresh_ns) if table is not None \
+            else math.inf
+        return LoopBound(loop.header, n, bound.min_backedges,
+                         f"timed may_goto: at most {n} iterations in 250 ms", True), cap_ns
 
     def _steady_ns(self, ctx: _Ctx, loop: Loop, flow: Flow, blocks: dict[int, _BlockInfo],
                    summaries: dict[int, LoopSummary], later: int | None
@@ -452,6 +591,7 @@ class ProgramAnalysis:
             return None
         totals: dict[Target, Cost] = {}
         pieces: dict[Target, list[Piece]] = {}
+        pieces_ns: dict[Target, list[Piece]] = {}
         prefix: Cost = ZERO_COST
         first_exit: int | None = None
         for j, it in enumerate(iterations):
@@ -465,9 +605,14 @@ class ProgramAnalysis:
                     cost = (cost[0], cost[1], cost[2], exit_ns[target])
                 cand = add(prefix, cost)
                 old = totals.get(target)
+                chosen: list[Piece] | None = None
                 if old is None or cand[1] > old[1]:
-                    pieces[target] = iterations[:j] + [Piece(it.region, target, 1, it.context,
-                                                             it.summaries, ns_mult)]
+                    chosen = iterations[:j] + [Piece(it.region, target, 1, it.context,
+                                                     it.summaries, ns_mult)]
+                    pieces[target] = chosen
+                if old is None or cand[3] > old[3]:
+                    pieces_ns[target] = chosen or iterations[:j] + [
+                        Piece(it.region, target, 1, it.context, it.summaries, ns_mult)]
                 totals[target] = cand if old is None else _merge(old, cand)
             latch = it.region.cost.get(LATCH)
             if latch is None:
@@ -478,7 +623,7 @@ class ProgramAnalysis:
             prefix = add(prefix, latch)
         n = len(iterations) - 1
         bound = LoopBound(h, n, first_exit or 0, f"unrolled: at most {n} iterations")
-        return LoopSummary(bound, totals, pieces)
+        return LoopSummary(bound, totals, pieces, pieces_ns)
 
     def _bound(self, ctx: _Ctx, header: int, flow: Flow) -> LoopBound:
         """Induction variables (cheap, any trip count), else abstract unrolling. But
@@ -494,12 +639,22 @@ class ProgramAnalysis:
                                        lambda state: ctx.iterations.get(header, state))
             if counted is not None:
                 return counted
-        bound = bound_loop(cfg, forest, loop, flow, env)
-        if bound.max_backedges is not None:
+        timed = self.options.may_goto == "timed"
+        bound = bound_loop(cfg, forest, loop, flow, env, None if timed else MAY_GOTO_BUDGET)
+        if bound.max_backedges is not None and not bound.may_goto:
             return bound
+        # a may_goto budget (8M, or _timed_may_goto's) is large: the loop's own exit
+        # test may give a far smaller bound, as unrolling it shows (within a smaller
+        # allowance: a loop that only may_goto ends runs the whole of it)
+        if bound.may_goto:
+            limit = min(limit, MAY_GOTO_UNROLL_STEPS // max(body_insns(cfg, loop), 1))
         unrolled = unroll_loop(cfg, loop, flow, env, self.budget, limit,
                                self._iterate(ctx, loop))
-        return unrolled if unrolled is not None else bound
+        if unrolled is None or unrolled.max_backedges is None:
+            return bound
+        if bound.max_backedges is not None and bound.max_backedges < unrolled.max_backedges:
+            return bound
+        return unrolled
 
     def _iterate(self, ctx: _Ctx, loop: Loop) -> Callable[[State], Iteration]:
         """One iteration of ``loop`` from a header state; the fixpoint may have run it."""
@@ -581,8 +736,9 @@ class ProgramAnalysis:
             if key is not None:
                 line = lines.get(key)
                 if line is None:
-                    line = lines[key] = [0, 0.0]
+                    line = lines[key] = [0, 0.0, 0, 0.0]
                 line[0] += 1
+                line[2] += 1
             read = reads[index] if index < n_reads else None
             op = insn.opcode
             if op != 0x85:  # not a call (the opcode byte: Insn's properties cost a call)
@@ -603,6 +759,8 @@ class ProgramAnalysis:
             assert isinstance(read, tuple)
             extra: Lines = {}
             cost = self._call_cost(insn, read, prog_type, extra, tail_targets, open_maps)
+            if not insn.is_pseudo_call and key is not None:
+                self._note_call(insn, key, cost)
             overlap = self._call_overlap(insn, read, prog_type)
             if edge_ns and insn is last_insn:
                 cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
@@ -616,7 +774,7 @@ class ProgramAnalysis:
                 steps.append(step_)
                 cost = (cost[0], cost[1], cost[2], 0.0)
                 for callee_line in extra.values():
-                    callee_line[1] = 0.0
+                    callee_line[1] = callee_line[3] = 0.0
             else:
                 hi_sum += run.flush(lines)[3]
                 if cost[3]:
@@ -626,7 +784,8 @@ class ProgramAnalysis:
             lo_sum += cost[2]
             hi_sum += cost[3]
             if line is not None:
-                line[1] += cost[3] - _callee_ns(extra)
+                line[1] += cost[3] - _callee_ns(extra, PATH_INSNS)
+                line[3] += cost[3] - _callee_ns(extra, PATH_NS)
             _add_lines(lines, extra, 1)
             if is_tail_call(insn):
                 exits.append(TAIL)
@@ -710,11 +869,8 @@ class ProgramAnalysis:
             mapdef = self.obj.maps.get(regs[1].ref)
             if mapdef:
                 map_type, key_size = mapdef.type_name, mapdef.key_size
-        size = None
-        if hid in SIZE_ARG:
-            val = regs[SIZE_ARG[hid]]
-            if val.kind == Kind.SCALAR:
-                size = (val.s.umin, val.s.umax)
+        sizes = call_sizes(hid, regs, self.obj.maps)
+        size = None if sizes is None else (sizes.lo, sizes.hi)
         base = (1, 1, 0.0, 0.0)
         name = model_helper_name(hid)
         self.priced.update((name, f"{name}[{map_type}]"))
@@ -732,6 +888,8 @@ class ProgramAnalysis:
                 cb_total = (*cb_total[:3], cb_total[3] - saved)
                 ns_mult *= cb_total[3] / (cb_total[3] + saved)
             _add_lines(lines, cb_lines, iters[1], ns_mult)
+            self._note_loop(insn, "callback", iters[1], f"{calls.helper_name(hid)}: "
+                            f"{iters[0]} to {iters[1]} callback runs")
             return add(base, cb_total)
         if hid == calls.TIMER_SET_CALLBACK:
             cb = regs[2]
@@ -740,7 +898,25 @@ class ProgramAnalysis:
         if self.table is not None:
             lo, hi = self.table.helper_ns(hid, map_type, size, key_size)
             base = (1, 1, lo, hi)
+        if sizes is not None:
+            self._loose_size(insn, hid, sizes, base[3])
         return base
+
+    def _loose_size(self, insn: Insn, hid: int, sizes: CallSizes, max_ns: float) -> None:
+        """Say where a large size bound comes from when the value analysis did not
+        bound the size itself: the number alone would look like a bug."""
+        for arg in sizes.args:
+            if not arg.capped or arg.hi <= LOOSE_SIZE_BYTES:
+                continue
+            where = "" if insn.line is not None else f" (instruction {insn.pc})"
+            priced = f", priced at up to {max_ns / 1000:.1f}us" if max_ns else ""
+            message = (f"{arg.what} of {calls.helper_name(hid)}"
+                       f"{where} is bounded only by {arg.buffer}: up to {arg.hi} bytes"
+                       f"{priced}; bound it in the program (n &= MASK, or "
+                       f"if (n > MAX) return) to tighten the worst case")
+            if (insn.pc, arg.what) not in self.loose_sizes:  # first context only
+                self.loose_sizes.add((insn.pc, arg.what))
+                self.diag("BPF008", "loose-size-bound", message, insn)
 
     def _tail_call(self, insn: Insn, regs: tuple[Val, ...], tail_targets: set[str],
                    open_maps: set[str]) -> None:
@@ -849,22 +1025,29 @@ class ProgramAnalysis:
                                       f"tail-call target '{program_name}' is not a program "
                                       "of this object", None))
         res = self.function(prog.entry, _program_entry(), prog.prog_type)
-        cost, lines = res.ret, dict(res.lines_ret)
+        # copies: the memoised function result's lines must not grow
+        cost, lines = res.ret, _pick(res.lines_ret, res.lines_ret)
         if res.tail is not None:
-            tail_cost, tail_lines = res.tail, dict(res.lines_tail)
+            tail_cost, tail_lines = res.tail, _pick(res.lines_tail, res.lines_tail)
             if res.tail_targets and depth < MAX_TAIL_CALLS:
                 worst: Cost | None = None
-                worst_lines: Lines = {}
+                worst_insns: Lines = {}  # the target dearest by instructions
+                worst_ns: Lines = {}  # and by ns
                 for target in sorted(res.tail_targets):
                     c, ln = self.program_cost(target, depth + 1)
                     if worst is None or c[1] > worst[1]:
-                        worst_lines = ln
+                        worst_insns = ln
+                    if worst is None or c[3] > worst[3]:
+                        worst_ns = ln
                     worst = c if worst is None else _merge(worst, c)
                 assert worst is not None
                 tail_cost = add(tail_cost, worst)
-                _add_lines(tail_lines, worst_lines, 1)
-            if cost is None or tail_cost[1] > cost[1]:
+                _add_lines(tail_lines, _pick(worst_insns, worst_ns), 1)
+            if cost is None:
                 lines = tail_lines
+            else:
+                lines = _pick(tail_lines if tail_cost[1] > cost[1] else lines,
+                              tail_lines if tail_cost[3] > cost[3] else lines)
             cost = tail_cost if cost is None else _merge(cost, tail_cost)
         if cost is None:  # no path ends: an infinite loop for all the analysis knows
             raise Unbounded(self.diag("BPF003", "no-exit",
@@ -912,7 +1095,10 @@ class _Run:
         whole = sum(lat for _, lat in self.latency)
         for key, lat in self.latency:
             if key is not None and whole > 0:
-                lines[key][1] += ns * lat / whole
+                share = ns * lat / whole
+                line = lines[key]
+                line[1] += share
+                line[3] += share
         self.timed, self.latency = [], []
         return (0, 0, 0.0, ns)
 
@@ -1064,6 +1250,18 @@ def _descendants(forest: LoopForest, header: int) -> list[int]:
     return out
 
 
+def _loop_line(cfg: Cfg, loop: Loop) -> Insn | None:
+    """The instruction that names a loop's source line: its header's first with line
+    info, else its may_goto's."""
+    header = cfg.blocks[loop.header].insns
+    found = next((insn for insn in header if insn.line is not None), None)
+    if found is not None:
+        return found
+    body = [insn for b in loop.order for insn in cfg.blocks[b].insns]
+    return next((insn for insn in body if insn.is_may_goto and insn.line is not None),
+                header[0])
+
+
 def _is_unbounded(summary: LoopSummary) -> bool:
     return any(math.isinf(c[1]) for c in summary.totals.values())
 
@@ -1072,8 +1270,8 @@ def _merge(a: Cost, b: Cost) -> Cost:
     return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
 
 
-def _callee_ns(lines: Lines) -> float:
-    return sum(v[1] for v in lines.values())
+def _callee_ns(lines: Lines, at: int) -> float:
+    return sum(v[at + 1] for v in lines.values())
 
 
 def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) -> Cost:
@@ -1097,8 +1295,13 @@ def _callee_total(res: FuncResult, analysis: ProgramAnalysis, prog_type: str) ->
 
 
 def _foreign(v: Val) -> Val:
-    """A value passed into another frame: the caller's stack is plain memory there."""
+    """A value passed into another frame: the caller's stack is plain memory there.
+    A STACK_OR_OTHER value (a caller's stack pointer, other memory, or data) is an
+    unknown scalar there: the callee reads and writes through it as through memory
+    of no particular kind, and compares it as data (if (n > 20) return)."""
     if v.kind == Kind.STACK:
+        if v.ref == STACK_OR_OTHER:
+            return UNKNOWN
         return Val(Kind.MEM, v.s, CALLER_STACK, v.maybe_null)
     return v
 
@@ -1143,29 +1346,31 @@ def _thresholds(func: Function) -> tuple[int, ...]:
 
 
 def _expand(region: Region, target: Target, mult: Count, blocks: dict[int, _BlockInfo],
-            summaries: dict[int, LoopSummary], into: Lines, ns_mult: float | None = None
-            ) -> None:
-    """Accumulate the source lines of the most expensive path to ``target``, its
+            summaries: dict[int, LoopSummary], into: Lines, ns_mult: float | None = None,
+            at: int = PATH_INSNS) -> None:
+    """Accumulate the source lines of the most expensive path to ``target`` (by
+    instructions, or by ns: ``at``) into that path's pair of ``into``, its
     instructions ``mult`` times and its ns ``ns_mult`` times (overlapped loop
     iterations count less than whole ones)."""
     ns_mult = mult if ns_mult is None else ns_mult
-    path = region.path_to(target)
+    by_ns = at == PATH_NS
+    path = region.path_to(target, by_ns)
     for i, node in enumerate(path):
         nxt = path[i + 1] if i + 1 < len(path) else None
         if node[0] == "b":
             info = blocks[node[1]]
-            _add_lines(into, info.lines, mult, ns_mult)
+            _add_path_lines(into, info.lines, mult, ns_mult, at)
             succ = _successor(nxt, target, path)
             jump = info.edge_ns.get(succ) if succ is not None else None
             if jump is not None and info.jump_line is not None:
-                into.setdefault(info.jump_line, [0, 0.0])[1] += jump[1] * ns_mult
+                into.setdefault(info.jump_line, [0, 0.0, 0, 0.0])[at + 1] += jump[1] * ns_mult
             continue
         summary = summaries[node[1]]
-        for piece in summary.pieces.get(_exit_key(nxt, target, summary), []):
+        for piece in summary.pieces_by(by_ns).get(_exit_key(nxt, target, summary), []):
             if piece.mult and piece.target in piece.region.cost:
                 piece_ns = piece.mult if piece.ns_mult is None else piece.ns_mult
                 _expand(piece.region, piece.target, mult * piece.mult, piece.context,
-                        piece.summaries, into, ns_mult * piece_ns)
+                        piece.summaries, into, ns_mult * piece_ns, at)
 
 
 def _successor(nxt: Node | None, target: Target, path: list[Node]) -> int | None:
@@ -1231,11 +1436,14 @@ def _line_texts(obj: BpfObject) -> dict[tuple[str, int], str]:
     return texts
 
 
-def _line_costs(lines: Lines, obj: BpfObject, has_ns: bool) -> tuple[LineCost, ...]:
+def _line_costs(lines: Lines, obj: BpfObject, has_ns: bool, at: int = PATH_INSNS
+                ) -> tuple[LineCost, ...]:
+    """The lines of one worst path (``at``); a line the other path alone visits has
+    nothing in this path's pair."""
     texts = _line_texts(obj)
-    return tuple(LineCost(f, ln, int(round(v[0])), round(v[1], 3) if has_ns else 0.0,
+    return tuple(LineCost(f, ln, int(round(v[at])), round(v[at + 1], 3) if has_ns else 0.0,
                           texts.get((f, ln), ""))
-                 for (f, ln), v in lines.items() if ln > 0)
+                 for (f, ln), v in lines.items() if ln > 0 and (v[at] or v[at + 1]))
 
 
 def analyze_program(obj: BpfObject, program: Program, table: CostTable | None,
@@ -1316,6 +1524,7 @@ def _result(analysis: ProgramAnalysis, entry: FuncKey, section: str, name: str, 
         bounded = False
     has_ns = table is not None
     worst = _line_costs(lines, obj, has_ns) if bounded else ()
+    worst_ns = _line_costs(lines, obj, has_ns, PATH_NS) if bounded and has_ns else ()
     min_insns = int(cost[0]) if cost is not None else None
     min_ns = round(cost[2], 3) if cost is not None and has_ns else None
     return ProgramResult(
@@ -1331,12 +1540,28 @@ def _result(analysis: ProgramAnalysis, entry: FuncKey, section: str, name: str, 
         ns_max=round(cost[3], 3) if bounded and cost is not None and has_ns else None,
         source=_loc(entry_func.insns[0]),
         worst_path=worst,
+        worst_path_ns=worst_ns,
+        loops=tuple(analysis.loop_notes[k] for k in sorted(analysis.loop_notes)),
+        calls=tuple(analysis.call_notes[k] for k in sorted(analysis.call_notes)),
         line_costs=tuple(sorted(worst, key=lambda lc: (-lc.insns, lc.file, lc.line))),
         diagnostics=tuple(analysis.diags),
         warnings=tuple(f"no cost known for {n}; using the table's default"
                        for n in (table.missing() if table else ())
                        if n in analysis.priced),
+        loader_set=_loader_settings(obj, analysis.loader_reads),
     )
+
+
+def _loader_settings(obj: BpfObject, reads: Mapping[str, object]) -> tuple[LoaderSetting, ...]:
+    if not reads:
+        return ()
+    found: dict[str, LoaderSetting] = {}
+    for mapdef in obj.maps.values():
+        for var in mapdef.loader_vars:
+            if var.name in reads and var.name not in found:
+                found[var.name] = LoaderSetting(var.name, var.type_name, var.lo, var.hi,
+                                                var.default, var.pinned)
+    return tuple(found[name] for name in sorted(found))
 
 
 def _is_named(obj: BpfObject, program: Program) -> bool:

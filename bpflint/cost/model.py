@@ -10,6 +10,8 @@ A table is a TOML file (``bpflint calibrate`` writes one; the package ships
     cpu = "AMD EPYC"             # /proc/cpuinfo model name
     date = "2025-01-31"
     method = "..."               # how min and max were derived (prose)
+    [provenance.not_measured]    # optional: entries calibration did not measure here
+    "helper.xdp_adjust_meta" = "xdp_adjust_meta_pair: load refused: ...; priced from ..."
 
     [defaults]                   # what anything missing from the table costs
     helper_min_ns = 0.0
@@ -65,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from bpflint.errors import BpfLintError
+from bpflint.isa.helper_args import MAY_STOP_EARLY
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import (
@@ -138,6 +141,9 @@ class Provenance:
     cpu: str
     date: str
     method: str
+    # entry ("helper.xdp_adjust_meta", "insn.ld_abs") -> why calibration did not measure
+    # it here and where its figure comes from; informational, never used for pricing
+    not_measured: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,9 +242,13 @@ class CostTable:
         """(min, max) ns of a helper call, the call instruction included.
 
         ``size_bytes`` is the range of the helper's size-like argument: bytes for
-        copying helpers, ``nr_loops`` for ``loop``, the map's ``max_entries`` for
-        ``for_each_map_elem``. Unknown: the table's ``max_units`` for that helper
-        (else ``defaults.size_cap_bytes``) prices the worst case and 0 the best.
+        copying helpers (already capped by the buffer they point at:
+        bpflint/analysis/sizes.py), ``nr_loops`` for ``loop``, the map's
+        ``max_entries`` for ``for_each_map_elem``. Unknown: the table's ``max_units``
+        for that helper (else ``defaults.size_cap_bytes``) prices the worst case and
+        0 the best. A helper that may return before touching its bytes
+        (``MAY_STOP_EARLY``: a string copy ending at its NUL, a full ring buffer)
+        adds nothing per byte to its best case.
         """
         name = helper_name(helper_id)
         entry = self.helpers.get(name) or self.helpers.get(SAME_COST_AS.get(name, ""))
@@ -259,7 +269,8 @@ class CostTable:
         if entry.max_units is not None:
             cap = entry.max_units or self.defaults.size_cap_bytes
             units = size_bytes if size_bytes is not None else (0, cap)
-            lo += entry.per_unit_min_ns * max(0, units[0])
+            if name not in MAY_STOP_EARLY:
+                lo += entry.per_unit_min_ns * max(0, units[0])
             hi += entry.per_unit_max_ns * max(0, units[1])
         return lo, hi
 
@@ -464,10 +475,15 @@ def parse_cost_table(text: str, path: str) -> CostTable:
         raise where.error("format", f"expected {FORMAT_VERSION}, got {doc.get('format')!r}")
     prov = _table(where, "provenance", doc.get("provenance"))
     fields = ("kernel", "cpu", "date", "method")
-    _unknown(where, "provenance", prov, fields)
+    _unknown(where, "provenance", prov, (*fields, "not_measured"))
     for key in fields:
         if not isinstance(prov.get(key), str):
             raise where.error(f"provenance.{key}", "missing or not a string")
+    not_measured = _table(where, "provenance.not_measured", prov.get("not_measured", {}))
+    for key, why in not_measured.items():
+        if not isinstance(why, str):
+            raise where.error(f"provenance.not_measured.{key}",
+                              f"expected a string (why it was not measured), got {why!r}")
     defaults = _table(where, "defaults", doc.get("defaults"))
     default_fields = ("helper_min_ns", "helper_max_ns", "kfunc_min_ns", "kfunc_max_ns",
                       "size_cap_bytes")
@@ -494,7 +510,8 @@ def parse_cost_table(text: str, path: str) -> CostTable:
               for name, value in _table(where, "kfunc", doc.get("kfunc", {})).items()}
     return CostTable(
         path=path,
-        provenance=Provenance(*(prov[k] for k in fields)),
+        provenance=Provenance(prov["kernel"], prov["cpu"], prov["date"], prov["method"],
+                              tuple(not_measured.items())),
         defaults=Defaults(Cost(dflt["helper_min_ns"], dflt["helper_max_ns"]),
                           Cost(dflt["kfunc_min_ns"], dflt["kfunc_max_ns"]),
                           int(dflt["size_cap_bytes"])),

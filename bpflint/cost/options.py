@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bpflint.obj.loader_vars import RodataPin
+
 
 @dataclass(frozen=True)
 class AnalysisOptions:
@@ -17,3 +19,8 @@ class AnalysisOptions:
     max_seconds: float = 120.0  # wall-clock budget per program
     # prog-array map name -> program names its slots may hold (from bpfbudget.toml)
     tail_call_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # loader-set variables pinned by [rodata] and --set, in that order (later wins)
+    rodata: tuple[RodataPin, ...] = ()
+    # how the kernel bounds may_goto loops (bpflint/cost/may_goto.py): "timed" (Linux
+    # 6.15 on with the x86-64/arm64 JIT: 250 ms per frame) or "count" (8M per frame)
+    may_goto: str = "timed"

@@ -54,13 +54,18 @@ class Region:
 
     cost: dict[Target, Cost]
     pred: dict[Target, Node]  # predecessor on the path with the most instructions
+    pred_ns: dict[Target, Node]  # predecessor on the path with the most ns
 
-    def path_to(self, target: Target) -> list[Node]:
+    def path_to(self, target: Target, by_ns: bool = False) -> list[Node]:
+        """The dearest path to ``target`` by instructions, or by ns: a region is a
+        DAG solved in topological order, so following the argmax predecessors
+        gives a path whose cost is the maximum."""
+        pred = self.pred_ns if by_ns else self.pred
         path: list[Node] = []
-        node = self.pred.get(target)
+        node = pred.get(target)
         while node is not None:
             path.append(node)
-            node = self.pred.get(node)
+            node = pred.get(node)
         path.reverse()
         return path
 
@@ -83,7 +88,12 @@ class Piece:
 class LoopSummary:
     bound: LoopBound
     totals: dict[Target, Cost]  # cost of entering the loop and leaving to each target
-    pieces: dict[Target, list[Piece]]  # how the most expensive run to each target goes
+    pieces: dict[Target, list[Piece]]  # how the run with the most insns to each target goes
+    # how the run with the most ns goes, where it differs (None: as ``pieces``)
+    pieces_ns: dict[Target, list[Piece]] | None = None
+
+    def pieces_by(self, by_ns: bool) -> dict[Target, list[Piece]]:
+        return self.pieces_ns if by_ns and self.pieces_ns is not None else self.pieces
 
 
 def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
@@ -120,6 +130,7 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
         entry = ("b", header)
     reach: dict[Target, Cost] = {entry: ZERO_COST}
     pred: dict[Target, Node] = {}
+    pred_ns: dict[Target, Node] = {}
     done: set[Node] = set()
     for b in (loop.order if loop is not None else cfg.rpo):
         node = node_of(b)
@@ -136,13 +147,16 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
             if old is None:
                 reach[target] = c
                 pred[target] = node
+                pred_ns[target] = node
             else:
                 if c[1] > old[1]:
                     pred[target] = node
+                if c[3] > old[3]:
+                    pred_ns[target] = node
                 reach[target] = (min(old[0], c[0]), max(old[1], c[1]), min(old[2], c[2]),
                                  max(old[3], c[3]))
     targets = {t: c for t, c in reach.items() if not (isinstance(t, tuple) and t[0] in "bl")}
-    return Region(targets, pred)
+    return Region(targets, pred, pred_ns)
 
 
 def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
@@ -188,10 +202,12 @@ def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
                    block_cost: EdgeCost, block_exits: Callable[[int], list[Target]],
                    edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary],
                    context: Any, steady_ns: float = math.inf,
-                   exit_ns: Mapping[Target, float] | None = None) -> LoopSummary:
+                   exit_ns: Mapping[Target, float] | None = None,
+                   repeat_ns_cap: float = math.inf) -> LoopSummary:
     """Summarise a loop as ``bound`` back edges of its dearest iteration plus an exit;
     back edges after the first cost at most ``steady_ns`` each (see ``repeat``), and
-    the way out to a target after one of them at most ``exit_ns[target]``."""
+    the way out to a target after one of them at most ``exit_ns[target]``; all the
+    back edges together at most ``repeat_ns_cap`` ns (a loop bounded by time)."""
     region = solve_region(cfg, forest, header, block_cost, block_exits, edges, summaries)
     iteration = region.cost.get(LATCH)
     hi = bound.max_backedges
@@ -213,11 +229,14 @@ def summarise_loop(cfg: Cfg, forest: LoopForest, header: int, bound: LoopBound,
             leave = (exit_cost[0], exit_cost[1], exit_cost[2],
                      max(cap, exit_cost[3] - iteration[3]))
             exit_mult = leave[3] / exit_cost[3]
-        totals[target] = add(repeat(iteration, bound.min_backedges,
-                                    math.inf if hi is None else hi, steady_ns), leave)
+        repeated = repeat(iteration, bound.min_backedges, math.inf if hi is None else hi,
+                          steady_ns)
+        if repeated[3] > repeat_ns_cap:
+            repeated = (repeated[0], repeated[1], repeated[2], repeat_ns_cap)
+        totals[target] = add(repeated, leave)
         runs = hi or 0
-        ns_runs = repeat(iteration, 0, runs, steady_ns)[3] / iteration[3] if iteration[3] \
-            else runs
+        ns_runs = min(repeat(iteration, 0, runs, steady_ns)[3], repeat_ns_cap) \
+            / iteration[3] if iteration[3] else runs
         pieces[target] = [Piece(region, LATCH, runs, context, summaries, ns_runs),
                           Piece(region, target, 1, context, summaries, exit_mult)]
     return LoopSummary(bound, totals, pieces)

@@ -95,8 +95,11 @@ def _create_map(program: Program, mdef: MapDef) -> int:
                            f"{mdef.type_name} needs BTF the loader does not provide")
     if mdef.section not in (".maps", "maps"):
         # global data: one-entry array holding the section's initial bytes
+        # read-only data as libbpf creates it: frozen and read-only to programs, so
+        # the verifier reads its (loader-set) values as constants
+        flags = mdef.flags | (sc.BPF_F_RDONLY_PROG if mdef.read_only else 0)
         fd = sc.map_create(sc.MAP_TYPES["array"], 4, max(1, mdef.value_size), 1,
-                           mdef.flags, mdef.name)
+                           flags, mdef.name)
         if mdef.data:
             sc.map_update(fd, bytes(4), mdef.data.ljust(mdef.value_size, b"\0"))
         if mdef.read_only:
@@ -108,7 +111,13 @@ def _create_map(program: Program, mdef: MapDef) -> int:
         # u32 key and value (a CPU index, a perf event fd) a definition may leave out
         max_entries = max_entries or _possible_cpus()
         key_size, value_size = key_size or 4, value_size or 4
-    return sc.map_create(mdef.type, key_size, value_size, max_entries, mdef.flags, mdef.name)
+    try:
+        return sc.map_create(mdef.type, key_size, value_size, max_entries, mdef.flags,
+                             mdef.name)
+    except sc.BpfSyscallError as exc:
+        # name the type: a kernel older than the map type answers a bare EINVAL
+        raise sc.BpfSyscallError(f"{exc} (a {mdef.type_name} map, type {mdef.type})",
+                                 exc.errno) from None
 
 
 def _possible_cpus() -> int:

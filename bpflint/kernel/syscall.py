@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 import re
@@ -23,8 +24,24 @@ BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
 BPF_PROG_LOAD = 5
 BPF_PROG_TEST_RUN = 10
+BPF_PROG_GET_NEXT_ID = 11
+BPF_MAP_GET_NEXT_ID = 12
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_MAP_GET_FD_BY_ID = 14
+BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_BTF_LOAD = 18
+BPF_BTF_GET_FD_BY_ID = 19
 BPF_MAP_FREEZE = 22
+BPF_RAW_TRACEPOINT_OPEN = 17
+BPF_LINK_CREATE = 28
+BPF_LINK_GET_FD_BY_ID = 30
+BPF_LINK_GET_NEXT_ID = 31
+BPF_ENABLE_STATS = 32
+BPF_STATS_RUN_TIME = 0
+
+# enum bpf_attach_type values the link helpers below use
+BPF_XDP = 37
+BPF_PERF_EVENT = 41
 
 # log_level bits
 BPF_LOG_LEVEL1 = 1
@@ -61,6 +78,17 @@ BPF_F_NO_PREALLOC = 1
 BPF_F_RDONLY_PROG = 1 << 7
 
 
+# The kernel's internal ENOTSUPP, which reaches user space unnamed ("Unknown error 524"):
+# BPF_PROG_TEST_RUN answers it for a program type it cannot run.
+ENOTSUPP = 524
+
+
+def strerror(errno: int | None) -> str:
+    if errno == ENOTSUPP:
+        return "not supported (ENOTSUPP)"
+    return os.strerror(errno) if errno else "unknown error"
+
+
 class BpfSyscallError(BpfLintError):
     """bpf() failed; ``errno`` and the verifier ``log`` (if any) are kept."""
 
@@ -68,6 +96,33 @@ class BpfSyscallError(BpfLintError):
         super().__init__(message)
         self.errno = errno
         self.log = log
+
+    @property
+    def reason(self) -> str:
+        """The kernel's one-line reason: the verifier's last word when it logged one,
+        else the errno's text."""
+        last = _last_log_line(self.log)
+        return f"{last} ({strerror(self.errno)})" if last else strerror(self.errno)
+
+
+# Verifier and BTF log lines that mean "this kernel lacks the feature", not "the program
+# is wrong": a helper added later or not offered to this program type, an instruction
+# of a newer ISA, a BTF kind the kernel predates.
+_MISSING_FEATURE = re.compile(
+    r"program of this type cannot use helper \S+|invalid func unknown#\d+|"
+    r"unknown func \S+|unknown opcode [0-9a-fx]+|Invalid kind|Invalid btf_info kind|"
+    r"calling kernel function \S+ is not allowed|kernel btf_id \d+ is not a function")
+
+
+def missing_feature(exc: BaseException) -> str | None:
+    """What this kernel lacks, when ``exc`` is a refusal for that reason (None otherwise:
+    a genuine rejection, or one whose cause the log does not name)."""
+    if not isinstance(exc, BpfSyscallError):
+        return None
+    if exc.errno == ENOTSUPP:
+        return str(exc)
+    found = _MISSING_FEATURE.search(exc.log or str(exc))
+    return found.group(0) if found else None
 
 
 class _MapCreateAttr(ctypes.Structure):
@@ -162,6 +217,31 @@ class _BtfLoadAttr(ctypes.Structure):
 
 class _FdAttr(ctypes.Structure):
     _fields_ = [("fd", ctypes.c_uint32)]
+
+
+class _IdAttr(ctypes.Structure):  # *_GET_NEXT_ID and *_GET_FD_BY_ID
+    _fields_ = [("id", ctypes.c_uint32), ("next_id", ctypes.c_uint32),
+                ("open_flags", ctypes.c_uint32)]
+
+
+class _InfoAttr(ctypes.Structure):  # BPF_OBJ_GET_INFO_BY_FD
+    _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32),
+                ("info", ctypes.c_uint64)]
+
+
+class _EnableStatsAttr(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32)]
+
+
+class _RawTpAttr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_uint64), ("prog_fd", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32), ("cookie", ctypes.c_uint64)]
+
+
+class _LinkCreateAttr(ctypes.Structure):
+    _fields_ = [("prog_fd", ctypes.c_uint32), ("target", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("extra", ctypes.c_uint64 * 4)]
 
 
 _libc: ctypes.CDLL | None = None
@@ -285,9 +365,10 @@ def btf_load(blob: bytes) -> int:
     try:
         return _sys_bpf(BPF_BTF_LOAD, attr)
     except OSError as exc:
-        detail = _last_log_line(log.value.decode(errors="replace"))
+        text = log.value.decode(errors="replace")
+        detail = _last_log_line(text)
         raise BpfSyscallError(f"kernel rejected BTF ({exc.strerror})"
-                              + (f": {detail}" if detail else ""), exc.errno) from None
+                              + (f": {detail}" if detail else ""), exc.errno, text) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,8 +467,8 @@ def prog_test_run(prog_fd: int, data: bytes = b"", ctx: bytes = b"", repeat: int
     try:
         _sys_bpf(BPF_PROG_TEST_RUN, attr)
     except OSError as exc:
-        raise BpfSyscallError(f"test run of program fd {prog_fd} failed: {exc.strerror}",
-                              exc.errno) from None
+        raise BpfSyscallError(f"test run of program fd {prog_fd} failed: "
+                              f"{strerror(exc.errno)}", exc.errno) from None
     out = obuf.raw[: min(attr.data_size_out, data_out_size)] if data_out_size else b""
     return RunResult(attr.retval, attr.duration, out)
 
@@ -396,7 +477,101 @@ def close(fd: int) -> None:
     os.close(fd)
 
 
+# -- introspection of what is loaded (audit) ------------------------------------------
+
+def get_next_id(cmd: int, start: int) -> int | None:
+    """The next prog/map/link/BTF id after ``start`` (BPF_*_GET_NEXT_ID), None at the end."""
+    attr = _IdAttr(id=start)
+    try:
+        _sys_bpf(cmd, attr)
+    except OSError as exc:
+        if exc.errno == 2:  # ENOENT: no more
+            return None
+        raise BpfSyscallError(f"cannot list BPF objects: {strerror(exc.errno)}",
+                              exc.errno) from None
+    return int(attr.next_id)
+
+
+def fd_by_id(cmd: int, obj_id: int) -> int | None:
+    """An fd for the object ``obj_id`` (BPF_*_GET_FD_BY_ID); None if it is gone."""
+    try:
+        return _sys_bpf(cmd, _IdAttr(id=obj_id))
+    except OSError as exc:
+        if exc.errno == 2:  # unloaded since it was listed
+            return None
+        raise BpfSyscallError(f"cannot open BPF object id {obj_id}: {strerror(exc.errno)}",
+                              exc.errno) from None
+
+
+def obj_get_info(fd: int, info: ctypes.Structure) -> None:
+    """Fill ``info`` (a bpf_*_info structure, pointers and counts set by the caller)."""
+    attr = _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    try:
+        _sys_bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot read the info of BPF fd {fd}: {strerror(exc.errno)}",
+                              exc.errno) from None
+
+
+def raw_tracepoint_open(prog_fd: int, name: str) -> int:
+    """Attach a raw_tracepoint program to tracepoint ``name``; the link's fd (tests)."""
+    buf = ctypes.create_string_buffer(name.encode())
+    try:
+        return _sys_bpf(BPF_RAW_TRACEPOINT_OPEN,
+                        _RawTpAttr(name=ctypes.addressof(buf), prog_fd=prog_fd))
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot attach to raw tracepoint {name}: "
+                              f"{strerror(exc.errno)}", exc.errno) from None
+
+
+def link_create(prog_fd: int, target: int, attach_type: int) -> int:
+    """BPF_LINK_CREATE: ``target`` is an ifindex (BPF_XDP) or a perf event fd
+    (BPF_PERF_EVENT); the link's fd (tests)."""
+    try:
+        return _sys_bpf(BPF_LINK_CREATE, _LinkCreateAttr(prog_fd=prog_fd, target=target,
+                                                         attach_type=attach_type))
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot create a link (attach type {attach_type}): "
+                              f"{strerror(exc.errno)}", exc.errno) from None
+
+
+def enable_stats() -> int:
+    """Turn on run-time statistics (run_time_ns, run_cnt) for as long as the returned fd
+    stays open: the kernel switches them off by itself when the last such fd closes."""
+    try:
+        return _sys_bpf(BPF_ENABLE_STATS, _EnableStatsAttr(type=BPF_STATS_RUN_TIME))
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot enable BPF statistics: {strerror(exc.errno)}",
+                              exc.errno) from None
+
+
 _TRIVIAL_PROG = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+
+
+_PACKET_TYPES = ("xdp", "sched_cls", "sched_act", "socket_filter", "cgroup_skb", "lwt_in",
+                 "lwt_out", "lwt_xmit", "flow_dissector")
+
+
+@functools.cache
+def prog_type_runs(prog_type: str) -> tuple[bool, str]:
+    """Whether this kernel loads and test-runs a trivial program of ``prog_type``,
+    and if not, its reason (a type or a test run it lacks)."""
+    flags = BPF_F_SLEEPABLE if prog_type == "syscall" else 0
+    try:
+        prog = prog_load(PROG_TYPES[prog_type], _TRIVIAL_PROG, name="probe", log_level=0,
+                         prog_flags=flags)
+    except OSError as exc:
+        return False, f"bpf() unavailable: {exc.strerror or exc}"
+    except BpfSyscallError as exc:
+        return False, f"this kernel does not load {prog_type} programs: {exc.reason}"
+    try:
+        data = bytes(64) if prog_type in _PACKET_TYPES else b""
+        prog_test_run(prog.fd, data=data)
+    except BpfSyscallError as exc:
+        return False, f"this kernel does not test-run {prog_type} programs: {exc.reason}"
+    finally:
+        close(prog.fd)
+    return True, f"{prog_type} programs load and run"
 
 
 def bpf_usable() -> tuple[bool, str]:

@@ -38,6 +38,9 @@ KIND_DECL_TAG = 17
 KIND_TYPE_TAG = 18
 KIND_ENUM64 = 19
 
+INT_SIGNED = 1  # BTF_INT_SIGNED, in bits 24-27 of an INT's encoding word
+INT_BOOL = 4  # BTF_INT_BOOL
+
 # kinds whose ``type`` field refers to another type (and not a size)
 _REF_KINDS = frozenset({KIND_PTR, KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT,
                         KIND_FUNC, KIND_VAR, KIND_DECL_TAG, KIND_TYPE_TAG, KIND_FUNC_PROTO})
@@ -88,6 +91,9 @@ class BtfType:
     members: tuple[Member, ...] = ()  # STRUCT/UNION
     array: tuple[int, int] = (0, 0)  # ARRAY: (element type id, number of elements)
     vars: tuple[VarSecInfo, ...] = ()  # DATASEC
+    # INT: the encoding word (bits 24-27 SIGNED/CHAR/BOOL, bits 0-7 the bit width);
+    # VAR: the linkage (0 static, 1 global, 2 extern)
+    extra: int = 0
 
 
 @dataclass(frozen=True)
@@ -193,8 +199,9 @@ def _parse_types(data: bytes, strings: bytes) -> tuple[BtfType, ...]:
         members: tuple[Member, ...] = ()
         array = (0, 0)
         var_infos: tuple[VarSecInfo, ...] = ()
+        extra = 0
         if kind in (KIND_INT, KIND_VAR, KIND_DECL_TAG):
-            take(_U32, 1, type_id)
+            extra = take(_U32, 1, type_id)[0][0]
         elif kind == KIND_ARRAY:
             elem, _index, nelems = take(_ARRAY, 1, type_id)[0]
             array = (elem, nelems)
@@ -217,7 +224,7 @@ def _parse_types(data: bytes, strings: bytes) -> tuple[BtfType, ...]:
                           KIND_RESTRICT, KIND_FUNC, KIND_FLOAT, KIND_TYPE_TAG):
             raise BtfError(f"BTF type {type_id} has unknown kind {kind}")
         types.append(BtfType(type_id, kind, name, size_or_type, vlen, kind_flag,
-                             members, array, var_infos))
+                             members, array, var_infos, extra))
     count = len(types)
     for btf_type in types:
         if btf_type.kind in _REF_KINDS:

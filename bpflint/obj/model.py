@@ -14,6 +14,10 @@ from bpflint.isa.insn import Insn
 
 FuncKey = tuple[str, int]  # (ELF section name, first slot of the function in it)
 
+# The pseudo-map holding ``__kconfig`` externs (libbpf fills them in from the running
+# kernel's config): a read-only global-data map whose every variable is loader-set.
+KCONFIG_MAP = ".kconfig"
+
 RelocKind = Literal["call", "func_ptr", "map", "data", "kfunc", "extern"]
 
 
@@ -66,6 +70,37 @@ class Function:
 
 
 @dataclass(frozen=True, slots=True)
+class LoaderVar:
+    """A global the loader may set before load: a variable of a ``.rodata*`` section
+    whose BTF type is ``volatile`` (``const volatile`` in C; a libbpf skeleton's
+    ``rodata->name``, a Cilium or Falco config knob).
+
+    A read of it gives any value in [lo, hi] (one integer element's range), not the
+    object's default: the default is one configuration of many. ``lo``/``hi`` start
+    as the type's whole range (``type_lo``/``type_hi``) and narrow when a user pins
+    the variable (``--set``, ``[rodata]``); ``lo == hi`` is a pinned value.
+    """
+
+    name: str
+    offset: int  # bytes inside its section
+    size: int  # bytes
+    type_name: str  # "u32", "s64", "bool", "enum mode", "char[16]", "struct cfg"
+    elem_size: int  # bytes of one integer element (the variable, or an array's
+    #                 element); 0 when it holds no integers (a struct, a pointer)
+    type_lo: int
+    type_hi: int
+    lo: int
+    hi: int
+    default: int | None  # the object's value of an integer variable, else None
+    pinned: bool = False
+
+    @property
+    def value(self) -> int | None:
+        """The one value it is pinned to, if any."""
+        return self.lo if self.pinned and self.lo == self.hi else None
+
+
+@dataclass(frozen=True, slots=True)
 class MapDef:
     name: str
     type: int  # BPF_MAP_TYPE_* value
@@ -79,7 +114,10 @@ class MapDef:
     prog_slots: tuple[tuple[int, str], ...] = ()
     # initial bytes of global-data maps (.rodata, .data); b"" for .bss / others
     data: bytes = b""
-    read_only: bool = False  # .rodata-like: contents are known when loaded
+    read_only: bool = False  # .rodata-like: contents are known when loaded ...
+    # ... except these, which the loader may set (sorted by offset; objects without
+    # BTF have none: their .rodata is taken as constant)
+    loader_vars: tuple[LoaderVar, ...] = ()
     # map-in-map: the name under BpfObject.maps of the inner map's template
     # ("<outer>.inner", from the BTF definition's __array(values, struct {...}))
     inner: str = ""

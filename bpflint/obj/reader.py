@@ -52,7 +52,18 @@ from bpflint.obj.elf import (
     Symbol,
     read_elf,
 )
-from bpflint.obj.model import BpfObject, FuncKey, Function, MapDef, Program, Reloc, SourceLine
+from bpflint.obj.loader_vars import find_loader_vars, is_rodata_section, kconfig_vars
+from bpflint.obj.model import (
+    KCONFIG_MAP,
+    BpfObject,
+    FuncKey,
+    Function,
+    LoaderVar,
+    MapDef,
+    Program,
+    Reloc,
+    SourceLine,
+)
 from bpflint.obj.sections import MAP_TYPE_ARRAY, UNKNOWN, classify, map_type_name
 
 __all__ = ["NotBpfError", "ReadLimits", "load_object", "parse_object", "read_object_bytes"]
@@ -451,8 +462,38 @@ class _Reader:
                 maps[sec.name] = MapDef(
                     name=sec.name, type=MAP_TYPE_ARRAY, type_name=map_type_name(MAP_TYPE_ARRAY),
                     key_size=4, value_size=sec.size, max_entries=1, section=sec.name,
-                    data=sec.data, read_only=sec.name.startswith(".rodata"))
+                    data=sec.data, read_only=sec.name.startswith(".rodata"),
+                    loader_vars=self._loader_vars(sec))
+        kconfig = self._kconfig_map()
+        if kconfig is not None:
+            maps[kconfig.name] = kconfig
         return maps
+
+    def _kconfig_map(self) -> MapDef | None:
+        """``__kconfig`` externs as a read-only data map whose variables are all
+        loader-set (libbpf makes them a .kconfig map too)."""
+        if self.btf is None:
+            return None
+        try:
+            found = kconfig_vars(self.btf)
+        except BtfError as exc:
+            raise self.fail(f"broken BTF: .kconfig externs: {exc}") from None
+        if not found:
+            return None
+        size = max(var.offset + var.size for var in found)
+        return MapDef(name=KCONFIG_MAP, type=MAP_TYPE_ARRAY,
+                      type_name=map_type_name(MAP_TYPE_ARRAY), key_size=4, value_size=size,
+                      max_entries=1, section=KCONFIG_MAP, data=bytes(size), read_only=True,
+                      loader_vars=found)
+
+    def _loader_vars(self, sec: Section) -> tuple[LoaderVar, ...]:
+        if self.btf is None or not is_rodata_section(sec.name):
+            return ()
+        offsets = {sym.name: sym.value for sym in self._map_symbols(sec)}
+        try:
+            return find_loader_vars(self.btf, sec.name, sec.data, offsets)
+        except BtfError as exc:
+            raise self.fail(f"broken BTF: variables of {sec.name}: {exc}") from None
 
     def _map_symbols(self, sec: Section) -> list[Symbol]:
         return sorted((sym for sym in self.image.symbols

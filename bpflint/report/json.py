@@ -9,7 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bpflint.results import AnalysisReport, Diagnostic, LineCost, ProgramResult, SourceLoc
+from bpflint.results import (
+    AnalysisReport,
+    Diagnostic,
+    LineCost,
+    LoaderSetting,
+    ProgramResult,
+    SourceLoc,
+)
 
 SCHEMA_VERSION = 1
 
@@ -28,6 +35,14 @@ def _diagnostic(diag: Diagnostic) -> dict[str, Any]:
             "source": _source(diag.loc)}
 
 
+def _loader_setting(setting: LoaderSetting) -> dict[str, Any]:
+    """value: the pinned value, else null (any value in range); range: what the
+    results assume; default: the object's own value."""
+    return {"name": setting.name, "type": setting.type, "value": setting.value,
+            "range": [setting.lo, setting.hi], "default": setting.default,
+            "pinned": setting.pinned}
+
+
 def program_to_json(result: ProgramResult) -> dict[str, Any]:
     return {
         "object": result.object,
@@ -39,10 +54,12 @@ def program_to_json(result: ProgramResult) -> dict[str, Any]:
         "ns": {"min": result.ns_min, "max": result.ns_max},
         "source": _source(result.source),
         "worst_path": [_line_cost(cost) for cost in result.worst_path],
+        "worst_path_ns": [_line_cost(cost) for cost in result.worst_path_ns],
         "insn_count": result.insn_count,
         "diagnostics": [_diagnostic(diag) for diag in result.diagnostics],
         "tail_call_targets": list(result.tail_call_targets),
         "warnings": list(result.warnings),
+        "loader_set": [_loader_setting(setting) for setting in result.loader_set],
     }
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from bpflint.budget.gate import GateReport, ProgramVerdict
 from bpflint.budget.units import format_ns
-from bpflint.report.text import display_path, hottest_lines
+from bpflint.report.paths import where
+from bpflint.report.text import about_time, hottest_lines
 
 MARKER = "<!-- bpflint-report -->"
 HEADING = "### bpflint: BPF runtime budget"
@@ -81,14 +82,17 @@ def render(report: GateReport) -> str:
                   ""]
         lines += [f"- **{f.rule} {f.name}**: {f.message}" for f in verdict.findings
                   if f.level != "note"]
-        hot = hottest_lines(verdict.result) if verdict.result is not None else []
+        by_ns = about_time(verdict)
+        hot = hottest_lines(verdict.result, by_ns=by_ns) if verdict.result is not None else []
         if hot:
-            lines += ["", "Hottest source lines on the worst path:", "",
+            lines += ["", f"Hottest source lines on the worst path{' by time' * by_ns}:", "",
                       "| Line | Insns | Time | Source |", "|---|---|---|---|"]
             lines += ["| " + " | ".join(_cell(cell) for cell in (
-                f"`{display_path(c.file)}:{c.line}`", str(c.insns), format_ns(c.ns),
+                f"`{where(c.file, c.line)}`", str(c.insns), format_ns(c.ns),
                 f"`{c.text.strip()}`" if c.text.strip() else "")) + " |" for c in hot]
         lines += ["", "</details>"]
+    if report.accept_hint:
+        lines += ["", f"_{_cell(report.accept_hint[0].upper() + report.accept_hint[1:])}._"]
     for err in report.errors:
         lines.append(f"- error: `{err.object}`: {_cell(err.message)}")
     return "\n".join(lines) + "\n"

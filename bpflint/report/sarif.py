@@ -21,6 +21,14 @@ from bpflint.results import SourceLoc
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/bpflint/bpflint"
+# one anchor per rule id in docs/rules.md (tests/test_reports.py checks they exist)
+RULES_URI = f"{INFORMATION_URI}/blob/main/docs/rules.md"
+# The level a rule's results have unless the budget file says otherwise: BPF003 and
+# BPF004 follow [regression] unbounded / unmatched; the engine's own diagnostics
+# (open tail calls, recursion) are notes beside a result, not failures.
+DEFAULT_LEVEL = {"BPF001": "error", "BPF002": "error", "BPF003": "error", "BPF004": "warning",
+                 "BPF005": "note", "BPF006": "error", "BPF007": "note", "BPF008": "note",
+                 "BPF009": "note"}
 _SARIF_LEVEL = {"error": "error", "warning": "warning", "note": "note"}
 
 
@@ -41,24 +49,26 @@ def _inside(path: Path, root: Path) -> str | None:
 def locate(loc: SourceLoc | None, object_path: str, root: Path) -> Location:
     """Where to put a finding: the source line when its file is in the workspace.
 
-    BTF records a source path as clang was given it: absolute, or relative to the
-    directory clang ran in, which is usually the object's project. So a relative
-    path is tried against the workspace root and the object's directory and its
-    parents (up to the root).
+    Reports get paths already named relative to the workspace root (paths.py); a
+    path that is still relative is tried against the root, then against the object's
+    directory and its parents (BTF keeps a path as clang was given it).
     """
+    obj = Path(object_path)
+    if not obj.is_absolute():
+        obj = root / obj
     if loc is not None and loc.file:
         source = Path(loc.file)
         if source.is_absolute():
             candidates = [source]
         else:
-            start = Path(object_path).resolve().parent
+            start = obj.resolve().parent
             bases = [root, start, *start.parents]
             candidates = [base / source for base in bases]
         for candidate in candidates:
             relative = _inside(candidate, root)
             if relative is not None and candidate.is_file():
                 return Location(relative, loc.line if loc.line > 0 else None)
-    relative = _inside(Path(object_path), root)
+    relative = _inside(obj, root)
     return Location(relative if relative is not None else PurePosixPath(object_path).name, None)
 
 
@@ -73,8 +83,8 @@ def _rule(rule_id: str, name: str, description: str) -> dict[str, Any]:
         "id": rule_id,
         "name": name,
         "shortDescription": {"text": description},
-        "helpUri": f"{INFORMATION_URI}#{rule_id.lower()}",
-        "defaultConfiguration": {"level": "note" if rule_id not in RULES else "error"},
+        "helpUri": f"{RULES_URI}#{rule_id.lower()}",
+        "defaultConfiguration": {"level": DEFAULT_LEVEL.get(rule_id, "note")},
     }
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from bpflint.budget.gate import GateReport, ProgramVerdict
 from bpflint.budget.units import format_ns
+from bpflint.report.paths import where
 from bpflint.results import LineCost, ProgramResult
 
 HOT_LINES = 3
@@ -17,9 +17,14 @@ _LABEL = {"fail": "FAIL", "warn": "WARN", "pass": "PASS", "removed": "GONE"}
 _HEADER = ("VERDICT", "PROGRAM", "BUDGET", "MIN", "MAX", "BASELINE", "DELTA")
 
 
-def hottest_lines(result: ProgramResult, count: int = HOT_LINES) -> list[LineCost]:
+def hottest_lines(result: ProgramResult, count: int = HOT_LINES,
+                  by_ns: bool = False) -> list[LineCost]:
     """The lines that cost most on the worst path: line_costs is already hottest first;
-    without it, the worst path's entries summed per line."""
+    without it, the worst path's entries summed per line. ``by_ns``: the lines that
+    take most time on the path with the most ns."""
+    if by_ns and result.worst_path_ns:
+        return sorted(result.worst_path_ns,
+                      key=lambda c: (-c.ns, -c.insns, c.file, c.line))[:count]
     if result.line_costs:
         return list(result.line_costs[:count])
     totals: dict[tuple[str, int], LineCost] = {}
@@ -30,12 +35,13 @@ def hottest_lines(result: ProgramResult, count: int = HOT_LINES) -> list[LineCos
     return sorted(totals.values(), key=lambda c: (-c.insns, -c.ns, c.file, c.line))[:count]
 
 
-def display_path(file: str) -> str:
-    """A source path as a person wants to read it: relative when under the cwd."""
-    if not os.path.isabs(file):
-        return file
-    relative = os.path.relpath(file)
-    return file if relative.startswith("..") else relative
+def about_time(verdict: ProgramVerdict) -> bool:
+    """Whether the verdict's failures are about time only: then the path with the
+    most ns explains them (where an instruction count fails too, the path with the
+    most instructions does)."""
+    failing = [f for f in verdict.findings if f.level != "note"
+               and f.rule in ("BPF001", "BPF002")]
+    return bool(failing) and all(f.by_ns for f in failing)
 
 
 def _insns(value: int | None) -> str:
@@ -106,12 +112,14 @@ def _details(verdict: ProgramVerdict) -> list[str]:
     for finding in verdict.findings:
         if finding.level == "note":
             continue
-        where = f" [{display_path(finding.loc.file)}:{finding.loc.line}]" if finding.loc else ""
-        lines.append(f"  {finding.rule} {finding.name}: {finding.message}{where}")
-    hot = hottest_lines(verdict.result) if verdict.result is not None else []
+        place = f" [{where(finding.loc.file, finding.loc.line)}]" if finding.loc else ""
+        lines.append(f"  {finding.rule} {finding.name}: {finding.message}{place}")
+    by_ns = about_time(verdict)
+    hot = hottest_lines(verdict.result, by_ns=by_ns) if verdict.result is not None else []
     if hot:
-        lines.append("  hottest source lines on the worst path:")
-        places = [f"{display_path(c.file)}:{c.line}" for c in hot]
+        lines.append("  hottest source lines on the worst path"
+                     f"{' by time' if by_ns else ''}:")
+        places = [where(c.file, c.line) for c in hot]
         width = max(len(place) for place in places)
         for place, cost in zip(places, hot, strict=True):
             text = f"  {cost.text.strip()}" if cost.text.strip() else ""
@@ -129,9 +137,9 @@ def render(report: GateReport, *, colour: bool = False) -> str:
         if verdict.status in ("fail", "warn"):
             lines.append("")
             lines.extend(_details(verdict))
-    if report.errors:
+    if report.accept_hint:
         lines.append("")
-        lines.extend(f"error: {err.object}: {err.message}" for err in report.errors)
+        lines.append(f"hint: {report.accept_hint}")
     lines.append("")
     lines.append(summary(report))
     return "\n".join(lines) + "\n"
@@ -142,7 +150,11 @@ def summary(report: GateReport) -> str:
     failed = len(report.failures)
     against = f" against {report.baseline_source}" if report.baseline_source else ""
     if report.errors:
-        return f"bpflint: {len(report.errors)} object(s) could not be analysed"
+        # the errors themselves go to stderr, one line each (commands/check.py)
+        named = ", ".join(err.object for err in report.errors[:3])
+        more = f" and {len(report.errors) - 3} more" if len(report.errors) > 3 else ""
+        return f"bpflint: ERROR: {len(report.errors)} object(s) could not be analysed: " \
+               f"{named}{more}"
     if failed:
         tail = " (warn-only: not failing the build)" if report.warn_only else ""
         return (f"bpflint: FAIL: {failed} of {len(live)} program(s) over budget or "
