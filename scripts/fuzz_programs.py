@@ -3,8 +3,11 @@ analysed by bpflint, executed by the reference interpreter, cross-checked with
 BPF_PROG_TEST_RUN (issue 16; tests/progfuzz_*.py hold the machinery).
 
     python scripts/fuzz_programs.py --seed S --programs N [--jobs J] [--runs R]
-        [--kernel-runs K] [--features callback_writes,rodata_globals]
+        [--kernel-runs K] [--features tail_calls,packet_walks,...]
         [--save-dir DIR] [--json FILE]
+
+Generator flags (all off by default; tests/progfuzz_gen.py Features): callback_writes,
+rodata_globals, tail_calls, packet_walks, loop_variants; "-name" turns one off.
 
 Seeds S .. S+N-1, one program each; every accepted program runs on R inputs in
 the interpreter, the first K of them in the kernel too. Prints the figures:
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel-runs", type=int, default=2,
                         help="of those, how many also run in the kernel")
     parser.add_argument("--features", default="",
-                        help="generator flags, e.g. callback_writes,rodata_globals")
+                        help="generator flags, e.g. tail_calls,packet_walks")
     parser.add_argument("--save-dir", type=Path, help="write minimised violations here")
     parser.add_argument("--max-saved", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
