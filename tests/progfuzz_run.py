@@ -51,10 +51,10 @@ from progfuzz_gen import (
     constants,
     generate,
 )
-from refinterp import Input, InterpError, Interpreter, World
 
 from bpflint import api
 from bpflint.errors import BpfLintError
+from bpflint.interp.refinterp import Input, InterpError, Interpreter, World
 from bpflint.kernel import loader
 from bpflint.kernel import syscall as sc
 from bpflint.obj.model import BpfObject
