@@ -109,11 +109,16 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
             regs = m.regs
             for r in range(1, 6):
                 regs[r] = unlinked(regs[r])
-            calls.subprog_call(m, unlinked(subcall(insn, m)))
+            result = unlinked(subcall(insn, m))
+            hook = env.callee_writes
+            calls.subprog_call(m, result, hook(insn, tuple(regs)) if hook else None)
         elif insn.is_kfunc_call:
             calls.kfunc_call(m, insn)
         else:
-            calls.helper_call(m, insn, env.maps)
+            hook = env.callee_writes
+            writes = hook(insn, tuple(m.regs)) if hook and insn.imm in calls.SYNC_CALLBACK_CTX \
+                else None
+            calls.helper_call(m, insn, env.maps, writes)
 
 
 # What pricing an instruction reads of the state before it: the kind of memory a load

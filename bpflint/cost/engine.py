@@ -56,6 +56,7 @@ from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import Loop, LoopForest, body_insns, find_loops
 from bpflint.cost import may_goto
+from bpflint.cost.callee_writes import CalleeWrites
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
 from bpflint.cost.options import AnalysisOptions
@@ -263,6 +264,8 @@ class ProgramAnalysis:
         self.last_reads: dict[int, int] = {}  # id(block) -> _last_state_read(block)
         # loader-set variables read on the analysed paths -> the loads reading them
         self.loader_reads: dict[str, dict[int, Insn]] = {}
+        # what callees write of their callers' frames (a caller forgets only that)
+        self.callee_writes = CalleeWrites(obj, budget, self._structure_of, self.loader_reads)
         # for the cost map: loop bounds and priced calls by source line, the widest
         # over calling contexts
         self.loop_notes: dict[tuple[str, int, str], LoopNote] = {}
@@ -303,6 +306,10 @@ class ProgramAnalysis:
             self.cfgs[func.key] = got
         return got
 
+    def _structure_of(self, key: FuncKey) -> tuple[Cfg, LoopForest, tuple[int, ...]] | None:
+        func = self.obj.functions.get(key)
+        return self.structure(func) if func is not None else None
+
     def diag(self, rule: str, name: str, message: str, insn: Insn | None) -> Diagnostic:
         d = Diagnostic(rule, name, message, _loc(insn))
         if d not in self.diags:
@@ -337,7 +344,8 @@ class ProgramAnalysis:
 
     def _analyze(self, func: Function, entry: State, prog_type: str) -> FuncResult:
         cfg, forest, thresholds = self.structure(func)
-        env = Env(prog_type, self.obj.maps, self.loader_reads)
+        env = Env(prog_type, self.obj.maps, self.loader_reads,
+                  self.callee_writes.hook(prog_type))
         if forest.irreducible:
             b, _ = forest.irreducible[0]
             raise Unbounded(self.diag("BPF003", "irreducible-loop",
