@@ -18,8 +18,10 @@ from hypothesis import HealthCheck, given, settings
 
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
+from bpflint.analysis.fixpoint import Budget
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
+    CALLER_STACK,
     STACK_OR_OTHER,
     UNINIT,
     Kind,
@@ -30,7 +32,7 @@ from bpflint.analysis.state import (
     leq_val,
 )
 from bpflint.analysis.transfer import Machine, alu, mem_kind, refine_branch, store
-from bpflint.cost.engine import analyze_program
+from bpflint.cost.engine import ProgramAnalysis, analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.interp.refinterp import Input, World, run
@@ -375,3 +377,19 @@ def test_the_kernel_verifier_accepts_the_write_set_programs() -> None:
     for program in obj.programs:
         with load_program(obj, program):
             pass
+
+
+@needs_clang
+@pytest.mark.parametrize("callee,expected", [("set_b", ((4, 8),)), ("set_a_below", ((-4, 0),)),
+                                             ("put_via", None)])
+def test_a_callees_write_set_is_relative_to_the_pointer_it_gets(
+        callee: str, expected: tuple[tuple[int, int], ...] | None) -> None:
+    """set_b(&s) writes s.b: 4 bytes at +4; set_a_below(&s.b) writes s.a: 4 bytes at
+    -4 (container_of); put_via(&h) writes through h.out, which it loads: anywhere."""
+    obj, _ = write_set_analysed()
+    analysis = ProgramAnalysis(obj, None, AnalysisOptions(), Budget(10**6, 60.0))
+    key = next(k for k, f in obj.functions.items() if f.name == callee)
+    regs = [UNINIT] * 11
+    regs[1], regs[2] = Val(Kind.MEM, Scalar.const(0), CALLER_STACK), const(0)
+    regs[10] = _stack_ptr(0)
+    assert analysis.callee_writes.of_function(key, State(tuple(regs), ()), "xdp") == expected
