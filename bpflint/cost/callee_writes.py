@@ -104,9 +104,10 @@ class CalleeWrites:
             args = [_summary_arg(v) for v in regs[1:6]]
         else:
             hid = insn.imm
+            if hid not in calls.SYNC_CALLBACK_CTX:
+                return None
             cb = regs[calls.CALLBACK_ARG[hid]]
-            if hid not in calls.SYNC_CALLBACK_CTX or cb.kind != Kind.FUNC \
-                    or not isinstance(cb.ref, tuple):
+            if cb.kind != Kind.FUNC or not isinstance(cb.ref, tuple):
                 return None
             key = cb.ref
             ctx = _summary_arg(regs[calls.SYNC_CALLBACK_CTX[hid]])
