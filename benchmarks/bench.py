@@ -1,6 +1,7 @@
 """bpflint benchmarks: analysis time against the kernel verifier, scale, memory, growth.
 
     python benchmarks/bench.py [--corpus DIR] [--quick] [--sections abcd] [--out FILE]
+                               [--install | --python PYTHON]
 
 Everything is measured in one run on this machine and printed as Markdown:
 
@@ -16,6 +17,14 @@ Everything is measured in one run on this machine and printed as Markdown:
     and for the largest corpus program;
 (d) analysis time of synthetic straight-line and loop-heavy programs of 10k, 100k and
     1M instructions.
+
+Which bpflint: by default this checkout's (its compiled core if built in place, see
+bpflint/native.py). --install measures what a user gets instead: a fresh venv in a
+temporary directory and `pip install` of this checkout into it (through pip's index
+as configured: the build requirements come from there), the compiled core built the
+way setup.py builds it. --python PYTHON measures the bpflint installed for that
+interpreter (a venv's bin/python), whole runs through the `bpflint` script next to it.
+The header names the code the children ran (`bpflint --version`'s words).
 
 Every measurement runs in a child process (this script re-invoked with --worker), so
 an analysis that is slow, crashes or grows large cannot take the benchmark down; a
@@ -48,14 +57,44 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import gen_synthetic  # noqa: E402 - the sibling script, importable once BENCH_DIR is on the path
 
-sys.path.insert(0, str(REPO))
-from bpflint import native  # noqa: E402 - this checkout's, as the children use
-
-# Children import bpflint from the checkout this script lives in, not from wherever the
-# venv's (editable) install points: a copy of the tree can then be benchmarked while
-# the original keeps changing.
+# By default children import bpflint from the checkout this script lives in, not from
+# wherever the venv's (editable) install points: a copy of the tree can then be
+# benchmarked while the original keeps changing. use_installed() switches to an
+# installed bpflint. This script imports no bpflint itself.
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+CHILD_PYTHON = sys.executable  # runs the --worker children
+BPFLINT = [sys.executable, "-m", "bpflint"]  # whole `bpflint analyze` runs
+
+
+def use_installed(python: Path) -> None:
+    """Measure the bpflint installed for ``python`` instead of this checkout's."""
+    global CHILD_PYTHON, BPFLINT
+    CHILD_PYTHON = str(python)
+    BPFLINT = [str(python.parent / "bpflint")]  # the console script pip wrote
+    CHILD_ENV.pop("PYTHONPATH", None)
+    CHILD_ENV.pop("BPFLINT_PURE_PYTHON", None)
+
+
+def install_fresh(venv: Path) -> Path:
+    """A fresh venv with this checkout pip-installed: what a user's `pip install .` gets."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    print(f"[install] pip install {REPO} into {venv} (compiles the core: a minute or more)",
+          file=sys.stderr)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BPFLINT_")}
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    str(REPO)], check=True, env=environ, cwd=venv)
+    return python
+
+
+def describe_bpflint() -> str:
+    """Which code the children run: `bpflint --version` without its name and number."""
+    done = subprocess.run([*BPFLINT, "--version"], capture_output=True, text=True,
+                          env=CHILD_ENV, cwd=REPO)
+    words = done.stdout.strip()
+    return words[words.find("(") + 1:words.rfind(")")] if "(" in words else \
+        f"unknown ({done.stderr.strip()[-200:]})"
 
 HEAVY_COUNT = 15
 SAMPLE_TREE_OBJECTS = 200  # the size of tree the cold/warm targets name
@@ -213,7 +252,7 @@ def analyze_run(path: Path, timeout_s: float) -> ChildRun:
 
 def worker_argv(kind: str, path: Path, max_seconds: float,
                 max_steps: int = DEFAULT_MAX_STEPS) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(path),
+    return [CHILD_PYTHON, str(Path(__file__).resolve()), "--worker", kind, str(path),
             "--max-seconds", str(max_seconds), "--max-steps", str(max_steps)]
 
 
@@ -314,7 +353,7 @@ def _heavy_report(heavy: list[ObjectTimes], rule: str, timeout_s: float,
                f"time {kernel_s:.2f} s (ratio {bpflint_s / kernel_s:.2f}).\n")
     out.append("Objects: " + ", ".join(o.path.name for o in heavy) + "\n")
     jobs = os.cpu_count() or 1
-    run = run_child([sys.executable, "-m", "bpflint", "analyze", "--format", "json",
+    run = run_child([*BPFLINT, "analyze", "--format", "json",
                      "--no-cache", "--jobs", str(jobs),
                      *(str(o.path) for o in heavy)], timeout_s * 4)
     state = "killed at the time limit" if run.timed_out else f"exit {run.returncode}"
@@ -364,7 +403,7 @@ def section_b(tree: Path, timeout_s: float, out: list[str]) -> None:
         every = len(files) // SAMPLE_TREE_OBJECTS
         trees.append((f"every {every}th compiled object", files[::every]))
     out.append(f"## (b) trees of objects, `bpflint analyze --jobs {jobs}`\n")
-    out.append("Each tree run twice with a cache directory of its own: `python -m bpflint "
+    out.append("Each tree run twice with a cache directory of its own: `bpflint "
                f"analyze --format json --jobs {jobs} --cache-dir <fresh temporary "
                "directory> PATH...`\n")
     out.append("| tree | objects | run | wall time | peak RSS (largest process) | result |")
@@ -374,7 +413,7 @@ def section_b(tree: Path, timeout_s: float, out: list[str]) -> None:
                     for path in paths)
         with tempfile.TemporaryDirectory(prefix="bpflint-bench-cache-") as cache_dir:
             # the cold run finds nothing, the warm run exactly what the cold one stored
-            argv = [sys.executable, "-m", "bpflint", "analyze", "--format", "json", "--jobs",
+            argv = [*BPFLINT, "analyze", "--format", "json", "--jobs",
                     str(jobs), "--cache-dir", cache_dir, *map(str, paths)]
             for label in ("cold", "warm"):
                 print(f"[b] {name}: {label}", file=sys.stderr)
@@ -467,6 +506,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=argparse.SUPPRESS)
     parser.add_argument("--sections", default="abcd",
                         help="which measurements to run, of a, b, c, d (default: all)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--install", action="store_true",
+                       help="measure a fresh `pip install` of this checkout (a temporary venv)")
+    where.add_argument("--python", type=Path,
+                       help="measure the bpflint installed for this interpreter (a venv's "
+                            "bin/python) instead of this checkout's")
     parser.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--launch"] and len(argv) > 3 and argv[2] == "--":
@@ -480,17 +525,26 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(data, sys.stdout)
         return 0
 
-    # Byte-compile the package as installing it would: where PYTHONDONTWRITEBYTECODE
-    # is set, every child would otherwise compile bpflint's sources again (0.05-0.1 s).
-    compileall.compile_dir(str(REPO / "bpflint"), quiet=1)
-    timeout_s = 60.0 if args.quick else args.timeout
-    sizes = GROWTH_SIZES[:2] if args.quick else GROWTH_SIZES
-    out = ["# bpflint benchmarks", "",
-           f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, kernel "
-           f"{os.uname().release}; bpflint {native.describe()} (bpflint/native.py); "
-           f"child time limit {timeout_s:.0f} s.", ""]
     with tempfile.TemporaryDirectory(prefix="bpflint-bench-") as tmp:
-        synth_dir = Path(tmp)
+        if args.install or args.python:
+            use_installed(install_fresh(Path(tmp) / "venv") if args.install
+                          else args.python.absolute())
+            which = f"installed for {CHILD_PYTHON}" + (" by `pip install .`" if args.install
+                                                       else "")
+        else:
+            # Byte-compile the package as installing it would: where
+            # PYTHONDONTWRITEBYTECODE is set, every child would otherwise compile
+            # bpflint's sources again (0.05-0.1 s).
+            compileall.compile_dir(str(REPO / "bpflint"), quiet=1)
+            which = f"from the checkout {REPO}"
+        timeout_s = 60.0 if args.quick else args.timeout
+        sizes = GROWTH_SIZES[:2] if args.quick else GROWTH_SIZES
+        out = ["# bpflint benchmarks", "",
+               f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, kernel "
+               f"{os.uname().release}; bpflint {which}: {describe_bpflint()}; "
+               f"child time limit {timeout_s:.0f} s.", ""]
+        synth_dir = Path(tmp) / "synthetic"
+        synth_dir.mkdir()
         for kind in ("straight", "loops"):
             for n in (*sizes, GROWTH_SIZES[-1]) if kind == "straight" else sizes:
                 (synth_dir / f"{kind}_{n}.o").write_bytes(gen_synthetic.synthetic_object(kind, n))

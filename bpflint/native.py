@@ -5,15 +5,21 @@ source. Python imports an extension module in preference to the .py beside it, s
 a built core is used without any switch; `scripts/native.py clean` deletes the
 built files. The sources stay the pure-Python fallback, with identical results.
 
-A built core is set aside, and every one of MODULES imported from its source, when
-BPFLINT_PURE_PYTHON is set (to non-empty) or when a source changed after the build
-(the old compiled code would otherwise run). All or none: compiled modules call
-each other directly, so one module from source next to compiled ones would not be
-the code that runs.
+An installed wheel holds the same layout: setup.py compiles MODULES with mypyc on
+every wheel build where it can (the sources stay beside the built files).
+
+Each build writes RECORD next to the package's __init__: the SHA-256 of every source
+it compiled. A built core is set aside, and every one of MODULES imported from its
+source, when BPFLINT_PURE_PYTHON is set (to non-empty) or when a source differs from
+the record (the old compiled code would otherwise run). Contents, not mtimes: an
+install or a checkout of another branch sets mtimes without changing the code. All
+or none: compiled modules call each other directly, so one module from source next
+to compiled ones would not be the code that runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -41,6 +47,7 @@ MODULES = (
 )
 GROUP = "bpflint._native"  # mypyc's shared runtime library: bpflint/_native__mypyc.*
 PURE_ENV = "BPFLINT_PURE_PYTHON"
+RECORD = "_native_sources.txt"  # in bpflint/: "<sha256> <module>" a line
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,13 +69,44 @@ def compiled(root: str = _ROOT) -> list[str]:
     return [module for module in MODULES if built_of(module, root) is not None]
 
 
+def digest(path: str) -> str:
+    with open(path, "rb") as source:
+        return hashlib.sha256(source.read()).hexdigest()
+
+
+def record_of(root: str = _ROOT) -> str:
+    return os.path.join(root, "bpflint", RECORD)
+
+
+def write_record(sources_root: str, package_root: str) -> None:
+    """Record the sources under sources_root as the ones the compiled core under
+    package_root was built from (setup.py and scripts/native.py, after a build)."""
+    lines = [f"{digest(source_of(module, sources_root))} {module}\n" for module in MODULES]
+    with open(record_of(package_root), "w", encoding="ascii") as record:
+        record.writelines(lines)
+
+
 def stale(root: str = _ROOT) -> list[str]:
-    """Sources (relative to root) changed after their compiled module was built."""
+    """Sources (relative to root) of compiled modules that differ from the ones the
+    build recorded (all of them when there is no record)."""
+    built_from: dict[str, str] = {}
+    try:
+        with open(record_of(root), encoding="ascii") as record:
+            for line in record:
+                sha256, _, module = line.strip().partition(" ")
+                built_from[module] = sha256
+    except (OSError, ValueError):
+        pass
     out = []
     for module in MODULES:
-        built = built_of(module, root)
         source = source_of(module, root)
-        if built is not None and os.stat(source).st_mtime > os.stat(built).st_mtime:
+        if built_of(module, root) is None:
+            continue
+        try:
+            same = built_from.get(module) == digest(source)
+        except OSError:
+            same = False
+        if not same:
             out.append(os.path.relpath(source, root))
     return out
 
@@ -103,7 +141,7 @@ def choose() -> None:
     elif built < len(MODULES):
         set_aside = f"only {built} of its {len(MODULES)} modules are built"
     elif changed := stale():
-        set_aside = f"{changed[0]} changed after it was built"
+        set_aside = f"{changed[0]} is not the source it was built from"
     else:
         return
     if not any(isinstance(finder, _Sources) for finder in sys.meta_path):

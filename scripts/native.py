@@ -7,7 +7,9 @@
     python scripts/native.py status
 
 The modules are listed in bpflint/native.py. The C sources and object files go to
-build/native/; each compiled module goes next to its source.
+build/native/; each compiled module goes next to its source, and bpflint/native.py's
+RECORD holds the digests of the sources built. An installed bpflint gets its compiled
+core from setup.py instead, on every wheel build (`pip install .`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def build(force: bool) -> int:
     if missing:
         print(f"native: not built: {', '.join(missing)}", file=sys.stderr)
         return 1
+    native.write_record(ROOT, ROOT)  # what bpflint/native.py checks the sources against
     print(f"native: built {len(native.MODULES)} modules")
     return 0
 
@@ -73,6 +76,8 @@ def clean() -> int:
     removed = built_files()
     for path in removed:
         os.unlink(path)
+    if os.path.exists(native.record_of()):
+        os.unlink(native.record_of())
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
     print(f"native: removed {len(removed)} built files")
     return 0

@@ -14,3 +14,14 @@ def _private_result_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _installs_stay_pure_python() -> Iterator[None]:
+    """Tests that pip-install this checkout (the pre-commit hook, the Action) build it
+    pure Python: a compiled build takes a minute or more. tests/test_install.py lifts
+    this for its one compiled build."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BPFLINT_NO_COMPILE", "1")
+    yield
+    mp.undo()

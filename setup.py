@@ -1,0 +1,128 @@
+"""Build bpflint with its compiled core where it can; pure Python where it cannot.
+
+pyproject.toml holds the metadata; this file only adds the compiled core: every wheel
+build (`pip install .`, `pip install git+...`, `pip wheel`, cibuildwheel) compiles the
+modules in bpflint/native.py's MODULES with mypyc (a build requirement), as mypy and
+black ship themselves. The install never fails because of it: without a C compiler or
+Python's headers, or when mypyc fails, the wheel holds the pure-Python sources only and
+the build says so in one line; `bpflint --version` names the code that runs.
+
+    BPFLINT_NO_COMPILE=1       build pure Python without trying
+    BPFLINT_REQUIRE_COMPILE=1  fail instead of falling back (the release wheels)
+
+Editable installs (`pip install -e .`) and sdists are never compiled: a checkout
+builds its core in place with `python scripts/native.py build`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NO_COMPILE_ENV = "BPFLINT_NO_COMPILE"
+REQUIRE_COMPILE_ENV = "BPFLINT_REQUIRE_COMPILE"
+# The commands that build a wheel's contents; metadata (egg_info, dist_info), sdist and
+# editable builds run this file too and must not pay for mypyc.
+BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "install"}
+
+
+def _native():  # bpflint/native.py alone: importing the package would run its set-up
+    spec = importlib.util.spec_from_file_location(
+        "_bpflint_native_for_build", os.path.join(HERE, "bpflint", "native.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+native = _native()
+
+
+def note(why: str) -> None:
+    """The one line an install prints when it falls back to pure Python."""
+    why = " ".join(why.split())
+    if os.environ.get(REQUIRE_COMPILE_ENV):
+        sys.exit(f"bpflint: the compiled core could not be built: {why} "
+                 f"({REQUIRE_COMPILE_ENV} is set)")
+    print(f"bpflint: installing pure Python (same results, slower): {why}", file=sys.stderr)
+
+
+def compiled_extensions() -> list:
+    if os.environ.get(NO_COMPILE_ENV):
+        print(f"bpflint: installing pure Python: {NO_COMPILE_ENV} is set", file=sys.stderr)
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError as exc:
+        note(f"mypyc is not available ({exc})")
+        return []
+    os.chdir(HERE)  # mypyc names each module by its path from here
+    sources = [os.path.relpath(native.source_of(module, HERE), HERE)
+               for module in native.MODULES]
+    try:
+        return mypycify(sources, opt_level="3", group_name=native.GROUP,
+                        target_dir=os.path.join("build", "mypyc"))
+    except (Exception, SystemExit) as exc:  # mypyc reports its errors by sys.exit
+        note(f"mypyc failed ({exc})")
+        return []
+
+
+def purge_compiled(build_lib: str) -> None:
+    """Delete compiled modules and the record an earlier build left in build_lib: the
+    wheel is made of everything there, and an in-tree build/ outlives a build."""
+    for directory, _, names in os.walk(build_lib):
+        for name in names:
+            if name.endswith(tuple(EXTENSION_SUFFIXES)) or name == native.RECORD:
+                os.unlink(os.path.join(directory, name))
+
+
+class PureBuildPy(build_py):
+    """build_py that, when no core is to be compiled, leaves none from before."""
+
+    def run(self) -> None:
+        super().run()
+        if not self.distribution.ext_modules:
+            purge_compiled(self.build_lib)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that falls back to no extension at all when any of them fails:
+    compiled modules call each other directly, so it is all of them or none."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except (Exception, SystemExit) as exc:  # no compiler, no Python.h, a C error
+            self._fall_back(f"the C build failed ({str(exc).strip() or type(exc).__name__})")
+            return
+        built = [ext.name for ext in self.extensions
+                 if os.path.exists(self.get_ext_fullpath(ext.name))]
+        if len(built) != len(self.extensions):
+            self._fall_back(f"only {len(built)} of {len(self.extensions)} modules built")
+            return
+        # the record bpflint/native.py compares the installed sources against
+        native.write_record(HERE, HERE if self.inplace else self.build_lib)
+
+    def _fall_back(self, why: str) -> None:
+        note(why)
+        purge_compiled(self.build_lib)
+        self.extensions = []
+        self.distribution.ext_modules = []
+
+
+def wants_compiled_core() -> bool:
+    return bool(BUILD_COMMANDS.intersection(sys.argv[1:]))
+
+
+if __name__ == "__main__":  # as setuptools runs it; tests/test_install.py imports it
+    setup(
+        ext_modules=compiled_extensions() if wants_compiled_core() else [],
+        cmdclass={"build_ext": OptionalBuildExt, "build_py": PureBuildPy},
+    )
