@@ -104,7 +104,7 @@ class Unbounded(Exception):
         self.diag = diag
 
 
-@dataclass
+@dataclass(frozen=True)
 class FuncResult:
     ret: Cost | None  # paths leaving through exit
     tail: Cost | None  # paths leaving through a successful tail call (entry function)
@@ -140,7 +140,7 @@ class FuncContext:
     iterations: Iterations  # loop iterations already run (fixpoint.run_iteration)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BlockInfo:
     cost: Cost
     lines: Lines
