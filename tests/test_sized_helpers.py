@@ -1,13 +1,17 @@
 """Size arguments of helpers: priced up to what the kernel verifier lets through.
 
 tests/progs/sizes/sized_helpers.bpf.c checks each length through a copy of its
-register, which the verifier relates to the original and bpflint's value analysis
-does not: the buffer the helper points at is the only bound bpflint has. Before
-the buffer capped it, each such call was priced at 2^64 bytes (8.4e17 ns for one
+register. The verifier links the copy to the original (reg->id), and so does
+bpflint's value analysis: the check bounds the size. Where bpflint cannot follow
+a link the kernel does (a copy on each of two paths that meet before the check),
+the buffer the helper points at is the only bound it has. Before the buffer
+capped it, such a call was priced at 2^64 bytes (8.4e17 ns for one
 probe_read_kernel). The kernel must accept these programs as built and refuse
-every one when its check lets one byte more through (-DSLACK=1): the buffer's
-size is then exactly the kernel's limit, and pricing exactly that many bytes is
-both sound and as tight as the buffer allows.
+every one whose check equals its buffer when the check lets one byte more through
+(-DSLACK=1): pricing exactly that many bytes is both sound and as tight as the
+kernel allows. Copies modified or reloaded before their check are not linked: the
+kernel refuses those programs (nothing bounds their length) and bpflint prices
+the buffer.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ SOURCE = PROGS / "sizes" / "sized_helpers.bpf.c"
 USABLE, REASON = bpf_usable()
 
 # program -> (helper it calls, bytes the kernel lets the call touch)
-BUFFER_BOUND = {
+# bounded by the check on a linked copy; the check equals the buffer
+LINK_BOUND = {
     "read_kernel_copy": ("probe_read_kernel", 64),
     "read_user_str_value": ("probe_read_user_str", 128 * 1024),
     "read_value_offset": ("probe_read_kernel", 4096 - 1000),
@@ -50,11 +55,31 @@ BUFFER_BOUND = {
     "perf_output_copy": ("perf_event_output", 40),
     "skb_load_copy": ("skb_load_bytes", 32),
 }
+# bounded by the check on a linked copy, below the buffer (64, 64 and 32 bytes):
+# the buffer priced them before links
+LINK_TIGHT = {
+    "read_kernel_copy_tight": ("probe_read_kernel", 16),
+    "read_kernel_add_const": ("probe_read_kernel", 20),  # r4 = r2 + 8, 8 <= r4 <= 28
+    "skb_load_wcopy": ("skb_load_bytes", 12),  # w5 = w4 of a u32
+}
+# the kernel follows the link, bpflint does not: the buffer bounds it
+BUFFER_BOUND = {
+    "read_user_str_joined": ("probe_read_user_str", 128 * 1024),
+}
+# no link (the copy changed or was reloaded before its check; a 32-bit copy of a
+# 64-bit value): the kernel refuses them, and bpflint prices the 64-byte buffer,
+# not the 16 bytes the copy was checked against
+UNLINKED = {
+    "read_kernel_unlinked": ("probe_read_kernel", 64),
+    "read_kernel_reloaded": ("probe_read_kernel", 64),
+    "read_kernel_wide_wcopy": ("probe_read_kernel", 64),
+}
 # bounded by the value analysis itself (a mask, a compare): unchanged by the cap
 VALUE_BOUND = {
     "read_masked": ("probe_read_kernel", 255),
     "read_compared": ("probe_read_kernel", 100),
 }
+ALL = {**LINK_BOUND, **LINK_TIGHT, **BUFFER_BOUND, **UNLINKED, **VALUE_BOUND}
 
 
 def _object(slack: int = 0) -> BpfObject:
@@ -82,16 +107,21 @@ def _priced_bytes(obj: BpfObject, program: str, helper: str) -> float:
 
 
 @needs_clang
-@pytest.mark.parametrize("program", [*BUFFER_BOUND, *VALUE_BOUND])
+def test_every_program_has_an_expectation() -> None:
+    assert {p.name for p in _object().programs} == set(ALL)
+
+
+@needs_clang
+@pytest.mark.parametrize("program", list(ALL))
 def test_a_size_is_priced_at_the_bytes_the_kernel_allows(program: str) -> None:
-    helper, nbytes = {**BUFFER_BOUND, **VALUE_BOUND}[program]
+    helper, nbytes = ALL[program]
     assert _priced_bytes(_object(), program, helper) == pytest.approx(nbytes, abs=1e-6)
 
 
 @needs_clang
-@pytest.mark.parametrize("program", list(BUFFER_BOUND))
+@pytest.mark.parametrize("program", [*LINK_BOUND, *LINK_TIGHT, *BUFFER_BOUND])
 def test_the_shipped_table_prices_base_plus_bytes(program: str) -> None:
-    helper, nbytes = BUFFER_BOUND[program]
+    helper, nbytes = ALL[program]
     obj = _object()
     prog = next(p for p in obj.programs if p.name == program)
     table = load_cost_table(None)
@@ -109,17 +139,18 @@ def test_a_large_buffer_bound_is_named_at_the_call() -> None:
     obj = _object()
     results = {p.name: analyze_program(obj, p, load_cost_table(None), AnalysisOptions())
                for p in obj.programs}
-    [diag] = [d for d in results["read_user_str_value"].diagnostics if d.rule == "BPF008"]
+    [diag] = [d for d in results["read_user_str_joined"].diagnostics if d.rule == "BPF008"]
     assert diag.name == "loose-size-bound"
     assert "map value 'scratch'" in diag.message and str(128 * 1024) in diag.message
     assert diag.loc is not None and diag.loc.file.endswith("sized_helpers.bpf.c")
     lines = SOURCE.read_text().splitlines()
-    start = next(i for i, text in enumerate(lines) if "int read_user_str_value" in text)
+    start = next(i for i, text in enumerate(lines) if "int read_user_str_joined" in text)
     asm = next(i for i in range(start, len(lines)) if "asm volatile" in lines[i])
     assert diag.loc.line == asm + 1
-    # buffers below the threshold are priced without a note
+    # buffers below the threshold are priced without a note, and so is the same
+    # 128 KiB size checked through a linked copy (read_user_str_value)
     for name, result in results.items():
-        if name != "read_user_str_value":
+        if name != "read_user_str_joined":
             assert not [d for d in result.diagnostics if d.rule == "BPF008"], name
     assert 128 * 1024 > LOOSE_SIZE_BYTES
 
@@ -129,12 +160,16 @@ def test_a_large_buffer_bound_is_named_at_the_call() -> None:
 @needs_clang
 def test_the_kernel_accepts_the_buffer_and_refuses_one_byte_more() -> None:
     exact, over = _object(0), _object(1)
-    for program in [*BUFFER_BOUND, *VALUE_BOUND]:
+    for program in [*LINK_BOUND, *LINK_TIGHT, *BUFFER_BOUND, *VALUE_BOUND]:
         with load_program(exact, next(p for p in exact.programs if p.name == program)):
             pass
-    for program in BUFFER_BOUND:
+    for program in [*LINK_BOUND, *BUFFER_BOUND]:
         with pytest.raises(BpfLintError, match="rejected"):
             load_program(over, next(p for p in over.programs if p.name == program))
+    # an unlinked copy bounds nothing: the kernel refuses the length as it is
+    for program in UNLINKED:
+        with pytest.raises(BpfLintError, match="rejected"):
+            load_program(exact, next(p for p in exact.programs if p.name == program))
 
 
 # -- the cap per pointer kind (hand-built registers) -----------------------------

@@ -20,6 +20,7 @@ from bpflint.analysis.state import (
     join_state,
     join_val,
     leq_state,
+    unlinked,
     widen_state,
 )
 from bpflint.analysis.transfer import (
@@ -102,7 +103,13 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
             legacy_packet_load(m, insn)
     elif insn.is_call:
         if insn.is_pseudo_call:
-            calls.subprog_call(m, subcall(insn, m))
+            # A callee is analysed once per entry state: links into the caller's
+            # registers would only split its contexts (r1-r5 die at the call), and
+            # a link in its result is one of the callee's, not the caller's.
+            regs = m.regs
+            for r in range(1, 6):
+                regs[r] = unlinked(regs[r])
+            calls.subprog_call(m, unlinked(subcall(insn, m)))
         elif insn.is_kfunc_call:
             calls.kfunc_call(m, insn)
         else:
@@ -122,8 +129,8 @@ def insn_view(m: Machine, insn: Insn) -> InsnView:
         return mem_kind(m.regs[insn.src])
     if cls == CLS_ST or cls == CLS_STX:
         return mem_kind(m.regs[insn.dst])
-    if insn.opcode == 0x85:  # a call
-        return tuple(m.regs[:6])
+    if insn.opcode == 0x85:  # a call: as step() hands it on, without links
+        return tuple([unlinked(v) for v in m.regs[:6]])
     return None
 
 

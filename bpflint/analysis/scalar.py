@@ -146,6 +146,17 @@ def join(a: Scalar, b: Scalar) -> Scalar:
                   max(a.smax, b.smax), tv & ~tm & U64, tm)
 
 
+def meet(a: Scalar, b: Scalar) -> Scalar:
+    """The values in both ``a`` and ``b`` (EmptyValue if there are none)."""
+    if a == b:
+        return a
+    tv, tm = _tnum_intersect(a.tval, a.tmask, b.tval, b.tmask)
+    if tv is None:
+        raise EmptyValue()
+    return _sync(max(a.umin, b.umin), min(a.umax, b.umax), max(a.smin, b.smin),
+                 min(a.smax, b.smax), tv, tm)
+
+
 def widen(old: Scalar, new: Scalar, thresholds: tuple[int, ...]) -> Scalar:
     """Widen ``old`` towards ``new``: a bound that moved jumps to the next threshold."""
     if new == old:

@@ -43,9 +43,16 @@ class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
     maybe_null: bool = False
     # ITER: (lowest start, highest end) of the range the iterator walks
     extra: tuple[int, int] | None = None
+    # A scalar's link (0: none), as the verifier's reg->id: every register and
+    # 8-byte stack slot of one state with the same link id holds the same unknown
+    # base plus its own delta, so a branch that narrows one narrows them all.
+    # Packed as (id << 64) | (delta mod 2^64), one int: compared and hashed in C.
+    link: int = 0
 
     def __repr__(self) -> str:
         if self.kind == Kind.SCALAR:
+            if self.link:
+                return f"{self.s!r}~{self.link >> 64}+{self.link & sc.U64}"
             return repr(self.s)
         null = "?" if self.maybe_null else ""
         return f"{self.kind.name.lower()}{null}({self.ref or ''}{self.s!r})"
@@ -63,11 +70,34 @@ _SCALAR = Kind.SCALAR
 
 
 def scalar(s: Scalar) -> Val:
-    return _new_tuple(Val, (_SCALAR, s, None, False, None))
+    return _new_tuple(Val, (_SCALAR, s, None, False, None, 0))
 
 
 def const(v: int) -> Val:
-    return _new_tuple(Val, (_SCALAR, Scalar.const(v), None, False, None))
+    return _new_tuple(Val, (_SCALAR, Scalar.const(v), None, False, None, 0))
+
+
+# -- links (the verifier's scalar ids) ---------------------------------------
+# A state's links must hold in every execution the state stands for: all holders
+# of one id differ from one base value by their deltas. A link is made only where
+# that is certain (a copy; a constant added to a linked value), dropped by every
+# other write (a new Val carries none), and kept by a join only where both sides
+# carry the same one, so any id may be reused: whoever makes a new link first
+# takes that id away from its old holders (Machine.new_link).
+
+def link_of(link_id: int, delta: int) -> int:
+    return (link_id << 64) | (delta & sc.U64)
+
+
+def linked(s: Scalar, link: int) -> Val:
+    """A scalar with a link; a known value needs none (and keeps ``== const(v)``)."""
+    if not link or s.umin == s.umax:
+        return _new_tuple(Val, (_SCALAR, s, None, False, None, 0))
+    return _new_tuple(Val, (_SCALAR, s, None, False, None, link))
+
+
+def unlinked(v: Val) -> Val:
+    return v if not v.link else _new_tuple(Val, (_SCALAR, v.s, None, False, None, 0))
 
 
 def unknown_bits(nbytes: int) -> Val:
@@ -89,7 +119,9 @@ def join_val(a: Val, b: Val) -> Val:
         extra = a.extra
         if a.extra != b.extra and a.extra and b.extra:
             extra = (min(a.extra[0], b.extra[0]), max(a.extra[1], b.extra[1]))
-        return Val(a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null, extra)
+        # a link both sides have holds on either path; any other does not
+        return Val(a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null, extra,
+                   a.link if a.link == b.link else 0)
     if a.kind == b.kind == Kind.MEM:  # memory of two origins: still memory
         return Val(Kind.MEM, sc.join(a.s, b.s), None, a.maybe_null or b.maybe_null)
     # A stack pointer met with another pointer: still one a store may write the
@@ -112,7 +144,8 @@ def widen_val(old: Val, new: Val, thresholds: tuple[int, ...]) -> Val:
     if j == old:
         return old
     if j.kind == old.kind and j.ref == old.ref:
-        return Val(j.kind, sc.widen(old.s, j.s, thresholds), j.ref, j.maybe_null, j.extra)
+        return Val(j.kind, sc.widen(old.s, j.s, thresholds), j.ref, j.maybe_null, j.extra,
+                   j.link)
     return j
 
 
@@ -130,8 +163,9 @@ def leq_val(a: Val, b: Val) -> bool:
         return b.maybe_null or not a.maybe_null  # (join_val makes it so)
     # MEM of no particular origin holds MEM of any (join_val makes it so)
     same_ref = a.ref == b.ref or (a.kind == Kind.MEM and b.ref is None)
+    # a link b has must be a's too (b's states are those where it holds)
     return (a.kind == b.kind and same_ref and (b.maybe_null or not a.maybe_null)
-            and sc.leq(a.s, b.s))
+            and (not b.link or a.link == b.link) and sc.leq(a.s, b.s))
 
 
 # A stack slot: (offset from r10, size in bytes) -> value.

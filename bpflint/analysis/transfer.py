@@ -24,6 +24,8 @@ from bpflint.analysis.state import (
     Val,
     const,
     freeze_stack,
+    link_of,
+    linked,
     scalar,
     unknown_bits,
 )
@@ -63,12 +65,17 @@ class Machine:
     # The stack stays in its frozen form (a sorted tuple) until something writes it:
     # most blocks never do, and re-sorting it on every freeze was a tenth of the
     # analysis time on large programs.
-    __slots__ = ("regs", "_stack", "_frozen")
+    __slots__ = ("regs", "_stack", "_frozen", "shifted")
 
     def __init__(self, state: State) -> None:
         self.regs = list(state.regs)
         self._frozen: tuple[tuple[int, int, Val], ...] | None = state.stack
         self._stack: dict[int, tuple[int, Val]] | None = None
+        # After r <<= 32 of a linked u32: (r, the pc right after, r before the
+        # shift). r >>= 32 at that very pc gives r back, link and all (clang's
+        # zero extension r1 = r2; r1 <<= 32; r1 >>= 32). By pc, not by identity:
+        # compiled (mypyc), a Val is no object with an identity of its own.
+        self.shifted: tuple[int, int, Val] | None = None
 
     @property
     def stack(self) -> dict[int, tuple[int, Val]]:
@@ -127,6 +134,43 @@ class Machine:
                     return scalar(sc.low_bits(val.s, size * 8))
         return unknown_bits(size)
 
+    # -- links ------------------------------------------------------------
+    def new_link(self, reg: int, link_id: int) -> Val:
+        """Link register ``reg`` (an unlinked scalar) under ``link_id``, first taking
+        that id from whatever holds it (an earlier run of the same instruction)."""
+        regs = self.regs
+        for r in range(11):
+            v = regs[r]
+            if v.link >> 64 == link_id:
+                regs[r] = scalar(v.s)
+        frozen = self._frozen
+        if frozen is None or any(val.link >> 64 == link_id for _, _, val in frozen):
+            stack = self.stack
+            for off, (size, val) in list(stack.items()):
+                if val.link >> 64 == link_id:
+                    stack[off] = (size, scalar(val.s))
+        v = linked(regs[reg].s, link_of(link_id, 0))
+        regs[reg] = v
+        return v
+
+    def sync_links(self, known: Scalar, link: int, skip: int) -> None:
+        """Register ``skip``, with ``link``, was just narrowed to ``known`` by a
+        branch: every other holder of the link's id is narrowed by the same bound,
+        shifted by the difference of their deltas. EmptyValue if one becomes empty."""
+        link_id = link >> 64
+        delta = link & sc.U64
+        regs = self.regs
+        for r in range(11):
+            v = regs[r]
+            if r != skip and v.link >> 64 == link_id:
+                regs[r] = _narrowed(v, known, delta)
+        frozen = self._frozen
+        if frozen is None or any(val.link >> 64 == link_id for _, _, val in frozen):
+            stack = self.stack
+            for off, (size, val) in list(stack.items()):
+                if val.link >> 64 == link_id:
+                    stack[off] = (size, _narrowed(val, known, delta))
+
     def havoc_stack_from(self, off: Scalar, nbytes: int | None) -> None:
         """A callee or helper may write ``nbytes`` (None: unknown) from this offset up.
         Iterator slots survive (the kernel keeps them). The slots that go are found
@@ -154,6 +198,15 @@ class Machine:
             stack = self.stack
             for k in doomed:
                 del stack[k]
+
+
+def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
+    """``v`` met with what a linked value ``known`` (delta ``known_delta``) says of
+    it: v = known + (v's delta - known's delta), mod 2^64."""
+    shift = ((v.link & sc.U64) - known_delta) & sc.U64
+    bound = known if shift == 0 else sc.add(known, Scalar.const(shift))
+    met = sc.meet(v.s, bound)
+    return v if met == v.s else linked(met, v.link)
 
 
 # -- ALU ------------------------------------------------------------------------
@@ -213,6 +266,13 @@ def _alu_scalar(op: int, a: Scalar, b: Scalar, width: int, insn: Insn) -> Scalar
     return sc.trunc32(r) if width == 32 else r
 
 
+def _copies(off: int, width: int, s: Scalar) -> bool:
+    """A mov (``off``: movsx's source bits, 0 for none) leaves the value ``s`` as it is."""
+    if off == 0:
+        return width == 64 or s.umax <= sc.U32
+    return s.umax < 1 << (off - 1)
+
+
 def _signed_divmod(a: Scalar, b: Scalar, width: int, is_div: bool) -> Scalar:
     if a.is_const and b.is_const:
         to_s = sc.to_s32 if width == 32 else sc.to_s64
@@ -245,6 +305,14 @@ def alu(m: Machine, insn: Insn) -> None:
     if op == _OP_MOV:
         if insn.off == 1:  # addr_space_cast: an arena pointer we do not track
             regs[insn.dst] = UNKNOWN
+        elif insn.opcode & 0x08 and src.kind == _SCALAR and _copies(insn.off, width, src.s):
+            # dst gets src's value as it is: the two are linked (the verifier's
+            # assign_scalar_id_before_mov: r1 = r2, w1 = w2 of a u32, a sign
+            # extension that extends nothing), a known value needs no link
+            if insn.dst != insn.src:
+                if not src.link and src.s.umin != src.s.umax:
+                    src = m.new_link(insn.src, insn.pc + 1)
+                regs[insn.dst] = src
         elif insn.off:  # movsx
             regs[insn.dst] = scalar(sc.sext(src.s, insn.off)) if src.kind == _SCALAR \
                 else UNKNOWN
@@ -266,7 +334,25 @@ def alu(m: Machine, insn: Insn) -> None:
                                 else sc.low_bits(dst.s, insn.imm))
         return
     if dst.kind == _SCALAR and src.kind == _SCALAR:
-        regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
+        result = _alu_scalar(op, dst.s, src.s, width, insn)
+        if dst.link and width == 64 and (op == _OP_ADD or op == _OP_SUB) \
+                and src.s.umin == src.s.umax:
+            # r1 = r2; r1 += k: still linked, k further from the base (the
+            # verifier's BPF_ADD_CONST, which keeps 0 < k < 2^31 only)
+            k = src.s.umin if op == _OP_ADD else -src.s.umin
+            regs[insn.dst] = linked(result, link_of(dst.link >> 64, dst.link + k))
+        elif width == 64 and insn.imm == 32 and not insn.opcode & 0x08 and dst.link \
+                and op == _OP_LSH and dst.s.umax <= sc.U32:
+            regs[insn.dst] = scalar(result)
+            m.shifted = (insn.dst, insn.pc + 1, dst)
+        elif op == _OP_RSH and m.shifted is not None and m.shifted[0] == insn.dst \
+                and m.shifted[1] == insn.pc and width == 64 and insn.imm == 32 \
+                and not insn.opcode & 0x08:
+            # right after r <<= 32, so nothing wrote r in between: (v << 32) >> 32
+            # is v for a u32 v, the value shifted, link and all
+            regs[insn.dst] = m.shifted[2]
+        else:
+            regs[insn.dst] = scalar(result)
         return
     # A STACK_OR_OTHER value may be plain data (a callee's write over a slot that
     # held a stack pointer): anything but the base of pointer arithmetic takes it
@@ -474,11 +560,17 @@ def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
     if a.kind == Kind.SCALAR and b.kind == Kind.SCALAR:
         try:
             na, nb = refine(a.s, b.s, signed, rel, width)
+            # narrowing keeps a register's value, so its links hold; the other
+            # holders of a link learn the same bound (sync_linked_regs)
+            regs[insn.dst] = linked(na, a.link)
+            if insn.opcode & 0x08:
+                regs[insn.src] = linked(nb, b.link)
+                if b.link and nb != b.s:
+                    m.sync_links(nb, b.link, insn.src)
+            if a.link and na != a.s:
+                m.sync_links(na, a.link, insn.dst)
         except EmptyValue:
             return False
-        regs[insn.dst] = scalar(na)
-        if insn.opcode & 0x08:
-            regs[insn.src] = scalar(nb)
         return True
     # pointer NULL checks
     if a.kind in (Kind.MAP_VALUE, Kind.MEM, Kind.ITER_ELEM, Kind.CTX) and b == ZERO and \

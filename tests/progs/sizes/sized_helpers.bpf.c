@@ -1,9 +1,12 @@
-// Sized helpers whose size the kernel verifier bounds and bpflint's value analysis
-// does not on its own: the length is checked through a copy of its register (the
-// verifier links the two, bpflint does not), so only the buffer the helper points
-// at bounds it. Built with -DSLACK=1 every check allows one byte more than the
-// buffer holds, and the verifier must reject every program: the buffer is exactly
-// what the kernel lets through (tests/test_sized_helpers.py).
+// Sized helpers whose length is checked through a copy of its register: the
+// verifier links the two (reg->id) and so does bpflint's value analysis. Built with
+// -DSLACK=1 every check allows one byte more than the buffer holds, and the verifier
+// must reject every program: the buffer is exactly what the kernel lets through
+// (tests/test_sized_helpers.py). The *_tight programs check less than their buffer
+// holds (priced at the check, through the link); the *_unlinked ones break the link
+// before the check (the kernel refuses them: nothing bounds the length) and the
+// *_joined one links on each path with a different copy, which the kernel follows
+// path by path and bpflint's join does not: only the buffer bounds those.
 #include "common.h"
 
 #ifndef SLACK
@@ -197,5 +200,152 @@ int read_compared(struct bpf_raw_tracepoint_args *ctx)
 	if (n > sizeof(buf))
 		return 0;
 	bpf_probe_read_kernel(buf, n, (void *)ctx->args[0]);
+	return 0;
+}
+
+/* The link, with a check tighter than the buffer: priced at the check */
+SEC("raw_tp/sys_enter")
+int read_kernel_copy_tight(struct bpf_raw_tracepoint_args *ctx)
+{
+	char buf[64];
+
+	asm volatile("r2 = %[n];"
+		     "r4 = r2;"
+		     "if r4 > %[lim] goto +3;"
+		     "r1 = %[buf];"
+		     "r3 = %[src];"
+		     "call %[helper];"
+		     :
+		     : [n] "r"(ctx->args[1]), [src] "r"(ctx->args[0]), [buf] "r"(buf),
+		       [lim] "i"(16 + SLACK), [helper] "i"(BPF_FUNC_probe_read_kernel)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+	return 0;
+}
+
+/* r4 = r2; r4 += 8: linked 8 apart (BPF_ADD_CONST); 8 <= r4 <= 8 + 20: r2 <= 20 */
+SEC("raw_tp/sys_enter")
+int read_kernel_add_const(struct bpf_raw_tracepoint_args *ctx)
+{
+	char buf[64];
+
+	asm volatile("r2 = %[n];"
+		     "r4 = r2;"
+		     "r4 += 8;"
+		     "if r4 < 8 goto +4;"
+		     "if r4 > %[lim] goto +3;"
+		     "r1 = %[buf];"
+		     "r3 = %[src];"
+		     "call %[helper];"
+		     :
+		     : [n] "r"(ctx->args[1]), [src] "r"(ctx->args[0]), [buf] "r"(buf),
+		       [lim] "i"(8 + 20 + SLACK), [helper] "i"(BPF_FUNC_probe_read_kernel)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+	return 0;
+}
+
+/* w4 = w2 of a u32: linked as r4 = r2 (the upper halves are zero) */
+SEC("tc")
+int skb_load_wcopy(struct __sk_buff *skb)
+{
+	char buf[32];
+
+	asm volatile("w4 = *(u32 *)(%[skb] + 8);" /* skb->mark */
+		     "w5 = w4;"
+		     "if w5 == 0 goto +5;"
+		     "if w5 > %[lim] goto +4;"
+		     "r1 = %[skb];"
+		     "r2 = 0;"
+		     "r3 = %[buf];"
+		     "call %[helper];"
+		     :
+		     : [skb] "r"(skb), [buf] "r"(buf),
+		       [lim] "i"(12 + SLACK), [helper] "i"(BPF_FUNC_skb_load_bytes)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+	return 0;
+}
+
+/* The copy is shifted before the check: r2 is anything (the kernel refuses it) */
+SEC("raw_tp/sys_enter")
+int read_kernel_unlinked(struct bpf_raw_tracepoint_args *ctx)
+{
+	char buf[64];
+
+	asm volatile("r2 = %[n];"
+		     "r4 = r2;"
+		     "r4 >>= 1;"
+		     "if r4 > %[lim] goto +3;"
+		     "r1 = %[buf];"
+		     "r3 = %[src];"
+		     "call %[helper];"
+		     :
+		     : [n] "r"(ctx->args[1]), [src] "r"(ctx->args[0]), [buf] "r"(buf),
+		       [lim] "i"(16 + SLACK), [helper] "i"(BPF_FUNC_probe_read_kernel)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+	return 0;
+}
+
+/* The copy is reloaded before the check: the same value, but not a copy any more */
+SEC("raw_tp/sys_enter")
+int read_kernel_reloaded(struct bpf_raw_tracepoint_args *ctx)
+{
+	char buf[64];
+
+	asm volatile("r2 = *(u64 *)(%[ctx] + 8);"
+		     "r4 = r2;"
+		     "r4 = *(u64 *)(%[ctx] + 8);"
+		     "if r4 > %[lim] goto +3;"
+		     "r1 = %[buf];"
+		     "r3 = %[src];"
+		     "call %[helper];"
+		     :
+		     : [ctx] "r"(ctx), [src] "r"(ctx->args[0]), [buf] "r"(buf),
+		       [lim] "i"(16 + SLACK), [helper] "i"(BPF_FUNC_probe_read_kernel)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+	return 0;
+}
+
+/* w4 = w2 of a 64-bit value: the check sees its low half only (the kernel refuses) */
+SEC("raw_tp/sys_enter")
+int read_kernel_wide_wcopy(struct bpf_raw_tracepoint_args *ctx)
+{
+	char buf[64];
+
+	asm volatile("r2 = %[n];"
+		     "w4 = w2;"
+		     "if r4 > %[lim] goto +3;"
+		     "r1 = %[buf];"
+		     "r3 = %[src];"
+		     "call %[helper];"
+		     :
+		     : [n] "r"(ctx->args[1]), [src] "r"(ctx->args[0]), [buf] "r"(buf),
+		       [lim] "i"(16 + SLACK), [helper] "i"(BPF_FUNC_probe_read_kernel)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+	return 0;
+}
+
+/* A copy on each path, checked after they meet: the kernel walks each path with its
+ * own link; bpflint joins the two copies' different links to none */
+SEC("raw_tp/sys_enter")
+int read_user_str_joined(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 zero = 0;
+	struct big *value = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!value)
+		return 0;
+	asm volatile("r2 = *(u64 *)(%[ctx] + 8);" /* n, linked to nothing yet */
+		     "if %[flag] == 0 goto +2;"
+		     "r4 = r2;"
+		     "goto +1;"
+		     "r4 = r2;"
+		     "if r4 > %[lim] goto +3;"
+		     "r1 = %[dst];"
+		     "r3 = %[src];"
+		     "call %[helper];"
+		     :
+		     : [ctx] "r"(ctx), [src] "r"(ctx->args[0]), [dst] "r"(value->data),
+		       [flag] "r"(ctx->args[2]), [lim] "i"(BIG_VALUE_BYTES + SLACK),
+		       [helper] "i"(BPF_FUNC_probe_read_user_str)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
 	return 0;
 }
