@@ -33,6 +33,7 @@ from types import ModuleType
 MODULES = (
     "bpflint.analysis.scalar",
     "bpflint.analysis.state",
+    "bpflint.analysis.alu",
     "bpflint.analysis.transfer",
     "bpflint.analysis.fixpoint",
     "bpflint.analysis.branch",
