@@ -7,7 +7,7 @@ executed count on ``worst`` == insns.max, on ``best`` == insns.min, unless a
 ``max_ratio``/``min_ratio`` with a reason says why equality is impossible).
 
 Also: input builders per context kind and hypothesis strategies producing
-:class:`refinterp.Input` values for the soundness tests.
+:class:`bpflint.interp.refinterp.Input` values for the soundness tests.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import struct
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
-from refinterp import Input, World
 
+from bpflint.interp.refinterp import Input, World
 from bpflint.obj.model import BpfObject
 
 # -- packets --------------------------------------------------------------------

@@ -15,7 +15,6 @@ import pytest
 from bpfc import PROGS, compile_bpf, needs_clang
 from cases import NO_PKT, inputs, perf_event, raw, skb, xdp
 from hypothesis import HealthCheck, given, settings
-from refinterp import Input, World, run
 
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
@@ -34,6 +33,7 @@ from bpflint.analysis.transfer import Machine, alu, mem_kind, refine_branch, sto
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
+from bpflint.interp.refinterp import Input, World, run
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import Opcode
 from bpflint.kernel.loader import load_program

@@ -18,7 +18,6 @@ from bpfc import PROGS, compile_bpf, needs_clang
 from cases import NO_PKT, inputs, xdp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from refinterp import Input, run
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
@@ -39,6 +38,7 @@ from bpflint.analysis.transfer import Env, Machine, alu, load, refine_branch, st
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
+from bpflint.interp.refinterp import Input, run
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import Opcode
 from bpflint.kernel.loader import load_program

@@ -11,7 +11,8 @@ import pytest
 from bpfc import PROGS, compile_bpf
 from cases import CASES, FileCase, inputs
 from hypothesis import HealthCheck, given, settings
-from refinterp import (
+
+from bpflint.interp.refinterp import (
     Input,
     InterpError,
     StepCapExceeded,
@@ -20,7 +21,6 @@ from refinterp import (
     run_full,
     run_function,
 )
-
 from bpflint.isa.insn import decode
 from bpflint.obj.model import BpfObject, Function, MapDef, Program, Reloc
 from bpflint.obj.reader import load_object

@@ -17,12 +17,12 @@ from bpfc import PROGS, compile_bpf, needs_clang
 from cases import NO_PKT, rodata_values, xdp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from refinterp import World, run, run_full
 
 from bpflint.cli import main
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
+from bpflint.interp.refinterp import World, run, run_full
 from bpflint.obj.loader_vars import RodataPin, apply_pins, parse_value
 from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object

@@ -14,10 +14,10 @@ import pytest
 from bpfc import PROGS, compile_bpf
 from cases import CASES, FileCase, Input, inputs, rodata_values
 from hypothesis import HealthCheck, given, settings
-from refinterp import StepCapExceeded, run
 
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
+from bpflint.interp.refinterp import StepCapExceeded, run
 from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
@@ -105,9 +105,9 @@ def test_a_loop_the_kernel_rejects_is_reported_unbounded_at_its_line() -> None:
 
 def test_timer_callbacks_are_priced_as_their_own_entry_points() -> None:
     from cases import worlds
-    from refinterp import World, run_function
 
     from bpflint.cost.engine import ASYNC_CALLBACK_TYPE, analyze_async_callbacks
+    from bpflint.interp.refinterp import World, run_function
 
     obj, results = analysed("timer.bpf.c")
     callbacks = analyze_async_callbacks(obj, None, AnalysisOptions())

@@ -17,4 +17,5 @@ COMMANDS = {
                "history",
     "audit": "cost every BPF program loaded on this machine, with its budget and measured "
              "run time (root)",
+    "witness": "find and run an input that drives each program along its worst path",
 }

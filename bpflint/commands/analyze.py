@@ -41,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the report to FILE instead of standard output")
     parser.add_argument("--cost-table", metavar="FILE",
                         help="cost table (TOML) written by `bpflint calibrate`")
+    parser.add_argument("--witness", action="store_true",
+                        help="search and run a worst-case input per program and report "
+                             "how much of max it reaches (docs/witness.md)")
+    parser.add_argument("--witness-seconds", type=float, default=10.0, metavar="S",
+                        help="witness search time per program (default 10)")
     add_run_arguments(parser)
 
 
@@ -157,6 +162,14 @@ def run(args: argparse.Namespace) -> int:
         text = html.render_analysis(report)
     else:
         text = render_table(report)
+    if args.witness:
+        from bpflint.witness import attach
+
+        found = attach.outcomes(report, table, args.witness_seconds)
+        if args.format == "json":
+            text = attach.add_to_json(text, found)
+        elif args.format == "text":
+            text += attach.text_lines(found)
     write_output(args.output, text)
     print_diagnostics(report)
     return EXIT_ERROR if report.errors else EXIT_OK

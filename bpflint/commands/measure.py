@@ -16,6 +16,7 @@ from bpflint.kernel.loader import LoadedProgram, load_program
 from bpflint.obj.loader_vars import apply_pins, loader_vars, pin_defaults, unknown_pin_notes
 from bpflint.obj.model import BpfObject, Program
 from bpflint.obj.reader import load_object
+from bpflint.witness.format import Witness
 
 NAME = "measure"
 HELP = COMMANDS[NAME]
@@ -37,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--data", metavar="FILE", help="packet bytes to run on")
     data.add_argument("--data-hex", metavar="HEX", help="packet bytes as hex")
+    data.add_argument("--worst", action="store_true",
+                      help="run on a worst-case witness (bpflint witness), "
+                           "its map entries written first")
+    data.add_argument("--witness", metavar="FILE",
+                      help="run on a saved witness (bpflint witness --output)")
+    parser.add_argument("--seconds", type=float, default=10.0, metavar="S",
+                        help="witness search time for --worst (default 10)")
     parser.add_argument("--repeat", type=int, default=100000, metavar="N",
                         help="runs per sample (default 100000)")
     parser.add_argument("--cost-table", metavar="FILE", help="cost table for the estimate")
@@ -167,9 +175,12 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(p.name for p in obj.programs) or "none"
         raise BpfLintError(f"{args.object}: no program {args.program!r} (programs: {names})")
     obj = _configured(obj, args)
-    data = _packet(args)
+    witness = _witness(args, obj, program) if args.worst or args.witness else None
+    data = witness.input.packet if witness is not None else _packet(args)
     est = _estimate(obj, program, args.cost_table)
     with _load(args.object, obj, program) as loaded:
+        if witness is not None:
+            _fill_maps(args.object, loaded, witness.map_entries)
         if loaded.prog_type not in _DURATION_TYPES:
             raise BpfLintError(f"{args.object}: {program.name}: the kernel reports no "
                                f"test-run duration for {loaded.prog_type} programs")
@@ -188,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
     if stats.processed_insns is not None:
         print(f"verifier: {stats.processed_insns} insns processed in "
               f"{stats.verification_usec} usec")
+    if witness is not None:
+        print(_worst_line(program, witness, timing, est))
     if est is None:
         print("estimate: unbounded (no ns range; see `bpflint analyze`)")
         return 0
@@ -196,3 +209,60 @@ def run(args: argparse.Namespace) -> int:
           f"is {verdict} the range (lower bound with {tolerance_ns(timing.measured_ns):.0f} "
           "ns tolerance)")
     return 0
+
+
+# -- --worst: time a worst-case witness (docs/witness.md) -----------------------------
+
+def _witness(args: argparse.Namespace, obj: BpfObject, program: Program) -> Witness:
+    from bpflint.cost.model import load_cost_table
+    from bpflint.witness import format as wformat
+    from bpflint.witness.runner import witness_program
+
+    if args.witness:
+        try:
+            text = Path(args.witness).read_text()
+        except OSError as exc:
+            raise BpfLintError(f"{args.witness}: cannot read: {exc.strerror}") from None
+        doc = wformat.loads(args.witness, text)
+        inp = wformat.input_from_json(args.witness, doc)
+        return wformat.Witness(args.object, program.name, program.prog_type,
+                               str(doc.get("by", "insns")), inp,
+                               int(doc.get("executed_insns") or 0), doc.get("insns_max"),
+                               int(doc.get("retval") or 0),
+                               wformat.maps_from_json(args.witness, doc))
+    table = load_cost_table(args.cost_table)
+    out = witness_program(obj, program, table, "insns", args.seconds)
+    if out.search is None or out.search.witness is None:
+        why = out.skipped if out.search is None else out.search.note
+        raise BpfLintError(f"{args.object}: {program.name}: no witness: {why}")
+    if not out.search.witness.input.packet:
+        raise BpfLintError(f"{args.object}: {program.name}: the witness has no packet; "
+                           "test_run times packet programs only")
+    return out.search.witness
+
+
+def _fill_maps(path: str, loaded: LoadedProgram,
+               entries: tuple[tuple[str, bytes, bytes], ...]) -> None:
+    """Write the witness's map entries, so lookups hit in the kernel as they did in
+    the interpreter (a freshly loaded map is empty)."""
+    for name, key, value in entries:
+        fd = loaded.map_fds.get(name)
+        if fd is None:
+            continue
+        try:
+            sc.map_update(fd, key, value)
+        except sc.BpfSyscallError as exc:
+            raise BpfLintError(f"{path}: cannot write the witness's entry of map {name}: "
+                               f"{exc}") from None
+
+
+def _worst_line(program: Program, witness: Witness, timing: Timing,
+                est: tuple[float, float] | None) -> str:
+    bound = f"the bound is {est[1]:.0f} ns" if est is not None else "no bound (unbounded)"
+    reached = f", reached {witness.reached:.2f}" if witness.reached is not None else ""
+    same = "" if timing.retval == witness.retval else \
+        f" (the kernel returned {timing.retval}, the interpreter {witness.retval}: " \
+        "the kernel's run took another way)"
+    return (f"worst case: this packet makes {program.name} take {timing.measured_ns:.0f} ns; "
+            f"{bound} (the interpreter executes {witness.executed_insns} of "
+            f"{witness.insns_max} insns on it{reached}){same}")

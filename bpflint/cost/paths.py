@@ -42,7 +42,10 @@ def add(a: Cost, b: Cost) -> Cost:
 
 
 def scale(a: Cost, lo: int, hi: Count) -> Cost:
-    return (a[0] * lo, a[1] * hi if a[1] else 0, a[2] * lo, a[3] * hi if a[3] else 0.0)
+    # Run zero times, even an unbounded cost is nothing: inf * 0 would be NaN, which a
+    # callback never called in some state (bpf_loop with nr_loops 0) turned into a crash.
+    return (a[0] * lo if lo else 0, a[1] * hi if a[1] and hi else 0,
+            a[2] * lo if lo else 0.0, a[3] * hi if a[3] and hi else 0.0)
 
 
 @dataclass

@@ -67,6 +67,47 @@ _SKB_TYPES = frozenset({"socket_filter", "sched_cls", "sched_act", "cgroup_skb",
 _ARRAY_TYPES = frozenset({"array", "percpu_array", "cgroup_array", "prog_array",
                           "perf_event_array", "array_of_maps"})
 
+# Plain ints: enum members cost an attribute lookup on every instruction run.
+_ALUOP_ADD = int(AluOp.ADD)
+_ALUOP_AND = int(AluOp.AND)
+_ALUOP_ARSH = int(AluOp.ARSH)
+_ALUOP_DIV = int(AluOp.DIV)
+_ALUOP_END = int(AluOp.END)
+_ALUOP_LSH = int(AluOp.LSH)
+_ALUOP_MOD = int(AluOp.MOD)
+_ALUOP_MOV = int(AluOp.MOV)
+_ALUOP_MUL = int(AluOp.MUL)
+_ALUOP_NEG = int(AluOp.NEG)
+_ALUOP_OR = int(AluOp.OR)
+_ALUOP_RSH = int(AluOp.RSH)
+_ALUOP_SUB = int(AluOp.SUB)
+_ALUOP_XOR = int(AluOp.XOR)
+_CLS_ALU = int(Cls.ALU)
+_CLS_ALU64 = int(Cls.ALU64)
+_CLS_JMP = int(Cls.JMP)
+_CLS_JMP32 = int(Cls.JMP32)
+_CLS_LD = int(Cls.LD)
+_CLS_LDX = int(Cls.LDX)
+_CLS_ST = int(Cls.ST)
+_JMPOP_CALL = int(JmpOp.CALL)
+_JMPOP_EXIT = int(JmpOp.EXIT)
+_JMPOP_JA = int(JmpOp.JA)
+_JMPOP_JCOND = int(JmpOp.JCOND)
+_JMPOP_JEQ = int(JmpOp.JEQ)
+_JMPOP_JGE = int(JmpOp.JGE)
+_JMPOP_JGT = int(JmpOp.JGT)
+_JMPOP_JLE = int(JmpOp.JLE)
+_JMPOP_JLT = int(JmpOp.JLT)
+_JMPOP_JNE = int(JmpOp.JNE)
+_JMPOP_JSET = int(JmpOp.JSET)
+_JMPOP_JSGE = int(JmpOp.JSGE)
+_JMPOP_JSGT = int(JmpOp.JSGT)
+_JMPOP_JSLE = int(JmpOp.JSLE)
+_JMPOP_JSLT = int(JmpOp.JSLT)
+_MODE_IND = int(Mode.IND)
+_MODE_MEM = int(Mode.MEM)
+_MODE_MEMSX = int(Mode.MEMSX)
+
 
 class InterpError(Exception):
     """The program did something the model cannot run (or the kernel would refuse)."""
@@ -94,6 +135,8 @@ class World:
     sample: bytes = bytes(8)  # each user ring buffer sample's contents
     hash_elems: int = 0  # elements present when for_each_map_elem walks a hash map
     tail_call_fails: bool = False  # every tail call falls through (slot emptied at run time)
+    # elements present before the run, as user space put them: (map name, key, value)
+    map_contents: tuple[tuple[str, bytes, bytes], ...] = ()
     # loader-set (const volatile) variables as a loader sets them before load: (name,
     # value); an array variable gets the value in every element; __kconfig externs too
     rodata: tuple[tuple[str, int], ...] = ()
@@ -216,6 +259,8 @@ class Interpreter:
         self.bit_iters: dict[int, list[int]] = {}  # bpf_iter_bits at an address -> bits left
         self.packet = 0
         self.packet_end = 0
+        for name, key, value in self.world.map_contents:
+            self._map_store.setdefault(name, {})[key] = self.alloc(f"value of {name}", value)
 
     # -- regions ------------------------------------------------------------
     def alloc(self, name: str, data: bytes | bytearray, writable: bool = True) -> int:
@@ -371,28 +416,30 @@ class Interpreter:
             if i >= len(insns):
                 raise InterpError(f"{func.name}: fell off the end of the function")
             insn = insns[i]
-            self.tick()
+            self.count += 1
+            if self.count > self.step_cap:
+                raise StepCapExceeded(f"step cap of {self.step_cap} instructions exceeded")
             cls = insn.opcode & 0x07
-            if cls in (Cls.ALU, Cls.ALU64):
+            if cls == _CLS_ALU64 or cls == _CLS_ALU:
                 self._alu(insn, regs)
                 i += 1
                 continue
-            if cls in (Cls.JMP, Cls.JMP32):
+            if cls == _CLS_JMP or cls == _CLS_JMP32:
                 op = insn.opcode & 0xF0
-                if insn.is_exit:
+                if op == _JMPOP_EXIT:
                     return regs[0]
-                if insn.is_call:
+                if op == _JMPOP_CALL:
                     self._call(insn, regs)
                     i += 1
                     continue
-                if insn.is_may_goto:
+                if op == _JMPOP_JCOND:  # may_goto
                     if may_goto_left == 0:
                         i = index[insn.jump_target]
                     else:
                         may_goto_left -= 1
                         i += 1
                     continue
-                if op == JmpOp.JA:
+                if op == _JMPOP_JA:
                     i = index[insn.jump_target]
                     continue
                 if self._cond(insn, regs):
@@ -400,7 +447,7 @@ class Interpreter:
                 else:
                     i += 1
                 continue
-            if cls == Cls.LD:
+            if cls == _CLS_LD:
                 if insn.is_ld_imm64:
                     regs[insn.dst] = self._ld_imm64(insn)
                 else:
@@ -413,49 +460,49 @@ class Interpreter:
     # -- instruction classes ------------------------------------------------------
     def _alu(self, insn: Insn, regs: list[int]) -> None:
         op = insn.opcode
-        is64 = (op & 0x07) == Cls.ALU64
+        is64 = (op & 0x07) == _CLS_ALU64
         aop = op & 0xF0
         dst = regs[insn.dst]
-        if aop == AluOp.END:
+        if aop == _ALUOP_END:
             regs[insn.dst] = _byteswap(dst, insn.imm, to_be=bool(op & 0x08), always=is64)
             return
         src = regs[insn.src] if op & 0x08 else insn.imm & MASK64
         bits = 64 if is64 else 32
         mask = MASK64 if is64 else MASK32
         a, b = dst & mask, src & mask
-        if aop == AluOp.ADD:
+        if aop == _ALUOP_ADD:
             r = a + b
-        elif aop == AluOp.SUB:
+        elif aop == _ALUOP_SUB:
             r = a - b
-        elif aop == AluOp.MUL:
+        elif aop == _ALUOP_MUL:
             r = a * b
-        elif aop == AluOp.DIV:
+        elif aop == _ALUOP_DIV:
             if insn.off == 1:  # sdiv: x / 0 = 0; INT_MIN / -1 wraps to INT_MIN
                 sa, sb = _sext(a, bits), _sext(b, bits)
                 r = 0 if sb == 0 else _trunc_div(sa, sb)
             else:
                 r = 0 if b == 0 else a // b
-        elif aop == AluOp.MOD:
+        elif aop == _ALUOP_MOD:
             if insn.off == 1:  # smod: x % 0 = x; the sign follows the dividend
                 sa, sb = _sext(a, bits), _sext(b, bits)
                 r = sa if sb == 0 else _trunc_mod(sa, sb)
             else:
                 r = a if b == 0 else a % b
-        elif aop == AluOp.OR:
+        elif aop == _ALUOP_OR:
             r = a | b
-        elif aop == AluOp.AND:
+        elif aop == _ALUOP_AND:
             r = a & b
-        elif aop == AluOp.XOR:
+        elif aop == _ALUOP_XOR:
             r = a ^ b
-        elif aop == AluOp.LSH:
+        elif aop == _ALUOP_LSH:
             r = a << (b & (bits - 1))
-        elif aop == AluOp.RSH:
+        elif aop == _ALUOP_RSH:
             r = a >> (b & (bits - 1))
-        elif aop == AluOp.ARSH:
+        elif aop == _ALUOP_ARSH:
             r = _sext(a, bits) >> (b & (bits - 1))
-        elif aop == AluOp.NEG:
+        elif aop == _ALUOP_NEG:
             r = -a
-        elif aop == AluOp.MOV:
+        elif aop == _ALUOP_MOV:
             r = _sext(b, insn.off) if insn.off else b  # movsx: off is the source width
         else:
             raise InterpError(f"pc {insn.pc}: unknown ALU opcode {op:#04x}")
@@ -463,34 +510,34 @@ class Interpreter:
 
     def _cond(self, insn: Insn, regs: list[int]) -> bool:
         op = insn.opcode
-        is32 = (op & 0x07) == Cls.JMP32
+        is32 = (op & 0x07) == _CLS_JMP32
         mask = MASK32 if is32 else MASK64
         bits = 32 if is32 else 64
         a = regs[insn.dst] & mask
         b = (regs[insn.src] if op & 0x08 else insn.imm & MASK64) & mask
         jop = op & 0xF0
-        if jop == JmpOp.JEQ:
+        if jop == _JMPOP_JEQ:
             return a == b
-        if jop == JmpOp.JNE:
+        if jop == _JMPOP_JNE:
             return a != b
-        if jop == JmpOp.JGT:
+        if jop == _JMPOP_JGT:
             return a > b
-        if jop == JmpOp.JGE:
+        if jop == _JMPOP_JGE:
             return a >= b
-        if jop == JmpOp.JLT:
+        if jop == _JMPOP_JLT:
             return a < b
-        if jop == JmpOp.JLE:
+        if jop == _JMPOP_JLE:
             return a <= b
-        if jop == JmpOp.JSET:
+        if jop == _JMPOP_JSET:
             return (a & b) != 0
         sa, sb = _sext(a, bits), _sext(b, bits)
-        if jop == JmpOp.JSGT:
+        if jop == _JMPOP_JSGT:
             return sa > sb
-        if jop == JmpOp.JSGE:
+        if jop == _JMPOP_JSGE:
             return sa >= sb
-        if jop == JmpOp.JSLT:
+        if jop == _JMPOP_JSLT:
             return sa < sb
-        if jop == JmpOp.JSLE:
+        if jop == _JMPOP_JSLE:
             return sa <= sb
         raise InterpError(f"pc {insn.pc}: unknown jump opcode {op:#04x}")
 
@@ -521,7 +568,7 @@ class Interpreter:
         """LD_ABS / LD_IND: big-endian packet load into r0; out of range ends the run."""
         size = insn.opcode.size_bytes
         off = _s32(insn.imm)
-        if (insn.opcode & 0xE0) == Mode.IND:
+        if (insn.opcode & 0xE0) == _MODE_IND:
             off += _s32(regs[insn.src])
         length = self.packet_end - self.packet
         if not self.packet or off < 0 or off + size > length:
@@ -533,17 +580,17 @@ class Interpreter:
         cls = op & 0x07
         size = insn.opcode.size_bytes
         mode = op & 0xE0
-        if cls == Cls.LDX:
+        if cls == _CLS_LDX:
             value = self.load((regs[insn.src] + insn.off) & MASK64, size)
-            if mode == Mode.MEMSX:
+            if mode == _MODE_MEMSX:
                 value = _sext(value, 8 * size) & MASK64
             regs[insn.dst] = value
             return
         addr = (regs[insn.dst] + insn.off) & MASK64
-        if cls == Cls.ST:
+        if cls == _CLS_ST:
             self.store(addr, size, insn.imm)
             return
-        if mode == Mode.MEM:
+        if mode == _MODE_MEM:
             self.store(addr, size, regs[insn.src])
             return
         self._atomic(insn, regs, addr, size)
@@ -569,13 +616,13 @@ class Interpreter:
             regs[0] = old
             return
         base = imm & ~ATOMIC_FETCH
-        if base == AluOp.ADD:
+        if base == _ALUOP_ADD:
             new = old + src
-        elif base == AluOp.OR:
+        elif base == _ALUOP_OR:
             new = old | src
-        elif base == AluOp.AND:
+        elif base == _ALUOP_AND:
             new = old & src
-        elif base == AluOp.XOR:
+        elif base == _ALUOP_XOR:
             new = old ^ src
         else:
             raise InterpError(f"pc {insn.pc}: unknown atomic operation {imm:#x}")
@@ -710,6 +757,9 @@ def _h_lookup(it: Interpreter, r: list[int]) -> int:
 
 def _h_update(it: Interpreter, r: list[int]) -> int:
     mdef = it.map_of(r[1])
+    if mdef.type_name in _ARRAY_TYPES and \
+            int.from_bytes(_key_bytes(it, mdef, r[2])[:4], "little") >= mdef.max_entries:
+        return -E2BIG  # array_map_update_elem: an index past the end is refused
     result = it.next_update_result()
     if result == 0 and mdef.value_size:
         value = it.read_bytes(r[3], mdef.value_size)

@@ -1,0 +1,99 @@
+"""First inputs of the search, per program type: a few ordinary packets (or an
+all-zero context), from which the solver or the mutator moves toward the worst path."""
+
+from __future__ import annotations
+
+import struct
+
+from bpflint.interp.refinterp import _SKB_TYPES, MAX_USER_RINGBUF_SAMPLES, Input, World
+
+MAX_PACKET_BYTES = 1514  # an Ethernet frame without FCS: what test_run sends as one packet
+XDP_CTX_BYTES = 24  # struct xdp_md
+SKB_CTX_BYTES = 192  # struct __sk_buff
+PT_REGS_BYTES = 168  # struct pt_regs (x86-64)
+GENERIC_CTX_BYTES = 512  # tracepoint records, u64 argument arrays, ...
+PACKET_TYPES = frozenset({"xdp", *_SKB_TYPES, "flow_dissector"})
+_PT_REGS_TYPES = frozenset({"kprobe", "uprobe", "usdt", "kretprobe", "uretprobe"})
+
+
+def is_packet_type(prog_type: str) -> bool:
+    return prog_type in PACKET_TYPES
+
+
+def _eth(proto: int, payload: bytes) -> bytes:
+    return bytes(6) + bytes([2, 0, 0, 0, 0, 1]) + struct.pack(">H", proto) + payload
+
+
+def _ipv4(proto: int, payload: bytes) -> bytes:
+    return struct.pack(">BBHHHBBHII", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
+                       0x0A000001, 0x0A000002) + payload
+
+
+def _ipv6(nexthdr: int, payload: bytes) -> bytes:
+    return struct.pack(">IHBB", 0x60000000, len(payload), nexthdr, 64) + bytes(32) + payload
+
+
+def _tcp(dport: int) -> bytes:
+    return struct.pack(">HHIIBBHHH", 40000, dport, 1, 0, 0x50, 0x10, 1024, 0, 0)
+
+
+def _udp(dport: int) -> bytes:
+    return struct.pack(">HHHH", 40000, dport, 8, 0)
+
+
+def _vlans(proto: int, payload: bytes) -> bytes:
+    """Two stacked tags (802.1ad outside 802.1Q), the most parsers walk."""
+    return struct.pack(">HHH", 0x0001, 0x8100, 0x0001) + struct.pack(">H", proto) + payload
+
+
+def _tcp_opts(dport: int) -> bytes:
+    """A SYN with the longest header (doff 15): 40 bytes of 2-byte options."""
+    return struct.pack(">HHIIBBHHH", 40000, dport, 1, 0, 0xF0, 0x02, 1024, 0, 0) + \
+        b"\x04\x02" * 20
+
+
+def _hop_by_hop(nexthdr: int, payload: bytes) -> bytes:
+    return bytes([nexthdr, 0]) + bytes(6) + payload
+
+
+# Ordinary packets, and deep ones: the solver moves from a seed one branch at a time,
+# so a seed that already walks VLAN tags, IPv6 extension headers and TCP options
+# starts next to the dear paths of most parsers.
+SEED_PACKETS = (
+    _eth(0x0800, _ipv4(6, _tcp(80) + bytes(16))),
+    _eth(0x86DD, _ipv6(17, _udp(53) + bytes(16))),
+    bytes(64),
+    _eth(0x88A8, _vlans(0x86DD, _ipv6(0, _hop_by_hop(60, _hop_by_hop(6, _tcp_opts(80)))))),
+    _eth(0x88A8, _vlans(0x0800, _ipv4(6, _tcp_opts(80)))),
+)
+
+
+def ctx_for(prog_type: str, packet: bytes, base: bytes = b"") -> bytes:
+    """The context a packet runs with: __sk_buff's len and protocol follow the packet
+    (as BPF_PROG_TEST_RUN sets them), other bytes come from ``base``."""
+    if prog_type == "xdp":
+        ctx = bytearray(base.ljust(XDP_CTX_BYTES, b"\0")[:XDP_CTX_BYTES])
+        return bytes(ctx)
+    if prog_type in _SKB_TYPES:
+        ctx = bytearray(base.ljust(SKB_CTX_BYTES, b"\0")[:SKB_CTX_BYTES])
+        struct.pack_into("<I", ctx, 0, len(packet))
+        if len(packet) >= 14:
+            ctx[16:20] = packet[12:14] + b"\0\0"
+        return bytes(ctx)
+    size = PT_REGS_BYTES if prog_type in _PT_REGS_TYPES else GENERIC_CTX_BYTES
+    return base.ljust(size, b"\0")[:size]
+
+
+# Everything outside the program as generous as the kernel allows: every callback
+# round a helper may run (the interpreter caps hash walks at the map's size), lookups
+# that hit. Callback rounds are not solved for, so they start at their largest.
+GENEROUS = World(callback_rounds=(MAX_USER_RINGBUF_SAMPLES,), hash_elems=1 << 20)
+
+
+def seeds(prog_type: str) -> list[Input]:
+    if is_packet_type(prog_type):
+        return [Input(ctx=ctx_for(prog_type, p), packet=p, world=world)
+                for world in (World(), GENEROUS) for p in SEED_PACKETS]
+    ctx = ctx_for(prog_type, b"")
+    return [Input(ctx=ctx, world=World()), Input(ctx=ctx, world=World(lookup_hits=(False,))),
+            Input(ctx=ctx, world=GENEROUS)]

@@ -1,0 +1,127 @@
+"""The reference interpreter, watched: which source lines a run visits, which way
+each conditional jump went, and (for ``--by ns``) the run's price in the cost table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bpflint.cost.model import CostTable
+from bpflint.interp.refinterp import (
+    _ARRAY_TYPES,
+    EFAULT,
+    HELPERS,
+    MASK32,
+    MASK64,
+    Input,
+    Interpreter,
+)
+from bpflint.isa.helper_ids import HELPER_NAMES
+from bpflint.isa.insn import Insn
+from bpflint.obj.model import BpfObject, MapDef
+
+Line = tuple[str, int]
+
+
+class TracingInterpreter(Interpreter):
+    """Records lines and branch directions from the instruction-class hooks (every
+    instruction but ``ja``, ``exit`` and ``may_goto`` passes one)."""
+
+    def __init__(self, obj: BpfObject, inp: Input, step_cap: int,
+                 table: CostTable | None = None) -> None:
+        super().__init__(obj, inp, step_cap)
+        self.lines: dict[Line, int] = {}  # instructions executed per line (but ja/exit)
+        self.branches: set[tuple[int, int, bool]] = set()  # (id of insn tuple, pc, taken)
+        self.table = table
+        self.ns = 0.0
+        # keys of hash-like maps whose lookup hit: what a kernel map must hold for the
+        # run to go the same way there (array lookups hit by themselves)
+        self.hit_keys: dict[tuple[str, bytes], bytes] = {}
+
+    def _see(self, insn: Insn) -> None:
+        line = insn.line
+        if line is not None:
+            key = (line.file, line.line)
+            self.lines[key] = self.lines.get(key, 0) + 1
+        if self.table is not None:
+            if insn.is_call and not insn.is_pseudo_call and not insn.is_kfunc_call:
+                self.ns += self.table.helper_ns(insn.imm, None, None)[1]
+            else:
+                self.ns += self.table.insn_ns(insn, None)[1]
+
+    def lookup(self, mdef: MapDef, key: bytes) -> int:
+        ptr = super().lookup(mdef, key)
+        if ptr and mdef.inner and mdef.inner in self.obj.maps:
+            # map-in-map: a hit is the inner map (its template stands for every one)
+            return self.map_addr(mdef.inner)
+        if ptr and mdef.type_name not in _ARRAY_TYPES and (mdef.name, key) not in self.hit_keys:
+            self.hit_keys[(mdef.name, key)] = bytes([self.world.value_fill]) * mdef.value_size
+        return ptr
+
+    def _alu(self, insn: Insn, regs: list[int]) -> None:
+        self._see(insn)
+        super()._alu(insn, regs)
+
+    def _cond(self, insn: Insn, regs: list[int]) -> bool:
+        self._see(insn)
+        taken = super()._cond(insn, regs)
+        self.branches.add((self.depth, insn.pc, taken))
+        return taken
+
+    def _mem(self, insn: Insn, regs: list[int]) -> None:
+        self._see(insn)
+        super()._mem(insn, regs)
+
+    def _ld_imm64(self, insn: Insn) -> int:
+        self._see(insn)
+        return super()._ld_imm64(insn)
+
+    def _call(self, insn: Insn, regs: list[int]) -> None:
+        self._see(insn)
+        if not insn.is_pseudo_call and not insn.is_kfunc_call and insn.reloc is None:
+            name = helper_name(insn)
+            extra = NEUTRAL_HELPERS.get(name)
+            if extra is not None and name not in HELPERS:
+                regs[0] = extra(self, regs) & MASK64
+                return
+        super()._call(insn, regs)
+
+
+def _ok(it: Interpreter, r: list[int]) -> int:
+    return 0
+
+
+def _scalar(it: Interpreter, r: list[int]) -> int:
+    return it.next_scalar()
+
+
+def _store_bytes(it: Interpreter, r: list[int]) -> int:
+    """skb_store_bytes(skb, offset, from, len, flags): into the packet when in range."""
+    off, size = r[2] & MASK32, r[4] & MASK32
+    if off + size > it.packet_end - it.packet:
+        return -EFAULT
+    it.write_bytes(it.packet + off, it.read_bytes(r[3], size))
+    return 0
+
+
+# Helpers the reference interpreter does not model, given a neutral model here so a
+# witness run goes on past them: success and no effect on the packet's bounds (the
+# program re-reads data/data_end after a resize, as the verifier makes it), or a
+# scalar from the world. They count one instruction, as every helper call does.
+NEUTRAL_HELPERS: dict[str, Callable[[Interpreter, list[int]], int]] = {
+    name: _ok for name in (
+        "skb_adjust_room", "skb_change_head", "skb_change_tail", "skb_change_proto",
+        "skb_change_type", "l3_csum_replace", "l4_csum_replace", "xdp_adjust_head",
+        "xdp_adjust_tail", "xdp_adjust_meta", "skb_vlan_push", "skb_vlan_pop",
+        "set_hash", "skb_set_tunnel_key", "skb_set_tunnel_opt", "clone_redirect",
+        "redirect_neigh", "redirect_peer", "skb_pull_data", "csum_level", "spin_lock",
+        "spin_unlock", "snprintf", "trace_vprintk", "send_signal", "override_return")}
+NEUTRAL_HELPERS.update({name: _scalar for name in (
+    "csum_diff", "get_hash_recalc", "get_socket_cookie", "get_numa_node_id",
+    "ktime_get_tai_ns", "get_route_realm", "get_cgroup_classid", "fib_lookup",
+    "csum_update", "get_socket_uid", "skb_get_tunnel_key", "perf_event_read")})
+NEUTRAL_HELPERS["skb_store_bytes"] = _store_bytes
+
+
+def helper_name(insn: Insn) -> str:
+    hid = insn.imm
+    return HELPER_NAMES[hid] if 0 <= hid < len(HELPER_NAMES) else ""
