@@ -329,8 +329,8 @@ class Stats:
 
     def merge(self, other: Stats) -> None:
         for name in ("generated", "accepted", "executions", "executed_insns", "interp_errors",
-                     "comparisons", "reloads_refused", "mismatches", "violations_min", "violations_max", "unbounded",
-                     "analysis_errors"):
+                     "comparisons", "reloads_refused", "mismatches", "violations_min",
+                     "violations_max", "unbounded", "analysis_errors"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + n
