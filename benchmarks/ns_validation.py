@@ -46,9 +46,10 @@ from bpfc import PROGS, compile_bpf  # noqa: E402
 
 from bpflint.commands import measure  # noqa: E402
 from bpflint.cost import engine  # noqa: E402
-from bpflint.cost.calibrate import FULL, run_calibration  # noqa: E402
 from bpflint.cost.model import CostTable, load_cost_table, parse_cost_table  # noqa: E402
 from bpflint.kernel import syscall as sc  # noqa: E402
+from bpflint.kernel.calibrate.run import run_calibration  # noqa: E402
+from bpflint.kernel.calibrate.timing import FULL  # noqa: E402
 from bpflint.kernel.loader import load_program  # noqa: E402
 from bpflint.obj.model import BpfObject, Program  # noqa: E402
 from bpflint.obj.reader import load_object  # noqa: E402

@@ -281,7 +281,7 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert "bpflint.commands.analyze" in loaded and "bpflint.cost.engine" in loaded
     for other in ("calibrate", "check", "measure", "baseline", "disasm", "explain"):
         assert f"bpflint.commands.{other}" not in loaded
-    assert not loaded & {"bpflint.cost.calibrate", "bpflint.budget.gate",
+    assert not loaded & {"bpflint.kernel.calibrate.run", "bpflint.budget.gate",
                          "bpflint.report.sarif", "concurrent.futures"}
 
 

@@ -16,7 +16,7 @@ from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import Kind, State, Val, const, join_val, leq_val
 from bpflint.analysis.transfer import Env, mem_kind
 from bpflint.cfg.graph import Block
-from bpflint.cost import engine
+from bpflint.cost import engine, pricing
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.model import load_cost_table
 from bpflint.cost.options import AnalysisOptions
@@ -44,7 +44,7 @@ def test_results_are_the_same_when_every_block_is_priced_afresh(
     memoised = _results(source)
     # a memo that holds one entry is emptied before every store: each block visit
     # with a new view prices again
-    monkeypatch.setattr(engine, "BLOCK_MEMO_KEPT", 1)
+    monkeypatch.setattr(pricing, "BLOCK_MEMO_KEPT", 1)
     assert _results(source) == memoised
 
 

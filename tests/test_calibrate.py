@@ -13,16 +13,19 @@ from typing import Any
 import pytest
 
 from bpflint.cli import main
-from bpflint.cost import calibrate as cal
 from bpflint.cost.model import INSN_KEYS, OPTIONAL_INSN_KEYS, load_cost_table, parse_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.kernel import bytecode as bc
 from bpflint.kernel import syscall as sc
+from bpflint.kernel.calibrate import benches as cal_benches
+from bpflint.kernel.calibrate import run as cal_run
+from bpflint.kernel.calibrate import table as cal_table
+from bpflint.kernel.calibrate import timing as cal_timing
 from bpflint.kernel.syscall import bpf_usable
 
 USABLE, REASON = bpf_usable()
 BASE = load_cost_table(None)
-SHIPPED = Path(cal.__file__).parent.parent / "data" / "costs.toml"
+SHIPPED = Path(cal_benches.__file__).parents[2] / "data" / "costs.toml"
 ADJUST_META_REFUSAL = "program of this type cannot use helper bpf_xdp_adjust_meta#54"
 
 
@@ -42,21 +45,21 @@ class _Fds(dict[str, int]):
         return 3
 
 
-def fake_kernel(monkeypatch: pytest.MonkeyPatch, refuse: dict[str, cal.Refused],
+def fake_kernel(monkeypatch: pytest.MonkeyPatch, refuse: dict[str, cal_benches.Refused],
                 missing_maps: dict[str, str]) -> list[str]:
     """Replace bpf() with a fake; returns the list of benchmark variants "run"."""
     ran: list[str] = []
 
     @contextmanager
-    def environment(ringbuf_bytes: int) -> Iterator[cal.Env]:
-        yield cal.Env(_Fds(set(missing_maps)), ringbuf_bytes, dict(missing_maps))
+    def environment(ringbuf_bytes: int) -> Iterator[cal_benches.Env]:
+        yield cal_benches.Env(_Fds(set(missing_maps)), ringbuf_bytes, dict(missing_maps))
 
     @contextmanager
-    def buffers_reset(env: cal.Env) -> Iterator[Callable[[], None]]:
+    def buffers_reset(env: cal_benches.Env) -> Iterator[Callable[[], None]]:
         yield lambda: None
 
-    def measure(env: cal.Env, bench: cal.Bench, opts: cal.Options,
-                reset: Callable[[], None] = lambda: None) -> cal.Measured:
+    def measure(env: cal_benches.Env, bench: cal_benches.Bench, opts: cal_timing.Options,
+                reset: Callable[[], None] = lambda: None) -> cal_timing.Measured:
         for part in (bench.pre, bench.body, bench.extra):
             if part is not None:
                 part(env)  # a missing map refuses here, as in the real measure()
@@ -65,27 +68,27 @@ def fake_kernel(monkeypatch: pytest.MonkeyPatch, refuse: dict[str, cal.Refused],
         ran.append(bench.variant)
         # instructions well under a nanosecond, helpers ~10 ns growing with size
         t = 0.05 if bench.key.startswith("insn.") else 10.0 + 0.01 * (bench.size or 0)
-        return cal.Measured(t, 1.1 * t, 2.0)
+        return cal_timing.Measured(t, 1.1 * t, 2.0)
 
     monkeypatch.setattr(sc, "bpf_usable", lambda: (True, "fake"))
-    monkeypatch.setattr(cal, "environment", environment)
-    monkeypatch.setattr(cal, "buffers_reset", buffers_reset)
-    monkeypatch.setattr(cal, "measure", measure)
+    monkeypatch.setattr(cal_timing, "environment", environment)
+    monkeypatch.setattr(cal_timing, "buffers_reset", buffers_reset)
+    monkeypatch.setattr(cal_timing, "measure", measure)
     return ran
 
 
 def test_a_refused_benchmark_is_priced_from_the_base_table_and_stated(
         monkeypatch: pytest.MonkeyPatch) -> None:
     refuse = {
-        "helper.xdp_adjust_meta": cal.Refused("load", ADJUST_META_REFUSAL),
+        "helper.xdp_adjust_meta": cal_benches.Refused("load", ADJUST_META_REFUSAL),
         # alu_mov is subtracted as set-up from helper figures; load_stack feeds the
         # derived 'other' loads and stores
-        "insn.alu_mov": cal.Refused("run", "not supported (ENOTSUPP)"),
-        "insn.load_stack": cal.Refused("load", "unknown opcode 79"),
+        "insn.alu_mov": cal_benches.Refused("run", "not supported (ENOTSUPP)"),
+        "insn.load_stack": cal_benches.Refused("load", "unknown opcode 79"),
     }
     ran = fake_kernel(monkeypatch, refuse, {"lpm_trie": "Invalid argument"})
     progress: list[str] = []
-    result = cal.calibrate(replace(cal.QUICK, progress=progress.append))
+    result = cal_run.calibrate(replace(cal_timing.QUICK, progress=progress.append))
     table = parse_cost_table(result.text, "partial.toml")
 
     why = dict(table.provenance.not_measured)
@@ -113,8 +116,8 @@ def test_a_refused_benchmark_is_priced_from_the_base_table_and_stated(
     # xdp_get_buff_len body holds one alu_mov
     mov = BASE.insns["alu_mov"]
     got = table.helpers["xdp_get_buff_len"].base
-    assert got.min_ns == pytest.approx(max(0.0, 10.0 / cal.MAX_MARGIN - mov.max_ns), abs=1e-3)
-    assert got.max_ns == pytest.approx(cal.MAX_MARGIN * 10.0 - mov.min_ns, abs=1e-3)
+    assert got.min_ns == pytest.approx(max(0.0, 10.0 / cal_table.MAX_MARGIN - mov.max_ns), abs=1e-3)
+    assert got.max_ns == pytest.approx(cal_table.MAX_MARGIN * 10.0 - mov.min_ns, abs=1e-3)
     # 'other' memory spans the kinds, the base table's load_stack included
     assert table.insns["load_other"].max_ns == pytest.approx(BASE.insns["load_stack"].max_ns,
                                                              abs=1e-3)
@@ -132,10 +135,10 @@ def test_a_refused_benchmark_is_priced_from_the_base_table_and_stated(
 
 
 def test_every_variant_after_a_refusal_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    refuse = {"helper.map_lookup_elem.map.hash": cal.Refused("load", "no")}
+    refuse = {"helper.map_lookup_elem.map.hash": cal_benches.Refused("load", "no")}
     ran = fake_kernel(monkeypatch, refuse, {})
     progress: list[str] = []
-    cal.calibrate(replace(cal.QUICK, progress=progress.append))
+    cal_run.calibrate(replace(cal_timing.QUICK, progress=progress.append))
     assert not any(v.startswith("lookup_hash") for v in ran)
     assert sum("not run, the entry was refused" in m for m in progress) == 3  # of 4
 
@@ -143,34 +146,34 @@ def test_every_variant_after_a_refusal_is_not_run(monkeypatch: pytest.MonkeyPatc
 def test_only_and_skip_price_the_rest_from_the_base_table(
         monkeypatch: pytest.MonkeyPatch) -> None:
     fake_kernel(monkeypatch, {}, {})
-    result = cal.calibrate(cal.QUICK, only=("helper.xdp_*", "alu_mov"),
+    result = cal_run.calibrate(cal_timing.QUICK, only=("helper.xdp_*", "alu_mov"),
                            skip=("xdp_adjust_meta",))
     table = parse_cost_table(result.text, "only.toml")
     why = dict(table.provenance.not_measured)
     assert "helper.xdp_adjust_meta" in why and "insn.alu_mov" not in why
     assert "helper.xdp_adjust_head" not in why and "insn.alu_div" in why
-    assert all(w.startswith(cal.SKIPPED) for w in why.values())
+    assert all(w.startswith(cal_run.SKIPPED) for w in why.values())
     assert table.insns["alu_div"] == BASE.insns["alu_div"]
     assert table.helpers["loop"] == BASE.helpers["loop"]  # a sized helper, copied whole
     assert table.helpers["xdp_adjust_meta"] == BASE.helpers["xdp_adjust_meta"]
-    assert result.summary().endswith(f"{len(why)} entries {cal.SKIPPED}")
+    assert result.summary().endswith(f"{len(why)} entries {cal_run.SKIPPED}")
 
 
 def test_a_base_table_without_the_entry_leaves_it_to_the_defaults(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_kernel(monkeypatch, {"helper.xdp_adjust_meta": cal.Refused("load", "no")}, {})
+    fake_kernel(monkeypatch, {"helper.xdp_adjust_meta": cal_benches.Refused("load", "no")}, {})
     text = SHIPPED.read_text()
     start = text.index("[helper.xdp_adjust_meta]")
     base = parse_cost_table(text[:start] + text[text.index("[helper.", start + 1):], "b.toml")
-    table = parse_cost_table(cal.run_calibration(cal.QUICK, base=base), "t.toml")
+    table = parse_cost_table(cal_run.run_calibration(cal_timing.QUICK, base=base), "t.toml")
     assert "xdp_adjust_meta" not in table.helpers
     assert "[defaults]" in dict(table.provenance.not_measured)["helper.xdp_adjust_meta"]
 
 
 def test_nothing_measured_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_kernel(monkeypatch, {"insn.alu_mov": cal.Refused("load", "nope")}, {})
+    fake_kernel(monkeypatch, {"insn.alu_mov": cal_benches.Refused("load", "nope")}, {})
     with pytest.raises(BpfLintError, match="nothing was measured.*insn.alu_mov.*nope"):
-        cal.calibrate(cal.QUICK, only=("alu_mov",))
+        cal_run.calibrate(cal_timing.QUICK, only=("alu_mov",))
 
 
 @pytest.mark.parametrize("pattern, some, none", [
@@ -182,12 +185,12 @@ def test_nothing_measured_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     ("*.map.hash", "helper.map_delete_elem.map.hash", "helper.map_lookup_elem.map.lru_hash"),
 ])
 def test_patterns_name_entries(pattern: str, some: str, none: str) -> None:
-    keys = [key for key, _ in cal.bench_list()]
-    assert some in cal.select(keys, only=(pattern,))
-    assert none not in cal.select(keys, only=(pattern,))
-    assert some not in cal.select(keys, skip=(pattern,))
+    keys = [key for key, _ in cal_run.bench_list()]
+    assert some in cal_run.select(keys, only=(pattern,))
+    assert none not in cal_run.select(keys, only=(pattern,))
+    assert some not in cal_run.select(keys, skip=(pattern,))
     with pytest.raises(BpfLintError, match="'nope': names no benchmark"):
-        cal.select(keys, skip=("nope",))
+        cal_run.select(keys, skip=("nope",))
 
 
 def test_a_verifier_refusal_becomes_refused_with_its_reason(
@@ -200,9 +203,9 @@ def test_a_verifier_refusal_becomes_refused_with_its_reason(
         raise sc.BpfSyscallError("kernel rejected program", 22, log if kw["log_level"] else "")
 
     monkeypatch.setattr(sc, "prog_load", prog_load)
-    bench = next(b for b in cal._helper_benches() if b.key == "helper.xdp_adjust_meta")
-    with pytest.raises(cal.Refused) as err:
-        cal._load(bench, bc.exit_())
+    bench = next(b for b in cal_benches.helper_benches() if b.key == "helper.xdp_adjust_meta")
+    with pytest.raises(cal_benches.Refused) as err:
+        cal_timing._load(bench, bc.exit_())
     assert (err.value.stage, err.value.reason) == ("load", f"{ADJUST_META_REFUSAL} "
                                                            "(Invalid argument)")
     assert levels == [0, 1]  # the verbose log only to explain
@@ -213,9 +216,9 @@ def test_a_test_run_the_kernel_cannot_do_is_refused(monkeypatch: pytest.MonkeyPa
         raise sc.BpfSyscallError("test run failed", sc.ENOTSUPP)
 
     monkeypatch.setattr(sc, "prog_test_run", prog_test_run)
-    bench = cal._insn_benches()[0]
-    with pytest.raises(cal.Refused, match="run refused: not supported \\(ENOTSUPP\\)"):
-        cal._time(cal.Env({}, 0), bench, (3, 4), cal.QUICK, lambda: None)
+    bench = cal_benches.insn_benches()[0]
+    with pytest.raises(cal_benches.Refused, match="run refused: not supported \\(ENOTSUPP\\)"):
+        cal_timing._time(cal_benches.Env({}, 0), bench, (3, 4), cal_timing.QUICK, lambda: None)
 
 
 def test_a_table_states_what_it_did_not_measure_as_strings() -> None:
@@ -244,7 +247,7 @@ def test_list_needs_no_root(capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "--list")
     assert code == 0
     assert "helper.xdp_adjust_meta\txdp_adjust_meta_pair\n" in out
-    assert len(out.splitlines()) == len(cal.bench_list())
+    assert len(out.splitlines()) == len(cal_run.bench_list())
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -265,8 +268,8 @@ def test_the_command_reports_progress_and_a_summary(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    fake_kernel(monkeypatch, {"helper.xdp_adjust_meta": cal.Refused("load", ADJUST_META_REFUSAL)},
-                {})
+    fake_kernel(monkeypatch,
+                {"helper.xdp_adjust_meta": cal_benches.Refused("load", ADJUST_META_REFUSAL)}, {})
     out_file = tmp_path / "t.toml"
     code, out, err = run(capsys, "--quick", "--only", "helper.xdp_*", "-o", str(out_file))
     assert code == 0 and out == ""
@@ -287,15 +290,15 @@ def test_the_command_reports_progress_and_a_summary(
 def _refuse_adjust_meta_for_real(monkeypatch: pytest.MonkeyPatch) -> None:
     """The xdp_adjust_meta benchmark calls bpf_override_return instead, which no xdp
     program may use: the kernel's own refusal, as a kernel without the helper gives."""
-    benches = cal._helper_benches
+    original = cal_benches.helper_benches
 
-    def patched() -> list[cal.Bench]:
-        body = cal._const(bc.mov64(bc.R1, bc.R6) + bc.mov64(bc.R2, imm=0)
-                          + bc.call_helper(cal._h("override_return")))
+    def patched() -> list[cal_benches.Bench]:
+        body = cal_benches._const(bc.mov64(bc.R1, bc.R6) + bc.mov64(bc.R2, imm=0)
+                              + bc.call_helper(cal_benches.helper_id("override_return")))
         return [replace(b, body=body) if b.key == "helper.xdp_adjust_meta" else b
-                for b in benches()]
+                for b in original()]
 
-    monkeypatch.setattr(cal, "_helper_benches", patched)
+    monkeypatch.setattr(cal_benches, "helper_benches", patched)
 
 
 @pytest.mark.kernel
@@ -324,18 +327,18 @@ def test_a_real_refusal_is_recorded_with_the_verifiers_reason(
 @pytest.mark.skipif(not USABLE, reason=REASON)
 def test_quick_calibration_is_complete_and_sane() -> None:
     progress: list[str] = []
-    result = cal.calibrate(replace(cal.QUICK, progress=progress.append),
+    result = cal_run.calibrate(replace(cal_timing.QUICK, progress=progress.append),
                            ringbuf_bytes=1 << 22)
     table = parse_cost_table(result.text, "calibrated.toml")
-    assert progress and progress[-1].startswith(f"[{len(cal.bench_list())}/")
+    assert progress and progress[-1].startswith(f"[{len(cal_run.bench_list())}/")
     assert set(table.insns) == set(INSN_KEYS) | set(OPTIONAL_INSN_KEYS)
     # what this kernel refused is stated with its reason and priced from the base table;
     # most of the table must be measured here
     why = dict(table.provenance.not_measured)
-    assert why == {k: f"{v}; priced from {cal._priced_from(k, BASE)}"
+    assert why == {k: f"{v}; priced from {cal_table._priced_from(k, BASE)}"
                    for k, v in result.refused.items()}
     assert all(" refused: " in w for w in why.values())
-    keys = {key for key, _ in cal.bench_list()}
+    keys = {key for key, _ in cal_run.bench_list()}
     assert len(why) <= len(keys) // 4, why
     measured_here = keys - set(why)
 
@@ -343,7 +346,7 @@ def test_quick_calibration_is_complete_and_sane() -> None:
         return key in measured_here
 
     for key in why:
-        name, variant = cal._split_helper_key(key)
+        name, variant = cal_table._split_helper_key(key)
         if key.startswith("insn."):
             assert table.insns[key[5:]] == BASE.insns[key[5:]]
         elif not variant and name in BASE.helpers:
@@ -395,8 +398,8 @@ def test_maps_the_kernel_will_not_create_refuse_only_their_benchmarks(
 
     monkeypatch.setattr(sc, "map_create", map_create)
     monkeypatch.setattr(sc, "perf_bpf_output_open", no_perf_event)
-    benches = {b.variant: b for b in cal._helper_benches()}
-    with cal.environment(1 << 16) as env, cal.buffers_reset(env) as reset:
+    benches = {b.variant: b for b in cal_benches.helper_benches()}
+    with cal_timing.environment(1 << 16) as env, cal_timing.buffers_reset(env) as reset:
         assert env.missing == {"ringbuf": "Invalid argument", "lpm_trie": "Invalid argument",
                                "perf_array": "Permission denied"}
         assert "perf_event" not in env.fds
@@ -404,8 +407,8 @@ def test_maps_the_kernel_will_not_create_refuse_only_their_benchmarks(
         for variant, reason in (("ringbuf_query", "map ringbuf: Invalid argument"),
                                 ("lookup_lpm", "map lpm_trie: Invalid argument"),
                                 ("perf_event_output_8", "map perf_array: Permission denied")):
-            with pytest.raises(cal.Refused) as err:
-                cal.measure(env, benches[variant], cal.QUICK, reset)
+            with pytest.raises(cal_benches.Refused) as err:
+                cal_timing.measure(env, benches[variant], cal_timing.QUICK, reset)
             assert (err.value.stage, err.value.reason) == ("map", reason)
-        m = cal.measure(env, benches["lookup_array"], cal.QUICK, reset)
+        m = cal_timing.measure(env, benches["lookup_array"], cal_timing.QUICK, reset)
         assert m.median_ns > 0

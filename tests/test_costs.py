@@ -143,7 +143,7 @@ def test_shipped_table_loads_with_provenance(tmp_path: Path) -> None:
 
 
 def test_size_fit_bounds_every_point_and_never_drops_the_slope() -> None:
-    from bpflint.cost.calibrate import _fit
+    from bpflint.kernel.calibrate.table import _fit
 
     rising = [(4, 10.0, 13.0), (64, 11.0, 14.0), (512, 19.0, 25.0)]
     flat = [(4, 10.0, 14.0), (64, 10.2, 13.5), (128, 9.9, 13.0)]  # noise, no slope
@@ -156,7 +156,7 @@ def test_size_fit_bounds_every_point_and_never_drops_the_slope() -> None:
 
 
 def test_size_fit_charges_a_first_unit_cost_once() -> None:
-    from bpflint.cost.calibrate import _fit
+    from bpflint.kernel.calibrate.table import _fit
 
     # bpf_loop as calibrated on an Intel Xeon: the first iteration costs ~2 ns, later
     # ones ~1.1 ns each; the steep 1 -> 16 segment must not become the per-unit price

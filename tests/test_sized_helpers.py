@@ -24,7 +24,8 @@ from bpfc import PROGS, compile_bpf, needs_clang
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.sizes import LIMIT_BYTES, buffer_bytes, call_sizes
 from bpflint.analysis.state import CALLER_STACK, UNKNOWN, ZERO, Kind, Val, const, scalar
-from bpflint.cost.engine import LOOSE_SIZE_BYTES, analyze_program
+from bpflint.cost.engine import analyze_program
+from bpflint.cost.frame import LOOSE_SIZE_BYTES
 from bpflint.cost.model import SAME_COST_AS, CostTable, load_cost_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError

@@ -12,6 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
+from bpflint.analysis.alu import (
+    OP_ADD,
+    OP_END,
+    OP_LSH,
+    OP_MOV,
+    OP_RSH,
+    OP_SUB,
+    alu_scalar,
+    bswap,
+    copies,
+)
 from bpflint.analysis.branch import refine, relation
 from bpflint.analysis.scalar import EmptyValue, Scalar
 from bpflint.analysis.state import (
@@ -32,7 +43,7 @@ from bpflint.analysis.state import (
     unknown_bits,
 )
 from bpflint.isa.insn import Insn
-from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, AluOp, Cls
+from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, Cls
 from bpflint.obj.model import KCONFIG_MAP, LoaderVar, MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
@@ -217,86 +228,6 @@ def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
 
 # -- ALU ------------------------------------------------------------------------
 
-# the ALU operations as plain ints, for alu() and _alu_scalar() (see CLS_* in
-# opcodes.py)
-_OP_MOV = int(AluOp.MOV)
-_OP_END = int(AluOp.END)
-_OP_ADD = int(AluOp.ADD)
-_OP_AND = int(AluOp.AND)
-_OP_ARSH = int(AluOp.ARSH)
-_OP_DIV = int(AluOp.DIV)
-_OP_LSH = int(AluOp.LSH)
-_OP_MOD = int(AluOp.MOD)
-_OP_MUL = int(AluOp.MUL)
-_OP_NEG = int(AluOp.NEG)
-_OP_OR = int(AluOp.OR)
-_OP_RSH = int(AluOp.RSH)
-_OP_SUB = int(AluOp.SUB)
-_OP_XOR = int(AluOp.XOR)
-
-
-def _alu_scalar(op: int, a: Scalar, b: Scalar, width: int, insn: Insn) -> Scalar:
-    if width == 32:
-        a, b = sc.low32(a), sc.low32(b)
-    signed = insn.off == 1 and op in (_OP_DIV, _OP_MOD)
-    if op == _OP_ADD:
-        r = sc.add(a, b)
-    elif op == _OP_SUB:
-        r = sc.sub(a, b)
-    elif op == _OP_MUL:
-        r = sc.mul(a, b)
-    elif op == _OP_DIV:
-        r = sc.udiv(a, b) if not signed else _signed_divmod(a, b, width, True)
-    elif op == _OP_MOD:
-        r = sc.umod(a, b) if not signed else _signed_divmod(a, b, width, False)
-    elif op == _OP_OR:
-        r = sc.bit_or(a, b)
-    elif op == _OP_AND:
-        r = sc.bit_and(a, b)
-    elif op == _OP_XOR:
-        r = sc.bit_xor(a, b)
-    elif op == _OP_LSH:
-        r = sc.lsh(a, b, width)
-    elif op == _OP_RSH:
-        r = sc.rsh(a, b, width)
-    elif op == _OP_ARSH:
-        if width == 32:
-            r = Scalar.const(sc.to_s32(a.umin) >> (b.umin & 31)) \
-                if a.is_const and b.is_const else sc.UNKNOWN32
-        else:
-            r = sc.arsh(a, b)
-    elif op == _OP_NEG:
-        r = sc.neg(a)
-    else:
-        r = sc.UNKNOWN
-    return sc.trunc32(r) if width == 32 else r
-
-
-def _copies(off: int, width: int, s: Scalar) -> bool:
-    """A mov (``off``: movsx's source bits, 0 for none) leaves the value ``s`` as it is."""
-    if off == 0:
-        return width == 64 or s.umax <= sc.U32
-    return s.umax < 1 << (off - 1)
-
-
-def _signed_divmod(a: Scalar, b: Scalar, width: int, is_div: bool) -> Scalar:
-    if a.is_const and b.is_const:
-        to_s = sc.to_s32 if width == 32 else sc.to_s64
-        x, y = to_s(a.umin), to_s(b.umin)
-        if y == 0:
-            return Scalar.const(0 if is_div else x)
-        q = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
-        return Scalar.const(q if is_div else x - q * y)
-    return sc.UNKNOWN
-
-
-def _bswap(a: Scalar, bits: int) -> Scalar:
-    if not a.is_const:
-        return sc.UNKNOWN if bits == 64 else Scalar.urange(0, (1 << bits) - 1)
-    v = a.umin & ((1 << bits) - 1)
-    return Scalar.const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
-
-
 # For alu(), load() and store(), run for every instruction walked: the kinds they
 # test most as module constants (see CLS_* in opcodes.py)
 _SCALAR, _STACK, _UNINIT, _ITER = Kind.SCALAR, Kind.STACK, Kind.UNINIT, Kind.ITER
@@ -308,10 +239,10 @@ def alu(m: Machine, insn: Insn) -> None:
     regs = m.regs
     dst = regs[insn.dst]
     src = regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
-    if op == _OP_MOV:
+    if op == OP_MOV:
         if insn.off == 1:  # addr_space_cast: an arena pointer we do not track
             regs[insn.dst] = UNKNOWN
-        elif insn.opcode & 0x08 and src.kind == _SCALAR and _copies(insn.off, width, src.s):
+        elif insn.opcode & 0x08 and src.kind == _SCALAR and copies(insn.off, width, src.s):
             # dst gets src's value as it is: the two are linked (the verifier's
             # assign_scalar_id_before_mov: r1 = r2, w1 = w2 of a u32, a sign
             # extension that extends nothing), a known value needs no link
@@ -330,28 +261,28 @@ def alu(m: Machine, insn: Insn) -> None:
             regs[insn.dst] = scalar(sc.low32(src.s)) if src.kind == _SCALAR else \
                 unknown_bits(4)
         return
-    if op == _OP_END:
+    if op == OP_END:
         if dst.kind != _SCALAR:
             regs[insn.dst] = UNKNOWN
             return
         # to-little-endian on a little-endian target truncates; to-big and bswap swap
         swaps = bool(insn.opcode & 0x08) or width == 64
-        regs[insn.dst] = scalar(_bswap(dst.s, insn.imm) if swaps
+        regs[insn.dst] = scalar(bswap(dst.s, insn.imm) if swaps
                                 else sc.low_bits(dst.s, insn.imm))
         return
     if dst.kind == _SCALAR and src.kind == _SCALAR:
-        result = _alu_scalar(op, dst.s, src.s, width, insn)
-        if dst.link and width == 64 and (op == _OP_ADD or op == _OP_SUB) \
+        result = alu_scalar(op, dst.s, src.s, width, insn)
+        if dst.link and width == 64 and (op == OP_ADD or op == OP_SUB) \
                 and src.s.umin == src.s.umax:
             # r1 = r2; r1 += k: still linked, k further from the base (the
             # verifier's BPF_ADD_CONST, which keeps 0 < k < 2^31 only)
-            k = src.s.umin if op == _OP_ADD else -src.s.umin
+            k = src.s.umin if op == OP_ADD else -src.s.umin
             regs[insn.dst] = linked(result, link_of(dst.link >> 64, dst.link + k))
         elif width == 64 and insn.imm == 32 and not insn.opcode & 0x08 and dst.link \
-                and op == _OP_LSH and dst.s.umax <= sc.U32:
+                and op == OP_LSH and dst.s.umax <= sc.U32:
             regs[insn.dst] = scalar(result)
             m.shifted = (insn.dst, insn.pc + 1, dst)
-        elif op == _OP_RSH and m.shifted is not None and m.shifted[0] == insn.dst \
+        elif op == OP_RSH and m.shifted is not None and m.shifted[0] == insn.dst \
                 and m.shifted[1] == insn.pc and width == 64 and insn.imm == 32 \
                 and not insn.opcode & 0x08:
             # right after r <<= 32, so nothing wrote r in between: (v << 32) >> 32
@@ -363,21 +294,21 @@ def alu(m: Machine, insn: Insn) -> None:
     # A STACK_OR_OTHER value may be plain data (a callee's write over a slot that
     # held a stack pointer): anything but the base of pointer arithmetic takes it
     # for an unknown scalar (n &= 15 after fill(&n) keeps its bound).
-    if src.ref == STACK_OR_OTHER and not (width == 64 and op == _OP_ADD and dst.kind == _SCALAR):
+    if src.ref == STACK_OR_OTHER and not (width == 64 and op == OP_ADD and dst.kind == _SCALAR):
         src = UNKNOWN
     if dst.ref == STACK_OR_OTHER and not (width == 64 and src.kind == _SCALAR
-                                          and op in (_OP_ADD, _OP_SUB)):
+                                          and op in (OP_ADD, OP_SUB)):
         dst = UNKNOWN
     if dst.kind == _SCALAR and src.kind == _SCALAR:
-        regs[insn.dst] = scalar(_alu_scalar(op, dst.s, src.s, width, insn))
+        regs[insn.dst] = scalar(alu_scalar(op, dst.s, src.s, width, insn))
         return
     # pointer arithmetic: only +/- of a scalar keeps a pointer
     if width == 64 and dst.kind not in (_SCALAR, _UNINIT) and src.kind == _SCALAR \
-            and op in (_OP_ADD, _OP_SUB):
-        off = sc.add(dst.s, src.s) if op == _OP_ADD else sc.sub(dst.s, src.s)
+            and op in (OP_ADD, OP_SUB):
+        off = sc.add(dst.s, src.s) if op == OP_ADD else sc.sub(dst.s, src.s)
         regs[insn.dst] = Val(dst.kind, off, dst.ref, dst.maybe_null, dst.extra)
         return
-    if width == 64 and op == _OP_ADD and dst.kind == _SCALAR and \
+    if width == 64 and op == OP_ADD and dst.kind == _SCALAR and \
             src.kind not in (_SCALAR, _UNINIT):
         regs[insn.dst] = Val(src.kind, sc.add(dst.s, src.s), src.ref, src.maybe_null, src.extra)
         return

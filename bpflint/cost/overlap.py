@@ -45,7 +45,7 @@ followed across blocks with ``Readiness``; helper calls and inner loops hold
 everything up) and the iteration's issue bound (its dearest path in each lane,
 a steady back edge at the price of a small loop's). Over n iterations a chain
 can cross n - 1 iterations through loop-carried values and end anywhere in the
-last one, so n - 1 steady iterations plus one priced alone bound it (engine.py,
+last one, so n - 1 steady iterations plus one priced alone bound it (loop_bounds.py,
 paths.repeat); where the longest chain through one iteration is not carried
 into the next, ``steady_chain_ns`` takes the dearest cycle instead.
 """

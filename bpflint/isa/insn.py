@@ -26,7 +26,7 @@ from bpflint.isa.opcodes import (
 )
 
 if TYPE_CHECKING:
-    from bpflint.obj.model import Reloc, SourceLine
+    from bpflint.isa.meta import Reloc, SourceLine
 
 INSN_SIZE = 8
 CONDITIONAL_JUMPS = frozenset(

@@ -8,47 +8,18 @@ the programs that start at some of them, and the maps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from bpflint.isa.insn import Insn
 
-FuncKey = tuple[str, int]  # (ELF section name, first slot of the function in it)
+# Re-exported: every stage reads them as part of the object model.
+from bpflint.isa.meta import FuncKey as FuncKey
+from bpflint.isa.meta import Reloc as Reloc
+from bpflint.isa.meta import RelocKind as RelocKind
+from bpflint.isa.meta import SourceLine as SourceLine
 
 # The pseudo-map holding ``__kconfig`` externs (libbpf fills them in from the running
 # kernel's config): a read-only global-data map whose every variable is loader-set.
 KCONFIG_MAP = ".kconfig"
-
-RelocKind = Literal["call", "func_ptr", "map", "data", "kfunc", "extern"]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceLine:
-    file: str  # as recorded in BTF line info (may be absolute)
-    line: int
-    column: int
-    text: str  # the source line's text, as BTF stores it ("" if absent)
-
-
-@dataclass(frozen=True, slots=True)
-class Reloc:
-    """What an instruction refers to, resolved by the reader.
-
-    kind:
-      call     - bpf-to-bpf call; ``func`` is the callee
-      func_ptr - ld_imm64 of a function address (a callback); ``func`` is it
-      map      - ld_imm64 of a map; ``map`` names it
-      data     - ld_imm64 of an address in a global-data section (.rodata, .data,
-                 .bss, .rodata.str1.1, ...); ``map`` names the section's map and
-                 ``offset`` is the byte offset inside it, addend included
-      kfunc    - call of a kernel function; ``symbol`` is its name
-      extern   - ld_imm64 of an extern variable (``__ksym``/``__kconfig``)
-    """
-
-    kind: RelocKind
-    symbol: str
-    func: FuncKey | None = None
-    map: str | None = None
-    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,104 @@
+"""Path reconstruction: the source lines of a function's worst paths (by
+instructions and by ns), expanded through loop summaries, and their texts."""
+
+from __future__ import annotations
+
+from bpflint.cost.frame import (
+    PATH_INSNS,
+    PATH_NS,
+    BlockInfo,
+    Lines,
+    add_path_lines,
+)
+from bpflint.cost.paths import (
+    LATCH,
+    Count,
+    LoopSummary,
+    Node,
+    Region,
+    Target,
+)
+from bpflint.obj.model import BpfObject
+from bpflint.results import (
+    LineCost,
+)
+
+
+def expand_lines(region: Region, target: Target, mult: Count, blocks: dict[int, BlockInfo],
+            summaries: dict[int, LoopSummary], into: Lines, ns_mult: float | None = None,
+            at: int = PATH_INSNS) -> None:
+    """Accumulate the source lines of the most expensive path to ``target`` (by
+    instructions, or by ns: ``at``) into that path's pair of ``into``, its
+    instructions ``mult`` times and its ns ``ns_mult`` times (overlapped loop
+    iterations count less than whole ones)."""
+    ns_mult = mult if ns_mult is None else ns_mult
+    by_ns = at == PATH_NS
+    path = region.path_to(target, by_ns)
+    for i, node in enumerate(path):
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        if node[0] == "b":
+            info = blocks[node[1]]
+            add_path_lines(into, info.lines, mult, ns_mult, at)
+            succ = _successor(nxt, target, path)
+            jump = info.edge_ns.get(succ) if succ is not None else None
+            if jump is not None and info.jump_line is not None:
+                into.setdefault(info.jump_line, [0, 0.0, 0, 0.0])[at + 1] += jump[1] * ns_mult
+            continue
+        summary = summaries[node[1]]
+        for piece in summary.pieces_by(by_ns).get(_exit_key(nxt, target, summary), []):
+            if piece.mult and piece.target in piece.region.cost:
+                piece_ns = piece.mult if piece.ns_mult is None else piece.ns_mult
+                expand_lines(piece.region, piece.target, mult * piece.mult, piece.context,
+                        piece.summaries, into, ns_mult * piece_ns, at)
+
+
+def _successor(nxt: Node | None, target: Target, path: list[Node]) -> int | None:
+    """The block a path's node leaves to: the next node's, the loop header for a back
+    edge (a loop region's path starts at its header), or an outside block."""
+    if nxt is not None:
+        return nxt[1]
+    if target == LATCH:
+        return path[0][1]
+    if isinstance(target, tuple) and target[0] == "x":
+        return int(target[1])
+    return None
+
+
+def _exit_key(nxt: Node | None, target: Target, summary: LoopSummary) -> Target:
+    if nxt is not None:
+        return ("x", nxt[1])
+    if target in summary.totals:
+        return target
+    # target is LATCH of the enclosing loop: the inner loop left towards its header
+    for key in summary.totals:
+        if isinstance(key, tuple):
+            return key
+    return target
+
+
+# The source text of every line of the object analysed last: an object's programs
+# are analysed one after the other, and collecting it took as long as costing a
+# small program.
+_LAST_TEXTS: list[tuple[BpfObject, dict[tuple[str, int], str]]] = []
+
+
+def _line_texts(obj: BpfObject) -> dict[tuple[str, int], str]:
+    if _LAST_TEXTS and _LAST_TEXTS[0][0] is obj:
+        return _LAST_TEXTS[0][1]
+    texts: dict[tuple[str, int], str] = {}
+    for func in obj.functions.values():
+        for insn in func.insns:
+            if insn.line is not None:
+                texts.setdefault((insn.line.file, insn.line.line), insn.line.text)
+    _LAST_TEXTS[:] = [(obj, texts)]
+    return texts
+
+
+def path_line_costs(lines: Lines, obj: BpfObject, has_ns: bool, at: int = PATH_INSNS
+                ) -> tuple[LineCost, ...]:
+    """The lines of one worst path (``at``); a line the other path alone visits has
+    nothing in this path's pair."""
+    texts = _line_texts(obj)
+    return tuple(LineCost(f, ln, int(round(v[at])), round(v[at + 1], 3) if has_ns else 0.0,
+                          texts.get((f, ln), ""))
+                 for (f, ln), v in lines.items() if ln > 0 and (v[at] or v[at + 1]))

@@ -1,0 +1,544 @@
+"""Pricing one basic block in one abstract state: instructions on the overlap model
+(lanes and chains), helper and kfunc calls by their arguments, bpf-to-bpf calls,
+callbacks times their iteration range, tail calls."""
+
+from __future__ import annotations
+
+import math
+
+from bpflint.analysis import calls
+from bpflint.analysis import scalar as sc
+from bpflint.analysis.fixpoint import (
+    BlockView,
+    Budget,
+    InsnView,
+    Views,
+    insn_view,
+    step,
+)
+from bpflint.analysis.scalar import Scalar
+from bpflint.analysis.sizes import CallSizes, call_sizes
+from bpflint.analysis.state import (
+    UNKNOWN,
+    Kind,
+    State,
+    Val,
+    scalar,
+)
+from bpflint.analysis.transfer import Env, Machine
+from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
+from bpflint.cfg.loops import LoopForest, find_loops
+from bpflint.cost.frame import (
+    BPF_LOOP_MAX,
+    LOOSE_SIZE_BYTES,
+    PATH_INSNS,
+    PATH_NS,
+    SHARPEN_STEPS,
+    USER_RINGBUF_MAX_SAMPLES,
+    BlockInfo,
+    CalleeOverlap,
+    FuncResult,
+    Lines,
+    TimedKey,
+    Unbounded,
+    add_lines,
+    callee_entry,
+    callee_ns,
+    foreign_val,
+    last_state_read,
+    merge,
+    source_loc,
+    widen_thresholds,
+)
+from bpflint.cost.lanes import (
+    Run,
+)
+from bpflint.cost.model import CostTable
+from bpflint.cost.model import helper_name as model_helper_name
+from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.overlap import (
+    BRANCH,
+    CALL,
+    CALL_READS,
+    MEMORY,
+    Timed,
+    add_lanes,
+    call_step,
+    issue_bound,
+    lane_costs,
+    sum_lanes,
+)
+from bpflint.cost.paths import (
+    RET,
+    TAIL,
+    Cost,
+    Count,
+    Target,
+    add,
+    scale,
+)
+from bpflint.isa.insn import Insn
+from bpflint.obj.model import BpfObject, FuncKey, Function
+from bpflint.results import (
+    CallNote,
+    Diagnostic,
+    LoopNote,
+)
+
+BLOCK_MEMO_KEPT = 200_000  # priced blocks a program keeps before starting afresh
+
+
+class BlockPricing:
+    """Analysis state shared by every function context of one object, and the pricing
+    of one block: its instructions, helper and kfunc calls, callbacks, tail calls.
+
+    Subclassed by LoopBounds (loop_bounds.py) and ProgramAnalysis (engine.py), which
+    walks functions: ``function`` and ``program_cost`` are its."""
+
+    def __init__(self, obj: BpfObject, table: CostTable | None, options: AnalysisOptions,
+                 budget: Budget) -> None:
+        self.obj = obj
+        self.table = table
+        self.options = options
+        self.budget = budget
+        self.cfgs: dict[FuncKey, tuple[Cfg, LoopForest, tuple[int, ...]]] = {}
+        self.memo: dict[tuple[FuncKey, str, State], FuncResult] = {}
+        self.chain: list[FuncKey] = []
+        self.diags: list[Diagnostic] = []
+        self.loose_sizes: set[tuple[int, str]] = set()  # (pc, argument) diagnosed
+        self.async_callbacks: set[FuncKey] = set()
+        self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
+        self.priced: set[str] = set()  # helper/kfunc names looked up in the table
+        self.sharpen_left = SHARPEN_STEPS
+        # Timed values of priced instructions, by what they are made of (Run.add)
+        self.timed: dict[TimedKey, Timed] = {}
+        # Priced blocks by (id(block), program type, call chain, what pricing read of
+        # the state): (its costs, tail-call targets and open maps it added). Keyed by
+        # id(): the blocks live in ``cfgs``, as long as this analysis.
+        self.block_memo: dict[tuple[int, str, tuple[FuncKey, ...], tuple[InsnView, ...]],
+                              tuple[BlockInfo, frozenset[str], frozenset[str]]] = {}
+        self.last_reads: dict[int, int] = {}  # id(block) -> last_state_read(block)
+        # loader-set variables read on the analysed paths -> the loads reading them
+        self.loader_reads: dict[str, dict[int, Insn]] = {}
+        # for the cost map: loop bounds and priced calls by source line, the widest
+        # over calling contexts
+        self.loop_notes: dict[tuple[str, int, str], LoopNote] = {}
+        self.call_notes: dict[tuple[str, int, str], CallNote] = {}
+
+    def _note_loop(self, insn: Insn, kind: str, max_runs: int | None, how: str) -> None:
+        loc = insn.line
+        if loc is None:
+            return
+        key = (loc.file, loc.line, kind)
+        old = self.loop_notes.get(key)
+        if old is None or (old.max_runs is not None
+                           and (max_runs is None or max_runs > old.max_runs)):
+            self.loop_notes[key] = LoopNote(loc.file, loc.line, kind, max_runs, how)
+
+    def _note_call(self, insn: Insn, where: tuple[str, int], cost: Cost) -> None:
+        if insn.is_kfunc_call:
+            name = insn.reloc.symbol if insn.reloc is not None else f"kfunc#{insn.imm}"
+        else:
+            name = calls.helper_name(insn.imm)
+        key = (where[0], where[1], name)
+        old = self.call_notes.get(key)
+        if math.isinf(cost[1]) or (old is not None and old.ns >= cost[3]
+                                   and old.insns >= cost[1]):
+            return
+        self.call_notes[key] = CallNote(where[0], where[1], name, int(cost[1]),
+                                        round(cost[3], 3))
+
+    # -- per-function structure ----------------------------------------------
+    def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
+        got = self.cfgs.get(func.key)
+        if got is None:
+            cfg = build_cfg(func)
+            forest = find_loops(cfg)
+            thresholds = widen_thresholds(func)
+            got = (cfg, forest, thresholds)
+            self.cfgs[func.key] = got
+        return got
+
+    def diag(self, rule: str, name: str, message: str, insn: Insn | None) -> Diagnostic:
+        d = Diagnostic(rule, name, message, source_loc(insn))
+        if d not in self.diags:
+            self.diags.append(d)
+        return d
+
+    def function(self, key: FuncKey, entry: State, prog_type: str) -> FuncResult:
+        """The cost of one function in one context (ProgramAnalysis.function)."""
+        raise NotImplementedError
+
+    def program_cost(self, program_name: str, depth: int) -> tuple[Cost, Lines]:
+        """The cost of a tail-call target program (ProgramAnalysis.program_cost)."""
+        raise NotImplementedError
+
+    # -- costs of the instructions of one block -------------------------------
+    def _cost_block(self, cfg: Cfg, b: int, state: State, env: Env, prog_type: str,
+                    tail_targets: set[str], open_maps: set[str], views: Views
+                    ) -> tuple[BlockInfo, Val | None]:
+        """A block's costs from one entry state, and r0 at its exit (None: no exit).
+
+        A block's price reads the state only where the block touches memory (which
+        kind) and at calls (their arguments): those views are its memo key, so a
+        loop body costed once per iteration is priced once. The views come from the
+        fixpoint's walk of the block from the same state where it made one, else
+        from walking it here."""
+        block = cfg.blocks[b]
+        view = views.get(block, state)
+        reads, r0 = view if view is not None else self._block_view(block, state, env, prog_type)
+        key = (id(block), prog_type, tuple(self.chain), reads)
+        got = self.block_memo.get(key)
+        if got is None:
+            tails: set[str] = set()
+            opens: set[str] = set()
+            info = self._price_block(block, reads, prog_type, tails, opens)
+            if len(self.block_memo) >= BLOCK_MEMO_KEPT:
+                self.block_memo.clear()
+            got = self.block_memo[key] = (info, frozenset(tails), frozenset(opens))
+        info, tails_added, opens_added = got
+        tail_targets.update(tails_added)
+        open_maps.update(opens_added)
+        return info, r0
+
+    def _block_view(self, block: Block, state: State, env: Env, prog_type: str) -> BlockView:
+        """Walk a block for its view (fixpoint.BlockView), bpf-to-bpf calls returning
+        what the callee returns."""
+        m = Machine(state)
+        reads: list[InsnView] = []
+        r0: Val | None = None
+        # Pricing reads the state only at memory accesses, calls and exits: past
+        # the last of them the block need not be interpreted.
+        interpret_until = self.last_reads.get(id(block))
+        if interpret_until is None:
+            interpret_until = self.last_reads[id(block)] = last_state_read(block)
+        insns = block.insns
+        for index in range(interpret_until + 1):
+            insn = insns[index]
+            reads.append(insn_view(m, insn))
+            if insn.is_exit:
+                r0 = m.regs[0]
+            elif index < interpret_until and not insn.is_branch:
+                step(m, insn, env, lambda i, mm: self._subcall_result(i, mm.regs, prog_type))
+        reads.extend([None] * (len(insns) - len(reads)))
+        return tuple(reads), r0
+
+    def _price_block(self, block: Block, reads: tuple[InsnView, ...], prog_type: str,
+                     tail_targets: set[str], open_maps: set[str]) -> BlockInfo:
+        table = self.table
+        # the block's cost so far, field by field, summed in instruction order
+        n_lo: Count = 0
+        n_hi: Count = 0
+        lo_sum = 0.0
+        hi_sum = 0.0
+        lines: Lines = {}
+        exits: list[Target] = []
+        edge_ns = self._jump_ns(block)
+        run = Run(self.timed, table.slot_ns if table is not None else 0.0)
+        steps: list[Timed | float] = []
+        goto_ns = 0.0
+        last_insn = block.last
+        n_reads = len(reads)
+        for index, insn in enumerate(block.insns):
+            src_line = insn.line
+            key = (src_line.file, src_line.line) if src_line is not None else None
+            line = None
+            if key is not None:
+                line = lines.get(key)
+                if line is None:
+                    line = lines[key] = [0, 0.0, 0, 0.0]
+                line[0] += 1
+                line[2] += 1
+            read = reads[index] if index < n_reads else None
+            op = insn.opcode
+            if op != 0x85:  # not a call (the opcode byte: Insn's properties cost a call)
+                n_lo += 1
+                n_hi += 1
+                if op in RET_OPCODES:
+                    exits.append(RET)
+                if table is None or (edge_ns and insn is last_insn):
+                    continue  # free, or priced on the edges instead
+                lo, hi, issue = table.insn_price(insn, read if isinstance(read, str) else None)
+                lo_sum += lo
+                # priced with the rest of its run between calls (overlap.py)
+                timed_insn = run.add(insn, key, hi, issue)
+                if insn is last_insn and (op == 0x05 or op == 0x06):
+                    goto_ns = timed_insn.lanes[BRANCH]
+                steps.append(timed_insn)
+                continue
+            assert isinstance(read, tuple)
+            extra: Lines = {}
+            cost = self._call_cost(insn, read, prog_type, extra, tail_targets, open_maps)
+            if not insn.is_pseudo_call and key is not None:
+                self._note_call(insn, key, cost)
+            overlap = self._call_overlap(insn, read, prog_type)
+            if edge_ns and insn is last_insn:
+                cost = (cost[0], cost[1], 0.0, 0.0)  # priced on the edges instead
+            elif overlap is not None:
+                # one step of the run (overlap.py); the callee's lines keep their
+                # instructions, the call's line takes its share of the run's ns
+                call_ns = self._ns(insn, None)
+                step_ = call_step(tuple(lat + call_ns[0] for lat in overlap.read_latency),
+                                  add_lanes(overlap.lanes, lane_costs(CALL, call_ns[1], 0.0)))
+                run.add_step(step_, key, cost[3])
+                steps.append(step_)
+                cost = (cost[0], cost[1], cost[2], 0.0)
+                for callee_line in extra.values():
+                    callee_line[1] = callee_line[3] = 0.0
+            else:
+                hi_sum += run.flush(lines)[3]
+                if cost[3]:
+                    steps.append(cost[3])
+            n_lo += cost[0]
+            n_hi += cost[1]
+            lo_sum += cost[2]
+            hi_sum += cost[3]
+            if line is not None:
+                line[1] += cost[3] - callee_ns(extra, PATH_INSNS)
+                line[3] += cost[3] - callee_ns(extra, PATH_NS)
+            add_lines(lines, extra, 1)
+            if is_tail_call(insn):
+                exits.append(TAIL)
+        if block.falls_off:
+            exits.append(RET)
+        hi_sum += run.flush(lines)[3]
+        lanes = sum_lanes(steps)
+        last = last_insn.line
+        jump_line = (last.file, last.line) if edge_ns and last is not None else None
+        return BlockInfo((n_lo, n_hi, lo_sum, hi_sum), lines, exits, edge_ns, lanes, goto_ns,
+                          tuple(steps), jump_line)
+
+    def _call_overlap(self, insn: Insn, regs: tuple[Val, ...], prog_type: str
+                      ) -> CalleeOverlap | None:
+        """How a bpf-to-bpf call overlaps its caller, None for other instructions (and
+        for calls priced as barriers)."""
+        if not insn.is_pseudo_call or self.table is None or insn.reloc is None \
+                or insn.reloc.func is None:
+            return None
+        try:  # memoised: _call_cost analysed this callee in this context already
+            callee = self.function(insn.reloc.func, callee_entry(regs[1:6]), prog_type)
+        except Unbounded:
+            return None
+        return callee.as_callee
+
+    def _jump_ns(self, block: Block) -> dict[int, tuple[float, float]]:
+        """ns of a block's closing conditional jump, per successor (taken or not)."""
+        last = block.last
+        if self.table is None or not last.is_conditional_jump or last.is_may_goto \
+                or len(block.succs) != 2 or block.succs[0] == block.succs[1]:
+            return {}
+        fall = self.table.insns.get("jmp_cond_not_taken")
+        taken = self.table.insns.get("jmp_cond_taken")
+        if fall is None or taken is None:
+            return {}
+        # Only the maximum depends on the direction: pipelined, predicted jumps can
+        # cost less than calibration's dependent-chain minimum, so both directions
+        # keep the smaller minimum.
+        low = min(fall.min_ns, taken.min_ns)
+        return {block.succs[0]: (low, fall.max_ns), block.succs[1]: (low, taken.max_ns)}
+
+    def _subcall_result(self, insn: Insn, regs: list[Val], prog_type: str) -> Val:
+        target = insn.reloc.func if insn.reloc is not None else None
+        if target is None:
+            return UNKNOWN
+        try:
+            return self.function(target, callee_entry(regs[1:6]), prog_type).ret_val
+        except Unbounded:
+            return UNKNOWN
+
+    def _ns(self, insn: Insn, kind: str | None) -> tuple[float, float]:
+        if self.table is None:
+            return (0.0, 0.0)
+        return self.table.insn_ns(insn, kind)
+
+    def _call_cost(self, insn: Insn, regs: tuple[Val, ...], prog_type: str, lines: Lines,
+                   tail_targets: set[str], open_maps: set[str]) -> Cost:
+        """A call's cost from the registers r0..r5 before it."""
+        if insn.is_pseudo_call:
+            lo, hi = self._ns(insn, None)
+            target = insn.reloc.func if insn.reloc is not None else None
+            if target is None:
+                raise Unbounded(self.diag("BPF007", "bad-call", "unresolved bpf-to-bpf call",
+                                          insn))
+            callee = self.function(target, callee_entry(regs[1:6]), prog_type)
+            callee_cost = callee_total(callee, self, prog_type)
+            add_lines(lines, callee.lines_ret, 1)
+            return add((1, 1, lo, hi), callee_cost)
+        if insn.is_kfunc_call:
+            name = insn.reloc.symbol if insn.reloc is not None else f"kfunc#{insn.imm}"
+            self.priced.add(name)
+            lo, hi = self.table.kfunc_ns(name) if self.table else (0.0, 0.0)
+            return (1, 1, lo, hi)
+        return self._helper_cost(insn, regs, prog_type, lines, tail_targets, open_maps)
+
+    def _helper_cost(self, insn: Insn, regs: tuple[Val, ...], prog_type: str, lines: Lines,
+                     tail_targets: set[str], open_maps: set[str]) -> Cost:
+        hid = insn.imm
+        map_type, key_size = None, None
+        if regs[1].kind == Kind.MAP_PTR and isinstance(regs[1].ref, str):
+            mapdef = self.obj.maps.get(regs[1].ref)
+            if mapdef:
+                map_type, key_size = mapdef.type_name, mapdef.key_size
+        sizes = call_sizes(hid, regs, self.obj.maps)
+        size = None if sizes is None else (sizes.lo, sizes.hi)
+        base = (1, 1, 0.0, 0.0)
+        name = model_helper_name(hid)
+        self.priced.update((name, f"{name}[{map_type}]"))
+        if hid == calls.TAIL_CALL:
+            self._tail_call(insn, regs, tail_targets, open_maps)
+        if hid in calls.CALLBACK_ARG and hid != calls.TIMER_SET_CALLBACK:
+            iters, cb_cost, cb_lines, overlap = self._callback(insn, regs, hid, prog_type)
+            if self.table is not None:
+                lo, hi = self.table.helper_ns(hid, map_type, iters)
+                base = (1, 1, lo, hi)
+            cb_total = scale(cb_cost, iters[0], iters[1])
+            ns_mult = float(iters[1])
+            saved = self._overlapped_iterations(hid, cb_cost, overlap, iters[1])
+            if saved:
+                cb_total = (*cb_total[:3], cb_total[3] - saved)
+                ns_mult *= cb_total[3] / (cb_total[3] + saved)
+            add_lines(lines, cb_lines, iters[1], ns_mult)
+            self._note_loop(insn, "callback", iters[1], f"{calls.helper_name(hid)}: "
+                            f"{iters[0]} to {iters[1]} callback runs")
+            return add(base, cb_total)
+        if hid == calls.TIMER_SET_CALLBACK:
+            cb = regs[2]
+            if cb.kind == Kind.FUNC and isinstance(cb.ref, tuple):
+                self.async_callbacks.add(cb.ref)
+        if self.table is not None:
+            lo, hi = self.table.helper_ns(hid, map_type, size, key_size)
+            base = (1, 1, lo, hi)
+        if sizes is not None:
+            self._loose_size(insn, hid, sizes, base[3])
+        return base
+
+    def _loose_size(self, insn: Insn, hid: int, sizes: CallSizes, max_ns: float) -> None:
+        """Say where a large size bound comes from when the value analysis did not
+        bound the size itself: the number alone would look like a bug."""
+        for arg in sizes.args:
+            if not arg.capped or arg.hi <= LOOSE_SIZE_BYTES:
+                continue
+            where = "" if insn.line is not None else f" (instruction {insn.pc})"
+            priced = f", priced at up to {max_ns / 1000:.1f}us" if max_ns else ""
+            message = (f"{arg.what} of {calls.helper_name(hid)}"
+                       f"{where} is bounded only by {arg.buffer}: up to {arg.hi} bytes"
+                       f"{priced}; bound it in the program (n &= MASK, or "
+                       f"if (n > MAX) return) to tighten the worst case")
+            if (insn.pc, arg.what) not in self.loose_sizes:  # first context only
+                self.loose_sizes.add((insn.pc, arg.what))
+                self.diag("BPF008", "loose-size-bound", message, insn)
+
+    def _tail_call(self, insn: Insn, regs: tuple[Val, ...], tail_targets: set[str],
+                   open_maps: set[str]) -> None:
+        prog_map = regs[2]
+        name = prog_map.ref if prog_map.kind == Kind.MAP_PTR else None
+        if not isinstance(name, str):
+            open_maps.add("?")
+            self.diag("BPF005", "open-tail-call",
+                      "tail call through a map bpflint cannot identify", insn)
+            return
+        configured = self.options.tail_call_targets.get(name)
+        if configured:
+            tail_targets.update(configured)
+            return
+        mapdef = self.obj.maps.get(name)
+        index = regs[3].s if regs[3].kind == Kind.SCALAR else sc.UNKNOWN
+        slots = [prog for slot, prog in (mapdef.prog_slots if mapdef else ())
+                 if index.umin <= slot <= index.umax]
+        if not slots:
+            open_maps.add(name)
+            self.diag("BPF005", "open-tail-call",
+                      f"tail call through prog array '{name}' with no known targets "
+                      "(add them under [tail_calls] in bpfbudget.toml)", insn)
+            return
+        tail_targets.update(slots)
+
+    def _overlapped_iterations(self, hid: int, cb_cost: Cost, overlap: CalleeOverlap | None,
+                               iterations: int) -> float:
+        """What overlapping a callback helper's iterations saves on its worst case.
+
+        The helper runs the callback in a loop (the verifier inlines bpf_loop into
+        one): as in a loop calling a subprogram, an iteration after the first costs
+        the longer of its issue bound (the calibrated per-iteration cost in the CALL
+        lane next to the callback's lanes) and the chain the iterations carry
+        through memory, never more than an iteration alone. That chain is paid
+        after the helper's own per-iteration cost, not beside it: a callback's
+        state is memory its caller passed, and the call's prologue and epilogue
+        spill and reload around it (measured here: a bpf_loop of a 4-instruction
+        read-modify-write callback ran at 1.0, 2.0 and 2.5 ns an iteration in
+        different runs, the helper's empty iterations at 0.7-1.0 ns)."""
+        per_unit = self.table.per_unit_max_ns(hid) if self.table is not None else None
+        if overlap is None or per_unit is None or iterations < 2 or math.isinf(cb_cost[3]):
+            return 0.0
+        lanes = add_lanes(overlap.lanes, lane_costs(CALL, per_unit, 0.0))
+        chain = per_unit + overlap.read_latency[CALL_READS.index(MEMORY)]
+        alone = per_unit + cb_cost[3]
+        steady = min(alone, max(issue_bound(lanes), chain))
+        return (iterations - 1) * (alone - steady)
+
+    def _callback(self, insn: Insn, regs: tuple[Val, ...], hid: int, prog_type: str
+                  ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None]:
+        cb = regs[calls.CALLBACK_ARG[hid]]
+        if cb.kind != Kind.FUNC or not isinstance(cb.ref, tuple):
+            raise Unbounded(self.diag("BPF003", "unknown-callback",
+                                      f"{calls.helper_name(hid)} with a callback bpflint "
+                                      "cannot identify", insn))
+        cb_key: FuncKey = cb.ref
+        mem = Val(Kind.MEM, Scalar.const(0))
+        if hid == calls.LOOP:
+            nr = regs[1].s if regs[1].kind == Kind.SCALAR else sc.UNKNOWN
+            nr = sc.low32(nr)  # nr_loops is a u32
+            hi = min(nr.umax, BPF_LOOP_MAX)
+            lo = nr.umin if nr.umin <= BPF_LOOP_MAX else 0
+            # bpf_loop returns -EINVAL before the first iteration when flags != 0
+            flags = regs[4].s if regs[4].kind == Kind.SCALAR else sc.UNKNOWN
+            if flags.umin > 0:
+                lo = hi = 0
+            elif not flags.is_const:
+                lo = 0
+            args = [scalar(Scalar.urange(0, max(hi - 1, 0))), foreign_val(regs[3])]
+        elif hid == calls.FOR_EACH_MAP_ELEM:
+            name = regs[1].ref if regs[1].kind == Kind.MAP_PTR else None
+            mapdef = self.obj.maps.get(name) if isinstance(name, str) else None
+            if mapdef is None:
+                raise Unbounded(self.diag("BPF003", "unknown-map",
+                                          "bpf_for_each_map_elem over a map bpflint cannot "
+                                          "identify", insn))
+            hi = mapdef.max_entries
+            lo = hi if mapdef.type_name in ("array", "percpu_array") else 0
+            args = [regs[1], mem, Val(Kind.MAP_VALUE, Scalar.const(0), name), foreign_val(regs[3])]
+        elif hid == calls.FIND_VMA:
+            lo, hi = 0, 1
+            args = [mem, mem, foreign_val(regs[4])]
+        else:  # user_ringbuf_drain
+            lo, hi = 0, USER_RINGBUF_MAX_SAMPLES
+            args = [mem, foreign_val(regs[3])]
+        result = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
+        cb_cost = callee_total(result, self, prog_type)
+        ret = result.ret_val
+        # The helper stops early when the callback returns 1; if it cannot, every
+        # iteration runs.
+        always_continues = ret.kind == Kind.SCALAR and ret.s.umax == 0
+        if not always_continues:
+            lo = min(lo, 1)
+        return (lo, hi), cb_cost, result.lines_ret, result.as_callee
+
+
+def callee_total(res: FuncResult, analysis: BlockPricing, prog_type: str) -> Cost:
+    """A callee's cost as its caller sees it; a tail call from a subprogram runs the
+    target and then returns to the caller, so the target's cost joins the callee's."""
+    cost = res.ret
+    if res.tail is not None:
+        tail = res.tail
+        if res.tail_targets:
+            worst = None
+            for target in sorted(res.tail_targets):
+                c, _ = analysis.program_cost(target, 1)
+                worst = c if worst is None else merge(worst, c)
+            assert worst is not None
+            tail = add(tail, worst)
+        cost = tail if cost is None else merge(cost, tail)
+    if cost is None:  # the callee never returns: as unbounded as an endless loop
+        raise Unbounded(analysis.diag("BPF003", "no-exit",
+                                      "a called function has no path that returns", None))
+    return cost
