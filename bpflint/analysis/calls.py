@@ -76,6 +76,11 @@ def _clobber_args(m: Machine) -> None:
 _FAR = 1 << 40  # beyond every frame offset
 
 
+def reaches_frame(args: Iterable[Val]) -> bool:
+    """Whether a callee given ``args`` gets a pointer into this frame."""
+    return any(v.kind == Kind.STACK for v in args)
+
+
 def havoc_reachable(m: Machine, args: Iterable[Val], writes: WriteSet | None = None) -> None:
     """A callee (a callback, a subprogram) may write whatever the pointers ``args``
     reach: given a pointer into this frame's stack, any slot of the frame, unless
@@ -93,7 +98,7 @@ def havoc_reachable(m: Machine, args: Iterable[Val], writes: WriteSet | None = N
     (STACK_OR_OTHER), so that a store through it after the call (``*h.out = v``,
     reloaded) still forgets the frame instead of being lost with an unknown scalar."""
     pointers = [v for v in args if v.kind == Kind.STACK]
-    if not pointers:
+    if not pointers:  # (as reaches_frame)
         return
     ranges = _frame_ranges(pointers, writes)
     if not ranges:

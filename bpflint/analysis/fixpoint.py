@@ -111,12 +111,17 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
                 regs[r] = unlinked(regs[r])
             result = unlinked(subcall(insn, m))
             hook = env.callee_writes
-            calls.subprog_call(m, result, hook(insn, tuple(regs)) if hook else None)
+            # (a callee given no pointer into this frame leaves it alone: no summary)
+            writes = hook(insn, tuple(regs)) if hook and calls.reaches_frame(regs[1:6]) \
+                else None
+            calls.subprog_call(m, result, writes)
         elif insn.is_kfunc_call:
             calls.kfunc_call(m, insn)
         else:
             hook = env.callee_writes
-            writes = hook(insn, tuple(m.regs)) if hook and insn.imm in calls.SYNC_CALLBACK_CTX \
+            ctx = calls.SYNC_CALLBACK_CTX.get(insn.imm)
+            writes = hook(insn, tuple(m.regs)) \
+                if hook and ctx is not None and calls.reaches_frame(m.regs[ctx:ctx + 1]) \
                 else None
             calls.helper_call(m, insn, env.maps, writes)
 
