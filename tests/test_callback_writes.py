@@ -18,8 +18,10 @@ from hypothesis import HealthCheck, given, settings
 
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
+from bpflint.analysis.fixpoint import Budget
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
+    CALLER_STACK,
     STACK_OR_OTHER,
     UNINIT,
     Kind,
@@ -30,7 +32,7 @@ from bpflint.analysis.state import (
     leq_val,
 )
 from bpflint.analysis.transfer import Machine, alu, mem_kind, refine_branch, store
-from bpflint.cost.engine import analyze_program
+from bpflint.cost.engine import ProgramAnalysis, analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.interp.refinterp import Input, World, run
@@ -290,3 +292,104 @@ def test_a_value_a_callee_may_have_written_is_also_data() -> None:
     m = _machine({}, {1: IN_FRAME})
     alu(m, Insn(0, Opcode(0x07), 1, 0, 0, 8))  # r1 += 8: pointer arithmetic
     assert m.regs[1].ref == STACK_OR_OTHER
+
+
+# -- write sets: a caller forgets only what its callee may write ------------------
+
+def test_a_subprogram_with_a_write_set_forgets_only_the_slots_it_overlaps() -> None:
+    """The callee got &s (-32) and writes 4 bytes at +4 and, container_of-like, 8
+    bytes at -24 (true frame offsets -28 and -56): only those slots go, and a
+    pointer slot in range still points into the frame or elsewhere."""
+    m = _machine(SLOTS, {1: _stack_ptr(-32)})
+    calls.subprog_call(m, const(0), ((-24, -16), (4, 8)))
+    kept = dict(SLOTS)
+    del kept[-56], kept[-32]
+    assert _after(m) == kept
+    m = _machine(SLOTS, {1: _stack_ptr(-32)})
+    calls.subprog_call(m, const(0), ((8, 16),))  # writes [-24, -16): the pointer slot
+    assert _after(m) == {**SLOTS, -24: IN_FRAME}
+
+
+def test_a_write_set_moves_with_the_pointers_offset_range() -> None:
+    """A pointer at -40 or -32 (either path) and a write of 8 bytes at +0: both slots."""
+    ptr = Val(Kind.STACK, Scalar.srange(-40, -32))
+    m = _machine({-48: const(1), -40: const(2), -32: const(3), -24: const(4)}, {1: ptr})
+    calls.subprog_call(m, const(0), ((0, 8),))
+    assert _after(m) == {-48: const(1), -24: const(4)}
+
+
+def test_a_callback_helper_with_a_write_set_forgets_only_what_it_writes() -> None:
+    m = _machine(SLOTS, {3: _stack_ptr(-32), 2: FUNC, 1: const(4), 4: const(0)})
+    calls.helper_call(m, _call(calls.LOOP), {}, ((0, 8),))
+    kept = dict(SLOTS)
+    del kept[-32]
+    assert _after(m) == kept
+
+
+def test_an_unknown_write_set_or_a_pointer_elsewhere_forgets_the_whole_frame() -> None:
+    for args, writes in (({1: _stack_ptr(-32)}, None), ({1: IN_FRAME}, ((0, 8),))):
+        m = _machine(SLOTS, args)
+        calls.subprog_call(m, const(0), writes)
+        assert _after(m) == {-64: ITER, -24: IN_FRAME}
+
+
+WRITE_SET_SOURCE = PROGS / "callbacks" / "callee_write_set.bpf.c"
+
+
+@functools.cache
+def write_set_analysed() -> tuple[BpfObject, dict[str, ProgramResult]]:
+    obj = load_object(compile_bpf(WRITE_SET_SOURCE))
+    return obj, {p.name: analyze_program(obj, p, None, AnalysisOptions())
+                 for p in obj.programs}
+
+
+@needs_clang
+@pytest.mark.parametrize("name", ["field_counter", "below_counter"])
+def test_a_loop_counter_on_the_stack_survives_a_callee_writing_another_field(name: str
+                                                                             ) -> None:
+    """i lives on the stack (volatile) across set_b(&s, i) (writes s.b) or
+    set_a_below(&s.b, i) (writes s.a through container_of): the loop is bounded by
+    i < n, n <= 15, and the range is exact. (Before write sets: unbounded.)"""
+    obj, results = write_set_analysed()
+    result = results[name]
+    assert result.bounded, result.diagnostics
+    counts = [run(obj, name, xdp(NO_PKT, rx_queue=q)) for q in range(16)]
+    assert (result.insns_min, result.insns_max) == (min(counts), max(counts))
+
+
+@needs_clang
+def test_a_callee_writing_through_a_loaded_pointer_still_forgets_the_whole_frame() -> None:
+    """put_via(&h, i) writes *h->out: a pointer its summary loads, offset unknown.
+    The counter i may be what it wrote (as far as bpflint knows): unbounded."""
+    obj, results = write_set_analysed()
+    result = results["loaded_ptr_counter"]
+    assert not result.bounded
+    assert any("no bound proven" in d.message for d in result.diagnostics)
+    counts = [run(obj, "loaded_ptr_counter", xdp(NO_PKT, rx_queue=q)) for q in range(16)]
+    assert result.insns_min is not None and result.insns_min <= min(counts)
+
+
+@needs_clang
+@pytest.mark.kernel
+@pytest.mark.skipif(not USABLE, reason=f"bpf() is not usable here: {REASON}")
+def test_the_kernel_verifier_accepts_the_write_set_programs() -> None:
+    obj, _ = write_set_analysed()
+    for program in obj.programs:
+        with load_program(obj, program):
+            pass
+
+
+@needs_clang
+@pytest.mark.parametrize("callee,expected", [("set_b", ((4, 8),)), ("set_a_below", ((-4, 0),)),
+                                             ("put_via", None)])
+def test_a_callees_write_set_is_relative_to_the_pointer_it_gets(
+        callee: str, expected: tuple[tuple[int, int], ...] | None) -> None:
+    """set_b(&s) writes s.b: 4 bytes at +4; set_a_below(&s.b) writes s.a: 4 bytes at
+    -4 (container_of); put_via(&h) writes through h.out, which it loads: anywhere."""
+    obj, _ = write_set_analysed()
+    analysis = ProgramAnalysis(obj, None, AnalysisOptions(), Budget(10**6, 60.0))
+    key = next(k for k, f in obj.functions.items() if f.name == callee)
+    regs = [UNINIT] * 11
+    regs[1], regs[2] = Val(Kind.MEM, Scalar.const(0), CALLER_STACK), const(0)
+    regs[10] = _stack_ptr(0)
+    assert analysis.callee_writes.of_function(key, State(tuple(regs), ()), "xdp") == expected

@@ -6,7 +6,16 @@ from collections.abc import Iterable, Mapping
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
-from bpflint.analysis.state import STACK_OR_OTHER, UNINIT, UNKNOWN, ZERO, Kind, Val, scalar
+from bpflint.analysis.state import (
+    STACK_OR_OTHER,
+    UNINIT,
+    UNKNOWN,
+    ZERO,
+    Kind,
+    Val,
+    WriteSet,
+    scalar,
+)
 from bpflint.analysis.transfer import Machine
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import Insn
@@ -64,39 +73,70 @@ def _clobber_args(m: Machine) -> None:
         m.regs[r] = UNINIT
 
 
-def havoc_reachable(m: Machine, args: Iterable[Val]) -> None:
+_FAR = 1 << 40  # beyond every frame offset
+
+
+def reaches_frame(args: Iterable[Val]) -> bool:
+    """Whether a callee given ``args`` gets a pointer into this frame."""
+    return any(v.kind == Kind.STACK for v in args)
+
+
+def havoc_reachable(m: Machine, args: Iterable[Val], writes: WriteSet | None = None) -> None:
     """A callee (a callback, a subprogram) may write whatever the pointers ``args``
-    reach: given a pointer into this frame's stack, any slot of the frame. The
-    verifier checks a callee's access to its caller's stack against the frame's
+    reach: given a pointer into this frame's stack, any slot of the frame, unless
+    ``writes`` (the callee's write set, relative to the pointers it got) says which.
+    The verifier checks a callee's access to its caller's stack against the frame's
     bounds, not against the object the pointer was taken from (container_of on
-    ``&s.member``, negative offsets), and every pointer spilled in the frame
-    reaches no other frame. Iterator slots survive (the kernel keeps them); other
-    memory (map values, packet, context) the analysis does not track.
+    ``&s.member``, negative offsets: the write set keeps them), and every pointer
+    spilled in the frame reaches no other frame. Iterator slots survive (the kernel
+    keeps them); other memory (map values, packet, context) the analysis does not
+    track.
 
     A slot that held a pointer into this frame holds it still or no stack pointer
     at all (the kernel refuses to let a callee spill a stack pointer into its
     caller's frame): it becomes a pointer into this frame or elsewhere
     (STACK_OR_OTHER), so that a store through it after the call (``*h.out = v``,
     reloaded) still forgets the frame instead of being lost with an unknown scalar."""
-    if not any(v.kind == Kind.STACK for v in args):
+    pointers = [v for v in args if v.kind == Kind.STACK]
+    if not pointers:  # (as reaches_frame)
         return
-    kept = [(off, size) for off, size, val in m.freeze().stack if val.kind == Kind.STACK]
-    m.havoc_stack_from(_WHOLE_FRAME, None)
+    ranges = _frame_ranges(pointers, writes)
+    if not ranges:
+        return
+    kept = [(off, size) for off, size, val in m.freeze().stack if val.kind == Kind.STACK
+            and any(off + size > lo and off < hi for lo, hi in ranges)]
+    for lo, hi in ranges:
+        m.havoc_stack_from(Scalar.const(lo & sc.U64), hi - lo)
     if kept:
         stack = m.stack
         for off, size in kept:
             stack[off] = (size, _SOMEWHERE_IN_FRAME)
 
 
-_WHOLE_FRAME = Scalar.const(-(1 << 40) & sc.U64)  # below every slot
 _SOMEWHERE_IN_FRAME = Val(Kind.STACK, sc.UNKNOWN, STACK_OR_OTHER)
 
 
-def _havoc_pointed_stack(m: Machine, helper_id: int | None) -> None:
+def _frame_ranges(pointers: list[Val], writes: WriteSet | None) -> list[tuple[int, int]]:
+    """The frame offsets [lo, hi) a callee with write set ``writes`` may write given
+    ``pointers`` into the frame: each pointer's offset range plus each range."""
+    whole = [(-_FAR, _FAR)]
+    if writes is None:
+        return whole
+    out: list[tuple[int, int]] = []
+    for p in pointers:
+        if p.ref == STACK_OR_OTHER or p.s.smin < -_FAR or p.s.smax > _FAR:
+            return whole
+        for lo, hi in writes:
+            out.append((p.s.smin + lo, p.s.smax + hi))
+    return out
+
+
+def _havoc_pointed_stack(m: Machine, helper_id: int | None,
+                         writes: WriteSet | None = None) -> None:
     if helper_id in _READ_ONLY:
         return
     if helper_id in SYNC_CALLBACK_CTX:
-        havoc_reachable(m, (m.regs[SYNC_CALLBACK_CTX[helper_id]],))
+        havoc_reachable(m, (m.regs[SYNC_CALLBACK_CTX[helper_id]],), writes)
         return
     if helper_id in _WRITES:
         preg, sreg = _WRITES[helper_id]
@@ -110,7 +150,9 @@ def _havoc_pointed_stack(m: Machine, helper_id: int | None) -> None:
             m.havoc_stack_from(m.regs[r].s, None)
 
 
-def helper_call(m: Machine, insn: Insn, maps: Mapping[str, MapDef]) -> None:
+def helper_call(m: Machine, insn: Insn, maps: Mapping[str, MapDef],
+                writes: WriteSet | None = None) -> None:
+    """``writes``: the write set of the callback a callback helper runs (None: any)."""
     hid = insn.imm
     regs = m.regs
     result: Val = UNKNOWN
@@ -125,7 +167,7 @@ def helper_call(m: Machine, insn: Insn, maps: Mapping[str, MapDef]) -> None:
         result = Val(Kind.MEM, Scalar.const(0), None, True)
     elif hid == 7:  # get_prandom_u32
         result = scalar(sc.UNKNOWN32)
-    _havoc_pointed_stack(m, hid)
+    _havoc_pointed_stack(m, hid, writes)
     regs[0] = result
     _clobber_args(m)
 
@@ -191,9 +233,10 @@ def _new_iterator(m: Machine, nbytes: int, it: Val) -> None:
     m.regs[0] = scalar(sc.UNKNOWN32)
 
 
-def subprog_call(m: Machine, result: Val) -> None:
+def subprog_call(m: Machine, result: Val, writes: WriteSet | None = None) -> None:
     """After a bpf-to-bpf call: r0 is the callee's result, r1-r5 are dead, and the
-    callee may have written the caller's stack through any pointer it was given."""
-    havoc_reachable(m, m.regs[1:6])
+    callee may have written the caller's stack through any pointer it was given
+    (where its write set ``writes`` says; None: anywhere in the frame)."""
+    havoc_reachable(m, m.regs[1:6], writes)
     m.regs[0] = result
     _clobber_args(m)

@@ -109,11 +109,21 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
             regs = m.regs
             for r in range(1, 6):
                 regs[r] = unlinked(regs[r])
-            calls.subprog_call(m, unlinked(subcall(insn, m)))
+            result = unlinked(subcall(insn, m))
+            hook = env.callee_writes
+            # (a callee given no pointer into this frame leaves it alone: no summary)
+            writes = hook(insn, tuple(regs)) if hook and calls.reaches_frame(regs[1:6]) \
+                else None
+            calls.subprog_call(m, result, writes)
         elif insn.is_kfunc_call:
             calls.kfunc_call(m, insn)
         else:
-            calls.helper_call(m, insn, env.maps)
+            hook = env.callee_writes
+            ctx = calls.SYNC_CALLBACK_CTX.get(insn.imm)
+            writes = hook(insn, tuple(m.regs)) \
+                if hook and ctx is not None and calls.reaches_frame(m.regs[ctx:ctx + 1]) \
+                else None
+            calls.helper_call(m, insn, env.maps, writes)
 
 
 # What pricing an instruction reads of the state before it: the kind of memory a load

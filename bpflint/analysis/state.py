@@ -31,6 +31,10 @@ CALLER_STACK = "caller stack"  # the ref of a MEM pointer into a calling frame's
 # pointer with another pointer; a spilled stack pointer a callee may have replaced):
 # its offset is unknown, so a store through it forgets the whole frame.
 STACK_OR_OTHER = "stack or other memory"
+# What a callee writes of the frames it gets pointers into: byte ranges [lo, hi)
+# relative to such a pointer (any one of them: a callee's summary does not tell
+# them apart), or None for anywhere in the frame (cost/engine.py computes them).
+WriteSet = tuple[tuple[int, int], ...]
 
 POINTER_KINDS = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META,
                            Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
@@ -33,6 +34,7 @@ from bpflint.analysis.state import (
     Kind,
     State,
     Val,
+    WriteSet,
     const,
     freeze_stack,
     link_of,
@@ -70,6 +72,10 @@ class Env:
     # instruction's own hash walks its source line), filled as blocks are walked and
     # shared by every function of one program's analysis
     loader_reads: dict[str, dict[int, Insn]] | None = None
+    # The write set (state.WriteSet) of what a bpf-to-bpf call or a callback
+    # helper's callback may write of this frame, from the call and the registers
+    # before it; None (or no hook): anywhere in the frame a pointer reaches.
+    callee_writes: Callable[[Insn, tuple[Val, ...]], WriteSet | None] | None = None
 
 
 class Machine:

@@ -28,6 +28,9 @@ from bpflint.analysis.state import (
     join_val,
 )
 from bpflint.analysis.transfer import Env
+from bpflint.cfg.graph import Cfg
+from bpflint.cfg.loops import LoopForest
+from bpflint.cost.callee_writes import CalleeWrites
 from bpflint.cost.expand import (
     expand_lines,
     path_line_costs,
@@ -79,6 +82,16 @@ class ProgramAnalysis(LoopBounds):
     (memoised), to a fixpoint, priced (pricing.py), its loops bounded (loop_bounds.py)
     and its worst paths solved (paths.py) and expanded (expand.py)."""
 
+    def __init__(self, obj: BpfObject, table: CostTable | None, options: AnalysisOptions,
+                 budget: Budget) -> None:
+        super().__init__(obj, table, options, budget)
+        # what callees write of their callers' frames (a caller forgets only that)
+        self.callee_writes = CalleeWrites(obj, budget, self._structure_of, self.loader_reads)
+
+    def _structure_of(self, key: FuncKey) -> tuple[Cfg, LoopForest, tuple[int, ...]] | None:
+        func = self.obj.functions.get(key)
+        return self.structure(func) if func is not None else None
+
     # -- one function in one context -----------------------------------------
     def function(self, key: FuncKey, entry: State, prog_type: str) -> FuncResult:
         func = self.obj.functions.get(key)
@@ -107,7 +120,8 @@ class ProgramAnalysis(LoopBounds):
 
     def _analyze(self, func: Function, entry: State, prog_type: str) -> FuncResult:
         cfg, forest, thresholds = self.structure(func)
-        env = Env(prog_type, self.obj.maps, self.loader_reads)
+        env = Env(prog_type, self.obj.maps, self.loader_reads,
+                  self.callee_writes.hook(prog_type))
         if forest.irreducible:
             b, _ = forest.irreducible[0]
             raise Unbounded(self.diag("BPF003", "irreducible-loop",
