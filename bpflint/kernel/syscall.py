@@ -311,10 +311,12 @@ def _name16(name: str) -> bytes:
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
-               flags: int = 0, name: str = "", map_extra: int = 0) -> int:
+               flags: int = 0, name: str = "", map_extra: int = 0,
+               inner_map_fd: int = 0) -> int:
+    """``inner_map_fd``: the template map of a map-in-map (array_of_maps, hash_of_maps)."""
     attr = _MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
                           max_entries=max_entries, map_flags=flags, map_name=_name16(name),
-                          map_extra=map_extra)
+                          map_extra=map_extra, inner_map_fd=inner_map_fd)
     try:
         return _sys_bpf(BPF_MAP_CREATE, attr)
     except OSError as exc:
