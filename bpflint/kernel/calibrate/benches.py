@@ -77,6 +77,12 @@ KEY_OFF = -64
 VALUE_OFF = -128
 MISS_KEY_OFF = -192  # 64 bytes of 0xff: a key no map holds
 ITER_OFF = -200  # an open-coded iterator (struct bpf_iter_num, 8 bytes)
+# cold-cache hash benchmarks: a map of COLD_ENTRIES keys 0..N-1 (several times the
+# last-level cache), visited in a scattered order that a counter in the big value
+# carries from run to run
+COLD_ENTRIES = 1 << 20
+COLD_COUNTER_OFF = 256  # in the big value: no other benchmark uses these bytes
+GOLDEN_32 = -1640531535  # 0x9E3779B1 as a signed 32-bit immediate: a scattering step
 PACKET = struct.pack("<QQQ", 1, 0xFFFF_FFFF_FFFF_FFF1, 3)  # r7 = 1, r9 = big, r5 = 3
 
 
@@ -293,6 +299,32 @@ def helper_benches() -> list[Bench]:
             # cost bounds the delete from above
             add(f"map_delete_elem.map.{mtype}", f"delete_{name}_hit",
                 delete_hit_body(name), setup=_MAP_SETUP, key_bytes=ks)
+    def cold_key(miss: bool) -> bytes:
+        """The next key of the scattered walk, at KEY_OFF: present, or (miss) not."""
+        code = (bc.ldx(8, R1, R8, COLD_COUNTER_OFF) + bc.alu64(AluOp.ADD, R1, imm=1)
+                + bc.stx(8, R8, COLD_COUNTER_OFF, R1) + bc.alu64(AluOp.MUL, R1, imm=GOLDEN_32)
+                + bc.alu64(AluOp.AND, R1, imm=COLD_ENTRIES - 1))
+        if miss:
+            code += bc.alu64(AluOp.OR, R1, imm=COLD_ENTRIES)
+        return code + bc.stx(4, R10, KEY_OFF, R1)
+
+    cold_setup = ("load_map", "alu_simple", "store_map", "alu_mul", "alu_simple",
+                  "store_stack")
+    def cold_lookup(map_name: str, miss: bool) -> Callable[[Env], bytes]:
+        return lambda env: cold_key(miss) + lookup_body(map_name)(env)
+
+    def cold_update(map_name: str) -> Callable[[Env], bytes]:
+        return lambda env: cold_key(False) + update_body(map_name)(env)
+
+    # (the key's other bytes stay 0 from the prologue: 64-byte keys too)
+    for ks in (4, 64):
+        for hit in ("hit", "miss"):
+            add("map_lookup_elem.map.hash", f"lookup_hash{ks}_cold_{hit}",
+                cold_lookup(f"hash{ks}_cold", hit == "miss"),
+                setup=cold_setup + (("alu_simple",) if hit == "miss" else ()) + _MAP_SETUP,
+                key_bytes=ks)
+        add("map_update_elem.map.hash", f"update_hash{ks}_cold", cold_update(f"hash{ks}_cold"),
+            setup=cold_setup + _MAP_SETUP + ("alu_mov", "alu_simple", "alu_mov"), key_bytes=ks)
     add("map_lookup_elem.map.lpm_trie", "lookup_lpm",
         lambda env: bc.st(4, R10, KEY_OFF, 32) + _map_args(env, "lpm_trie") + lookup,
         setup=_MAP_SETUP + ("store_stack",))

@@ -35,9 +35,11 @@ METHOD = (
     "key size over their dearest 4- and 64-byte-key figures; argument setup subtracted. "
     "Derived: "
     "exit 0 (a subprogram's exit is priced in 'call', the entry's in the test-run "
-    "baseline), load/store 'other' = envelope of measured kinds. Caches are hot: a cold "
-    "miss or a contended atomic can exceed max. Defaults price what calibration did not "
-    "measure. samples={samples}, repeat={repeat}."
+    "baseline), load/store 'other' = envelope of measured kinds. Caches are hot, except "
+    "hash-map lookups and updates, also measured on maps of 1,048,576 keys walked in a "
+    "scattered order (cold caches): another map type's cold miss or a contended atomic "
+    "can exceed max. Defaults price what calibration did not measure. "
+    "samples={samples}, repeat={repeat}."
 )
 
 

@@ -25,6 +25,7 @@ from bpflint.kernel import syscall as sc
 from bpflint.kernel.bytecode import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10
 from bpflint.kernel.calibrate.benches import (
     BIG_VALUE_BYTES,
+    COLD_ENTRIES,
     KEY_OFF,
     MISS_KEY_OFF,
     PACKET,
@@ -386,6 +387,20 @@ def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
                 if fd is not None:
                     sc.close(fd)
                 missing[name] = missing["inner"]
+        def cold_hash(key_size: int) -> None:
+            # far bigger than the last-level cache: a lookup of a key not used lately
+            # misses it (bucket, element, value); keys are 0..N-1 in their first 4 bytes
+            name = f"hash{key_size}_cold"
+            create(name, "hash", key_size, 64, COLD_ENTRIES)
+            chunk = 1 << 16
+            value = bytes(64) * chunk
+            pad = bytes(key_size - 4)
+            for first in range(0, COLD_ENTRIES, chunk):
+                keys = b"".join(struct.pack("<I", k) + pad for k in range(first, first + chunk))
+                sc.map_update_batch(fds[name], keys, value, chunk)
+
+        for key_size in (4, 64):
+            optional(f"hash{key_size}_cold", functools.partial(cold_hash, key_size))
         optional("lpm_trie", functools.partial(
             create, "lpm_trie", "lpm_trie", 8, 8, 64, sc.BPF_F_NO_PREALLOC,
             fill=((struct.pack("<I", 8) + bytes(4), bytes(8)),)))
