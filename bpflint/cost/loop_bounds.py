@@ -12,6 +12,7 @@ from bpflint.analysis.bounds import (
     LoopBound,
     bound_loop,
     count_iterations,
+    least_iterations,
     loop_entry,
     unroll_loop,
 )
@@ -328,6 +329,16 @@ class LoopBounds(BlockPricing):
         timed = self.options.may_goto == "timed"
         bound = bound_loop(cfg, forest, loop, flow, env, None if timed else MAY_GOTO_BUDGET)
         if bound.max_backedges is not None and not bound.may_goto:
+            if bound.variable_step and entry is not None:
+                # the least step gives the most rounds; the fewest are where the
+                # exact iterations first leave (walking at most as many as the
+                # bound allows, the walk abstract unrolling would have spent)
+                least = least_iterations(cfg, loop, entry,
+                                         min(limit, bound.max_backedges + 1),
+                                         self._iterate(ctx, loop))
+                bound = LoopBound(header, bound.max_backedges,
+                                  min(least, bound.max_backedges), bound.how,
+                                  bound.may_goto, bound.variable_step)
             return bound
         # a may_goto budget (8M, or _timed_may_goto's) is large: the loop's own exit
         # test may give a far smaller bound, as unrolling it shows (within a smaller
