@@ -28,6 +28,7 @@ from bpflint.analysis.state import (
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import LoopForest, find_loops
+from bpflint.cost.callsites import caller_insn
 from bpflint.cost.frame import (
     BPF_LOOP_MAX,
     LOOSE_SIZE_BYTES,
@@ -106,6 +107,8 @@ class BlockPricing:
         self.chain: list[FuncKey] = []
         self.diags: list[Diagnostic] = []
         self.loose_sizes: set[tuple[int, str]] = set()  # (pc, argument) diagnosed
+        # BPF005's message -> the tail calls it is about, by (function, pc)
+        self.open_calls: dict[str, set[tuple[FuncKey, int]]] = {}
         self.async_callbacks: set[FuncKey] = set()
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
@@ -428,14 +431,25 @@ class BlockPricing:
                 self.loose_sizes.add((insn.pc, arg.what))
                 self.diag("BPF008", "loose-size-bound", message, insn)
 
+    def open_tail_calls(self) -> dict[str, int]:
+        """How many tail-call instructions each BPF005 message is about."""
+        return {message: len(sites) for message, sites in self.open_calls.items()}
+
+    def _open_tail_call(self, insn: Insn, message: str) -> None:
+        """BPF005 at the caller's line (not bpf_tail_call_static's asm in libbpf's
+        header), counted per call instruction: one finding lists them all."""
+        func = self.chain[-1] if self.chain else ("", -1)
+        site = caller_insn(self.obj.functions[func].insns, insn) if self.chain else insn
+        self.open_calls.setdefault(message, set()).add((func, insn.pc))
+        self.diag("BPF005", "open-tail-call", message, site)
+
     def _tail_call(self, insn: Insn, regs: tuple[Val, ...], tail_targets: set[str],
                    open_maps: set[str]) -> None:
         prog_map = regs[2]
         name = prog_map.ref if prog_map.kind == Kind.MAP_PTR else None
         if not isinstance(name, str):
             open_maps.add("?")
-            self.diag("BPF005", "open-tail-call",
-                      "tail call through a map bpflint cannot identify", insn)
+            self._open_tail_call(insn, "tail call through a map bpflint cannot identify")
             return
         configured = self.options.tail_call_targets.get(name)
         if configured:
@@ -447,9 +461,9 @@ class BlockPricing:
                  if index.umin <= slot <= index.umax]
         if not slots:
             open_maps.add(name)
-            self.diag("BPF005", "open-tail-call",
-                      f"tail call through prog array '{name}' with no known targets "
-                      "(add them under [tail_calls] in bpfbudget.toml)", insn)
+            self._open_tail_call(insn, f"tail call through prog array '{name}' with no "
+                                 "known targets (add them under [tail_calls] in "
+                                 "bpfbudget.toml)")
             return
         tail_targets.update(slots)
 
