@@ -79,7 +79,7 @@ from bpflint.cost.paths import (
     scale,
 )
 from bpflint.isa.insn import Insn
-from bpflint.obj.model import BpfObject, FuncKey, Function
+from bpflint.obj.model import BpfObject, FuncKey, Function, MapDef
 from bpflint.results import (
     CallNote,
     Diagnostic,
@@ -389,6 +389,15 @@ class BlockPricing:
         self.priced.update((name, f"{name}[{map_type}]"))
         if hid == calls.TAIL_CALL:
             self._tail_call(insn, regs, tail_targets, open_maps)
+        if hid == calls.FOR_EACH_MAP_ELEM and self._map_def(regs[1]) is None:
+            # Its callback may run any number of times, or none (an empty hash map):
+            # the worst case is unbounded, the best still known (the call alone).
+            self.diag("BPF003", "unknown-map",
+                      "bpf_for_each_map_elem over a map bpflint cannot identify", insn)
+            self._note_loop(insn, "callback", None, "bpf_for_each_map_elem over a map "
+                            "bpflint cannot identify")
+            min_ns = self.table.helper_ns(hid, None, (0, 0))[0] if self.table else 0.0
+            return (1, math.inf, min_ns, math.inf)
         if hid in calls.CALLBACK_ARG and hid != calls.TIMER_SET_CALLBACK:
             iters, cb_cost, cb_lines, overlap = self._callback(insn, regs, hid, prog_type)
             if self.table is not None:
@@ -490,6 +499,11 @@ class BlockPricing:
         steady = min(alone, max(issue_bound(lanes), chain))
         return (iterations - 1) * (alone - steady)
 
+    def _map_def(self, val: Val) -> MapDef | None:
+        """The map a map pointer points to, if bpflint knows it."""
+        name = val.ref if val.kind == Kind.MAP_PTR else None
+        return self.obj.maps.get(name) if isinstance(name, str) else None
+
     def _callback(self, insn: Insn, regs: tuple[Val, ...], hid: int, prog_type: str
                   ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None]:
         cb = regs[calls.CALLBACK_ARG[hid]]
@@ -513,11 +527,8 @@ class BlockPricing:
             args = [scalar(Scalar.urange(0, max(hi - 1, 0))), foreign_val(regs[3])]
         elif hid == calls.FOR_EACH_MAP_ELEM:
             name = regs[1].ref if regs[1].kind == Kind.MAP_PTR else None
-            mapdef = self.obj.maps.get(name) if isinstance(name, str) else None
-            if mapdef is None:
-                raise Unbounded(self.diag("BPF003", "unknown-map",
-                                          "bpf_for_each_map_elem over a map bpflint cannot "
-                                          "identify", insn))
+            mapdef = self._map_def(regs[1])
+            assert mapdef is not None  # _helper_cost prices an unknown map apart
             hi = mapdef.max_entries
             lo = hi if mapdef.type_name in ("array", "percpu_array") else 0
             args = [regs[1], mem, Val(Kind.MAP_VALUE, Scalar.const(0), name), foreign_val(regs[3])]
