@@ -143,9 +143,12 @@ class LoopBounds(BlockPricing):
                 # Iteration-by-iteration costing is exact but costs as much as
                 # interpreting the loop: needed when an inner loop is bounded only
                 # per outer iteration, else spent on small loops while a
-                # per-program allowance lasts.
-                if is_unbounded(summary) or work <= min(PER_ITERATION_STEPS,
-                                                         self.sharpen_left):
+                # per-program allowance lasts. A variable step's bound (range over
+                # the least step) may be far above what the loop runs: walking that
+                # many iterations is left to loops abstract unrolling could walk.
+                needed = is_unbounded(summary) and (not bound.variable_step
+                                                    or work <= UNROLL_STEPS)
+                if needed or work <= min(PER_ITERATION_STEPS, self.sharpen_left):
                     self.sharpen_left -= work
                     unrolled = self._unrolled_summary(ctx, loop, flow,
                                                       bound.max_backedges + 1, steady_ns,
