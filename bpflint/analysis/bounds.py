@@ -486,22 +486,16 @@ def count_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
     iteration from a header state (fixpoint.run_iteration, which keeps what it
     computes for the fixpoint and the cost engine).
     """
-    return _walk_iterations(cfg, loop, entry, max_iterations, iterate)[0]
+    return walk_iterations(cfg, loop, entry, max_iterations, iterate)[0]
 
 
-def least_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
-                     iterate: Callable[[State], Iteration | None]) -> int:
-    """Back edges every run of the loop takes at least: the iterations before the
-    first one that can leave it, walked as count_iterations does. Where the walk
-    gives up, the iterations it did walk without a way out still count: each
-    header state holds every real one after as many back edges."""
-    return _walk_iterations(cfg, loop, entry, max_iterations, iterate)[1]
-
-
-def _walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
-                     iterate: Callable[[State], Iteration | None]
-                     ) -> tuple[LoopBound | None, int]:
-    """count_iterations' walk: the bound (None: not found) and the least back edges."""
+def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
+                    iterate: Callable[[State], Iteration | None]
+                    ) -> tuple[LoopBound | None, int]:
+    """count_iterations' walk: its bound (None: not found), and the back edges every
+    run of the loop takes at least, the iterations before the first one that can
+    leave it. Where the walk gives up, the iterations it did walk without a way out
+    still count: each header state holds every real one after as many back edges."""
     h = loop.header
     leaves = [b for b in loop.body if cfg.blocks[b].ends_in_exit or
               cfg.blocks[b].ends_in_tail_call]

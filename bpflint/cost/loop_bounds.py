@@ -12,9 +12,9 @@ from bpflint.analysis.bounds import (
     LoopBound,
     bound_loop,
     count_iterations,
-    least_iterations,
     loop_entry,
     unroll_loop,
+    walk_iterations,
 )
 from bpflint.analysis.fixpoint import (
     Flow,
@@ -335,10 +335,14 @@ class LoopBounds(BlockPricing):
             if bound.variable_step and entry is not None:
                 # the least step gives the most rounds; the fewest are where the
                 # exact iterations first leave (walking at most as many as the
-                # bound allows, the walk abstract unrolling would have spent)
-                least = least_iterations(cfg, loop, entry,
-                                         min(limit, bound.max_backedges + 1),
-                                         self._iterate(ctx, loop))
+                # bound allows, the walk abstract unrolling would have spent), and
+                # where the walk ends, its count is exact
+                counted, least = walk_iterations(cfg, loop, entry,
+                                                 min(limit, bound.max_backedges + 1),
+                                                 self._iterate(ctx, loop))
+                if counted is not None and counted.max_backedges is not None \
+                        and counted.max_backedges <= bound.max_backedges:
+                    return counted
                 bound = LoopBound(header, bound.max_backedges,
                                   min(least, bound.max_backedges), bound.how,
                                   bound.may_goto, bound.variable_step)
