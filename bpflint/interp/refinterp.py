@@ -59,12 +59,12 @@ EAGAIN = 11
 EEXIST = 17
 
 # Context fields the kernel rewrites into packet pointers: offset -> which pointer.
-_XDP_PTR_FIELDS = {0: "data", 4: "data_end", 8: "data"}  # data, data_end, data_meta
-_SKB_PTR_FIELDS = {76: "data", 80: "data_end", 140: "data"}  # __sk_buff data, data_end, data_meta
-_SKB_TYPES = frozenset({"socket_filter", "sched_cls", "sched_act", "cgroup_skb", "sk_skb",
+XDP_PTR_FIELDS = {0: "data", 4: "data_end", 8: "data"}  # data, data_end, data_meta
+SKB_PTR_FIELDS = {76: "data", 80: "data_end", 140: "data"}  # __sk_buff data, data_end, data_meta
+SKB_TYPES = frozenset({"socket_filter", "sched_cls", "sched_act", "cgroup_skb", "sk_skb",
                         "lwt_in", "lwt_out", "lwt_xmit", "lwt_seg6local"})
 
-_ARRAY_TYPES = frozenset({"array", "percpu_array", "cgroup_array", "prog_array",
+ARRAY_TYPES = frozenset({"array", "percpu_array", "cgroup_array", "prog_array",
                           "perf_event_array", "array_of_maps"})
 
 # Plain ints: enum members cost an attribute lookup on every instruction run.
@@ -207,7 +207,7 @@ def _s64(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
-def _s32(value: int) -> int:
+def s32(value: int) -> int:
     value &= MASK32
     return value - (1 << 32) if value >> 31 else value
 
@@ -348,7 +348,7 @@ class Interpreter:
         self._map_store.get(mdef.name, {}).pop(key, None)
 
     def lookup(self, mdef: MapDef, key: bytes) -> int:
-        if mdef.type_name in _ARRAY_TYPES:
+        if mdef.type_name in ARRAY_TYPES:
             index = int.from_bytes(key[:4], "little")
             if index >= mdef.max_entries:
                 return 0
@@ -370,6 +370,17 @@ class Interpreter:
 
     def next_update_result(self) -> int:
         return self._updates.take() & MASK64
+
+    def consumed(self) -> dict[str, int]:
+        """How many elements of each World sequence the run has taken so far: lookup
+        hits ("hit"), scalars, update results ("update") and callback rounds."""
+        return {"hit": self._lookups._next, "scalar": self._scalars._next,
+                "update": self._updates._next, "rounds": self._rounds._next}
+
+    def region_name(self, addr: int) -> str | None:
+        """The name of the region ``addr`` points into ("packet", "value of NAME", ...)."""
+        region = self._regions.get(addr >> 32)
+        return None if region is None else region.name
 
     # -- execution ------------------------------------------------------------
     def tick(self, n: int = 1) -> None:
@@ -567,9 +578,9 @@ class Interpreter:
     def _ld_abs(self, insn: Insn, regs: list[int]) -> None:
         """LD_ABS / LD_IND: big-endian packet load into r0; out of range ends the run."""
         size = insn.opcode.size_bytes
-        off = _s32(insn.imm)
+        off = s32(insn.imm)
         if (insn.opcode & 0xE0) == _MODE_IND:
-            off += _s32(regs[insn.src])
+            off += s32(regs[insn.src])
         length = self.packet_end - self.packet
         if not self.packet or off < 0 or off + size > length:
             raise _LdAbsAbort()
@@ -676,9 +687,9 @@ class Interpreter:
         region = self._regions[ctx >> 32]
         fields = {}
         if prog.prog_type == "xdp":
-            fields = _XDP_PTR_FIELDS
-        elif prog.prog_type in _SKB_TYPES:
-            fields = _SKB_PTR_FIELDS
+            fields = XDP_PTR_FIELDS
+        elif prog.prog_type in SKB_TYPES:
+            fields = SKB_PTR_FIELDS
         for off, which in fields.items():
             region.ptr_fields[off] = self.packet if which == "data" else self.packet_end
         for off, content in inp.ctx_pointers:
@@ -757,7 +768,7 @@ def _h_lookup(it: Interpreter, r: list[int]) -> int:
 
 def _h_update(it: Interpreter, r: list[int]) -> int:
     mdef = it.map_of(r[1])
-    if mdef.type_name in _ARRAY_TYPES and \
+    if mdef.type_name in ARRAY_TYPES and \
             int.from_bytes(_key_bytes(it, mdef, r[2])[:4], "little") >= mdef.max_entries:
         return -E2BIG  # array_map_update_elem: an index past the end is refused
     result = it.next_update_result()
@@ -852,7 +863,7 @@ def _h_loop(it: Interpreter, r: list[int]) -> int:
 def _h_for_each_map_elem(it: Interpreter, r: list[int]) -> int:
     mdef = it.map_of(r[1])
     callback, ctx = r[2], r[3]
-    if mdef.type_name in _ARRAY_TYPES:
+    if mdef.type_name in ARRAY_TYPES:
         keys = [i.to_bytes(4, "little") for i in range(mdef.max_entries)]
     else:
         keys = [i.to_bytes(mdef.key_size, "little")
@@ -955,7 +966,7 @@ HELPERS: dict[str, Helper] = {
 # -- kfuncs ---------------------------------------------------------------------
 def _k_iter_num_new(it: Interpreter, r: list[int]) -> int:
     """struct bpf_iter_num_kern { int cur; int end; }: cur = start - 1."""
-    start, end = _s32(r[2]), _s32(r[3])
+    start, end = s32(r[2]), s32(r[3])
     if start > end or end - start > BPF_MAX_LOOPS:
         it.store(r[1], 8, 0)
         return -EINVAL
@@ -965,7 +976,7 @@ def _k_iter_num_new(it: Interpreter, r: list[int]) -> int:
 
 
 def _k_iter_num_next(it: Interpreter, r: list[int]) -> int:
-    cur, end = _s32(it.load(r[1], 4)), _s32(it.load(r[1] + 4, 4))
+    cur, end = s32(it.load(r[1], 4)), s32(it.load(r[1] + 4, 4))
     if cur + 1 >= end:
         it.store(r[1], 8, 0)
         return 0

@@ -16,16 +16,16 @@ import z3
 
 from bpflint.cost.model import CostTable
 from bpflint.interp.refinterp import (
-    _SKB_PTR_FIELDS,
-    _SKB_TYPES,
-    _XDP_PTR_FIELDS,
     EAGAIN,
     EFAULT,
     MASK32,
     MASK64,
     MAX_CALL_DEPTH,
+    SKB_PTR_FIELDS,
+    SKB_TYPES,
+    XDP_PTR_FIELDS,
     Input,
-    _s32,
+    s32,
 )
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import AluOp, Cls, JmpOp, Mode
@@ -127,7 +127,7 @@ class Symbols:
                 packet[off] = val(sym, packet[off])
             elif where == "ctx" and off < len(ctx):
                 ctx[off] = val(sym, ctx[off])
-        if parent.packet or prog_type in _SKB_TYPES or prog_type == "xdp":
+        if parent.packet or prog_type in SKB_TYPES or prog_type == "xdp":
             ctx = bytearray(ctx_for(prog_type, bytes(packet), bytes(ctx)))
         w = parent.world
 
@@ -187,9 +187,9 @@ class ConcolicInterpreter(TracingInterpreter):
         ctx = super().setup_ctx(prog)
         self._ctx_region = ctx >> 32
         self._pkt_region = self.packet >> 32
-        fields = _XDP_PTR_FIELDS if prog.prog_type == "xdp" else \
-            _SKB_PTR_FIELDS if prog.prog_type in _SKB_TYPES else {}
-        self._skb = prog.prog_type in _SKB_TYPES
+        fields = XDP_PTR_FIELDS if prog.prog_type == "xdp" else \
+            SKB_PTR_FIELDS if prog.prog_type in SKB_TYPES else {}
+        self._skb = prog.prog_type in SKB_TYPES
         for off, which in fields.items():
             self._ptr_bytes.update(range(off, off + 4))
             if which == "data_end":
@@ -207,8 +207,8 @@ class ConcolicInterpreter(TracingInterpreter):
             if self._skb and off < 4:  # __sk_buff.len is the packet's length
                 return z3.Extract(8 * off + 7, 8 * off, self.syms.plen)
             return self.syms.byte("ctx", off)
-        region = self._regions.get(rid)
-        if region is not None and region.name.startswith("value of "):
+        name = self.region_name(addr)
+        if name is not None and name.startswith("value of "):
             return self.syms.vfill
         return None
 
@@ -336,13 +336,13 @@ class ConcolicInterpreter(TracingInterpreter):
         big-endian bytes; out of range the run ends, which is a path condition too."""
         sh = self._shadow[self.depth]
         size = insn.opcode.size_bytes
-        off = _s32(insn.imm)
+        off = s32(insn.imm)
         if (insn.opcode & 0xE0) == Mode.IND:
             if sh[insn.src] is not None:
                 self.concretized = True
                 self.path.append(Branch(sh[insn.src] == _bv(regs[insn.src]), insn.pc, True,
                                         None, None, False))
-            off += _s32(regs[insn.src])
+            off += s32(regs[insn.src])
         inside = z3.ULE(z3.BitVecVal(max(off, 0) + size, 32), self.syms.plen) if \
             0 <= off < MAX_PACKET_BYTES else None
         here = (insn.line.file, insn.line.line) if insn.line is not None else None
@@ -364,8 +364,7 @@ class ConcolicInterpreter(TracingInterpreter):
 
     def _call(self, insn: Insn, regs: list[int]) -> None:
         sh = self._shadow[self.depth]
-        before = {k: c._next for k, c in (("hit", self._lookups), ("scalar", self._scalars),
-                                          ("update", self._updates), ("rounds", self._rounds))}
+        before = self.consumed()
         pseudo = insn.is_pseudo_call and not insn.is_kfunc_call and \
             not (insn.reloc is not None and insn.reloc.kind == "kfunc")
         name = "" if pseudo or insn.is_kfunc_call else helper_name(insn)
@@ -393,9 +392,8 @@ class ConcolicInterpreter(TracingInterpreter):
             self._pending = list(sh[1:6])
         super()._call(insn, regs)
         result: Expr | None = None
-        taken = {k: (before[k], c._next) for k, c in (
-            ("hit", self._lookups), ("scalar", self._scalars), ("update", self._updates),
-            ("rounds", self._rounds))}
+        after = self.consumed()
+        taken = {k: (before[k], after[k]) for k in after}
         for kind, (lo, hi) in taken.items():
             if hi > lo:
                 self.uses[kind] = max(self.uses.get(kind, 0), hi)

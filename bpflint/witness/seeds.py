@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import struct
 
-from bpflint.interp.refinterp import _SKB_TYPES, MAX_USER_RINGBUF_SAMPLES, Input, World
+from bpflint.interp.refinterp import MAX_USER_RINGBUF_SAMPLES, SKB_TYPES, Input, World
 
 MAX_PACKET_BYTES = 1514  # an Ethernet frame without FCS: what test_run sends as one packet
 XDP_CTX_BYTES = 24  # struct xdp_md
 SKB_CTX_BYTES = 192  # struct __sk_buff
 PT_REGS_BYTES = 168  # struct pt_regs (x86-64)
 GENERIC_CTX_BYTES = 512  # tracepoint records, u64 argument arrays, ...
-PACKET_TYPES = frozenset({"xdp", *_SKB_TYPES, "flow_dissector"})
+PACKET_TYPES = frozenset({"xdp", *SKB_TYPES, "flow_dissector"})
 _PT_REGS_TYPES = frozenset({"kprobe", "uprobe", "usdt", "kretprobe", "uretprobe"})
 
 
@@ -74,7 +74,7 @@ def ctx_for(prog_type: str, packet: bytes, base: bytes = b"") -> bytes:
     if prog_type == "xdp":
         ctx = bytearray(base.ljust(XDP_CTX_BYTES, b"\0")[:XDP_CTX_BYTES])
         return bytes(ctx)
-    if prog_type in _SKB_TYPES:
+    if prog_type in SKB_TYPES:
         ctx = bytearray(base.ljust(SKB_CTX_BYTES, b"\0")[:SKB_CTX_BYTES])
         struct.pack_into("<I", ctx, 0, len(packet))
         if len(packet) >= 14:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from bpflint.cost.model import CostTable
 from bpflint.interp.refinterp import (
-    _ARRAY_TYPES,
+    ARRAY_TYPES,
     EFAULT,
     HELPERS,
     MASK32,
@@ -53,7 +53,7 @@ class TracingInterpreter(Interpreter):
         if ptr and mdef.inner and mdef.inner in self.obj.maps:
             # map-in-map: a hit is the inner map (its template stands for every one)
             return self.map_addr(mdef.inner)
-        if ptr and mdef.type_name not in _ARRAY_TYPES and (mdef.name, key) not in self.hit_keys:
+        if ptr and mdef.type_name not in ARRAY_TYPES and (mdef.name, key) not in self.hit_keys:
             self.hit_keys[(mdef.name, key)] = bytes([self.world.value_fill]) * mdef.value_size
         return ptr
 
