@@ -137,6 +137,10 @@ class World:
     tail_call_fails: bool = False  # every tail call falls through (slot emptied at run time)
     # elements present before the run, as user space put them: (map name, key, value)
     map_contents: tuple[tuple[str, bytes, bytes], ...] = ()
+    # the first bytes of each map value the run finds fresh (a lookup hit of an absent
+    # key, an array element not yet used), in the order the run meets them; missing
+    # elements and bytes are value_fill
+    values: tuple[bytes, ...] = ()
     # loader-set (const volatile) variables as a loader sets them before load: (name,
     # value); an array variable gets the value in every element; __kconfig externs too
     rodata: tuple[tuple[str, int], ...] = ()
@@ -207,6 +211,12 @@ def _s64(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
+def entries(mdef: MapDef) -> int:
+    """A map's max_entries; 0 in the object means user space sets it before load (an
+    array per CPU sized to nr_cpus, ...), and any index may then be in range."""
+    return mdef.max_entries or 1 << 32
+
+
 def s32(value: int) -> int:
     value &= MASK32
     return value - (1 << 32) if value >> 31 else value
@@ -259,6 +269,7 @@ class Interpreter:
         self.bit_iters: dict[int, list[int]] = {}  # bpf_iter_bits at an address -> bits left
         self.packet = 0
         self.packet_end = 0
+        self._fresh: dict[int, int] = {}  # region id of a fresh map value -> its ordinal
         for name, key, value in self.world.map_contents:
             self._map_store.setdefault(name, {})[key] = self.alloc(f"value of {name}", value)
 
@@ -340,9 +351,22 @@ class Interpreter:
     def map_value(self, mdef: MapDef, key: bytes, create: bool) -> int:
         store = self._map_store.setdefault(mdef.name, {})
         if key not in store and create:
+            n = len(self._fresh)
             fill = bytes([self.world.value_fill]) * mdef.value_size
-            store[key] = self.alloc(f"value of {mdef.name}", fill)
+            given = self.world.values[n] if n < len(self.world.values) else b""
+            store[key] = self.alloc(f"value of {mdef.name}",
+                                    given[:mdef.value_size] + fill[len(given):])
+            self._fresh[store[key] >> 32] = n
         return store.get(key, 0)
+
+    @property
+    def fresh_values(self) -> int:
+        """How many fresh map values the run has created so far."""
+        return len(self._fresh)
+
+    def fresh_ordinal(self, addr: int) -> int | None:
+        """Which fresh map value (World.values index) ``addr`` points into, if any."""
+        return self._fresh.get(addr >> 32)
 
     def delete(self, mdef: MapDef, key: bytes) -> None:
         self._map_store.get(mdef.name, {}).pop(key, None)
@@ -350,7 +374,7 @@ class Interpreter:
     def lookup(self, mdef: MapDef, key: bytes) -> int:
         if mdef.type_name in ARRAY_TYPES:
             index = int.from_bytes(key[:4], "little")
-            if index >= mdef.max_entries:
+            if index >= entries(mdef):
                 return 0
             if self.world.array_lookup_null and not self._lookups.take():
                 return 0
@@ -769,7 +793,7 @@ def _h_lookup(it: Interpreter, r: list[int]) -> int:
 def _h_update(it: Interpreter, r: list[int]) -> int:
     mdef = it.map_of(r[1])
     if mdef.type_name in ARRAY_TYPES and \
-            int.from_bytes(_key_bytes(it, mdef, r[2])[:4], "little") >= mdef.max_entries:
+            int.from_bytes(_key_bytes(it, mdef, r[2])[:4], "little") >= entries(mdef):
         return -E2BIG  # array_map_update_elem: an index past the end is refused
     result = it.next_update_result()
     if result == 0 and mdef.value_size:
@@ -941,6 +965,7 @@ HELPERS: dict[str, Helper] = {
     "seq_write": _h_zero,
     "seq_printf": _h_zero,
     "skb_load_bytes": _h_skb_load_bytes,
+    "xdp_load_bytes": _h_skb_load_bytes,  # (xdp_md, offset, buf, len): the same layout
     "perf_event_output": _h_output,
     "ringbuf_output": _h_output,
     "ringbuf_reserve": _h_ringbuf_reserve,

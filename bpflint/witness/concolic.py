@@ -1,7 +1,7 @@
 """Concolic execution: the traced interpreter runs concretely while a shadow of every
 register and memory byte holds a z3 bit-vector expression over the input's symbols
-(packet bytes and length, context bytes, map lookup hits, helper results, the byte
-map values hold). Each conditional jump whose operands depend on the input adds a
+(packet bytes and length, context bytes, map lookup hits, helper results, every
+byte of a fresh map value). Each conditional jump whose operands depend on the input adds a
 path condition; negating one of them and solving gives an input down the other way.
 
 Only imported when z3 is installed (``pip install 'bpflint[witness]'``).
@@ -29,7 +29,7 @@ from bpflint.interp.refinterp import (
 )
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import AluOp, Cls, JmpOp, Mode
-from bpflint.obj.model import BpfObject, Program
+from bpflint.obj.model import BpfObject, LoaderVar, MapDef, Program
 from bpflint.witness.seeds import MAX_PACKET_BYTES, ctx_for
 from bpflint.witness.trace import TracingInterpreter, helper_name
 
@@ -54,7 +54,8 @@ _UNFOLLOWED = frozenset({"loop", "for_each_map_elem", "user_ringbuf_drain", "fin
                          "get_current_comm", "dynptr_read"})
 # helpers reading a key or an index: a symbolic one is fixed to this run's value
 _KEYED = {"map_lookup_elem": 2, "map_update_elem": 2, "map_delete_elem": 2, "tail_call": 3,
-          "skb_load_bytes": 2}
+          "skb_load_bytes": 2, "xdp_load_bytes": 2}
+_LOAD_BYTES = frozenset({"skb_load_bytes", "xdp_load_bytes"})
 _U32_HELPERS = frozenset({"get_prandom_u32", "get_smp_processor_id", "redirect",
                           "redirect_map", "sk_redirect_map"})
 
@@ -78,11 +79,26 @@ class Symbols:
 
     def __init__(self) -> None:
         self.plen = z3.BitVec("packet_len", 32)
-        self.vfill = z3.BitVec("value_fill", 8)
         self.rbfull = z3.Bool("ringbuf_full")
         self._bytes: dict[tuple[str, int], Expr] = {}
         self._seq: dict[tuple[str, int], Any] = {}
         self.domain: list[Any] = [z3.ULE(self.plen, MAX_PACKET_BYTES)]
+        self.loader_vars: dict[str, LoaderVar] = {}
+
+    def rodata_byte(self, var: LoaderVar, index: int) -> Expr:
+        """Byte ``index`` of one element of a loader-set variable: the engine lets it
+        be any value in [lo, hi], so the solver may choose the loader's setting."""
+        if var.name not in self.loader_vars:
+            self.loader_vars[var.name] = var
+            parts = [self.byte(f"ro:{var.name}.", i) for i in range(var.elem_size)]
+            value = z3.Concat(*reversed(parts)) if len(parts) > 1 else parts[0]
+            if var.lo > var.type_lo or var.hi < var.type_hi:  # pinned or narrowed
+                bits = 8 * var.elem_size
+                lo = z3.BitVecVal(var.lo % (1 << bits), bits)
+                hi = z3.BitVecVal(var.hi % (1 << bits), bits)
+                self.domain.append(z3.And(lo <= value, value <= hi) if var.type_lo < 0
+                                   else z3.And(z3.ULE(lo, value), z3.ULE(value, hi)))
+        return self.byte(f"ro:{var.name}.", index)
 
     def byte(self, where: str, off: int) -> Expr:
         key = (where, off)
@@ -122,14 +138,40 @@ class Symbols:
         plen = min(val(self.plen, len(parent.packet)), MAX_PACKET_BYTES)
         packet = bytearray(parent.packet[:plen].ljust(plen, b"\0"))
         ctx = bytearray(parent.ctx)
+        w = parent.world
+        values = [bytearray(v) for v in w.values]
+        rodata = dict(w.rodata)
+        ro_bytes: dict[str, dict[int, int]] = {}
         for (where, off), sym in self._bytes.items():
             if where == "pkt" and off < plen:
                 packet[off] = val(sym, packet[off])
             elif where == "ctx" and off < len(ctx):
                 ctx[off] = val(sym, ctx[off])
+            elif where.startswith("ro:"):
+                got = model.eval(sym, model_completion=False)
+                if z3.is_bv_value(got):
+                    ro_bytes.setdefault(where[3:-1], {})[off] = got.as_long()
+            elif where.startswith("val"):
+                got = model.eval(sym, model_completion=False)
+                if not z3.is_bv_value(got):
+                    continue
+                n = int(where[3:-1])
+                while len(values) <= n:
+                    values.append(bytearray())
+                if len(values[n]) <= off:
+                    values[n] += bytes([w.value_fill]) * (off + 1 - len(values[n]))
+                values[n][off] = got.as_long()
         if parent.packet or prog_type in SKB_TYPES or prog_type == "xdp":
             ctx = bytearray(ctx_for(prog_type, bytes(packet), bytes(ctx)))
-        w = parent.world
+
+        for name, chosen in ro_bytes.items():
+            var = self.loader_vars[name]
+            old_value = rodata.get(name, var.default if var.default is not None else 0)
+            raw = bytearray((old_value % (1 << 8 * var.elem_size)).to_bytes(var.elem_size,
+                                                                              "little"))
+            for i, b in chosen.items():
+                raw[i] = b
+            rodata[name] = int.from_bytes(raw, "little")
 
         def seq(kind: str, old: tuple[Any, ...], conv: Any) -> tuple[Any, ...]:
             n = max(uses.get(kind, 0), len(old))
@@ -152,7 +194,8 @@ class Symbols:
                         scalars=seq("scalar", w.scalars, int),
                         update_results=seq("update", w.update_results, signed),
                         callback_rounds=seq("rounds", w.callback_rounds, int),
-                        value_fill=val(self.vfill, w.value_fill),
+                        values=tuple(bytes(v) for v in values),
+                        rodata=tuple(sorted(rodata.items())),
                         ringbuf_full=flag(self.rbfull, w.ringbuf_full))
         return Input(ctx=bytes(ctx), packet=bytes(packet), ctx_pointers=parent.ctx_pointers,
                      world=world)
@@ -181,6 +224,7 @@ class ConcolicInterpreter(TracingInterpreter):
         self._data_end_offs: set[int] = set()
         self._skb = False
         self._line_of = line_of
+        self._rodata_regions: dict[int, MapDef] = {}  # region id -> section with knobs
 
     # -- set-up ---------------------------------------------------------------
     def setup_ctx(self, prog: Program) -> int:
@@ -196,9 +240,22 @@ class ConcolicInterpreter(TracingInterpreter):
                 self._data_end_offs.add(off)
         return ctx
 
+    def data_addr(self, section: str) -> int:
+        addr = super().data_addr(section)
+        mdef = self.obj.maps.get(section)
+        if mdef is not None and mdef.loader_vars:
+            self._rodata_regions[addr >> 32] = mdef
+        return addr
+
     # -- shadow memory ----------------------------------------------------------
     def _initial_byte(self, addr: int) -> Expr | None:
         rid, off = addr >> 32, addr & MASK32
+        section = self._rodata_regions.get(rid)
+        if section is not None:
+            for var in section.loader_vars:
+                if var.elem_size and var.offset <= off < var.offset + var.size:
+                    return self.syms.rodata_byte(var, (off - var.offset) % var.elem_size)
+            return None
         if rid == self._pkt_region:
             return self.syms.byte("pkt", off)
         if rid == self._ctx_region:
@@ -207,9 +264,9 @@ class ConcolicInterpreter(TracingInterpreter):
             if self._skb and off < 4:  # __sk_buff.len is the packet's length
                 return z3.Extract(8 * off + 7, 8 * off, self.syms.plen)
             return self.syms.byte("ctx", off)
-        name = self.region_name(addr)
-        if name is not None and name.startswith("value of "):
-            return self.syms.vfill
+        n = self.fresh_ordinal(addr)
+        if n is not None:  # a fresh map value: its first bytes are World.values[n]
+            return self.syms.byte(f"val{n}.", off)
         return None
 
     def _byte_shadow(self, addr: int) -> Expr | None:
@@ -377,10 +434,10 @@ class ConcolicInterpreter(TracingInterpreter):
                 insn.reloc.symbol.startswith("bpf_iter_bits"):
             self.concretized = True  # it reads the words its argument points at
         keyed = _KEYED.get(name)
-        if keyed is not None and (sh[keyed] is not None or name == "skb_load_bytes" and
+        if keyed is not None and (sh[keyed] is not None or name in _LOAD_BYTES and
                                   (sh[4] is not None)):
             self.concretized = True
-        if keyed is not None and name != "tail_call" and name != "skb_load_bytes":
+        if keyed is not None and name != "tail_call" and name not in _LOAD_BYTES:
             # the key's bytes: a symbolic key picks which element this run reads
             try:
                 mdef = self.map_of(args[1])
@@ -414,7 +471,7 @@ class ConcolicInterpreter(TracingInterpreter):
             result = z3.If(self.syms.rbfull, _bv(0), _bv(regs[0] or _PLACEHOLDER_PTR))
         elif name in ("ringbuf_output", "perf_event_output"):
             result = z3.If(self.syms.rbfull, _bv(-EAGAIN), _bv(0))
-        elif name == "skb_load_bytes":
+        elif name in _LOAD_BYTES:
             off, size, dst = args[2] & MASK32, args[4] & MASK32, args[3]
             if regs[0] == 0:
                 for i in range(size):

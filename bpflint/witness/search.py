@@ -164,12 +164,28 @@ def find_witness(obj: BpfObject, program: Program, result: ProgramResult, by: st
         reason = s.errors[0] if s.errors else "no run completed"
         return SearchResult(None, s.runs, "+".join(methods), False,
                             f"the interpreter cannot run it: {reason}")
+    best = _per_key(s, best)
     witness = Witness(obj.path, program.name, program.prog_type, by, best.input, best.count,
                       result.insns_max, best.retval & 0xFFFF_FFFF,
                       tuple((m, k, v) for (m, k), v in best.hit_keys.items()))
     note = _note(s, best, exhaustive, unsat)
     return SearchResult(witness, s.runs, "+".join(methods), exhaustive, note,
                         best.ns if by == "ns" else None)
+
+
+def _per_key(s: _Search, best: Run) -> Run:
+    """The best run's input with its maps written out per key: every element its
+    lookups found (World.map_contents) and every other lookup a miss, which is what a
+    kernel map can hold. Kept when it executes the same count and result (the ordinal
+    form of the search stays otherwise: a deleted key looked up again, ...)."""
+    contents = tuple((m, k, v) for (m, k), v in best.hit_keys.items())
+    world = replace(best.input.world, map_contents=contents, values=(), lookup_hits=(False,))
+    if world == best.input.world:
+        return best
+    run = s.run_plain(replace(best.input, world=world))
+    if run.error or run.count != best.count or run.retval != best.retval:
+        return best
+    return run
 
 
 def _note(s: _Search, best: Run, exhaustive: bool, unsat: list[tuple[Run, int]]) -> str:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from bpflint.cost.model import CostTable
 from bpflint.interp.refinterp import (
-    ARRAY_TYPES,
     EFAULT,
     HELPERS,
     MASK32,
@@ -33,9 +32,12 @@ class TracingInterpreter(Interpreter):
         self.branches: set[tuple[int, int, bool]] = set()  # (id of insn tuple, pc, taken)
         self.table = table
         self.ns = 0.0
-        # keys of hash-like maps whose lookup hit: what a kernel map must hold for the
-        # run to go the same way there (array lookups hit by themselves)
-        self.hit_keys: dict[tuple[str, bytes], bytes] = {}
+        # what the maps held before the run, as far as its lookups saw: the elements
+        # given in the world and every fresh value a lookup found (a hash hit, an array
+        # element), with its first bytes. A kernel map holding these takes the run the
+        # same way; so does the interpreter with them as World.map_contents.
+        self.hit_keys: dict[tuple[str, bytes], bytes] = {
+            (name, key): value for name, key, value in inp.world.map_contents}
 
     def _see(self, insn: Insn) -> None:
         line = insn.line
@@ -49,12 +51,13 @@ class TracingInterpreter(Interpreter):
                 self.ns += self.table.insn_ns(insn, None)[1]
 
     def lookup(self, mdef: MapDef, key: bytes) -> int:
+        before = self.fresh_values
         ptr = super().lookup(mdef, key)
         if ptr and mdef.inner and mdef.inner in self.obj.maps:
             # map-in-map: a hit is the inner map (its template stands for every one)
             return self.map_addr(mdef.inner)
-        if ptr and mdef.type_name not in ARRAY_TYPES and (mdef.name, key) not in self.hit_keys:
-            self.hit_keys[(mdef.name, key)] = bytes([self.world.value_fill]) * mdef.value_size
+        if ptr and self.fresh_values > before and mdef.value_size:
+            self.hit_keys[(mdef.name, key)] = self.read_bytes(ptr, mdef.value_size)
         return ptr
 
     def _alu(self, insn: Insn, regs: list[int]) -> None:
@@ -120,6 +123,7 @@ NEUTRAL_HELPERS.update({name: _scalar for name in (
     "ktime_get_tai_ns", "get_route_realm", "get_cgroup_classid", "fib_lookup",
     "csum_update", "get_socket_uid", "skb_get_tunnel_key", "perf_event_read")})
 NEUTRAL_HELPERS["skb_store_bytes"] = _store_bytes
+NEUTRAL_HELPERS["xdp_store_bytes"] = _store_bytes  # (xdp_md, offset, from, len)
 
 
 def helper_name(insn: Insn) -> str:
