@@ -50,6 +50,7 @@ MAX_USER_RINGBUF_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 MAY_GOTO_BUDGET = 1 << 23  # BPF_MAX_LOOPS: may_goto rounds per frame before it jumps
 DEFAULT_STEP_CAP = 20_000_000
 MAX_CALL_DEPTH = 8  # MAX_CALL_FRAMES
+PACKET_HEADROOM = 256  # XDP_PACKET_HEADROOM: bytes of the packet's region before data
 
 EINVAL = 22
 ENOENT = 2
@@ -386,6 +387,10 @@ class Interpreter:
             return 0
         return self.map_value(mdef, key, create=True)
 
+    def next_hit(self) -> bool:
+        """The next lookup_hits choice (a lookup of something absent: hit or miss)."""
+        return bool(self._lookups.take())
+
     def next_scalar(self) -> int:
         return self._scalars.take() & MASK64
 
@@ -705,7 +710,11 @@ class Interpreter:
     # -- entry ------------------------------------------------------------------
     def setup_ctx(self, prog: Program) -> int:
         inp = self.inp
-        self.packet = self.alloc("packet", inp.packet)
+        # the packet starts after a headroom, as in the kernel (XDP_PACKET_HEADROOM):
+        # a pointer into it is never 0 in its low 32 bits (clang may test `w4 == 0`
+        # on a 32-bit __sk_buff.data), and there is room in front for metadata
+        self.packet = self.alloc("packet", bytes(PACKET_HEADROOM) + inp.packet) + \
+            PACKET_HEADROOM
         self.packet_end = self.packet + len(inp.packet)
         ctx = self.alloc("ctx", inp.ctx)
         region = self._regions[ctx >> 32]

@@ -31,13 +31,16 @@ from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import AluOp, Cls, JmpOp, Mode
 from bpflint.obj.model import BpfObject, LoaderVar, MapDef, Program
 from bpflint.witness.seeds import MAX_PACKET_BYTES, ctx_for
-from bpflint.witness.trace import TracingInterpreter, helper_name
+from bpflint.witness.trace import FOUND_HELPERS, FOUND_KFUNCS, TracingInterpreter, helper_name
 
 Expr = Any  # a z3 BitVecRef (64-bit in registers, 8-bit in memory)
 _PLACEHOLDER_PTR = 0x7FFF_0000_0000  # a non-NULL pointer for a lookup that missed this run
 _UPDATE_RESULTS = (0, -2, -7, -17)  # 0, -ENOENT, -E2BIG, -EEXIST
 MAX_CALLBACK_ROUNDS = 64  # the solver picks rounds up to this (the count grows with it)
-_SCALAR_HELPERS = frozenset({"ktime_get_ns", "ktime_get_boot_ns", "ktime_get_coarse_ns",
+_SCALAR_HELPERS = frozenset({"check_mtu", "tcp_check_syncookie", "tcp_gen_syncookie",
+                             "tcp_raw_check_syncookie_ipv4", "tcp_raw_check_syncookie_ipv6",
+                             "tcp_raw_gen_syncookie_ipv4", "tcp_raw_gen_syncookie_ipv6",
+                             "ktime_get_ns", "ktime_get_boot_ns", "ktime_get_coarse_ns",
                              "jiffies64", "get_current_pid_tgid", "get_current_uid_gid",
                              "get_current_cgroup_id",
                              # the witness runner's neutral models drawing a world scalar
@@ -84,16 +87,18 @@ class Symbols:
         self._seq: dict[tuple[str, int], Any] = {}
         self.domain: list[Any] = [z3.ULE(self.plen, MAX_PACKET_BYTES)]
         self.loader_vars: dict[str, LoaderVar] = {}
+        self.var_bytes: dict[str, bytes] = {}  # a struct variable's bytes in the object
 
     def rodata_byte(self, var: LoaderVar, index: int) -> Expr:
         """Byte ``index`` of one element of a loader-set variable: the engine lets it
         be any value in [lo, hi], so the solver may choose the loader's setting."""
         if var.name not in self.loader_vars:
             self.loader_vars[var.name] = var
-            parts = [self.byte(f"ro:{var.name}.", i) for i in range(var.elem_size)]
+            width = var.elem_size or var.size  # a struct: one integer of its bytes
+            parts = [self.byte(f"ro:{var.name}.", i) for i in range(width)]
             value = z3.Concat(*reversed(parts)) if len(parts) > 1 else parts[0]
-            if var.lo > var.type_lo or var.hi < var.type_hi:  # pinned or narrowed
-                bits = 8 * var.elem_size
+            if var.elem_size and (var.lo > var.type_lo or var.hi < var.type_hi):
+                bits = 8 * var.elem_size  # pinned or narrowed
                 lo = z3.BitVecVal(var.lo % (1 << bits), bits)
                 hi = z3.BitVecVal(var.hi % (1 << bits), bits)
                 self.domain.append(z3.And(lo <= value, value <= hi) if var.type_lo < 0
@@ -141,6 +146,7 @@ class Symbols:
         w = parent.world
         values = [bytearray(v) for v in w.values]
         rodata = dict(w.rodata)
+        var_bytes = self.var_bytes
         ro_bytes: dict[str, dict[int, int]] = {}
         for (where, off), sym in self._bytes.items():
             if where == "pkt" and off < plen:
@@ -166,9 +172,10 @@ class Symbols:
 
         for name, chosen in ro_bytes.items():
             var = self.loader_vars[name]
-            old_value = rodata.get(name, var.default if var.default is not None else 0)
-            raw = bytearray((old_value % (1 << 8 * var.elem_size)).to_bytes(var.elem_size,
-                                                                              "little"))
+            width = var.elem_size or var.size
+            old_value = rodata.get(name, var.default if var.default is not None else
+                                   int.from_bytes(var_bytes.get(name, b""), "little"))
+            raw = bytearray((old_value % (1 << 8 * width)).to_bytes(width, "little"))
             for i, b in chosen.items():
                 raw[i] = b
             rodata[name] = int.from_bytes(raw, "little")
@@ -199,6 +206,11 @@ class Symbols:
                         ringbuf_full=flag(self.rbfull, w.ringbuf_full))
         return Input(ctx=bytes(ctx), packet=bytes(packet), ctx_pointers=parent.ctx_pointers,
                      world=world)
+
+
+def kconfig_var(name: str) -> LoaderVar:
+    """A ``.kconfig`` extern as a loader-set u64 (the interpreter's extern region)."""
+    return LoaderVar(name, 0, 8, "u64", 8, 0, MASK64, 0, MASK64, 0)
 
 
 def _bv(value: int) -> Expr:
@@ -253,11 +265,21 @@ class ConcolicInterpreter(TracingInterpreter):
         section = self._rodata_regions.get(rid)
         if section is not None:
             for var in section.loader_vars:
-                if var.elem_size and var.offset <= off < var.offset + var.size:
-                    return self.syms.rodata_byte(var, (off - var.offset) % var.elem_size)
+                if var.offset <= off < var.offset + var.size:
+                    if var.name not in self.syms.var_bytes:
+                        self.syms.var_bytes[var.name] = bytes(
+                            section.data[var.offset:var.offset + var.size])
+                    return self.syms.rodata_byte(var, (off - var.offset) % var.elem_size
+                                                 if var.elem_size else off - var.offset)
             return None
+        if off < 8:
+            name = self.region_name(addr)
+            if name is not None and name.startswith("extern "):
+                # a .kconfig extern: any value of its type, as the engine assumes
+                return self.syms.rodata_byte(kconfig_var(name[7:]), off)
         if rid == self._pkt_region:
-            return self.syms.byte("pkt", off)
+            at = addr - self.packet  # the headroom in front of the packet is not input
+            return self.syms.byte("pkt", at) if at >= 0 else None
         if rid == self._ctx_region:
             if off in self._ptr_bytes:
                 return None
@@ -384,6 +406,12 @@ class ConcolicInterpreter(TracingInterpreter):
             sh[insn.src] = None  # atomics: fetched values are concrete here
             sh[0] = None
 
+    def _ld_imm64(self, insn: Insn) -> int:
+        # the destination now holds a constant (an address, an immediate): forget the
+        # expression it held before, or a later load through it pins that expression
+        self._shadow[self.depth][insn.dst] = None
+        return super()._ld_imm64(insn)
+
     def _is_packet_end(self, expr: Expr) -> bool:
         return expr is not None and z3.eq(expr, _bv(self.packet) +
                                           z3.ZeroExt(32, self.syms.plen))
@@ -425,6 +453,7 @@ class ConcolicInterpreter(TracingInterpreter):
         pseudo = insn.is_pseudo_call and not insn.is_kfunc_call and \
             not (insn.reloc is not None and insn.reloc.kind == "kfunc")
         name = "" if pseudo or insn.is_kfunc_call else helper_name(insn)
+        kfunc = insn.reloc.symbol if not pseudo and not name and insn.reloc is not None else ""
         args = list(regs)
         if name in _UNFOLLOWED:
             self.concretized = True
@@ -457,10 +486,12 @@ class ConcolicInterpreter(TracingInterpreter):
         if pseudo:
             if self.depth + 1 < len(self._shadow):
                 result = self._shadow[self.depth + 1][0]
-        elif name == "map_lookup_elem" and taken["hit"][1] > taken["hit"][0]:
+        elif (name == "map_lookup_elem" or name in FOUND_HELPERS or kfunc in FOUND_KFUNCS) \
+                and taken["hit"][1] > taken["hit"][0]:
             hit = self.syms.seq("hit", taken["hit"][0])
             result = z3.If(hit, _bv(regs[0] or _PLACEHOLDER_PTR), _bv(0))
-        elif name in _SCALAR_HELPERS and taken["scalar"][1] > taken["scalar"][0]:
+        elif (name in _SCALAR_HELPERS or name in self.unmodelled) and \
+                taken["scalar"][1] > taken["scalar"][0]:
             result = self.syms.seq("scalar", taken["scalar"][0])
         elif name in _U32_HELPERS and taken["scalar"][1] > taken["scalar"][0]:
             result = z3.ZeroExt(32, z3.Extract(31, 0, self.syms.seq("scalar", taken["scalar"][0])))

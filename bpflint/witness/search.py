@@ -57,6 +57,7 @@ class Run:
     hit_keys: dict[tuple[str, bytes], bytes] = field(default_factory=dict)
     error: str = ""
     concretized: bool = False
+    unmodelled: frozenset[str] = frozenset()  # helpers run as a chosen scalar
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,8 @@ class _Search:
         except (InterpError, RecursionError) as exc:
             r0, error = 0, str(exc)
         run = Run(inp, interp.count, interp.ns, r0, interp.lines, interp.branches,
-                  hit_keys=interp.hit_keys, error=error)
+                  hit_keys=interp.hit_keys, error=error,
+                  unmodelled=frozenset(interp.unmodelled))
         path = getattr(interp, "path", None)
         if path is not None:
             run.path = path
@@ -169,6 +171,9 @@ def find_witness(obj: BpfObject, program: Program, result: ProgramResult, by: st
                       result.insns_max, best.retval & 0xFFFF_FFFF,
                       tuple((m, k, v) for (m, k), v in best.hit_keys.items()))
     note = _note(s, best, exhaustive, unsat)
+    if best.unmodelled:
+        note += ("; " if note else "") + "helpers without a model, run as a chosen scalar " \
+            "with no effect: " + ", ".join(sorted(best.unmodelled))
     return SearchResult(witness, s.runs, "+".join(methods), exhaustive, note,
                         best.ns if by == "ns" else None)
 

@@ -9,6 +9,7 @@ from bpflint.cost.model import CostTable
 from bpflint.interp.refinterp import (
     EFAULT,
     HELPERS,
+    KFUNCS,
     MASK32,
     MASK64,
     Input,
@@ -32,6 +33,7 @@ class TracingInterpreter(Interpreter):
         self.branches: set[tuple[int, int, bool]] = set()  # (id of insn tuple, pc, taken)
         self.table = table
         self.ns = 0.0
+        self.unmodelled: set[str] = set()  # helpers run as a world scalar, no effect
         # what the maps held before the run, as far as its lookups saw: the elements
         # given in the world and every fresh value a lookup found (a hash hit, an array
         # element), with its first bytes. A kernel map holding these takes the run the
@@ -83,8 +85,20 @@ class TracingInterpreter(Interpreter):
         if not insn.is_pseudo_call and not insn.is_kfunc_call and insn.reloc is None:
             name = helper_name(insn)
             extra = NEUTRAL_HELPERS.get(name)
+            if extra is None and name not in HELPERS:
+                # no model at all: its result is a world scalar, its effects none (the
+                # run goes on; the witness names such helpers)
+                extra = _scalar
+                self.unmodelled.add(name or str(insn.imm))
             if extra is not None and name not in HELPERS:
                 regs[0] = extra(self, regs) & MASK64
+                return
+        reloc = insn.reloc
+        if (insn.is_kfunc_call or reloc is not None and reloc.kind == "kfunc") and \
+                reloc is not None and reloc.symbol not in KFUNCS:
+            kfunc = NEUTRAL_KFUNCS.get(reloc.symbol)
+            if kfunc is not None:
+                regs[0] = kfunc(self, regs) & MASK64
                 return
         super()._call(insn, regs)
 
@@ -124,6 +138,29 @@ NEUTRAL_HELPERS.update({name: _scalar for name in (
     "csum_update", "get_socket_uid", "skb_get_tunnel_key", "perf_event_read")})
 NEUTRAL_HELPERS["skb_store_bytes"] = _store_bytes
 NEUTRAL_HELPERS["xdp_store_bytes"] = _store_bytes  # (xdp_md, offset, from, len)
+
+
+SOCKET_BYTES = 4096  # a found socket / conntrack entry: zero bytes the program may read
+
+
+def _found(it: Interpreter, r: list[int]) -> int:
+    """A lookup of a socket or a conntrack entry: found (a zeroed object) or NULL, as
+    the world's next lookup choice says."""
+    return it.alloc("found object", bytes(SOCKET_BYTES)) if it.next_hit() else 0
+
+
+# lookups returning an object or NULL (their choice is a lookup hit, solved like one)
+FOUND_HELPERS = frozenset({"sk_lookup_tcp", "sk_lookup_udp", "skc_lookup_tcp"})
+NEUTRAL_HELPERS.update({name: _found for name in FOUND_HELPERS})
+NEUTRAL_HELPERS.update({name: _ok for name in ("sk_release", "skb_ecn_set_ce")})
+NEUTRAL_HELPERS.update({name: _scalar for name in (
+    "tcp_check_syncookie", "tcp_gen_syncookie", "check_mtu", "tcp_raw_check_syncookie_ipv4",
+    "tcp_raw_check_syncookie_ipv6", "tcp_raw_gen_syncookie_ipv4",
+    "tcp_raw_gen_syncookie_ipv6")})
+FOUND_KFUNCS = frozenset({"bpf_xdp_ct_lookup", "bpf_skb_ct_lookup"})
+NEUTRAL_KFUNCS: dict[str, Callable[[Interpreter, list[int]], int]] = {
+    name: _found for name in FOUND_KFUNCS}
+NEUTRAL_KFUNCS.update({name: _ok for name in ("bpf_ct_release",)})
 
 
 def helper_name(insn: Insn) -> str:
