@@ -154,21 +154,23 @@ def run(args: argparse.Namespace) -> int:
     table = load_table(args.cost_table)
     report = api.analyze_paths(args.paths, table, settings.options, jobs=settings.jobs,
                                cache=settings.cache, limits=settings.limits)
-    if args.format == "json":
-        text = json_report.render(report)
-    elif args.format == "html":
-        from bpflint.report import html  # only when asked: the command starts faster
-
-        text = html.render_analysis(report)
-    else:
-        text = render_table(report)
+    found = None
     if args.witness:
         from bpflint.witness import attach
 
         found = attach.outcomes(report, table, args.witness_seconds)
-        if args.format == "json":
+    if args.format == "json":
+        text = json_report.render(report)
+        if found is not None:
             text = attach.add_to_json(text, found)
-        elif args.format == "text":
+    elif args.format == "html":
+        from bpflint.report import html  # only when asked: the command starts faster
+
+        text = html.render_analysis(
+            report, witnesses=None if found is None else attach.html_views(found))
+    else:
+        text = render_table(report)
+        if found is not None:
             text += attach.text_lines(found)
     write_output(args.output, text)
     print_diagnostics(report)

@@ -467,6 +467,7 @@ class Interpreter:
             if cls == _CLS_JMP or cls == _CLS_JMP32:
                 op = insn.opcode & 0xF0
                 if op == _JMPOP_EXIT:
+                    self._jump(insn)
                     return regs[0]
                 if op == _JMPOP_CALL:
                     self._call(insn, regs)
@@ -480,6 +481,7 @@ class Interpreter:
                         i += 1
                     continue
                 if op == _JMPOP_JA:
+                    self._jump(insn)
                     i = index[insn.jump_target]
                     continue
                 if self._cond(insn, regs):
@@ -498,6 +500,9 @@ class Interpreter:
             i += 1
 
     # -- instruction classes ------------------------------------------------------
+    def _jump(self, insn: Insn) -> None:
+        """A ``ja`` or ``exit``: nothing to compute (a hook for tracing runs)."""
+
     def _alu(self, insn: Insn, regs: list[int]) -> None:
         op = insn.opcode
         is64 = (op & 0x07) == _CLS_ALU64

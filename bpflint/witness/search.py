@@ -68,6 +68,8 @@ class SearchResult:
     exhaustive: bool  # every feasible path of the model was run
     note: str = ""  # why reached < 1, or why there is no witness
     priced_ns: float | None = None  # the witness's run priced with the cost table
+    # the witness's run: instructions it executed per source line (file, line, insns)
+    lines: tuple[tuple[str, int, int], ...] = ()
 
 
 class _Search:
@@ -93,6 +95,12 @@ class _Search:
         self.errors: list[str] = []
         self.seen_branches: set[tuple[int, int, bool]] = set()
         self.over: Run | None = None  # a run above the bound: a soundness bug
+
+    def short_lines(self, run: Run) -> set[Line]:
+        """Lines the worst path runs more instructions on than this run did (a missed
+        line, or a loop that should go round once more)."""
+        return {line for line, insns in self.worst_insns.items()
+                if run.lines.get(line, 0) < insns}
 
     def score(self, run: Run) -> float:
         return run.ns if self.by == "ns" else float(run.count)
@@ -175,7 +183,8 @@ def find_witness(obj: BpfObject, program: Program, result: ProgramResult, by: st
         note += ("; " if note else "") + "helpers without a model, run as a chosen scalar " \
             "with no effect: " + ", ".join(sorted(best.unmodelled))
     return SearchResult(witness, s.runs, "+".join(methods), exhaustive, note,
-                        best.ns if by == "ns" else None)
+                        best.ns if by == "ns" else None,
+                        tuple((f, n, c) for (f, n), c in sorted(best.lines.items())))
 
 
 def _per_key(s: _Search, best: Run) -> Run:
@@ -217,10 +226,12 @@ def _contradiction(s: _Search, best: Run, unsat: list[tuple[Run, int]]) -> str:
     a worst-path line the best run missed, with the earlier branch its unsat core names."""
     import z3
 
-    missed = s.worst_lines - best.lines.keys()
+    missed = s.short_lines(best)
     for run, i in unsat:
         br = run.path[i]
-        if br.other_line is None or br.other_line not in missed:
+        # toward a line the worst path runs more of, or on one (its other way may be
+        # the rest of that line's instructions)
+        if br.other_line is None or (br.other_line not in missed and br.line not in missed):
             continue
         solver = z3.Solver()
         solver.set(timeout=SOLVER_TIMEOUT_MS)
@@ -281,7 +292,7 @@ def _concolic(s: _Search) -> tuple[bool, list[tuple[Run, int]]]:
         phase, _, _, bound, run = heapq.heappop(heap)
         # lines the worst path runs more often than this run did (a missed line, or
         # a loop that should go round once more)
-        missing = s.worst_lines - run.lines.keys()
+        missing = s.short_lines(run)
         sig = hash(tuple((br.pc, br.taken) for br in run.path))
         if phase == 0 and sig in paths:
             continue

@@ -24,12 +24,12 @@ Line = tuple[str, int]
 
 class TracingInterpreter(Interpreter):
     """Records lines and branch directions from the instruction-class hooks (every
-    instruction but ``ja``, ``exit`` and ``may_goto`` passes one)."""
+    instruction but ``may_goto`` passes one)."""
 
     def __init__(self, obj: BpfObject, inp: Input, step_cap: int,
                  table: CostTable | None = None) -> None:
         super().__init__(obj, inp, step_cap)
-        self.lines: dict[Line, int] = {}  # instructions executed per line (but ja/exit)
+        self.lines: dict[Line, int] = {}  # instructions executed per line
         self.branches: set[tuple[int, int, bool]] = set()  # (id of insn tuple, pc, taken)
         self.table = table
         self.ns = 0.0
@@ -61,6 +61,9 @@ class TracingInterpreter(Interpreter):
         if ptr and self.fresh_values > before and mdef.value_size:
             self.hit_keys[(mdef.name, key)] = self.read_bytes(ptr, mdef.value_size)
         return ptr
+
+    def _jump(self, insn: Insn) -> None:
+        self._see(insn)
 
     def _alu(self, insn: Insn, regs: list[int]) -> None:
         self._see(insn)
