@@ -41,6 +41,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
+def figures(label: str, rows: list[dict[str, object]]) -> str:
+    """Share witnessed, median and p10 of reached, how many reach 1.0."""
+    reached = [float(r["reached"]) for r in rows  # type: ignore[arg-type]
+               if r["reached"] is not None]
+    line = (f"{label}: witnessed {len(reached)}/{len(rows)} "
+            f"({100 * len(reached) / len(rows):.1f} %)")
+    if reached:
+        line += (f", reached median {statistics.median(reached):.3f}, "
+                 f"p10 {percentile(reached, 0.10):.3f}, "
+                 f"at 1.0: {sum(1 for r in reached if r >= 1.0)}")
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dirs", nargs="+", metavar="DIR")
@@ -60,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = sorted(p for d in args.dirs for p in Path(d).rglob("*.o")
                    if not any(e in p.name for e in excluded))
     for path in paths:
+        top = next(str(d) for d in args.dirs if path.is_relative_to(Path(d)))
         try:
             obj = load_object(str(path))
         except BpfLintError as exc:
@@ -75,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 skipped.append(f"{path} {prog.name}: {exc}")
                 continue
             doc = out.to_json()
-            row = {"object": str(path), "program": prog.name, "type": prog.prog_type,
+            row = {"dir": top, "object": str(path), "program": prog.name,
+                   "type": prog.prog_type,
                    "insns_max": out.result.insns_max, "executed": doc["executed_insns"],
                    "reached": doc["reached"], "note": doc["note"],
                    "method": doc.get("method"), "runs": doc.get("runs"),
@@ -87,19 +102,17 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
     bounded = [r for r in rows if r["insns_max"] is not None]
     unbounded = len(rows) - len(bounded)
-    witnessed = [r for r in bounded if r["reached"] is not None]
-    reached = [float(r["reached"]) for r in witnessed]  # type: ignore[arg-type]
     print(f"objects: {len(paths)}, programs of {args.types}: {len(rows)} "
           f"({unbounded} unbounded, not counted), {time.monotonic() - started:.0f} s")
     if not bounded:
         print("no bounded program")
         return 1
-    print(f"witnessed: {len(witnessed)}/{len(bounded)} "
-          f"({100 * len(witnessed) / len(bounded):.1f} %)")
-    if reached:
-        print(f"reached: median {statistics.median(reached):.3f}, "
-              f"p10 {percentile(reached, 0.10):.3f}, "
-              f"at 1.0: {sum(1 for r in reached if r >= 1.0)}")
+    print(figures("all", bounded))
+    if len(args.dirs) > 1:
+        for d in args.dirs:
+            mine = [r for r in bounded if r["dir"] == d]
+            if mine:
+                print(figures(f"  {Path(d).name}", mine))
     print("lowest:")
     lowest = sorted(bounded, key=lambda r: -1.0 if r["reached"] is None else r["reached"])
     for r in lowest[:args.lowest]:

@@ -734,6 +734,17 @@ class Interpreter:
             region.ptr_fields[off] = 0 if content is None else self.alloc(f"ctx+{off}", content)
         return ctx
 
+    def ctx_pointer(self, ctx: int, off: int) -> int | None:
+        """The pointer a context field holds (data, data_end, data_meta), if any."""
+        region = self._regions.get(ctx >> 32)
+        return None if region is None else region.ptr_fields.get(off)
+
+    def set_ctx_pointer(self, ctx: int, off: int, value: int) -> None:
+        """Point a context pointer field elsewhere (a helper moving data or data_meta)."""
+        region = self._regions.get(ctx >> 32)
+        if region is not None and off in region.ptr_fields:
+            region.ptr_fields[off] = value
+
     def run_program(self, prog: Program, ctx: int) -> int:
         """Run a program from its entry; return r0 at its (or a tail-call target's) exit."""
         try:

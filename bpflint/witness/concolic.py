@@ -490,7 +490,8 @@ class ConcolicInterpreter(TracingInterpreter):
                 and taken["hit"][1] > taken["hit"][0]:
             hit = self.syms.seq("hit", taken["hit"][0])
             result = z3.If(hit, _bv(regs[0] or _PLACEHOLDER_PTR), _bv(0))
-        elif (name in _SCALAR_HELPERS or name in self.unmodelled) and \
+        elif (name in _SCALAR_HELPERS or name in self.unmodelled or
+              kfunc in self.unmodelled) and \
                 taken["scalar"][1] > taken["scalar"][0]:
             result = self.syms.seq("scalar", taken["scalar"][0])
         elif name in _U32_HELPERS and taken["scalar"][1] > taken["scalar"][0]:

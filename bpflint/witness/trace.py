@@ -8,12 +8,15 @@ from collections.abc import Callable
 from bpflint.cost.model import CostTable
 from bpflint.interp.refinterp import (
     EFAULT,
+    EINVAL,
     HELPERS,
     KFUNCS,
     MASK32,
     MASK64,
+    PACKET_HEADROOM,
     Input,
     Interpreter,
+    s32,
 )
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import Insn
@@ -100,9 +103,11 @@ class TracingInterpreter(Interpreter):
         if (insn.is_kfunc_call or reloc is not None and reloc.kind == "kfunc") and \
                 reloc is not None and reloc.symbol not in KFUNCS:
             kfunc = NEUTRAL_KFUNCS.get(reloc.symbol)
-            if kfunc is not None:
-                regs[0] = kfunc(self, regs) & MASK64
-                return
+            if kfunc is None:  # no model at all: as an unmodelled helper
+                kfunc = _scalar
+                self.unmodelled.add(reloc.symbol)
+            regs[0] = kfunc(self, regs) & MASK64
+            return
         super()._call(insn, regs)
 
 
@@ -143,6 +148,43 @@ NEUTRAL_HELPERS["skb_store_bytes"] = _store_bytes
 NEUTRAL_HELPERS["xdp_store_bytes"] = _store_bytes  # (xdp_md, offset, from, len)
 
 
+XDP_DATA, XDP_DATA_META = 0, 8  # struct xdp_md offsets (refinterp.XDP_PTR_FIELDS)
+XDP_META_MAX = 32  # the kernel's limit on XDP metadata bytes
+ETH_HLEN = 14
+
+
+def _xdp_adjust_meta(it: Interpreter, r: list[int]) -> int:
+    """bpf_xdp_adjust_meta(ctx, delta): data_meta moves by delta within the headroom,
+    at most 32 bytes before data, 4-byte aligned; -EINVAL otherwise."""
+    ctx, delta = r[1], s32(r[2])
+    data, meta = it.ctx_pointer(ctx, XDP_DATA), it.ctx_pointer(ctx, XDP_DATA_META)
+    if data is None or meta is None:
+        return -EINVAL
+    new = meta + delta
+    if delta & 3 or new > data or data - new > XDP_META_MAX or \
+            new < it.packet - PACKET_HEADROOM:
+        return -EINVAL
+    it.set_ctx_pointer(ctx, XDP_DATA_META, new)
+    return 0
+
+
+def _xdp_adjust_head(it: Interpreter, r: list[int]) -> int:
+    """bpf_xdp_adjust_head(ctx, delta): data (and the metadata before it) moves by
+    delta, staying in the headroom and ETH_HLEN before data_end; -EINVAL otherwise."""
+    ctx, delta = r[1], s32(r[2])
+    data, meta = it.ctx_pointer(ctx, XDP_DATA), it.ctx_pointer(ctx, XDP_DATA_META)
+    if data is None or meta is None:
+        return -EINVAL
+    new = data + delta
+    if new - (data - meta) < it.packet - PACKET_HEADROOM or new > it.packet_end - ETH_HLEN:
+        return -EINVAL
+    it.set_ctx_pointer(ctx, XDP_DATA, new)
+    it.set_ctx_pointer(ctx, XDP_DATA_META, new - (data - meta))
+    return 0
+
+
+NEUTRAL_HELPERS["xdp_adjust_meta"] = _xdp_adjust_meta
+NEUTRAL_HELPERS["xdp_adjust_head"] = _xdp_adjust_head
 SOCKET_BYTES = 4096  # a found socket / conntrack entry: zero bytes the program may read
 
 
@@ -160,7 +202,7 @@ NEUTRAL_HELPERS.update({name: _scalar for name in (
     "tcp_check_syncookie", "tcp_gen_syncookie", "check_mtu", "tcp_raw_check_syncookie_ipv4",
     "tcp_raw_check_syncookie_ipv6", "tcp_raw_gen_syncookie_ipv4",
     "tcp_raw_gen_syncookie_ipv6")})
-FOUND_KFUNCS = frozenset({"bpf_xdp_ct_lookup", "bpf_skb_ct_lookup"})
+FOUND_KFUNCS = frozenset({"bpf_xdp_ct_lookup", "bpf_skb_ct_lookup", "bpf_xdp_flow_lookup"})
 NEUTRAL_KFUNCS: dict[str, Callable[[Interpreter, list[int]], int]] = {
     name: _found for name in FOUND_KFUNCS}
 NEUTRAL_KFUNCS.update({name: _ok for name in ("bpf_ct_release",)})
