@@ -90,6 +90,7 @@ class _Search:
             key = (lc.file, lc.line)
             self.worst_insns[key] = self.worst_insns.get(key, 0) + lc.insns
         self.worst_lines: set[Line] = set(self.worst_insns)
+        self.order = {line: i for i, line in enumerate(self.worst_insns)}  # first visit
         self.best: Run | None = None
         self.runs = 0
         self.errors: list[str] = []
@@ -101,6 +102,13 @@ class _Search:
         line, or a loop that should go round once more)."""
         return {line for line, insns in self.worst_insns.items()
                 if run.lines.get(line, 0) < insns}
+
+    def depth(self, run: Run) -> int:
+        """How far along the worst path (its lines in the order it first visits them)
+        the run gets before it misses a line: the search goes on from the runs that
+        follow the worst path longest, as a sequence, before it tries the others."""
+        missed = [self.order[line] for line in self.worst_lines - run.lines.keys()]
+        return min(missed) if missed else len(self.order)
 
     def score(self, run: Run) -> float:
         return run.ns if self.by == "ns" else float(run.count)
@@ -213,9 +221,9 @@ def _note(s: _Search, best: Run, exhaustive: bool, unsat: list[tuple[Run, int]])
         return ("the worst path is infeasible: " + why if why else
                 f"the worst path is infeasible: all {s.runs} feasible paths were run and "
                 f"the dearest executes {best.count} instructions")
-    missed = sorted(s.worst_lines - best.lines.keys())
-    where = f"; worst-path lines never reached: {', '.join(str(m[1]) for m in missed[:6])}" \
-        if missed else ""
+    missed = sorted(s.worst_lines - best.lines.keys(), key=lambda line: s.order[line])
+    names = [f"{m[0].rsplit('/', 1)[-1]}:{m[1]}" for m in missed[:6]]
+    where = f"; worst-path lines never reached: {', '.join(names)}" if missed else ""
     failed = f"; {len(s.errors)} runs stopped in the interpreter ({s.errors[0]})" \
         if s.errors else ""
     return f"search stopped after {s.runs} runs without reaching the bound{where}{failed}"
@@ -272,24 +280,25 @@ def _concolic(s: _Search) -> tuple[bool, list[tuple[Run, int]]]:
         s.note_run(run)
         return run
 
-    # (phase, -score, order, bound, run): phase 0 negates only the branches whose other
-    # way leads to a line of the engine's worst path (those this run missed first);
-    # phase 1, once no phase-0 work is left, negates the rest
-    heap: list[tuple[int, float, int, int, Run]] = []
+    # (phase, -depth, -promise, order, bound, run): phase 0 negates only the branches
+    # whose other way leads to a line the worst path runs more of (those this run missed
+    # first); phase 1, once no phase-0 work is left, negates the rest. Within a phase,
+    # the runs that follow the worst path's line sequence furthest go first.
+    heap: list[tuple[int, int, float, int, int, Run]] = []
     order = 0
     complete = True
     for inp in seeds(s.program.prog_type):
         run = execute(inp)
         complete = complete and not run.concretized
         if not run.error:
-            heapq.heappush(heap, (0, -s.promise(run), order, 0, run))
+            heapq.heappush(heap, (0, -s.depth(run), -s.promise(run), order, 0, run))
             order += 1
     tried: set[tuple[int, int, bool]] = set()
     paths: set[int] = set()  # signatures of the paths whose guided branches were negated
     per_site: dict[tuple[int, bool], int] = {}
     unsat: list[tuple[Run, int]] = []
     while heap and not s.done():
-        phase, _, _, bound, run = heapq.heappop(heap)
+        phase, _, _, _, bound, run = heapq.heappop(heap)
         # lines the worst path runs more often than this run did (a missed line, or
         # a loop that should go round once more)
         missing = s.short_lines(run)
@@ -334,7 +343,8 @@ def _concolic(s: _Search) -> tuple[bool, list[tuple[Run, int]]]:
                             if child.concretized:
                                 complete = False
                             if not child.error:
-                                heapq.heappush(heap, (0, -s.promise(child), order, i + 1, child))
+                                heapq.heappush(heap, (0, -s.depth(child), -s.promise(child),
+                                                      order, i + 1, child))
                                 order += 1
                             else:
                                 complete = False
@@ -346,7 +356,7 @@ def _concolic(s: _Search) -> tuple[bool, list[tuple[Run, int]]]:
             solver.add(br.cond)
             prefix = hash((prefix, br.pc, br.taken))
         if phase == 0:
-            heapq.heappush(heap, (1, -s.promise(run), order, bound, run))
+            heapq.heappush(heap, (1, -s.depth(run), -s.promise(run), order, bound, run))
             order += 1
     exhaustive = complete and not heap and not s.errors and s.best is not None
     return exhaustive, unsat
