@@ -142,6 +142,9 @@ class World:
     # key, an array element not yet used), in the order the run meets them; missing
     # elements and bytes are value_fill
     values: tuple[bytes, ...] = ()
+    # writable global data (.data, .bss, ...) as user space left it before the run:
+    # (section, its first bytes); the rest keeps the object's bytes
+    globals: tuple[tuple[str, bytes], ...] = ()
     # loader-set (const volatile) variables as a loader sets them before load: (name,
     # value); an array variable gets the value in every element; __kconfig externs too
     rodata: tuple[tuple[str, int], ...] = ()
@@ -340,6 +343,9 @@ class Interpreter:
                 raise InterpError(f"reference to unknown data section {section}")
             size = max(mdef.value_size, len(mdef.data))
             content = _with_rodata(mdef, self.world.rodata).ljust(size, b"\0")
+            given = dict(self.world.globals).get(section, b"")[:size]
+            if given and not mdef.read_only:
+                content = given + content[len(given):]
             self._data_addr[section] = self.alloc(section, content, writable=not mdef.read_only)
         return self._data_addr[section]
 

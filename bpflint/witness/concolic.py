@@ -88,6 +88,7 @@ class Symbols:
         self.domain: list[Any] = [z3.ULE(self.plen, MAX_PACKET_BYTES)]
         self.loader_vars: dict[str, LoaderVar] = {}
         self.var_bytes: dict[str, bytes] = {}  # a struct variable's bytes in the object
+        self.section_bytes: dict[str, bytes] = {}  # a writable section's first bytes
 
     def rodata_byte(self, var: LoaderVar, index: int) -> Expr:
         """Byte ``index`` of one element of a loader-set variable: the engine lets it
@@ -147,12 +148,17 @@ class Symbols:
         values = [bytearray(v) for v in w.values]
         rodata = dict(w.rodata)
         var_bytes = self.var_bytes
+        data_bytes: dict[str, dict[int, int]] = {}
         ro_bytes: dict[str, dict[int, int]] = {}
         for (where, off), sym in self._bytes.items():
             if where == "pkt" and off < plen:
                 packet[off] = val(sym, packet[off])
             elif where == "ctx" and off < len(ctx):
                 ctx[off] = val(sym, ctx[off])
+            elif where.startswith("gd:"):
+                got = model.eval(sym, model_completion=False)
+                if z3.is_bv_value(got):
+                    data_bytes.setdefault(where[3:-1], {})[off] = got.as_long()
             elif where.startswith("ro:"):
                 got = model.eval(sym, model_completion=False)
                 if z3.is_bv_value(got):
@@ -180,6 +186,17 @@ class Symbols:
                 raw[i] = b
             rodata[name] = int.from_bytes(raw, "little")
 
+        sections = dict(w.globals)
+        for name, chosen in data_bytes.items():
+            raw = bytearray(sections.get(name, b""))
+            end = max(chosen) + 1
+            if len(raw) < end:
+                raw += self.section_bytes.get(name, b"")[len(raw):end].ljust(
+                    end - len(raw), b"\0")
+            for i, b in chosen.items():
+                raw[i] = b
+            sections[name] = bytes(raw)
+
         def seq(kind: str, old: tuple[Any, ...], conv: Any) -> tuple[Any, ...]:
             n = max(uses.get(kind, 0), len(old))
             out = []
@@ -203,6 +220,7 @@ class Symbols:
                         callback_rounds=seq("rounds", w.callback_rounds, int),
                         values=tuple(bytes(v) for v in values),
                         rodata=tuple(sorted(rodata.items())),
+                        globals=tuple(sorted(sections.items())),
                         ringbuf_full=flag(self.rbfull, w.ringbuf_full))
         return Input(ctx=bytes(ctx), packet=bytes(packet), ctx_pointers=parent.ctx_pointers,
                      world=world)
@@ -237,6 +255,7 @@ class ConcolicInterpreter(TracingInterpreter):
         self._skb = False
         self._line_of = line_of
         self._rodata_regions: dict[int, MapDef] = {}  # region id -> section with knobs
+        self._data_regions: dict[int, MapDef] = {}  # region id -> writable data section
 
     # -- set-up ---------------------------------------------------------------
     def setup_ctx(self, prog: Program) -> int:
@@ -257,6 +276,13 @@ class ConcolicInterpreter(TracingInterpreter):
         mdef = self.obj.maps.get(section)
         if mdef is not None and mdef.loader_vars:
             self._rodata_regions[addr >> 32] = mdef
+        elif mdef is not None and not mdef.read_only:
+            # writable global data: user space may have written any bytes (the engine
+            # reads them as unknown), so the solver may choose them
+            self._data_regions[addr >> 32] = mdef
+            if section not in self.syms.section_bytes:
+                self.syms.section_bytes[section] = self.read_bytes(
+                    addr & ~MASK32, max(mdef.value_size, len(mdef.data)))
         return addr
 
     # -- shadow memory ----------------------------------------------------------
@@ -272,6 +298,9 @@ class ConcolicInterpreter(TracingInterpreter):
                     return self.syms.rodata_byte(var, (off - var.offset) % var.elem_size
                                                  if var.elem_size else off - var.offset)
             return None
+        data = self._data_regions.get(rid)
+        if data is not None:
+            return self.syms.byte(f"gd:{data.name}.", off)
         if off < 8:
             name = self.region_name(addr)
             if name is not None and name.startswith("extern "):

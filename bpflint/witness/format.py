@@ -62,6 +62,8 @@ def world_to_json(world: World) -> dict[str, Any]:
         doc["values"] = [v.hex() for v in world.values]
     if world.rodata:
         doc["rodata"] = dict(world.rodata)
+    if world.globals:
+        doc["globals"] = {name: data.hex() for name, data in world.globals}
     return doc
 
 
@@ -152,6 +154,12 @@ def world_from_json(where: str, doc: Any) -> World:
                                                for v in ro.values()):
             raise BpfLintError(f"{where}: world.rodata must map names to integers")
         kwargs["rodata"] = tuple(sorted(ro.items()))
+    if "globals" in doc:
+        gd = doc["globals"]
+        if not isinstance(gd, dict):
+            raise BpfLintError(f"{where}: world.globals must map sections to hex strings")
+        kwargs["globals"] = tuple(sorted((name, _hex(where, f"world.globals.{name}", v))
+                                         for name, v in gd.items()))
     return World(**kwargs)
 
 
