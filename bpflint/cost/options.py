@@ -21,6 +21,7 @@ class AnalysisOptions:
     tail_call_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # loader-set variables pinned by [rodata] and --set, in that order (later wins)
     rodata: tuple[RodataPin, ...] = ()
-    # how the kernel bounds may_goto loops (bpflint/cost/may_goto.py): "timed" (Linux
-    # 6.15 on with the x86-64/arm64 JIT: 250 ms per frame) or "count" (8M per frame)
-    may_goto: str = "timed"
+    # how the kernel bounds may_goto loops (bpflint/cost/may_goto.py): "any" (the
+    # larger bound of the other two: sound on every kernel), "timed" (Linux 6.15 on
+    # with the x86-64/arm64 JIT: 250 ms per frame) or "count" (8M per frame)
+    may_goto: str = "any"
