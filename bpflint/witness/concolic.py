@@ -87,8 +87,19 @@ class Symbols:
         self._seq: dict[tuple[str, int], Any] = {}
         self.domain: list[Any] = [z3.ULE(self.plen, MAX_PACKET_BYTES)]
         self.loader_vars: dict[str, LoaderVar] = {}
+        # z3 shares equal terms, so a run repeating an earlier run's computation builds
+        # the very same term (same id): its simplification is looked up, not redone
+        # (z3.simplify was half a run's time). The key term is kept, so its id stays.
+        self._simplified: dict[int, tuple[Expr, Expr]] = {}
         self.var_bytes: dict[str, bytes] = {}  # a struct variable's bytes in the object
         self.section_bytes: dict[str, bytes] = {}  # a writable section's first bytes
+
+    def simplify(self, expr: Expr) -> Expr:
+        key = expr.get_id()
+        hit = self._simplified.get(key)
+        if hit is None:
+            hit = self._simplified[key] = (expr, z3.simplify(expr))
+        return hit[1]
 
     def rodata_byte(self, var: LoaderVar, index: int) -> Expr:
         """Byte ``index`` of one element of a loader-set variable: the engine lets it
@@ -370,14 +381,17 @@ class ConcolicInterpreter(TracingInterpreter):
         if (op & 0xF0) == AluOp.MOV and not uses_src:
             sh[insn.dst] = None
             return
+        is_copy = (op & 0xF0) == AluOp.MOV and insn.off == 0
         try:
             r = _alu_expr(insn, d if d is not None else _bv(a_c), s if s is not None else _bv(b_c))
         except z3.Z3Exception:
             r = None
         if r is None:
             self.concretized = True
-        if r is not None:
-            r = z3.simplify(r)
+        if r is not None and not (is_copy and insn.opcode & 0x07 == Cls.ALU64):
+            # a 64-bit register copy is already simplified: z3.simplify is most of a
+            # run's time (0.17 ms a call), so it is not asked again
+            r = self.syms.simplify(r)
             if z3.is_bv_value(r):
                 r = None
         sh[insn.dst] = r
@@ -391,8 +405,8 @@ class ConcolicInterpreter(TracingInterpreter):
         taken = super()._cond(insn, regs)
         if d is None and s is None:
             return taken
-        cond = z3.simplify(_cond_expr(insn, d if d is not None else _bv(a_c),
-                                      s if s is not None else _bv(b_c)))
+        cond = self.syms.simplify(_cond_expr(insn, d if d is not None else _bv(a_c),
+                                             s if s is not None else _bv(b_c)))
         if z3.is_true(cond) or z3.is_false(cond):
             return taken
         held = cond if taken else z3.Not(cond)
