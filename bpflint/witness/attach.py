@@ -9,7 +9,6 @@ from bpflint.cost.model import CostTable
 from bpflint.errors import BpfLintError
 from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object
-from bpflint.report.html import WitnessView
 from bpflint.results import AnalysisReport
 from bpflint.witness.runner import Outcome, witness_program
 
@@ -85,22 +84,3 @@ def text_lines(found: dict[tuple[str, str, str], Outcome | str]) -> str:
                      f"{w.insns_max} insns){note}")
     return "\n".join(lines) + "\n"
 
-
-def html_views(found: dict[tuple[str, str, str], Outcome | str]
-               ) -> dict[tuple[str, str, str], WitnessView]:
-    """What the HTML cost map shows of each program's witness: its figures, and the
-    lines its run executed next to the worst path."""
-    out = {}
-    for key, got in found.items():
-        if isinstance(got, str):
-            out[key] = WitnessView(None, None, None, got)
-            continue
-        search = got.search
-        if search is None or search.witness is None:
-            why = got.skipped if search is None else search.note
-            out[key] = WitnessView(None, None, got.result.insns_max, why)
-            continue
-        w = search.witness
-        out[key] = WitnessView(w.reached, w.executed_insns, w.insns_max, search.note,
-                               {(f, n): c for f, n, c in search.lines}, search.method)
-    return out
