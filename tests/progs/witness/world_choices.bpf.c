@@ -1,7 +1,7 @@
 // A worst path behind choices outside the packet: a hash map value with a particular
-// (not one-byte-repeated) field, a loader-set knob, a .kconfig extern and a per-CPU
-// array sized by user space (max_entries 0 in the object). The witness must solve
-// each of them (tests/test_witness.py).
+// (not one-byte-repeated) field, a loader-set knob, a .kconfig extern, a global user
+// space writes (.bss) and a per-CPU array sized by user space (max_entries 0 in the
+// object). The witness must solve each of them (tests/test_witness.py).
 #include "common.h"
 
 struct cfg {
@@ -23,6 +23,7 @@ struct {
 } per_cpu SEC(".maps");  /* max_entries set by the loader (nr_cpus) */
 
 const volatile __u32 slow_mode = 0;
+__u32 budget_left;  /* .bss: user space refills it */
 extern unsigned int CONFIG_HZ __kconfig;
 
 SEC("xdp")
@@ -42,6 +43,8 @@ int world_choices(struct xdp_md *ctx)
 	if (!c || c->mode != 0x1234)
 		return XDP_PASS;
 	if (!slow_mode || CONFIG_HZ != 250)
+		return XDP_DROP;
+	if (budget_left < 1000)
 		return XDP_DROP;
 	count = bpf_map_lookup_elem(&per_cpu, &cpu);
 	if (!count)
