@@ -358,13 +358,18 @@ class Interpreter:
     def map_value(self, mdef: MapDef, key: bytes, create: bool) -> int:
         store = self._map_store.setdefault(mdef.name, {})
         if key not in store and create:
-            n = len(self._fresh)
-            fill = bytes([self.world.value_fill]) * mdef.value_size
-            given = self.world.values[n] if n < len(self.world.values) else b""
-            store[key] = self.alloc(f"value of {mdef.name}",
-                                    given[:mdef.value_size] + fill[len(given):])
-            self._fresh[store[key] >> 32] = n
+            store[key] = self.fresh_region(f"value of {mdef.name}", mdef.value_size,
+                                           self.world.value_fill)
         return store.get(key, 0)
+
+    def fresh_region(self, name: str, size: int, fill: int = 0) -> int:
+        """A new object whose first bytes the world gives (World.values, in the order
+        the run creates them; ``fill`` elsewhere): a map value, a found socket."""
+        n = len(self._fresh)
+        given = self.world.values[n] if n < len(self.world.values) else b""
+        addr = self.alloc(name, given[:size] + bytes([fill]) * max(0, size - len(given)))
+        self._fresh[addr >> 32] = n
+        return addr
 
     @property
     def fresh_values(self) -> int:

@@ -189,9 +189,10 @@ SOCKET_BYTES = 4096  # a found socket / conntrack entry: zero bytes the program 
 
 
 def _found(it: Interpreter, r: list[int]) -> int:
-    """A lookup of a socket or a conntrack entry: found (a zeroed object) or NULL, as
-    the world's next lookup choice says."""
-    return it.alloc("found object", bytes(SOCKET_BYTES)) if it.next_hit() else 0
+    """A lookup of a socket or a conntrack entry: found or NULL, as the world's next
+    lookup choice says; a found object's bytes are the world's (World.values), so the
+    solver may choose its fields."""
+    return it.fresh_region("found object", SOCKET_BYTES) if it.next_hit() else 0
 
 
 # lookups returning an object or NULL (their choice is a lookup hit, solved like one)
