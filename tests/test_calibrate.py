@@ -140,7 +140,11 @@ def test_every_variant_after_a_refusal_is_not_run(monkeypatch: pytest.MonkeyPatc
     progress: list[str] = []
     cal_run.calibrate(replace(cal_timing.QUICK, progress=progress.append))
     assert not any(v.startswith("lookup_hash") for v in ran)
-    assert sum("not run, the entry was refused" in m for m in progress) == 3  # of 4
+    variants = [b for b in cal_benches.helper_benches()
+                if b.key == "helper.map_lookup_elem.map.hash"]
+    assert len(variants) >= 4  # hot and cold, hits and misses, 4- and 64-byte keys
+    # the first is refused, every later one is not run
+    assert sum("not run, the entry was refused" in m for m in progress) == len(variants) - 1
 
 
 def test_only_and_skip_price_the_rest_from_the_base_table(
@@ -412,3 +416,103 @@ def test_maps_the_kernel_will_not_create_refuse_only_their_benchmarks(
             assert (err.value.stage, err.value.reason) == ("map", reason)
         m = cal_timing.measure(env, benches["lookup_array"], cal_timing.QUICK, reset)
         assert m.median_ns > 0
+
+
+# -- kfuncs, pairs and the routed namespace ------------------------------------------
+
+def test_kfuncs_are_written_and_copied_and_pairs_have_no_floor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_kernel(monkeypatch, {}, {})
+    measured = parse_cost_table(cal_run.run_calibration(
+        cal_timing.QUICK, only=("bpf_iter_num_*", "skb_change_tail")), "k.toml")
+    assert set(measured.kfuncs) >= {"bpf_iter_num_new", "bpf_iter_num_next",
+                                    "bpf_iter_num_destroy"}
+    # next is measured alone; new and destroy only as a pair, which bounds neither below
+    assert measured.kfuncs["bpf_iter_num_next"].min_ns > 0
+    assert measured.kfuncs["bpf_iter_num_new"].min_ns == 0.0
+    assert measured.kfuncs["bpf_iter_num_destroy"].min_ns == 0.0
+    assert measured.helpers["skb_change_tail"].base.min_ns == 0.0
+    assert measured.kfuncs["bpf_iter_num_new"].max_ns > 0
+    # left out: the base table's kfuncs, copied as they were
+    copied = parse_cost_table(cal_run.run_calibration(cal_timing.QUICK, only=("alu_mov",)),
+                              "c.toml")
+    assert copied.kfuncs == BASE.kfuncs and BASE.kfuncs
+    assert "kfunc.bpf_iter_num_next" in dict(copied.provenance.not_measured)
+
+
+def test_a_kernel_without_the_kfunc_refuses_its_benchmark(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_kernel(monkeypatch, {}, {})
+    monkeypatch.setattr(cal_benches.vmlinux, "kfunc_id", lambda name: None)
+    result = cal_run.calibrate(cal_timing.QUICK, only=("bpf_iter_num_next", "alu_mov"))
+    assert result.refused["kfunc.bpf_iter_num_next"].startswith(  # new comes first
+        "next_live: load refused: no function bpf_iter_num_new in /sys/kernel/btf/vmlinux")
+    table = parse_cost_table(result.text, "r.toml")
+    assert table.kfuncs["bpf_iter_num_next"] == BASE.kfuncs["bpf_iter_num_next"]
+
+
+def _last_call_result(env: cal_benches.Env, bench: cal_benches.Bench) -> int:
+    """Run one unit of ``bench`` once and return what its last call returned."""
+    post = bench.post
+
+    def keep_r0(e: cal_benches.Env) -> bytes:
+        return (bc.mov64(bc.R6, bc.R0) + (post(e) if post is not None else b"")
+                + bc.mov64(bc.R0, bc.R6) + bc.exit_())
+
+    probe = replace(bench, post=keep_r0)
+    fd = cal_timing._load(probe, cal_timing._program(env, probe, 1))
+    try:
+        retval = sc.prog_test_run(fd, data=cal_timing._packet(bench.prog_type), repeat=1).retval
+    finally:
+        sc.close(fd)
+    return retval - (1 << 32) if retval >= 1 << 31 else retval
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not USABLE, reason=REASON)
+def test_new_benchmarks_run_the_path_they_price_on_this_kernel() -> None:
+    every = {b.variant: b for b in (*cal_benches.helper_benches(),
+                                    *cal_benches.kfunc_benches())}
+    netns = Path("/proc/self/ns/net")
+    home = netns.readlink()
+    with cal_timing.environment(1 << 16) as env, cal_timing.buffers_reset(env) as reset:
+        # fib_lookup in its namespace: BPF_FIB_LKUP_RET_SUCCESS (0), the whole path
+        for variant in ("fib_lookup_v4_flags0", "fib_lookup_v6_flags2"):
+            with cal_timing.routed_netns():
+                assert netns.readlink() != home
+                assert _last_call_result(env, every[variant]) == 0
+            assert netns.readlink() == home  # the machine's namespace, untouched
+        # the helpers that change the packet succeed (0), so their figure is not a
+        # failure's; the map-in-map hit finds its inner map
+        for variant in ("skb_change_head_256", "skb_change_tail_1024_and_back",
+                        "skb_adjust_room_mode0_pair", "skb_adjust_room_mode1_pair"):
+            assert _last_call_result(env, every[variant]) == 0, variant
+        assert _last_call_result(env, every["lookup_in_hash_of_maps4_hit"]) != 0
+        assert _last_call_result(env, every["lookup_in_array_of_maps4_hit"]) != 0
+        assert _last_call_result(env, every["trace_printk_512"]) == 511  # bytes written
+        assert _last_call_result(env, every["next_live"]) != 0  # a pointer: not drained
+        assert _last_call_result(env, every["next_drained"]) == 0
+        # and each is timed, not refused
+        for variant in ("next_live", "new_destroy", "fib_lookup_v4_flags2",
+                        "lookup_in_hash_of_maps64_hit"):
+            bench = every[variant]
+            m = cal_timing.measure(env, bench, cal_timing.QUICK, reset)
+            assert 0 < m.median_ns < 5000, (variant, m)
+        assert netns.readlink() == home
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not USABLE, reason=REASON)
+def test_cold_hash_benchmarks_walk_a_map_bigger_than_the_cache() -> None:
+    every = {b.variant: b for b in cal_benches.helper_benches()}
+    with cal_timing.environment(1 << 16) as env, cal_timing.buffers_reset(env) as reset:
+        assert "hash4_cold" in env.fds and "hash64_cold" in env.fds, env.missing
+        # every key of the walk is present (a hit returns the value), the miss keys not
+        for ks in (4, 64):
+            assert _last_call_result(env, every[f"lookup_hash{ks}_cold_hit"]) != 0
+            assert _last_call_result(env, every[f"lookup_hash{ks}_cold_miss"]) == 0
+            assert _last_call_result(env, every[f"update_hash{ks}_cold"]) == 0
+        hot = cal_timing.measure(env, every["lookup_hash4_hit"], cal_timing.QUICK, reset)
+        cold = cal_timing.measure(env, every["lookup_hash4_cold_hit"], cal_timing.QUICK, reset)
+    # a million keys are far more than a last-level cache holds: each lookup misses
+    assert cold.min_ns > 2 * hot.median_ns, (hot, cold)

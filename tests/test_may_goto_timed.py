@@ -1,9 +1,10 @@
 """may_goto loops under the kernel's two models (bpflint/cost/may_goto.py).
 
-Timed (Linux >= 6.15 with the JIT, the default): a loop only may_goto ends runs
-until 250 ms of its frame have passed; count (--may-goto count): 8M fall-throughs
-per frame. The kernel test runs such a loop on this machine's kernel and checks
-that it runs far past 8M rounds, inside the timed bound.
+Timed (Linux >= 6.15 with the JIT): a loop only may_goto ends runs until 250 ms of
+its frame have passed; count (older kernels): 8M fall-throughs per frame; any (the
+default): the larger of the two bounds, sound on either kernel. The kernel test runs
+such a loop on this machine's kernel and checks that it runs far past 8M rounds,
+inside the timed bound.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from bpflint.results import ProgramResult
 needs_clang = pytest.mark.skipif(find_clang() is None, reason="clang is needed")
 
 SPIN = PROGS / "may_goto" / "may_goto_spin.bpf.c"
-TIMED = AnalysisOptions()  # the default
+ANY = AnalysisOptions()  # the default
+TIMED = AnalysisOptions(may_goto="timed")
 COUNT = AnalysisOptions(may_goto="count")
 WINDOW_NS = 250_000_000  # NSEC_PER_SEC / 4
 BATCH = 0xFFFF  # BPF_MAX_TIMED_LOOPS
@@ -95,7 +97,7 @@ def table() -> CostTable:
 
 
 def result(obj: BpfObject, name: str, tab: CostTable | None,
-           options: AnalysisOptions = TIMED) -> ProgramResult:
+           options: AnalysisOptions = ANY) -> ProgramResult:
     program = next(p for p in obj.programs if p.name == name)
     return analyze_program(obj, program, tab, options)
 
@@ -115,10 +117,9 @@ def test_count_model_keeps_the_8m_budget() -> None:
 
 
 @needs_clang
-def test_timed_model_is_the_default_and_bounds_by_the_cheapest_iteration() -> None:
-    assert TIMED.may_goto == "timed"
+def test_timed_model_bounds_by_the_cheapest_iteration() -> None:
     tab = table()
-    got = result(spin(), "may_goto_spin", tab)
+    got = result(spin(), "may_goto_spin", tab, TIMED)
     # the cheapest iteration: r0 += 1, a may_goto falling through, the jump back
     floor = tab.insns["alu_simple"].min_ns + tab.insns["may_goto"].min_ns \
         + tab.insns["jmp_ja"].min_ns
@@ -146,7 +147,7 @@ def test_timed_model_is_the_default_and_bounds_by_the_cheapest_iteration() -> No
 
 @needs_clang
 def test_without_a_table_the_floor_is_the_shipped_may_goto_price() -> None:
-    got = result(spin(), "may_goto_spin", None)
+    got = result(spin(), "may_goto_spin", None, TIMED)
     n = may_goto.timed_iterations(table().insns["may_goto"].min_ns)
     assert n is not None and got.insns_max == spin_insns(n)
 
@@ -163,7 +164,7 @@ def test_a_loop_with_its_own_bound_is_not_bounded_by_time() -> None:
 @needs_clang
 def test_collatz_loop_is_bounded_by_250_ms_not_8m_rounds() -> None:
     obj = load_object(str(compile_bpf(PROGS / "may_goto.bpf.c")))
-    timed = result(obj, "may_goto_loop", table())
+    timed = result(obj, "may_goto_loop", table(), TIMED)
     count = result(obj, "may_goto_loop", table(), COUNT)
     assert timed.insns_max is not None and count.insns_max is not None
     assert timed.ns_max is not None and count.ns_max is not None
@@ -176,13 +177,74 @@ def test_collatz_loop_is_bounded_by_250_ms_not_8m_rounds() -> None:
 def test_a_table_pricing_an_iteration_at_zero_leaves_the_loop_unbounded() -> None:
     free = dataclasses.replace(table(), _priced={}, insns={
         name: dataclasses.replace(cost, min_ns=0.0) for name, cost in table().insns.items()})
-    got = result(spin(), "may_goto_spin", free)
+    got = result(spin(), "may_goto_spin", free, TIMED)
     assert not got.bounded and got.insns_max is None
+    assert not result(spin(), "may_goto_spin", free).bounded  # nor the larger of the two
     [diag] = [d for d in got.diagnostics if d.rule == "BPF003"]
     assert "timed may_goto (Linux >= 6.15): bounded by 250 ms, not by a count" in diag.message
     assert diag.loc is not None and diag.loc.file.endswith("may_goto_spin.bpf.c")
     # the count model still bounds it
     assert result(spin(), "may_goto_spin", free, COUNT).bounded
+
+
+def priced_flat(per_insn_ns: float) -> CostTable:
+    """The shipped table with every instruction at exactly ``per_insn_ns`` (min and
+    max, no overlap): an iteration of n instructions costs n x that, no less."""
+    tab = table()
+    return dataclasses.replace(tab, _priced={}, insns={
+        name: dataclasses.replace(cost, min_ns=per_insn_ns, max_ns=per_insn_ns,
+                                  issue_ns=None)
+        for name, cost in tab.insns.items()})
+
+
+@needs_clang
+def test_any_kernel_is_the_default_and_takes_the_larger_bound_of_the_two() -> None:
+    assert ANY.may_goto == "any" == may_goto.DEFAULT_MODEL
+    for tab in (None, table()):  # cheap iterations: the timed bound is the larger
+        got = result(spin(), "may_goto_spin", tab)
+        timed = result(spin(), "may_goto_spin", tab, TIMED)
+        assert got.insns_max is not None and got.insns_max == timed.insns_max
+        assert got.ns_max == timed.ns_max
+    [note] = [d for d in got.diagnostics if d.rule == "BPF009"]
+    assert "the larger of" in note.message and f"{MAY_GOTO_BUDGET:,}" in note.message
+
+
+@needs_clang
+@pytest.mark.parametrize("iteration_ns", [100.0, 31.0])
+def test_any_kernel_covers_a_count_kernel_when_iterations_are_dear(
+        iteration_ns: float) -> None:
+    # spin's iteration is 3 instructions (r0 += 1; may_goto; goto loop), each priced at
+    # iteration_ns / 3: past ~30 ns the timed bound is below 8M rounds, which a
+    # kernel before 6.15 runs in full (8M x iteration_ns, about 839 ms at 100 ns)
+    tab = priced_flat(iteration_ns / 3)
+    got = result(spin(), "may_goto_spin", tab)
+    timed = result(spin(), "may_goto_spin", tab, TIMED)
+    count = result(spin(), "may_goto_spin", tab, COUNT)
+    for r in (got, timed, count):
+        assert r.bounded and r.insns_max is not None and r.ns_max is not None
+    assert got.insns_max is not None and got.ns_max is not None
+    assert count.insns_max is not None and count.ns_max is not None
+    assert timed.insns_max is not None and timed.ns_max is not None
+    # a count kernel runs 8M rounds: the default bounds them, in insns and in time
+    assert got.insns_max >= count.insns_max == spin_insns(MAY_GOTO_BUDGET)
+    assert got.ns_max >= count.ns_max >= MAY_GOTO_BUDGET * iteration_ns * (1 - 1e-9)
+    # ... and the timed kernel's 250 ms too; the timed model alone falls short
+    assert got.insns_max >= timed.insns_max and got.ns_max >= timed.ns_max
+    assert timed.insns_max < count.insns_max and timed.ns_max < count.ns_max
+    assert math.isclose(sum(line.ns for line in got.worst_path), got.ns_max, rel_tol=1e-6)
+    [note] = [d for d in got.diagnostics if d.rule == "BPF009"]
+    assert f"up to {MAY_GOTO_BUDGET:,} iterations" in note.message
+
+
+@needs_clang
+def test_any_kernel_in_every_call_of_a_subprogram() -> None:
+    tab = priced_flat(100.0 / 3)
+    got = result(spin(), "may_goto_in_subprog", tab)
+    count = result(spin(), "may_goto_in_subprog", tab, COUNT)
+    timed = result(spin(), "may_goto_in_subprog", tab, TIMED)
+    assert got.ns_max is not None and count.ns_max is not None and timed.ns_max is not None
+    assert got.ns_max >= max(count.ns_max, timed.ns_max)
+    assert count.ns_max >= 4 * MAY_GOTO_BUDGET * 100.0 * (1 - 1e-9)
 
 
 # -- the option: command line, budget file, cache --------------------------------
@@ -211,6 +273,7 @@ def test_analyze_flag_and_the_cache_key(tmp_path: Path) -> None:
     count = analyzed_max(*cache, "--may-goto", "count", obj)  # not the cached timed one
     assert count == spin_insns(MAY_GOTO_BUDGET) and timed > 50 * count
     assert analyzed_max(*cache, "--may-goto", "timed", obj) == timed
+    assert analyzed_max(*cache, "--may-goto", "any", obj) == timed  # cheap iterations
     code, _, err = run_cli("analyze", "--may-goto", "forever", obj)
     assert code == 2 and "--may-goto" in err
 
@@ -221,13 +284,17 @@ def test_explain_flag() -> None:
     code, out, _ = run_cli("explain", obj, "-p", "may_goto_spin", "--may-goto", "count")
     assert code == 0 and f"worst case: {spin_insns(MAY_GOTO_BUDGET)} insns" in out
     code, out, _ = run_cli("explain", obj, "-p", "may_goto_spin")
-    assert code == 0 and "BPF009 timed-may-goto" in out
+    assert code == 0 and "BPF009 timed-may-goto" in out and "the larger of" in out
+    code, out, _ = run_cli("explain", obj, "-p", "may_goto_spin", "--may-goto", "timed")
+    assert code == 0 and "BPF009 timed-may-goto" in out and "the larger of" not in out
 
 
 def test_budget_file_key(tmp_path: Path) -> None:
     path = tmp_path / "bpfbudget.toml"
     path.write_text('[analyze]\nmay_goto = "count"\n')
     assert load_config(path).may_goto == "count"
+    path.write_text('[analyze]\nmay_goto = "any"\n')
+    assert load_config(path).may_goto == "any"
     path.write_text("[analyze]\n")
     assert load_config(path).may_goto is None
     path.write_text('[analyze]\nobjects = []\nmay_goto = "8M"\n')
@@ -252,7 +319,7 @@ def test_check_uses_the_budget_files_model_and_the_flag_overrides_it(tmp_path: P
     assert code == 0, out + err
     code, out, err = run_cli(*check, "--may-goto", "timed")
     assert code == 1 and "may_goto_spin" in out + err
-    config.write_text(base.format(""))  # the default: timed
+    config.write_text(base.format(""))  # the default: any, here the timed bound
     code, out, err = run_cli(*check)
     assert code == 1 and "may_goto_spin" in out + err
 

@@ -78,7 +78,7 @@ class Limits:
     """[limits]: analysis and input-size limits; None keeps bpflint's default."""
 
     max_steps: int | None = None  # abstract-interpretation steps per program
-    max_seconds: float | None = None  # wall-clock seconds per program
+    max_seconds: float | None = None  # CPU seconds per program
     max_object_bytes: int | None = None
     max_btf_bytes: int | None = None
 
@@ -105,7 +105,8 @@ class BudgetConfig:
     build_command: tuple[str, ...] = ()
     # [analyze] allow_empty: finding no program at all is expected, not an error
     allow_empty: bool = False
-    # [analyze] may_goto: "timed" (Linux >= 6.15 JIT) or "count"; None: the default
+    # [analyze] may_goto: "any" (either kernel), "timed" (Linux >= 6.15 JIT) or
+    # "count"; None: the default
     may_goto: str | None = None
 
     @property
@@ -286,7 +287,7 @@ _TOP: dict[str, Checker] = {
 _ANALYZE: dict[str, Checker] = {"objects": _is_str_list, "sources": _is_str_list,
                                 "build": _is_str_list, "allow_empty": _is_bool,
                                 "may_goto": _is_str}
-MAY_GOTO_MODELS = ("timed", "count")  # bpflint/cost/may_goto.py MODELS
+MAY_GOTO_MODELS = ("any", "timed", "count")  # bpflint/cost/may_goto.py MODELS
 _BUILD: dict[str, Checker] = {
     "clang": _is_str,
     "flags": _is_str_list,
@@ -422,9 +423,10 @@ def load_config(path: Path) -> BudgetConfig:
         raise stub.error(("analyze", "build"), 'expected a command as a list of arguments, '
                          'e.g. ["make", "-C", "bpf"]')
 
-    if analyze.get("may_goto", "timed") not in MAY_GOTO_MODELS:
-        raise stub.error(("analyze", "may_goto"), 'expected "timed" (Linux >= 6.15 with '
-                         f'the JIT) or "count", got {analyze["may_goto"]!r}')
+    if analyze.get("may_goto", "any") not in MAY_GOTO_MODELS:
+        raise stub.error(("analyze", "may_goto"), 'expected "any" (the larger bound of '
+                         'the two models), "timed" (Linux >= 6.15 with the JIT) or '
+                         f'"count" (older kernels), got {analyze["may_goto"]!r}')
 
     root = path.parent
     files = {}

@@ -63,7 +63,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="analysis steps per program before it is reported as "
                              f"BPF006 (default: {AnalysisOptions().max_steps})")
     parser.add_argument("--max-seconds", type=float, metavar="S",
-                        help="wall-clock seconds per program before it is reported as "
+                        help="CPU seconds per program before it is reported as "
                              f"BPF006 (default: {AnalysisOptions().max_seconds:g})")
     add_may_goto_argument(parser)
     add_set_argument(parser)
@@ -73,8 +73,9 @@ def add_may_goto_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--may-goto", choices=may_goto.MODELS,
                         help="how the kernel bounds may_goto (cond_break, can_loop) loops: "
                              "'timed', 250 ms per frame (Linux >= 6.15 with the x86-64 or "
-                             "arm64 JIT), or 'count', 8M iterations per frame (older "
-                             "kernels, no JIT) (default: [analyze] may_goto, else "
+                             "arm64 JIT), 'count', 8M iterations per frame (older "
+                             "kernels, no JIT), or 'any', the larger of the two bounds "
+                             "(sound on every kernel) (default: [analyze] may_goto, else "
                              f"{may_goto.DEFAULT_MODEL})")
 
 

@@ -14,6 +14,7 @@ from bpflint.analysis.bounds import (
     count_iterations,
     loop_entry,
     unroll_loop,
+    walk_iterations,
 )
 from bpflint.analysis.fixpoint import (
     Flow,
@@ -129,7 +130,7 @@ class LoopBounds(BlockPricing):
             loop = forest.loops[header]
             bound = self._bound(ctx, header, flow)
             time_cap_ns = math.inf
-            if bound.may_goto and self.options.may_goto == "timed":
+            if bound.may_goto and self.options.may_goto != "count":
                 bound, time_cap_ns = self._timed_may_goto(ctx, loop, bound, flow, blocks,
                                                           summaries)
             steady_ns, exit_ns = self._steady_ns(ctx, loop, flow, blocks, summaries,
@@ -142,9 +143,12 @@ class LoopBounds(BlockPricing):
                 # Iteration-by-iteration costing is exact but costs as much as
                 # interpreting the loop: needed when an inner loop is bounded only
                 # per outer iteration, else spent on small loops while a
-                # per-program allowance lasts.
-                if is_unbounded(summary) or work <= min(PER_ITERATION_STEPS,
-                                                         self.sharpen_left):
+                # per-program allowance lasts. A variable step's bound (range over
+                # the least step) may be far above what the loop runs: walking that
+                # many iterations is left to loops abstract unrolling could walk.
+                needed = is_unbounded(summary) and (not bound.variable_step
+                                                    or work <= UNROLL_STEPS)
+                if needed or work <= min(PER_ITERATION_STEPS, self.sharpen_left):
                     self.sharpen_left -= work
                     unrolled = self._unrolled_summary(ctx, loop, flow,
                                                       bound.max_backedges + 1, steady_ns,
@@ -159,9 +163,10 @@ class LoopBounds(BlockPricing):
     def _timed_may_goto(self, ctx: FuncContext, loop: Loop, bound: LoopBound, flow: Flow,
                         blocks: dict[int, BlockInfo], summaries: dict[int, LoopSummary]
                         ) -> tuple[LoopBound, float]:
-        """A loop the timed may_goto budget bounds (bpflint/cost/may_goto.py): its back
-        edges from 250 ms over its cheapest iteration, unless another bound is lower,
-        and the most time its iterations take."""
+        """A loop the may_goto budget bounds (bpflint/cost/may_goto.py): under the
+        timed model its back edges from 250 ms over its cheapest iteration, unless
+        another bound is lower, and the most time its iterations take; under the any
+        model the larger of that and the count model's."""
         region = solve_region(ctx.cfg, ctx.forest, loop.header, edge_costs(blocks),
                               exit_targets(blocks), flow.edge_out, summaries)
         iteration = region.cost.get(LATCH)
@@ -180,16 +185,33 @@ class LoopBounds(BlockPricing):
                 return LoopBound(loop.header, None, 0, may_goto.UNBOUNDED_HOW, True), math.inf
             return bound, math.inf
         if other is not None and other <= n:
-            return bound, math.inf
-        line = loop_line(ctx.cfg, loop)
-        # one note per loop, though it is bounded again in other contexts
-        if not any(d.rule == "BPF009" and d.loc == source_loc(line) for d in self.diags):
-            self.diag("BPF009", "timed-may-goto", may_goto.describe(n, floor_ns), line)
+            return bound, math.inf  # the count model's is at most ``other`` too
         refresh_ns = table.defaults.helper.max_ns if table is not None else 0.0
         cap_ns = may_goto.timed_ns(iteration[3], refresh_ns) if table is not None \
             else math.inf
-        return LoopBound(loop.header, n, bound.min_backedges,
-                         f"timed may_goto: at most {n} iterations in 250 ms", True), cap_ns
+        how = f"timed may_goto: at most {n} iterations in 250 ms"
+        note = may_goto.describe(n, floor_ns)
+        if self.options.may_goto == "any":
+            # the larger of the two models: the count model's back edges, and its
+            # time at the dearest iteration each (at least what it prices them at)
+            counted = bound_loop(ctx.cfg, ctx.forest, loop, flow, ctx.env,
+                                 MAY_GOTO_BUDGET).max_backedges
+            if counted is None:
+                return LoopBound(loop.header, None, 0, "may_goto: no count bound", True), \
+                    math.inf
+            counted = counted if other is None else min(counted, other)
+            note = may_goto.describe_any(max(n, counted), n, counted, floor_ns)
+            if counted > n:
+                how = f"may_goto, any kernel: at most {counted} iterations (count model)"
+                n = counted
+            else:
+                how = f"may_goto, any kernel: at most {n} iterations in 250 ms (timed model)"
+            cap_ns = max(cap_ns, counted * iteration[3])
+        line = loop_line(ctx.cfg, loop)
+        # one note per loop, though it is bounded again in other contexts
+        if not any(d.rule == "BPF009" and d.loc == source_loc(line) for d in self.diags):
+            self.diag("BPF009", "timed-may-goto", note, line)
+        return LoopBound(loop.header, n, bound.min_backedges, how, True), cap_ns
 
     def _steady_ns(self, ctx: FuncContext, loop: Loop, flow: Flow, blocks: dict[int, BlockInfo],
                    summaries: dict[int, LoopSummary], later: int | None
@@ -325,9 +347,25 @@ class LoopBounds(BlockPricing):
                                        lambda state: ctx.iterations.get(header, state))
             if counted is not None:
                 return counted
-        timed = self.options.may_goto == "timed"
+        # "any" and "timed" both start from the bounds other than the may_goto count
+        # (_timed_may_goto adds the models' own)
+        timed = self.options.may_goto != "count"
         bound = bound_loop(cfg, forest, loop, flow, env, None if timed else MAY_GOTO_BUDGET)
         if bound.max_backedges is not None and not bound.may_goto:
+            if bound.variable_step and entry is not None:
+                # the least step gives the most rounds; the fewest are where the
+                # exact iterations first leave (walking at most as many as the
+                # bound allows, the walk abstract unrolling would have spent), and
+                # where the walk ends, its count is exact
+                counted, least = walk_iterations(cfg, loop, entry,
+                                                 min(limit, bound.max_backedges + 1),
+                                                 self._iterate(ctx, loop))
+                if counted is not None and counted.max_backedges is not None \
+                        and counted.max_backedges <= bound.max_backedges:
+                    return counted
+                bound = LoopBound(header, bound.max_backedges,
+                                  min(least, bound.max_backedges), bound.how,
+                                  bound.may_goto, bound.variable_step)
             return bound
         # a may_goto budget (8M, or _timed_may_goto's) is large: the loop's own exit
         # test may give a far smaller bound, as unrolling it shows (within a smaller

@@ -33,6 +33,12 @@ refresh calls that fall outside it (``timed_ns``). Both are per entry of the loo
 frame's later loops get what the earlier ones left, which a per-entry bound does not
 use (sound, loose for a loop entered often). bpf_loop, bpf_for (bpf_iter_num) and
 other counted loops are not affected: their limits are counts.
+
+any (the default): the kernel a program will run on is rarely known when it is
+analysed, so a loop gets the larger of the two bounds, in back edges and in time:
+``max(count, timed)`` back edges and at most ``max(timed_ns, count x the dearest
+iteration)`` ns. That is at least what either model gives, so it is sound on every
+kernel; ``timed`` and ``count`` remain for a fleet whose kernels are known.
 """
 
 from __future__ import annotations
@@ -40,8 +46,8 @@ from __future__ import annotations
 import functools
 import math
 
-MODELS = ("timed", "count")
-DEFAULT_MODEL = "timed"
+MODELS = ("any", "timed", "count")
+DEFAULT_MODEL = "any"
 
 TIMED_WINDOW_NS = 250_000_000  # NSEC_PER_SEC / 4 in bpf_check_timed_may_goto()
 TIMED_BATCH = 0xFFFF  # BPF_MAX_TIMED_LOOPS: fall-throughs between two refresh calls
@@ -84,6 +90,15 @@ def describe(iterations: int, floor_ns: float) -> str:
             f"measured iteration ({floor_ns:.3g} ns); timed may_goto (Linux >= 6.15, "
             "x86-64/arm64 JIT) is bounded by 250 ms, not by a count (--may-goto count, "
             "or [analyze] may_goto = \"count\", for older kernels or no JIT)")
+
+
+def describe_any(iterations: int, timed: int, count: int, floor_ns: float) -> str:
+    """The note that explains the any-kernel bound: the larger of the two."""
+    return (f"may_goto loop: up to {iterations:,} iterations, the larger of the timed "
+            f"model's {timed:,} in 250 ms at the cheapest measured iteration "
+            f"({floor_ns:.3g} ns; Linux >= 6.15, x86-64/arm64 JIT) and the count model's "
+            f"{count:,} (older kernels, no JIT); --may-goto timed or --may-goto count "
+            "(or [analyze] may_goto) when the kernels it runs on are known")
 
 
 UNBOUNDED_HOW = ("timed may_goto (Linux >= 6.15): bounded by 250 ms, not by a count, and "

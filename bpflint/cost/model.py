@@ -12,6 +12,8 @@ A table is a TOML file (``bpflint calibrate`` writes one; the package ships
     method = "..."               # how min and max were derived (prose)
     [provenance.not_measured]    # optional: entries calibration did not measure here
     "helper.xdp_adjust_meta" = "xdp_adjust_meta_pair: load refused: ...; priced from ..."
+    [provenance.added]           # optional: entries measured later than the rest, merged
+    "helper.fib_lookup" = "6.18.44, AMD EPYC, 2026-12-07: bpflint calibrate --only ..."
 
     [defaults]                   # what anything missing from the table costs
     helper_min_ns = 0.0
@@ -144,6 +146,9 @@ class Provenance:
     # entry ("helper.xdp_adjust_meta", "insn.ld_abs") -> why calibration did not measure
     # it here and where its figure comes from; informational, never used for pricing
     not_measured: tuple[tuple[str, str], ...] = ()
+    # entry -> where and how it was measured, for entries merged into a table later
+    # than its own calibration (kernel, CPU, date, command); informational too
+    added: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,7 +480,7 @@ def parse_cost_table(text: str, path: str) -> CostTable:
         raise where.error("format", f"expected {FORMAT_VERSION}, got {doc.get('format')!r}")
     prov = _table(where, "provenance", doc.get("provenance"))
     fields = ("kernel", "cpu", "date", "method")
-    _unknown(where, "provenance", prov, (*fields, "not_measured"))
+    _unknown(where, "provenance", prov, (*fields, "not_measured", "added"))
     for key in fields:
         if not isinstance(prov.get(key), str):
             raise where.error(f"provenance.{key}", "missing or not a string")
@@ -484,6 +489,11 @@ def parse_cost_table(text: str, path: str) -> CostTable:
         if not isinstance(why, str):
             raise where.error(f"provenance.not_measured.{key}",
                               f"expected a string (why it was not measured), got {why!r}")
+    added = _table(where, "provenance.added", prov.get("added", {}))
+    for key, how in added.items():
+        if not isinstance(how, str):
+            raise where.error(f"provenance.added.{key}",
+                              f"expected a string (where and how it was measured), got {how!r}")
     defaults = _table(where, "defaults", doc.get("defaults"))
     default_fields = ("helper_min_ns", "helper_max_ns", "kfunc_min_ns", "kfunc_max_ns",
                       "size_cap_bytes")
@@ -511,7 +521,7 @@ def parse_cost_table(text: str, path: str) -> CostTable:
     return CostTable(
         path=path,
         provenance=Provenance(prov["kernel"], prov["cpu"], prov["date"], prov["method"],
-                              tuple(not_measured.items())),
+                              tuple(not_measured.items()), tuple(added.items())),
         defaults=Defaults(Cost(dflt["helper_min_ns"], dflt["helper_max_ns"]),
                           Cost(dflt["kfunc_min_ns"], dflt["kfunc_max_ns"]),
                           int(dflt["size_cap_bytes"])),

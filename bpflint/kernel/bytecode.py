@@ -109,6 +109,11 @@ def call_helper(helper_id: int) -> bytes:
     return raw(Cls.JMP | JmpOp.CALL, 0, 0, 0, helper_id)
 
 
+def call_kfunc(btf_id: int) -> bytes:
+    """A call of the vmlinux kfunc with that BTF id (BPF_PSEUDO_KFUNC_CALL)."""
+    return raw(Cls.JMP | JmpOp.CALL, 0, 2, 0, btf_id)
+
+
 def call_local(rel: int) -> bytes:
     """bpf-to-bpf call to the instruction ``rel + 1`` slots ahead."""
     return raw(Cls.JMP | JmpOp.CALL, 0, 1, 0, rel)

@@ -32,6 +32,7 @@ BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_BTF_LOAD = 18
 BPF_BTF_GET_FD_BY_ID = 19
 BPF_MAP_FREEZE = 22
+BPF_MAP_UPDATE_BATCH = 26
 BPF_RAW_TRACEPOINT_OPEN = 17
 BPF_LINK_CREATE = 28
 BPF_LINK_GET_FD_BY_ID = 30
@@ -311,10 +312,12 @@ def _name16(name: str) -> bytes:
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
-               flags: int = 0, name: str = "", map_extra: int = 0) -> int:
+               flags: int = 0, name: str = "", map_extra: int = 0,
+               inner_map_fd: int = 0) -> int:
+    """``inner_map_fd``: the template map of a map-in-map (array_of_maps, hash_of_maps)."""
     attr = _MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
                           max_entries=max_entries, map_flags=flags, map_name=_name16(name),
-                          map_extra=map_extra)
+                          map_extra=map_extra, inner_map_fd=inner_map_fd)
     try:
         return _sys_bpf(BPF_MAP_CREATE, attr)
     except OSError as exc:
@@ -333,6 +336,35 @@ def map_update(map_fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
     except OSError as exc:
         raise BpfSyscallError(f"cannot update map fd {map_fd}: {exc.strerror}",
                               exc.errno) from None
+
+
+class _MapBatchAttr(ctypes.Structure):
+    _fields_ = [
+        ("in_batch", ctypes.c_uint64),
+        ("out_batch", ctypes.c_uint64),
+        ("keys", ctypes.c_uint64),
+        ("values", ctypes.c_uint64),
+        ("count", ctypes.c_uint32),
+        ("map_fd", ctypes.c_uint32),
+        ("elem_flags", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),
+    ]
+
+
+def map_update_batch(map_fd: int, keys: bytes, values: bytes, count: int) -> None:
+    """Insert ``count`` elements in one call (keys and values packed back to back)."""
+    kbuf = ctypes.create_string_buffer(keys, len(keys) or 1)
+    vbuf = ctypes.create_string_buffer(values, len(values) or 1)
+    attr = _MapBatchAttr(keys=ctypes.addressof(kbuf), values=ctypes.addressof(vbuf),
+                         count=count, map_fd=map_fd)
+    try:
+        _sys_bpf(BPF_MAP_UPDATE_BATCH, attr)
+    except OSError as exc:
+        raise BpfSyscallError(f"cannot update map fd {map_fd} in a batch: {exc.strerror}",
+                              exc.errno) from None
+    if attr.count != count:
+        raise BpfSyscallError(f"map fd {map_fd}: {attr.count} of {count} elements inserted",
+                              0)
 
 
 def map_lookup(map_fd: int, key: bytes, value_size: int) -> bytes:

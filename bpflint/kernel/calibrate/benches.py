@@ -14,10 +14,12 @@ from bpflint.errors import BpfLintError
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp, JmpOp
 from bpflint.kernel import bytecode as bc
+from bpflint.kernel import vmlinux
 from bpflint.kernel.bytecode import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10
 
 TUNNEL_KEY_BYTES = 44  # sizeof(struct bpf_tunnel_key)
 BIG_VALUE_BYTES = 4096  # the array value r8 points to: buffers for sized helpers
+PERF_RUN_BYTES = 2048  # perf_event_output bytes per run: x 8000 runs fits the buffer
 
 
 class Refused(BpfLintError):
@@ -56,9 +58,16 @@ class Bench:
     calls_per_unit: int = 1  # the unit holds this many of the measured operation
     size: int | None = None  # size-like argument (bytes, iterations, elements)
     pre: Callable[[Env], bytes] | None = None  # runs once before the bodies
+    post: Callable[[Env], bytes] | None = None  # runs once after them (a destroy)
     extra: Callable[[Env], bytes] | None = None  # code after the epilogue (subprograms)
     stream: bool = False  # independent copies: the class's issue cost (throughput)
     key_bytes: int | None = None  # map helpers: the key size of the map measured
+    # the unit holds the measured call and its counterpart (grow and shrink, create
+    # and destroy): the pair's time bounds the call from above, and only 0 from below
+    pair: bool = False
+    # runs in a network namespace of its own with forwarding on, a default route and
+    # its gateway's neighbour (timing.routed_netns): fib_lookup's whole path
+    routed: bool = False
 
 
 # -- the frame a body runs in (the prologue in timing.py sets it up) ---------------
@@ -67,6 +76,13 @@ STACK_ZERO_BYTES = 320  # fp-320 .. fp-1 zeroed: keys at fp-64, values at fp-128
 KEY_OFF = -64
 VALUE_OFF = -128
 MISS_KEY_OFF = -192  # 64 bytes of 0xff: a key no map holds
+ITER_OFF = -200  # an open-coded iterator (struct bpf_iter_num, 8 bytes)
+# cold-cache hash benchmarks: a map of COLD_ENTRIES keys 0..N-1 (several times the
+# last-level cache), visited in a scattered order that a counter in the big value
+# carries from run to run
+COLD_ENTRIES = 1 << 20
+COLD_COUNTER_OFF = 256  # in the big value: no other benchmark uses these bytes
+GOLDEN_32 = -1640531535  # 0x9E3779B1 as a signed 32-bit immediate: a scattering step
 PACKET = struct.pack("<QQQ", 1, 0xFFFF_FFFF_FFFF_FFF1, 3)  # r7 = 1, r9 = big, r5 = 3
 
 
@@ -283,6 +299,32 @@ def helper_benches() -> list[Bench]:
             # cost bounds the delete from above
             add(f"map_delete_elem.map.{mtype}", f"delete_{name}_hit",
                 delete_hit_body(name), setup=_MAP_SETUP, key_bytes=ks)
+    def cold_key(miss: bool) -> bytes:
+        """The next key of the scattered walk, at KEY_OFF: present, or (miss) not."""
+        code = (bc.ldx(8, R1, R8, COLD_COUNTER_OFF) + bc.alu64(AluOp.ADD, R1, imm=1)
+                + bc.stx(8, R8, COLD_COUNTER_OFF, R1) + bc.alu64(AluOp.MUL, R1, imm=GOLDEN_32)
+                + bc.alu64(AluOp.AND, R1, imm=COLD_ENTRIES - 1))
+        if miss:
+            code += bc.alu64(AluOp.OR, R1, imm=COLD_ENTRIES)
+        return code + bc.stx(4, R10, KEY_OFF, R1)
+
+    cold_setup = ("load_map", "alu_simple", "store_map", "alu_mul", "alu_simple",
+                  "store_stack")
+    def cold_lookup(map_name: str, miss: bool) -> Callable[[Env], bytes]:
+        return lambda env: cold_key(miss) + lookup_body(map_name)(env)
+
+    def cold_update(map_name: str) -> Callable[[Env], bytes]:
+        return lambda env: cold_key(False) + update_body(map_name)(env)
+
+    # (the key's other bytes stay 0 from the prologue: 64-byte keys too)
+    for ks in (4, 64):
+        for hit in ("hit", "miss"):
+            add("map_lookup_elem.map.hash", f"lookup_hash{ks}_cold_{hit}",
+                cold_lookup(f"hash{ks}_cold", hit == "miss"),
+                setup=cold_setup + (("alu_simple",) if hit == "miss" else ()) + _MAP_SETUP,
+                key_bytes=ks)
+        add("map_update_elem.map.hash", f"update_hash{ks}_cold", cold_update(f"hash{ks}_cold"),
+            setup=cold_setup + _MAP_SETUP + ("alu_mov", "alu_simple", "alu_mov"), key_bytes=ks)
     add("map_lookup_elem.map.lpm_trie", "lookup_lpm",
         lambda env: bc.st(4, R10, KEY_OFF, 32) + _map_args(env, "lpm_trie") + lookup,
         setup=_MAP_SETUP + ("store_stack",))
@@ -347,9 +389,12 @@ def helper_benches() -> list[Bench]:
                 + call(name)), setup=("alu_mov",) * 3 + ("alu_simple",), size=size)
         add("ringbuf_output", f"ringbuf_output_{size}", ringbuf_output_body(size), units=8,
             setup=("ld_imm64",) + ("alu_mov",) * 3, size=size)
-    for size in (8, 64, 512):
+    # a sample's records fit the perf buffer (timing.PERF_BUFFER_PAGES): at most
+    # 2 KiB of them a run
+    for size in (8, 64, 256, 512, 1024, 2048):
         add("perf_event_output", f"perf_event_output_{size}", perf_output_body(size),
-            units=4, setup=("alu_mov", "ld_imm64") + ("alu_mov",) * 3, size=size)
+            units=min(4, PERF_RUN_BYTES // size),
+            setup=("alu_mov", "ld_imm64") + ("alu_mov",) * 3, size=size)
     add("ringbuf_reserve", "reserve_discard", lambda env:
         bc.ld_map_fd(R1, env.fd("ringbuf")) + bc.mov64(R2, imm=64) + bc.mov64(R3, imm=0)
         + call("ringbuf_reserve") + bc.jmp_imm(JmpOp.JEQ, R0, 0, 3) + bc.mov64(R1, R0)
@@ -452,4 +497,174 @@ def helper_benches() -> list[Bench]:
         setup=("alu_mov", "ld_imm64", "alu_mov"))
     add("sys_close", "sys_close_badfd", _const(bc.mov64(R1, imm=-1) + call("sys_close")),
         ptype="syscall", setup=("alu_mov",))
+    b += _net_benches(call)
+    b += _printk_benches(call)
+    b += _map_in_map_benches(lookup_body)
+    return b
+
+
+AF_INET, AF_INET6 = 2, 10
+FIB_LOOKUP_DIRECT, FIB_LOOKUP_OUTPUT = 1, 2
+FIB_PARAMS_BYTES = 64  # sizeof(struct bpf_fib_lookup)
+FIB_V4_DST = bytes([8, 8, 8, 8])  # off-link: the default route, then its gateway's neighbour
+FIB_V6_DST = bytes.fromhex("20014860486000000000000000008888")
+
+
+def default_route_ifindex() -> int:
+    """The interface of the IPv4 default route (/proc/net/route), else lo (1): a
+    fib_lookup through it walks the route and its gateway's neighbour entry."""
+    import socket
+    try:
+        with open("/proc/net/route", encoding="ascii") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000":
+                    return socket.if_nametoindex(fields[0])
+    except (OSError, ValueError):
+        pass
+    return 1
+
+
+def _stores(off: int, data: bytes) -> bytes:
+    """st instructions writing ``data`` (a multiple of 4 bytes) at fp + off."""
+    return b"".join(bc.st(4, R10, off + k, int.from_bytes(data[k:k + 4], "little", signed=True))
+                    for k in range(0, len(data), 4))
+
+
+def _net_benches(call: Callable[[str], bytes]) -> list[Bench]:
+    """fib_lookup (xdp), and tc helpers that resize or redirect the packet."""
+    b: list[Bench] = []
+    fib = VALUE_OFF  # struct bpf_fib_lookup on the zeroed stack
+
+    def fib_body(family: int, dst: bytes, flags: int) -> Callable[[Env], bytes]:
+        def body(env: Env) -> bytes:
+            # the helper writes its results (ifindex, the gateway as the destination,
+            # MACs) into the parameters: every call gets them afresh
+            params = (bc.st(4, R10, fib, family) + bc.st(4, R10, fib + 4, 0)
+                      + bc.st(4, R10, fib + 8, default_route_ifindex())
+                      + bc.st(4, R10, fib + 12, 0) + _stores(fib + 32, dst))
+            return (params + bc.mov64(R1, R6) + bc.mov64(R2, R10)
+                    + bc.alu64(AluOp.ADD, R2, imm=fib) + bc.mov64(R3, imm=FIB_PARAMS_BYTES)
+                    + bc.mov64(R4, imm=flags) + call("fib_lookup"))
+        return body
+
+    for family, dst in ((AF_INET, FIB_V4_DST), (AF_INET6, FIB_V6_DST)):
+        for flags in (0, FIB_LOOKUP_OUTPUT, FIB_LOOKUP_DIRECT | FIB_LOOKUP_OUTPUT):
+            b.append(Bench("helper.fib_lookup", f"fib_lookup_v{4 if family == AF_INET else 6}"
+                           f"_flags{flags}", "xdp", fib_body(family, dst, flags), 32,
+                           ("store_stack",) * (4 + len(dst) // 4) + ("alu_mov",) * 3
+                           + ("alu_simple", "alu_mov", "alu_mov"), routed=True))
+    ifindex = 1  # lo: redirect_neigh only records it; the redirect runs after the program
+    t = "sched_cls"
+    skb = bc.mov64(R1, R6)
+    b.append(Bench("helper.redirect_neigh", "redirect_neigh_noparams", t, _const(
+        bc.mov64(R1, imm=ifindex) + bc.mov64(R2, imm=0) + bc.mov64(R3, imm=0)
+        + bc.mov64(R4, imm=0) + call("redirect_neigh")), 32, ("alu_mov",) * 4))
+    # struct bpf_redir_neigh { u32 nh_family; union { ipv4_nh; ipv6_nh[4] } }
+    b.append(Bench("helper.redirect_neigh", "redirect_neigh_v4_nexthop", t, _const(
+        bc.st(4, R10, VALUE_OFF, AF_INET) + bc.st(4, R10, VALUE_OFF + 4, 0x0100007F)
+        + bc.mov64(R1, imm=ifindex) + bc.mov64(R2, R10)
+        + bc.alu64(AluOp.ADD, R2, imm=VALUE_OFF) + bc.mov64(R3, imm=20)
+        + bc.mov64(R4, imm=0) + call("redirect_neigh")), 32,
+        ("store_stack",) * 2 + ("alu_mov",) * 2 + ("alu_simple", "alu_mov", "alu_mov")))
+    # each call grows the headroom: the packet's first copies find room, later ones
+    # reallocate it; 256 bytes a call reallocates every time
+    for grow, units in ((14, 32), (256, 8)):
+        b.append(Bench("helper.skb_change_head", f"skb_change_head_{grow}", t, _const(
+            skb + bc.mov64(R2, imm=grow) + bc.mov64(R3, imm=0) + call("skb_change_head")),
+            units, ("alu_mov",) * 3))
+    # grow and shrink back (the test packet is 256 bytes): the pair bounds either
+    for grow in (64, 1024):
+        b.append(Bench("helper.skb_change_tail", f"skb_change_tail_{grow}_and_back", t, _const(
+            skb + bc.mov64(R2, imm=256 + grow) + bc.mov64(R3, imm=0) + call("skb_change_tail")
+            + skb + bc.mov64(R2, imm=256) + bc.mov64(R3, imm=0) + call("skb_change_tail")),
+            32, ("alu_mov",) * 6, pair=True))
+    # BPF_ADJ_ROOM_NET (0) and _MAC (1) on the IPv4/TCP test packet: in by 8 and out
+    for mode in (0, 1):
+        b.append(Bench("helper.skb_adjust_room", f"skb_adjust_room_mode{mode}_pair", t, _const(
+            skb + bc.mov64(R2, imm=8) + bc.mov64(R3, imm=mode) + bc.mov64(R4, imm=0)
+            + call("skb_adjust_room") + skb + bc.mov64(R2, imm=-8) + bc.mov64(R3, imm=mode)
+            + bc.mov64(R4, imm=0) + call("skb_adjust_room")), 32, ("alu_mov",) * 8,
+            pair=True))
+    return b
+
+
+def _printk_benches(call: Callable[[str], bytes]) -> list[Bench]:
+    """trace_printk by its format's size: the format is the tail of the big value
+    ("AAA...A" and its NUL), formatted and written to the trace buffer."""
+    b = []
+    for size in (8, 64, 512, 2048):
+        b.append(Bench("helper.trace_printk", f"trace_printk_{size}", "xdp", _const(
+            bc.mov64(R1, R8) + bc.alu64(AluOp.ADD, R1, imm=BIG_VALUE_BYTES - size)
+            + bc.mov64(R2, imm=size) + call("trace_printk")), 16,
+            ("alu_mov", "alu_simple", "alu_mov"), size=size))
+    # three integer conversions ("%d %d %d\n" on the stack)
+    fmt = b"%d %d %d\n\0\0\0"
+    b.append(Bench("helper.trace_printk", "trace_printk_3_args", "xdp", _const(
+        _stores(VALUE_OFF, fmt) + bc.mov64(R1, R10) + bc.alu64(AluOp.ADD, R1, imm=VALUE_OFF)
+        + bc.mov64(R2, imm=10) + bc.mov64(R3, R7) + bc.mov64(R4, R9) + bc.mov64(R5, R7)
+        + call("trace_printk")), 16,
+        ("store_stack",) * 3 + ("alu_mov", "alu_simple") + ("alu_mov",) * 4, size=10))
+    return b
+
+
+def _map_in_map_benches(lookup_body: Callable[[str, int], Callable[[Env], bytes]]
+                        ) -> list[Bench]:
+    """map_lookup_elem on the outer map of a map-in-map (the verifier inlines both)."""
+    b = []
+    for mtype, keys in (("hash_of_maps", (4, 64)), ("array_of_maps", (4,))):
+        for ks in keys:
+            name = f"{mtype}{ks}"
+            hits = (("hit", KEY_OFF), ("miss", MISS_KEY_OFF)) if mtype == "hash_of_maps" \
+                else (("hit", KEY_OFF),)
+            for hit, off in hits:
+                b.append(Bench(f"helper.map_lookup_elem.map.{mtype}", f"lookup_in_{name}_{hit}",
+                               "xdp", lookup_body(name, off), 32, _MAP_SETUP,
+                               key_bytes=ks if mtype == "hash_of_maps" else None))
+    return b
+
+
+def kfunc_call(name: str) -> bytes:
+    """A call of the kfunc ``name``; refused where the kernel's BTF has no such one."""
+    btf_id = vmlinux.kfunc_id(name)
+    if btf_id is None:
+        raise Refused("load", f"no function {name} in {vmlinux.VMLINUX_BTF}")
+    return bc.call_kfunc(btf_id)
+
+
+def _iter_args(start: int, end: int) -> bytes:
+    return (bc.mov64(R1, R10) + bc.alu64(AluOp.ADD, R1, imm=ITER_OFF) + bc.mov64(R2, imm=start)
+            + bc.mov64(R3, imm=end))
+
+
+def _iter_ptr() -> bytes:
+    return bc.mov64(R1, R10) + bc.alu64(AluOp.ADD, R1, imm=ITER_OFF)
+
+
+ITER_ARGS_SETUP = ("alu_mov", "alu_simple", "alu_mov", "alu_mov")
+
+
+def kfunc_benches() -> list[Bench]:
+    """Open-coded iterators (bpf_for, bpf_repeat): bpf_iter_num_new/next/destroy."""
+    b: list[Bench] = []
+
+    def create(end: int) -> Callable[[Env], bytes]:
+        return lambda env: _iter_args(0, end) + kfunc_call("bpf_iter_num_new")
+
+    def call_on_iter(name: str) -> Callable[[Env], bytes]:
+        return lambda env: _iter_ptr() + kfunc_call(name)
+
+    # next on a live iterator (the range outlasts every copy) and on a drained one
+    for variant, end in (("next_live", 1 << 20), ("next_drained", 0)):
+        b.append(Bench("kfunc.bpf_iter_num_next", variant, "xdp",
+                       call_on_iter("bpf_iter_num_next"), 32, ("alu_mov", "alu_simple"),
+                       pre=create(end), post=call_on_iter("bpf_iter_num_destroy")))
+    # new and destroy come in pairs (the verifier rejects an iterator left alive):
+    # each is priced at most what the pair costs
+    def pair(env: Env) -> bytes:
+        return create(1000)(env) + call_on_iter("bpf_iter_num_destroy")(env)
+
+    for key in ("bpf_iter_num_new", "bpf_iter_num_destroy"):
+        b.append(Bench(f"kfunc.{key}", "new_destroy", "xdp", pair, 32,
+                       ITER_ARGS_SETUP + ("alu_mov", "alu_simple"), pair=True))
     return b

@@ -69,7 +69,8 @@ class Calibration:
 
 def bench_list() -> list[tuple[str, str]]:
     """(entry, variant) of every benchmark, in the order calibration runs them."""
-    return [(b.key, b.variant) for b in (*benches.insn_benches(), *benches.helper_benches())]
+    return [(b.key, b.variant) for b in (*benches.insn_benches(), *benches.helper_benches(),
+                                     *benches.kfunc_benches())]
 
 
 def _names(key: str) -> tuple[str, ...]:
@@ -121,7 +122,7 @@ def calibrate(opts: Options, ringbuf_bytes: int = 1 << 24, base: CostTable | Non
         raise BpfLintError(f"calibrate needs a usable bpf(): {why}")
     if base is None:
         base = load_cost_table(None)
-    every = [*benches.insn_benches(), *benches.helper_benches()]
+    every = [*benches.insn_benches(), *benches.helper_benches(), *benches.kfunc_benches()]
     chosen = select((b.key for b in every), only, skip)
     left_out = tuple(dict.fromkeys(b.key for b in every if b.key not in chosen))
     runs = [b for b in every if b.key in chosen]

@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from bpflint.errors import BpfLintError
 from bpflint.isa.opcodes import AluOp, JmpOp
@@ -24,6 +25,7 @@ from bpflint.kernel import syscall as sc
 from bpflint.kernel.bytecode import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10
 from bpflint.kernel.calibrate.benches import (
     BIG_VALUE_BYTES,
+    COLD_ENTRIES,
     KEY_OFF,
     MISS_KEY_OFF,
     PACKET,
@@ -93,7 +95,8 @@ def _program(env: Env, bench: Bench, units: int) -> bytes:
         head.append(b"")
         head += [bc.ldx(8, R7, R2, 0), bc.ldx(8, R9, R2, 8), bc.ldx(8, R5, R2, 16)]
     pre = bench.pre(env) if bench.pre is not None else b""
-    body = pre + bench.body(env) * units
+    post = bench.post(env) if bench.post is not None else b""
+    body = pre + bench.body(env) * units + post
     if inline:
         tail = (bc.call_helper(helper_id("ktime_get_ns")) + bc.alu64(AluOp.SUB, R0, R9)
                 + bc.exit_())
@@ -206,6 +209,81 @@ def _time_runs(bench: Bench, fds: tuple[int, int], opts: Options,
 
 def measure(env: Env, bench: Bench, opts: Options,
             reset: Callable[[], None] = lambda: None) -> Measured:
+    if bench.routed:
+        with routed_netns():
+            return _measure(env, bench, opts, reset)
+    return _measure(env, bench, opts, reset)
+
+
+CLONE_NEWNET = 0x40000000
+ROUTED_V4 = ("192.0.2.1/24", "192.0.2.2")  # the namespace's address and its gateway
+ROUTED_V6 = ("2001:db8::1/64", "2001:db8::2")
+GATEWAY_MAC = "02:00:00:00:00:02"
+
+
+@contextmanager
+def routed_netns() -> Iterator[None]:
+    """Run in a new network namespace where a packet could be forwarded: lo up, a
+    veth pair, one end with IPv4 and IPv6 addresses, default routes through a gateway
+    whose neighbour entry is permanent, forwarding on. fib_lookup then walks the
+    whole of its path (route, neighbour, MACs) and returns success, as on a router;
+    in the machine's own namespace forwarding is usually off and it stops at once.
+    The machine's own network is not touched. iproute2 (`ip`) sets it up: without
+    it, or without the right to, the benchmark is refused."""
+    import ctypes
+    import ctypes.util
+    import subprocess
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        if libc.unshare(CLONE_NEWNET) != 0:
+            raise Refused("run", "cannot make a network namespace: "
+                          + os.strerror(ctypes.get_errno()))
+        try:
+            _route_here(subprocess.run)
+            yield
+        finally:
+            if libc.setns(home, CLONE_NEWNET) != 0:
+                raise BpfLintError("cannot return to the original network namespace: "
+                                   + os.strerror(ctypes.get_errno()))
+    finally:
+        os.close(home)
+
+
+def _route_here(run: Callable[..., Any]) -> None:
+    """Set up routed_netns()'s interface, routes and neighbours in the current one."""
+    steps = [
+        ["ip", "link", "set", "lo", "up"],
+        ["ip", "link", "add", "fib0", "type", "veth", "peer", "name", "fib1"],
+        ["ip", "link", "set", "fib1", "up"],
+        ["ip", "link", "set", "fib0", "up"],
+        ["ip", "addr", "add", ROUTED_V4[0], "dev", "fib0"],
+        ["ip", "-6", "addr", "add", ROUTED_V6[0], "dev", "fib0", "nodad"],
+        ["ip", "route", "add", "default", "via", ROUTED_V4[1]],
+        ["ip", "-6", "route", "add", "default", "via", ROUTED_V6[1]],
+        ["ip", "neigh", "add", ROUTED_V4[1], "lladdr", GATEWAY_MAC, "dev", "fib0",
+         "nud", "permanent"],
+        ["ip", "-6", "neigh", "add", ROUTED_V6[1], "lladdr", GATEWAY_MAC, "dev", "fib0",
+         "nud", "permanent"],
+    ]
+    try:
+        for argv in steps:
+            done = run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                why = (done.stderr.strip() or "failed").splitlines()[0]
+                raise Refused("run", f"{' '.join(argv)}: {why}")
+        for path in ("/proc/sys/net/ipv4/conf/all/forwarding",
+                     "/proc/sys/net/ipv4/conf/fib0/forwarding",
+                     "/proc/sys/net/ipv6/conf/all/forwarding"):
+            with open(path, "w", encoding="ascii") as f:
+                f.write("1")
+    except OSError as exc:
+        raise Refused("run", f"cannot set up a routed network namespace: {exc}") from None
+
+
+def _measure(env: Env, bench: Bench, opts: Options,
+             reset: Callable[[], None] = lambda: None) -> Measured:
     units = max(1, round(bench.units * opts.unit_scale))
     code = _program(env, bench, units)
     starts: tuple[int, ...] = (0,)
@@ -259,8 +337,10 @@ def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
     progs: list[int] = []
 
     def create(name: str, mtype: str, key: int, value: int, entries: int,
-               flags: int = 0, fill: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-        fds[name] = sc.map_create(sc.MAP_TYPES[mtype], key, value, entries, flags, name)
+               flags: int = 0, fill: tuple[tuple[bytes, bytes], ...] = (),
+               inner: int = 0) -> None:
+        fds[name] = sc.map_create(sc.MAP_TYPES[mtype], key, value, entries, flags, name,
+                                  inner_map_fd=inner)
         for k, v in fill:
             sc.map_update(fds[name], k, v)
 
@@ -291,6 +371,36 @@ def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
                 optional(f"{mtype}{key_size}", functools.partial(
                     create, f"{mtype}{key_size}", mtype, key_size, 64, 1024,
                     fill=((bytes(key_size), value),)))
+        def map_in_map() -> None:
+            create("inner", "array", 4, 8, 1)
+            inner = struct.pack("<I", fds["inner"])
+            for key_size in (4, 64):
+                create(f"hash_of_maps{key_size}", "hash_of_maps", key_size, 4, 1024,
+                       fill=((bytes(key_size), inner),), inner=fds["inner"])
+            create("array_of_maps4", "array_of_maps", 4, 4, 4,
+                   fill=((bytes(4), inner),), inner=fds["inner"])
+
+        optional("inner", map_in_map)
+        for name in ("hash_of_maps4", "hash_of_maps64", "array_of_maps4"):
+            if "inner" in missing:  # the outer maps go with their template
+                fd = fds.pop(name, None)
+                if fd is not None:
+                    sc.close(fd)
+                missing[name] = missing["inner"]
+        def cold_hash(key_size: int) -> None:
+            # far bigger than the last-level cache: a lookup of a key not used lately
+            # misses it (bucket, element, value); keys are 0..N-1 in their first 4 bytes
+            name = f"hash{key_size}_cold"
+            create(name, "hash", key_size, 64, COLD_ENTRIES)
+            chunk = 1 << 16
+            value = bytes(64) * chunk
+            pad = bytes(key_size - 4)
+            for first in range(0, COLD_ENTRIES, chunk):
+                keys = b"".join(struct.pack("<I", k) + pad for k in range(first, first + chunk))
+                sc.map_update_batch(fds[name], keys, value, chunk)
+
+        for key_size in (4, 64):
+            optional(f"hash{key_size}_cold", functools.partial(cold_hash, key_size))
         optional("lpm_trie", functools.partial(
             create, "lpm_trie", "lpm_trie", 8, 8, 64, sc.BPF_F_NO_PREALLOC,
             fill=((struct.pack("<I", 8) + bytes(4), bytes(8)),)))
