@@ -300,16 +300,9 @@ class _Worklist:
                  start: int, entry: State, env: Env, subcall: CallResult, budget: Budget,
                  thresholds: tuple[int, ...], collect: int | None,
                  iterations: Iterations | None) -> None:
-        self.cfg = cfg
-        self.forest = forest
-        self.region = region
-        self.start = start
-        self.env = env
-        self.subcall = subcall
-        self.budget = budget
-        self.thresholds = thresholds
-        self.collect = collect
-        self.iterations = iterations
+        self.cfg, self.forest, self.region, self.start = cfg, forest, region, start
+        self.env, self.subcall, self.budget = env, subcall, budget
+        self.thresholds, self.collect, self.iterations = thresholds, collect, iterations
         self.order = cfg.rpo_index
         self.block_in: dict[int, State] = {start: entry}
         self.edge_out: dict[tuple[int, int], State] = {}
