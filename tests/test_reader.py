@@ -748,3 +748,9 @@ def test_corrupted_objects_give_one_line_errors(tmp_path: Path, flips, cut, name
         load_object(path)
     except BpfLintError as exc:
         assert str(path) in str(exc) and "\n" not in str(exc)
+
+
+def test_a_name_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
+    # Hypothesis found it: a corrupt section name holding "\n" made a two-line error
+    error = BpfLintError(f"{tmp_path / 'x.o'}: section 'a\nb': bad")
+    assert "\n" not in str(error) and "a\\nb" in str(error)

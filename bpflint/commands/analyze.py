@@ -18,7 +18,7 @@ from bpflint.commands import COMMANDS
 from bpflint.cost import may_goto
 from bpflint.cost.model import CostTable, load_cost_table
 from bpflint.cost.options import AnalysisOptions
-from bpflint.errors import BpfLintError
+from bpflint.errors import BpfLintError, printable
 from bpflint.obj.loader_vars import WARNING, RodataPin, parse_value
 from bpflint.obj.reader import ReadLimits
 from bpflint.report import json as json_report
@@ -219,12 +219,6 @@ def write_output(output: str | None, text: str) -> None:
 def load_table(path: str | None) -> CostTable:
     """The cost table to price with: the given file, else the one shipped with bpflint."""
     return load_cost_table(path)
-
-
-def printable(text: str) -> str:
-    """Escape control characters: names read from a corrupt object may hold newlines,
-    and every message and table row must stay on one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def note_line(note: str) -> str:

@@ -14,8 +14,8 @@ import sys
 
 from bpflint.api import reachable_functions
 from bpflint.commands import COMMANDS
-from bpflint.commands.analyze import printable
 from bpflint.commands.names import find_program
+from bpflint.errors import printable
 from bpflint.isa.asm import annotation, format_insn
 from bpflint.isa.insn import INSN_SIZE, Insn
 from bpflint.obj.model import BpfObject, Function, Program, SourceLine

@@ -12,8 +12,8 @@ from bpflint.budget.config import find_config, load_config
 from bpflint.budget.history import DEFAULT_LIMIT, History, Point, baseline_history
 from bpflint.budget.units import format_ns
 from bpflint.commands import COMMANDS
-from bpflint.commands.analyze import printable, write_output
-from bpflint.errors import BpfLintError
+from bpflint.commands.analyze import write_output
+from bpflint.errors import BpfLintError, printable
 
 NAME = "history"
 HELP = COMMANDS[NAME]
