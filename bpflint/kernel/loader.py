@@ -109,7 +109,7 @@ def _create_map(program: Program, mdef: MapDef) -> int:
     if mdef.type_name == "perf_event_array":
         # as libbpf does: one slot per possible CPU unless the object says, and the
         # u32 key and value (a CPU index, a perf event fd) a definition may leave out
-        max_entries = max_entries or _possible_cpus()
+        max_entries = max_entries or possible_cpus()
         key_size, value_size = key_size or 4, value_size or 4
     try:
         return sc.map_create(mdef.type, key_size, value_size, max_entries, mdef.flags,
@@ -120,7 +120,7 @@ def _create_map(program: Program, mdef: MapDef) -> int:
                                  exc.errno) from None
 
 
-def _possible_cpus() -> int:
+def possible_cpus() -> int:
     """CPUs the kernel may bring up (/sys/devices/system/cpu/possible, "0-N")."""
     try:
         text = Path("/sys/devices/system/cpu/possible").read_text().strip()
