@@ -139,6 +139,7 @@ def test_the_shipped_table_prices_hash_maps_cold_unless_asked() -> None:
             # the max before, and min the same hot figure in both
             assert c.hot_max_ns is not None and h.max_ns == c.hot_max_ns, (helper, map_type)
             assert c.min_ns == h.min_ns <= h.max_ns < c.max_for_key(4) <= c.max_for_key(64)
+            assert c.max_for_key(64) <= c.max_ns + 1e-3  # an unknown key size: max_ns
         # an unknown map type or key size: the dearest cold figure
         plain = cold.helpers[helper].variant("hash")
         assert plain is not None
