@@ -51,7 +51,7 @@ def fake_kernel(monkeypatch: pytest.MonkeyPatch, refuse: dict[str, cal_benches.R
     ran: list[str] = []
 
     @contextmanager
-    def environment(ringbuf_bytes: int) -> Iterator[cal_benches.Env]:
+    def environment(ringbuf_bytes: int, cold_maps: bool = True) -> Iterator[cal_benches.Env]:
         yield cal_benches.Env(_Fds(set(missing_maps)), ringbuf_bytes, dict(missing_maps))
 
     @contextmanager
@@ -403,7 +403,8 @@ def test_maps_the_kernel_will_not_create_refuse_only_their_benchmarks(
     monkeypatch.setattr(sc, "map_create", map_create)
     monkeypatch.setattr(sc, "perf_bpf_output_open", no_perf_event)
     benches = {b.variant: b for b in cal_benches.helper_benches()}
-    with cal_timing.environment(1 << 16) as env, cal_timing.buffers_reset(env) as reset:
+    with cal_timing.environment(1 << 16, cold_maps=False) as env, \
+            cal_timing.buffers_reset(env) as reset:
         assert env.missing == {"ringbuf": "Invalid argument", "lpm_trie": "Invalid argument",
                                "perf_array": "Permission denied"}
         assert "perf_event" not in env.fds
@@ -475,7 +476,8 @@ def test_new_benchmarks_run_the_path_they_price_on_this_kernel() -> None:
                                     *cal_benches.kfunc_benches())}
     netns = Path("/proc/self/ns/net")
     home = netns.readlink()
-    with cal_timing.environment(1 << 16) as env, cal_timing.buffers_reset(env) as reset:
+    with cal_timing.environment(1 << 16, cold_maps=False) as env, \
+            cal_timing.buffers_reset(env) as reset:
         # fib_lookup in its namespace: BPF_FIB_LKUP_RET_SUCCESS (0), the whole path
         for variant in ("fib_lookup_v4_flags0", "fib_lookup_v6_flags2"):
             with cal_timing.routed_netns():

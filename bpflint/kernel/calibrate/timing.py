@@ -327,13 +327,15 @@ def _pinned_cpu() -> Iterator[int]:
 
 
 @contextmanager
-def environment(ringbuf_bytes: int) -> Iterator[Env]:
-    with _pinned_cpu() as cpu, _maps(ringbuf_bytes, cpu) as env:
+def environment(ringbuf_bytes: int, cold_maps: bool = True) -> Iterator[Env]:
+    """The maps every benchmark may use; ``cold_maps``: also the million-key maps of
+    the cold-cache benchmarks (a few seconds each to create and fill)."""
+    with _pinned_cpu() as cpu, _maps(ringbuf_bytes, cpu, cold_maps) as env:
         yield env
 
 
 @contextmanager
-def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
+def _maps(ringbuf_bytes: int, cpu: int, cold_maps: bool = True) -> Iterator[Env]:
     fds: dict[str, int] = {}
     missing: dict[str, str] = {}
     progs: list[int] = []
@@ -404,7 +406,7 @@ def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
                 keys = b"".join(struct.pack("<I", k) + pad for k in range(first, first + chunk))
                 sc.map_update_batch(fds[name], keys, value, chunk)
 
-        for mtype in COLD_MAP_TYPES:
+        for mtype in COLD_MAP_TYPES if cold_maps else ():
             for key_size in (4, 64):
                 optional(f"{mtype}{key_size}_cold",
                          functools.partial(cold_hash, mtype, key_size))
