@@ -38,9 +38,9 @@ from bpflint.results import ProgramResult
 FORMAT = 1
 RESULTS_DIR = "results"
 _PACKAGE_DIR = Path(__file__).resolve().parent
-# how the engine reports a program stopped by its wall-clock budget (BPF006)
+# how the engine reports a program stopped by its CPU-time budget (BPF006)
 ANALYSIS_LIMIT = "analysis-limit"
-WALL_CLOCK_MARK = "wall-clock"
+CPU_TIME_MARK = "CPU-time"
 
 T = TypeVar("T")
 
@@ -83,11 +83,11 @@ def is_cacheable(outcome: ObjectOutcome) -> bool:
     Errors are left out: besides bad input they cover running out of memory and
     internal errors, which another run may not meet; an object with errors fails the
     run anyway, so caching it would save nothing worth the risk. A result cut short by
-    the wall-clock budget depends on the machine's load, not on the inputs.
+    the CPU-time budget depends on the machine's speed, not on the inputs.
     """
     if outcome.errors:
         return False
-    return not any(diag.name == ANALYSIS_LIMIT and WALL_CLOCK_MARK in diag.message
+    return not any(diag.name == ANALYSIS_LIMIT and CPU_TIME_MARK in diag.message
                    for result in outcome.programs for diag in result.diagnostics)
 
 

@@ -17,6 +17,8 @@ class Diagnostic:
     name: str  # stable slug, e.g. "unbounded-loop"
     message: str
     loc: SourceLoc | None = None
+    # every place the finding is about, ``loc`` first (one finding for many calls)
+    related: tuple[SourceLoc, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,10 +90,10 @@ def test_default_cache_dir_follows_xdg(tmp_path: Path, monkeypatch: pytest.Monke
     assert default_cache_dir({"XDG_CACHE_HOME": "relative"}) == expected
 
 
-def test_wall_clock_stops_are_not_cached() -> None:
+def test_cpu_time_stops_are_not_cached() -> None:
     stopped = ProgramResult("a.o", "xdp", "p", "xdp", 3, False, None, None, None, None,
                             diagnostics=(Diagnostic("BPF006", "analysis-limit",
-                                                    "analysis stopped: wall-clock budget of "
+                                                    "analysis stopped: CPU-time budget of "
                                                     "1 s exhausted"),))
     steps = dataclasses.replace(stopped, diagnostics=(Diagnostic(
         "BPF006", "analysis-limit", "analysis stopped: step budget of 10 steps exhausted"),))

@@ -6,11 +6,13 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from bpfc import PROGS, compile_bpf, find_clang
 
+from bpflint.analysis.fixpoint import Budget, StepBudgetExceeded
 from bpflint.budget.config import Limits, load_config
 from bpflint.cli import main
 from bpflint.errors import BpfLintError
@@ -180,3 +182,16 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     thread.join(timeout=10)
     assert not thread.is_alive(), "reading a FIFO blocked"
     assert isinstance(outcome[0], BpfLintError) and "not a regular file" in str(outcome[0])
+
+
+def test_the_time_budget_counts_cpu_time_not_a_loaded_machines_waiting() -> None:
+    """--max-seconds is CPU time of the analysing process: time spent waiting (a CI
+    runner's other jobs holding the cores; here a sleep) does not use it up, so a
+    result does not depend on the machine's load. It used to be wall-clock time."""
+    budget = Budget(10**9, 0.3)
+    time.sleep(0.5)  # wall-clock time passes, CPU time hardly
+    budget.check_clock()
+    start = time.process_time()
+    with pytest.raises(StepBudgetExceeded, match="CPU-time budget of 0.3 s exhausted"):
+        while time.process_time() - start < 5.0:  # CPU time runs out within 0.3 s
+            budget.spend(1)

@@ -452,3 +452,38 @@ def test_kconfig_externs_are_loader_set_and_pinnable(capsys: pytest.CaptureFixtu
     assert code == 0, err
     (prog,) = json.loads(out)["programs"]
     assert prog["insns"] == {"min": count(old, 0), "max": count(old, 1)}
+
+
+# -- a pointer knob (klockstat's targ_lock): any address, or NULL -------------------
+POINTER = PROGS / "rodata" / "pointer_knob.bpf.c"
+
+
+def _lock_run(obj: BpfObject, targ_lock: int, lock: int) -> int:
+    return executed(obj, "pointer_knob", queue=lock, targ_lock=targ_lock)
+
+
+def test_a_pointer_knob_is_any_address_not_null() -> None:
+    """It was listed with range [0, 0] and could not be pinned."""
+    obj = load_object(compile_bpf(POINTER))
+    (var,) = obj.maps[".rodata"].loader_vars
+    assert (var.type_name, var.lo, var.hi, var.default) == ("pointer", 0, 2**64 - 1, 0)
+    result = analysed(obj, "pointer_knob")
+    (setting,) = result.loader_set
+    assert (setting.lo, setting.hi, setting.pinned) == (0, 2**64 - 1, False)
+    # neither side of `targ_lock && targ_lock != lock` is assumed: the early return
+    # (another lock asked for) is the best case, the matching lock the worst
+    assert result.insns_min == _lock_run(obj, targ_lock=5, lock=6)
+    assert result.insns_max == _lock_run(obj, targ_lock=5, lock=5)
+    assert result.insns_min < _lock_run(obj, targ_lock=0, lock=6) <= result.insns_max
+
+
+def test_a_pointer_knob_pinned_to_null(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(compile_bpf(POINTER))
+    code, out, err = cli(capsys, "analyze", "--no-cache", "--format", "json", path,
+                         "--set", "targ_lock=0")
+    assert code == 0, err
+    (prog,) = json.loads(out)["programs"]
+    null = _lock_run(load_object(compile_bpf(POINTER)), targ_lock=0, lock=6)
+    assert prog["insns"] == {"min": null, "max": null}
+    assert prog["loader_set"] == [{"name": "targ_lock", "type": "pointer", "value": 0,
+                                   "range": [0, 0], "default": 0, "pinned": True}]

@@ -31,7 +31,8 @@ MAY_GOTO_BUDGET = 1 << 23
 MAX_PLAUSIBLE_TRIPS = 1 << 24  # beyond the verifier's reach for counted loops
 
 Loc = tuple  # ("r", n) | ("s", off) | ("it", off) | ("mg",)
-# symbolic value: (origin location, delta, touched by 32-bit ops) or an iterator result tag
+# symbolic value: (origin location, delta, touched by 32-bit ops) or an iterator result tag;
+# the delta is an int, or a pair (least, greatest) once a register of known range was added
 Sym = tuple
 
 
@@ -44,6 +45,9 @@ class LoopBound:
     # Every iteration takes one may_goto fall-through: the frame's may_goto budget
     # bounds the loop too (under the count model already folded into max_backedges).
     may_goto: bool = False
+    # max_backedges is over the least of a step of known range (i += 1 + (x & 3)):
+    # the loop's least back edges are worth walking its iterations for
+    variable_step: bool = False
 
 
 # Compared with ==, never `is`: compiled (bpflint/native.py), a tuple constant is
@@ -59,12 +63,73 @@ def _meet(a: dict[Loc, Sym], b: dict[Loc, Sym]) -> dict[Loc, Sym]:
             x = (loc, 0, False)
         if y is None:
             y = (loc, 0, False)
-        out[loc] = x if x == y else _UNKNOWN
+        out[loc] = x if x == y else _hull(x, y)
     return out
+
+
+def _hull(x: Sym, y: Sym) -> Sym:
+    """Paths moving the same location by different amounts: by the least to the
+    greatest of them (a bound needs them all of one sign: bound_loop checks)."""
+    if not _tracked(x) or not _tracked(y) or x[0] != y[0]:
+        return _UNKNOWN
+    xlo, xhi = _delta_range(x[1])
+    ylo, yhi = _delta_range(y[1])
+    return (x[0], _shift(0, min(xlo, ylo), max(xhi, yhi)), x[2] or y[2])
 
 
 def _get(d: dict[Loc, Sym], loc: Loc) -> Sym:
     return d.get(loc, (loc, 0, False))
+
+
+def _delta_range(delta: int | tuple[int, int]) -> tuple[int, int]:
+    return delta if isinstance(delta, tuple) else (delta, delta)
+
+
+def _shift(delta: int | tuple[int, int], lo: int, hi: int) -> int | tuple[int, int]:
+    """``delta`` moved by a step in [lo, hi]: an int while exact, else (least, greatest)."""
+    dlo, dhi = _delta_range(delta)
+    dlo, dhi = dlo + lo, dhi + hi
+    return dlo if dlo == dhi else (dlo, dhi)
+
+
+# A step of known range must stay a small integer, as an immediate is: then adding it
+# to the low 32 bits (the views of a counter touched by 32-bit ops) moves them by it.
+_STEP_LIMIT = (1 << 31) - 1
+
+
+def _add_range(cur: Sym, src: sc.Scalar, sub: bool, w32: bool) -> Sym:
+    """``cur`` after adding (subtracting) a register of known range: i += 1 + (x & 3).
+    The range is the fixpoint's at this instruction, so it holds in every round; the
+    loop's bound takes the least step, its wrap check the greatest (_trips)."""
+    if not _tracked(cur):
+        return _UNKNOWN
+    lo, hi = sc.s32_range(src) if w32 else (src.smin, src.smax)
+    if sub:
+        lo, hi = -hi, -lo
+    if lo < -_STEP_LIMIT or hi > _STEP_LIMIT:
+        return _UNKNOWN
+    return (cur[0], _shift(cur[1], lo, hi), cur[2] or w32)
+
+
+# Tag of a tracked value shifted left by 32 (first half of clang's sign or zero
+# extension of a 32-bit counter, r <<= 32; r s>>= 32): Sym (_SHIFTED, original, False).
+_SHIFTED = "<<32"
+
+
+def _tracked(sym: Sym) -> bool:
+    """A location's origin and delta, not an iterator result or a half-done shift."""
+    return sym != _UNKNOWN and sym[0] != "itres" and sym[0] != _SHIFTED
+
+
+def _extend_half(cur: Sym, left: bool) -> Sym:
+    """r <<= 32 then r >>= 32 (or s>>= 32) keep the low 32 bits: the original's delta
+    holds in the 32-bit views, which the touched-by-32-bit-ops flag selects."""
+    if left:
+        return (_SHIFTED, cur, False) if _tracked(cur) else _UNKNOWN
+    if cur == _UNKNOWN or cur[0] != _SHIFTED:
+        return _UNKNOWN
+    inner = cur[1]
+    return (inner[0], inner[1], True)
 
 
 def _stack_off(m: Machine, reg: int, off: int) -> int | None:
@@ -85,14 +150,22 @@ def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None
         if aop == AluOp.MOV and not insn.off and op & 0x08:
             origin, delta, flag = _get(d, ("r", insn.src)) if _get(d, ("r", insn.src)) \
                 != _UNKNOWN else (None, 0, False)
+            if origin == _SHIFTED and w32:
+                origin = None  # the low half of a value shifted left by 32: zero
             d[dst] = (origin, delta, flag or w32) if origin is not None else _UNKNOWN
+        elif not op & 0x08 and insn.imm == 32 and not w32 \
+                and aop in (AluOp.LSH, AluOp.RSH, AluOp.ARSH):
+            d[dst] = _extend_half(_get(d, dst), aop == AluOp.LSH)
         elif aop in (AluOp.ADD, AluOp.SUB) and not op & 0x08:
             cur = _get(d, dst)
-            if cur == _UNKNOWN or cur[0] == "itres":
+            if not _tracked(cur):
                 d[dst] = _UNKNOWN
             else:
                 step = insn.imm if aop == AluOp.ADD else -insn.imm
-                d[dst] = (cur[0], cur[1] + step, cur[2] or w32)
+                d[dst] = (cur[0], _shift(cur[1], step, step), cur[2] or w32)
+        elif aop in (AluOp.ADD, AluOp.SUB) and insn.src != insn.dst \
+                and m.regs[insn.src].kind == Kind.SCALAR:
+            d[dst] = _add_range(_get(d, dst), m.regs[insn.src].s, aop == AluOp.SUB, w32)
         else:
             d[dst] = _UNKNOWN
         modified.add(dst)
@@ -146,7 +219,7 @@ def _edge_effect(d: dict[Loc, Sym], m: Machine, insn: Insn, taken: bool) -> None
     if insn.is_may_goto:
         if not taken:
             cur = _get(d, ("mg",))
-            d[("mg",)] = (cur[0], cur[1] - 1, False) if cur != _UNKNOWN else _UNKNOWN
+            d[("mg",)] = (cur[0], _shift(cur[1], -1, -1), False) if cur != _UNKNOWN else _UNKNOWN
         return
     sym = _get(d, ("r", insn.dst))
     if sym == _UNKNOWN or sym[0] != "itres" or insn.opcode & 0x08 or insn.imm != 0:
@@ -156,7 +229,7 @@ def _edge_effect(d: dict[Loc, Sym], m: Machine, insn: Insn, taken: bool) -> None
     if nonnull:
         loc = ("it", sym[1])
         cur = _get(d, loc)
-        d[loc] = (cur[0], cur[1] - 1, False) if cur != _UNKNOWN else _UNKNOWN
+        d[loc] = (cur[0], _shift(cur[1], -1, -1), False) if cur != _UNKNOWN else _UNKNOWN
 
 
 def _header_range(state: State, loc: Loc, may_goto_count: int = MAY_GOTO_BUDGET
@@ -189,8 +262,10 @@ def _latch_range(edges: dict[tuple[int, int], State], loop: Loop, loc: Loc,
     return joined
 
 
-def _trips(rng: sc.Scalar, c: int, w32: bool) -> int | None:
-    """Largest number of back edges a monotonic location can take within rng."""
+def _trips(rng: sc.Scalar, c: int, w32: bool, c_far: int | None = None) -> int | None:
+    """Largest number of back edges a monotonic location can take within rng, moving
+    by at least ``c`` and at most ``c_far`` (same sign; ``c`` if None) each time."""
+    far = c if c_far is None else c_far
     views = []
     if w32:
         lo32 = sc.low32(rng)
@@ -202,7 +277,7 @@ def _trips(rng: sc.Scalar, c: int, w32: bool) -> int | None:
         views.append((rng.smin, rng.smax, sc.S64_MIN, sc.S64_MAX))
     best = None
     for lo, hi, vmin, vmax in views:
-        if (c > 0 and hi + c <= vmax) or (c < 0 and lo + c >= vmin):
+        if (c > 0 and hi + far <= vmax) or (c < 0 and lo + far >= vmin):
             n = (hi - lo) // abs(c)
             best = n if best is None else min(best, n)
     return best
@@ -262,7 +337,7 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
     latch_ds = [edge_d[(lt, loop.header)] for lt in loop.latches if (lt, loop.header) in edge_d]
     if not latch_ds:
         return LoopBound(loop.header, 0, 0, "back edge infeasible")
-    best: tuple[int, str] | None = None
+    best: tuple[int, str, bool] | None = None
     by_may_goto = False
     candidates = set().union(*latch_ds)
     for loc in candidates:
@@ -270,8 +345,11 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
         if len(syms) != 1 or _UNKNOWN in syms:
             continue
         origin, delta, w32 = next(iter(syms))
-        if origin != loc or delta == 0:
+        dlo, dhi = _delta_range(delta)
+        if origin != loc or dlo <= 0 <= dhi:
             continue
+        # the step of least magnitude bounds the rounds; the greatest, wrapping
+        c, c_far = (dlo, dhi) if dlo > 0 else (dhi, dlo)
         if loc[0] == "mg":
             # one fall-through per iteration (delta -1 on every path) or more
             by_may_goto = True
@@ -280,13 +358,13 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
         rng = _header_range(header_state, loc, may_goto_count or 0)
         if rng is None:
             continue
-        n = _trips(rng, delta, w32)
+        n = _trips(rng, c, w32, c_far)
         # The values the location holds on the back edges (after the loop's exit tests
         # refined them) also bound the trips: n + 1 back edges walk n + 1 distinct
         # values x, x + c, ... of that range, each step without wrapping.
         latch_rng = _latch_range(edges, loop, loc, may_goto_count or 0)
         if latch_rng is not None:
-            latch_n = _trips(latch_rng, delta, w32)
+            latch_n = _trips(latch_rng, c, w32, c_far)
             if latch_n is not None and (n is None or latch_n + 1 < n):
                 n, rng = latch_n + 1, latch_rng
         if n is None:
@@ -295,13 +373,15 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             if n > MAX_PLAUSIBLE_TRIPS:
                 continue
         if best is None or n < best[0]:
-            best = (n, f"{_loc_name(loc)} {'+' if delta > 0 else '-'}= {abs(delta)} over "
-                       f"[{rng.umin}, {rng.umax}]" if loc[0] != "mg" else "may_goto budget")
+            step_text = str(abs(c)) if c == c_far else f"{abs(c)}..{abs(c_far)}"
+            best = (n, f"{_loc_name(loc)} {'+' if c > 0 else '-'}= {step_text} over "
+                       f"[{rng.umin}, {rng.umax}]" if loc[0] != "mg" else "may_goto budget",
+                    c != c_far)
     if best is None:
         if by_may_goto:
             return LoopBound(loop.header, None, 0, "timed may_goto", True)
         return LoopBound(loop.header, None, 0, "no induction variable with a bounded range")
-    return LoopBound(loop.header, best[0], 0, best[1], by_may_goto)
+    return LoopBound(loop.header, best[0], 0, best[1], by_may_goto, best[2])
 
 
 def _clobber(cur: dict[Loc, Sym], mods: set[Loc], header_state: State) -> dict[Loc, Sym]:
@@ -406,6 +486,16 @@ def count_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
     iteration from a header state (fixpoint.run_iteration, which keeps what it
     computes for the fixpoint and the cost engine).
     """
+    return walk_iterations(cfg, loop, entry, max_iterations, iterate)[0]
+
+
+def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
+                    iterate: Callable[[State], Iteration | None]
+                    ) -> tuple[LoopBound | None, int]:
+    """count_iterations' walk: its bound (None: not found), and the back edges every
+    run of the loop takes at least, the iterations before the first one that can
+    leave it. Where the walk gives up, the iterations it did walk without a way out
+    still count: each header state holds every real one after as many back edges."""
     h = loop.header
     leaves = [b for b in loop.body if cfg.blocks[b].ends_in_exit or
               cfg.blocks[b].ends_in_tail_call]
@@ -415,19 +505,19 @@ def count_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
     for k in range(max_iterations + 1):
         got = iterate(state)
         if got is None:
-            return None
+            return None, k if first_exit is None else first_exit
         block_in, edge_out, nxt = got
         if first_exit is None and (any(e in edge_out for e in loop.exits) or
                                    any(b in block_in for b in leaves)):
             first_exit = k
         if nxt is None:
-            return LoopBound(h, k, k if first_exit is None else first_exit,
-                             f"unrolled: at most {k} iterations")
+            least = k if first_exit is None else first_exit
+            return LoopBound(h, k, least, f"unrolled: at most {k} iterations"), least
         if nxt in visited or leq_state(nxt, state):
-            return None
+            return None, k + 1 if first_exit is None else first_exit
         visited.add(nxt)
         state = nxt
-    return None
+    return None, max_iterations + 1 if first_exit is None else first_exit
 
 
 PATH_STATES = 64  # distinct header states one iteration may hand to the next

@@ -292,10 +292,19 @@ def lsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
     sh = b.umin & (width - 1)
     if a.is_const:
         return Scalar.const(a.umin << sh)
+    smin, smax = S64_MIN, S64_MAX
+    if width == 64:
+        if S64_MIN <= a.smin << sh and a.smax << sh <= S64_MAX:
+            smin, smax = a.smin << sh, a.smax << sh  # no signed overflow: exact
+        elif sh == 32:
+            # the result is the low half, as s32, times 2^32 (clang's r <<= 32;
+            # r s>>= 32 sign extension of a 32-bit counter)
+            lo32, hi32 = s32_range(a)
+            smin, smax = lo32 << 32, hi32 << 32
     if (a.umax << sh) <= U64:
-        return _sync_or_unknown(a.umin << sh, a.umax << sh, S64_MIN, S64_MAX,
+        return _sync_or_unknown(a.umin << sh, a.umax << sh, smin, smax,
                                 (a.tval << sh) & U64, (a.tmask << sh) & U64)
-    return _sync_or_unknown(0, U64, S64_MIN, S64_MAX, (a.tval << sh) & U64,
+    return _sync_or_unknown(0, U64, smin, smax, (a.tval << sh) & U64,
                             (a.tmask << sh) & U64)
 
 
@@ -356,6 +365,8 @@ def sext(a: Scalar, bits: int) -> Scalar:
     """Sign-extend the low ``bits`` bits (movsx, ldsx)."""
     half = 1 << (bits - 1)
     mask = (1 << bits) - 1
+    if -half <= a.smin and a.smax < half:
+        return a  # small signed values are their own sign extension
     lo = low_bits(a, bits)
     if lo.umax < half:
         return lo
@@ -382,6 +393,8 @@ def low_bits(a: Scalar, bits: int) -> Scalar:
 
 def s32_range(a: Scalar) -> tuple[int, int]:
     """Signed 32-bit view of the low half: (smin, smax)."""
+    if -(1 << 31) <= a.smin and a.smax < 1 << 31:
+        return a.smin, a.smax  # small signed values: the low half as s32 is the value
     lo = low32(a)
     if lo.umax < 1 << 31:
         return lo.umin, lo.umax

@@ -78,7 +78,7 @@ class Limits:
     """[limits]: analysis and input-size limits; None keeps bpflint's default."""
 
     max_steps: int | None = None  # abstract-interpretation steps per program
-    max_seconds: float | None = None  # wall-clock seconds per program
+    max_seconds: float | None = None  # CPU seconds per program
     max_object_bytes: int | None = None
     max_btf_bytes: int | None = None
 

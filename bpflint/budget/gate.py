@@ -47,6 +47,7 @@ class Finding:
     message: str
     loc: SourceLoc | None = None
     by_ns: bool = False  # about time: loc and the hottest lines follow the path by ns
+    related: tuple[SourceLoc, ...] = ()  # every place it is about, loc first (BPF005)
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,7 @@ def _program_findings(result: ProgramResult, key: str, match: Match,
         if diagnostic.rule != "BPF003":
             findings.append(Finding(rule=diagnostic.rule, name=diagnostic.name, level="note",
                                     message=f"{result.name}: {diagnostic.message}",
-                                    loc=diagnostic.loc))
+                                    loc=diagnostic.loc, related=diagnostic.related))
     return tuple(findings)
 
 

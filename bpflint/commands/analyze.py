@@ -63,7 +63,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="analysis steps per program before it is reported as "
                              f"BPF006 (default: {AnalysisOptions().max_steps})")
     parser.add_argument("--max-seconds", type=float, metavar="S",
-                        help="wall-clock seconds per program before it is reported as "
+                        help="CPU seconds per program before it is reported as "
                              f"BPF006 (default: {AnalysisOptions().max_seconds:g})")
     add_may_goto_argument(parser)
     add_cpu_caches_argument(parser)

@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id", type=int, action="append", dest="ids", metavar="ID",
                         help="audit only this program id (repeatable)")
     parser.add_argument("--max-seconds", type=float, metavar="S",
-                        help=f"wall-clock seconds per program (default: {DEFAULT_MAX_SECONDS:g})")
+                        help=f"CPU seconds per program (default: {DEFAULT_MAX_SECONDS:g})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from bpflint.analysis.transfer import Env
 from bpflint.cfg.graph import Cfg
 from bpflint.cfg.loops import LoopForest
 from bpflint.cost.callee_writes import CalleeWrites
+from bpflint.cost.callsites import fold_call_sites
 from bpflint.cost.expand import (
     expand_lines,
     path_line_costs,
@@ -340,7 +341,7 @@ def _result(analysis: ProgramAnalysis, entry: FuncKey, section: str, name: str, 
         loops=tuple(analysis.loop_notes[k] for k in sorted(analysis.loop_notes)),
         calls=tuple(analysis.call_notes[k] for k in sorted(analysis.call_notes)),
         line_costs=tuple(sorted(worst, key=lambda lc: (-lc.insns, lc.file, lc.line))),
-        diagnostics=tuple(analysis.diags),
+        diagnostics=fold_call_sites(analysis.diags, analysis.open_tail_calls()),
         warnings=tuple(f"no cost known for {n}; using the table's default"
                        for n in (table.missing() if table else ())
                        if n in analysis.priced),

@@ -14,6 +14,7 @@ from bpflint.analysis.bounds import (
     count_iterations,
     loop_entry,
     unroll_loop,
+    walk_iterations,
 )
 from bpflint.analysis.fixpoint import (
     Flow,
@@ -142,9 +143,12 @@ class LoopBounds(BlockPricing):
                 # Iteration-by-iteration costing is exact but costs as much as
                 # interpreting the loop: needed when an inner loop is bounded only
                 # per outer iteration, else spent on small loops while a
-                # per-program allowance lasts.
-                if is_unbounded(summary) or work <= min(PER_ITERATION_STEPS,
-                                                         self.sharpen_left):
+                # per-program allowance lasts. A variable step's bound (range over
+                # the least step) may be far above what the loop runs: walking that
+                # many iterations is left to loops abstract unrolling could walk.
+                needed = is_unbounded(summary) and (not bound.variable_step
+                                                    or work <= UNROLL_STEPS)
+                if needed or work <= min(PER_ITERATION_STEPS, self.sharpen_left):
                     self.sharpen_left -= work
                     unrolled = self._unrolled_summary(ctx, loop, flow,
                                                       bound.max_backedges + 1, steady_ns,
@@ -348,6 +352,20 @@ class LoopBounds(BlockPricing):
         timed = self.options.may_goto != "count"
         bound = bound_loop(cfg, forest, loop, flow, env, None if timed else MAY_GOTO_BUDGET)
         if bound.max_backedges is not None and not bound.may_goto:
+            if bound.variable_step and entry is not None:
+                # the least step gives the most rounds; the fewest are where the
+                # exact iterations first leave (walking at most as many as the
+                # bound allows, the walk abstract unrolling would have spent), and
+                # where the walk ends, its count is exact
+                counted, least = walk_iterations(cfg, loop, entry,
+                                                 min(limit, bound.max_backedges + 1),
+                                                 self._iterate(ctx, loop))
+                if counted is not None and counted.max_backedges is not None \
+                        and counted.max_backedges <= bound.max_backedges:
+                    return counted
+                bound = LoopBound(header, bound.max_backedges,
+                                  min(least, bound.max_backedges), bound.how,
+                                  bound.may_goto, bound.variable_step)
             return bound
         # a may_goto budget (8M, or _timed_may_goto's) is large: the loop's own exit
         # test may give a far smaller bound, as unrolling it shows (within a smaller

@@ -16,7 +16,7 @@ from bpflint.obj.loader_vars import RodataPin
 @dataclass(frozen=True)
 class AnalysisOptions:
     max_steps: int = 5_000_000  # abstract-interpretation steps per program
-    max_seconds: float = 120.0  # wall-clock budget per program
+    max_seconds: float = 120.0  # CPU-time budget per program (fixpoint.Budget)
     # prog-array map name -> program names its slots may hold (from bpfbudget.toml)
     tail_call_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # loader-set variables pinned by [rodata] and --set, in that order (later wins)

@@ -28,6 +28,7 @@ from bpflint.analysis.state import (
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import LoopForest, find_loops
+from bpflint.cost.callsites import caller_insn
 from bpflint.cost.frame import (
     BPF_LOOP_MAX,
     LOOSE_SIZE_BYTES,
@@ -78,7 +79,7 @@ from bpflint.cost.paths import (
     scale,
 )
 from bpflint.isa.insn import Insn
-from bpflint.obj.model import BpfObject, FuncKey, Function
+from bpflint.obj.model import BpfObject, FuncKey, Function, MapDef
 from bpflint.results import (
     CallNote,
     Diagnostic,
@@ -106,6 +107,8 @@ class BlockPricing:
         self.chain: list[FuncKey] = []
         self.diags: list[Diagnostic] = []
         self.loose_sizes: set[tuple[int, str]] = set()  # (pc, argument) diagnosed
+        # BPF005's message -> the tail calls it is about, by (function, pc)
+        self.open_calls: dict[str, set[tuple[FuncKey, int]]] = {}
         self.async_callbacks: set[FuncKey] = set()
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
@@ -386,6 +389,15 @@ class BlockPricing:
         self.priced.update((name, f"{name}[{map_type}]"))
         if hid == calls.TAIL_CALL:
             self._tail_call(insn, regs, tail_targets, open_maps)
+        if hid == calls.FOR_EACH_MAP_ELEM and self._map_def(regs[1]) is None:
+            # Its callback may run any number of times, or none (an empty hash map):
+            # the worst case is unbounded, the best still known (the call alone).
+            self.diag("BPF003", "unknown-map",
+                      "bpf_for_each_map_elem over a map bpflint cannot identify", insn)
+            self._note_loop(insn, "callback", None, "bpf_for_each_map_elem over a map "
+                            "bpflint cannot identify")
+            min_ns = self.table.helper_ns(hid, None, (0, 0))[0] if self.table else 0.0
+            return (1, math.inf, min_ns, math.inf)
         if hid in calls.CALLBACK_ARG and hid != calls.TIMER_SET_CALLBACK:
             iters, cb_cost, cb_lines, overlap = self._callback(insn, regs, hid, prog_type)
             if self.table is not None:
@@ -428,14 +440,25 @@ class BlockPricing:
                 self.loose_sizes.add((insn.pc, arg.what))
                 self.diag("BPF008", "loose-size-bound", message, insn)
 
+    def open_tail_calls(self) -> dict[str, int]:
+        """How many tail-call instructions each BPF005 message is about."""
+        return {message: len(sites) for message, sites in self.open_calls.items()}
+
+    def _open_tail_call(self, insn: Insn, message: str) -> None:
+        """BPF005 at the caller's line (not bpf_tail_call_static's asm in libbpf's
+        header), counted per call instruction: one finding lists them all."""
+        func = self.chain[-1] if self.chain else ("", -1)
+        site = caller_insn(self.obj.functions[func].insns, insn) if self.chain else insn
+        self.open_calls.setdefault(message, set()).add((func, insn.pc))
+        self.diag("BPF005", "open-tail-call", message, site)
+
     def _tail_call(self, insn: Insn, regs: tuple[Val, ...], tail_targets: set[str],
                    open_maps: set[str]) -> None:
         prog_map = regs[2]
         name = prog_map.ref if prog_map.kind == Kind.MAP_PTR else None
         if not isinstance(name, str):
             open_maps.add("?")
-            self.diag("BPF005", "open-tail-call",
-                      "tail call through a map bpflint cannot identify", insn)
+            self._open_tail_call(insn, "tail call through a map bpflint cannot identify")
             return
         configured = self.options.tail_call_targets.get(name)
         if configured:
@@ -447,9 +470,9 @@ class BlockPricing:
                  if index.umin <= slot <= index.umax]
         if not slots:
             open_maps.add(name)
-            self.diag("BPF005", "open-tail-call",
-                      f"tail call through prog array '{name}' with no known targets "
-                      "(add them under [tail_calls] in bpfbudget.toml)", insn)
+            self._open_tail_call(insn, f"tail call through prog array '{name}' with no "
+                                 "known targets (add them under [tail_calls] in "
+                                 "bpfbudget.toml)")
             return
         tail_targets.update(slots)
 
@@ -476,6 +499,11 @@ class BlockPricing:
         steady = min(alone, max(issue_bound(lanes), chain))
         return (iterations - 1) * (alone - steady)
 
+    def _map_def(self, val: Val) -> MapDef | None:
+        """The map a map pointer points to, if bpflint knows it."""
+        name = val.ref if val.kind == Kind.MAP_PTR else None
+        return self.obj.maps.get(name) if isinstance(name, str) else None
+
     def _callback(self, insn: Insn, regs: tuple[Val, ...], hid: int, prog_type: str
                   ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None]:
         cb = regs[calls.CALLBACK_ARG[hid]]
@@ -499,11 +527,8 @@ class BlockPricing:
             args = [scalar(Scalar.urange(0, max(hi - 1, 0))), foreign_val(regs[3])]
         elif hid == calls.FOR_EACH_MAP_ELEM:
             name = regs[1].ref if regs[1].kind == Kind.MAP_PTR else None
-            mapdef = self.obj.maps.get(name) if isinstance(name, str) else None
-            if mapdef is None:
-                raise Unbounded(self.diag("BPF003", "unknown-map",
-                                          "bpf_for_each_map_elem over a map bpflint cannot "
-                                          "identify", insn))
+            mapdef = self._map_def(regs[1])
+            assert mapdef is not None  # _helper_cost prices an unknown map apart
             hi = mapdef.max_entries
             lo = hi if mapdef.type_name in ("array", "percpu_array") else 0
             args = [regs[1], mem, Val(Kind.MAP_VALUE, Scalar.const(0), name), foreign_val(regs[3])]

@@ -126,7 +126,7 @@ def _scalar(btf: Btf, btf_type: BtfType) -> tuple[str, int, int, int] | None:
 
 def describe_type(btf: Btf, type_id: int) -> tuple[str, int, int, int]:
     """(name, element size, lo, hi): element size 0 when the variable holds no
-    integer elements (a struct, a pointer), whose reads are unknown bits."""
+    integer elements (a struct), whose reads are unknown bits; a pointer is a u64."""
     btf_type = btf.skip_aliases(type_id)
     scalar = _scalar(btf, btf_type)
     if scalar is not None:
@@ -139,7 +139,9 @@ def describe_type(btf: Btf, type_id: int) -> tuple[str, int, int, int]:
         word = "struct" if btf_type.kind == KIND_STRUCT else "union"
         return f"{word} {btf_type.name or '(anonymous)'}", 0, 0, 0
     if btf_type.kind == KIND_PTR:
-        return "pointer", 0, 0, 0
+        # an address, or NULL: any 64-bit value (a BPF pointer is 8 bytes); pinning
+        # one to 0 says the loader leaves it unset
+        return "pointer", 8, 0, (1 << 64) - 1
     return btf_type.name or "?", 0, 0, 0
 
 

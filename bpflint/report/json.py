@@ -33,7 +33,9 @@ def _line_cost(cost: LineCost) -> dict[str, Any]:
 
 def _diagnostic(diag: Diagnostic) -> dict[str, Any]:
     return {"rule": diag.rule, "name": diag.name, "message": diag.message,
-            "source": _source(diag.loc)}
+            "source": _source(diag.loc),
+            # every place a finding folded from many (BPF005's call sites), else []
+            "related": [_source(loc) for loc in diag.related]}
 
 
 def _loader_setting(setting: LoaderSetting) -> dict[str, Any]:

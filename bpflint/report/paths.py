@@ -82,7 +82,8 @@ class PathNamer:
             if isinstance(value, (LineCost, LoopNote, CallNote)):
                 return dataclasses.replace(value, file=self.source(value.file, obj))
             if isinstance(value, Diagnostic) and value.loc is not None:
-                return dataclasses.replace(value, loc=loc(value.loc))
+                return dataclasses.replace(value, loc=loc(value.loc),
+                                           related=tuple(loc(r) for r in value.related))
             if isinstance(value, tuple):
                 return tuple(rename(item) for item in value)
             return value

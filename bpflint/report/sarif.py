@@ -95,6 +95,24 @@ def _rules(findings: Iterable[Finding]) -> list[dict[str, Any]]:
     return [rules[key] for key in sorted(rules)]
 
 
+def _physical(where: Location) -> dict[str, Any]:
+    # a URI reference: '#', '?', '%' or a space in a file name must not be read
+    # as a fragment, a query or an escape
+    physical: dict[str, Any] = {
+        "artifactLocation": {"uri": quote(where.path), "uriBaseId": "%SRCROOT%"}}
+    if where.line is not None:
+        physical["region"] = {"startLine": where.line}
+    return physical
+
+
+def _related(index: int, loc: SourceLoc, verdict: ProgramVerdict, root: Path
+             ) -> dict[str, Any]:
+    """Another place a finding is about (a folded BPF005's other call sites)."""
+    assert verdict.result is not None
+    return {"id": index, "physicalLocation": _physical(locate(loc, verdict.result.object, root)),
+            "message": {"text": "another call site"}}
+
+
 def to_sarif(report: GateReport, root: Path) -> dict[str, Any]:
     all_findings = [f for v in report.programs for f in v.findings]
     rules = _rules(all_findings)
@@ -107,14 +125,11 @@ def to_sarif(report: GateReport, root: Path) -> dict[str, Any]:
         for finding in verdict.findings:
             occurrence = seen.get(finding.rule, 0)
             seen[finding.rule] = occurrence + 1
-            where = locate(finding.loc, verdict.result.object, root)
-            # a URI reference: '#', '?', '%' or a space in a file name must not be read
-            # as a fragment, a query or an escape
-            physical: dict[str, Any] = {
-                "artifactLocation": {"uri": quote(where.path), "uriBaseId": "%SRCROOT%"}}
-            if where.line is not None:
-                physical["region"] = {"startLine": where.line}
+            physical = _physical(locate(finding.loc, verdict.result.object, root))
+            related = [_related(index_, loc, verdict, root)
+                       for index_, loc in enumerate(finding.related[1:])]
             results.append({
+                **({"relatedLocations": related} if related else {}),
                 "ruleId": finding.rule,
                 "ruleIndex": index[finding.rule],
                 "level": _SARIF_LEVEL[finding.level],
