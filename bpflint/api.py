@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bpflint.cache import ObjectOutcome, ResultCache, code_digest, entry_key, is_cacheable
 from bpflint.cost.engine import analyze_async_callbacks, analyze_program
+from bpflint.cost.model import DEFAULT_CPU_CACHES
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import Insn
@@ -171,7 +172,8 @@ def table_info(table: Any) -> TableInfo | None:
     prov = getattr(table, "provenance", None)
     if prov is None:
         return None
-    return TableInfo(table.path, prov.kernel, prov.cpu, prov.date, table.cpu_caches)
+    return TableInfo(table.path, prov.kernel, prov.cpu, prov.date,
+                     getattr(table, "cpu_caches", DEFAULT_CPU_CACHES))
 
 
 class _Keyer:
