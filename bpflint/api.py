@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bpflint.cache import ObjectOutcome, ResultCache, code_digest, entry_key, is_cacheable
-from bpflint.cost.engine import analyze_async_callbacks, analyze_program
-from bpflint.cost.model import DEFAULT_CPU_CACHES
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import Insn
@@ -27,6 +25,23 @@ from bpflint.results import AnalysisReport, ObjectError, ProgramResult, TableInf
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+
+def analyze_program(obj: BpfObject, program: Program, table: Any,
+                    options: AnalysisOptions) -> ProgramResult:
+    """bpflint.cost.engine's, imported on first use: a run whose every result comes
+    from the cache never imports the engine (most of a run's start-up)."""
+    from bpflint.cost.engine import analyze_program as analyze
+
+    return analyze(obj, program, table, options)
+
+
+def analyze_async_callbacks(obj: BpfObject, table: Any,
+                            options: AnalysisOptions) -> list[ProgramResult]:
+    """bpflint.cost.engine's, imported on first use (as analyze_program)."""
+    from bpflint.cost.engine import analyze_async_callbacks as analyze
+
+    return analyze(obj, table, options)
 
 OBJECT_SUFFIX = ".o"  # covers *.bpf.o too
 
@@ -137,19 +152,26 @@ def analyze_paths(paths: Sequence[str], table: Any, options: AnalysisOptions | N
     limits = limits if limits is not None else ReadLimits()
     keyer = _Keyer(table, opts, limits) if cache is not None else None
     outcomes: dict[int, ObjectOutcome] = {}
+    digests: dict[int, str] = {}  # sha256 of the objects' bytes, where computed
     for index, path in enumerate(objects):
         if cache is not None and keyer is not None:
             content = _content_digest(path, limits)
             hit = cache.load(keyer.key(content)) if content is not None else None
+            if content is not None:
+                digests[index] = content
             if hit is not None:
                 outcomes[index] = hit.at(path)
     pending = [index for index in range(len(objects)) if index not in outcomes]
-    for index, (content, outcome) in zip(pending, _run_all(
-            [objects[index] for index in pending], table, opts, limits, jobs), strict=True):
+    copies = _copies(objects, pending, digests, limits)
+    unique = [index for index in pending if index not in copies]
+    for index, (content, outcome) in zip(unique, _run_all(
+            [objects[index] for index in unique], table, opts, limits, jobs), strict=True):
         outcomes[index] = outcome
         if cache is not None and keyer is not None and content is not None \
                 and is_cacheable(outcome):
             cache.store(keyer.key(content), outcome)
+    for index, first in copies.items():
+        outcomes[index] = outcomes[first].at(objects[index])
     programs: list[ProgramResult] = []
     errors: list[ObjectError] = missing
     loader_names: dict[str, None] = {}
@@ -173,7 +195,31 @@ def table_info(table: Any) -> TableInfo | None:
     if prov is None:
         return None
     return TableInfo(table.path, prov.kernel, prov.cpu, prov.date,
-                     getattr(table, "cpu_caches", DEFAULT_CPU_CACHES))
+                     getattr(table, "cpu_caches", "cold"))  # cost.model's default
+
+
+def _copies(objects: list[str], pending: list[int], digests: dict[int, str],
+            limits: ReadLimits) -> dict[int, int]:
+    """Pending objects that are byte-for-byte copies of an earlier pending one (a
+    build tree's output and its install directory, say), each to the index of its
+    first copy: they are analysed once. Only files of a size another one shares are
+    hashed for this; the cache has hashed the others already where it is on."""
+    by_size: dict[int, list[int]] = {}
+    for index in pending:
+        by_size.setdefault(_file_size(objects[index]), []).append(index)
+    copies: dict[int, int] = {}
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        first_of: dict[str, int] = {}
+        for index in same_size:
+            content = digests.get(index) or _content_digest(objects[index], limits)
+            if content is None:
+                continue  # unreadable: its analysis says why
+            copies_first = first_of.setdefault(content, index)
+            if copies_first != index:
+                copies[index] = copies_first
+    return copies
 
 
 class _Keyer:
@@ -218,6 +264,9 @@ def _run_all(paths: list[str], table: Any, options: AnalysisOptions, limits: Rea
         return [_analyze_object(path, table, options, limits) for path in paths]
     # imported here: a run of one object (a pre-commit hook's) starts 15 ms sooner
     from concurrent.futures import ProcessPoolExecutor
+
+    # the engine too, before the workers fork: each would import it again otherwise
+    import bpflint.cost.engine  # noqa: F401
 
     # the biggest first, so that the last to start are the quick ones (LPT order)
     tasks.sort(key=lambda task: sizes[task[0]], reverse=True)

@@ -28,7 +28,8 @@ EXIT_ERROR = 2
 # pyperf180's time. Reference counting frees nearly all of it; the collector still
 # runs, about 70 times less often. Peak memory stayed the same (the 1M-instruction
 # program: 510 MB either way). Set by entry(), the process's own entry point; worker
-# processes are forked and inherit it.
+# processes are forked and inherit it. While one program is analysed the collector
+# is off altogether (cost/engine.py's analyze_program): these thresholds cover the rest.
 GC_THRESHOLDS = (50_000, 20, 20)
 
 

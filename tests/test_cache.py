@@ -169,6 +169,27 @@ def test_a_moved_object_hits_and_keeps_its_new_path(objects: list[Path], tmp_pat
 
 
 @needs_clang
+@pytest.mark.parametrize("cached", [False, True])
+def test_copies_of_an_object_are_analysed_once(objects: list[Path], tmp_path: Path,
+                                               counter: _Counter, cached: bool) -> None:
+    copy = tmp_path / "copy.o"
+    shutil.copy(objects[1], copy)
+    cache = ResultCache(tmp_path / "cache") if cached else None
+    both = api.analyze_paths([str(objects[1]), str(copy), str(objects[0])], None,
+                             cache=cache)
+    alone = api.analyze_paths([str(objects[1])], None)
+    per_object = len(alone.programs)
+    # the copy's programs come from the first one's analysis, under the copy's path
+    assert counter.calls == 2 * per_object + len(
+        [r for r in both.programs if r.object == str(objects[0])])
+    assert [r.object for r in both.programs][:2 * per_object] == \
+        [str(objects[1])] * per_object + [str(copy)] * per_object
+    mine = [dataclasses.replace(r, object="") for r in both.programs
+            if r.object == str(copy)]
+    assert mine == [dataclasses.replace(r, object="") for r in alone.programs]
+
+
+@needs_clang
 def test_the_key_covers_table_and_options(objects: list[Path], tmp_path: Path,
                                           counter: _Counter) -> None:
     cache = ResultCache(tmp_path / "cache")

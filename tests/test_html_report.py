@@ -243,3 +243,59 @@ def test_check_against_a_base_run_shows_line_by_line_deltas(tmp_path: Path) -> N
     # against a baseline file (totals only) the page says why there are no line deltas
     plain = html.render_check(dataclasses.replace(report, base_results=()))
     assert "line-by-line deltas need --base REF" in plain and 'class="d"' not in plain
+
+
+def test_the_witness_marks_its_lines_and_the_worst_path_lines_it_missed() -> None:
+    hot = (LineCost("fw.bpf.c", 10, 4, 5.0, "if (x)"),
+           LineCost("fw.bpf.c", 11, 6, 7.0, "y = 1;"))
+    result = program("fw", hot=hot)
+    view = html.WitnessView(0.5, 5, 10, "the worst path is infeasible",
+                            {("fw.bpf.c", 10): 4, ("fw.bpf.c", 12): 1}, "z3")
+    page = html.render_analysis(AnalysisReport((result,), ()),
+                                witnesses={(result.object, result.section, "fw"): view})
+    assert 'data-reached="0.5000"' in page and "reached <b>0.500</b>" in page
+    assert "the worst path is infeasible" in page
+    rows = {attrs["id"]: (attrs.get("class") or "").split() for tag, attrs in tags(page)
+            if tag == "tr" and attrs.get("id")}
+    assert rows["p0-fw_bpf_c-10"] == ["l", "pi", "pw"]  # as often as the worst path
+    assert "miss" in rows["p0-fw_bpf_c-11"]  # on the worst path, never run
+    assert rows["p0-fw_bpf_c-12"] == ["l", "pw"]  # only the witness runs it
+    # without witnesses the page has no W column
+    plain = html.render_analysis(AnalysisReport((result,), ()))
+    assert 'class="mark pw"' not in plain and 'class="witness' not in plain
+    assert all("pw" not in (attrs.get("class") or "").split()
+               for tag, attrs in tags(plain) if tag == "tr")
+
+
+@needs_clang
+@needs_chromium
+def test_chromium_shows_the_witness_path_next_to_the_worst_path(tmp_path: Path) -> None:
+    pytest.importorskip("z3")
+    obj = compile_bpf(PROGS / "calls.bpf.c")
+    classifier = EXAMPLES / "tc-tailcall" / "classifier.bpf.o"
+    out = tmp_path / "witness.html"
+    assert main(["analyze", "--no-cache", "--witness", "--witness-seconds", "5",
+                 "--format", "html", "--output", str(out), str(classifier), str(obj)]) == 0
+    dom = dump_dom(out, tmp_path)
+    assert 'id="js-error"' not in dom
+    sections = dom.split('<section class="program"')[1:]
+    by_name = {re.search(r'data-program="([^"]+)"', s).group(1): s  # type: ignore[union-attr]
+               for s in sections}
+    for name, section in by_name.items():
+        found = re.search(r'<p class="witness" data-reached="([0-9.]+)"', section)
+        assert found is not None, name
+        rows = [(attrs.get("class") or "").split() for tag, attrs in tags(section)
+                if tag == "tr" and attrs.get("id")]
+        worst = [r for r in rows if "pi" in r]
+        assert worst, name
+        if float(found.group(1)) == 1.0:
+            # a witness that reaches max runs every line of the worst path
+            assert all("pw" in r for r in worst), name
+        else:
+            # it runs fewer instructions than max: on some worst-path line, fewer
+            # than the worst path does there
+            assert any("miss" in r for r in worst), name
+    assert float(re.search(  # type: ignore[union-attr]
+        r'data-reached="([0-9.]+)"', by_name["classify"]).group(1)) == 1.0
+    assert float(re.search(  # type: ignore[union-attr]
+        r'data-reached="([0-9.]+)"', by_name["calls_chain"]).group(1)) < 1.0

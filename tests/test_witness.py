@@ -233,3 +233,74 @@ def test_witness_by_time_and_json_output(capsys: pytest.CaptureFixture[str]) -> 
     (prog,) = json.loads(out)["programs"]
     jsonschema.validate(prog["witness"], WITNESS_SCHEMA)
     assert prog["witness"]["executed_insns"] <= prog["insns"]["max"]
+
+
+def test_map_values_knobs_and_kconfig_are_solved_and_replayed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """world_choices' worst path needs a hash value field of 0x1234 (bytes no single
+    value_fill makes), a loader-set knob, a .kconfig value, a .bss word of 1000 or
+    more and a lookup in a per-CPU array user space sizes: the witness solves each,
+    and its file replays them."""
+    path = str(compile_bpf(PROGS / "witness" / "world_choices.bpf.c"))
+    code = main(["witness", path, "--output", str(tmp_path), "--seconds", "20"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    saved = tmp_path / "world_choices.witness.json"
+    doc = json.loads(saved.read_text())
+    assert doc["version"] == 2 and doc["reached"] == 1.0, out
+    world = doc["input"]["world"]
+    assert world["rodata"]["slow_mode"] != 0 and world["rodata"]["CONFIG_HZ"] == 250
+    budget = bytes.fromhex(world["globals"][".bss"])  # budget_left, the one .bss word
+    assert int.from_bytes(budget[:4].ljust(4, b"\0"), "little") >= 1000
+    # the maps as user space must fill them; every other lookup misses
+    (value,) = doc["maps"]["cfgs"].values()
+    assert int.from_bytes(bytes.fromhex(value)[:4], "little") == 0x1234
+    assert world["lookup_hits"] == [False]
+    obj = load_object(path)
+    inp = wformat.input_from_json(str(saved), doc)
+    assert run(obj, "world_choices", inp) == doc["executed_insns"] == doc["insns_max"]
+    # the replay loads "maps": without the entry the lookup misses and the run is short
+    doc["maps"] = {}
+    saved.write_text(json.dumps(doc))
+    code = main(["witness", path, "--replay", str(saved)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "(saved: " in out
+
+
+def test_version_1_witness_files_still_replay() -> None:
+    """Version 1 listed the hash keys that hit, for measure only: its maps are not
+    loaded into the replay (its lookup_hits already say hit)."""
+    doc = {"format": "bpflint-witness", "version": 1, "input": {
+        "packet": "00" * 64, "world": {"lookup_hits": [True]}},
+        "maps": {"cfgs": {"00000000": "0000000000000000"}}}
+    inp = wformat.input_from_json("v1.json", wformat.loads("v1.json", json.dumps(doc)))
+    assert inp.world.map_contents == () and inp.world.lookup_hits == (True,)
+
+
+def test_the_corpus_benchmark_prints_share_median_p10_and_the_lowest(tmp_path: Path) -> None:
+    """benchmarks/witness_corpus.py over a directory: the figures README quotes."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    fc, _ = _case("calls.bpf.c", "calls_chain")
+    obj = tmp_path / "objs" / "calls.o"
+    obj.parent.mkdir()
+    obj.write_bytes(compile_bpf(PROGS / fc.file, fc.flags).read_bytes())
+    out_json = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "witness_corpus.py"), str(obj.parent),
+         "--types", "xdp", "--seconds", "5", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out_json.read_text())
+    reached = sorted(r["reached"] for r in rows)
+    assert rows and all(r["type"] == "xdp" for r in rows)
+    n = len(reached)
+    assert f"all: witnessed {n}/{n} (100.0 %)" in proc.stdout
+    median = (reached[(n - 1) // 2] + reached[n // 2]) / 2
+    assert f"reached median {median:.3f}, p10 {reached[max(0, -(-n // 10) - 1)]:.3f}" \
+        in proc.stdout
+    # the lowest is calls_chain, whose worst path is infeasible, and the reason says so
+    lowest = proc.stdout.split("lowest:\n")[1].splitlines()[0]
+    assert "calls_chain" in lowest and "infeasible" in lowest

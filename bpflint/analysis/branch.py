@@ -102,7 +102,34 @@ def _holds(x: int, rel: str, y: int) -> bool:
     return x & y == 0
 
 
+# refine's results by its operands, as alu.alu_scalar's (a pure function the analysis
+# asks the same of over and over): the first _REFINED_KEPT distinct ones, then afresh.
+# The operands a comparison rules out are kept apart (EmptyValue is raised again).
+_REFINED: dict[tuple[Scalar, Scalar, bool, str, int], tuple[Scalar, Scalar]] = {}
+_INFEASIBLE: set[tuple[Scalar, Scalar, bool, str, int]] = set()
+_REFINED_KEPT = 1 << 16
+
+
 def refine(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> tuple[Scalar, Scalar]:
+    key = (a, b, signed, rel, width)
+    known = _REFINED.get(key)
+    if known is not None:
+        return known
+    if key in _INFEASIBLE:
+        raise EmptyValue()
+    if len(_REFINED) + len(_INFEASIBLE) >= _REFINED_KEPT:
+        _REFINED.clear()
+        _INFEASIBLE.clear()
+    try:
+        result = _refine(a, b, signed, rel, width)
+    except EmptyValue:
+        _INFEASIBLE.add(key)
+        raise
+    _REFINED[key] = result
+    return result
+
+
+def _refine(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> tuple[Scalar, Scalar]:
     if a.umin == a.umax and b.umin == b.umax:
         # Two known values (a loop counter against its limit, most often): the jump
         # goes one way; refining would only rebuild the same constants.

@@ -288,55 +288,73 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
     iterations' exact states, with no widening, in about as many rounds as widening
     would take; the others are widened from the states those iterations reached.
     """
-    order = cfg.rpo_index
-    block_in: dict[int, State] = {}
-    edge_out: dict[tuple[int, int], State] = {}
-    visits: dict[int, int] = {}
-    headers = forest.loops
-    collected: State | None = None
-    eager: dict[int, State] = {}  # header run iteration by iteration -> its entry state
-    widen_only: set[int] = set()  # headers whose loop did not end eagerly
-    ran_eagerly: set[int] = set()  # blocks of loops that did
-    block_in[start] = entry
-    work = [(order[start], start)]
-    queued = {start}
-    widened = False
+    return _Worklist(cfg, forest, region, start, entry, env, subcall, budget, thresholds,
+                     collect, iterations).run()
 
-    views = iterations.views if iterations is not None else None
 
-    def process(b: int) -> list[tuple[int, State]]:
-        budget.spend(len(cfg.blocks[b].insns))
-        return run_block(cfg.blocks[b], block_in[b], env, subcall, views)
+class _Worklist:
+    """One propagate() run; an object, not closures: compiled, those and their shared
+    environment formed a cycle per run, its states left to the cycle collector."""
 
-    def queue(b: int) -> None:
-        if b not in queued:
-            queued.add(b)
-            heapq.heappush(work, (order[b], b))
+    def __init__(self, cfg: Cfg, forest: LoopForest, region: frozenset[int] | None,
+                 start: int, entry: State, env: Env, subcall: CallResult, budget: Budget,
+                 thresholds: tuple[int, ...], collect: int | None,
+                 iterations: Iterations | None) -> None:
+        self.cfg, self.forest, self.region, self.start = cfg, forest, region, start
+        self.env, self.subcall, self.budget = env, subcall, budget
+        self.thresholds, self.collect, self.iterations = thresholds, collect, iterations
+        self.order = cfg.rpo_index
+        self.block_in: dict[int, State] = {start: entry}
+        self.edge_out: dict[tuple[int, int], State] = {}
+        self.visits: dict[int, int] = {}
+        self.headers = forest.loops
+        self.collected: State | None = None
+        self.eager: dict[int, State] = {}  # header run eagerly -> its entry state
+        self.widen_only: set[int] = set()  # headers whose loop did not end eagerly
+        self.ran_eagerly: set[int] = set()  # blocks of loops that did
+        self.work: list[tuple[int, int]] = [(self.order[start], start)]
+        self.queued: set[int] = {start}
+        self.widened = False
+        self.views = iterations.views if iterations is not None else None
 
-    def feed(b: int, succ: int, st: State) -> None:
+    def process(self, b: int) -> list[tuple[int, State]]:
+        self.budget.spend(len(self.cfg.blocks[b].insns))
+        return run_block(self.cfg.blocks[b], self.block_in[b], self.env, self.subcall,
+                         self.views)
+
+    def queue(self, b: int) -> None:
+        if b not in self.queued:
+            self.queued.add(b)
+            heapq.heappush(self.work, (self.order[b], b))
+
+    def feed(self, b: int, succ: int, st: State) -> None:
         """The state ``st`` leaves ``b`` towards ``succ``."""
-        nonlocal collected, widened
-        edge_out[(b, succ)] = st
-        if succ == collect:
-            collected = st if collected is None else join_state(collected, st)
+        self.edge_out[(b, succ)] = st
+        if succ == self.collect:
+            collected = self.collected
+            self.collected = st if collected is None else join_state(collected, st)
             return
-        if region is not None and succ not in region:
+        if self.region is not None and succ not in self.region:
             return
+        eager = self.eager
         entry_st = eager.get(succ)
         if entry_st is not None:
             if not leq_state(st, entry_st):
                 eager[succ] = join_state(entry_st, st)
-                queue(succ)
+                self.queue(succ)
             return
+        block_in = self.block_in
         old = block_in.get(succ)
+        headers = self.headers
         if old is None:
-            if iterations is not None and succ in headers and succ != start \
-                    and succ not in widen_only:
+            if self.iterations is not None and succ in headers and succ != self.start \
+                    and succ not in self.widen_only:
                 eager[succ] = st
             new = st
         elif leq_state(st, old):
             return
         else:
+            visits = self.visits
             visits[succ] = visits.get(succ, 0) + 1
             new = join_state(old, st)
             if succ in headers and visits[succ] >= WIDEN_AFTER:
@@ -344,20 +362,23 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
                 # extremes: a bound that keeps growing past every threshold would
                 # otherwise cost one round of the loop per threshold.
                 rounds = visits[succ] - WIDEN_AFTER
-                new = widen_state(old, new, thresholds if rounds < WIDEN_WITH_THRESHOLDS
-                                  else ())
-                widened = True
+                new = widen_state(old, new, self.thresholds
+                                  if rounds < WIDEN_WITH_THRESHOLDS else ())
+                self.widened = True
             if new == old:
                 return  # nothing new: revisiting would repeat the last visit
         block_in[succ] = new
-        queue(succ)
+        self.queue(succ)
 
-    def run_eagerly(h: int) -> State | None:
+    def run_eagerly(self, h: int) -> State | None:
         """Run the loop at ``h`` iteration by iteration. None if it ended; else the
         join of the header states it went through, to widen from."""
+        iterations = self.iterations
         assert iterations is not None
+        cfg, headers, views, budget = self.cfg, self.headers, self.views, self.budget
+        block_in, edge_out = self.block_in, self.edge_out
         loop = headers[h]
-        state = eager[h]
+        state = self.eager[h]
         seen = state
         ins: dict[int, State] = {}
         # the views of the states joined into ins (None: one was not recorded)
@@ -374,8 +395,9 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
         while True:
             if iterations.get(h, state) is not None:
                 cached_work += size
-            its_in, its_out, nxt = run_iteration(cfg, forest, h, state, env, subcall, budget,
-                                                 thresholds, iterations)
+            its_in, its_out, nxt = run_iteration(cfg, self.forest, h, state, self.env,
+                                                 self.subcall, budget, self.thresholds,
+                                                 iterations)
             for x, st in its_in.items():
                 view = views.get(cfg.blocks[x], st) if views is not None else None
                 if x in ins:
@@ -409,60 +431,65 @@ def propagate(cfg: Cfg, forest: LoopForest, region: frozenset[int] | None, start
             view = ins_views[x]
             if views is not None and view is not None and views.get(cfg.blocks[x], st) is None:
                 views.put(cfg.blocks[x], st, view)
-        ran_eagerly.update(loop.body)
+        self.ran_eagerly.update(loop.body)
         for e, st in outs.items():
             old = edge_out.get(e)
             joined = st if old is None else join_state(old, st)
             if e[1] in loop.body:
                 edge_out[e] = joined
             else:
-                feed(e[0], e[1], joined)
+                self.feed(e[0], e[1], joined)
         return None
 
-    while work:
-        _, b = heapq.heappop(work)
-        queued.discard(b)
-        if b in eager:
-            seen = run_eagerly(b)
-            if seen is None:
-                continue
-            # Widen from the header states the exact iterations reached (every one
-            # is reachable), widening at the next join: those iterations were the
-            # rounds before widening. States an earlier eager run left in the body
-            # go: joins of exact iterations are not closed under the body's
-            # transfer, so the worklist must not take them for a fixpoint.
-            for x in headers[b].body:
-                block_in.pop(x, None)
-                for succ in cfg.blocks[x].succs:
-                    edge_out.pop((x, succ), None)
-            ran_eagerly.difference_update(headers[b].body)
-            del eager[b]
-            block_in[b] = seen
-            visits[b] = WIDEN_AFTER - 1
-            widen_only.add(b)
-        outs = process(b)
-        merged: dict[int, State] = {}
-        for succ, st in outs:
-            merged[succ] = join_state(merged[succ], st) if succ in merged else st
-        for succ in cfg.blocks[b].succs:
-            if succ not in merged:
-                edge_out.pop((b, succ), None)
-        for succ, st in merged.items():
-            feed(b, succ, st)
-    if widened:
-        blocks = [b for b in cfg.rpo if region is None or b in region]
-        # Loops run iteration by iteration hold exact joins: nothing to narrow, and
-        # their inner edges' states are one iteration's (below).
-        blocks = [b for b in blocks if b not in ran_eagerly]
-        for _ in range(NARROW_ROUNDS):
-            _narrow(cfg, blocks, start, block_in, edge_out, process)
-        if collect is not None:
-            into = [edge_out[(p, collect)] for p in cfg.preds[collect]
-                    if (p, collect) in edge_out]
-            collected = None
-            for st in into:
-                collected = st if collected is None else join_state(collected, st)
-    return block_in, edge_out, collected
+    def run(self) -> tuple[dict[int, State], dict[tuple[int, int], State], State | None]:
+        cfg, headers, work, queued = self.cfg, self.headers, self.work, self.queued
+        block_in, edge_out, eager = self.block_in, self.edge_out, self.eager
+        while work:
+            _, b = heapq.heappop(work)
+            queued.discard(b)
+            if b in eager:
+                seen = self.run_eagerly(b)
+                if seen is None:
+                    continue
+                # Widen from the header states the exact iterations reached (every one
+                # is reachable), widening at the next join: those iterations were the
+                # rounds before widening. States an earlier eager run left in the body
+                # go: joins of exact iterations are not closed under the body's
+                # transfer, so the worklist must not take them for a fixpoint.
+                for x in headers[b].body:
+                    block_in.pop(x, None)
+                    for succ in cfg.blocks[x].succs:
+                        edge_out.pop((x, succ), None)
+                self.ran_eagerly.difference_update(headers[b].body)
+                del eager[b]
+                block_in[b] = seen
+                self.visits[b] = WIDEN_AFTER - 1
+                self.widen_only.add(b)
+            outs = self.process(b)
+            merged: dict[int, State] = {}
+            for succ, st in outs:
+                merged[succ] = join_state(merged[succ], st) if succ in merged else st
+            for succ in cfg.blocks[b].succs:
+                if succ not in merged:
+                    edge_out.pop((b, succ), None)
+            for succ, st in merged.items():
+                self.feed(b, succ, st)
+        collect, region = self.collect, self.region
+        if self.widened:
+            blocks = [b for b in cfg.rpo if region is None or b in region]
+            # Loops run iteration by iteration hold exact joins: nothing to narrow, and
+            # their inner edges' states are one iteration's (below).
+            blocks = [b for b in blocks if b not in self.ran_eagerly]
+            for _ in range(NARROW_ROUNDS):
+                _narrow(cfg, blocks, self.start, block_in, edge_out, self)
+            if collect is not None:
+                into = [edge_out[(p, collect)] for p in cfg.preds[collect]
+                        if (p, collect) in edge_out]
+                collected = None
+                for st in into:
+                    collected = st if collected is None else join_state(collected, st)
+                self.collected = collected
+        return block_in, edge_out, self.collected
 
 
 def run_iteration(cfg: Cfg, forest: LoopForest, header: int, state: State, env: Env,
@@ -486,8 +513,7 @@ def analyze_function(cfg: Cfg, forest: LoopForest, entry: State, env: Env,
 
 
 def _narrow(cfg: Cfg, blocks: list[int], start: int, block_in: dict[int, State],
-            edge_out: dict[tuple[int, int], State],
-            process: Callable[[int], list[tuple[int, State]]]) -> None:
+            edge_out: dict[tuple[int, int], State], run: _Worklist) -> None:
     """One descending round: recompute every state (but the start's) from its
     predecessors' outputs. From a sound post-fixpoint this gives another one."""
     for b in blocks:
@@ -504,7 +530,7 @@ def _narrow(cfg: Cfg, blocks: list[int], start: int, block_in: dict[int, State],
             block_in[b] = st
         if b not in block_in:
             continue
-        outs = process(b)
+        outs = run.process(b)
         merged: dict[int, State] = {}
         for succ, st in outs:
             merged[succ] = join_state(merged[succ], st) if succ in merged else st

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bpflint import api
 from bpflint.budget.config import Limits
@@ -23,6 +24,10 @@ from bpflint.obj.reader import ReadLimits
 from bpflint.report import json as json_report
 from bpflint.report.paths import where as place
 from bpflint.results import AnalysisReport, ProgramResult
+
+if TYPE_CHECKING:  # only for annotations: the witness and the HTML report load on demand
+    from bpflint.report.html import WitnessView
+    from bpflint.witness.runner import Outcome
 
 NAME = "analyze"
 HELP = COMMANDS[NAME]
@@ -170,25 +175,49 @@ def run(args: argparse.Namespace) -> int:
     table = load_table(args.cost_table, cpu_caches(args))
     report = api.analyze_paths(args.paths, table, settings.options, jobs=settings.jobs,
                                cache=settings.cache, limits=settings.limits)
-    if args.format == "json":
-        text = json_report.render(report)
-    elif args.format == "html":
-        from bpflint.report import html  # only when asked: the command starts faster
-
-        text = html.render_analysis(report)
-    else:
-        text = render_table(report)
+    found = None
     if args.witness:
         from bpflint.witness import attach
 
         found = attach.outcomes(report, table, args.witness_seconds)
-        if args.format == "json":
+    if args.format == "json":
+        text = json_report.render(report)
+        if found is not None:
             text = attach.add_to_json(text, found)
-        elif args.format == "text":
+    elif args.format == "html":
+        from bpflint.report import html  # only when asked: the command starts faster
+
+        text = html.render_analysis(
+            report, witnesses=None if found is None else _html_views(found))
+    else:
+        text = render_table(report)
+        if found is not None:
             text += attach.text_lines(found)
     write_output(args.output, text)
     print_diagnostics(report)
     return EXIT_ERROR if report.errors else EXIT_OK
+
+
+def _html_views(found: dict[tuple[str, str, str], Outcome | str]
+                ) -> dict[tuple[str, str, str], WitnessView]:
+    """What the HTML cost map shows of each program's witness (attach.outcomes): its
+    figures, and the lines its run executed next to the worst path."""
+    from bpflint.report.html import WitnessView
+
+    out: dict[tuple[str, str, str], WitnessView] = {}
+    for key, got in found.items():
+        if isinstance(got, str):
+            out[key] = WitnessView(None, None, None, got)
+            continue
+        search = got.search
+        if search is None or search.witness is None:
+            why = got.skipped if search is None else search.note
+            out[key] = WitnessView(None, None, got.result.insns_max, why)
+            continue
+        w = search.witness
+        out[key] = WitnessView(w.reached, w.executed_insns, w.insns_max, search.note,
+                               {(f, n): c for f, n, c in search.lines}, search.method)
+    return out
 
 
 def write_output(output: str | None, text: str) -> None:

@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     est = _estimate(obj, program, args.cost_table)
     with _load(args.object, obj, program) as loaded:
         if witness is not None:
-            _fill_maps(args.object, loaded, witness.map_entries)
+            _fill_maps(args.object, obj, loaded, witness.map_entries)
         if loaded.prog_type not in _DURATION_TYPES:
             raise BpfLintError(f"{args.object}: {program.name}: the kernel reports no "
                                f"test-run duration for {loaded.prog_type} programs")
@@ -241,14 +241,21 @@ def _witness(args: argparse.Namespace, obj: BpfObject, program: Program) -> Witn
     return out.search.witness
 
 
-def _fill_maps(path: str, loaded: LoadedProgram,
+def _fill_maps(path: str, obj: BpfObject, loaded: LoadedProgram,
                entries: tuple[tuple[str, bytes, bytes], ...]) -> None:
     """Write the witness's map entries, so lookups hit in the kernel as they did in
     the interpreter (a freshly loaded map is empty)."""
+    from bpflint.kernel.loader import possible_cpus
+
     for name, key, value in entries:
         fd = loaded.map_fds.get(name)
-        if fd is None:
+        mdef = obj.maps.get(name)
+        if fd is None or mdef is None:
             continue
+        if mdef.type_name.startswith(("percpu", "lru_percpu")):
+            # user space writes one value per possible CPU, each 8-byte aligned
+            slot = -(-len(value) // 8) * 8
+            value = value.ljust(slot, b"\0") * possible_cpus()
         try:
             sc.map_update(fd, key, value)
         except sc.BpfSyscallError as exc:

@@ -9,6 +9,7 @@ program's cost, up to the kernel's chain limit."""
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Mapping
 
@@ -245,12 +246,23 @@ def _static_insns(obj: BpfObject, entry: FuncKey) -> int:
 
 def analyze_program(obj: BpfObject, program: Program, table: CostTable | None,
                     options: AnalysisOptions) -> ProgramResult:
-    analysis = ProgramAnalysis(obj, table, options,
-                               Budget(options.max_steps, options.max_seconds))
-    return _result(analysis, program.entry, program.section, program.name,
-                   program.prog_type,
-                   lambda: analysis.program_cost(program.name, 0) if _is_named(obj, program)
-                   else _single(analysis, program))
+    # The cycle collector is off while a program is analysed: the analysis builds
+    # millions of short-lived tuples and next to no reference cycles, and the
+    # collector's passes over its live states cost 8-14% of the time and freed
+    # nothing (the same peak RSS for loop1, pyperf600 and a 100k-instruction
+    # loop-heavy program). What it would collect, it collects once this returns.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        analysis = ProgramAnalysis(obj, table, options,
+                                   Budget(options.max_steps, options.max_seconds))
+        return _result(analysis, program.entry, program.section, program.name,
+                       program.prog_type,
+                       lambda: analysis.program_cost(program.name, 0)
+                       if _is_named(obj, program) else _single(analysis, program))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 ASYNC_CALLBACK_TYPE = "timer_callback"

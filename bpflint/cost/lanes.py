@@ -146,19 +146,7 @@ def chain_end(cfg: Cfg, forest: LoopForest, loop: Loop | None,
     into: dict[int, Readiness] = {header: start}
     back: Readiness | None = None
     leave: Readiness | None = None
-
-    def join(old: Readiness | None, ready: Readiness) -> Readiness:
-        return ready if old is None else old.join(ready)
-
-    def reach(target: int, ready: Readiness) -> None:
-        nonlocal back, leave
-        if loop is not None and target == header:
-            back = join(back, ready)
-        elif loop is None or target in loop.body:
-            into[target] = join(into.get(target), ready)
-        else:
-            leave = join(leave, ready)
-
+    # (no closures here: compiled, they and their environment made a cycle per call)
     root = loop.header if loop is not None else None
     for b in (loop.order if loop is not None else cfg.rpo):
         ready = into.get(b)
@@ -178,18 +166,35 @@ def chain_end(cfg: Cfg, forest: LoopForest, loop: Loop | None,
             out = ready.after([max(c[3] for c in summary.totals.values())])
             for src, dst in forest.loops[inner].exits:
                 if (src, dst) in edges:
-                    reach(dst, out)
+                    back, leave = _reach(loop, into, back, leave, dst, out)
             continue
         info = blocks.get(b)
         if info is None:
             continue
         out = ready.after(info.steps)
         if info.exits:  # exit, a successful tail call
-            leave = join(leave, out)
+            leave = _join(leave, out)
         for succ in set(cfg.blocks[b].succs):
             if (b, succ) in edges:
-                reach(succ, out)
+                back, leave = _reach(loop, into, back, leave, succ, out)
     return back, leave
+
+
+def _join(old: Readiness | None, ready: Readiness) -> Readiness:
+    return ready if old is None else old.join(ready)
+
+
+def _reach(loop: Loop | None, into: dict[int, Readiness], back: Readiness | None,
+           leave: Readiness | None, target: int, ready: Readiness
+           ) -> tuple[Readiness | None, Readiness | None]:
+    """``ready`` gets to ``target``: a back edge, a block of the loop, or out of it.
+    Returns back and leave, updated."""
+    if loop is not None and target == loop.header:
+        return _join(back, ready), leave
+    if loop is None or target in loop.body:
+        into[target] = _join(into.get(target), ready)
+        return back, leave
+    return back, _join(leave, ready)
 
 
 def chains_from(ctx: FuncContext, loop: Loop | None, blocks: dict[int, BlockInfo],

@@ -50,6 +50,7 @@ MAX_USER_RINGBUF_SAMPLES = 128 * 1024  # BPF_MAX_USER_RINGBUF_SAMPLES
 MAY_GOTO_BUDGET = 1 << 23  # BPF_MAX_LOOPS: may_goto rounds per frame before it jumps
 DEFAULT_STEP_CAP = 20_000_000
 MAX_CALL_DEPTH = 8  # MAX_CALL_FRAMES
+PACKET_HEADROOM = 256  # XDP_PACKET_HEADROOM: bytes of the packet's region before data
 
 EINVAL = 22
 ENOENT = 2
@@ -59,12 +60,12 @@ EAGAIN = 11
 EEXIST = 17
 
 # Context fields the kernel rewrites into packet pointers: offset -> which pointer.
-_XDP_PTR_FIELDS = {0: "data", 4: "data_end", 8: "data"}  # data, data_end, data_meta
-_SKB_PTR_FIELDS = {76: "data", 80: "data_end", 140: "data"}  # __sk_buff data, data_end, data_meta
-_SKB_TYPES = frozenset({"socket_filter", "sched_cls", "sched_act", "cgroup_skb", "sk_skb",
+XDP_PTR_FIELDS = {0: "data", 4: "data_end", 8: "data"}  # data, data_end, data_meta
+SKB_PTR_FIELDS = {76: "data", 80: "data_end", 140: "data"}  # __sk_buff data, data_end, data_meta
+SKB_TYPES = frozenset({"socket_filter", "sched_cls", "sched_act", "cgroup_skb", "sk_skb",
                         "lwt_in", "lwt_out", "lwt_xmit", "lwt_seg6local"})
 
-_ARRAY_TYPES = frozenset({"array", "percpu_array", "cgroup_array", "prog_array",
+ARRAY_TYPES = frozenset({"array", "percpu_array", "cgroup_array", "prog_array",
                           "perf_event_array", "array_of_maps"})
 
 # Plain ints: enum members cost an attribute lookup on every instruction run.
@@ -137,6 +138,13 @@ class World:
     tail_call_fails: bool = False  # every tail call falls through (slot emptied at run time)
     # elements present before the run, as user space put them: (map name, key, value)
     map_contents: tuple[tuple[str, bytes, bytes], ...] = ()
+    # the first bytes of each map value the run finds fresh (a lookup hit of an absent
+    # key, an array element not yet used), in the order the run meets them; missing
+    # elements and bytes are value_fill
+    values: tuple[bytes, ...] = ()
+    # writable global data (.data, .bss, ...) as user space left it before the run:
+    # (section, its first bytes); the rest keeps the object's bytes
+    globals: tuple[tuple[str, bytes], ...] = ()
     # loader-set (const volatile) variables as a loader sets them before load: (name,
     # value); an array variable gets the value in every element; __kconfig externs too
     rodata: tuple[tuple[str, int], ...] = ()
@@ -207,7 +215,13 @@ def _s64(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
-def _s32(value: int) -> int:
+def entries(mdef: MapDef) -> int:
+    """A map's max_entries; 0 in the object means user space sets it before load (an
+    array per CPU sized to nr_cpus, ...), and any index may then be in range."""
+    return mdef.max_entries or 1 << 32
+
+
+def s32(value: int) -> int:
     value &= MASK32
     return value - (1 << 32) if value >> 31 else value
 
@@ -259,6 +273,7 @@ class Interpreter:
         self.bit_iters: dict[int, list[int]] = {}  # bpf_iter_bits at an address -> bits left
         self.packet = 0
         self.packet_end = 0
+        self._fresh: dict[int, int] = {}  # region id of a fresh map value -> its ordinal
         for name, key, value in self.world.map_contents:
             self._map_store.setdefault(name, {})[key] = self.alloc(f"value of {name}", value)
 
@@ -328,6 +343,9 @@ class Interpreter:
                 raise InterpError(f"reference to unknown data section {section}")
             size = max(mdef.value_size, len(mdef.data))
             content = _with_rodata(mdef, self.world.rodata).ljust(size, b"\0")
+            given = dict(self.world.globals).get(section, b"")[:size]
+            if given and not mdef.read_only:
+                content = given + content[len(given):]
             self._data_addr[section] = self.alloc(section, content, writable=not mdef.read_only)
         return self._data_addr[section]
 
@@ -340,17 +358,35 @@ class Interpreter:
     def map_value(self, mdef: MapDef, key: bytes, create: bool) -> int:
         store = self._map_store.setdefault(mdef.name, {})
         if key not in store and create:
-            fill = bytes([self.world.value_fill]) * mdef.value_size
-            store[key] = self.alloc(f"value of {mdef.name}", fill)
+            store[key] = self.fresh_region(f"value of {mdef.name}", mdef.value_size,
+                                           self.world.value_fill)
         return store.get(key, 0)
+
+    def fresh_region(self, name: str, size: int, fill: int = 0) -> int:
+        """A new object whose first bytes the world gives (World.values, in the order
+        the run creates them; ``fill`` elsewhere): a map value, a found socket."""
+        n = len(self._fresh)
+        given = self.world.values[n] if n < len(self.world.values) else b""
+        addr = self.alloc(name, given[:size] + bytes([fill]) * max(0, size - len(given)))
+        self._fresh[addr >> 32] = n
+        return addr
+
+    @property
+    def fresh_values(self) -> int:
+        """How many fresh map values the run has created so far."""
+        return len(self._fresh)
+
+    def fresh_ordinal(self, addr: int) -> int | None:
+        """Which fresh map value (World.values index) ``addr`` points into, if any."""
+        return self._fresh.get(addr >> 32)
 
     def delete(self, mdef: MapDef, key: bytes) -> None:
         self._map_store.get(mdef.name, {}).pop(key, None)
 
     def lookup(self, mdef: MapDef, key: bytes) -> int:
-        if mdef.type_name in _ARRAY_TYPES:
+        if mdef.type_name in ARRAY_TYPES:
             index = int.from_bytes(key[:4], "little")
-            if index >= mdef.max_entries:
+            if index >= entries(mdef):
                 return 0
             if self.world.array_lookup_null and not self._lookups.take():
                 return 0
@@ -362,6 +398,10 @@ class Interpreter:
             return 0
         return self.map_value(mdef, key, create=True)
 
+    def next_hit(self) -> bool:
+        """The next lookup_hits choice (a lookup of something absent: hit or miss)."""
+        return bool(self._lookups.take())
+
     def next_scalar(self) -> int:
         return self._scalars.take() & MASK64
 
@@ -370,6 +410,17 @@ class Interpreter:
 
     def next_update_result(self) -> int:
         return self._updates.take() & MASK64
+
+    def consumed(self) -> dict[str, int]:
+        """How many elements of each World sequence the run has taken so far: lookup
+        hits ("hit"), scalars, update results ("update") and callback rounds."""
+        return {"hit": self._lookups._next, "scalar": self._scalars._next,
+                "update": self._updates._next, "rounds": self._rounds._next}
+
+    def region_name(self, addr: int) -> str | None:
+        """The name of the region ``addr`` points into ("packet", "value of NAME", ...)."""
+        region = self._regions.get(addr >> 32)
+        return None if region is None else region.name
 
     # -- execution ------------------------------------------------------------
     def tick(self, n: int = 1) -> None:
@@ -427,6 +478,7 @@ class Interpreter:
             if cls == _CLS_JMP or cls == _CLS_JMP32:
                 op = insn.opcode & 0xF0
                 if op == _JMPOP_EXIT:
+                    self._jump(insn)
                     return regs[0]
                 if op == _JMPOP_CALL:
                     self._call(insn, regs)
@@ -440,6 +492,7 @@ class Interpreter:
                         i += 1
                     continue
                 if op == _JMPOP_JA:
+                    self._jump(insn)
                     i = index[insn.jump_target]
                     continue
                 if self._cond(insn, regs):
@@ -458,6 +511,9 @@ class Interpreter:
             i += 1
 
     # -- instruction classes ------------------------------------------------------
+    def _jump(self, insn: Insn) -> None:
+        """A ``ja`` or ``exit``: nothing to compute (a hook for tracing runs)."""
+
     def _alu(self, insn: Insn, regs: list[int]) -> None:
         op = insn.opcode
         is64 = (op & 0x07) == _CLS_ALU64
@@ -567,9 +623,9 @@ class Interpreter:
     def _ld_abs(self, insn: Insn, regs: list[int]) -> None:
         """LD_ABS / LD_IND: big-endian packet load into r0; out of range ends the run."""
         size = insn.opcode.size_bytes
-        off = _s32(insn.imm)
+        off = s32(insn.imm)
         if (insn.opcode & 0xE0) == _MODE_IND:
-            off += _s32(regs[insn.src])
+            off += s32(regs[insn.src])
         length = self.packet_end - self.packet
         if not self.packet or off < 0 or off + size > length:
             raise _LdAbsAbort()
@@ -670,20 +726,35 @@ class Interpreter:
     # -- entry ------------------------------------------------------------------
     def setup_ctx(self, prog: Program) -> int:
         inp = self.inp
-        self.packet = self.alloc("packet", inp.packet)
+        # the packet starts after a headroom, as in the kernel (XDP_PACKET_HEADROOM):
+        # a pointer into it is never 0 in its low 32 bits (clang may test `w4 == 0`
+        # on a 32-bit __sk_buff.data), and there is room in front for metadata
+        self.packet = self.alloc("packet", bytes(PACKET_HEADROOM) + inp.packet) + \
+            PACKET_HEADROOM
         self.packet_end = self.packet + len(inp.packet)
         ctx = self.alloc("ctx", inp.ctx)
         region = self._regions[ctx >> 32]
         fields = {}
         if prog.prog_type == "xdp":
-            fields = _XDP_PTR_FIELDS
-        elif prog.prog_type in _SKB_TYPES:
-            fields = _SKB_PTR_FIELDS
+            fields = XDP_PTR_FIELDS
+        elif prog.prog_type in SKB_TYPES:
+            fields = SKB_PTR_FIELDS
         for off, which in fields.items():
             region.ptr_fields[off] = self.packet if which == "data" else self.packet_end
         for off, content in inp.ctx_pointers:
             region.ptr_fields[off] = 0 if content is None else self.alloc(f"ctx+{off}", content)
         return ctx
+
+    def ctx_pointer(self, ctx: int, off: int) -> int | None:
+        """The pointer a context field holds (data, data_end, data_meta), if any."""
+        region = self._regions.get(ctx >> 32)
+        return None if region is None else region.ptr_fields.get(off)
+
+    def set_ctx_pointer(self, ctx: int, off: int, value: int) -> None:
+        """Point a context pointer field elsewhere (a helper moving data or data_meta)."""
+        region = self._regions.get(ctx >> 32)
+        if region is not None and off in region.ptr_fields:
+            region.ptr_fields[off] = value
 
     def run_program(self, prog: Program, ctx: int) -> int:
         """Run a program from its entry; return r0 at its (or a tail-call target's) exit."""
@@ -757,8 +828,8 @@ def _h_lookup(it: Interpreter, r: list[int]) -> int:
 
 def _h_update(it: Interpreter, r: list[int]) -> int:
     mdef = it.map_of(r[1])
-    if mdef.type_name in _ARRAY_TYPES and \
-            int.from_bytes(_key_bytes(it, mdef, r[2])[:4], "little") >= mdef.max_entries:
+    if mdef.type_name in ARRAY_TYPES and \
+            int.from_bytes(_key_bytes(it, mdef, r[2])[:4], "little") >= entries(mdef):
         return -E2BIG  # array_map_update_elem: an index past the end is refused
     result = it.next_update_result()
     if result == 0 and mdef.value_size:
@@ -852,7 +923,7 @@ def _h_loop(it: Interpreter, r: list[int]) -> int:
 def _h_for_each_map_elem(it: Interpreter, r: list[int]) -> int:
     mdef = it.map_of(r[1])
     callback, ctx = r[2], r[3]
-    if mdef.type_name in _ARRAY_TYPES:
+    if mdef.type_name in ARRAY_TYPES:
         keys = [i.to_bytes(4, "little") for i in range(mdef.max_entries)]
     else:
         keys = [i.to_bytes(mdef.key_size, "little")
@@ -930,6 +1001,7 @@ HELPERS: dict[str, Helper] = {
     "seq_write": _h_zero,
     "seq_printf": _h_zero,
     "skb_load_bytes": _h_skb_load_bytes,
+    "xdp_load_bytes": _h_skb_load_bytes,  # (xdp_md, offset, buf, len): the same layout
     "perf_event_output": _h_output,
     "ringbuf_output": _h_output,
     "ringbuf_reserve": _h_ringbuf_reserve,
@@ -955,7 +1027,7 @@ HELPERS: dict[str, Helper] = {
 # -- kfuncs ---------------------------------------------------------------------
 def _k_iter_num_new(it: Interpreter, r: list[int]) -> int:
     """struct bpf_iter_num_kern { int cur; int end; }: cur = start - 1."""
-    start, end = _s32(r[2]), _s32(r[3])
+    start, end = s32(r[2]), s32(r[3])
     if start > end or end - start > BPF_MAX_LOOPS:
         it.store(r[1], 8, 0)
         return -EINVAL
@@ -965,7 +1037,7 @@ def _k_iter_num_new(it: Interpreter, r: list[int]) -> int:
 
 
 def _k_iter_num_next(it: Interpreter, r: list[int]) -> int:
-    cur, end = _s32(it.load(r[1], 4)), _s32(it.load(r[1] + 4, 4))
+    cur, end = s32(it.load(r[1], 4)), s32(it.load(r[1] + 4, 4))
     if cur + 1 >= end:
         it.store(r[1], 8, 0)
         return 0

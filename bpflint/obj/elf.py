@@ -12,11 +12,12 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING
 
 from bpflint.errors import BpfLintError
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 EM_BPF = 247
 
@@ -102,6 +103,11 @@ def read_elf(path: str, raw: bytes) -> ElfImage:
     """Parse an object file's bytes; raise BpfLintError (NotBpfError if not BPF)."""
     if raw[:4] != b"\x7fELF":
         raise BpfLintError(f"{path}: not an ELF file")
+    # imported here: a run whose results all come from the cache reads no ELF, and
+    # pyelftools takes longer to import than such a run takes in all
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         elf = ELFFile(io.BytesIO(raw))
         machine = elf["e_machine"]

@@ -4,12 +4,14 @@ Per program: a bar of its worst case against its budget and baseline, then its
 source lines (read from disk next to the object, else the text BTF line info
 carries) shaded by their worst-case cost, by time or by instructions (a switch),
 with both worst paths marked, loop bounds with their proof, and priced helper
-calls. For ``check``, the verdicts, findings and deltas against the baseline.
+calls. For ``check``, the verdicts, findings and deltas against the baseline. With
+``analyze --witness``, the lines the witness's run executed are marked W next to the
+worst path, and its ``reached`` figure heads the program.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -26,6 +28,7 @@ if TYPE_CHECKING:  # `analyze` renders without loading the budget gate
 CONTEXT_LINES = 3  # source lines shown around the lines that cost something
 _MARK_T = '<span class="mark pn">T</span>'
 _MARK_I = '<span class="mark pi">I</span>'
+_MARK_W = '<span class="mark pw">W</span>'
 _CHANGES = ("new", "renamed")
 _LABEL = {"fail": "FAIL", "warn": "WARN", "pass": "PASS", "removed": "GONE"}
 
@@ -41,13 +44,32 @@ class _Line:
     notes: list[str] = field(default_factory=list)
     text: str = ""
     delta: str = ""  # against the base ref's run, where there is one
+    witness_insns: int = 0  # executed by the witness's run
 
 
-def render_analysis(report: AnalysisReport, by_ns: bool = True) -> str:
-    """The cost map of ``analyze`` or ``explain``: no budgets, no baseline."""
+@dataclass(frozen=True)
+class WitnessView:
+    """One program's witness as the page shows it (bpflint/witness/attach.py)."""
+
+    reached: float | None
+    executed_insns: int | None
+    insns_max: int | None
+    note: str
+    lines: Mapping[tuple[str, int], int] = field(default_factory=dict)  # insns per line
+    method: str = ""
+
+
+Witnesses = Mapping[tuple[str, str, str], WitnessView]  # (object, section, name) ->
+
+
+def render_analysis(report: AnalysisReport, by_ns: bool = True,
+                    witnesses: Witnesses | None = None) -> str:
+    """The cost map of ``analyze`` or ``explain``: no budgets, no baseline; with the
+    programs' witnesses (``analyze --witness``) where given."""
     entries = [(result, None) for result in report.programs]
     errors = [f"{err.object}: {err.message}" for err in report.errors]
-    return _page("bpflint cost map", entries, errors, list(report.notes), None, by_ns, {})
+    return _page("bpflint cost map", entries, errors, list(report.notes), None, by_ns, {},
+                 witnesses=witnesses or {})
 
 
 def render_check(report: GateReport, trends: History | None = None,
@@ -74,7 +96,7 @@ def render_check(report: GateReport, trends: History | None = None,
 def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | None]],
           errors: list[str], notes: list[str], headline: str | None, by_ns: bool,
           before: dict[str, ProgramResult], trends: History | None = None,
-          root: Path | None = None) -> str:
+          root: Path | None = None, witnesses: Witnesses | None = None) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{escape(title)}</title>",
            # no network: a policy that allows nothing but the inline style and script
@@ -90,14 +112,17 @@ def _page(title: str, entries: Sequence[tuple[ProgramResult, ProgramVerdict | No
            f'{"" if by_ns else " checked"}> instructions</label></div>',
            '<p class="legend"><span class="mark pn">T</span> on the worst path by time '
            '(its lines add up to ns max) <span class="mark pi">I</span> on the worst path '
-           "by instructions (they add up to insns max)</p></header><main>"]
+           "by instructions (they add up to insns max)"
+           + (' <span class="mark pw">W</span> executed by the witness (its instructions '
+              "on the line)" if witnesses else "") + "</p></header><main>"]
     if headline:
         out.append(f'<p class="headline">{escape(headline)}</p>')
     out.extend(f'<p class="error">error: {escape(e)}</p>' for e in errors)
     out.extend(f'<p class="note">note: {escape(n)}</p>' for n in notes)
     out.append(_summary(entries, trends))
     for index, (result, verdict) in enumerate(entries):
-        out.append(_program(index, result, verdict, before.get(result.key), root))
+        witness = (witnesses or {}).get((result.object, result.section, result.name))
+        out.append(_program(index, result, verdict, before.get(result.key), root, witness))
     out.append(f"</main><script>{SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"
 
@@ -221,7 +246,8 @@ def _amount(value: float, as_ns: bool) -> str:
 # ---------------------------------------------------------------- one program
 
 def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None,
-             before: ProgramResult | None, root: Path | None) -> str:
+             before: ProgramResult | None, root: Path | None,
+             witness: WitnessView | None = None) -> str:
     out = [f'<section class="program" id="p{index}" data-program="{escape(result.name)}">',
            f"<h2>{escape(result.name)} <small>{escape(result.section)} · "
            f"{escape(result.type)} · {escape(Path(result.object).name)}</small></h2>"]
@@ -234,6 +260,8 @@ def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None,
                    f"{_ns(path_ns)}.</p>")
     else:
         out.append('<p class="totals">worst case <b>unbounded</b></p>')
+    if witness is not None:
+        out.append(_witness_line(witness))
     for setting in result.loader_set:
         value = f"= {setting.value}" if setting.value is not None else \
             f"in {setting.lo}..{setting.hi}"
@@ -255,12 +283,13 @@ def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None,
         where = f" [{escape(diag.loc.file)}:{diag.loc.line}]" if diag.loc else ""
         out.append(f'<p class="diag">{diag.rule} {escape(diag.name)}: '
                    f"{escape(diag.message)}{where}</p>")
-    files = _by_file(result)
+    files = _by_file(result, witness)
     left: list[str] = []
     if before is not None:
         left = _deltas(files, before)
     for name, lines in files.items():
-        out.append(_source_table(index, result, name, lines, before is not None, root))
+        out.append(_source_table(index, result, name, lines, before is not None, root,
+                                 witness is not None))
     if left:
         out.append('<p class="left">no longer on the worst path by time (at the base): '
                    f"{'; '.join(left)}</p>")
@@ -268,7 +297,18 @@ def _program(index: int, result: ProgramResult, verdict: ProgramVerdict | None,
     return "\n".join(out)
 
 
-def _by_file(result: ProgramResult) -> dict[str, dict[int, _Line]]:
+def _witness_line(w: WitnessView) -> str:
+    if w.reached is None or w.executed_insns is None:
+        return f'<p class="witness none">no witness: {escape(w.note)}</p>'
+    note = f" — {escape(w.note)}" if w.note else ""
+    how = f" ({escape(w.method)})" if w.method else ""
+    return (f'<p class="witness" data-reached="{w.reached:.4f}">witness: reached '
+            f"<b>{w.reached:.3f}</b> — its run executes {w.executed_insns} of "
+            f"{w.insns_max} insns{how}; lines marked W{note}</p>")
+
+
+def _by_file(result: ProgramResult, witness: WitnessView | None = None
+             ) -> dict[str, dict[int, _Line]]:
     files: dict[str, dict[int, _Line]] = {}
 
     def at(file: str, line: int) -> _Line:
@@ -299,6 +339,10 @@ def _by_file(result: ProgramResult) -> dict[str, dict[int, _Line]]:
             f"{'' if call.insns <= 1 else f', {call.insns} insns'}</span>")
     if result.source is not None and result.source.line > 0:
         at(result.source.file, result.source.line)
+    if witness is not None:
+        for (file, n), insns in witness.lines.items():
+            if n > 0:
+                at(file, n).witness_insns = insns
     return files
 
 
@@ -343,7 +387,8 @@ def _deltas(files: dict[str, dict[int, _Line]], before: ProgramResult) -> list[s
 
 
 def _source_table(index: int, result: ProgramResult, name: str,
-                  lines: dict[int, _Line], with_delta: bool, root: Path | None) -> str:
+                  lines: dict[int, _Line], with_delta: bool, root: Path | None,
+                  with_witness: bool = False) -> str:
     text = _read_source(name, result.object, root)
     numbers = sorted(n for n in lines if n > 0)
     if not numbers:
@@ -364,14 +409,17 @@ def _source_table(index: int, result: ProgramResult, name: str,
     out = [f'<h3 class="file">{escape(name)}{origin}</h3>',
            '<table class="src"><thead><tr><th>line</th><th title="worst path by time">T</th>'
            '<th title="worst path by instructions">I</th>'
+           + ('<th title="executed by the witness">W</th>' if with_witness else "") +
            '<th title="on the worst path by time">ns (T)</th>'
            '<th title="on the worst path by instructions">insns (I)</th>'
+           + ('<th title="executed by the witness">insns (W)</th>' if with_witness else "") +
            f"{'<th>vs base</th>' if with_delta else ''}"
            "<th>source</th><th>bounds and calls</th></tr></thead><tbody>"]
     previous = None
     for n in shown:
         if previous is not None and n - previous > 1:
-            out.append(f'<tr class="fold"><td colspan="{7 + with_delta}">… '
+            columns = 7 + with_delta + 2 * with_witness
+            out.append(f'<tr class="fold"><td colspan="{columns}">… '
                        f"{n - previous - 1} lines</td></tr>")
         previous = n
         line = lines.get(n, _Line())
@@ -383,14 +431,24 @@ def _source_table(index: int, result: ProgramResult, name: str,
             classes.append("pn")
         if line.on_insns:
             classes.append("pi")
+        if with_witness and line.witness_insns:
+            classes.append("pw")
+        if with_witness and line.on_insns and line.witness_insns < line.insns:
+            classes.append("miss")  # the witness runs less of it than the worst path
+        witness_cells = (f'<td class="m">{_MARK_W if line.witness_insns else ""}</td>'
+                         if with_witness else "")
+        witness_insns = (f'<td class="v">{line.witness_insns or ""}</td>'
+                         if with_witness else "")
         out.append(
             f'<tr id="{_anchor(index, name, n)}" class="{" ".join(classes)}" '
             f'style="--hn:{heat_ns:.3f};--hi:{heat_insns:.3f}">'
             f'<td class="n"{_figures(line)}>{n}</td>'
             f'<td class="m">{_MARK_T if line.on_ns else ""}</td>'
             f'<td class="m">{_MARK_I if line.on_insns else ""}</td>'
+            + witness_cells +
             f'<td class="v">{_ns(line.ns) if line.on_ns else ""}</td>'
             f'<td class="v">{line.insns if line.on_insns else ""}</td>'
+            + witness_insns
             + (f'<td class="d">{escape(line.delta)}</td>' if with_delta else "") +
             f'<td class="s"><code>{escape(source.rstrip())}</code></td>'
             f'<td class="notes">{" ".join(line.notes)}</td></tr>')
@@ -406,6 +464,8 @@ def _figures(line: _Line) -> str:
     if line.on_insns:
         parts.append(f"worst path by instructions: {line.insns} insns, "
                      f"{_ns(line.ns_insns_path)}")
+    if line.witness_insns:
+        parts.append(f"the witness executes {line.witness_insns} insns here")
     return f' title="{escape("; ".join(parts))}"' if parts else ""
 
 

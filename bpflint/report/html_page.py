@@ -53,6 +53,10 @@ body.by-insns tr.pi td.n { box-shadow: inset 3px 0 0 #3465a4; }
         color: #fff; font-size: 10px; font-weight: 700; }
 .mark.pn { background: rgb(var(--hot)); }
 .mark.pi { background: #3465a4; }
+.mark.pw { background: #1a7f37; }
+tr.miss td.n { color: #b3261e; font-weight: 700; }
+.witness b { color: #1a7f37; }
+.witness.none { color: var(--muted); }
 .loop { color: #3465a4; margin-right: 8px; }
 .call { color: #8250df; margin-right: 8px; }
 table.src td.d { color: #b3261e; white-space: nowrap; }

@@ -83,3 +83,4 @@ def text_lines(found: dict[tuple[str, str, str], Outcome | str]) -> str:
         lines.append(f"{obj}:{name}: reached {reached} ({w.executed_insns} of "
                      f"{w.insns_max} insns){note}")
     return "\n".join(lines) + "\n"
+

@@ -1,7 +1,7 @@
 """Concolic execution: the traced interpreter runs concretely while a shadow of every
 register and memory byte holds a z3 bit-vector expression over the input's symbols
-(packet bytes and length, context bytes, map lookup hits, helper results, the byte
-map values hold). Each conditional jump whose operands depend on the input adds a
+(packet bytes and length, context bytes, map lookup hits, helper results, every
+byte of a fresh map value). Each conditional jump whose operands depend on the input adds a
 path condition; negating one of them and solving gives an input down the other way.
 
 Only imported when z3 is installed (``pip install 'bpflint[witness]'``).
@@ -16,28 +16,31 @@ import z3
 
 from bpflint.cost.model import CostTable
 from bpflint.interp.refinterp import (
-    _SKB_PTR_FIELDS,
-    _SKB_TYPES,
-    _XDP_PTR_FIELDS,
     EAGAIN,
     EFAULT,
     MASK32,
     MASK64,
     MAX_CALL_DEPTH,
+    SKB_PTR_FIELDS,
+    SKB_TYPES,
+    XDP_PTR_FIELDS,
     Input,
-    _s32,
+    s32,
 )
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import AluOp, Cls, JmpOp, Mode
-from bpflint.obj.model import BpfObject, Program
+from bpflint.obj.model import BpfObject, LoaderVar, MapDef, Program
 from bpflint.witness.seeds import MAX_PACKET_BYTES, ctx_for
-from bpflint.witness.trace import TracingInterpreter, helper_name
+from bpflint.witness.trace import FOUND_HELPERS, FOUND_KFUNCS, TracingInterpreter, helper_name
 
 Expr = Any  # a z3 BitVecRef (64-bit in registers, 8-bit in memory)
 _PLACEHOLDER_PTR = 0x7FFF_0000_0000  # a non-NULL pointer for a lookup that missed this run
 _UPDATE_RESULTS = (0, -2, -7, -17)  # 0, -ENOENT, -E2BIG, -EEXIST
 MAX_CALLBACK_ROUNDS = 64  # the solver picks rounds up to this (the count grows with it)
-_SCALAR_HELPERS = frozenset({"ktime_get_ns", "ktime_get_boot_ns", "ktime_get_coarse_ns",
+_SCALAR_HELPERS = frozenset({"check_mtu", "tcp_check_syncookie", "tcp_gen_syncookie",
+                             "tcp_raw_check_syncookie_ipv4", "tcp_raw_check_syncookie_ipv6",
+                             "tcp_raw_gen_syncookie_ipv4", "tcp_raw_gen_syncookie_ipv6",
+                             "ktime_get_ns", "ktime_get_boot_ns", "ktime_get_coarse_ns",
                              "jiffies64", "get_current_pid_tgid", "get_current_uid_gid",
                              "get_current_cgroup_id",
                              # the witness runner's neutral models drawing a world scalar
@@ -54,7 +57,8 @@ _UNFOLLOWED = frozenset({"loop", "for_each_map_elem", "user_ringbuf_drain", "fin
                          "get_current_comm", "dynptr_read"})
 # helpers reading a key or an index: a symbolic one is fixed to this run's value
 _KEYED = {"map_lookup_elem": 2, "map_update_elem": 2, "map_delete_elem": 2, "tail_call": 3,
-          "skb_load_bytes": 2}
+          "skb_load_bytes": 2, "xdp_load_bytes": 2}
+_LOAD_BYTES = frozenset({"skb_load_bytes", "xdp_load_bytes"})
 _U32_HELPERS = frozenset({"get_prandom_u32", "get_smp_processor_id", "redirect",
                           "redirect_map", "sk_redirect_map"})
 
@@ -78,11 +82,40 @@ class Symbols:
 
     def __init__(self) -> None:
         self.plen = z3.BitVec("packet_len", 32)
-        self.vfill = z3.BitVec("value_fill", 8)
         self.rbfull = z3.Bool("ringbuf_full")
         self._bytes: dict[tuple[str, int], Expr] = {}
         self._seq: dict[tuple[str, int], Any] = {}
         self.domain: list[Any] = [z3.ULE(self.plen, MAX_PACKET_BYTES)]
+        self.loader_vars: dict[str, LoaderVar] = {}
+        # z3 shares equal terms, so a run repeating an earlier run's computation builds
+        # the very same term (same id): its simplification is looked up, not redone
+        # (z3.simplify was half a run's time). The key term is kept, so its id stays.
+        self._simplified: dict[int, tuple[Expr, Expr]] = {}
+        self.var_bytes: dict[str, bytes] = {}  # a struct variable's bytes in the object
+        self.section_bytes: dict[str, bytes] = {}  # a writable section's first bytes
+
+    def simplify(self, expr: Expr) -> Expr:
+        key = expr.get_id()
+        hit = self._simplified.get(key)
+        if hit is None:
+            hit = self._simplified[key] = (expr, z3.simplify(expr))
+        return hit[1]
+
+    def rodata_byte(self, var: LoaderVar, index: int) -> Expr:
+        """Byte ``index`` of one element of a loader-set variable: the engine lets it
+        be any value in [lo, hi], so the solver may choose the loader's setting."""
+        if var.name not in self.loader_vars:
+            self.loader_vars[var.name] = var
+            width = var.elem_size or var.size  # a struct: one integer of its bytes
+            parts = [self.byte(f"ro:{var.name}.", i) for i in range(width)]
+            value = z3.Concat(*reversed(parts)) if len(parts) > 1 else parts[0]
+            if var.elem_size and (var.lo > var.type_lo or var.hi < var.type_hi):
+                bits = 8 * var.elem_size  # pinned or narrowed
+                lo = z3.BitVecVal(var.lo % (1 << bits), bits)
+                hi = z3.BitVecVal(var.hi % (1 << bits), bits)
+                self.domain.append(z3.And(lo <= value, value <= hi) if var.type_lo < 0
+                                   else z3.And(z3.ULE(lo, value), z3.ULE(value, hi)))
+        return self.byte(f"ro:{var.name}.", index)
 
     def byte(self, where: str, off: int) -> Expr:
         key = (where, off)
@@ -122,14 +155,58 @@ class Symbols:
         plen = min(val(self.plen, len(parent.packet)), MAX_PACKET_BYTES)
         packet = bytearray(parent.packet[:plen].ljust(plen, b"\0"))
         ctx = bytearray(parent.ctx)
+        w = parent.world
+        values = [bytearray(v) for v in w.values]
+        rodata = dict(w.rodata)
+        var_bytes = self.var_bytes
+        data_bytes: dict[str, dict[int, int]] = {}
+        ro_bytes: dict[str, dict[int, int]] = {}
         for (where, off), sym in self._bytes.items():
             if where == "pkt" and off < plen:
                 packet[off] = val(sym, packet[off])
             elif where == "ctx" and off < len(ctx):
                 ctx[off] = val(sym, ctx[off])
-        if parent.packet or prog_type in _SKB_TYPES or prog_type == "xdp":
+            elif where.startswith("gd:"):
+                got = model.eval(sym, model_completion=False)
+                if z3.is_bv_value(got):
+                    data_bytes.setdefault(where[3:-1], {})[off] = got.as_long()
+            elif where.startswith("ro:"):
+                got = model.eval(sym, model_completion=False)
+                if z3.is_bv_value(got):
+                    ro_bytes.setdefault(where[3:-1], {})[off] = got.as_long()
+            elif where.startswith("val"):
+                got = model.eval(sym, model_completion=False)
+                if not z3.is_bv_value(got):
+                    continue
+                n = int(where[3:-1])
+                while len(values) <= n:
+                    values.append(bytearray())
+                if len(values[n]) <= off:
+                    values[n] += bytes([w.value_fill]) * (off + 1 - len(values[n]))
+                values[n][off] = got.as_long()
+        if parent.packet or prog_type in SKB_TYPES or prog_type == "xdp":
             ctx = bytearray(ctx_for(prog_type, bytes(packet), bytes(ctx)))
-        w = parent.world
+
+        for name, chosen in ro_bytes.items():
+            var = self.loader_vars[name]
+            width = var.elem_size or var.size
+            old_value = rodata.get(name, var.default if var.default is not None else
+                                   int.from_bytes(var_bytes.get(name, b""), "little"))
+            raw = bytearray((old_value % (1 << 8 * width)).to_bytes(width, "little"))
+            for i, b in chosen.items():
+                raw[i] = b
+            rodata[name] = int.from_bytes(raw, "little")
+
+        sections = dict(w.globals)
+        for name, chosen in data_bytes.items():
+            raw = bytearray(sections.get(name, b""))
+            end = max(chosen) + 1
+            if len(raw) < end:
+                raw += self.section_bytes.get(name, b"")[len(raw):end].ljust(
+                    end - len(raw), b"\0")
+            for i, b in chosen.items():
+                raw[i] = b
+            sections[name] = bytes(raw)
 
         def seq(kind: str, old: tuple[Any, ...], conv: Any) -> tuple[Any, ...]:
             n = max(uses.get(kind, 0), len(old))
@@ -152,10 +229,17 @@ class Symbols:
                         scalars=seq("scalar", w.scalars, int),
                         update_results=seq("update", w.update_results, signed),
                         callback_rounds=seq("rounds", w.callback_rounds, int),
-                        value_fill=val(self.vfill, w.value_fill),
+                        values=tuple(bytes(v) for v in values),
+                        rodata=tuple(sorted(rodata.items())),
+                        globals=tuple(sorted(sections.items())),
                         ringbuf_full=flag(self.rbfull, w.ringbuf_full))
         return Input(ctx=bytes(ctx), packet=bytes(packet), ctx_pointers=parent.ctx_pointers,
                      world=world)
+
+
+def kconfig_var(name: str) -> LoaderVar:
+    """A ``.kconfig`` extern as a loader-set u64 (the interpreter's extern region)."""
+    return LoaderVar(name, 0, 8, "u64", 8, 0, MASK64, 0, MASK64, 0)
 
 
 def _bv(value: int) -> Expr:
@@ -181,35 +265,70 @@ class ConcolicInterpreter(TracingInterpreter):
         self._data_end_offs: set[int] = set()
         self._skb = False
         self._line_of = line_of
+        self._rodata_regions: dict[int, MapDef] = {}  # region id -> section with knobs
+        self._data_regions: dict[int, MapDef] = {}  # region id -> writable data section
 
     # -- set-up ---------------------------------------------------------------
     def setup_ctx(self, prog: Program) -> int:
         ctx = super().setup_ctx(prog)
         self._ctx_region = ctx >> 32
         self._pkt_region = self.packet >> 32
-        fields = _XDP_PTR_FIELDS if prog.prog_type == "xdp" else \
-            _SKB_PTR_FIELDS if prog.prog_type in _SKB_TYPES else {}
-        self._skb = prog.prog_type in _SKB_TYPES
+        fields = XDP_PTR_FIELDS if prog.prog_type == "xdp" else \
+            SKB_PTR_FIELDS if prog.prog_type in SKB_TYPES else {}
+        self._skb = prog.prog_type in SKB_TYPES
         for off, which in fields.items():
             self._ptr_bytes.update(range(off, off + 4))
             if which == "data_end":
                 self._data_end_offs.add(off)
         return ctx
 
+    def data_addr(self, section: str) -> int:
+        addr = super().data_addr(section)
+        mdef = self.obj.maps.get(section)
+        if mdef is not None and mdef.loader_vars:
+            self._rodata_regions[addr >> 32] = mdef
+        elif mdef is not None and not mdef.read_only:
+            # writable global data: user space may have written any bytes (the engine
+            # reads them as unknown), so the solver may choose them
+            self._data_regions[addr >> 32] = mdef
+            if section not in self.syms.section_bytes:
+                self.syms.section_bytes[section] = self.read_bytes(
+                    addr & ~MASK32, max(mdef.value_size, len(mdef.data)))
+        return addr
+
     # -- shadow memory ----------------------------------------------------------
     def _initial_byte(self, addr: int) -> Expr | None:
         rid, off = addr >> 32, addr & MASK32
+        section = self._rodata_regions.get(rid)
+        if section is not None:
+            for var in section.loader_vars:
+                if var.offset <= off < var.offset + var.size:
+                    if var.name not in self.syms.var_bytes:
+                        self.syms.var_bytes[var.name] = bytes(
+                            section.data[var.offset:var.offset + var.size])
+                    return self.syms.rodata_byte(var, (off - var.offset) % var.elem_size
+                                                 if var.elem_size else off - var.offset)
+            return None
+        data = self._data_regions.get(rid)
+        if data is not None:
+            return self.syms.byte(f"gd:{data.name}.", off)
+        if off < 8:
+            name = self.region_name(addr)
+            if name is not None and name.startswith("extern "):
+                # a .kconfig extern: any value of its type, as the engine assumes
+                return self.syms.rodata_byte(kconfig_var(name[7:]), off)
         if rid == self._pkt_region:
-            return self.syms.byte("pkt", off)
+            at = addr - self.packet  # the headroom in front of the packet is not input
+            return self.syms.byte("pkt", at) if at >= 0 else None
         if rid == self._ctx_region:
             if off in self._ptr_bytes:
                 return None
             if self._skb and off < 4:  # __sk_buff.len is the packet's length
                 return z3.Extract(8 * off + 7, 8 * off, self.syms.plen)
             return self.syms.byte("ctx", off)
-        region = self._regions.get(rid)
-        if region is not None and region.name.startswith("value of "):
-            return self.syms.vfill
+        n = self.fresh_ordinal(addr)
+        if n is not None:  # a fresh map value: its first bytes are World.values[n]
+            return self.syms.byte(f"val{n}.", off)
         return None
 
     def _byte_shadow(self, addr: int) -> Expr | None:
@@ -262,14 +381,17 @@ class ConcolicInterpreter(TracingInterpreter):
         if (op & 0xF0) == AluOp.MOV and not uses_src:
             sh[insn.dst] = None
             return
+        is_copy = (op & 0xF0) == AluOp.MOV and insn.off == 0
         try:
             r = _alu_expr(insn, d if d is not None else _bv(a_c), s if s is not None else _bv(b_c))
         except z3.Z3Exception:
             r = None
         if r is None:
             self.concretized = True
-        if r is not None:
-            r = z3.simplify(r)
+        if r is not None and not (is_copy and insn.opcode & 0x07 == Cls.ALU64):
+            # a 64-bit register copy is already simplified: z3.simplify is most of a
+            # run's time (0.17 ms a call), so it is not asked again
+            r = self.syms.simplify(r)
             if z3.is_bv_value(r):
                 r = None
         sh[insn.dst] = r
@@ -283,8 +405,8 @@ class ConcolicInterpreter(TracingInterpreter):
         taken = super()._cond(insn, regs)
         if d is None and s is None:
             return taken
-        cond = z3.simplify(_cond_expr(insn, d if d is not None else _bv(a_c),
-                                      s if s is not None else _bv(b_c)))
+        cond = self.syms.simplify(_cond_expr(insn, d if d is not None else _bv(a_c),
+                                             s if s is not None else _bv(b_c)))
         if z3.is_true(cond) or z3.is_false(cond):
             return taken
         held = cond if taken else z3.Not(cond)
@@ -327,6 +449,12 @@ class ConcolicInterpreter(TracingInterpreter):
             sh[insn.src] = None  # atomics: fetched values are concrete here
             sh[0] = None
 
+    def _ld_imm64(self, insn: Insn) -> int:
+        # the destination now holds a constant (an address, an immediate): forget the
+        # expression it held before, or a later load through it pins that expression
+        self._shadow[self.depth][insn.dst] = None
+        return super()._ld_imm64(insn)
+
     def _is_packet_end(self, expr: Expr) -> bool:
         return expr is not None and z3.eq(expr, _bv(self.packet) +
                                           z3.ZeroExt(32, self.syms.plen))
@@ -336,13 +464,13 @@ class ConcolicInterpreter(TracingInterpreter):
         big-endian bytes; out of range the run ends, which is a path condition too."""
         sh = self._shadow[self.depth]
         size = insn.opcode.size_bytes
-        off = _s32(insn.imm)
+        off = s32(insn.imm)
         if (insn.opcode & 0xE0) == Mode.IND:
             if sh[insn.src] is not None:
                 self.concretized = True
                 self.path.append(Branch(sh[insn.src] == _bv(regs[insn.src]), insn.pc, True,
                                         None, None, False))
-            off += _s32(regs[insn.src])
+            off += s32(regs[insn.src])
         inside = z3.ULE(z3.BitVecVal(max(off, 0) + size, 32), self.syms.plen) if \
             0 <= off < MAX_PACKET_BYTES else None
         here = (insn.line.file, insn.line.line) if insn.line is not None else None
@@ -364,11 +492,11 @@ class ConcolicInterpreter(TracingInterpreter):
 
     def _call(self, insn: Insn, regs: list[int]) -> None:
         sh = self._shadow[self.depth]
-        before = {k: c._next for k, c in (("hit", self._lookups), ("scalar", self._scalars),
-                                          ("update", self._updates), ("rounds", self._rounds))}
+        before = self.consumed()
         pseudo = insn.is_pseudo_call and not insn.is_kfunc_call and \
             not (insn.reloc is not None and insn.reloc.kind == "kfunc")
         name = "" if pseudo or insn.is_kfunc_call else helper_name(insn)
+        kfunc = insn.reloc.symbol if not pseudo and not name and insn.reloc is not None else ""
         args = list(regs)
         if name in _UNFOLLOWED:
             self.concretized = True
@@ -378,10 +506,10 @@ class ConcolicInterpreter(TracingInterpreter):
                 insn.reloc.symbol.startswith("bpf_iter_bits"):
             self.concretized = True  # it reads the words its argument points at
         keyed = _KEYED.get(name)
-        if keyed is not None and (sh[keyed] is not None or name == "skb_load_bytes" and
+        if keyed is not None and (sh[keyed] is not None or name in _LOAD_BYTES and
                                   (sh[4] is not None)):
             self.concretized = True
-        if keyed is not None and name != "tail_call" and name != "skb_load_bytes":
+        if keyed is not None and name != "tail_call" and name not in _LOAD_BYTES:
             # the key's bytes: a symbolic key picks which element this run reads
             try:
                 mdef = self.map_of(args[1])
@@ -393,19 +521,21 @@ class ConcolicInterpreter(TracingInterpreter):
             self._pending = list(sh[1:6])
         super()._call(insn, regs)
         result: Expr | None = None
-        taken = {k: (before[k], c._next) for k, c in (
-            ("hit", self._lookups), ("scalar", self._scalars), ("update", self._updates),
-            ("rounds", self._rounds))}
+        after = self.consumed()
+        taken = {k: (before[k], after[k]) for k in after}
         for kind, (lo, hi) in taken.items():
             if hi > lo:
                 self.uses[kind] = max(self.uses.get(kind, 0), hi)
         if pseudo:
             if self.depth + 1 < len(self._shadow):
                 result = self._shadow[self.depth + 1][0]
-        elif name == "map_lookup_elem" and taken["hit"][1] > taken["hit"][0]:
+        elif (name == "map_lookup_elem" or name in FOUND_HELPERS or kfunc in FOUND_KFUNCS) \
+                and taken["hit"][1] > taken["hit"][0]:
             hit = self.syms.seq("hit", taken["hit"][0])
             result = z3.If(hit, _bv(regs[0] or _PLACEHOLDER_PTR), _bv(0))
-        elif name in _SCALAR_HELPERS and taken["scalar"][1] > taken["scalar"][0]:
+        elif (name in _SCALAR_HELPERS or name in self.unmodelled or
+              kfunc in self.unmodelled) and \
+                taken["scalar"][1] > taken["scalar"][0]:
             result = self.syms.seq("scalar", taken["scalar"][0])
         elif name in _U32_HELPERS and taken["scalar"][1] > taken["scalar"][0]:
             result = z3.ZeroExt(32, z3.Extract(31, 0, self.syms.seq("scalar", taken["scalar"][0])))
@@ -416,7 +546,7 @@ class ConcolicInterpreter(TracingInterpreter):
             result = z3.If(self.syms.rbfull, _bv(0), _bv(regs[0] or _PLACEHOLDER_PTR))
         elif name in ("ringbuf_output", "perf_event_output"):
             result = z3.If(self.syms.rbfull, _bv(-EAGAIN), _bv(0))
-        elif name == "skb_load_bytes":
+        elif name in _LOAD_BYTES:
             off, size, dst = args[2] & MASK32, args[4] & MASK32, args[3]
             if regs[0] == 0:
                 for i in range(size):

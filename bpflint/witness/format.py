@@ -8,14 +8,17 @@ the interpreter's :class:`World`, written field by field.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from bpflint.errors import BpfLintError
 from bpflint.interp.refinterp import Input, World
 
 FORMAT = "bpflint-witness"
-VERSION = 1
+# 2: "maps" is what the maps hold before the run and the replay loads it (version 1
+# listed the hash keys that hit, for measure --worst only); world.values
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 _SEQUENCES = ("lookup_hits", "update_results", "scalars", "callback_rounds")
 _FLAGS = ("array_lookup_null", "reads_fail", "ringbuf_full", "tail_call_fails")
@@ -33,8 +36,9 @@ class Witness:
     executed_insns: int
     insns_max: int | None
     retval: int = 0
-    # (map, key, value) the kernel's maps must hold for the run to go the same way
-    # there: the hash-like lookups that hit (measure --worst writes them)
+    # (map, key, value) the maps hold before the run, as its lookups found them (a
+    # hash hit, an array element's bytes): the interpreter's replay and measure
+    # --worst load them, so a kernel map takes the run the same way
     map_entries: tuple[tuple[str, bytes, bytes], ...] = ()
 
     @property
@@ -45,6 +49,7 @@ class Witness:
 
 
 def world_to_json(world: World) -> dict[str, Any]:
+    """The world but its map contents (the witness file's "maps")."""
     doc: dict[str, Any] = {}
     for name in _SEQUENCES:
         doc[name] = [bool(v) if name == "lookup_hits" else int(v) for v in getattr(world, name)]
@@ -53,6 +58,12 @@ def world_to_json(world: World) -> dict[str, Any]:
     doc["value_fill"] = world.value_fill
     doc["hash_elems"] = world.hash_elems
     doc["sample"] = world.sample.hex()
+    if world.values:
+        doc["values"] = [v.hex() for v in world.values]
+    if world.rodata:
+        doc["rodata"] = dict(world.rodata)
+    if world.globals:
+        doc["globals"] = {name: data.hex() for name, data in world.globals}
     return doc
 
 
@@ -66,7 +77,7 @@ def to_json(w: Witness) -> dict[str, Any]:
             "type": w.type, "by": w.by, "executed_insns": w.executed_insns,
             "insns_max": w.insns_max, "reached": None if reached is None else round(reached, 4),
             "retval": w.retval, "input": input_to_json(w.input),
-            "maps": maps_to_json(w.map_entries)}
+            "maps": maps_to_json(w.input.world.map_contents)}
 
 
 def maps_to_json(entries: tuple[tuple[str, bytes, bytes], ...]) -> dict[str, dict[str, str]]:
@@ -132,6 +143,23 @@ def world_from_json(where: str, doc: Any) -> World:
         raise BpfLintError(f"{where}: world.value_fill must be a byte (0-255)")
     if "sample" in doc:
         kwargs["sample"] = _hex(where, "world.sample", doc["sample"])
+    if "values" in doc:
+        if not isinstance(doc["values"], list):
+            raise BpfLintError(f"{where}: world.values must be a list of hex strings")
+        kwargs["values"] = tuple(_hex(where, f"world.values[{i}]", v)
+                                 for i, v in enumerate(doc["values"]))
+    if "rodata" in doc:
+        ro = doc["rodata"]
+        if not isinstance(ro, dict) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                               for v in ro.values()):
+            raise BpfLintError(f"{where}: world.rodata must map names to integers")
+        kwargs["rodata"] = tuple(sorted(ro.items()))
+    if "globals" in doc:
+        gd = doc["globals"]
+        if not isinstance(gd, dict):
+            raise BpfLintError(f"{where}: world.globals must map sections to hex strings")
+        kwargs["globals"] = tuple(sorted((name, _hex(where, f"world.globals.{name}", v))
+                                         for name, v in gd.items()))
     return World(**kwargs)
 
 
@@ -143,16 +171,19 @@ def loads(where: str, text: str) -> dict[str, Any]:
         raise BpfLintError(f"{where}: not JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BpfLintError(f"{where}: not a bpflint witness (no \"format\": \"{FORMAT}\")")
-    if doc.get("version") != VERSION:
+    if doc.get("version") not in READABLE_VERSIONS:
         raise BpfLintError(f"{where}: witness version {doc.get('version')!r} "
-                           f"is not {VERSION}")
+                           f"is not one of {', '.join(map(str, READABLE_VERSIONS))}")
     if not isinstance(doc.get("input"), dict):
         raise BpfLintError(f"{where}: no input object")
     return doc
 
 
 def input_from_json(where: str, doc: dict[str, Any]) -> Input:
+    """The saved input; from version 2 on, with the maps holding "maps" before the run."""
     inp = doc["input"]
+    world = world_from_json(where, inp.get("world", {}))
+    if doc.get("version", VERSION) >= 2:
+        world = replace(world, map_contents=maps_from_json(where, doc))
     return Input(ctx=_hex(where, "input.ctx", inp.get("ctx", "")),
-                 packet=_hex(where, "input.packet", inp.get("packet", "")),
-                 world=world_from_json(where, inp.get("world", {})))
+                 packet=_hex(where, "input.packet", inp.get("packet", "")), world=world)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import struct
 
-from bpflint.interp.refinterp import _SKB_TYPES, MAX_USER_RINGBUF_SAMPLES, Input, World
+from bpflint.interp.refinterp import MAX_USER_RINGBUF_SAMPLES, SKB_TYPES, Input, World
 
 MAX_PACKET_BYTES = 1514  # an Ethernet frame without FCS: what test_run sends as one packet
 XDP_CTX_BYTES = 24  # struct xdp_md
 SKB_CTX_BYTES = 192  # struct __sk_buff
 PT_REGS_BYTES = 168  # struct pt_regs (x86-64)
 GENERIC_CTX_BYTES = 512  # tracepoint records, u64 argument arrays, ...
-PACKET_TYPES = frozenset({"xdp", *_SKB_TYPES, "flow_dissector"})
+PACKET_TYPES = frozenset({"xdp", *SKB_TYPES, "flow_dissector"})
 _PT_REGS_TYPES = frozenset({"kprobe", "uprobe", "usdt", "kretprobe", "uretprobe"})
 
 
@@ -24,9 +24,30 @@ def _eth(proto: int, payload: bytes) -> bytes:
     return bytes(6) + bytes([2, 0, 0, 0, 0, 1]) + struct.pack(">H", proto) + payload
 
 
-def _ipv4(proto: int, payload: bytes) -> bytes:
-    return struct.pack(">BBHHHBBHII", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
-                       0x0A000001, 0x0A000002) + payload
+def _csum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f">{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _ipv4(proto: int, payload: bytes, src: int = 0x0A000001, dst: int = 0x0A000002) -> bytes:
+    """An IPv4 header with its total length and checksum right (parsers check both)."""
+    head = struct.pack(">BBHHHBBHII", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
+                       src, dst)
+    return head[:10] + struct.pack(">H", _csum(head)) + head[12:] + payload
+
+
+def _icmp(kind: int, code: int, rest: int, payload: bytes) -> bytes:
+    head = struct.pack(">BBHI", kind, code, 0, rest) + payload
+    return head[:2] + struct.pack(">H", _csum(head)) + head[4:]
+
+
+def _gre(proto: int, payload: bytes) -> bytes:
+    return struct.pack(">HH", 0, proto) + payload
 
 
 def _ipv6(nexthdr: int, payload: bytes) -> bytes:
@@ -59,12 +80,24 @@ def _hop_by_hop(nexthdr: int, payload: bytes) -> bytes:
 # Ordinary packets, and deep ones: the solver moves from a seed one branch at a time,
 # so a seed that already walks VLAN tags, IPv6 extension headers and TCP options
 # starts next to the dear paths of most parsers.
+# Per protocol: ICMP errors carrying the packet they answer (load balancers and NATs
+# parse the inner header), tunnels (IPIP, IPv6-in-IPv6, GRE), UDP to 443 with a
+# QUIC long header; lengths and IPv4 checksums consistent.
 SEED_PACKETS = (
     _eth(0x0800, _ipv4(6, _tcp(80) + bytes(16))),
     _eth(0x86DD, _ipv6(17, _udp(53) + bytes(16))),
     bytes(64),
     _eth(0x88A8, _vlans(0x86DD, _ipv6(0, _hop_by_hop(60, _hop_by_hop(6, _tcp_opts(80)))))),
     _eth(0x88A8, _vlans(0x0800, _ipv4(6, _tcp_opts(80)))),
+    # ICMP destination unreachable, fragmentation needed, MTU 1400, inner IPv4/TCP
+    _eth(0x0800, _ipv4(1, _icmp(3, 4, 1400, _ipv4(6, _tcp(80), 0x0A000002, 0x0A000001)))),
+    # ICMPv6 packet too big, MTU 1280, inner IPv6/TCP
+    _eth(0x86DD, _ipv6(58, _icmp(2, 0, 1280, _ipv6(6, _tcp(80))))),
+    _eth(0x0800, _ipv4(4, _ipv4(6, _tcp(80) + bytes(16)))),  # IPIP
+    _eth(0x86DD, _ipv6(41, _ipv6(6, _tcp(80) + bytes(16)))),  # IPv6 in IPv6
+    _eth(0x0800, _ipv4(47, _gre(0x0800, _ipv4(17, _udp(53) + bytes(16))))),  # GRE
+    _eth(0x0800, _ipv4(17, struct.pack(">HHHH", 40000, 443, 8 + 32, 0) +
+                       b"\xc0\x00\x00\x00\x01\x08" + bytes(26))),  # QUIC long header
 )
 
 
@@ -74,7 +107,7 @@ def ctx_for(prog_type: str, packet: bytes, base: bytes = b"") -> bytes:
     if prog_type == "xdp":
         ctx = bytearray(base.ljust(XDP_CTX_BYTES, b"\0")[:XDP_CTX_BYTES])
         return bytes(ctx)
-    if prog_type in _SKB_TYPES:
+    if prog_type in SKB_TYPES:
         ctx = bytearray(base.ljust(SKB_CTX_BYTES, b"\0")[:SKB_CTX_BYTES])
         struct.pack_into("<I", ctx, 0, len(packet))
         if len(packet) >= 14:
