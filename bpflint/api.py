@@ -21,7 +21,7 @@ from bpflint.obj.elf import EM_BPF
 from bpflint.obj.loader_vars import apply_pins, loader_vars, unknown_pin_notes
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
 from bpflint.obj.reader import ReadLimits, parse_object, read_object_bytes
-from bpflint.results import AnalysisReport, ObjectError, ProgramResult
+from bpflint.results import AnalysisReport, ObjectError, ProgramResult, TableInfo
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -186,7 +186,16 @@ def analyze_paths(paths: Sequence[str], table: Any, options: AnalysisOptions | N
     if objects:
         notes.extend(unknown_pin_notes(opts.rodata, loader_names))
     return AnalysisReport(tuple(programs), tuple(errors), tuple(notes),
-                          tuple(sorted(loader_names)))
+                          tuple(sorted(loader_names)), table_info(table))
+
+
+def table_info(table: Any) -> TableInfo | None:
+    """Where a cost table's figures come from (None for a stand-in without provenance)."""
+    prov = getattr(table, "provenance", None)
+    if prov is None:
+        return None
+    return TableInfo(table.path, prov.kernel, prov.cpu, prov.date,
+                     getattr(table, "cpu_caches", "cold"))  # cost.model's default
 
 
 def _copies(objects: list[str], pending: list[int], digests: dict[int, str],

@@ -114,8 +114,20 @@ class ObjectError:
 
 
 @dataclass(frozen=True)
+class TableInfo:
+    """The cost table the ns figures come from, and what its max assumed."""
+
+    path: str
+    kernel: str
+    cpu: str
+    date: str
+    cpu_caches: str  # "cold" or "hot" (bpflint/cost/model.py CPU_CACHES)
+
+
+@dataclass(frozen=True)
 class AnalysisReport:
     programs: tuple[ProgramResult, ...]
     errors: tuple[ObjectError, ...]
     notes: tuple[str, ...] = ()
     loader_vars: tuple[str, ...] = ()  # loader-set variables of the analysed objects
+    cost_table: TableInfo | None = None

@@ -51,7 +51,7 @@ def fake_kernel(monkeypatch: pytest.MonkeyPatch, refuse: dict[str, cal_benches.R
     ran: list[str] = []
 
     @contextmanager
-    def environment(ringbuf_bytes: int) -> Iterator[cal_benches.Env]:
+    def environment(ringbuf_bytes: int, cold_maps: bool = True) -> Iterator[cal_benches.Env]:
         yield cal_benches.Env(_Fds(set(missing_maps)), ringbuf_bytes, dict(missing_maps))
 
     @contextmanager
@@ -403,7 +403,8 @@ def test_maps_the_kernel_will_not_create_refuse_only_their_benchmarks(
     monkeypatch.setattr(sc, "map_create", map_create)
     monkeypatch.setattr(sc, "perf_bpf_output_open", no_perf_event)
     benches = {b.variant: b for b in cal_benches.helper_benches()}
-    with cal_timing.environment(1 << 16) as env, cal_timing.buffers_reset(env) as reset:
+    with cal_timing.environment(1 << 16, cold_maps=False) as env, \
+            cal_timing.buffers_reset(env) as reset:
         assert env.missing == {"ringbuf": "Invalid argument", "lpm_trie": "Invalid argument",
                                "perf_array": "Permission denied"}
         assert "perf_event" not in env.fds
@@ -475,7 +476,8 @@ def test_new_benchmarks_run_the_path_they_price_on_this_kernel() -> None:
                                     *cal_benches.kfunc_benches())}
     netns = Path("/proc/self/ns/net")
     home = netns.readlink()
-    with cal_timing.environment(1 << 16) as env, cal_timing.buffers_reset(env) as reset:
+    with cal_timing.environment(1 << 16, cold_maps=False) as env, \
+            cal_timing.buffers_reset(env) as reset:
         # fib_lookup in its namespace: BPF_FIB_LKUP_RET_SUCCESS (0), the whole path
         for variant in ("fib_lookup_v4_flags0", "fib_lookup_v6_flags2"):
             with cal_timing.routed_netns():
@@ -506,13 +508,53 @@ def test_new_benchmarks_run_the_path_they_price_on_this_kernel() -> None:
 def test_cold_hash_benchmarks_walk_a_map_bigger_than_the_cache() -> None:
     every = {b.variant: b for b in cal_benches.helper_benches()}
     with cal_timing.environment(1 << 16) as env, cal_timing.buffers_reset(env) as reset:
-        assert "hash4_cold" in env.fds and "hash64_cold" in env.fds, env.missing
-        # every key of the walk is present (a hit returns the value), the miss keys not
-        for ks in (4, 64):
-            assert _last_call_result(env, every[f"lookup_hash{ks}_cold_hit"]) != 0
-            assert _last_call_result(env, every[f"lookup_hash{ks}_cold_miss"]) == 0
-            assert _last_call_result(env, every[f"update_hash{ks}_cold"]) == 0
+        for mtype in cal_benches.COLD_MAP_TYPES:
+            for ks in (4, 64):
+                name = f"{mtype}{ks}"
+                assert f"{name}_cold" in env.fds, env.missing
+                # every key of the walk is present (a hit returns the value), the miss
+                # keys not; a delete of a present key puts it back (the pair's update
+                # returns 0), one of a missing key finds nothing (-ENOENT)
+                assert _last_call_result(env, every[f"lookup_{name}_cold_hit"]) != 0
+                assert _last_call_result(env, every[f"lookup_{name}_cold_miss"]) == 0
+                assert _last_call_result(env, every[f"update_{name}_cold"]) == 0
+                assert _last_call_result(env, every[f"delete_{name}_cold_hit"]) == 0
+                assert _last_call_result(env, every[f"delete_{name}_cold_miss"]) == -2
+                assert _last_call_result(env, every[f"lookup_{name}_cold_hit"]) != 0
         hot = cal_timing.measure(env, every["lookup_hash4_hit"], cal_timing.QUICK, reset)
         cold = cal_timing.measure(env, every["lookup_hash4_cold_hit"], cal_timing.QUICK, reset)
     # a million keys are far more than a last-level cache holds: each lookup misses
     assert cold.min_ns > 2 * hot.median_ns, (hot, cold)
+
+
+def test_a_cold_entry_keeps_its_hot_figure_beside_the_cold_max(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_kernel(monkeypatch, {}, {})
+    fake = cal_timing.measure
+
+    def cold_is_dearer(env: cal_benches.Env, bench: cal_benches.Bench,
+                       opts: cal_timing.Options,
+                       reset: Callable[[], None] = lambda: None) -> cal_timing.Measured:
+        m = fake(env, bench, opts, reset)
+        return replace(m, min_ns=m.min_ns * 30, median_ns=m.median_ns * 30) if bench.cold \
+            else m
+
+    monkeypatch.setattr(cal_timing, "measure", cold_is_dearer)
+    text = cal_run.run_calibration(cal_timing.QUICK, only=("map_lookup_elem", "alu_*"))
+    table = parse_cost_table(text, "c.toml")
+    lookup = table.helpers["map_lookup_elem"]
+    for mtype in cal_benches.COLD_MAP_TYPES:
+        cost = lookup.variant(mtype)
+        assert cost is not None and cost.hot_max_ns is not None, mtype
+        # max: the cold walk (30x the hot figure here); hot_max_ns: the hot variants'
+        assert cost.max_ns > 20 * cost.hot_max_ns > 0
+        hot = table.with_cpu_caches("hot").helpers["map_lookup_elem"].variant(mtype)
+        assert hot is not None and hot.max_ns == cost.hot_max_ns and hot.per_key is None
+    # no cold variant: no hot figure
+    array = lookup.variant("array")
+    assert array is not None and array.hot_max_ns is None
+    assert lookup.base.hot_max_ns is not None and lookup.base.hot_max_ns < lookup.base.max_ns
+    # a base table's hot figures are copied with the rest of an entry
+    copied = parse_cost_table(cal_run.run_calibration(cal_timing.QUICK, only=("alu_mov",),
+                                                      base=table), "d.toml")
+    assert copied.helpers["map_lookup_elem"] == lookup

@@ -92,6 +92,60 @@ def test_hash_maps_of_known_key_size_are_priced_on_their_key_line() -> None:
         table(HEAD + INSNS + half)
 
 
+def test_hot_caches_price_hash_maps_with_their_hot_max() -> None:
+    cold_hot = HELPERS.replace(
+        "max_ns = 50.0\n[helper.map_lookup_elem.map]",
+        "max_ns = 500.0\nhot_max_ns = 50.0\n[helper.map_lookup_elem.map]").replace(
+        "array = { min_ns = 1.0, max_ns = 3.0 }",
+        "array = { min_ns = 1.0, max_ns = 3.0 }\n"
+        "hash = { min_ns = 4.0, max_ns = 400.0, key_base_max_ns = 300.0, "
+        "per_key_byte_max_ns = 2.0, hot_max_ns = 40.0 }")
+    cold = table(HEAD + INSNS + cold_hot)
+    assert cold.cpu_caches == "cold"
+    hot = cold.with_cpu_caches("hot")
+    assert hot.cpu_caches == "hot" and hot.digest != cold.digest  # never a cached result
+    assert cold.with_cpu_caches("cold") is cold
+    lookup = HELPER_NAMES.index("map_lookup_elem")
+    # cold: the key line, else max_ns; hot: hot_max_ns, flat over key sizes
+    assert cold.helper_ns(lookup, "hash", None, 4) == (4.0, 308.0)
+    assert cold.helper_ns(lookup, "hash", None, None) == (4.0, 400.0)
+    for key_size in (None, 4, 64):
+        assert hot.helper_ns(lookup, "hash", None, key_size) == (4.0, 40.0)
+    assert (cold.helper_ns(lookup, None, None), hot.helper_ns(lookup, None, None)) == \
+        ((5.0, 500.0), (5.0, 50.0))
+    # an entry without a hot figure prices the same either way
+    assert hot.helper_ns(lookup, "array", None) == cold.helper_ns(lookup, "array", None)
+    probe = HELPER_NAMES.index("probe_read_kernel")
+    assert hot.helper_ns(probe, None, (8, 16)) == cold.helper_ns(probe, None, (8, 16))
+    assert hot.insns == cold.insns
+    with pytest.raises(BpfLintError, match="lost its cold figures"):
+        hot.with_cpu_caches("cold")
+    with pytest.raises(BpfLintError, match="cold, hot"):
+        cold.with_cpu_caches("warm")
+    for bad, message in (("hot_max_ns = 40.0 }", "hot_max_ns = 401.0 }"), "above max_ns"), \
+            (("hot_max_ns = 40.0 }", "hot_max_ns = 3.0 }"), "below min_ns"):
+        with pytest.raises(BpfLintError, match=message):
+            table(HEAD + INSNS + cold_hot.replace(*bad))
+
+
+def test_the_shipped_table_prices_hash_maps_cold_unless_asked() -> None:
+    cold, hot = load_cost_table(None), load_cost_table(None, "hot")
+    for helper in ("map_lookup_elem", "map_update_elem", "map_delete_elem"):
+        for map_type in ("hash", "lru_hash", "percpu_hash", "lru_percpu_hash"):
+            c = cold.helpers[helper].variant(map_type)
+            h = hot.helpers[helper].variant(map_type)
+            assert c is not None and h is not None, (helper, map_type)
+            # measured both ways: the cold max is the bound, the hot one what was
+            # the max before, and min the same hot figure in both
+            assert c.hot_max_ns is not None and h.max_ns == c.hot_max_ns, (helper, map_type)
+            assert c.min_ns == h.min_ns <= h.max_ns < c.max_for_key(4) <= c.max_for_key(64)
+            assert c.max_for_key(64) <= c.max_ns + 1e-3  # an unknown key size: max_ns
+        # an unknown map type or key size: the dearest cold figure
+        plain = cold.helpers[helper].variant("hash")
+        assert plain is not None
+        assert cold.helpers[helper].base.max_ns >= plain.max_ns
+
+
 def test_optional_classes_default_to_the_class_they_refine() -> None:
     t = table()  # neither alu_mov_reg nor jmp_loop_back
     assert t.insns["alu_mov_reg"] == t.insns["alu_mov"]

@@ -17,6 +17,7 @@ from bpflint.cost.engine import analyze_program
 from bpflint.cost.model import Cost, CostTable, HelperCost, load_cost_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.kernel.calibrate import table as cal_table
+from bpflint.kernel.calibrate.benches import COLD_MAP_TYPES
 from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
@@ -129,8 +130,16 @@ def test_the_shipped_table_says_where_each_added_entry_comes_from() -> None:
         assert key in added and "bpflint calibrate --only" in added[key]
     for name in KFUNCS:
         assert f"kfunc.{name}" in added
+    # and the hash family's cold-cache figures (docs/cost-model.md)
+    cold = {f"helper.{helper}" + suffix
+            for helper in ("map_lookup_elem", "map_update_elem", "map_delete_elem")
+            for suffix in ("", *(f".map.{t}" for t in COLD_MAP_TYPES))}
+    for key in cold:
+        assert key in added and "cold-cache" in added[key], key
     # only those were merged: the other entries keep the table's own calibration
-    assert len(added) == len(HELPER_PROGRAMS) + len(KFUNCS)
+    priced = {f"helper.{helper}" + (f".map.{variant}" if variant else "")
+              for helper, variant in HELPER_PROGRAMS.values()}
+    assert set(added) == priced | cold | {f"kfunc.{name}" for name in KFUNCS}
 
 
 def test_perf_event_output_per_byte_is_a_copy_not_noise() -> None:

@@ -108,6 +108,10 @@ class BudgetConfig:
     # [analyze] may_goto: "any" (either kernel), "timed" (Linux >= 6.15 JIT) or
     # "count"; None: the default
     may_goto: str | None = None
+    # [analyze] cpu_caches: what ns.max assumes about the CPU caches hash maps sit in,
+    # "cold" (sound for a busy hook) or "hot" (typical of a map used again and again);
+    # None: the default (bpflint/cost/model.py CPU_CACHES)
+    cpu_caches: str | None = None
 
     @property
     def root(self) -> Path:
@@ -286,8 +290,9 @@ _TOP: dict[str, Checker] = {
 }
 _ANALYZE: dict[str, Checker] = {"objects": _is_str_list, "sources": _is_str_list,
                                 "build": _is_str_list, "allow_empty": _is_bool,
-                                "may_goto": _is_str}
+                                "may_goto": _is_str, "cpu_caches": _is_str}
 MAY_GOTO_MODELS = ("any", "timed", "count")  # bpflint/cost/may_goto.py MODELS
+CPU_CACHES = ("cold", "hot")  # bpflint/cost/model.py CPU_CACHES
 _BUILD: dict[str, Checker] = {
     "clang": _is_str,
     "flags": _is_str_list,
@@ -428,6 +433,11 @@ def load_config(path: Path) -> BudgetConfig:
                          'the two models), "timed" (Linux >= 6.15 with the JIT) or '
                          f'"count" (older kernels), got {analyze["may_goto"]!r}')
 
+    if analyze.get("cpu_caches", "cold") not in CPU_CACHES:
+        raise stub.error(("analyze", "cpu_caches"), 'expected "cold" (hash maps priced '
+                         'with cold caches: sound for a busy hook) or "hot" (typical of '
+                         f'a map used again and again), got {analyze["cpu_caches"]!r}')
+
     root = path.parent
     files = {}
     for key in ("baseline", "cost_table"):
@@ -470,6 +480,7 @@ def load_config(path: Path) -> BudgetConfig:
         build_command=build_command,
         allow_empty=analyze.get("allow_empty", False),
         may_goto=analyze.get("may_goto"),
+        cpu_caches=analyze.get("cpu_caches"),
     )
 
 

@@ -19,7 +19,7 @@ from bpflint.budget.baseline import Baseline, BaselineEntry, baseline_ns
 from bpflint.budget.config import Budget, BudgetConfig, Policy
 from bpflint.budget.keys import legacy_key, object_identity, program_key
 from bpflint.budget.units import format_ns
-from bpflint.results import AnalysisReport, ObjectError, ProgramResult, SourceLoc
+from bpflint.results import AnalysisReport, ObjectError, ProgramResult, SourceLoc, TableInfo
 
 Level = Literal["error", "warning", "note"]
 Status = Literal["fail", "warn", "pass", "removed"]
@@ -118,6 +118,7 @@ class GateReport:
     # the results at the base ref (check --base), whole: the HTML report's line-by-line
     # deltas; a baseline file keeps totals only
     base_results: tuple[ProgramResult, ...] = ()
+    cost_table: TableInfo | None = None  # the analysis's cost table
 
     @property
     def failures(self) -> tuple[ProgramVerdict, ...]:
@@ -436,4 +437,4 @@ def evaluate(report: AnalysisReport, config: BudgetConfig, baseline: Baseline | 
     return GateReport(programs=tuple(verdicts), errors=report.errors,
                       warn_only=warn_only or config.warn_only,
                       baseline_source=baseline.source if baseline is not None else None,
-                      notes=report.notes)
+                      notes=report.notes, cost_table=report.cost_table)

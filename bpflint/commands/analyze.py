@@ -16,7 +16,7 @@ from bpflint.budget.config import Limits
 from bpflint.cache import ResultCache, default_cache_dir
 from bpflint.commands import COMMANDS
 from bpflint.cost import may_goto
-from bpflint.cost.model import CostTable, load_cost_table
+from bpflint.cost.model import CPU_CACHES, DEFAULT_CPU_CACHES, CostTable, load_cost_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError, printable
 from bpflint.obj.loader_vars import WARNING, RodataPin, parse_value
@@ -71,6 +71,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPU seconds per program before it is reported as "
                              f"BPF006 (default: {AnalysisOptions().max_seconds:g})")
     add_may_goto_argument(parser)
+    add_cpu_caches_argument(parser)
     add_set_argument(parser)
 
 
@@ -87,6 +88,20 @@ def add_may_goto_argument(parser: argparse.ArgumentParser) -> None:
 def may_goto_model(args: argparse.Namespace, configured: str | None = None) -> str:
     """--may-goto, else the budget file's [analyze] may_goto, else the default."""
     return getattr(args, "may_goto", None) or configured or may_goto.DEFAULT_MODEL
+
+
+def add_cpu_caches_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cpu-caches", choices=CPU_CACHES,
+                        help="what ns.max assumes about the caches hash maps sit in: "
+                             "'cold', the map's lines evicted by other work (sound for a "
+                             "busy hook), or 'hot', a map used again and again (typical, "
+                             "not a bound) (default: [analyze] cpu_caches, else "
+                             f"{DEFAULT_CPU_CACHES})")
+
+
+def cpu_caches(args: argparse.Namespace, configured: str | None = None) -> str:
+    """--cpu-caches, else the budget file's [analyze] cpu_caches, else the default."""
+    return getattr(args, "cpu_caches", None) or configured or DEFAULT_CPU_CACHES
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +172,7 @@ def run_settings(args: argparse.Namespace, configured: Limits | None = None,
 
 def run(args: argparse.Namespace) -> int:
     settings = run_settings(args)
-    table = load_table(args.cost_table)
+    table = load_table(args.cost_table, cpu_caches(args))
     report = api.analyze_paths(args.paths, table, settings.options, jobs=settings.jobs,
                                cache=settings.cache, limits=settings.limits)
     found = None
@@ -216,9 +231,10 @@ def write_output(output: str | None, text: str) -> None:
         sys.stdout.write(text)
 
 
-def load_table(path: str | None) -> CostTable:
-    """The cost table to price with: the given file, else the one shipped with bpflint."""
-    return load_cost_table(path)
+def load_table(path: str | None, caches: str = DEFAULT_CPU_CACHES) -> CostTable:
+    """The cost table to price with: the given file, else the one shipped with bpflint;
+    ``caches``: what its max assumes about CPU caches (CPU_CACHES)."""
+    return load_cost_table(path, caches)
 
 
 def note_line(note: str) -> str:

@@ -23,7 +23,7 @@ from bpflint.budget.config import load_config
 from bpflint.budget.gate import GateReport, evaluate
 from bpflint.budget.units import format_ns
 from bpflint.commands import COMMANDS
-from bpflint.commands.analyze import load_table
+from bpflint.commands.analyze import add_cpu_caches_argument, cpu_caches, load_table
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
 from bpflint.kernel import introspect
@@ -55,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost-table", metavar="FILE",
                         help="cost table (TOML) written by `bpflint calibrate` (default: the "
                              "config's, else the one shipped)")
+    add_cpu_caches_argument(parser)
     parser.add_argument("--sample", type=float, metavar="SECONDS",
                         help="turn run-time statistics on for SECONDS (BPF_ENABLE_STATS; off "
                              "again afterwards) and report what the programs cost meanwhile")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config is not None else None
     table_path = args.cost_table or (str(config.cost_table) if config and config.cost_table
                                      else None)
-    table = load_table(table_path)
+    table = load_table(table_path, cpu_caches(args, config.cpu_caches if config else None))
     options = AnalysisOptions(max_seconds=args.max_seconds or DEFAULT_MAX_SECONDS)
     report = audit_mod.run_audit(table, options, ids=args.ids or (),
                                  sample_seconds=args.sample)

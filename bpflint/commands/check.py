@@ -27,6 +27,7 @@ from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import (
     RunSettings,
     add_run_arguments,
+    cpu_caches,
     load_table,
     note_line,
     printable,
@@ -164,7 +165,8 @@ def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings
     config = load_config(find_config(args.config))
     settings = run_settings(args, config.limits, config.tail_calls, config.rodata,
                             config.may_goto)
-    table = load_table(str(config.cost_table) if config.cost_table else None)
+    table = load_table(str(config.cost_table) if config.cost_table else None,
+                       cpu_caches(args, config.cpu_caches))
     return config, table, settings
 
 

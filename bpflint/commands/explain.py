@@ -22,8 +22,10 @@ from bpflint.budget import gitref
 from bpflint.budget.config import load_config
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import (
+    add_cpu_caches_argument,
     add_may_goto_argument,
     add_set_argument,
+    cpu_caches,
     load_table,
     may_goto_model,
     note_line,
@@ -66,9 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="write the report to FILE instead of standard output")
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="budget file whose [rodata] pins and [analyze] may_goto "
-                             "apply (default: none)")
+                        help="budget file whose [rodata] pins, [analyze] may_goto and "
+                             "cpu_caches apply (default: none)")
     add_may_goto_argument(parser)
+    add_cpu_caches_argument(parser)
     add_set_argument(parser)
 
 
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print(note_line(note), file=sys.stderr)
     obj = apply_pins(obj, pins)
     program: Program | None
-    table = load_table(args.cost_table)
+    table = load_table(args.cost_table,
+                       cpu_caches(args, config.cpu_caches if config else None))
     if args.format == "html":
         chosen = list(obj.programs) if args.program is None else \
             [find_program(obj.programs, args.program, args.object)]

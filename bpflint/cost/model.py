@@ -32,7 +32,8 @@ A table is a TOML file (``bpflint calibrate`` writes one; the package ships
     max_ns = 60.0
     [helper.map_lookup_elem.map] # per map type (MapDef.type_name)
     array = { min_ns = 0.5, max_ns = 1.2 }
-    hash = { min_ns = 3.0, max_ns = 40.0, key_base_max_ns = 18.0, per_key_byte_max_ns = 0.3 }
+    hash = { min_ns = 3.0, max_ns = 400.0, key_base_max_ns = 300.0, per_key_byte_max_ns = 5.0,
+             hot_max_ns = 40.0 }
 
     [helper.probe_read_kernel]   # size-dependent: base + per unit of the size
     min_ns = 20.0                # argument (bytes; iterations for "loop",
@@ -55,6 +56,14 @@ bound (bpflint/cost/overlap.py). A map variant's optional ``key_base_max_ns`` an
 ``per_key_byte_max_ns`` price a map of known key size at base + per byte x key size
 (hashing and comparing the key grow with its length); ``max_ns`` prices one whose
 key size is unknown.
+
+CPU caches: ``max_ns`` (and the key line) of a map variant assume the map's lines are
+not in any cache (a map far bigger than the last-level cache, walked in a scattered
+order: what a tracepoint firing between other work finds). Its optional
+``hot_max_ns`` is the figure with hot caches (the same few keys, again and again);
+``CostTable.with_cpu_caches("hot")`` prices with it instead (``--cpu-caches hot``),
+flat over key sizes. A helper's own ``hot_max_ns`` does the same for its any-map-type
+envelope. ``min_ns`` is always the hot figure.
 """
 
 from __future__ import annotations
@@ -133,6 +142,12 @@ _MOV64_REG = Cls.ALU64 | AluOp.MOV | 0x08
 _COST_FIELDS = ("min_ns", "max_ns", "median_ns", "spread_pct")
 _SIZED_FIELDS = ("per_unit_min_ns", "per_unit_max_ns", "max_units")
 _KEYED_FIELDS = ("key_base_max_ns", "per_key_byte_max_ns")
+_HOT_FIELDS = ("hot_max_ns",)
+
+# What a table's max assumes about the CPU caches a helper's data sits in
+# (--cpu-caches, [analyze] cpu_caches): "cold", the sound default, or "hot".
+CPU_CACHES = ("cold", "hot")
+DEFAULT_CPU_CACHES = "cold"
 
 _ALU_CLASSES = frozenset((CLS_ALU, CLS_ALU64))
 
@@ -159,6 +174,7 @@ class Cost:
     spread_pct: float | None = None
     issue_ns: float | None = None  # instruction classes: throughput in a stream
     per_key: tuple[float, float] | None = None  # map variants: max as base + per key byte
+    hot_max_ns: float | None = None  # hash-map entries: max with hot caches (cold: max_ns)
 
     @property
     def stream_ns(self) -> float:
@@ -169,6 +185,13 @@ class Cost:
             return self.max_ns
         base, per_byte = self.per_key
         return max(self.min_ns, base + per_byte * key_size)
+
+    def hot(self) -> Cost:
+        """This cost with hot caches: ``hot_max_ns`` as its max, flat over key sizes."""
+        if self.hot_max_ns is None:
+            return self
+        return Cost(self.min_ns, self.hot_max_ns, self.median_ns, self.spread_pct,
+                    self.issue_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +207,10 @@ class HelperCost:
             if name == map_type:
                 return cost
         return None
+
+    def hot(self) -> HelperCost:
+        return HelperCost(self.base.hot(), self.per_unit_min_ns, self.per_unit_max_ns,
+                          self.max_units, tuple((n, c.hot()) for n, c in self.by_map_type))
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +231,30 @@ class CostTable:
     helpers: dict[str, HelperCost]
     kfuncs: dict[str, Cost]
     digest: str
+    # what max assumes about caches (CPU_CACHES): "cold" prices as the table is written
+    cpu_caches: str = DEFAULT_CPU_CACHES
     _missing: dict[str, None] = field(default_factory=dict)
     # (opcode, atomic op, memory kind) -> (min ns, max ns, issue ns): the analysis
     # prices every instruction of every block visit, and these repeat
     _priced: dict[tuple[int, int, str | None], tuple[float, float, float]] = field(
         default_factory=dict, compare=False, repr=False)
+
+    def with_cpu_caches(self, cpu_caches: str) -> CostTable:
+        """This table pricing with ``cpu_caches``: "hot" takes every ``hot_max_ns``
+        as the entry's max (and a new digest: results cached with the cold figures
+        are not these)."""
+        if cpu_caches not in CPU_CACHES:
+            raise BpfLintError(f"cpu caches must be one of {', '.join(CPU_CACHES)}, "
+                               f"not {cpu_caches!r}")
+        if cpu_caches == self.cpu_caches:
+            return self
+        if cpu_caches == DEFAULT_CPU_CACHES:
+            raise BpfLintError("a table priced with hot caches has lost its cold figures")
+        digest = hashlib.sha256(f"{self.digest}\0cpu_caches={cpu_caches}".encode()).hexdigest()
+        return CostTable(self.path, self.provenance, self.defaults, dict(self.insns),
+                         {name: h.hot() for name, h in self.helpers.items()},
+                         {name: c.hot() for name, c in self.kfuncs.items()},
+                         digest, cpu_caches)
 
     # -- instructions -----------------------------------------------------
     def insn_ns(self, insn: Insn, mem_kind: str | None) -> tuple[float, float]:
@@ -420,6 +466,14 @@ def _cost(where: _Where, dotted: str, value: Any, extra: tuple[str, ...] = ()) -
     hi = _number(where, f"{dotted}.max_ns", table["max_ns"])
     if hi < lo:
         raise where.error(dotted, f"max_ns {hi} is below min_ns {lo}")
+    hot_hi = table.get("hot_max_ns")
+    if hot_hi is not None:
+        hot_hi = _number(where, f"{dotted}.hot_max_ns", hot_hi)
+        if hot_hi < lo:
+            raise where.error(dotted, f"hot_max_ns {hot_hi} is below min_ns {lo}")
+        if hot_hi > hi:
+            raise where.error(dotted, f"hot_max_ns {hot_hi} is above max_ns {hi} (max_ns "
+                              "is the cold-cache figure, the dearer one)")
     median = table.get("median_ns")
     spread = table.get("spread_pct")
     issue = table.get("issue_ns")
@@ -440,18 +494,18 @@ def _cost(where: _Where, dotted: str, value: Any, extra: tuple[str, ...] = ()) -
     return Cost(lo, hi,
                 None if median is None else _number(where, f"{dotted}.median_ns", median),
                 None if spread is None else _number(where, f"{dotted}.spread_pct", spread),
-                issue, per_key)
+                issue, per_key, hot_hi)
 
 
 def _helper(where: _Where, dotted: str, value: Any) -> HelperCost:
     table = _table(where, dotted, value)
     base = _cost(where, dotted, {k: v for k, v in table.items() if k != "map"},
-                 _SIZED_FIELDS)
+                 _SIZED_FIELDS + _HOT_FIELDS)
     variants: list[tuple[str, Cost]] = []
     if "map" in table:
         for map_type, cost in _table(where, f"{dotted}.map", table["map"]).items():
             variants.append((map_type, _cost(where, f"{dotted}.map.{map_type}", cost,
-                                             _KEYED_FIELDS)))
+                                             _KEYED_FIELDS + _HOT_FIELDS)))
     sized = [k for k in _SIZED_FIELDS if k in table]
     if sized and len(sized) != len(_SIZED_FIELDS):
         missing = next(k for k in _SIZED_FIELDS if k not in table)
@@ -532,8 +586,14 @@ def parse_cost_table(text: str, path: str) -> CostTable:
     )
 
 
-def load_cost_table(path: str | Path | None) -> CostTable:
-    """Parse a cost table; None means the table shipped with bpflint."""
+def load_cost_table(path: str | Path | None, cpu_caches: str = DEFAULT_CPU_CACHES
+                    ) -> CostTable:
+    """Parse a cost table; None means the table shipped with bpflint. ``cpu_caches``:
+    what its max assumes (CPU_CACHES; CostTable.with_cpu_caches)."""
+    return _read_cost_table(path).with_cpu_caches(cpu_caches)
+
+
+def _read_cost_table(path: str | Path | None) -> CostTable:
     if path is None:
         resource = importlib.resources.files("bpflint") / "data" / "costs.toml"
         return parse_cost_table(resource.read_text(encoding="utf-8"), "bpflint/data/costs.toml")

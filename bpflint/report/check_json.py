@@ -7,7 +7,7 @@ from typing import Any
 
 from bpflint.budget.baseline import BaselineEntry
 from bpflint.budget.gate import Finding, GateReport, ProgramVerdict
-from bpflint.report.json import SCHEMA_VERSION, program_to_json
+from bpflint.report.json import SCHEMA_VERSION, program_to_json, table_to_json
 
 
 def _baseline(entry: BaselineEntry | None) -> dict[str, Any] | None:
@@ -61,6 +61,7 @@ def to_json(report: GateReport) -> dict[str, Any]:
         "removed": removed,
         "errors": [{"object": err.object, "message": err.message} for err in report.errors],
         "notes": list(report.notes),
+        "cost_table": table_to_json(report.cost_table),
     }
 
 

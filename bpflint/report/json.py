@@ -16,6 +16,7 @@ from bpflint.results import (
     LoaderSetting,
     ProgramResult,
     SourceLoc,
+    TableInfo,
 )
 
 SCHEMA_VERSION = 1
@@ -65,12 +66,22 @@ def program_to_json(result: ProgramResult) -> dict[str, Any]:
     }
 
 
+def table_to_json(info: TableInfo | None) -> dict[str, Any] | None:
+    """The cost table's provenance; cpu_caches: what ns.max assumed about the caches
+    hash maps sit in ("cold": sound for a busy hook, "hot": typical)."""
+    if info is None:
+        return None
+    return {"path": info.path, "kernel": info.kernel, "cpu": info.cpu, "date": info.date,
+            "cpu_caches": info.cpu_caches}
+
+
 def report_to_json(report: AnalysisReport) -> dict[str, Any]:
     return {
         "version": SCHEMA_VERSION,
         "programs": [program_to_json(result) for result in report.programs],
         "errors": [{"object": err.object, "message": err.message} for err in report.errors],
         "notes": list(report.notes),
+        "cost_table": table_to_json(report.cost_table),
     }
 
 
@@ -83,12 +94,13 @@ def render(report: AnalysisReport) -> str:
     parts = [f'{{\n  "version": {json.dumps(doc["version"])},']
     for name in ("programs", "errors", "notes"):
         items = doc[name]
-        end = "," if name != "notes" else ""
+        end = ","
         if not items:
             parts.append(f'  "{name}": []{end}')
             continue
         parts.append(f'  "{name}": [')
         parts.append(",\n".join("    " + json.dumps(item) for item in items))
         parts.append(f"  ]{end}")
+    parts.append(f'  "cost_table": {json.dumps(doc["cost_table"])}')
     parts.append("}")
     return "\n".join(parts) + "\n"

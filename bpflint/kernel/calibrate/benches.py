@@ -68,6 +68,9 @@ class Bench:
     # runs in a network namespace of its own with forwarding on, a default route and
     # its gateway's neighbour (timing.routed_netns): fib_lookup's whole path
     routed: bool = False
+    # walks a map far bigger than the last-level cache (the *_cold maps): the figure
+    # sets the entry's max; hot_max_ns keeps the dearest of the other variants
+    cold: bool = False
 
 
 # -- the frame a body runs in (the prologue in timing.py sets it up) ---------------
@@ -82,6 +85,8 @@ ITER_OFF = -200  # an open-coded iterator (struct bpf_iter_num, 8 bytes)
 # carries from run to run
 COLD_ENTRIES = 1 << 20
 COLD_COUNTER_OFF = 256  # in the big value: no other benchmark uses these bytes
+# the hash-map types walked cold (timing.py makes a *_cold map of each, both key sizes)
+COLD_MAP_TYPES = ("hash", "lru_hash", "percpu_hash", "lru_percpu_hash")
 GOLDEN_32 = -1640531535  # 0x9E3779B1 as a signed 32-bit immediate: a scattering step
 PACKET = struct.pack("<QQQ", 1, 0xFFFF_FFFF_FFFF_FFF1, 3)  # r7 = 1, r9 = big, r5 = 3
 
@@ -232,9 +237,9 @@ def helper_benches() -> list[Bench]:
     def add(key: str, variant: str, body: Callable[[Env], bytes], units: int = 32,
             setup: tuple[str, ...] = (), per: int = 1, ptype: str = x,
             size: int | None = None, extra: Callable[[Env], bytes] | None = None,
-            key_bytes: int | None = None) -> None:
+            key_bytes: int | None = None, cold: bool = False) -> None:
         b.append(Bench(f"helper.{key}", variant, ptype, body, units, setup, per, size,
-                       extra=extra, key_bytes=key_bytes))
+                       extra=extra, key_bytes=key_bytes, cold=cold))
 
     def call(name: str) -> bytes:
         return bc.call_helper(helper_id(name))
@@ -316,15 +321,31 @@ def helper_benches() -> list[Bench]:
     def cold_update(map_name: str) -> Callable[[Env], bytes]:
         return lambda env: cold_key(False) + update_body(map_name)(env)
 
+    def cold_delete(map_name: str, miss: bool) -> Callable[[Env], bytes]:
+        if miss:
+            return lambda env: cold_key(True) + _map_args(env, map_name) + delete
+        # a present key, then put back (the map stays full for the walk's next round):
+        # the pair's cost bounds the delete from above
+        return lambda env: (cold_key(False) + _map_args(env, map_name) + delete
+                            + update_body(map_name)(env))
+
+    update_setup = _MAP_SETUP + ("alu_mov", "alu_simple", "alu_mov")
     # (the key's other bytes stay 0 from the prologue: 64-byte keys too)
-    for ks in (4, 64):
-        for hit in ("hit", "miss"):
-            add("map_lookup_elem.map.hash", f"lookup_hash{ks}_cold_{hit}",
-                cold_lookup(f"hash{ks}_cold", hit == "miss"),
-                setup=cold_setup + (("alu_simple",) if hit == "miss" else ()) + _MAP_SETUP,
-                key_bytes=ks)
-        add("map_update_elem.map.hash", f"update_hash{ks}_cold", cold_update(f"hash{ks}_cold"),
-            setup=cold_setup + _MAP_SETUP + ("alu_mov", "alu_simple", "alu_mov"), key_bytes=ks)
+    for mtype in COLD_MAP_TYPES:
+        for ks in (4, 64):
+            name = f"{mtype}{ks}_cold"
+            for hit in ("hit", "miss"):
+                miss = hit == "miss"
+                key_setup = cold_setup + (("alu_simple",) if miss else ())
+                add(f"map_lookup_elem.map.{mtype}", f"lookup_{mtype}{ks}_cold_{hit}",
+                    cold_lookup(name, miss), setup=key_setup + _MAP_SETUP, key_bytes=ks,
+                    cold=True)
+                add(f"map_delete_elem.map.{mtype}", f"delete_{mtype}{ks}_cold_{hit}",
+                    cold_delete(name, miss),
+                    setup=key_setup + _MAP_SETUP + (() if miss else update_setup),
+                    key_bytes=ks, cold=True)
+            add(f"map_update_elem.map.{mtype}", f"update_{mtype}{ks}_cold",
+                cold_update(name), setup=cold_setup + update_setup, key_bytes=ks, cold=True)
     add("map_lookup_elem.map.lpm_trie", "lookup_lpm",
         lambda env: bc.st(4, R10, KEY_OFF, 32) + _map_args(env, "lpm_trie") + lookup,
         setup=_MAP_SETUP + ("store_stack",))

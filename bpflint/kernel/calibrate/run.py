@@ -128,7 +128,9 @@ def calibrate(opts: Options, ringbuf_bytes: int = 1 << 24, base: CostTable | Non
     runs = [b for b in every if b.key in chosen]
     refused: dict[str, str] = {}
     entries: dict[str, Entry] = {}
-    with timing.environment(ringbuf_bytes) as env, timing.buffers_reset(env) as reset:
+    cold = any(b.cold for b in runs)  # the big maps only when a benchmark walks them
+    with timing.environment(ringbuf_bytes, cold) as env, \
+            timing.buffers_reset(env) as reset:
         for done, bench in enumerate(runs, 1):
             label = f"[{done}/{len(runs)}] {bench.key} ({bench.variant})"
             if bench.key in refused:

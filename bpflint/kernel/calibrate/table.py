@@ -36,9 +36,10 @@ METHOD = (
     "Derived: "
     "exit 0 (a subprogram's exit is priced in 'call', the entry's in the test-run "
     "baseline), load/store 'other' = envelope of measured kinds. Caches are hot, except "
-    "hash-map lookups and updates, also measured on maps of 1,048,576 keys walked in a "
-    "scattered order (cold caches): another map type's cold miss or a contended atomic "
-    "can exceed max. Defaults price what calibration did not measure. "
+    "hash-family map lookups, updates and deletes, also measured on maps of 1,048,576 "
+    "keys walked in a scattered order (cold caches): their max_ns is the cold figure, "
+    "hot_max_ns the hot one (--cpu-caches hot); another map type's cold miss or a "
+    "contended atomic can exceed max. Defaults price what calibration did not measure. "
     "samples={samples}, repeat={repeat}."
 )
 
@@ -52,6 +53,10 @@ class Entry:
     sized: list[tuple[int, float, float]] = field(default_factory=list)  # size, lo, hi
     issue: float | None = None  # the dearest stream variant's max
     by_key: dict[int, float] = field(default_factory=dict)  # key bytes -> dearest max
+    # the dearest max of the variants with hot caches, and whether any variant walked
+    # a map cold (then hi is the cold figure and hot_hi goes in the table beside it)
+    hot_hi: float = 0.0
+    cold: bool = False
 
     def add(self, m: Measured, setup_lo: float, setup_hi: float, bench: Bench) -> None:
         # The minimum is taken with the same margin downwards: a busy machine (an SMT
@@ -64,6 +69,10 @@ class Entry:
         self.lo = min(self.lo, lo)
         self.med = max(self.med, m.median_ns - setup_lo)
         self.hi = max(self.hi, hi, lo)
+        if bench.cold:
+            self.cold = True
+        else:
+            self.hot_hi = max(self.hot_hi, hi, lo)
         self.spread = max(self.spread, m.spread_pct)
         if bench.size is not None:
             self.sized.append((bench.size, lo, hi))
@@ -147,6 +156,8 @@ def _copied_cost(name: str, cost: Cost, note: str = "") -> str:
     if cost.per_key is not None:
         parts += [f"key_base_max_ns = {_exact(cost.per_key[0])}",
                   f"per_key_byte_max_ns = {_exact(cost.per_key[1])}"]
+    if cost.hot_max_ns is not None:
+        parts.append(f"hot_max_ns = {_exact(cost.hot_max_ns)}")
     return f"{name} = {{ {', '.join(parts)} }}" + (f"  # {note}" if note else "")
 
 
@@ -162,6 +173,8 @@ def _copied_helper(name: str, helper: HelperCost, note: str) -> list[str]:
         lines.append(f"median_ns = {_exact(base.median_ns)}")
     if base.spread_pct is not None:
         lines.append(f"spread_pct = {_exact(base.spread_pct)}")
+    if base.hot_max_ns is not None:
+        lines.append(f"hot_max_ns = {_exact(base.hot_max_ns)}")
     if helper.by_map_type:
         lines.append(f"[helper.{name}.map]")
         lines += [_copied_cost(v, c) for v, c in helper.by_map_type]
@@ -260,8 +273,12 @@ def render(entries: dict[str, Entry], opts: Options, base: CostTable,
             whole.lo, whole.hi = min(whole.lo, e.lo), max(whole.hi, e.hi)
             whole.med, whole.spread = max(whole.med, e.med), max(whole.spread, e.spread)
             whole.sized += e.sized
+            whole.cold = whole.cold or e.cold
+            whole.hot_hi = max(whole.hot_hi, e.hot_hi if e.cold else e.hi)
         for c in fallback.get(name, {}).values():
             whole.lo, whole.hi = min(whole.lo, c.min_ns), max(whole.hi, c.max_ns)
+            whole.cold = whole.cold or c.hot_max_ns is not None
+            whole.hot_hi = max(whole.hot_hi, c.max_ns if c.hot_max_ns is None else c.hot_max_ns)
         if len(whole.sized) >= 2:
             base_lo, base_hi, per_lo, per_hi = _fit(whole.sized)
             lines += [f"min_ns = {_fmt(base_lo)}", f"max_ns = {_fmt(base_hi)}",
@@ -270,6 +287,8 @@ def render(entries: dict[str, Entry], opts: Options, base: CostTable,
         else:
             lines += [f"min_ns = {_fmt(whole.lo)}", f"max_ns = {_fmt(whole.hi)}"]
         lines += [f"median_ns = {_fmt(whole.med)}", f"spread_pct = {whole.spread:.1f}"]
+        if whole.cold and not whole.sized:
+            lines.append(f"hot_max_ns = {_fmt(min(max(whole.hot_hi, whole.lo), whole.hi))}")
         typed = {v: e for v, e in variants.items() if v}
         if typed or name in fallback:
             lines.append(f"[helper.{name}.map]")
@@ -278,6 +297,8 @@ def render(entries: dict[str, Entry], opts: Options, base: CostTable,
                 line = e.key_line()
                 keyed = "" if line is None else (f", key_base_max_ns = {_fmt(line[0])}"
                                                  f", per_key_byte_max_ns = {line[1]:.5f}")
+                if e.cold:
+                    keyed += f", hot_max_ns = {_fmt(min(max(e.hot_hi, e.lo), e.hi))}"
                 rows.append((variant, _cost_line(variant, e.lo, e.hi, e.med, e.spread, keyed)))
             rows += [(v, _copied_cost(v, c, copied)) for v, c in fallback.get(name, {}).items()]
             lines += [row for _, row in sorted(rows)]

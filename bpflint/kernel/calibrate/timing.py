@@ -26,6 +26,7 @@ from bpflint.kernel.bytecode import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10
 from bpflint.kernel.calibrate.benches import (
     BIG_VALUE_BYTES,
     COLD_ENTRIES,
+    COLD_MAP_TYPES,
     KEY_OFF,
     MISS_KEY_OFF,
     PACKET,
@@ -35,6 +36,7 @@ from bpflint.kernel.calibrate.benches import (
     Refused,
     helper_id,
 )
+from bpflint.kernel.loader import possible_cpus
 
 PERF_BUFFER_PAGES = 8192  # 32 MiB: a full calibration sample of perf_event_output_512
 MAX_STACK_DEPTH = 127  # the kernel's PERF_MAX_STACK_DEPTH: a stack_trace map value
@@ -325,13 +327,15 @@ def _pinned_cpu() -> Iterator[int]:
 
 
 @contextmanager
-def environment(ringbuf_bytes: int) -> Iterator[Env]:
-    with _pinned_cpu() as cpu, _maps(ringbuf_bytes, cpu) as env:
+def environment(ringbuf_bytes: int, cold_maps: bool = True) -> Iterator[Env]:
+    """The maps every benchmark may use; ``cold_maps``: also the million-key maps of
+    the cold-cache benchmarks (a few seconds each to create and fill)."""
+    with _pinned_cpu() as cpu, _maps(ringbuf_bytes, cpu, cold_maps) as env:
         yield env
 
 
 @contextmanager
-def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
+def _maps(ringbuf_bytes: int, cpu: int, cold_maps: bool = True) -> Iterator[Env]:
     fds: dict[str, int] = {}
     missing: dict[str, str] = {}
     progs: list[int] = []
@@ -387,20 +391,25 @@ def _maps(ringbuf_bytes: int, cpu: int) -> Iterator[Env]:
                 if fd is not None:
                     sc.close(fd)
                 missing[name] = missing["inner"]
-        def cold_hash(key_size: int) -> None:
+        def cold_hash(mtype: str, key_size: int) -> None:
             # far bigger than the last-level cache: a lookup of a key not used lately
-            # misses it (bucket, element, value); keys are 0..N-1 in their first 4 bytes
-            name = f"hash{key_size}_cold"
-            create(name, "hash", key_size, 64, COLD_ENTRIES)
+            # misses it (bucket, element, value); keys are 0..N-1 in their first 4 bytes.
+            # An LRU map gets room to spare, so filling it evicts none of them.
+            name = f"{mtype}{key_size}_cold"
+            lru = mtype.startswith("lru_")
+            create(name, mtype, key_size, 64, COLD_ENTRIES + (COLD_ENTRIES // 4 if lru else 0))
             chunk = 1 << 16
-            value = bytes(64) * chunk
+            # a per-CPU value is one 64-byte slot per possible CPU
+            value = bytes(64 * (possible_cpus() if "percpu" in mtype else 1)) * chunk
             pad = bytes(key_size - 4)
             for first in range(0, COLD_ENTRIES, chunk):
                 keys = b"".join(struct.pack("<I", k) + pad for k in range(first, first + chunk))
                 sc.map_update_batch(fds[name], keys, value, chunk)
 
-        for key_size in (4, 64):
-            optional(f"hash{key_size}_cold", functools.partial(cold_hash, key_size))
+        for mtype in COLD_MAP_TYPES if cold_maps else ():
+            for key_size in (4, 64):
+                optional(f"{mtype}{key_size}_cold",
+                         functools.partial(cold_hash, mtype, key_size))
         optional("lpm_trie", functools.partial(
             create, "lpm_trie", "lpm_trie", 8, 8, 64, sc.BPF_F_NO_PREALLOC,
             fill=((struct.pack("<I", 8) + bytes(4), bytes(8)),)))
