@@ -119,8 +119,8 @@ def worker_analyze(path: str, max_seconds: float, max_steps: int) -> dict[str, o
 
     from bpflint.cli import GC_THRESHOLDS
     from bpflint.cost.engine import analyze_program
-    from bpflint.cost.model import load_cost_table
     from bpflint.cost.options import AnalysisOptions
+    from bpflint.cost.table_file import load_cost_table
     from bpflint.obj.reader import load_object
 
     gc.set_threshold(*GC_THRESHOLDS)  # as the command line runs the analysis

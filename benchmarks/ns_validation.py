@@ -50,7 +50,8 @@ from bpfc import PROGS, compile_bpf  # noqa: E402
 
 from bpflint.commands import measure  # noqa: E402
 from bpflint.cost import engine  # noqa: E402
-from bpflint.cost.model import CostTable, load_cost_table, parse_cost_table  # noqa: E402
+from bpflint.cost.model import CostTable  # noqa: E402
+from bpflint.cost.table_file import load_cost_table, parse_cost_table  # noqa: E402
 from bpflint.kernel import syscall as sc  # noqa: E402
 from bpflint.kernel.calibrate.run import run_calibration  # noqa: E402
 from bpflint.kernel.calibrate.timing import FULL  # noqa: E402

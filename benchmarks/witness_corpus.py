@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bpflint.cost.model import load_cost_table  # noqa: E402
+from bpflint.cost.table_file import load_cost_table  # noqa: E402
 from bpflint.errors import BpfLintError  # noqa: E402
 from bpflint.obj.reader import load_object  # noqa: E402
 from bpflint.witness.runner import witness_program  # noqa: E402

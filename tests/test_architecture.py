@@ -217,3 +217,16 @@ def test_checker_reads_real_source(tmp_path: Path) -> None:
         "isa may not import kernel.calibrate (bpflint/isa/insn.py)",
         "unit kernel.calibrate is not in the table (docs/architecture.md)",
     ]
+
+
+# The engine's rooms stay small enough to read in one sitting (issue 20/22): a module
+# of cost/ or analysis/ past this is split by job, not trimmed of its comments.
+MAX_ENGINE_MODULE_LINES = 544
+
+
+def test_engine_modules_stay_small() -> None:
+    sizes = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+             for room in ("cost", "analysis") for path in (PACKAGE / room).glob("*.py")}
+    assert len(sizes) > 10  # the rooms were found
+    too_big = {name: n for name, n in sizes.items() if n > MAX_ENGINE_MODULE_LINES}
+    assert not too_big, too_big

@@ -30,8 +30,8 @@ from bpflint.audit import AuditedProgram, AuditReport, HookSum, Measured
 from bpflint.cli import main
 from bpflint.commands import audit as audit_cmd
 from bpflint.cost.engine import analyze_program
-from bpflint.cost.model import load_cost_table
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.kernel import introspect, xlated
 from bpflint.kernel import syscall as sc
 from bpflint.kernel.introspect import Link
@@ -473,7 +473,7 @@ NETNS_SCRIPT = textwrap.dedent("""
     from bpflint.kernel.loader import load_program
     from bpflint.obj.reader import load_object
     from bpflint import audit
-    from bpflint.cost.model import load_cost_table
+    from bpflint.cost.table_file import load_cost_table
     from bpflint.cost.options import AnalysisOptions
     subprocess.run(["ip", "link", "add", "aud0", "type", "veth", "peer", "name", "aud1"],
                    check=True)

@@ -18,8 +18,8 @@ from bpflint.analysis.transfer import Env, mem_kind
 from bpflint.cfg.graph import Block
 from bpflint.cost import engine, pricing
 from bpflint.cost.engine import analyze_program
-from bpflint.cost.model import load_cost_table
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
 

@@ -25,8 +25,8 @@ from bpflint.cache import (
     to_dict,
 )
 from bpflint.cli import main
-from bpflint.cost.model import load_cost_table
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.results import Diagnostic, LineCost, ProgramResult, SourceLoc
 
 _text = st.text(max_size=12)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bpflint.cli import main
-from bpflint.cost.model import INSN_KEYS, OPTIONAL_INSN_KEYS, load_cost_table, parse_cost_table
+from bpflint.cost.model import INSN_KEYS, OPTIONAL_INSN_KEYS
+from bpflint.cost.table_file import load_cost_table, parse_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.kernel import bytecode as bc
 from bpflint.kernel import syscall as sc

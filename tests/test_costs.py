@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
+from bpflint.cost.model import INSN_KEYS
+from bpflint.cost.table_file import load_cost_table, parse_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.isa.helper_ids import HELPER_NAMES
 from bpflint.isa.insn import decode

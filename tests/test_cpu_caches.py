@@ -15,8 +15,8 @@ import pytest
 from bpflint.budget.config import load_config
 from bpflint.cli import main
 from bpflint.cost.engine import analyze_program
-from bpflint.cost.model import load_cost_table
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.obj.reader import load_object
 
 ROOT = Path(__file__).resolve().parents[1]

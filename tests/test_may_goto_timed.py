@@ -27,8 +27,9 @@ from bpflint.budget.config import load_config
 from bpflint.cli import main
 from bpflint.cost import may_goto
 from bpflint.cost.engine import analyze_program
-from bpflint.cost.model import CostTable, load_cost_table
+from bpflint.cost.model import CostTable
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.kernel import introspect, xlated
 from bpflint.kernel import syscall as sc

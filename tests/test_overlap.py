@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from marks import instruments_engine
 
 from bpflint.cost.engine import ProgramAnalysis, analyze_program
-from bpflint.cost.model import INSN_KEYS, load_cost_table, parse_cost_table
+from bpflint.cost.model import INSN_KEYS
 from bpflint.cost.options import AnalysisOptions
 from bpflint.cost.overlap import (
     ALU,
@@ -26,6 +26,7 @@ from bpflint.cost.overlap import (
     timed,
 )
 from bpflint.cost.paths import repeat
+from bpflint.cost.table_file import load_cost_table, parse_cost_table
 from bpflint.isa.insn import decode
 from bpflint.isa.opcodes import AluOp, JmpOp
 from bpflint.kernel import bytecode as bc

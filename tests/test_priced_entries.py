@@ -14,8 +14,9 @@ import pytest
 from bpfc import PROGS, compile_bpf, find_clang
 
 from bpflint.cost.engine import analyze_program
-from bpflint.cost.model import Cost, CostTable, HelperCost, load_cost_table
+from bpflint.cost.model import Cost, CostTable, HelperCost
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.kernel.calibrate import table as cal_table
 from bpflint.kernel.calibrate.benches import COLD_MAP_TYPES
 from bpflint.obj.model import BpfObject

@@ -26,8 +26,9 @@ from bpflint.analysis.sizes import LIMIT_BYTES, buffer_bytes, call_sizes
 from bpflint.analysis.state import CALLER_STACK, UNKNOWN, ZERO, Kind, Val, const, scalar
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.frame import LOOSE_SIZE_BYTES
-from bpflint.cost.model import SAME_COST_AS, CostTable, load_cost_table
+from bpflint.cost.model import SAME_COST_AS, CostTable
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.isa.helper_args import (
     MAX_BPF_STACK,

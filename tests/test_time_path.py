@@ -20,8 +20,8 @@ from bpflint.budget.gate import evaluate
 from bpflint.cli import main
 from bpflint.commands import explain
 from bpflint.cost.engine import analyze_program
-from bpflint.cost.model import load_cost_table
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.obj.reader import load_object
 from bpflint.report import github, markdown, sarif, text
 from bpflint.results import AnalysisReport, LineCost, ProgramResult

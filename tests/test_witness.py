@@ -15,8 +15,8 @@ from cases import CASES, FileCase, ProgCase
 
 from bpflint.cli import main
 from bpflint.cost.engine import analyze_program
-from bpflint.cost.model import load_cost_table
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.interp.refinterp import run
 from bpflint.kernel.syscall import bpf_usable, prog_type_runs
 from bpflint.obj.model import BpfObject

@@ -7,7 +7,6 @@ frozen :class:`State` objects to each other.
 from __future__ import annotations
 
 import bisect
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from bpflint.analysis.alu import (
     copies,
 )
 from bpflint.analysis.branch import refine, relation
+from bpflint.analysis.map_values import read_map_value
 from bpflint.analysis.scalar import EmptyValue, Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
@@ -44,7 +44,7 @@ from bpflint.analysis.state import (
 )
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, Cls
-from bpflint.obj.model import KCONFIG_MAP, LoaderVar, MapDef
+from bpflint.obj.model import KCONFIG_MAP, MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
 _XDP_CTX = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
@@ -317,64 +317,6 @@ def alu(m: Machine, insn: Insn) -> None:
 
 # -- memory ---------------------------------------------------------------------
 
-def _read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn, env: Env) -> Val:
-    """A load from a map value: a constant where the map is read-only data, except
-    for loader-set variables (any value of their type, or their pinned range)."""
-    if not (mapdef.read_only and mapdef.data):
-        return unknown_bits(size)
-    vars_read = _loader_vars_at(mapdef, off, size)
-    reads = env.loader_reads
-    if reads is not None:
-        for var in vars_read:
-            reads.setdefault(var.name, {})[id(insn)] = insn
-    if not off.is_const:
-        return unknown_bits(size)
-    o = sc.to_s64(off.umin)
-    if o < 0 or o + size > len(mapdef.data):
-        return unknown_bits(size)
-    if all(var.value is not None for var in vars_read):
-        # constant data, or variables pinned to one value (written into the bytes)
-        fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
-        return const(struct.unpack_from(fmt, mapdef.data, o)[0])
-    if len(vars_read) == 1:
-        var = vars_read[0]
-        if size == var.elem_size and (o - var.offset) % size == 0:
-            return _element_value(var.lo, var.hi, size)
-    return unknown_bits(size)
-
-
-_ELEMENT_VALUES: dict[tuple[int, int, int], Val] = {}
-
-
-def _element_value(lo: int, hi: int, size: int) -> Val:
-    """The bits a load of ``size`` bytes gives for an element in [lo, hi] (kept: a
-    loop reads its knob on every iteration)."""
-    key = (lo, hi, size)
-    got = _ELEMENT_VALUES.get(key)
-    if got is None:
-        # a negative range wraps to the top of the width; one across zero is any bits
-        wrap = 1 << (8 * size)
-        if lo >= 0:
-            got = scalar(Scalar.urange(lo, hi))
-        elif hi < 0:
-            got = scalar(Scalar.urange(lo + wrap, hi + wrap))
-        else:
-            got = unknown_bits(size)
-        if len(_ELEMENT_VALUES) < 4096:
-            _ELEMENT_VALUES[key] = got
-    return got
-
-
-def _loader_vars_at(mapdef: MapDef, off: Scalar, size: int) -> list[LoaderVar]:
-    """The loader-set variables a read of ``size`` bytes at ``off`` may touch."""
-    if not mapdef.loader_vars:
-        return []
-    start = sc.to_s64(off.umin) if off.is_const else off.umin
-    end = start + size if off.is_const else off.umax + size
-    return [var for var in mapdef.loader_vars
-            if var.offset < end and start < var.offset + var.size]
-
-
 def load(m: Machine, insn: Insn, env: Env) -> Val:
     size = insn.opcode.size_bytes
     base = m.regs[insn.src]
@@ -386,7 +328,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
         kind = CTX_POINTERS.get(env.prog_type, {}).get(off.umin)
         val = Val(kind, Scalar.const(0)) if kind is not None else unknown_bits(size)
     elif base.kind == Kind.MAP_VALUE and isinstance(base.ref, str) and base.ref in env.maps:
-        val = _read_map_value(env.maps[base.ref], off, size, insn, env)
+        val = read_map_value(env.maps[base.ref], off, size, insn, env.loader_reads)
     elif base.kind == Kind.ITER_ELEM and size == 4 and base.extra is not None:
         lo, hi = base.extra
         val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)

@@ -16,8 +16,9 @@ from bpflint.budget.config import Limits
 from bpflint.cache import ResultCache, default_cache_dir
 from bpflint.commands import COMMANDS
 from bpflint.cost import may_goto
-from bpflint.cost.model import CPU_CACHES, DEFAULT_CPU_CACHES, CostTable, load_cost_table
+from bpflint.cost.model import CPU_CACHES, DEFAULT_CPU_CACHES, CostTable
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.table_file import load_cost_table
 from bpflint.errors import BpfLintError, printable
 from bpflint.obj.loader_vars import WARNING, RodataPin, parse_value
 from bpflint.obj.reader import ReadLimits

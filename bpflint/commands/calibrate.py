@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bpflint.commands import COMMANDS
-from bpflint.cost.model import load_cost_table, parse_cost_table
+from bpflint.cost.table_file import load_cost_table, parse_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.kernel.calibrate.run import bench_list, calibrate, select
 from bpflint.kernel.calibrate.timing import FULL, QUICK

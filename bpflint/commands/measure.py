@@ -126,8 +126,8 @@ def _estimate(obj: BpfObject, program: Program, table_path: str | None
               ) -> tuple[float, float] | None:
     """The cost engine's ns range, or None for an unbounded program."""
     from bpflint.cost.engine import analyze_program
-    from bpflint.cost.model import load_cost_table
     from bpflint.cost.options import AnalysisOptions
+    from bpflint.cost.table_file import load_cost_table
 
     result = analyze_program(obj, program, load_cost_table(table_path), AnalysisOptions())
     if result.ns_min is None or result.ns_max is None:
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
 # -- --worst: time a worst-case witness (docs/witness.md) -----------------------------
 
 def _witness(args: argparse.Namespace, obj: BpfObject, program: Program) -> Witness:
-    from bpflint.cost.model import load_cost_table
+    from bpflint.cost.table_file import load_cost_table
     from bpflint.witness import format as wformat
     from bpflint.witness.runner import witness_program
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bpflint.commands import COMMANDS
-from bpflint.cost.model import load_cost_table
+from bpflint.cost.table_file import load_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.obj.reader import load_object
 

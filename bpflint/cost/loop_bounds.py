@@ -7,15 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from bpflint.analysis.bounds import (
-    MAY_GOTO_BUDGET,
-    LoopBound,
-    bound_loop,
-    count_iterations,
-    loop_entry,
-    unroll_loop,
-    walk_iterations,
-)
+from bpflint.analysis.bounds import MAY_GOTO_BUDGET, LoopBound, bound_loop
 from bpflint.analysis.fixpoint import (
     Flow,
     Iteration,
@@ -25,6 +17,7 @@ from bpflint.analysis.state import (
     State,
     leq_state,
 )
+from bpflint.analysis.unroll import count_iterations, loop_entry, unroll_loop, walk_iterations
 from bpflint.cfg.graph import Cfg
 from bpflint.cfg.loops import Loop, body_insns
 from bpflint.cost import may_goto

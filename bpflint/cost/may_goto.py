@@ -80,7 +80,7 @@ def shipped_may_goto_min_ns() -> float:
     """The shipped cost table's least price of a may_goto: the time floor of an
     iteration when the analysis runs without a cost table (instructions only), as
     every iteration of such a loop runs a may_goto."""
-    from bpflint.cost.model import load_cost_table  # a table is read only if needed
+    from bpflint.cost.table_file import load_cost_table  # a table is read only if needed
     return load_cost_table(None).insns["may_goto"].min_ns
 
 

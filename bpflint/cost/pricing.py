@@ -16,26 +16,23 @@ from bpflint.analysis.fixpoint import (
     insn_view,
     step,
 )
-from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.sizes import CallSizes, call_sizes
 from bpflint.analysis.state import (
     UNKNOWN,
     Kind,
     State,
     Val,
-    scalar,
 )
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import LoopForest, find_loops
+from bpflint.cost.callbacks import callback_runs
 from bpflint.cost.callsites import caller_insn
 from bpflint.cost.frame import (
-    BPF_LOOP_MAX,
     LOOSE_SIZE_BYTES,
     PATH_INSNS,
     PATH_NS,
     SHARPEN_STEPS,
-    USER_RINGBUF_MAX_SAMPLES,
     BlockInfo,
     CalleeOverlap,
     FuncResult,
@@ -45,7 +42,6 @@ from bpflint.cost.frame import (
     add_lines,
     callee_entry,
     callee_ns,
-    foreign_val,
     last_state_read,
     merge,
     source_loc,
@@ -512,32 +508,7 @@ class BlockPricing:
                                       f"{calls.helper_name(hid)} with a callback bpflint "
                                       "cannot identify", insn))
         cb_key: FuncKey = cb.ref
-        mem = Val(Kind.MEM, Scalar.const(0))
-        if hid == calls.LOOP:
-            nr = regs[1].s if regs[1].kind == Kind.SCALAR else sc.UNKNOWN
-            nr = sc.low32(nr)  # nr_loops is a u32
-            hi = min(nr.umax, BPF_LOOP_MAX)
-            lo = nr.umin if nr.umin <= BPF_LOOP_MAX else 0
-            # bpf_loop returns -EINVAL before the first iteration when flags != 0
-            flags = regs[4].s if regs[4].kind == Kind.SCALAR else sc.UNKNOWN
-            if flags.umin > 0:
-                lo = hi = 0
-            elif not flags.is_const:
-                lo = 0
-            args = [scalar(Scalar.urange(0, max(hi - 1, 0))), foreign_val(regs[3])]
-        elif hid == calls.FOR_EACH_MAP_ELEM:
-            name = regs[1].ref if regs[1].kind == Kind.MAP_PTR else None
-            mapdef = self._map_def(regs[1])
-            assert mapdef is not None  # _helper_cost prices an unknown map apart
-            hi = mapdef.max_entries
-            lo = hi if mapdef.type_name in ("array", "percpu_array") else 0
-            args = [regs[1], mem, Val(Kind.MAP_VALUE, Scalar.const(0), name), foreign_val(regs[3])]
-        elif hid == calls.FIND_VMA:
-            lo, hi = 0, 1
-            args = [mem, mem, foreign_val(regs[4])]
-        else:  # user_ringbuf_drain
-            lo, hi = 0, USER_RINGBUF_MAX_SAMPLES
-            args = [mem, foreign_val(regs[3])]
+        lo, hi, args = callback_runs(hid, regs, self._map_def(regs[1]))
         result = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
         cb_cost = callee_total(result, self, prog_type)
         ret = result.ret_val

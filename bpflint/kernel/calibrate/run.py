@@ -35,10 +35,8 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bpflint.cost.model import (
-    CostTable,
-    load_cost_table,
-)
+from bpflint.cost.model import CostTable
+from bpflint.cost.table_file import load_cost_table
 from bpflint.errors import BpfLintError
 from bpflint.kernel import syscall as sc
 from bpflint.kernel.calibrate import benches, timing

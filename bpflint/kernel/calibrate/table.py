@@ -8,15 +8,8 @@ import platform
 from dataclasses import dataclass, field
 from datetime import date
 
-from bpflint.cost.model import (
-    FORMAT_VERSION,
-    INSN_KEYS,
-    MEM_KINDS,
-    OPTIONAL_INSN_KEYS,
-    Cost,
-    CostTable,
-    HelperCost,
-)
+from bpflint.cost.model import INSN_KEYS, MEM_KINDS, OPTIONAL_INSN_KEYS, Cost, CostTable, HelperCost
+from bpflint.cost.table_file import FORMAT_VERSION
 from bpflint.kernel.calibrate.benches import Bench
 from bpflint.kernel.calibrate.timing import Measured, Options
 

@@ -1,0 +1,46 @@
+"""How often a callback helper runs its callback, and with what arguments: bpf_loop
+by its nr_loops argument (capped by the kernel's limit), bpf_for_each_map_elem by the
+map's max_entries, bpf_find_vma at most once, bpf_user_ringbuf_drain up to the
+kernel's sample limit. The range is before any early stop: the caller lowers the
+least to 1 where the callback may return 1."""
+
+from __future__ import annotations
+
+from bpflint.analysis import calls
+from bpflint.analysis import scalar as sc
+from bpflint.analysis.scalar import Scalar
+from bpflint.analysis.state import Kind, Val, scalar
+from bpflint.cost.frame import BPF_LOOP_MAX, USER_RINGBUF_MAX_SAMPLES, foreign_val
+from bpflint.obj.model import MapDef
+
+
+def callback_runs(hid: int, regs: tuple[Val, ...], mapdef: MapDef | None
+                  ) -> tuple[int, int, list[Val]]:
+    """[lo, hi] runs of helper ``hid``'s callback and the arguments of each run;
+    ``mapdef``: the map in r1 where bpflint knows it."""
+    mem = Val(Kind.MEM, Scalar.const(0))
+    if hid == calls.LOOP:
+        nr = regs[1].s if regs[1].kind == Kind.SCALAR else sc.UNKNOWN
+        nr = sc.low32(nr)  # nr_loops is a u32
+        hi = min(nr.umax, BPF_LOOP_MAX)
+        lo = nr.umin if nr.umin <= BPF_LOOP_MAX else 0
+        # bpf_loop returns -EINVAL before the first iteration when flags != 0
+        flags = regs[4].s if regs[4].kind == Kind.SCALAR else sc.UNKNOWN
+        if flags.umin > 0:
+            lo = hi = 0
+        elif not flags.is_const:
+            lo = 0
+        args = [scalar(Scalar.urange(0, max(hi - 1, 0))), foreign_val(regs[3])]
+    elif hid == calls.FOR_EACH_MAP_ELEM:
+        name = regs[1].ref if regs[1].kind == Kind.MAP_PTR else None
+        assert mapdef is not None  # BlockPricing prices an unknown map apart
+        hi = mapdef.max_entries
+        lo = hi if mapdef.type_name in ("array", "percpu_array") else 0
+        args = [regs[1], mem, Val(Kind.MAP_VALUE, Scalar.const(0), name), foreign_val(regs[3])]
+    elif hid == calls.FIND_VMA:
+        lo, hi = 0, 1
+        args = [mem, mem, foreign_val(regs[4])]
+    else:  # user_ringbuf_drain
+        lo, hi = 0, USER_RINGBUF_MAX_SAMPLES
+        args = [mem, foreign_val(regs[3])]
+    return lo, hi, args
