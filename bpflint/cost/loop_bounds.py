@@ -5,7 +5,7 @@ value analysis, the timed may_goto budget, the steady-state cost of an iteration
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 from bpflint.analysis.bounds import MAY_GOTO_BUDGET, LoopBound, bound_loop
 from bpflint.analysis.fixpoint import (
@@ -59,6 +59,7 @@ from bpflint.cost.paths import (
     Cost,
     LoopSummary,
     Piece,
+    Region,
     Target,
     add,
     solve_region,
@@ -270,6 +271,7 @@ class LoopBounds(BlockPricing):
         iterations: list[Piece] = []
         iterate = self._iterate(ctx, loop)
         visited = {state}
+        solved: dict[Hashable, Region] = {}
         for _ in range(max(limit, 0) + 1):
             block_in, edge_out, nxt = iterate(state)
             flow_k = Flow(block_in, edge_out)
@@ -279,8 +281,16 @@ class LoopBounds(BlockPricing):
                                                   ctx.tail_targets, ctx.open_maps,
                                                   ctx.iterations.views)
             summaries_k = self._summaries(ctx, inner, flow_k, blocks_k)
-            region = solve_region(cfg, forest, h, edge_costs(blocks_k), exit_targets(blocks_k),
-                                  edge_out, summaries_k)
+            # An innermost loop's iterations mostly price alike: its region is a
+            # function of the block costs, ways out and feasible edges alone (the
+            # lines stay each iteration's own, in its Piece's context).
+            key = None if summaries_k else _region_key(blocks_k, edge_out)
+            region = solved.get(key) if key is not None else None
+            if region is None:
+                region = solve_region(cfg, forest, h, edge_costs(blocks_k),
+                                      exit_targets(blocks_k), edge_out, summaries_k)
+                if key is not None:
+                    solved[key] = region
             iterations.append(Piece(region, LATCH, 1, blocks_k, summaries_k))
             if nxt is None:
                 break
@@ -379,3 +389,11 @@ class LoopBounds(BlockPricing):
             return run_iteration(ctx.cfg, ctx.forest, loop.header, state, ctx.env,
                                  no_subcall, self.budget, ctx.thresholds, ctx.iterations)
         return iterate
+
+
+def _region_key(blocks: dict[int, BlockInfo], edge_out: Mapping[tuple[int, int], State]
+                ) -> Hashable:
+    """All that solve_region reads of an iteration without inner loops: each block's
+    cost, jump prices and ways out, and which edges are feasible."""
+    return (tuple([(b, info.cost, tuple(info.edge_ns.items()), tuple(info.exits))
+                   for b, info in blocks.items()]), frozenset(edge_out))
