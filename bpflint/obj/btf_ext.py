@@ -28,15 +28,25 @@ class FuncInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class LineInfo:
-    insn_off: int  # bytes from the start of the ELF section
-    source: SourceLine
+class LineTable:
+    """One ELF section's line-info records, ordered by offset, as parallel tuples: a
+    big object has tens of thousands of them, and one record object each cost more
+    than everything else done with them."""
+
+    offsets: tuple[int, ...]  # insn_off: bytes from the start of the ELF section
+    sources: tuple[SourceLine, ...]
+
+    @property
+    def slots(self) -> tuple[int, ...]:
+        """Each record's instruction slot (offset // 8; a misaligned offset is refused
+        by the reader)."""
+        return tuple([offset >> 3 for offset in self.offsets])
 
 
 @dataclass(frozen=True)
 class BtfExt:
     func_info: dict[str, tuple[FuncInfo, ...]]  # ELF section name -> records
-    line_info: dict[str, tuple[LineInfo, ...]]  # ELF section name -> records by insn_off
+    line_info: dict[str, LineTable]  # ELF section name -> records by insn_off
 
 
 def parse_btf_ext(data: bytes, strings: bytes) -> BtfExt:
@@ -59,12 +69,12 @@ def parse_btf_ext(data: bytes, strings: bytes) -> BtfExt:
         func_info.setdefault(section, []).extend(
             FuncInfo(insn_off, type_id)
             for insn_off, type_id in _records(raw, rec_size, _FUNC_INFO))
-    line_info: dict[str, list[LineInfo]] = {}
+    line_info: dict[str, tuple[list[int], list[SourceLine]]] = {}
     # records repeat the same place often (unrolled loops, inlined helpers): share one
     # SourceLine per distinct (file, text, line and column)
     sources: dict[tuple[int, int, int], SourceLine] = {}
     for section, rec_size, raw in line_blocks:
-        records = line_info.setdefault(section, [])
+        offsets, lines = line_info.setdefault(section, ([], []))
         for insn_off, file_off, text_off, line_col in _records(raw, rec_size, _LINE_INFO):
             key = (file_off, text_off, line_col)
             source = sources.get(key)
@@ -72,12 +82,20 @@ def parse_btf_ext(data: bytes, strings: bytes) -> BtfExt:
                 source = sources[key] = SourceLine(read_string(strings, file_off),
                                                    line_col >> 10, line_col & 0x3FF,
                                                    read_string(strings, text_off))
-            records.append(LineInfo(insn_off, source))
-    for records in line_info.values():
-        # an instruction inherits the last record at or before it: keep them ordered
-        records.sort(key=lambda rec: rec.insn_off)
+            offsets.append(insn_off)
+            lines.append(source)
     return BtfExt({k: tuple(v) for k, v in func_info.items()},
-                  {k: tuple(v) for k, v in line_info.items()})
+                  {k: _line_table(offsets, lines) for k, (offsets, lines) in line_info.items()})
+
+
+def _line_table(offsets: list[int], sources: list[SourceLine]) -> LineTable:
+    # an instruction inherits the last record at or before it: keep them ordered
+    # (stably, as producers write them; clang's are in order already)
+    if sorted(offsets) != offsets:
+        order = sorted(range(len(offsets)), key=offsets.__getitem__)
+        return LineTable(tuple([offsets[pos] for pos in order]),
+                         tuple([sources[pos] for pos in order]))
+    return LineTable(tuple(offsets), tuple(sources))
 
 
 def _records(raw: bytes, rec_size: int, layout: struct.Struct) -> list[tuple[int, ...]]:

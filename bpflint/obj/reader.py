@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from bpflint.errors import BpfLintError
-from bpflint.isa.insn import INSN_SIZE, DecodeError, Insn, check_jumps, decode
+from bpflint.isa.insn import INSN_SIZE, DecodedSection, DecodeError, Insn, decode_section
 from bpflint.obj.btf import (
     KIND_ARRAY,
     KIND_FUNC,
@@ -62,7 +62,6 @@ from bpflint.obj.model import (
     MapDef,
     Program,
     Reloc,
-    SourceLine,
 )
 from bpflint.obj.sections import MAP_TYPE_ARRAY, UNKNOWN, classify, map_type_name
 
@@ -188,7 +187,7 @@ class _Reader:
             if sym.type == STT_FUNC:
                 self.func_symbols.setdefault(sym.shndx, []).append(sym)
         # filled while reading the executable sections
-        self.insns: dict[int, tuple[Insn, ...]] = {}  # section index -> decoded insns
+        self.decoded: dict[int, DecodedSection] = {}  # section index -> its instructions
         self.spans: dict[int, list[_FuncSpan]] = {}  # section index -> functions
         self.function_starts: dict[tuple[int, int], str] = {}  # (section, slot) -> name
         self.map_spans: dict[int, list[_MapSpan]] = {}  # map section index -> maps
@@ -245,16 +244,20 @@ class _Reader:
         if sec.size % INSN_SIZE:
             raise self.fail(f"section {sec.name}: size {sec.size} is not a multiple of "
                             f"{INSN_SIZE} bytes")
+        lines = self.btf_ext.line_info.get(sec.name) if self.btf_ext is not None else None
         try:
-            insns = decode(sec.data)
+            # records still unchecked: a bad one is reported by _check_line_info, and
+            # until then only makes some line wrong
+            decoded = (decode_section(sec.data, lines.slots, lines.sources)
+                       if lines is not None else decode_section(sec.data))
         except DecodeError as exc:
             raise self.fail(f"section {sec.name}: {exc}") from None
-        self.insns[sec.index] = insns
-        self.spans[sec.index] = self._function_spans(sec, {insn.pc for insn in insns})
+        self.decoded[sec.index] = decoded
+        self.spans[sec.index] = self._function_spans(sec, decoded)
         for span in self.spans[sec.index]:
             self.function_starts[(sec.index, span.start)] = span.name
 
-    def _function_spans(self, sec: Section, starts: set[int]) -> list[_FuncSpan]:
+    def _function_spans(self, sec: Section, decoded: DecodedSection) -> list[_FuncSpan]:
         nslots = sec.size // INSN_SIZE
         # (name, byte offset, byte size or 0 if unknown, global), locals after globals
         entries = sorted(((sym.name, sym.value, sym.size, sym.bind != STB_LOCAL)
@@ -274,7 +277,7 @@ class _Reader:
             start = byte_off // INSN_SIZE
             if spans and spans[-1].start == start:
                 continue  # an alias of the function just seen
-            if start not in starts:
+            if decoded.index_of(start) < 0:
                 raise self.fail(f"section {sec.name}: function {name} starts inside the "
                                 f"ld_imm64 at instruction {start - 1}")
             next_start = next((e[1] // INSN_SIZE for e in entries[pos + 1:]
@@ -286,7 +289,7 @@ class _Reader:
                     raise self.fail(f"section {sec.name}: function {name} ({byte_size} bytes "
                                     f"at instruction {start}) overlaps the next function or "
                                     f"the section end")
-            if end != nslots and end not in starts:
+            if end != nslots and decoded.index_of(end) < 0:
                 raise self.fail(f"section {sec.name}: function {name} ends inside an "
                                 f"ld_imm64 at instruction {end - 1}")
             spans.append(_FuncSpan(name, start, end, is_global))
@@ -306,64 +309,56 @@ class _Reader:
         return sorted(entries, key=lambda entry: entry[1])
 
     def _functions_of(self, sec: Section) -> Iterable[Function]:
-        insns = self.insns[sec.index]
-        lines = self._line_table(sec, insns)
-        relocs = self._relocations(sec, insns)
-        position = {insn.pc: index for index, insn in enumerate(insns)}
+        decoded = self.decoded[sec.index]
+        self._check_line_info(sec)
+        insns = decoded.insns  # each with its source line already
+        new = tuple.__new__
+        for pc, reloc in self._relocations(sec, decoded).items():
+            index = decoded.index_of(pc)
+            insns[index] = new(Insn, insns[index][:8] + (reloc,))
         for span in self.spans[sec.index]:
-            first = position[span.start]
-            last = position[span.end] if span.end in position else len(insns)
-            # each instruction with its source line and relocation: built as the tuple
-            # (its 7 decoded fields, line, reloc), this runs for every instruction
-            line_at, reloc_at, new = lines.get, relocs.get, tuple.__new__
-            body = tuple([new(Insn, insn[:7] + (line_at(insn[0]), reloc_at(insn[0])))
-                          for insn in insns[first:last]])
+            first = decoded.index_of(span.start)
+            last = decoded.index_of(span.end)  # -1 at the section end
+            if last < 0:
+                last = len(insns)
             try:
-                check_jumps(body, span.start, span.end)
+                decoded.check_jumps(first, last, span.start, span.end)
             except DecodeError as exc:
                 raise self.fail(f"section {sec.name}: function {span.name}: {exc}") from None
-            yield Function(span.name, sec.name, span.start, body, span.is_global,
-                           span.end - span.start)
+            yield Function(span.name, sec.name, span.start, tuple(insns[first:last]),
+                           span.is_global, span.end - span.start)
 
-    def _line_table(self, sec: Section, insns: tuple[Insn, ...]) -> dict[int, SourceLine]:
-        """Source line of each instruction: its own record or the last one before it."""
+    def _check_line_info(self, sec: Section) -> None:
+        """Every line-info record must name an instruction slot of the section."""
         if self.btf_ext is None:
-            return {}
-        records = self.btf_ext.line_info.get(sec.name, ())
-        if records and (records[-1].insn_off >= sec.size
-                        or any(rec.insn_off % INSN_SIZE for rec in records)):
-            bad = next(rec for rec in records
-                       if rec.insn_off % INSN_SIZE or rec.insn_off >= sec.size)
+            return
+        lines = self.btf_ext.line_info.get(sec.name)
+        if lines is None:
+            return
+        offsets = lines.offsets
+        if offsets[-1] >= sec.size or any(offset % INSN_SIZE for offset in offsets):
+            bad = next(offset for offset in offsets
+                       if offset % INSN_SIZE or offset >= sec.size)
             raise self.fail(f"broken BTF: line info for section {sec.name} at byte offset "
-                            f"{bad.insn_off} is not an instruction of the section")
-        out: dict[int, SourceLine] = {}
-        count = len(records)
-        pos = 0
-        current: SourceLine | None = None
-        next_slot = records[0].insn_off // INSN_SIZE if records else -1
-        for insn in insns:
-            if 0 <= next_slot <= insn.pc:
-                while pos < count and records[pos].insn_off // INSN_SIZE <= insn.pc:
-                    pos += 1
-                current = records[pos - 1].source
-                next_slot = records[pos].insn_off // INSN_SIZE if pos < count else -1
-            if current is not None:
-                out[insn.pc] = current
-        return out
+                            f"{bad} is not an instruction of the section")
 
     # -- relocations ------------------------------------------------------------
-    def _relocations(self, sec: Section, insns: tuple[Insn, ...]) -> dict[int, Reloc]:
-        by_pc = {insn.pc: insn for insn in insns}
+    def _relocations(self, sec: Section, decoded: DecodedSection) -> dict[int, Reloc]:
+        """What each instruction that refers to something refers to, by slot."""
+        insns = decoded.insns
         out: dict[int, Reloc] = {}
         for rel in self.image.relocations.get(sec.index, ()):
-            insn = by_pc.get(rel.offset // INSN_SIZE) if rel.offset % INSN_SIZE == 0 else None
+            index = (decoded.index_of(rel.offset // INSN_SIZE)
+                     if rel.offset % INSN_SIZE == 0 else -1)
+            insn = insns[index] if index >= 0 else None
             if insn is None or not (insn.is_call or insn.is_ld_imm64):
                 raise self.fail(f"section {sec.name}: relocation against {rel.symbol.name} at "
                                 f"byte offset {rel.offset} does not point to a call or "
                                 f"ld_imm64 instruction")
             out[insn.pc] = self._resolve(sec, insn, rel)
         # bpf-to-bpf calls inside one section carry no relocation: imm is relative
-        for insn in insns:
+        for index in decoded.calls:
+            insn = insns[index]
             if insn.is_pseudo_call and insn.pc not in out:
                 target = insn.pc + insn.imm + 1
                 name = self._function_at(sec, target, insn)
