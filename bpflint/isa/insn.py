@@ -7,6 +7,8 @@ A 16-byte ``ld_imm64`` decodes into one :class:`Insn` whose ``size`` is 2 slots;
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -40,6 +42,8 @@ CONDITIONAL_JUMPS = frozenset(
 ) | {0xE5}  # may_goto
 BRANCHES = CONDITIONAL_JUMPS | {0x05, 0x06}
 _STRUCT = struct.Struct("<BBhi")
+_BIG_ENDIAN_HOST = sys.byteorder == "big"  # array("Q") reads words in the host's order
+assert array("Q").itemsize == INSN_SIZE
 _OPCODES = tuple(Opcode(op) for op in range(256))  # shared: one per opcode byte
 
 
@@ -138,9 +142,9 @@ _KIND_PLAIN = 0
 _KIND_BRANCH = 1
 _KIND_CALL = 2
 _KIND_LD_IMM64 = 3
-# valid encoding (as unpacked) -> (kind, opcode, dst, src): each distinct encoding is
-# checked and split once
-_CHECKED: dict[tuple[int, int, int, int], tuple[int, Opcode, int, int]] = {}
+# valid encoding (the slot as a little-endian 64-bit word) -> (kind, opcode, dst, src,
+# off, imm): each distinct encoding is checked and split once
+_CHECKED: dict[int, tuple[int, Opcode, int, int, int, int]] = {}
 _CHECKED_KEPT = 1 << 16
 
 
@@ -255,8 +259,10 @@ class DecodedSection:
                 raise DecodeError(insn.pc, f"jump target {target} is inside an ld_imm64")
 
 
-def _split(pc: int, op: int, regs: int, off: int, imm: int) -> tuple[int, Opcode, int, int]:
-    """(kind, opcode, dst, src) of a valid encoding; DecodeError for an invalid one."""
+def _split(pc: int, word: int) -> tuple[int, Opcode, int, int, int, int]:
+    """(kind, opcode, dst, src, off, imm) of a valid encoding; DecodeError for an
+    invalid one."""
+    op, regs, off, imm = _STRUCT.unpack(word.to_bytes(INSN_SIZE, "little"))
     dst, src = regs & 0x0F, regs >> 4
     problem = _check(op, dst, src, off, imm)
     if problem:
@@ -267,7 +273,7 @@ def _split(pc: int, op: int, regs: int, off: int, imm: int) -> tuple[int, Opcode
         kind = _KIND_BRANCH
     else:
         kind = _KIND_CALL if op == 0x85 else _KIND_PLAIN
-    return kind, _OPCODES[op], dst, src
+    return kind, _OPCODES[op], dst, src, off, imm
 
 
 def decode_section(data: bytes, line_slots: Sequence[int] = (),
@@ -292,15 +298,19 @@ def decode_section(data: bytes, line_slots: Sequence[int] = (),
     line: SourceLine | None = None
     checked = _CHECKED
     new = tuple.__new__  # an Insn built as its tuple: every instruction of every object
-    fields_of = _STRUCT.iter_unpack(data)
+    # each slot as one int (no tuple of four per slot, and a cheap key to look up)
+    words = array("Q", data)
+    if _BIG_ENDIAN_HOST:
+        words.byteswap()
+    words_of = iter(words)
     pc = 0
-    for fields in fields_of:
-        split = checked.get(fields)
+    for word in words_of:
+        split = checked.get(word)
         if split is None:
-            split = _split(pc, fields[0], fields[1], fields[2], fields[3])
+            split = _split(pc, word)
             if len(checked) < _CHECKED_KEPT:
-                checked[fields] = split
-        kind, opcode, dst, src = split
+                checked[word] = split
+        kind, opcode, dst, src, off, imm = split
         if pc >= next_line:
             while line_pos < nlines and line_slots[line_pos] <= pc:
                 line_pos += 1
@@ -308,21 +318,21 @@ def decode_section(data: bytes, line_slots: Sequence[int] = (),
             next_line = line_slots[line_pos] if line_pos < nlines else nslots
         if kind:
             if kind == _KIND_LD_IMM64:
-                second = next(fields_of, None)
-                if second is None:
+                second = next(words_of, -1)
+                if second < 0:
                     raise DecodeError(pc, "ld_imm64 is missing its second half")
-                if second[0] or second[1] or second[2]:
+                if second & 0xFFFFFFFF:  # opcode, registers and offset must be 0
                     raise DecodeError(pc, "malformed second half of ld_imm64")
-                full = (fields[3] & 0xFFFFFFFF) | ((second[3] & 0xFFFFFFFF) << 32)
+                full = (imm & 0xFFFFFFFF) | ((second >> 32) << 32)
                 ld_imm64_slots.append(pc)
-                out.append(new(Insn, (pc, opcode, dst, src, fields[2], full, 2, line, None)))
+                out.append(new(Insn, (pc, opcode, dst, src, off, full, 2, line, None)))
                 pc += 2
                 continue
             if kind == _KIND_BRANCH:
                 branches.append(len(out))
             else:
                 calls.append(len(out))
-        out.append(new(Insn, (pc, opcode, dst, src, fields[2], fields[3], 1, line, None)))
+        out.append(new(Insn, (pc, opcode, dst, src, off, imm, 1, line, None)))
         pc += 1
     return DecodedSection(out, ld_imm64_slots, branches, calls, nslots)
 

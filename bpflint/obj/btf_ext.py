@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from bpflint.obj.btf import BTF_MAGIC, BtfError, read_string
 from bpflint.obj.model import SourceLine
@@ -19,6 +20,10 @@ _U32 = struct.Struct("<I")
 _BLOCK = struct.Struct("<II")
 _FUNC_INFO = struct.Struct("<II")
 _LINE_INFO = struct.Struct("<IIII")
+# a line-info record as (insn_off, the 12 bytes naming its place): records repeat
+# places, and the bytes are a key that costs no tuple of three ints per record
+_LINE_PLACE = struct.Struct("<I12s")
+_PLACE = struct.Struct("<III")  # file name offset, line text offset, line << 10 | column
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +77,19 @@ def parse_btf_ext(data: bytes, strings: bytes) -> BtfExt:
     line_info: dict[str, tuple[list[int], list[SourceLine]]] = {}
     # records repeat the same place often (unrolled loops, inlined helpers): share one
     # SourceLine per distinct (file, text, line and column)
-    sources: dict[tuple[int, int, int], SourceLine] = {}
+    sources: dict[bytes, SourceLine] = {}
     for section, rec_size, raw in line_blocks:
         offsets, lines = line_info.setdefault(section, ([], []))
-        for insn_off, file_off, text_off, line_col in _records(raw, rec_size, _LINE_INFO):
-            key = (file_off, text_off, line_col)
-            source = sources.get(key)
-            if source is None:
-                source = sources[key] = SourceLine(read_string(strings, file_off),
-                                                   line_col >> 10, line_col & 0x3FF,
-                                                   read_string(strings, text_off))
-            offsets.append(insn_off)
-            lines.append(source)
+        insn_offs, places = zip(*_records(raw, rec_size, _LINE_PLACE), strict=True)
+        # new places in the order records name them (the first bad string is the one
+        # reported)
+        for place in dict.fromkeys(places):
+            if place not in sources:
+                file_off, text_off, line_col = _PLACE.unpack(place)
+                sources[place] = SourceLine(read_string(strings, file_off), line_col >> 10,
+                                            line_col & 0x3FF, read_string(strings, text_off))
+        offsets.extend(insn_offs)
+        lines.extend(map(sources.__getitem__, places))
     return BtfExt({k: tuple(v) for k, v in func_info.items()},
                   {k: _line_table(offsets, lines) for k, (offsets, lines) in line_info.items()})
 
@@ -98,7 +104,7 @@ def _line_table(offsets: list[int], sources: list[SourceLine]) -> LineTable:
     return LineTable(tuple(offsets), tuple(sources))
 
 
-def _records(raw: bytes, rec_size: int, layout: struct.Struct) -> list[tuple[int, ...]]:
+def _records(raw: bytes, rec_size: int, layout: struct.Struct) -> list[tuple[Any, ...]]:
     if rec_size == layout.size:
         return list(layout.iter_unpack(raw))
     # records may be larger than the fields we know (newer producers); read the prefix
