@@ -57,7 +57,7 @@ class DecodeError(BpfLintError):
 
 class Insn(NamedTuple):
     # A NamedTuple rather than a frozen dataclass, as Scalar and State: an object's
-    # every instruction is built twice while reading it, and a tuple is built in C.
+    # every instruction is built while reading it, and a tuple is built in C.
     pc: int  # slot index inside its ELF section
     opcode: Opcode
     dst: int

@@ -6,9 +6,10 @@ Steps, each over plain data produced by the one before:
 2. BTF and BTF.ext, validated; broken BTF rejects the whole object, because line
    info, map definitions and function boundaries that BTF describes could then be
    wrong without anyone noticing;
-3. every executable section decoded once, split into functions at FUNC symbols,
-   jumps checked per function;
-4. relocations resolved the way libbpf resolves them, attached to instructions;
+3. every executable section decoded once, each instruction with its source line,
+   split into functions at FUNC symbols, jumps checked per function;
+4. relocations resolved the way libbpf resolves them, attached to the instructions
+   they name (the only ones built a second time);
 5. maps: BTF-defined (.maps), legacy (``maps``) and global data sections;
 6. programs: every function of an executable section other than .text.
 
