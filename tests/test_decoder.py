@@ -18,7 +18,8 @@ from bpfc import PROGS, compile_bpf, find_clang, find_llvm_objdump
 from elftools.elf.elffile import ELFFile
 
 from bpflint.errors import BpfLintError
-from bpflint.isa.insn import DecodeError, Insn, check_jumps, decode
+from bpflint.isa.insn import DecodeError, Insn, check_jumps, decode, decode_section
+from bpflint.isa.meta import SourceLine
 
 LLVM_OBJDUMP = find_llvm_objdump()
 needs_objdump = pytest.mark.skipif(LLVM_OBJDUMP is None, reason="llvm-objdump not installed")
@@ -314,6 +315,7 @@ def test_v4_encodings_decode(name: str, data: bytes,
     insn = decode(data)[0]
     assert (insn.opcode, insn.dst, insn.src, insn.off, insn.imm) == fields
     check_jumps(decode(data), 0, len(data) // 8)
+    check_section_jumps(data)
 
 
 def test_gotol_and_may_goto_targets() -> None:
@@ -379,6 +381,47 @@ def test_bad_jump_targets_are_rejected(program: bytes, why: str) -> None:
     insns = decode(program)
     with pytest.raises(DecodeError, match=why):
         check_jumps(insns, 0, len(program) // 8)
+    with pytest.raises(DecodeError, match=why):
+        check_section_jumps(program)
+
+
+def check_section_jumps(data: bytes) -> None:
+    """The reader's jump check over a section holding one function."""
+    section = decode_section(data)
+    section.check_jumps(0, len(section.insns), 0, section.nslots)
+
+
+def test_jumps_are_checked_per_function() -> None:
+    # two functions: [0, 2) jumps to slot 1, [2, 5) holds an ld_imm64 at slot 3
+    program = enc(0x05, 0, 0, 0) + enc(0x95) + enc(0x05, 0, 0, 2) + ld_imm64(1, 0, 7) \
+        + enc(0x95)
+    section = decode_section(program)
+    assert [i.pc for i in section.insns] == [0, 1, 2, 3, 5]
+    assert section.branches == [0, 2] and section.ld_imm64_slots == [3]
+    section.check_jumps(0, 2, 0, 2)
+    section.check_jumps(2, 5, 2, 6)
+    with pytest.raises(DecodeError, match="instruction 2: jump target 5 is out of range"):
+        section.check_jumps(2, 4, 2, 5)  # as if the function ended before the exit
+    with pytest.raises(DecodeError, match="instruction 0: jump target 1 is out of range"):
+        section.check_jumps(0, 2, 0, 1)
+
+
+def test_index_of_finds_instruction_starts_only() -> None:
+    section = decode_section(enc(0xB7) + ld_imm64(1, 0, 5) + ld_imm64(2, 0, 6) + enc(0x95))
+    assert [section.index_of(slot) for slot in range(-1, 8)] == [-1, 0, 1, -1, 2, -1, 3, -1,
+                                                                   -1]
+
+
+def test_line_records_attach_to_the_instructions_they_cover() -> None:
+    # slots: 0 mov, 1-2 ld_imm64, 3 mov, 4 mov, 5 exit
+    program = enc(0xB7) + ld_imm64(1, 0, 5) + enc(0xB7) + enc(0xB7) + enc(0x95)
+    a, b, c, d = (SourceLine("f.c", n, 1, f"line {n}") for n in range(4))
+    # none before slot 1; one inside the ld_imm64 (slot 2) applies from slot 3 on; of
+    # two at one slot the later wins
+    section = decode_section(program, [1, 2, 4, 4], [a, b, c, d])
+    assert [(i.pc, i.line) for i in section.insns] == [(0, None), (1, a), (3, b), (4, d),
+                                                       (5, d)]
+    assert all(i.line is None for i in decode(program))
 
 
 # --- the hand-assembled blob through llvm-objdump as well ------------------------

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from bpflint.errors import BpfLintError
 from bpflint.isa.insn import decode
 from bpflint.obj.btf import BtfError, parse_btf
+from bpflint.obj.btf_ext import parse_btf_ext
 from bpflint.obj.model import BpfObject, Function, Reloc
 from bpflint.obj.reader import NotBpfError, load_object
 from bpflint.obj.sections import classify
@@ -457,7 +458,7 @@ PROG(40) PROG(41) PROG(42)
 """
 
 
-def test_large_object_loads_fast() -> None:
+def _big_object() -> Path:
     # generated into tests/build (a fixed path, so the compiled object is cached)
     # rather than kept in tests/progs, so the decoder's corpus-wide objdump
     # comparison does not pay for 100,000 instructions twice
@@ -465,7 +466,11 @@ def test_large_object_loads_fast() -> None:
     source = BUILD / "reader_big.bpf.c"
     if not source.exists() or source.read_text() != BIG_SOURCE:
         source.write_text(BIG_SOURCE)
-    path = compile_bpf(source)
+    return compile_bpf(source)
+
+
+def test_large_object_loads_fast() -> None:
+    path = _big_object()
     # the reader's own work, timed without the collector: in the middle of the suite
     # a collection walks everything earlier tests left, which is not the reader's
     gc.collect()
@@ -489,6 +494,24 @@ def test_large_object_loads_fast() -> None:
     print(f"load {load_s:.3f}s cpu, decode alone {decode_s:.3f}s cpu")
     assert load_s < 3 * decode_s + 0.2, (load_s, decode_s)
     assert load_s < 5.0
+
+
+def test_reading_leaves_no_cycles_per_instruction(features: BpfObject) -> None:
+    # parse_object reads with the cycle collector off: what it builds must be freed by
+    # reference counting, but for pyelftools' fixed few hundred objects per file
+    def cyclic_garbage(path: Path) -> int:
+        gc.collect()
+        gc.disable()
+        try:
+            load_object(path)
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    small, big = _compile("features"), _big_object()
+    assert len(load_object(big).functions) > len(features.functions)
+    assert cyclic_garbage(big) == cyclic_garbage(small)
+    assert gc.isenabled()
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -717,6 +740,40 @@ def test_line_info_outside_its_section(tmp_path: Path, features: BpfObject) -> N
         struct.pack_into("<I", raw, first_record, 0x100000)
 
     _expect_error(_patched(tmp_path, _compile("features"), edit), "broken BTF", "line info")
+
+
+def _btf_ext(rec_size: int, blocks: list[tuple[int, list[tuple[int, int, int, int]]]]) -> bytes:
+    """A .BTF.ext holding only line info: (section name offset, records) blocks, each
+    record (insn_off, file name offset, text offset, line << 10 | column) padded to
+    ``rec_size`` bytes."""
+    area = struct.pack("<I", rec_size)
+    for name_off, records in blocks:
+        area += struct.pack("<II", name_off, len(records))
+        area += b"".join(struct.pack("<IIII", *record).ljust(rec_size, b"\xff")
+                         for record in records)
+    return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, len(area)) + area
+
+
+@pytest.mark.parametrize("rec_size", [16, 24])
+def test_btf_ext_line_records_ordered_stably(rec_size: int) -> None:
+    strings = b"\0.text\0a.c\0x = 1;\0y = 2;\0"
+    name, file, x, y = 1, 7, 11, 18
+    # two blocks for one section, out of order, two records at offset 16
+    at_x, at_y = 3 << 10 | 5, 4 << 10  # line 3 column 5, line 4 column 0
+    blocks = [(name, [(16, file, x, at_x), (0, file, y, at_y)]),
+              (name, [(16, file, y, at_y), (8, file, x, at_x)])]
+    ext = parse_btf_ext(_btf_ext(rec_size, blocks), strings)
+    table = ext.line_info[".text"]
+    assert table.offsets == (0, 8, 16, 16) and table.slots == (0, 1, 2, 2)
+    assert [(s.file, s.line, s.column, s.text) for s in table.sources] == [
+        ("a.c", 4, 0, "y = 2;"), ("a.c", 3, 5, "x = 1;"), ("a.c", 3, 5, "x = 1;"),
+        ("a.c", 4, 0, "y = 2;")]
+    assert table.sources[1] is table.sources[2]  # one SourceLine per place
+
+
+def test_btf_ext_bad_string_named() -> None:
+    with pytest.raises(BtfError, match="string offset 99 out of range"):
+        parse_btf_ext(_btf_ext(16, [(1, [(0, 1, 1, 0), (8, 99, 1, 0)])]), b"\0.text\0")
 
 
 def test_relocation_on_a_plain_instruction(tmp_path: Path, features: BpfObject) -> None:

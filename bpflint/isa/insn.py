@@ -7,6 +7,10 @@ A 16-byte ``ld_imm64`` decodes into one :class:`Insn` whose ``size`` is 2 slots;
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from bpflint.errors import BpfLintError
@@ -38,6 +42,8 @@ CONDITIONAL_JUMPS = frozenset(
 ) | {0xE5}  # may_goto
 BRANCHES = CONDITIONAL_JUMPS | {0x05, 0x06}
 _STRUCT = struct.Struct("<BBhi")
+_BIG_ENDIAN_HOST = sys.byteorder == "big"  # array("Q") reads words in the host's order
+assert array("Q").itemsize == INSN_SIZE
 _OPCODES = tuple(Opcode(op) for op in range(256))  # shared: one per opcode byte
 
 
@@ -51,7 +57,7 @@ class DecodeError(BpfLintError):
 
 class Insn(NamedTuple):
     # A NamedTuple rather than a frozen dataclass, as Scalar and State: an object's
-    # every instruction is built twice while reading it, and a tuple is built in C.
+    # every instruction is built while reading it, and a tuple is built in C.
     pc: int  # slot index inside its ELF section
     opcode: Opcode
     dst: int
@@ -130,8 +136,15 @@ class Insn(NamedTuple):
                              reloc=reloc if reloc is not None else self.reloc)
 
 
-# encoding (as unpacked) -> why it is invalid, "" for a valid one
-_CHECKED: dict[tuple[int, int, int, int], str] = {}
+# What the reader looks for again after decoding: the few instructions it resolves
+# relocations on or checks the jumps of.
+_KIND_PLAIN = 0
+_KIND_BRANCH = 1
+_KIND_CALL = 2
+_KIND_LD_IMM64 = 3
+# valid encoding (the slot as a little-endian 64-bit word) -> (kind, opcode, dst, src,
+# off, imm): each distinct encoding is checked and split once
+_CHECKED: dict[int, tuple[int, Opcode, int, int, int, int]] = {}
 _CHECKED_KEPT = 1 << 16
 
 
@@ -208,40 +221,128 @@ def _check(op: int, dst: int, src: int, off: int, imm: int) -> str | None:
     return f"unknown opcode {op:#04x}"
 
 
-def decode(data: bytes) -> tuple[Insn, ...]:
-    """Decode a section's bytes into instructions; raise DecodeError on a bad encoding."""
+class DecodedSection:
+    """A section's instructions in slot order, each with its source line, and where
+    its few special ones are: relocations are resolved and jumps checked from these
+    lists, not by walking every instruction again."""
+
+    def __init__(self, insns: list[Insn], ld_imm64_slots: list[int], branches: list[int],
+                 calls: list[int], nslots: int) -> None:
+        self.insns = insns
+        self.ld_imm64_slots = ld_imm64_slots  # ascending: slots of 2-slot instructions
+        self.branches = branches  # indices in insns of jumps (may_goto included)
+        self.calls = calls  # indices in insns of calls
+        self.nslots = nslots
+        # the slots inside the section that start no instruction
+        self.second_halves = {slot + 1 for slot in ld_imm64_slots}
+
+    def index_of(self, slot: int) -> int:
+        """Index in ``insns`` of the instruction starting at ``slot``; -1 where none
+        does (outside the section, or the second half of an ld_imm64)."""
+        if not 0 <= slot < self.nslots or slot in self.second_halves:
+            return -1
+        # every ld_imm64 before the slot takes two slots
+        return slot - bisect_left(self.ld_imm64_slots, slot)
+
+    def check_jumps(self, first: int, last: int, start: int, end: int) -> None:
+        """Every jump of ``insns[first:last]`` (a function: slots [start, end)) must
+        land on an instruction start inside the function; the first that does not is
+        raised."""
+        branches = self.branches
+        insns = self.insns
+        second_halves = self.second_halves
+        for index in branches[bisect_left(branches, first):bisect_left(branches, last)]:
+            insn = insns[index]
+            # jump_target, without two property calls for each of thousands of jumps
+            target = insn.pc + (insn.imm if insn.opcode == 0x06 else insn.off) + 1
+            if not start <= target < end:
+                raise DecodeError(insn.pc, f"jump target {target} is out of range")
+            if target in second_halves:
+                raise DecodeError(insn.pc, f"jump target {target} is inside an ld_imm64")
+
+
+def _split(pc: int, word: int) -> tuple[int, Opcode, int, int, int, int]:
+    """(kind, opcode, dst, src, off, imm) of a valid encoding; DecodeError for an
+    invalid one."""
+    op, regs, off, imm = _STRUCT.unpack(word.to_bytes(INSN_SIZE, "little"))
+    dst, src = regs & 0x0F, regs >> 4
+    problem = _check(op, dst, src, off, imm)
+    if problem:
+        raise DecodeError(pc, problem)
+    if op == 0x18:
+        kind = _KIND_LD_IMM64
+    elif op in BRANCHES:
+        kind = _KIND_BRANCH
+    else:
+        kind = _KIND_CALL if op == 0x85 else _KIND_PLAIN
+    return kind, _OPCODES[op], dst, src, off, imm
+
+
+def decode_section(data: bytes, line_slots: Sequence[int] = (),
+                   line_sources: Sequence[SourceLine] = ()) -> DecodedSection:
+    """Decode a section's bytes; raise DecodeError on a bad encoding.
+
+    ``line_slots`` (ascending) and ``line_sources`` are the section's line-info
+    records: each instruction gets the source of the last record at or before its
+    slot. Attached here, in the one pass that builds every instruction, rather than
+    by building every instruction again.
+    """
     if len(data) % INSN_SIZE:
         raise BpfLintError(f"size {len(data)} is not a multiple of {INSN_SIZE} bytes")
     nslots = len(data) // INSN_SIZE
     out: list[Insn] = []
-    pc = 0
-    unpack = _STRUCT.unpack_from
+    ld_imm64_slots: list[int] = []
+    branches: list[int] = []
+    calls: list[int] = []
+    nlines = len(line_slots)
+    line_pos = 0
+    next_line = line_slots[0] if nlines else nslots  # no instruction reaches nslots
+    line: SourceLine | None = None
+    checked = _CHECKED
     new = tuple.__new__  # an Insn built as its tuple: every instruction of every object
-    while pc < nslots:
-        fields = unpack(data, pc * INSN_SIZE)
-        op, regs, off, imm = fields
-        dst, src = regs & 0x0F, regs >> 4
-        # checked once per distinct encoding (the fields tuple is the key as unpacked)
-        problem = _CHECKED.get(fields)
-        if problem is None:
-            problem = _check(op, dst, src, off, imm) or ""
-            if len(_CHECKED) < _CHECKED_KEPT:
-                _CHECKED[fields] = problem
-        if problem:
-            raise DecodeError(pc, problem)
-        if op == 0x18:
-            if pc + 1 >= nslots:
-                raise DecodeError(pc, "ld_imm64 is missing its second half")
-            op2, regs2, off2, imm2 = unpack(data, (pc + 1) * INSN_SIZE)
-            if op2 or regs2 or off2:
-                raise DecodeError(pc, "malformed second half of ld_imm64")
-            full = (imm & 0xFFFFFFFF) | ((imm2 & 0xFFFFFFFF) << 32)
-            out.append(new(Insn, (pc, _OPCODES[op], dst, src, off, full, 2, None, None)))
-            pc += 2
-            continue
-        out.append(new(Insn, (pc, _OPCODES[op], dst, src, off, imm, 1, None, None)))
+    # each slot as one int (no tuple of four per slot, and a cheap key to look up)
+    words = array("Q", data)
+    if _BIG_ENDIAN_HOST:
+        words.byteswap()
+    words_of = iter(words)
+    pc = 0
+    for word in words_of:
+        split = checked.get(word)
+        if split is None:
+            split = _split(pc, word)
+            if len(checked) < _CHECKED_KEPT:
+                checked[word] = split
+        kind, opcode, dst, src, off, imm = split
+        if pc >= next_line:
+            while line_pos < nlines and line_slots[line_pos] <= pc:
+                line_pos += 1
+            line = line_sources[line_pos - 1]
+            next_line = line_slots[line_pos] if line_pos < nlines else nslots
+        if kind:
+            if kind == _KIND_LD_IMM64:
+                second = next(words_of, -1)
+                if second < 0:
+                    raise DecodeError(pc, "ld_imm64 is missing its second half")
+                if second & 0xFFFFFFFF:  # opcode, registers and offset must be 0
+                    raise DecodeError(pc, "malformed second half of ld_imm64")
+                full = (imm & 0xFFFFFFFF) | ((second >> 32) << 32)
+                ld_imm64_slots.append(pc)
+                out.append(new(Insn, (pc, opcode, dst, src, off, full, 2, line, None)))
+                pc += 2
+                continue
+            if kind == _KIND_BRANCH:
+                branches.append(len(out))
+            else:
+                calls.append(len(out))
+        out.append(new(Insn, (pc, opcode, dst, src, off, imm, 1, line, None)))
         pc += 1
-    return tuple(out)
+    return DecodedSection(out, ld_imm64_slots, branches, calls, nslots)
+
+
+def decode(data: bytes) -> tuple[Insn, ...]:
+    """Decode a section's bytes into instructions; raise DecodeError on a bad encoding."""
+    return tuple(decode_section(data).insns)
+
 
 
 def check_jumps(insns: tuple[Insn, ...], start: int, end: int) -> None:

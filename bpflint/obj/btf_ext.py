@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from bpflint.obj.btf import BTF_MAGIC, BtfError, read_string
 from bpflint.obj.model import SourceLine
@@ -19,6 +20,10 @@ _U32 = struct.Struct("<I")
 _BLOCK = struct.Struct("<II")
 _FUNC_INFO = struct.Struct("<II")
 _LINE_INFO = struct.Struct("<IIII")
+# a line-info record as (insn_off, the 12 bytes naming its place): records repeat
+# places, and the bytes are a key that costs no tuple of three ints per record
+_LINE_PLACE = struct.Struct("<I12s")
+_PLACE = struct.Struct("<III")  # file name offset, line text offset, line << 10 | column
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,15 +33,25 @@ class FuncInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class LineInfo:
-    insn_off: int  # bytes from the start of the ELF section
-    source: SourceLine
+class LineTable:
+    """One ELF section's line-info records, ordered by offset, as parallel tuples: a
+    big object has tens of thousands of them, and one record object each cost more
+    than everything else done with them."""
+
+    offsets: tuple[int, ...]  # insn_off: bytes from the start of the ELF section
+    sources: tuple[SourceLine, ...]
+
+    @property
+    def slots(self) -> tuple[int, ...]:
+        """Each record's instruction slot (offset // 8; a misaligned offset is refused
+        by the reader)."""
+        return tuple([offset >> 3 for offset in self.offsets])
 
 
 @dataclass(frozen=True)
 class BtfExt:
     func_info: dict[str, tuple[FuncInfo, ...]]  # ELF section name -> records
-    line_info: dict[str, tuple[LineInfo, ...]]  # ELF section name -> records by insn_off
+    line_info: dict[str, LineTable]  # ELF section name -> records by insn_off
 
 
 def parse_btf_ext(data: bytes, strings: bytes) -> BtfExt:
@@ -59,28 +74,37 @@ def parse_btf_ext(data: bytes, strings: bytes) -> BtfExt:
         func_info.setdefault(section, []).extend(
             FuncInfo(insn_off, type_id)
             for insn_off, type_id in _records(raw, rec_size, _FUNC_INFO))
-    line_info: dict[str, list[LineInfo]] = {}
+    line_info: dict[str, tuple[list[int], list[SourceLine]]] = {}
     # records repeat the same place often (unrolled loops, inlined helpers): share one
     # SourceLine per distinct (file, text, line and column)
-    sources: dict[tuple[int, int, int], SourceLine] = {}
+    sources: dict[bytes, SourceLine] = {}
     for section, rec_size, raw in line_blocks:
-        records = line_info.setdefault(section, [])
-        for insn_off, file_off, text_off, line_col in _records(raw, rec_size, _LINE_INFO):
-            key = (file_off, text_off, line_col)
-            source = sources.get(key)
-            if source is None:
-                source = sources[key] = SourceLine(read_string(strings, file_off),
-                                                   line_col >> 10, line_col & 0x3FF,
-                                                   read_string(strings, text_off))
-            records.append(LineInfo(insn_off, source))
-    for records in line_info.values():
-        # an instruction inherits the last record at or before it: keep them ordered
-        records.sort(key=lambda rec: rec.insn_off)
+        offsets, lines = line_info.setdefault(section, ([], []))
+        insn_offs, places = zip(*_records(raw, rec_size, _LINE_PLACE), strict=True)
+        # new places in the order records name them (the first bad string is the one
+        # reported)
+        for place in dict.fromkeys(places):
+            if place not in sources:
+                file_off, text_off, line_col = _PLACE.unpack(place)
+                sources[place] = SourceLine(read_string(strings, file_off), line_col >> 10,
+                                            line_col & 0x3FF, read_string(strings, text_off))
+        offsets.extend(insn_offs)
+        lines.extend(map(sources.__getitem__, places))
     return BtfExt({k: tuple(v) for k, v in func_info.items()},
-                  {k: tuple(v) for k, v in line_info.items()})
+                  {k: _line_table(offsets, lines) for k, (offsets, lines) in line_info.items()})
 
 
-def _records(raw: bytes, rec_size: int, layout: struct.Struct) -> list[tuple[int, ...]]:
+def _line_table(offsets: list[int], sources: list[SourceLine]) -> LineTable:
+    # an instruction inherits the last record at or before it: keep them ordered
+    # (stably, as producers write them; clang's are in order already)
+    if sorted(offsets) != offsets:
+        order = sorted(range(len(offsets)), key=offsets.__getitem__)
+        return LineTable(tuple([offsets[pos] for pos in order]),
+                         tuple([sources[pos] for pos in order]))
+    return LineTable(tuple(offsets), tuple(sources))
+
+
+def _records(raw: bytes, rec_size: int, layout: struct.Struct) -> list[tuple[Any, ...]]:
     if rec_size == layout.size:
         return list(layout.iter_unpack(raw))
     # records may be larger than the fields we know (newer producers); read the prefix

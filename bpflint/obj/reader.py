@@ -6,9 +6,10 @@ Steps, each over plain data produced by the one before:
 2. BTF and BTF.ext, validated; broken BTF rejects the whole object, because line
    info, map definitions and function boundaries that BTF describes could then be
    wrong without anyone noticing;
-3. every executable section decoded once, split into functions at FUNC symbols,
-   jumps checked per function;
-4. relocations resolved the way libbpf resolves them, attached to instructions;
+3. every executable section decoded once, each instruction with its source line,
+   split into functions at FUNC symbols, jumps checked per function;
+4. relocations resolved the way libbpf resolves them, attached to the instructions
+   they name (the only ones built a second time);
 5. maps: BTF-defined (.maps), legacy (``maps``) and global data sections;
 6. programs: every function of an executable section other than .text.
 
@@ -18,6 +19,7 @@ marks ELF files that are not BPF at all, so a directory scan can skip them.
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 import struct
@@ -25,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from bpflint.errors import BpfLintError
-from bpflint.isa.insn import INSN_SIZE, DecodeError, Insn, check_jumps, decode
+from bpflint.isa.insn import INSN_SIZE, DecodedSection, DecodeError, Insn, decode_section
 from bpflint.obj.btf import (
     KIND_ARRAY,
     KIND_FUNC,
@@ -62,7 +64,6 @@ from bpflint.obj.model import (
     MapDef,
     Program,
     Reloc,
-    SourceLine,
 )
 from bpflint.obj.sections import MAP_TYPE_ARRAY, UNKNOWN, classify, map_type_name
 
@@ -80,6 +81,7 @@ BPF_F_INNER_MAP = 1 << 12
 _LEGACY_MAP_DEF = struct.Struct("<IIII")  # type, key_size, value_size, max_entries
 _U32 = struct.Struct("<I")
 MIB = 1 << 20
+_MISALIGNED = INSN_SIZE - 1  # the bits of a byte offset that is not an instruction's
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,22 @@ def load_object(path: str | os.PathLike[str], limits: ReadLimits = ReadLimits())
 
 def parse_object(name: str, raw: bytes, limits: ReadLimits = ReadLimits()) -> BpfObject:
     """Validate and model the bytes of an object file; ``name`` is used in messages."""
+    # The cycle collector is off while an object is read, as while a program is
+    # analysed (cost/engine.py): reading builds a tuple per instruction and no
+    # reference cycles but pyelftools' few hundred per file, and at the collector's
+    # default thresholds its passes over the growing list of instructions were 40 %
+    # of the reading (pyperf100: 54 ms, now 31 ms and one 5 ms pass afterwards). What
+    # there is to collect, it collects after this returns.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read(name, raw, limits)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _read(name: str, raw: bytes, limits: ReadLimits) -> BpfObject:
     try:
         return _Reader(name, read_elf(name, raw), limits).build()
     except BtfError as exc:  # from a lookup deep inside; the reader's own messages name the file
@@ -188,12 +206,14 @@ class _Reader:
             if sym.type == STT_FUNC:
                 self.func_symbols.setdefault(sym.shndx, []).append(sym)
         # filled while reading the executable sections
-        self.insns: dict[int, tuple[Insn, ...]] = {}  # section index -> decoded insns
+        self.decoded: dict[int, DecodedSection] = {}  # section index -> its instructions
         self.spans: dict[int, list[_FuncSpan]] = {}  # section index -> functions
         self.function_starts: dict[tuple[int, int], str] = {}  # (section, slot) -> name
         self.map_spans: dict[int, list[_MapSpan]] = {}  # map section index -> maps
         self.inner_maps: list[MapDef] = []  # templates of map-in-map inner maps
         self.maps: dict[str, MapDef] = {}
+        # (symbol, opcode, src, imm) -> what a relocation there resolves to
+        self.resolved: dict[tuple[int, int, int, int], Reloc] = {}
 
     def fail(self, message: str) -> BpfLintError:
         return BpfLintError(f"{self.path}: {message}")
@@ -245,16 +265,20 @@ class _Reader:
         if sec.size % INSN_SIZE:
             raise self.fail(f"section {sec.name}: size {sec.size} is not a multiple of "
                             f"{INSN_SIZE} bytes")
+        lines = self.btf_ext.line_info.get(sec.name) if self.btf_ext is not None else None
         try:
-            insns = decode(sec.data)
+            # records still unchecked: a bad one is reported by _check_line_info, and
+            # until then only makes some line wrong
+            decoded = (decode_section(sec.data, lines.slots, lines.sources)
+                       if lines is not None else decode_section(sec.data))
         except DecodeError as exc:
             raise self.fail(f"section {sec.name}: {exc}") from None
-        self.insns[sec.index] = insns
-        self.spans[sec.index] = self._function_spans(sec, {insn.pc for insn in insns})
+        self.decoded[sec.index] = decoded
+        self.spans[sec.index] = self._function_spans(sec, decoded)
         for span in self.spans[sec.index]:
             self.function_starts[(sec.index, span.start)] = span.name
 
-    def _function_spans(self, sec: Section, starts: set[int]) -> list[_FuncSpan]:
+    def _function_spans(self, sec: Section, decoded: DecodedSection) -> list[_FuncSpan]:
         nslots = sec.size // INSN_SIZE
         # (name, byte offset, byte size or 0 if unknown, global), locals after globals
         entries = sorted(((sym.name, sym.value, sym.size, sym.bind != STB_LOCAL)
@@ -274,7 +298,7 @@ class _Reader:
             start = byte_off // INSN_SIZE
             if spans and spans[-1].start == start:
                 continue  # an alias of the function just seen
-            if start not in starts:
+            if decoded.index_of(start) < 0:
                 raise self.fail(f"section {sec.name}: function {name} starts inside the "
                                 f"ld_imm64 at instruction {start - 1}")
             next_start = next((e[1] // INSN_SIZE for e in entries[pos + 1:]
@@ -286,7 +310,7 @@ class _Reader:
                     raise self.fail(f"section {sec.name}: function {name} ({byte_size} bytes "
                                     f"at instruction {start}) overlaps the next function or "
                                     f"the section end")
-            if end != nslots and end not in starts:
+            if end != nslots and decoded.index_of(end) < 0:
                 raise self.fail(f"section {sec.name}: function {name} ends inside an "
                                 f"ld_imm64 at instruction {end - 1}")
             spans.append(_FuncSpan(name, start, end, is_global))
@@ -306,64 +330,63 @@ class _Reader:
         return sorted(entries, key=lambda entry: entry[1])
 
     def _functions_of(self, sec: Section) -> Iterable[Function]:
-        insns = self.insns[sec.index]
-        lines = self._line_table(sec, insns)
-        relocs = self._relocations(sec, insns)
-        position = {insn.pc: index for index, insn in enumerate(insns)}
+        decoded = self.decoded[sec.index]
+        self._check_line_info(sec)
+        insns = decoded.insns  # each with its source line already
+        new = tuple.__new__
+        for pc, reloc in self._relocations(sec, decoded).items():
+            index = decoded.index_of(pc)
+            insns[index] = new(Insn, insns[index][:8] + (reloc,))
         for span in self.spans[sec.index]:
-            first = position[span.start]
-            last = position[span.end] if span.end in position else len(insns)
-            # each instruction with its source line and relocation: built as the tuple
-            # (its 7 decoded fields, line, reloc), this runs for every instruction
-            line_at, reloc_at, new = lines.get, relocs.get, tuple.__new__
-            body = tuple([new(Insn, insn[:7] + (line_at(insn[0]), reloc_at(insn[0])))
-                          for insn in insns[first:last]])
+            first = decoded.index_of(span.start)
+            last = decoded.index_of(span.end)  # -1 at the section end
+            if last < 0:
+                last = len(insns)
             try:
-                check_jumps(body, span.start, span.end)
+                decoded.check_jumps(first, last, span.start, span.end)
             except DecodeError as exc:
                 raise self.fail(f"section {sec.name}: function {span.name}: {exc}") from None
-            yield Function(span.name, sec.name, span.start, body, span.is_global,
-                           span.end - span.start)
+            yield Function(span.name, sec.name, span.start, tuple(insns[first:last]),
+                           span.is_global, span.end - span.start)
 
-    def _line_table(self, sec: Section, insns: tuple[Insn, ...]) -> dict[int, SourceLine]:
-        """Source line of each instruction: its own record or the last one before it."""
+    def _check_line_info(self, sec: Section) -> None:
+        """Every line-info record must name an instruction slot of the section."""
         if self.btf_ext is None:
-            return {}
-        records = self.btf_ext.line_info.get(sec.name, ())
-        if records and (records[-1].insn_off >= sec.size
-                        or any(rec.insn_off % INSN_SIZE for rec in records)):
-            bad = next(rec for rec in records
-                       if rec.insn_off % INSN_SIZE or rec.insn_off >= sec.size)
+            return
+        lines = self.btf_ext.line_info.get(sec.name)
+        if lines is None:
+            return
+        offsets = lines.offsets
+        if offsets[-1] >= sec.size or any(map(_MISALIGNED.__and__, offsets)):
+            bad = next(offset for offset in offsets
+                       if offset % INSN_SIZE or offset >= sec.size)
             raise self.fail(f"broken BTF: line info for section {sec.name} at byte offset "
-                            f"{bad.insn_off} is not an instruction of the section")
-        out: dict[int, SourceLine] = {}
-        count = len(records)
-        pos = 0
-        current: SourceLine | None = None
-        next_slot = records[0].insn_off // INSN_SIZE if records else -1
-        for insn in insns:
-            if 0 <= next_slot <= insn.pc:
-                while pos < count and records[pos].insn_off // INSN_SIZE <= insn.pc:
-                    pos += 1
-                current = records[pos - 1].source
-                next_slot = records[pos].insn_off // INSN_SIZE if pos < count else -1
-            if current is not None:
-                out[insn.pc] = current
-        return out
+                            f"{bad} is not an instruction of the section")
 
     # -- relocations ------------------------------------------------------------
-    def _relocations(self, sec: Section, insns: tuple[Insn, ...]) -> dict[int, Reloc]:
-        by_pc = {insn.pc: insn for insn in insns}
+    def _relocations(self, sec: Section, decoded: DecodedSection) -> dict[int, Reloc]:
+        """What each instruction that refers to something refers to, by slot."""
+        insns = decoded.insns
         out: dict[int, Reloc] = {}
         for rel in self.image.relocations.get(sec.index, ()):
-            insn = by_pc.get(rel.offset // INSN_SIZE) if rel.offset % INSN_SIZE == 0 else None
+            index = (decoded.index_of(rel.offset // INSN_SIZE)
+                     if rel.offset % INSN_SIZE == 0 else -1)
+            insn = insns[index] if index >= 0 else None
             if insn is None or not (insn.is_call or insn.is_ld_imm64):
                 raise self.fail(f"section {sec.name}: relocation against {rel.symbol.name} at "
                                 f"byte offset {rel.offset} does not point to a call or "
                                 f"ld_imm64 instruction")
-            out[insn.pc] = self._resolve(sec, insn, rel)
+            # what a relocation resolves to depends on its symbol and instruction only
+            # (the section and slot only name it in messages), and big objects repeat a
+            # few (pyperf100: 1,535 relocations, 6 distinct)
+            key = (rel.symbol.index, int(insn.opcode), insn.src, insn.imm)
+            reloc = self.resolved.get(key)
+            if reloc is None:
+                reloc = self.resolved[key] = self._resolve(sec, insn, rel)
+            out[insn.pc] = reloc
         # bpf-to-bpf calls inside one section carry no relocation: imm is relative
-        for insn in insns:
+        for index in decoded.calls:
+            insn = insns[index]
             if insn.is_pseudo_call and insn.pc not in out:
                 target = insn.pc + insn.imm + 1
                 name = self._function_at(sec, target, insn)
