@@ -23,15 +23,44 @@ from bpflint.results import (
     LineCost,
 )
 
+# A loop-free path's lines, in the order expand_lines adds them: (line, insns, ns),
+# insns None for a jump's ns alone. Replaying it adds the same products in the same
+# order as walking the path again, so the floating-point sums come out the same.
+FlatPath = list[tuple[tuple[str, int], Count | None, float]]
+# (region, target, blocks) by identity -> the objects (kept alive: their ids stay
+# theirs) and the flat path; None: the path enters a loop
+PathMemo = dict[tuple[int, Target, int], tuple[Region, dict[int, BlockInfo], FlatPath | None]]
+
 
 def expand_lines(region: Region, target: Target, mult: Count, blocks: dict[int, BlockInfo],
             summaries: dict[int, LoopSummary], into: Lines, ns_mult: float | None = None,
-            at: int = PATH_INSNS) -> None:
+            at: int = PATH_INSNS, memo: PathMemo | None = None) -> None:
     """Accumulate the source lines of the most expensive path to ``target`` (by
     instructions, or by ns: ``at``) into that path's pair of ``into``, its
     instructions ``mult`` times and its ns ``ns_mult`` times (overlapped loop
-    iterations count less than whole ones)."""
+    iterations count less than whole ones). Iteration-by-iteration summaries hold
+    thousands of pieces, mostly one region's path over the same blocks: ``memo``
+    keeps each loop-free path's lines to replay."""
     ns_mult = mult if ns_mult is None else ns_mult
+    if memo is None:
+        memo = {}
+    key = (id(region), target, id(blocks))
+    got = memo.get(key)
+    if got is None or got[0] is not region or got[1] is not blocks:
+        flat = _flat_path(region, target, blocks, at)
+        memo[key] = (region, blocks, flat)
+    else:
+        flat = got[2]
+    if flat is not None:
+        n_at = at + 1
+        for line, insns, ns in flat:
+            cur = into.get(line)
+            if cur is None:
+                cur = into[line] = [0, 0.0, 0, 0.0]
+            if insns is not None:
+                cur[at] += insns * mult
+            cur[n_at] += ns * ns_mult
+        return
     by_ns = at == PATH_NS
     path = region.path_to(target, by_ns)
     for i, node in enumerate(path):
@@ -49,7 +78,26 @@ def expand_lines(region: Region, target: Target, mult: Count, blocks: dict[int, 
             if piece.mult and piece.target in piece.region.cost:
                 piece_ns = piece.mult if piece.ns_mult is None else piece.ns_mult
                 expand_lines(piece.region, piece.target, mult * piece.mult, piece.context,
-                        piece.summaries, into, ns_mult * piece_ns, at)
+                        piece.summaries, into, ns_mult * piece_ns, at, memo)
+
+
+def _flat_path(region: Region, target: Target, blocks: dict[int, BlockInfo], at: int
+               ) -> FlatPath | None:
+    """The lines expand_lines adds for a path of blocks alone; None if it enters a loop."""
+    path = region.path_to(target, at == PATH_NS)
+    flat: FlatPath = []
+    for i, node in enumerate(path):
+        if node[0] != "b":
+            return None
+        info = blocks[node[1]]
+        for line, v in info.lines.items():
+            flat.append((line, v[at], v[at + 1]))
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        succ = _successor(nxt, target, path)
+        jump = info.edge_ns.get(succ) if succ is not None else None
+        if jump is not None and info.jump_line is not None:
+            flat.append((info.jump_line, None, jump[1]))
+    return flat
 
 
 def _successor(nxt: Node | None, target: Target, path: list[Node]) -> int | None:
