@@ -257,8 +257,8 @@ def dag_order(cfg: Cfg, forest: LoopForest, header: int) -> tuple[int, ...] | No
 
 
 def run_dag(cfg: Cfg, order: tuple[int, ...], body: frozenset[int], header: int,
-             entry: State, env: Env, subcall: CallResult, budget: Budget, views: Views
-             ) -> Iteration:
+            entry: State, env: Env, subcall: CallResult, budget: Budget, views: Views
+            ) -> Iteration:
     """propagate(collect=header) over a loop body that dag_order gives an order
     for: what the worklist computes there (each block once, in RPO, from the join of
     its incoming edges; no header but ``header`` in the region, so no widening),
@@ -274,10 +274,14 @@ def run_dag(cfg: Cfg, order: tuple[int, ...], body: frozenset[int], header: int,
         block = blocks[b]
         budget.spend(len(block.insns))
         outs = run_block(block, st_in, env, subcall, views)
-        merged: dict[int, State] = {}
+        if len(outs) == 2 and outs[0][0] == outs[1][0]:  # both ways to one block
+            outs = [(outs[0][0], join_state(outs[0][1], outs[1][1]))]
+        elif len(outs) > 2:
+            merged: dict[int, State] = {}
+            for succ, st in outs:
+                merged[succ] = join_state(merged[succ], st) if succ in merged else st
+            outs = list(merged.items())
         for succ, st in outs:
-            merged[succ] = join_state(merged[succ], st) if succ in merged else st
-        for succ, st in merged.items():
             edge_out[(b, succ)] = st
             if succ == header:
                 collected = st if collected is None else join_state(collected, st)

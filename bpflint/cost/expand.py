@@ -15,6 +15,7 @@ from bpflint.cost.paths import (
     Count,
     LoopSummary,
     Node,
+    Piece,
     Region,
     Target,
 )
@@ -30,17 +31,20 @@ FlatPath = list[tuple[tuple[str, int], Count | None, float]]
 # (region, target, blocks) by identity -> the objects (kept alive: their ids stay
 # theirs) and the flat path; None: the path enters a loop
 PathMemo = dict[tuple[int, Target, int], tuple[Region, dict[int, BlockInfo], FlatPath | None]]
+# What one replay added: (the line's entry, insns added or None, ns added)
+Added = list[tuple[list[float], Count | None, float]]
 
 
 def expand_lines(region: Region, target: Target, mult: Count, blocks: dict[int, BlockInfo],
             summaries: dict[int, LoopSummary], into: Lines, ns_mult: float | None = None,
-            at: int = PATH_INSNS, memo: PathMemo | None = None) -> None:
+            at: int = PATH_INSNS, memo: PathMemo | None = None) -> Added | None:
     """Accumulate the source lines of the most expensive path to ``target`` (by
     instructions, or by ns: ``at``) into that path's pair of ``into``, its
     instructions ``mult`` times and its ns ``ns_mult`` times (overlapped loop
     iterations count less than whole ones). Iteration-by-iteration summaries hold
     thousands of pieces, mostly one region's path over the same blocks: ``memo``
-    keeps each loop-free path's lines to replay."""
+    keeps each loop-free path's lines to replay. Returns what a replay added (None
+    if it was no loop-free path): a next piece alike adds the very same again."""
     ns_mult = mult if ns_mult is None else ns_mult
     if memo is None:
         memo = {}
@@ -51,16 +55,21 @@ def expand_lines(region: Region, target: Target, mult: Count, blocks: dict[int, 
         memo[key] = (region, blocks, flat)
     else:
         flat = got[2]
+    n_at = at + 1
     if flat is not None:
-        n_at = at + 1
+        added: Added = []
         for line, insns, ns in flat:
             cur = into.get(line)
             if cur is None:
                 cur = into[line] = [0, 0.0, 0, 0.0]
+            n_insns = None
             if insns is not None:
-                cur[at] += insns * mult
-            cur[n_at] += ns * ns_mult
-        return
+                n_insns = insns * mult
+                cur[at] += n_insns
+            n_ns = ns * ns_mult
+            cur[n_at] += n_ns
+            added.append((cur, n_insns, n_ns))
+        return added
     by_ns = at == PATH_NS
     path = region.path_to(target, by_ns)
     for i, node in enumerate(path):
@@ -74,11 +83,36 @@ def expand_lines(region: Region, target: Target, mult: Count, blocks: dict[int, 
                 into.setdefault(info.jump_line, [0, 0.0, 0, 0.0])[at + 1] += jump[1] * ns_mult
             continue
         summary = summaries[node[1]]
+        # Consecutive pieces alike (iteration by iteration, mostly) add the same
+        # products: the last replay's, added again in the same order.
+        last: Added | None = None
+        last_piece: Piece | None = None
+        last_mults: tuple[Count, float] = (0, 0.0)
         for piece in summary.pieces_by(by_ns).get(_exit_key(nxt, target, summary), []):
             if piece.mult and piece.target in piece.region.cost:
                 piece_ns = piece.mult if piece.ns_mult is None else piece.ns_mult
-                expand_lines(piece.region, piece.target, mult * piece.mult, piece.context,
-                        piece.summaries, into, ns_mult * piece_ns, at, memo)
+                mults = (mult * piece.mult, ns_mult * piece_ns)
+                if last is not None and last_piece is not None \
+                        and _alike(piece, last_piece, mults, last_mults):
+                    for cur, n_insns, n_ns in last:
+                        if n_insns is not None:
+                            cur[at] += n_insns
+                        cur[n_at] += n_ns
+                    continue
+                last = expand_lines(piece.region, piece.target, mults[0], piece.context,
+                                    piece.summaries, into, mults[1], at, memo)
+                last_piece, last_mults = piece, mults
+    return None
+
+
+def _alike(piece: Piece, other: Piece, mults: tuple[Count, float],
+           other_mults: tuple[Count, float]) -> bool:
+    """The same path over the same blocks, as often (the same types: an int count
+    and a float one add differently)."""
+    return piece.region is other.region and piece.context is other.context \
+        and piece.target == other.target and mults[0] == other_mults[0] \
+        and mults[1] == other_mults[1] and type(mults[0]) is type(other_mults[0]) \
+        and type(mults[1]) is type(other_mults[1])
 
 
 def _flat_path(region: Region, target: Target, blocks: dict[int, BlockInfo], at: int
