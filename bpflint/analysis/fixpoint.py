@@ -57,25 +57,6 @@ class Flow:
 EAGER_ITERATIONS = 16  # iterations' worth of steps a loop is run for before it is widened
 
 
-class IterationKey:
-    """(loop header, header state), hashed once: a new iteration is looked up, then
-    stored, under the same key, and hashing a state walks every register's value."""
-
-    __slots__ = ("header", "state", "hash")
-
-    def __init__(self, header: int, state: State) -> None:
-        self.header = header
-        self.state = state
-        self.hash = hash((header, state))
-
-    def __hash__(self) -> int:
-        return self.hash
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, IterationKey) and self.header == other.header \
-            and self.state == other.state
-
-
 class Iterations:
     """Loop iterations already run, by (header, entry state): the fixpoint, unrolling
     for a bound and iteration-by-iteration costing walk the same ones in one
@@ -86,7 +67,7 @@ class Iterations:
     __slots__ = ("runs", "states", "views", "dags")
 
     def __init__(self) -> None:
-        self.runs: dict[IterationKey, Iteration] = {}
+        self.runs: dict[tuple[int, State], Iteration] = {}
         self.states = 0
         self.views = Views()
         # header -> its loop's blocks in RPO when one iteration of it is a DAG
@@ -94,9 +75,9 @@ class Iterations:
         self.dags: dict[int, tuple[int, ...] | None] = {}
 
     def get(self, header: int, state: State) -> Iteration | None:
-        return self.runs.get(IterationKey(header, state))
+        return self.runs.get((header, state))
 
-    def put(self, key: IterationKey, iteration: Iteration) -> None:
+    def put(self, key: tuple[int, State], iteration: Iteration) -> None:
         if self.states + len(iteration[0]) > STATES_KEPT:
             self.runs.clear()
             self.states = 0
@@ -228,7 +209,7 @@ class _Worklist:
         visited = {state}
         cached_work = 0
         while True:
-            key = IterationKey(h, state)
+            key = (h, state)
             got = iterations.runs.get(key)
             if got is not None:
                 cached_work += size
@@ -335,18 +316,18 @@ def run_iteration(cfg: Cfg, forest: LoopForest, header: int, state: State, env: 
                   subcall: CallResult, budget: Budget, thresholds: tuple[int, ...],
                   iterations: Iterations) -> Iteration:
     """One iteration of the loop at ``header`` from ``state``, each computed once."""
-    key = IterationKey(header, state)
+    key = (header, state)
     got = iterations.runs.get(key)
     if got is None:
         got = _new_iteration(cfg, forest, key, env, subcall, budget, thresholds, iterations)
     return got
 
 
-def _new_iteration(cfg: Cfg, forest: LoopForest, key: IterationKey, env: Env,
+def _new_iteration(cfg: Cfg, forest: LoopForest, key: tuple[int, State], env: Env,
                    subcall: CallResult, budget: Budget, thresholds: tuple[int, ...],
                    iterations: Iterations) -> Iteration:
     """run_iteration where ``iterations`` does not hold it yet (under ``key``)."""
-    header, state = key.header, key.state
+    header, state = key
     dags = iterations.dags
     if header in dags:
         order = dags[header]

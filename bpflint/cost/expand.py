@@ -46,15 +46,17 @@ def expand_lines(region: Region, target: Target, mult: Count, blocks: dict[int, 
     keeps each loop-free path's lines to replay. Returns what a replay added (None
     if it was no loop-free path): a next piece alike adds the very same again."""
     ns_mult = mult if ns_mult is None else ns_mult
+    flat: FlatPath | None = None
     if memo is None:
-        memo = {}
-    key = (id(region), target, id(blocks))
-    got = memo.get(key)
-    if got is None or got[0] is not region or got[1] is not blocks:
-        flat = _flat_path(region, target, blocks, at)
-        memo[key] = (region, blocks, flat)
+        memo = {}  # (the function's own path is walked once: not kept)
     else:
-        flat = got[2]
+        key = (id(region), target, id(blocks))
+        got = memo.get(key)
+        if got is None or got[0] is not region or got[1] is not blocks:
+            flat = _flat_path(region, target, blocks, at)
+            memo[key] = (region, blocks, flat)
+        else:
+            flat = got[2]
     n_at = at + 1
     if flat is not None:
         added: Added = []
