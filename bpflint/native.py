@@ -37,6 +37,7 @@ MODULES = (
     "bpflint.analysis.transfer",
     "bpflint.analysis.map_values",
     "bpflint.analysis.fixpoint",
+    "bpflint.analysis.walk",
     "bpflint.analysis.branch",
     "bpflint.analysis.bounds",
     "bpflint.analysis.unroll",

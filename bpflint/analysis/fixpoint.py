@@ -9,201 +9,39 @@ two descending rounds then narrow what widening overshot.
 from __future__ import annotations
 
 import heapq
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from bpflint.analysis import calls
 from bpflint.analysis.state import (
     State,
-    Val,
     join_state,
-    join_val,
     leq_state,
-    unlinked,
     widen_state,
 )
-from bpflint.analysis.transfer import (
-    Env,
-    Machine,
-    alu,
-    ld_imm64,
-    legacy_packet_load,
-    load,
-    mem_kind,
-    refine_branch,
-    store,
+from bpflint.analysis.transfer import Env
+from bpflint.analysis.walk import (
+    STATES_KEPT,
+    BlockView,
+    Budget,
+    CallResult,
+    Iteration,
+    Views,
+    dag_order,
+    join_views,
+    run_block,
+    run_dag,
 )
-from bpflint.cfg.graph import Block, Cfg
+
+# What other stages take from the fixpoint and walk.py now holds: re-exported.
+from bpflint.analysis.walk import InsnView as InsnView
+from bpflint.analysis.walk import StepBudgetExceeded as StepBudgetExceeded
+from bpflint.analysis.walk import insn_view as insn_view
+from bpflint.analysis.walk import step as step
+from bpflint.cfg.graph import Cfg
 from bpflint.cfg.loops import LoopForest, body_insns
-from bpflint.isa.insn import Insn
-from bpflint.isa.opcodes import (
-    CLS_ALU,
-    CLS_ALU64,
-    CLS_LD,
-    CLS_LDX,
-    CLS_ST,
-    CLS_STX,
-    MODE_ATOMIC,
-)
 
 WIDEN_AFTER = 3  # visits of a loop header before widening kicks in
 WIDEN_WITH_THRESHOLDS = 2  # widenings of a header that stop at thresholds
 NARROW_ROUNDS = 2
-
-
-class StepBudgetExceeded(Exception):
-    """The analysis used up its step budget (a reported result, not a crash)."""
-
-
-class Budget:
-    """Steps, and CPU seconds of this process: not wall-clock time, so that a result
-    does not depend on how loaded the machine is (a CI runner shared with other jobs,
-    the other workers of --jobs), only on how fast it is."""
-
-    __slots__ = ("left", "limit", "deadline", "seconds", "_next_clock")
-
-    def __init__(self, steps: int, seconds: float) -> None:
-        self.left = steps
-        self.limit = steps
-        self.seconds = seconds
-        self.deadline = time.process_time() + seconds
-        self._next_clock = steps - 20_000
-
-    def spend(self, n: int) -> None:
-        self.left -= n
-        if self.left < 0:
-            raise StepBudgetExceeded(f"step budget of {self.limit} steps exhausted")
-        if self.left < self._next_clock:
-            self._next_clock = self.left - 20_000
-            self.check_clock()
-
-    def check_clock(self) -> None:
-        if time.process_time() > self.deadline:
-            raise StepBudgetExceeded(f"CPU-time budget of {self.seconds:g} s exhausted")
-
-
-# A hook to price/resolve bpf-to-bpf calls: (insn, machine before the call) -> r0 value
-CallResult = Callable[[Insn, Machine], Val]
-
-
-def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
-    """Apply one non-branching instruction to the machine."""
-    op = insn.opcode
-    cls = op & 0x07
-    if cls == CLS_ALU or cls == CLS_ALU64:
-        alu(m, insn)
-    elif cls == CLS_LDX:
-        m.regs[insn.dst] = load(m, insn, env)
-    elif cls == CLS_ST or cls == CLS_STX:
-        if cls == CLS_STX and op & 0xE0 == MODE_ATOMIC and insn.imm == 0x100:
-            m.regs[insn.dst] = load(m, insn, env)  # load-acquire reads like ldx
-        else:
-            store(m, insn)
-    elif cls == CLS_LD:
-        if insn.is_ld_imm64:
-            ld_imm64(m, insn, env)
-        else:
-            legacy_packet_load(m, insn)
-    elif insn.is_call:
-        if insn.is_pseudo_call:
-            # A callee is analysed once per entry state: links into the caller's
-            # registers would only split its contexts (r1-r5 die at the call), and
-            # a link in its result is one of the callee's, not the caller's.
-            regs = m.regs
-            for r in range(1, 6):
-                regs[r] = unlinked(regs[r])
-            result = unlinked(subcall(insn, m))
-            hook = env.callee_writes
-            # (a callee given no pointer into this frame leaves it alone: no summary)
-            writes = hook(insn, tuple(regs)) if hook and calls.reaches_frame(regs[1:6]) \
-                else None
-            calls.subprog_call(m, result, writes)
-        elif insn.is_kfunc_call:
-            calls.kfunc_call(m, insn)
-        else:
-            hook = env.callee_writes
-            ctx = calls.SYNC_CALLBACK_CTX.get(insn.imm)
-            writes = hook(insn, tuple(m.regs)) \
-                if hook and ctx is not None and calls.reaches_frame(m.regs[ctx:ctx + 1]) \
-                else None
-            calls.helper_call(m, insn, env.maps, writes)
-
-
-# What pricing an instruction reads of the state before it: the kind of memory a load
-# or store touches, r0..r5 at a call, nothing (None) for the others.
-InsnView = str | tuple[Val, ...] | None
-# A block's views, one per instruction, and r0 at its exit (None: it has none).
-BlockView = tuple[tuple[InsnView, ...], Val | None]
-
-
-def insn_view(m: Machine, insn: Insn) -> InsnView:
-    cls = insn.opcode & 0x07
-    if cls == CLS_LDX:
-        return mem_kind(m.regs[insn.src])
-    if cls == CLS_ST or cls == CLS_STX:
-        return mem_kind(m.regs[insn.dst])
-    if insn.opcode == 0x85:  # a call: as step() hands it on, without links
-        return tuple([unlinked(v) for v in m.regs[:6]])
-    return None
-
-
-def join_views(a: BlockView, b: BlockView) -> BlockView:
-    """A view of the same block covering both: what pricing reads of either state is
-    below it (memory kinds that differ become "other", the envelope of every kind;
-    call registers and r0 join), so a price from it bounds the price from each."""
-    if a == b:
-        return a
-    reads: list[InsnView] = []
-    for x, y in zip(a[0], b[0], strict=True):
-        if x == y:
-            reads.append(x)
-        elif isinstance(x, str):
-            reads.append("other")
-        else:  # the same instruction: both are call registers
-            assert isinstance(x, tuple) and isinstance(y, tuple)
-            reads.append(tuple([join_val(u, v) for u, v in zip(x, y, strict=True)]))
-    r0 = a[1] if a[1] is None or b[1] is None else join_val(a[1], b[1])
-    return tuple(reads), r0
-
-
-def run_block(block: Block, state: State, env: Env, subcall: CallResult,
-              views: Views | None = None) -> list[tuple[int, State]]:
-    """Walk a block; return (successor, state on that edge) for each feasible edge.
-    With ``views``, also record what pricing reads of each instruction's state, for
-    blocks whose walk does not depend on ``subcall`` (no bpf-to-bpf call)."""
-    m = Machine(state)
-    insns = block.insns
-    if views is None:
-        for insn in insns[:-1]:
-            step(m, insn, env, subcall)
-    else:
-        seen: list[InsnView] = []
-        calls_subprogram = False
-        for insn in insns[:-1]:
-            seen.append(insn_view(m, insn))
-            calls_subprogram = calls_subprogram or (insn.opcode == 0x85 and insn.is_pseudo_call)
-            step(m, insn, env, subcall)
-        last = insns[-1]
-        seen.append(insn_view(m, last))
-        if not (calls_subprogram or last.is_pseudo_call):
-            views.put(block, state, (tuple(seen), m.regs[0] if last.is_exit else None))
-    last = insns[-1]
-    if last.is_conditional_jump:
-        out = []
-        fall, taken = (block.succs + block.succs)[:2] if len(block.succs) == 1 else block.succs
-        before = m.freeze()  # once: freezing a written stack sorts it
-        for succ, is_taken in ((fall, False), (taken, True)):
-            branch = Machine(before)
-            if refine_branch(branch, last, is_taken):
-                out.append((succ, branch.freeze()))
-        return out
-    if not last.is_exit and not last.is_unconditional_jump:
-        step(m, last, env, subcall)
-    if not block.succs:
-        return []
-    frozen = m.freeze()
-    return [(s, frozen) for s in block.succs]
 
 
 @dataclass(frozen=True)
@@ -216,32 +54,7 @@ class Flow:
     edge_out: dict[tuple[int, int], State]
 
 
-# One iteration of a loop from a header state: (block_in, edge_out, the joined state
-# on its back edges or None when none is feasible), as propagate(collect=header) gives.
-Iteration = tuple[dict[int, State], dict[tuple[int, int], State], State | None]
 EAGER_ITERATIONS = 16  # iterations' worth of steps a loop is run for before it is widened
-STATES_KEPT = 200_000  # block states an Iterations cache holds before it starts afresh
-
-
-class Views:
-    """Block views (BlockView) of the blocks the fixpoint walked, by the block and
-    the state it walked it from: pricing the block from that state reads them here
-    instead of walking the block again. Keyed by identity: a view is for that very
-    state object, which the entry holds on to."""
-
-    __slots__ = ("by_state",)
-
-    def __init__(self) -> None:
-        self.by_state: dict[tuple[int, int], tuple[State, BlockView]] = {}
-
-    def put(self, block: Block, state: State, view: BlockView) -> None:
-        if len(self.by_state) >= STATES_KEPT:
-            self.by_state.clear()
-        self.by_state[(id(block), id(state))] = (state, view)
-
-    def get(self, block: Block, state: State) -> BlockView | None:
-        got = self.by_state.get((id(block), id(state)))
-        return got[1] if got is not None and got[0] is state else None
 
 
 class Iterations:
@@ -251,21 +64,24 @@ class Iterations:
     short loop's iterations are small, a big unrolled body's are not. ``views``:
     what the blocks it walked showed pricing (Views)."""
 
-    __slots__ = ("runs", "states", "views")
+    __slots__ = ("runs", "states", "views", "dags")
 
     def __init__(self) -> None:
         self.runs: dict[tuple[int, State], Iteration] = {}
         self.states = 0
         self.views = Views()
+        # header -> its loop's blocks in RPO when one iteration of it is a DAG
+        # (dag_order), else None
+        self.dags: dict[int, tuple[int, ...] | None] = {}
 
     def get(self, header: int, state: State) -> Iteration | None:
         return self.runs.get((header, state))
 
-    def put(self, header: int, state: State, iteration: Iteration) -> None:
+    def put(self, key: tuple[int, State], iteration: Iteration) -> None:
         if self.states + len(iteration[0]) > STATES_KEPT:
             self.runs.clear()
             self.states = 0
-        self.runs[(header, state)] = iteration
+        self.runs[key] = iteration
         self.states += len(iteration[0])
 
 
@@ -393,11 +209,14 @@ class _Worklist:
         visited = {state}
         cached_work = 0
         while True:
-            if iterations.get(h, state) is not None:
+            key = (h, state)
+            got = iterations.runs.get(key)
+            if got is not None:
                 cached_work += size
-            its_in, its_out, nxt = run_iteration(cfg, self.forest, h, state, self.env,
-                                                 self.subcall, budget, self.thresholds,
-                                                 iterations)
+            else:
+                got = _new_iteration(cfg, self.forest, key, self.env, self.subcall,
+                                     budget, self.thresholds, iterations)
+            its_in, its_out, nxt = got
             for x, st in its_in.items():
                 view = views.get(cfg.blocks[x], st) if views is not None else None
                 if x in ins:
@@ -416,10 +235,11 @@ class _Worklist:
             if nxt is None:
                 break
             seen = join_state(seen, nxt)
-            if nxt in visited or leq_state(nxt, state) \
+            known = len(visited)
+            visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
+            if len(visited) == known or leq_state(nxt, state) \
                     or before - budget.left + cached_work > allowed:
                 return seen  # no progress, or too long: widen instead
-            visited.add(nxt)
             state = nxt
         for x, st in ins.items():
             if x in block_in:
@@ -496,11 +316,30 @@ def run_iteration(cfg: Cfg, forest: LoopForest, header: int, state: State, env: 
                   subcall: CallResult, budget: Budget, thresholds: tuple[int, ...],
                   iterations: Iterations) -> Iteration:
     """One iteration of the loop at ``header`` from ``state``, each computed once."""
-    got = iterations.get(header, state)
+    key = (header, state)
+    got = iterations.runs.get(key)
     if got is None:
-        got = propagate(cfg, forest, forest.loops[header].body, header, state, env, subcall,
-                        budget, thresholds, collect=header, iterations=iterations)
-        iterations.put(header, state, got)
+        got = _new_iteration(cfg, forest, key, env, subcall, budget, thresholds, iterations)
+    return got
+
+
+def _new_iteration(cfg: Cfg, forest: LoopForest, key: tuple[int, State], env: Env,
+                   subcall: CallResult, budget: Budget, thresholds: tuple[int, ...],
+                   iterations: Iterations) -> Iteration:
+    """run_iteration where ``iterations`` does not hold it yet (under ``key``)."""
+    header, state = key
+    dags = iterations.dags
+    if header in dags:
+        order = dags[header]
+    else:
+        order = dags[header] = dag_order(cfg, forest, header)
+    if order is not None:
+        got = run_dag(cfg, order, forest.loops[header].body, header, state, env, subcall,
+                       budget, iterations.views)
+    else:
+        got = propagate(cfg, forest, forest.loops[header].body, header, state, env,
+                        subcall, budget, thresholds, collect=header, iterations=iterations)
+    iterations.put(key, got)
     return got
 
 

@@ -81,9 +81,10 @@ def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
         if nxt is None:
             least = k if first_exit is None else first_exit
             return LoopBound(h, k, least, f"unrolled: at most {k} iterations"), least
-        if nxt in visited or leq_state(nxt, state):
+        known = len(visited)
+        visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
+        if len(visited) == known or leq_state(nxt, state):
             return None, k + 1 if first_exit is None else first_exit
-        visited.add(nxt)
         state = nxt
     return None, max_iterations + 1 if first_exit is None else first_exit
 

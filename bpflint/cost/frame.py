@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.fixpoint import (
@@ -126,6 +126,16 @@ class CalleeOverlap:
     read_latency: tuple[float, ...]
 
 
+# An innermost loop's header, the identities of its blocks' BlockInfos (in its
+# order; id(None) where one is unreached) and its feasible edges ...
+SteadyKey = tuple[int, tuple[int, ...], frozenset[tuple[int, int]]]
+# ... and what _steady_ns computes of them: those BlockInfos (kept alive: the ids
+# stay theirs), the issue bound, the ns to leave by each way out, the longest chain,
+# and the loop-carried chains where they decide (else None).
+SteadyParts = tuple[tuple["BlockInfo | None", ...], float, dict[Target, float], float,
+                    dict[int, dict[int, float]] | None]
+
+
 @dataclass(frozen=True)
 class FuncContext:
     """What every step of one function context's analysis needs."""
@@ -138,6 +148,8 @@ class FuncContext:
     tail_targets: set[str]
     open_maps: set[str]
     iterations: Iterations  # loop iterations already run (fixpoint.run_iteration)
+    # LoopBounds._steady_ns of innermost loops, by what it reads (SteadyKey)
+    steady: dict[SteadyKey, SteadyParts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from bpflint.cost.frame import (
     BlockInfo,
     CalleeOverlap,
     FuncContext,
+    SteadyKey,
     descendants,
     edge_costs,
     exit_targets,
@@ -217,6 +218,36 @@ class LoopBounds(BlockPricing):
         the states of ``flow``, which hold every iteration's, so it bounds each."""
         if self.table is None:
             return math.inf, {}
+        # An innermost loop's parts depend on its blocks' prices and feasible edges
+        # alone: the same in every outer iteration that prices them alike.
+        key: SteadyKey | None = None
+        if not loop.children:
+            edges = flow.edge_out
+            infos = tuple([blocks.get(b) for b in loop.order])
+            key = (loop.header, tuple([id(info) for info in infos]),
+                   frozenset([(b, s) for b in loop.order for s in ctx.cfg.blocks[b].succs
+                              if (b, s) in edges]))
+            got = ctx.steady.get(key)
+            if got is None:
+                issue, exits, chain, carried = self._steady_parts(ctx, loop, flow, blocks,
+                                                                  summaries)
+                ctx.steady[key] = (infos, issue, exits, chain, carried)
+            else:
+                _, issue, exits, chain, carried = got
+        else:
+            issue, exits, chain, carried = self._steady_parts(ctx, loop, flow, blocks,
+                                                              summaries)
+        if carried is None:
+            return max(issue, chain), exits
+        return max(issue, steady_chain_ns(carried, chain, later)), exits
+
+    def _steady_parts(self, ctx: FuncContext, loop: Loop, flow: Flow,
+                      blocks: dict[int, BlockInfo], summaries: dict[int, LoopSummary]
+                      ) -> tuple[float, dict[Target, float], float,
+                                 dict[int, dict[int, float]] | None]:
+        """_steady_ns but for ``later``: the issue bound, the ns to leave by each way
+        out, the longest chain, and the loop-carried chains where they decide."""
+        assert self.table is not None
         # The fullest lane over every path: for each lane, its dearest path (the
         # serial work in all of them), then the dearest of those. On any one path
         # the issue bound is at most that.
@@ -231,7 +262,7 @@ class LoopBounds(BlockPricing):
                                   exit_targets(blocks), flow.edge_out, summaries)
             iteration = region.cost.get(LATCH)
             if iteration is None:
-                return math.inf, {}
+                return math.inf, {}, 0.0, None
             issue = max(issue, iteration[3])
             for target, cost in region.cost.items():
                 if target != LATCH:
@@ -243,13 +274,13 @@ class LoopBounds(BlockPricing):
         exits = {target: max(ns, leave_chain) for target, ns in leave_issue.items()}
         if chain <= issue or math.isinf(chain) \
                 or body_insns(ctx.cfg, loop) > CYCLE_ANALYSIS_MAX_INSNS:
-            return max(issue, chain), exits
+            return issue, exits, chain, None
         # Chain-bound: an iteration adds what the loop-carried chains' worst cycle
         # does per iteration, not the longest chain through one iteration (a value
         # computed from the counter that no later iteration reads ends once).
         carried = {source: ends for source, ends in
                    chains_from(ctx, loop, blocks, summaries, flow, LOOP_VALUES)}
-        return max(issue, steady_chain_ns(carried, chain, later)), exits
+        return issue, exits, chain, carried
 
     def _unrolled_summary(self, ctx: FuncContext, loop: Loop, flow: Flow, limit: int,
                           steady_ns: float, exit_ns: Mapping[Target, float]
@@ -272,31 +303,47 @@ class LoopBounds(BlockPricing):
         iterate = self._iterate(ctx, loop)
         visited = {state}
         solved: dict[Hashable, Region] = {}
+        # Iterations priced alike share one blocks dict (by the identity of the
+        # priced blocks, which the dict keeps alive), its region key and its regions
+        # by feasible edges: the worst path's lines are then expanded once per
+        # distinct pricing (expand.py).
+        contexts: dict[tuple[tuple[int, int], ...], _Priced] = {}
+        views = ctx.iterations.views
         for _ in range(max(limit, 0) + 1):
             block_in, edge_out, nxt = iterate(state)
-            flow_k = Flow(block_in, edge_out)
-            blocks_k = {}
+            blocks_k: dict[int, BlockInfo] = {}
             for b, st in block_in.items():
                 blocks_k[b], _ = self._cost_block(cfg, b, st, ctx.env, ctx.prog_type,
-                                                  ctx.tail_targets, ctx.open_maps,
-                                                  ctx.iterations.views)
-            summaries_k = self._summaries(ctx, inner, flow_k, blocks_k)
-            # An innermost loop's iterations mostly price alike: its region is a
-            # function of the block costs, ways out and feasible edges alone (the
-            # lines stay each iteration's own, in its Piece's context).
-            key = None if summaries_k else _region_key(blocks_k, edge_out)
-            region = solved.get(key) if key is not None else None
+                                                  ctx.tail_targets, ctx.open_maps, views)
+            ckey = tuple([(b, id(info)) for b, info in blocks_k.items()])
+            priced = contexts.get(ckey)
+            if priced is None:
+                priced = contexts[ckey] = _Priced(blocks_k, _blocks_key(blocks_k))
+            blocks_k = priced.blocks
+            summaries_k = self._summaries(ctx, inner, Flow(block_in, edge_out), blocks_k) \
+                if inner else {}
+            edges = frozenset(edge_out)
+            region = priced.regions.get(edges) if not summaries_k else None
             if region is None:
-                region = solve_region(cfg, forest, h, edge_costs(blocks_k),
-                                      exit_targets(blocks_k), edge_out, summaries_k)
-                if key is not None:
-                    solved[key] = region
+                # An innermost loop's iterations mostly price alike: its region is a
+                # function of the block costs, ways out and feasible edges alone
+                # (the lines stay each iteration's own, in its Piece's context).
+                key = None if summaries_k else (priced.key, edges)
+                region = solved.get(key) if key is not None else None
+                if region is None:
+                    region = solve_region(cfg, forest, h, edge_costs(blocks_k),
+                                          exit_targets(blocks_k), edge_out, summaries_k)
+                    if key is not None:
+                        solved[key] = region
+                if not summaries_k:
+                    priced.regions[edges] = region
             iterations.append(Piece(region, LATCH, 1, blocks_k, summaries_k))
             if nxt is None:
                 break
-            if nxt in visited or leq_state(nxt, state):
+            known = len(visited)
+            visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
+            if len(visited) == known or leq_state(nxt, state):
                 return None  # a state seen before: it may cycle forever
-            visited.add(nxt)
             state = nxt
         else:
             return None
@@ -391,9 +438,19 @@ class LoopBounds(BlockPricing):
         return iterate
 
 
-def _region_key(blocks: dict[int, BlockInfo], edge_out: Mapping[tuple[int, int], State]
-                ) -> Hashable:
-    """All that solve_region reads of an iteration without inner loops: each block's
-    cost, jump prices and ways out, and which edges are feasible."""
-    return (tuple([(b, info.cost, tuple(info.edge_ns.items()), tuple(info.exits))
-                   for b, info in blocks.items()]), frozenset(edge_out))
+class _Priced:
+    """One pricing of an iteration's blocks (_unrolled_summary)."""
+
+    __slots__ = ("blocks", "key", "regions")
+
+    def __init__(self, blocks: dict[int, BlockInfo], key: Hashable) -> None:
+        self.blocks = blocks
+        self.key = key
+        self.regions: dict[frozenset[tuple[int, int]], Region] = {}
+
+
+def _blocks_key(blocks: dict[int, BlockInfo]) -> Hashable:
+    """All that solve_region reads of an iteration's blocks without inner loops: each
+    block's cost, jump prices and ways out (and which edges are feasible: beside it)."""
+    return tuple([(b, info.cost, tuple(info.edge_ns.items()), tuple(info.exits))
+                  for b, info in blocks.items()])
