@@ -142,8 +142,12 @@ def join(a: Scalar, b: Scalar) -> Scalar:
         return a
     tv = a.tval & b.tval
     tm = a.tmask | b.tmask | (a.tval ^ b.tval)
-    return Scalar(min(a.umin, b.umin), max(a.umax, b.umax), min(a.smin, b.smin),
-                  max(a.smax, b.smax), tv & ~tm & U64, tm)
+    # (conditional expressions, not min()/max(): a call each, on every join)
+    return _new_tuple(Scalar, (a.umin if a.umin <= b.umin else b.umin,
+                               a.umax if a.umax >= b.umax else b.umax,
+                               a.smin if a.smin <= b.smin else b.smin,
+                               a.smax if a.smax >= b.smax else b.smax,
+                               tv & ~tm & U64, tm))
 
 
 def meet(a: Scalar, b: Scalar) -> Scalar:

@@ -124,8 +124,8 @@ def join_val(a: Val, b: Val) -> Val:
         if a.extra != b.extra and a.extra and b.extra:
             extra = (min(a.extra[0], b.extra[0]), max(a.extra[1], b.extra[1]))
         # a link both sides have holds on either path; any other does not
-        return Val(a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null, extra,
-                   a.link if a.link == b.link else 0)
+        return _new_tuple(Val, (a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null,
+                                extra, a.link if a.link == b.link else 0))
     if a.kind == b.kind == Kind.MEM:  # memory of two origins: still memory
         return Val(Kind.MEM, sc.join(a.s, b.s), None, a.maybe_null or b.maybe_null)
     # A stack pointer met with another pointer: still one a store may write the
@@ -174,56 +174,88 @@ def leq_val(a: Val, b: Val) -> bool:
 
 # A stack slot: (offset from r10, size in bytes) -> value.
 Stack = dict[int, tuple[int, Val]]
+# A state's stack: (offset, size, value) slots sorted by offset.
+Slots = tuple[tuple[int, int, Val], ...]
+# The same, its slots left as objects. Compiled (mypyc), a typed (int, int, Val) is
+# unpacked into a C struct when read and built again when stored: a join or an
+# order test that walks a stack through AnySlots compares and keeps its slots as
+# they are (identical ones by identity), with no copy of each.
+AnySlots = tuple[Any, ...]
 
 
 class State(NamedTuple):  # a NamedTuple for speed, as Scalar
     regs: tuple[Val, ...]  # r0 .. r10
-    stack: tuple[tuple[int, int, Val], ...]  # sorted (offset, size, value)
+    stack: Slots  # sorted (offset, size, value)
 
     def stack_dict(self) -> Stack:
         return {off: (size, val) for off, size, val in self.stack}
 
 
-def freeze_stack(stack: Stack) -> tuple[tuple[int, int, Val], ...]:
+def new_state(regs: tuple[Val, ...], stack: Slots) -> State:
+    """State(regs, stack), without the NamedTuple constructor's Python-level call."""
+    return _new_tuple(State, (regs, stack))
+
+
+def freeze_stack(stack: Stack) -> Slots:
     # sorted by offset alone (offsets are unique): no comparison reaches a Val
     return tuple([(off, slot[0], slot[1]) for off, slot in sorted(stack.items())])
 
 
-def _join_same_slots(a: tuple[tuple[int, int, Val], ...], b: tuple[tuple[int, int, Val], ...]
-                     ) -> tuple[tuple[int, int, Val], ...] | None:
-    """Join two stacks with the same slots (offsets and sizes); None if they differ."""
-    if len(a) != len(b):
-        return None
-    out = []
-    for x, y in zip(a, b, strict=True):
-        if x == y:
-            out.append(x)
-        elif x[0] == y[0] and x[1] == y[1]:
-            out.append((x[0], x[1], join_val(x[2], y[2])))
+def _join_slots(a: AnySlots, b: AnySlots) -> AnySlots:
+    """Join two stacks: the slots of the same offset and size in both (others are
+    forgotten). Slots that are the same in both are kept as they are."""
+    na, nb = len(a), len(b)
+    if na == nb:
+        out: list[Any] | None = None
+        for i in range(na):
+            x = a[i]
+            y = b[i]
+            if x is y or x == y:
+                continue
+            if x[0] != y[0] or x[1] != y[1]:
+                break  # not the same slots: the general walk below
+            if out is None:
+                out = list(a)
+            out[i] = (x[0], x[1], join_val(x[2], y[2]))
         else:
-            return None
-    return tuple(out)
+            return a if out is None else tuple(out)
+    # Both sorted by offset (unique in each): walk them side by side.
+    slots: list[Any] = []
+    j = 0
+    for x in a:
+        off = x[0]
+        while j < nb and b[j][0] < off:
+            j += 1
+        if j == nb:
+            break
+        y = b[j]
+        if y[0] == off and y[1] == x[1]:
+            slots.append(x if x is y or x == y else (off, x[1], join_val(x[2], y[2])))
+    return tuple(slots)
 
 
 def join_state(a: State, b: State) -> State:
     if a is b:
         return a
     # Tuple comparisons run in C and stop at shared (identical) values: most joins
-    # meet states that differ in a register or two.
-    regs = a.regs if a.regs == b.regs else tuple(map(join_val, a.regs, b.regs))
-    stack = a.stack if a.stack == b.stack else _join_same_slots(a.stack, b.stack)
-    if stack is None:
-        bs = b.stack_dict()
-        slots = []
-        for off, size, val in a.stack:
-            other = bs.get(off)
-            if other is not None and other[0] == size:
-                slots.append((off, size, join_val(val, other[1])))
-        stack = tuple(slots)
+    # meet states that differ in a register or two, and only those are joined.
+    ar, br = a.regs, b.regs
+    regs = ar
+    if ar != br:
+        joined = list(ar)
+        for r in range(len(ar)):
+            x = ar[r]
+            y = br[r]
+            if x is not y:
+                joined[r] = join_val(x, y)
+        regs = tuple(joined)
+    sa: AnySlots = a.stack
+    sb: AnySlots = b.stack
+    stack = sa if sa == sb else _join_slots(sa, sb)
     # Hand back ``a`` itself when nothing grew: identity is what the fast paths test.
-    if regs == a.regs and stack == a.stack:
+    if regs == ar and stack == sa:
         return a
-    return State(regs, stack)
+    return _new_tuple(State, (regs, stack))
 
 
 def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:
@@ -240,13 +272,28 @@ def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:
 def leq_state(a: State, b: State) -> bool:
     if a is b:
         return True
-    if a.regs != b.regs and not all(map(leq_val, a.regs, b.regs)):
-        return False
-    if a.stack == b.stack:
+    ar, br = a.regs, b.regs
+    if ar != br:
+        for r in range(len(ar)):
+            x = ar[r]
+            y = br[r]
+            if x is not y and not leq_val(x, y):
+                return False
+    sa: AnySlots = a.stack
+    sb: AnySlots = b.stack
+    if sa == sb:
         return True
-    sa = a.stack_dict()
-    for off, size, val in b.stack:
-        mine = sa.get(off)
-        if mine is None or mine[0] != size or not leq_val(mine[1], val):
+    # every slot of b's must be a's too, with a value below it; both sorted by offset
+    na = len(sa)
+    i = 0
+    for y in sb:
+        off = y[0]
+        while i < na and sa[i][0] < off:
+            i += 1
+        if i == na:
             return False
+        x = sa[i]
+        if x is not y and (x[0] != off or x[1] != y[1] or not leq_val(x[2], y[2])):
+            return False
+        i += 1
     return True

@@ -39,6 +39,7 @@ from bpflint.analysis.state import (
     freeze_stack,
     link_of,
     linked,
+    new_state,
     scalar,
     unknown_bits,
 )
@@ -118,8 +119,8 @@ class Machine:
 
     def freeze(self) -> State:
         if self._frozen is not None:
-            return State(tuple(self.regs), self._frozen)
-        return State(tuple(self.regs), freeze_stack(self.stack))
+            return new_state(tuple(self.regs), self._frozen)
+        return new_state(tuple(self.regs), freeze_stack(self.stack))
 
     # -- stack ------------------------------------------------------------
     def _stack_store(self, off: Scalar, size: int, val: Val) -> None:
