@@ -4,6 +4,8 @@ needs no machine state (transfer.alu() applies it to registers)."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.isa.insn import Insn
@@ -11,20 +13,20 @@ from bpflint.isa.opcodes import AluOp
 
 # the ALU operations as plain ints, for transfer.alu() and alu_scalar() (see CLS_*
 # in opcodes.py)
-OP_MOV = int(AluOp.MOV)
-OP_END = int(AluOp.END)
-OP_ADD = int(AluOp.ADD)
-OP_AND = int(AluOp.AND)
-OP_ARSH = int(AluOp.ARSH)
-OP_DIV = int(AluOp.DIV)
-OP_LSH = int(AluOp.LSH)
-OP_MOD = int(AluOp.MOD)
-OP_MUL = int(AluOp.MUL)
-OP_NEG = int(AluOp.NEG)
-OP_OR = int(AluOp.OR)
-OP_RSH = int(AluOp.RSH)
-OP_SUB = int(AluOp.SUB)
-OP_XOR = int(AluOp.XOR)
+OP_MOV: Final = int(AluOp.MOV)
+OP_END: Final = int(AluOp.END)
+OP_ADD: Final = int(AluOp.ADD)
+OP_AND: Final = int(AluOp.AND)
+OP_ARSH: Final = int(AluOp.ARSH)
+OP_DIV: Final = int(AluOp.DIV)
+OP_LSH: Final = int(AluOp.LSH)
+OP_MOD: Final = int(AluOp.MOD)
+OP_MUL: Final = int(AluOp.MUL)
+OP_NEG: Final = int(AluOp.NEG)
+OP_OR: Final = int(AluOp.OR)
+OP_RSH: Final = int(AluOp.RSH)
+OP_SUB: Final = int(AluOp.SUB)
+OP_XOR: Final = int(AluOp.XOR)
 
 
 # alu_scalar's results by its operands. It is a pure function of them, and an

@@ -8,12 +8,12 @@ operation applied to concrete members of the operands.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-U64 = (1 << 64) - 1
-U32 = (1 << 32) - 1
-S64_MIN = -(1 << 63)
-S64_MAX = (1 << 63) - 1
+U64: Final = (1 << 64) - 1
+U32: Final = (1 << 32) - 1
+S64_MIN: Final = -(1 << 63)
+S64_MAX: Final = (1 << 63) - 1
 
 
 # Constants are the most built values (every immediate, every offset); the first
@@ -22,7 +22,7 @@ _CONSTS: dict[int, Scalar] = {}
 _CONSTS_KEPT = 1 << 16
 # the two hottest constructions build the tuple directly, without the NamedTuple
 # constructor's extra Python-level call
-_new_tuple = tuple.__new__
+_new_tuple: Final = tuple.__new__
 
 
 def to_s64(v: int) -> int:
@@ -133,8 +133,8 @@ class EmptyValue(Exception):
     """Refinement proved that no concrete value is possible: the path is infeasible."""
 
 
-UNKNOWN = Scalar(0, U64, S64_MIN, S64_MAX, 0, U64)
-UNKNOWN32 = Scalar(0, U32, 0, U32, 0, U32)
+UNKNOWN: Final = Scalar(0, U64, S64_MIN, S64_MAX, 0, U64)
+UNKNOWN32: Final = Scalar(0, U32, 0, U32, 0, U32)
 
 
 def join(a: Scalar, b: Scalar) -> Scalar:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
@@ -26,18 +26,18 @@ class Kind(IntEnum):
     ITER = 12  # an open-coded iterator's state on the stack; s: elements left
 
 
-CALLER_STACK = "caller stack"  # the ref of a MEM pointer into a calling frame's stack
+CALLER_STACK: Final = "caller stack"  # the ref of a MEM pointer into a calling frame's stack
 # The ref of a STACK pointer that may point elsewhere instead (the join of a stack
 # pointer with another pointer; a spilled stack pointer a callee may have replaced):
 # its offset is unknown, so a store through it forgets the whole frame.
-STACK_OR_OTHER = "stack or other memory"
+STACK_OR_OTHER: Final = "stack or other memory"
 # What a callee writes of the frames it gets pointers into: byte ranges [lo, hi)
 # relative to such a pointer (any one of them: a callee's summary does not tell
 # them apart), or None for anywhere in the frame (cost/engine.py computes them).
 WriteSet = tuple[tuple[int, int], ...]
 
-POINTER_KINDS = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META,
-                           Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
+POINTER_KINDS: Final = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META,
+                                  Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
 
 
 class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
@@ -62,15 +62,15 @@ class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
         return f"{self.kind.name.lower()}{null}({self.ref or ''}{self.s!r})"
 
 
-UNINIT = Val(Kind.UNINIT, sc.UNKNOWN)
-UNKNOWN = Val(Kind.SCALAR, sc.UNKNOWN)
-ZERO = Val(Kind.SCALAR, Scalar.const(0))
+UNINIT: Final = Val(Kind.UNINIT, sc.UNKNOWN)
+UNKNOWN: Final = Val(Kind.SCALAR, sc.UNKNOWN)
+ZERO: Final = Val(Kind.SCALAR, Scalar.const(0))
 
 
 # Scalar values are the most built Vals: built as tuples directly, without the
 # NamedTuple constructor's Python-level call and an enum member lookup each time.
-_new_tuple = tuple.__new__
-_SCALAR = Kind.SCALAR
+_new_tuple: Final = tuple.__new__
+_SCALAR: Final = Kind.SCALAR
 
 
 def scalar(s: Scalar) -> Val:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.alu import (
@@ -48,9 +49,9 @@ from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, Cls
 from bpflint.obj.model import KCONFIG_MAP, MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
-_XDP_CTX = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
-_SKB_CTX = {76: Kind.PKT, 80: Kind.PKT_END, 140: Kind.PKT_META}
-CTX_POINTERS = {
+_XDP_CTX: Final = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
+_SKB_CTX: Final = {76: Kind.PKT, 80: Kind.PKT_END, 140: Kind.PKT_META}
+CTX_POINTERS: Final = {
     "xdp": _XDP_CTX,
     "sched_cls": _SKB_CTX,
     "sched_act": _SKB_CTX,
@@ -231,7 +232,10 @@ def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
 
 # For alu(), load() and store(), run for every instruction walked: the kinds they
 # test most as module constants (see CLS_* in opcodes.py)
-_SCALAR, _STACK, _UNINIT, _ITER = Kind.SCALAR, Kind.STACK, Kind.UNINIT, Kind.ITER
+_SCALAR: Final = Kind.SCALAR
+_STACK: Final = Kind.STACK
+_UNINIT: Final = Kind.UNINIT
+_ITER: Final = Kind.ITER
 
 
 def alu(m: Machine, insn: Insn) -> None:
@@ -349,7 +353,7 @@ def mem_kind(base: Val) -> str:
     return _MEM_KINDS.get(base.kind, "other")
 
 
-_MEM_KINDS = {_STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet",
+_MEM_KINDS: Final = {_STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet",
               Kind.PKT_META: "packet", Kind.MAP_VALUE: "map"}
 
 

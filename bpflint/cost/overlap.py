@@ -55,15 +55,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp, Cls, Mode
 
-MEMORY = -1  # the resource loads read and stores write, next to registers 0-10
+MEMORY: Final = -1  # the resource loads read and stores write, next to registers 0-10
 
 # Lanes (indexes into Lanes): what an instruction competes for.
-ALU, MEM, BRANCH, CALL, SERIAL = 0, 1, 2, 3, 4
-PARALLEL_LANES = (ALU, MEM, BRANCH, CALL)
+ALU: Final = 0
+MEM: Final = 1
+BRANCH: Final = 2
+CALL: Final = 3
+SERIAL: Final = 4
+PARALLEL_LANES: Final = (ALU, MEM, BRANCH, CALL)
 Lanes = tuple[float, float, float, float, float]
 NO_LANES: Lanes = (0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -99,7 +104,7 @@ def timed(insn: Insn, latency_ns: float, issue_ns: float, slot_ns: float) -> Tim
 _LANES: dict[int, int] = {}  # opcode -> lane_of: the opcode decides it
 
 
-CALL_READS = (1, 2, 3, 4, 5, MEMORY)  # a bpf-to-bpf call's operands: arguments, memory
+CALL_READS: Final = (1, 2, 3, 4, 5, MEMORY)  # a bpf-to-bpf call's operands: arguments, memory
 
 
 def call_step(read_latency: tuple[float, ...], lanes: Lanes) -> Timed:
