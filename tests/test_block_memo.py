@@ -19,7 +19,7 @@ from bpflint.cfg.graph import Block
 from bpflint.cost import engine, pricing
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
-from bpflint.cost.shared_prices import SharedKey, SharedPrices
+from bpflint.cost.shared_prices import SharedPrices
 from bpflint.cost.table_file import load_cost_table
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
@@ -83,19 +83,20 @@ def test_a_loop_costed_per_iteration_prices_each_block_once(
 def _priced_apart(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Make every block price on its own (as if no two held the same instructions);
     the list fills with the blocks priced."""
-    key = SharedPrices.key
     price = engine.ProgramAnalysis._price_block
     priced: list[int] = []
+    blocks: list[Block] = []  # held: their ids stay theirs
 
-    def own_key(self: SharedPrices, block: Block, *args: object) -> SharedKey:
-        _, *rest = key(self, block, *args)  # type: ignore[arg-type]
-        return (id(block), *rest)  # type: ignore[return-value]
+    def own_content(self: SharedPrices, block: Block) -> int:
+        blocks.append(block)
+        self.content_of[id(block)] = len(blocks)
+        return len(blocks)
 
     def counting_price(self: engine.ProgramAnalysis, block: Block, *args: object) -> object:
         priced.append(id(block))
         return price(self, block, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(SharedPrices, "key", own_key)
+    monkeypatch.setattr(SharedPrices, "content", own_content)
     monkeypatch.setattr(engine.ProgramAnalysis, "_price_block", counting_price)
     return priced
 

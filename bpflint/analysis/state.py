@@ -36,8 +36,9 @@ STACK_OR_OTHER: Final = "stack or other memory"
 # them apart), or None for anywhere in the frame (cost/engine.py computes them).
 WriteSet = tuple[tuple[int, int], ...]
 
-POINTER_KINDS: Final = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META,
-                                  Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
+POINTER_KINDS: Final = frozenset({
+    Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META, Kind.MAP_VALUE, Kind.MAP_PTR,
+    Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
 
 
 class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
@@ -78,7 +79,17 @@ def scalar(s: Scalar) -> Val:
 
 
 def const(v: int) -> Val:
-    return _new_tuple(Val, (_SCALAR, Scalar.const(v), None, False, None, 0))
+    # every immediate operand is one: the first ones met are kept, as Scalar.const's
+    got = _CONST_VALS.get(v)
+    if got is None:
+        got = _new_tuple(Val, (_SCALAR, Scalar.const(v), None, False, None, 0))
+        if len(_CONST_VALS) < _CONST_VALS_KEPT:
+            _CONST_VALS[v] = got
+    return got
+
+
+_CONST_VALS: dict[int, Val] = {}  # values are immutable: one per constant serves all
+_CONST_VALS_KEPT: Final = 1 << 16
 
 
 # -- links (the verifier's scalar ids) ---------------------------------------

@@ -202,18 +202,41 @@ class Readiness:
     def after(self, steps: Iterable[Timed | float]) -> Readiness:
         """Readiness after running ``steps``; a float is a call of that many ns, which
         starts when everything is ready and holds everything up until it returns."""
-        out = Readiness(self.floor, self.at)
+        # ready(r) and Timed.end written out (no generators): it runs for every
+        # block of every chain followed
+        floor = self.floor
+        at = dict(self.at)
         for step in steps:
             if isinstance(step, Timed):
-                if step.read_latency is None:
-                    end = max((out.ready(r) for r in step.reads),
-                              default=out.floor) + step.latency_ns
+                reads = step.reads
+                lats = step.read_latency
+                if lats is None:
+                    end = floor
+                    for r in reads:
+                        ready = at.get(r, 0.0)
+                        if ready > end:
+                            end = ready
+                    end += step.latency_ns
                 else:
-                    end = step.end(out.ready, out.floor)
+                    end = floor if not reads else -math.inf
+                    for i in range(len(reads)):
+                        ready = at.get(reads[i], 0.0)
+                        arrive = (ready if ready > floor else floor) + lats[i]
+                        if arrive > end:
+                            end = arrive
                 for w in step.writes:
-                    out.at[w] = max(out.ready(w), end) if w == MEMORY else end
+                    if w == MEMORY:
+                        ready = at.get(w, 0.0)
+                        if ready < floor:
+                            ready = floor
+                        at[w] = ready if ready > end else end
+                    else:
+                        at[w] = end
             else:
-                out = Readiness(out.latest() + step)
+                floor = (max(floor, *at.values()) if at else floor) + step
+                at = {}
+        out = Readiness(floor)
+        out.at = at
         return out
 
     def join(self, other: Readiness) -> Readiness:

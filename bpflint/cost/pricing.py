@@ -206,7 +206,10 @@ class BlockPricing:
         """A block's price from its view, shared with the blocks holding the same
         instructions (shared_prices.py): one taking another's price records what
         pricing it would (Replays), its closing jump priced on its own edges."""
-        key = self.shared.key(block, prog_type, chain, reads)
+        content = self.shared.content_of.get(id(block))
+        if content is None:
+            content = self.shared.content(block)
+        key = (content, prog_type, chain, reads)
         got = self.shared.priced.get(key)
         recording, self.replays = self.replays, None
         try:

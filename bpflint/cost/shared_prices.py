@@ -27,6 +27,7 @@ PricedBlock = tuple[BlockInfo, frozenset[str], frozenset[str]]
 # in the same view record unchanged.
 Replays = tuple[list[tuple[int, tuple[str, int], Cost]],
                 list[tuple[int, int, CallSizes, float]]]
+# (content number, program type, call chain, view)
 SharedKey = tuple[int, str, tuple[FuncKey, ...], tuple[InsnView, ...]]
 
 
@@ -38,20 +39,26 @@ class SharedPrices:
         self.contents: dict[tuple[object, ...], int] = {}  # a block's content -> number
         self.content_of: dict[int, int] = {}  # id(block) -> its content's number
 
-    def key(self, block: Block, prog_type: str, chain: tuple[FuncKey, ...],
-            reads: tuple[InsnView, ...]) -> SharedKey:
+    def content(self, block: Block) -> int:
+        """The number of what ``block`` holds (pricing reads of an instruction all but
+        its pc, and of its line the file and line number)."""
         content = self.content_of.get(id(block))
         if content is None:
-            # the instructions but their pcs; how many successors, and distinct ones
-            # (whether the closing jump is priced on its edges)
-            held: tuple[object, ...] = (len(block.succs), len(set(block.succs)),
-                                        block.falls_off, *[insn[1:] for insn in block.insns])
-            if any(is_tail_call(insn) for insn in block.insns):
-                # BPF005 counts tail-call instructions, by pc: priced on their own
-                held = (id(block), *held)
-            content = self.contents.setdefault(held, len(self.contents))
+            # how many successors, and distinct ones: whether its closing jump is
+            # priced on its edges
+            held: list[object] = [len(block.succs), len(set(block.succs)), block.falls_off]
+            for insn in block.insns:
+                line, reloc = insn.line, insn.reloc
+                held.append((insn.opcode, insn.dst, insn.src, insn.off, insn.imm, insn.size,
+                             None if line is None else (line.file, line.line),
+                             None if reloc is None else (reloc.kind, reloc.symbol, reloc.func,
+                                                         reloc.map, reloc.offset)))
+                if is_tail_call(insn):
+                    # BPF005 counts tail-call instructions, by pc: priced on their own
+                    held.append(id(block))
+            content = self.contents.setdefault(tuple(held), len(self.contents))
             self.content_of[id(block)] = content
-        return (content, prog_type, chain, reads)
+        return content
 
     def put(self, key: SharedKey, priced: PricedBlock, replays: Replays, kept: int) -> None:
         if len(self.priced) >= kept:
