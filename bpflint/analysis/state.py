@@ -208,8 +208,10 @@ def new_state(regs: tuple[Val, ...], stack: Slots) -> State:
 
 
 def freeze_stack(stack: Stack) -> Slots:
-    # sorted by offset alone (offsets are unique): no comparison reaches a Val
-    return tuple([(off, slot[0], slot[1]) for off, slot in sorted(stack.items())])
+    # sorted by offset alone (offsets are unique): no comparison reaches a Val;
+    # the items as objects (AnySlots' reason)
+    items: list[Any] = sorted(stack.items())
+    return tuple([(item[0], item[1][0], item[1][1]) for item in items])
 
 
 def _join_slots(a: AnySlots, b: AnySlots) -> AnySlots:

@@ -32,6 +32,7 @@ from bpflint.analysis.state import (
     UNINIT,
     UNKNOWN,
     ZERO,
+    AnySlots,
     Kind,
     State,
     Val,
@@ -100,7 +101,8 @@ class Machine:
     def stack(self) -> dict[int, tuple[int, Val]]:
         """The stack slots, to modify (reading one: ``slot``)."""
         if self._stack is None:
-            self._stack = {off: (size, val) for off, size, val in self._frozen or ()}
+            frozen: AnySlots = self._frozen or ()  # slots as objects (AnySlots' reason)
+            self._stack = {slot[0]: (slot[1], slot[2]) for slot in frozen}
         self._frozen = None
         return self._stack
 

@@ -240,9 +240,18 @@ class Readiness:
         return out
 
     def join(self, other: Readiness) -> Readiness:
-        keys = self.at.keys() | other.at.keys()
-        return Readiness(max(self.floor, other.floor),
-                         {k: max(self.ready(k), other.ready(k)) for k in keys})
+        mine, theirs = self.at, other.at
+        floor, their_floor = self.floor, other.floor
+        at: dict[int, float] = {}
+        for k in mine.keys() | theirs.keys():  # ready(k) of each, written out
+            a = mine.get(k, 0.0)
+            a = a if a > floor else floor
+            b = theirs.get(k, 0.0)
+            b = b if b > their_floor else their_floor
+            at[k] = a if a >= b else b
+        out = Readiness(floor if floor >= their_floor else their_floor)
+        out.at = at
+        return out
 
 
 def sum_lanes(steps: Iterable[Timed | float]) -> Lanes:
