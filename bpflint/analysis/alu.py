@@ -77,8 +77,8 @@ def _alu_scalar(op: int, a: Scalar, b: Scalar, width: int, signed_op: bool) -> S
         r = sc.rsh(a, b, width)
     elif op == OP_ARSH:
         if width == 32:
-            r = Scalar.const(sc.to_s32(a.umin) >> (b.umin & 31)) \
-                if a.is_const and b.is_const else sc.UNKNOWN32
+            r = sc.const_scalar(sc.to_s32(a.umin) >> (b.umin & 31)) \
+                if a.umin == a.umax and b.umin == b.umax else sc.UNKNOWN32
         else:
             r = sc.arsh(a, b)
     elif op == OP_NEG:
@@ -96,18 +96,18 @@ def copies(off: int, width: int, s: Scalar) -> bool:
 
 
 def signed_divmod(a: Scalar, b: Scalar, width: int, is_div: bool) -> Scalar:
-    if a.is_const and b.is_const:
+    if a.umin == a.umax and b.umin == b.umax:
         to_s = sc.to_s32 if width == 32 else sc.to_s64
         x, y = to_s(a.umin), to_s(b.umin)
         if y == 0:
-            return Scalar.const(0 if is_div else x)
+            return sc.const_scalar(0 if is_div else x)
         q = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
-        return Scalar.const(q if is_div else x - q * y)
+        return sc.const_scalar(q if is_div else x - q * y)
     return sc.UNKNOWN
 
 
 def bswap(a: Scalar, bits: int) -> Scalar:
-    if not a.is_const:
+    if a.umin != a.umax:
         return sc.UNKNOWN if bits == 64 else Scalar.urange(0, (1 << bits) - 1)
     v = a.umin & ((1 << bits) - 1)
-    return Scalar.const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
+    return sc.const_scalar(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))

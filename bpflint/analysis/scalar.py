@@ -48,15 +48,7 @@ class Scalar(NamedTuple):
     # -- construction -----------------------------------------------------
     @staticmethod
     def const(v: int) -> Scalar:
-        v &= U64
-        known = _CONSTS.get(v)
-        if known is not None:
-            return known
-        sv = v - (1 << 64) if v >> 63 else v
-        made = _new_tuple(Scalar, (v, v, sv, sv, v, 0))
-        if len(_CONSTS) < _CONSTS_KEPT:
-            _CONSTS[v] = made
-        return made
+        return const_scalar(v)
 
     @staticmethod
     def unknown() -> Scalar:
@@ -75,6 +67,8 @@ class Scalar(NamedTuple):
     # -- queries ----------------------------------------------------------
     @property
     def is_const(self) -> bool:
+        # (compiled, a NamedTuple's property is a generic attribute lookup and call:
+        # the operations below test umin == umax themselves)
         return self.umin == self.umax
 
     def fits_u32(self) -> bool:
@@ -84,6 +78,19 @@ class Scalar(NamedTuple):
         if self.is_const:
             return f"#{self.umin}"
         return f"[u{self.umin}..{self.umax} s{self.smin}..{self.smax}]"
+
+
+def const_scalar(v: int) -> Scalar:
+    """const_scalar(v); compiled, a call of this function is a direct one."""
+    v &= U64
+    known = _CONSTS.get(v)
+    if known is not None:
+        return known
+    sv = v - (1 << 64) if v >> 63 else v
+    made = _new_tuple(Scalar, (v, v, sv, sv, v, 0))
+    if len(_CONSTS) < _CONSTS_KEPT:
+        _CONSTS[v] = made
+    return made
 
 
 def _tnum_range(lo: int, hi: int) -> tuple[int, int]:
@@ -204,8 +211,8 @@ def _from_u(lo: int, hi: int) -> Scalar:
 
 
 def add(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin + b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin + b.umin)
     umin, umax = a.umin + b.umin, a.umax + b.umax
     smin, smax = a.smin + b.smin, a.smax + b.smax
     tv, tm = _tnum_add(a, b)
@@ -217,16 +224,16 @@ def add(a: Scalar, b: Scalar) -> Scalar:
 
 
 def neg(a: Scalar) -> Scalar:
-    if a.is_const:
-        return Scalar.const(-a.umin)
+    if a.umin == a.umax:
+        return const_scalar(-a.umin)
     if a.smin > S64_MIN:
         return _sync_or_unknown(0, U64, -a.smax, -a.smin, 0, U64)
     return UNKNOWN
 
 
 def sub(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin - b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin - b.umin)
     umin, umax = a.umin - b.umax, a.umax - b.umin
     smin, smax = a.smin - b.smax, a.smax - b.smin
     if umin < 0:
@@ -237,8 +244,8 @@ def sub(a: Scalar, b: Scalar) -> Scalar:
 
 
 def mul(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin * b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin * b.umin)
     if a.umax * b.umax <= U64:
         return _sync_or_unknown(a.umin * b.umin, a.umax * b.umax, S64_MIN, S64_MAX, 0, U64)
     return UNKNOWN
@@ -246,8 +253,8 @@ def mul(a: Scalar, b: Scalar) -> Scalar:
 
 def udiv(a: Scalar, b: Scalar) -> Scalar:
     # BPF: division by zero yields zero.
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin // b.umin if b.umin else 0)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin // b.umin if b.umin else 0)
     lo = a.umin // b.umax if b.umax else 0
     hi = a.umax // max(b.umin, 1)
     if b.umin == 0:
@@ -257,16 +264,16 @@ def udiv(a: Scalar, b: Scalar) -> Scalar:
 
 def umod(a: Scalar, b: Scalar) -> Scalar:
     # BPF: modulo by zero leaves the dividend unchanged.
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin % b.umin if b.umin else a.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin % b.umin if b.umin else a.umin)
     if b.umin == 0:
         return join(a, _from_u(0, max(b.umax - 1, 0)))
     return _from_u(0, min(a.umax, b.umax - 1))
 
 
 def bit_and(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin & b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin & b.umin)
     av, am, bv, bm = a.tval, a.tmask, b.tval, b.tmask
     alpha, beta = av | am, bv | bm
     v = av & bv
@@ -275,27 +282,27 @@ def bit_and(a: Scalar, b: Scalar) -> Scalar:
 
 
 def bit_or(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin | b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin | b.umin)
     v = a.tval | b.tval
     mu = a.tmask | b.tmask
     return _sync_or_unknown(max(a.umin, b.umin), U64, S64_MIN, S64_MAX, v, mu & ~v)
 
 
 def bit_xor(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin ^ b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin ^ b.umin)
     v = a.tval ^ b.tval
     mu = a.tmask | b.tmask
     return _sync_or_unknown(0, U64, S64_MIN, S64_MAX, v & ~mu, mu)
 
 
 def lsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
-    if not b.is_const:
+    if b.umin != b.umax:
         return UNKNOWN
     sh = b.umin & (width - 1)
-    if a.is_const:
-        return Scalar.const(a.umin << sh)
+    if a.umin == a.umax:
+        return const_scalar(a.umin << sh)
     smin, smax = S64_MIN, S64_MAX
     if width == 64:
         if S64_MIN <= a.smin << sh and a.smax << sh <= S64_MAX:
@@ -313,7 +320,7 @@ def lsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
 
 
 def rsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
-    if not b.is_const:
+    if b.umin != b.umax:
         return _from_u(0, a.umax)
     sh = b.umin & (width - 1)
     return _sync_or_unknown(a.umin >> sh, a.umax >> sh, S64_MIN, S64_MAX, a.tval >> sh,
@@ -321,11 +328,11 @@ def rsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
 
 
 def arsh(a: Scalar, b: Scalar) -> Scalar:
-    if not b.is_const:
+    if b.umin != b.umax:
         return UNKNOWN
     sh = b.umin & 63
-    if a.is_const:
-        return Scalar.const(to_s64(a.umin) >> sh)
+    if a.umin == a.umax:
+        return const_scalar(to_s64(a.umin) >> sh)
     return _sync_or_unknown(0, U64, a.smin >> sh, a.smax >> sh, 0, U64)
 
 
@@ -351,8 +358,8 @@ def low32(a: Scalar) -> Scalar:
     """The value of the lower 32 bits, zero-extended (what a `w` register reads)."""
     if a.umax <= U32:
         return a
-    if a.is_const:
-        return Scalar.const(a.umin & U32)
+    if a.umin == a.umax:
+        return const_scalar(a.umin & U32)
     # If the whole unsigned range lies in one 2^32 window, the low half is a
     # plain translation of it.
     if a.umin >> 32 == a.umax >> 32:
@@ -374,9 +381,9 @@ def sext(a: Scalar, bits: int) -> Scalar:
     lo = low_bits(a, bits)
     if lo.umax < half:
         return lo
-    if lo.is_const:
+    if lo.umin == lo.umax:
         v = lo.umin & mask
-        return Scalar.const(v - (1 << bits) if v >= half else v)
+        return const_scalar(v - (1 << bits) if v >= half else v)
     if lo.umin >= half:
         return Scalar.srange(lo.umin - (1 << bits), lo.umax - (1 << bits))
     return Scalar.srange(-half, half - 1)
@@ -388,8 +395,8 @@ def low_bits(a: Scalar, bits: int) -> Scalar:
     mask = (1 << bits) - 1
     if a.umax <= mask:
         return a
-    if a.is_const:
-        return Scalar.const(a.umin & mask)
+    if a.umin == a.umax:
+        return const_scalar(a.umin & mask)
     if a.umin >> bits == a.umax >> bits:
         return _from_u(a.umin & mask, a.umax & mask)
     return _from_u(0, mask)

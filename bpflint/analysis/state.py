@@ -65,7 +65,7 @@ class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
 
 UNINIT: Final = Val(Kind.UNINIT, sc.UNKNOWN)
 UNKNOWN: Final = Val(Kind.SCALAR, sc.UNKNOWN)
-ZERO: Final = Val(Kind.SCALAR, Scalar.const(0))
+ZERO: Final = Val(Kind.SCALAR, sc.const_scalar(0))
 
 
 # Scalar values are the most built Vals: built as tuples directly, without the
@@ -82,7 +82,7 @@ def const(v: int) -> Val:
     # every immediate operand is one: the first ones met are kept, as Scalar.const's
     got = _CONST_VALS.get(v)
     if got is None:
-        got = _new_tuple(Val, (_SCALAR, Scalar.const(v), None, False, None, 0))
+        got = _new_tuple(Val, (_SCALAR, sc.const_scalar(v), None, False, None, 0))
         if len(_CONST_VALS) < _CONST_VALS_KEPT:
             _CONST_VALS[v] = got
     return got

@@ -127,7 +127,7 @@ class Machine:
 
     # -- stack ------------------------------------------------------------
     def _stack_store(self, off: Scalar, size: int, val: Val) -> None:
-        if not off.is_const:
+        if off.umin != off.umax:
             # a variable slot (arr[i] on the stack): forget what it may overwrite
             lo, hi = off.smin, off.smax + size
             if hi - lo > 1 << 16:
@@ -145,7 +145,7 @@ class Machine:
             self.stack[o] = (size, val)
 
     def _stack_load(self, off: Scalar, size: int) -> Val:
-        if off.is_const:
+        if off.umin == off.umax:
             slot = self.slot(sc.to_s64(off.umin))
             if slot is not None:
                 sz, val = slot
@@ -197,7 +197,7 @@ class Machine:
         Iterator slots survive (the kernel keeps them). The slots that go are found
         before the stack is thawed: a helper writing a buffer that holds no slot
         (pyperf's probe reads, on every call) then leaves the frozen form alone."""
-        if off.is_const:
+        if off.umin == off.umax:
             lo = sc.to_s64(off.umin)
             hi = lo + nbytes if nbytes is not None else 1 << 62
         else:
@@ -225,7 +225,7 @@ def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
     """``v`` met with what a linked value ``known`` (delta ``known_delta``) says of
     it: v = known + (v's delta - known's delta), mod 2^64."""
     shift = ((v.link & sc.U64) - known_delta) & sc.U64
-    bound = known if shift == 0 else sc.add(known, Scalar.const(shift))
+    bound = known if shift == 0 else sc.add(known, sc.const_scalar(shift))
     met = sc.meet(v.s, bound)
     return v if met == v.s else linked(met, v.link)
 
@@ -238,6 +238,9 @@ _SCALAR: Final = Kind.SCALAR
 _STACK: Final = Kind.STACK
 _UNINIT: Final = Kind.UNINIT
 _ITER: Final = Kind.ITER
+_CLS_JMP32: Final = int(Cls.JMP32)
+# the access size's bytes by the opcode's size bits (opcodes.Size: W, H, B, DW)
+_SIZE_BYTES: Final[tuple[int, ...]] = (4, 2, 1, 8)
 
 
 def alu(m: Machine, insn: Insn) -> None:
@@ -325,15 +328,15 @@ def alu(m: Machine, insn: Insn) -> None:
 # -- memory ---------------------------------------------------------------------
 
 def load(m: Machine, insn: Insn, env: Env) -> Val:
-    size = insn.opcode.size_bytes
+    size = _SIZE_BYTES[(insn.opcode >> 3) & 3]
     base = m.regs[insn.src]
-    off = sc.add(base.s, Scalar.const(insn.off))
+    off = sc.add(base.s, sc.const_scalar(insn.off))
     val: Val
     if base.kind == _STACK:
         val = m._stack_load(off, size)
-    elif base.kind == Kind.CTX and off.is_const and size == 4:
+    elif base.kind == Kind.CTX and off.umin == off.umax and size == 4:
         kind = CTX_POINTERS.get(env.prog_type, {}).get(off.umin)
-        val = Val(kind, Scalar.const(0)) if kind is not None else unknown_bits(size)
+        val = Val(kind, sc.const_scalar(0)) if kind is not None else unknown_bits(size)
     elif base.kind == Kind.MAP_VALUE and isinstance(base.ref, str) and base.ref in env.maps:
         val = read_map_value(env.maps[base.ref], off, size, insn, env.loader_reads)
     elif base.kind == Kind.ITER_ELEM and size == 4 and base.extra is not None:
@@ -361,14 +364,14 @@ _MEM_KINDS: Final = {_STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet",
 
 def store(m: Machine, insn: Insn) -> None:
     base = m.regs[insn.dst]
-    size = insn.opcode.size_bytes
+    size = _SIZE_BYTES[(insn.opcode >> 3) & 3]
     cls = insn.opcode & 0x07
     if cls == CLS_STX and insn.opcode & 0xE0 == MODE_ATOMIC:
         _atomic(m, insn, base, size)
         return
     if base.kind != _STACK:
         return
-    off = sc.add(base.s, Scalar.const(insn.off))
+    off = sc.add(base.s, sc.const_scalar(insn.off))
     val = m.regs[insn.src] if cls == CLS_STX else const(insn.imm)
     m._stack_store(off, size, val)
 
@@ -379,7 +382,7 @@ def _atomic(m: Machine, insn: Insn, base: Val, size: int) -> None:
         m.regs[insn.dst] = unknown_bits(size)
         return
     if base.kind == _STACK:
-        off = sc.add(base.s, Scalar.const(insn.off))
+        off = sc.add(base.s, sc.const_scalar(insn.off))
         m._stack_store(off, size, unknown_bits(size))
     if imm == 0xF1:  # cmpxchg writes r0
         m.regs[0] = unknown_bits(size)
@@ -393,18 +396,18 @@ def ld_imm64(m: Machine, insn: Insn, env: Env) -> None:
         if insn.src in (0,):
             m.regs[insn.dst] = const(insn.imm)
         else:
-            m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+            m.regs[insn.dst] = Val(Kind.MEM, sc.const_scalar(0))
         return
     if reloc.kind == "map":
-        m.regs[insn.dst] = Val(Kind.MAP_PTR, Scalar.const(0), reloc.map)
+        m.regs[insn.dst] = Val(Kind.MAP_PTR, sc.const_scalar(0), reloc.map)
     elif reloc.kind == "data":
-        m.regs[insn.dst] = Val(Kind.MAP_VALUE, Scalar.const(reloc.offset), reloc.map)
+        m.regs[insn.dst] = Val(Kind.MAP_VALUE, sc.const_scalar(reloc.offset), reloc.map)
     elif reloc.kind == "func_ptr":
-        m.regs[insn.dst] = Val(Kind.FUNC, Scalar.const(0), reloc.func)
+        m.regs[insn.dst] = Val(Kind.FUNC, sc.const_scalar(0), reloc.func)
     elif reloc.kind == "extern" and KCONFIG_MAP in env.maps:
         m.regs[insn.dst] = _kconfig_pointer(env.maps[KCONFIG_MAP], reloc.symbol)
     else:
-        m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+        m.regs[insn.dst] = Val(Kind.MEM, sc.const_scalar(0))
 
 
 def _kconfig_pointer(kconfig: MapDef, name: str) -> Val:
@@ -412,8 +415,8 @@ def _kconfig_pointer(kconfig: MapDef, name: str) -> Val:
     its loader-set variables; any other extern (``__ksym``) is kernel memory."""
     for var in kconfig.loader_vars:
         if var.name == name:
-            return Val(Kind.MAP_VALUE, Scalar.const(var.offset), KCONFIG_MAP)
-    return Val(Kind.MEM, Scalar.const(0))
+            return Val(Kind.MAP_VALUE, sc.const_scalar(var.offset), KCONFIG_MAP)
+    return Val(Kind.MEM, sc.const_scalar(0))
 
 
 def legacy_packet_load(m: Machine, insn: Insn) -> None:
@@ -427,10 +430,10 @@ def legacy_packet_load(m: Machine, insn: Insn) -> None:
 
 def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
     """Narrow the registers for one side of a conditional jump; False if infeasible."""
-    if insn.is_may_goto:
+    if insn.opcode == 0xE5:  # may_goto
         return True
     jop = insn.opcode & 0xF0
-    width = 32 if insn.opcode & 0x07 == Cls.JMP32 else 64
+    width = 32 if insn.opcode & 0x07 == _CLS_JMP32 else 64
     regs = m.regs
     a, b = branch_operands(m, insn)
     signed, rel = relation(jop, taken)

@@ -48,14 +48,14 @@ class SharedPrices:
             # priced on its edges
             held: list[object] = [len(block.succs), len(set(block.succs)), block.falls_off]
             for insn in block.insns:
+                held.append(insn[1:7])  # opcode, dst, src, off, imm, size
                 line, reloc = insn.line, insn.reloc
-                held.append((insn.opcode, insn.dst, insn.src, insn.off, insn.imm, insn.size,
-                             None if line is None else (line.file, line.line),
-                             None if reloc is None else (reloc.kind, reloc.symbol, reloc.func,
-                                                         reloc.map, reloc.offset)))
-                if is_tail_call(insn):
+                held.append(None if line is None else (line.file, line.line))
+                if reloc is not None:
+                    held.append((reloc.kind, reloc.symbol, reloc.func, reloc.map, reloc.offset))
+                if insn.opcode == 0x85 and is_tail_call(insn):
                     # BPF005 counts tail-call instructions, by pc: priced on their own
-                    held.append(id(block))
+                    held.append(("tail call", id(block)))
             content = self.contents.setdefault(tuple(held), len(self.contents))
             self.content_of[id(block)] = content
         return content
