@@ -80,6 +80,9 @@ class Scalar(NamedTuple):
         return f"[u{self.umin}..{self.umax} s{self.smin}..{self.smax}]"
 
 
+_SCALAR: Final = Scalar  # compiled, a C static (the class's own name: a dict lookup)
+
+
 def const_scalar(v: int) -> Scalar:
     """const_scalar(v); compiled, a call of this function is a direct one."""
     v &= U64
@@ -87,7 +90,7 @@ def const_scalar(v: int) -> Scalar:
     if known is not None:
         return known
     sv = v - (1 << 64) if v >> 63 else v
-    made = _new_tuple(Scalar, (v, v, sv, sv, v, 0))
+    made = _new_tuple(_SCALAR, (v, v, sv, sv, v, 0))
     if len(_CONSTS) < _CONSTS_KEPT:
         _CONSTS[v] = made
     return made
@@ -123,7 +126,7 @@ def _sync(umin: int, umax: int, smin: int, smax: int, tval: int, tmask: int) -> 
     nv, nm = _tnum_intersect(tval, tmask, rv, rm)
     if nv is None:
         raise EmptyValue()
-    return _new_tuple(Scalar, (umin, umax, smin, smax, nv, nm))
+    return _new_tuple(_SCALAR, (umin, umax, smin, smax, nv, nm))
 
 
 def _tnum_intersect(av: int, am: int, bv: int, bm: int) -> tuple[int | None, int]:
@@ -150,7 +153,7 @@ def join(a: Scalar, b: Scalar) -> Scalar:
     tv = a.tval & b.tval
     tm = a.tmask | b.tmask | (a.tval ^ b.tval)
     # (conditional expressions, not min()/max(): a call each, on every join)
-    return _new_tuple(Scalar, (a.umin if a.umin <= b.umin else b.umin,
+    return _new_tuple(_SCALAR, (a.umin if a.umin <= b.umin else b.umin,
                                a.umax if a.umax >= b.umax else b.umax,
                                a.smin if a.smin <= b.smin else b.smin,
                                a.smax if a.smax >= b.smax else b.smax,

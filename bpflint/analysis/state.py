@@ -69,20 +69,23 @@ ZERO: Final = Val(Kind.SCALAR, sc.const_scalar(0))
 
 
 # Scalar values are the most built Vals: built as tuples directly, without the
-# NamedTuple constructor's Python-level call and an enum member lookup each time.
+# NamedTuple constructor's Python-level call and an enum member lookup each time
+# (and, compiled, the class by a Final name: a C static, where its own name is a
+# dict lookup).
 _new_tuple: Final = tuple.__new__
 _SCALAR: Final = Kind.SCALAR
+_VAL: Final = Val
 
 
 def scalar(s: Scalar) -> Val:
-    return _new_tuple(Val, (_SCALAR, s, None, False, None, 0))
+    return _new_tuple(_VAL, (_SCALAR, s, None, False, None, 0))
 
 
 def const(v: int) -> Val:
     # every immediate operand is one: the first ones met are kept, as Scalar.const's
     got = _CONST_VALS.get(v)
     if got is None:
-        got = _new_tuple(Val, (_SCALAR, sc.const_scalar(v), None, False, None, 0))
+        got = _new_tuple(_VAL, (_SCALAR, sc.const_scalar(v), None, False, None, 0))
         if len(_CONST_VALS) < _CONST_VALS_KEPT:
             _CONST_VALS[v] = got
     return got
@@ -107,12 +110,12 @@ def link_of(link_id: int, delta: int) -> int:
 def linked(s: Scalar, link: int) -> Val:
     """A scalar with a link; a known value needs none (and keeps ``== const(v)``)."""
     if not link or s.umin == s.umax:
-        return _new_tuple(Val, (_SCALAR, s, None, False, None, 0))
-    return _new_tuple(Val, (_SCALAR, s, None, False, None, link))
+        return _new_tuple(_VAL, (_SCALAR, s, None, False, None, 0))
+    return _new_tuple(_VAL, (_SCALAR, s, None, False, None, link))
 
 
 def unlinked(v: Val) -> Val:
-    return v if not v.link else _new_tuple(Val, (_SCALAR, v.s, None, False, None, 0))
+    return v if not v.link else _new_tuple(_VAL, (_SCALAR, v.s, None, False, None, 0))
 
 
 def unknown_bits(nbytes: int) -> Val:
@@ -135,7 +138,7 @@ def join_val(a: Val, b: Val) -> Val:
         if a.extra != b.extra and a.extra and b.extra:
             extra = (min(a.extra[0], b.extra[0]), max(a.extra[1], b.extra[1]))
         # a link both sides have holds on either path; any other does not
-        return _new_tuple(Val, (a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null,
+        return _new_tuple(_VAL, (a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null,
                                 extra, a.link if a.link == b.link else 0))
     if a.kind == b.kind == Kind.MEM:  # memory of two origins: still memory
         return Val(Kind.MEM, sc.join(a.s, b.s), None, a.maybe_null or b.maybe_null)
@@ -202,9 +205,12 @@ class State(NamedTuple):  # a NamedTuple for speed, as Scalar
         return {off: (size, val) for off, size, val in self.stack}
 
 
+_STATE: Final = State
+
+
 def new_state(regs: tuple[Val, ...], stack: Slots) -> State:
     """State(regs, stack), without the NamedTuple constructor's Python-level call."""
-    return _new_tuple(State, (regs, stack))
+    return _new_tuple(_STATE, (regs, stack))
 
 
 def freeze_stack(stack: Stack) -> Slots:
@@ -268,7 +274,7 @@ def join_state(a: State, b: State) -> State:
     # Hand back ``a`` itself when nothing grew: identity is what the fast paths test.
     if regs == ar and stack == sa:
         return a
-    return _new_tuple(State, (regs, stack))
+    return _new_tuple(_STATE, (regs, stack))
 
 
 def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Container, Iterable
+from typing import Final
 
 from bpflint.analysis.fixpoint import (
     Flow,
@@ -39,7 +40,9 @@ from bpflint.cost.paths import (
     LoopSummary,
 )
 from bpflint.isa.insn import Insn
-from bpflint.isa.opcodes import CLS_STX
+from bpflint.isa.opcodes import Cls
+
+_CLS_STX: Final = int(Cls.STX)
 
 
 class Run:
@@ -58,7 +61,7 @@ class Run:
         # what timed() reads of the instruction (operands: the atomic operation of
         # an STX), so equal instructions anywhere in the object share one value
         op = insn.opcode
-        known_key = (op, insn.dst, insn.src, insn.imm if op & 0x07 == CLS_STX else 0,
+        known_key = (op, insn.dst, insn.src, insn.imm if op & 0x07 == _CLS_STX else 0,
                      latency_ns, issue_ns)
         got = self.known.get(known_key)
         if got is None:
