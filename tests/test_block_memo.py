@@ -32,7 +32,7 @@ SOURCES = ("loop_nested.bpf.c", "loop_shapes.bpf.c", "calls.bpf.c", "tail_calls.
 
 
 # unrolled loops calling helpers (their copies share prices), tail calls among them
-UNROLLED = "unrolled_calls.bpf.c"
+UNROLLED = "memo/unrolled_calls.bpf.c"
 
 
 def _results(source: str) -> list[ProgramResult]:
