@@ -32,6 +32,9 @@ SharedKey = tuple[int, str, tuple[FuncKey, ...], tuple[InsnView, ...]]
 
 
 class SharedPrices:
+    """One analysis's shared prices, by content number; blocks are numbered by id(),
+    as BlockPricing.block_memo keys them (they live in its cfgs, as long as it)."""
+
     __slots__ = ("priced", "contents", "content_of")
 
     def __init__(self) -> None:
