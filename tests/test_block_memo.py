@@ -19,6 +19,7 @@ from bpflint.cfg.graph import Block
 from bpflint.cost import engine, pricing
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
+from bpflint.cost.shared_prices import SharedPrices
 from bpflint.cost.table_file import load_cost_table
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
@@ -28,6 +29,10 @@ pytestmark = needs_clang
 # loops (costed per iteration), bpf-to-bpf calls, tail calls, callbacks, maps
 SOURCES = ("loop_nested.bpf.c", "loop_shapes.bpf.c", "calls.bpf.c", "tail_calls.bpf.c",
            "bpf_loop.bpf.c", "maps_heavy.bpf.c", "loop_calls_sub.bpf.c", "growing_reads.bpf.c")
+
+
+# unrolled loops calling helpers (their copies share prices), tail calls among them
+UNROLLED = "memo/unrolled_calls.bpf.c"
 
 
 def _results(source: str) -> list[ProgramResult]:
@@ -73,6 +78,59 @@ def test_a_loop_costed_per_iteration_prices_each_block_once(
     # the nested loops' bodies are visited once per iteration, priced once
     assert len(visits) > 4 * len(set(visits))
     assert len(priced) <= 2 * len(set(priced))
+
+
+def _priced_apart(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make every block price on its own (as if no two held the same instructions);
+    the list fills with the blocks priced."""
+    price = engine.ProgramAnalysis._price_block
+    priced: list[int] = []
+    blocks: list[Block] = []  # held: their ids stay theirs
+
+    def own_content(self: SharedPrices, block: Block) -> int:
+        blocks.append(block)
+        self.content_of[id(block)] = len(blocks)
+        return len(blocks)
+
+    def counting_price(self: engine.ProgramAnalysis, block: Block, *args: object) -> object:
+        priced.append(id(block))
+        return price(self, block, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SharedPrices, "content", own_content)
+    monkeypatch.setattr(engine.ProgramAnalysis, "_price_block", counting_price)
+    return priced
+
+
+@instruments_engine
+@pytest.mark.parametrize("source", [*SOURCES, UNROLLED])
+def test_results_are_the_same_when_no_block_takes_another_s_price(
+        source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = _results(source)
+    _priced_apart(monkeypatch)
+    assert _results(source) == shared
+
+
+@instruments_engine
+def test_copies_of_an_unrolled_body_are_priced_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = _results(UNROLLED)
+    with monkeypatch.context() as patched:
+        apart = _priced_apart(patched)
+        assert _results(UNROLLED) == shared
+    price = engine.ProgramAnalysis._price_block
+    priced: list[int] = []
+
+    def counting_price(self: engine.ProgramAnalysis, block: Block, *args: object) -> object:
+        priced.append(id(block))
+        return price(self, block, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.ProgramAnalysis, "_price_block", counting_price)
+    _results(UNROLLED)
+    # the loops' copies took their first copy's prices; the BPF008 finding and the
+    # four tail calls BPF005 counts are there all the same
+    assert len(priced) < len(apart)
+    reads, tails = shared
+    assert [d.rule for d in reads.diagnostics] == ["BPF008"]
+    assert any(d.rule == "BPF005" and "4 such calls" in d.message for d in tails.diagnostics)
 
 
 def _covers(got: BlockView, walked: BlockView) -> bool:

@@ -4,6 +4,8 @@ needs no machine state (transfer.alu() applies it to registers)."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.isa.insn import Insn
@@ -11,20 +13,20 @@ from bpflint.isa.opcodes import AluOp
 
 # the ALU operations as plain ints, for transfer.alu() and alu_scalar() (see CLS_*
 # in opcodes.py)
-OP_MOV = int(AluOp.MOV)
-OP_END = int(AluOp.END)
-OP_ADD = int(AluOp.ADD)
-OP_AND = int(AluOp.AND)
-OP_ARSH = int(AluOp.ARSH)
-OP_DIV = int(AluOp.DIV)
-OP_LSH = int(AluOp.LSH)
-OP_MOD = int(AluOp.MOD)
-OP_MUL = int(AluOp.MUL)
-OP_NEG = int(AluOp.NEG)
-OP_OR = int(AluOp.OR)
-OP_RSH = int(AluOp.RSH)
-OP_SUB = int(AluOp.SUB)
-OP_XOR = int(AluOp.XOR)
+OP_MOV: Final = int(AluOp.MOV)
+OP_END: Final = int(AluOp.END)
+OP_ADD: Final = int(AluOp.ADD)
+OP_AND: Final = int(AluOp.AND)
+OP_ARSH: Final = int(AluOp.ARSH)
+OP_DIV: Final = int(AluOp.DIV)
+OP_LSH: Final = int(AluOp.LSH)
+OP_MOD: Final = int(AluOp.MOD)
+OP_MUL: Final = int(AluOp.MUL)
+OP_NEG: Final = int(AluOp.NEG)
+OP_OR: Final = int(AluOp.OR)
+OP_RSH: Final = int(AluOp.RSH)
+OP_SUB: Final = int(AluOp.SUB)
+OP_XOR: Final = int(AluOp.XOR)
 
 
 # alu_scalar's results by its operands. It is a pure function of them, and an
@@ -75,8 +77,8 @@ def _alu_scalar(op: int, a: Scalar, b: Scalar, width: int, signed_op: bool) -> S
         r = sc.rsh(a, b, width)
     elif op == OP_ARSH:
         if width == 32:
-            r = Scalar.const(sc.to_s32(a.umin) >> (b.umin & 31)) \
-                if a.is_const and b.is_const else sc.UNKNOWN32
+            r = sc.const_scalar(sc.to_s32(a.umin) >> (b.umin & 31)) \
+                if a.umin == a.umax and b.umin == b.umax else sc.UNKNOWN32
         else:
             r = sc.arsh(a, b)
     elif op == OP_NEG:
@@ -94,18 +96,18 @@ def copies(off: int, width: int, s: Scalar) -> bool:
 
 
 def signed_divmod(a: Scalar, b: Scalar, width: int, is_div: bool) -> Scalar:
-    if a.is_const and b.is_const:
+    if a.umin == a.umax and b.umin == b.umax:
         to_s = sc.to_s32 if width == 32 else sc.to_s64
         x, y = to_s(a.umin), to_s(b.umin)
         if y == 0:
-            return Scalar.const(0 if is_div else x)
+            return sc.const_scalar(0 if is_div else x)
         q = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
-        return Scalar.const(q if is_div else x - q * y)
+        return sc.const_scalar(q if is_div else x - q * y)
     return sc.UNKNOWN
 
 
 def bswap(a: Scalar, bits: int) -> Scalar:
-    if not a.is_const:
+    if a.umin != a.umax:
         return sc.UNKNOWN if bits == 64 else Scalar.urange(0, (1 << bits) - 1)
     v = a.umin & ((1 << bits) - 1)
-    return Scalar.const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
+    return sc.const_scalar(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))

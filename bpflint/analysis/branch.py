@@ -67,7 +67,7 @@ def _ints(alo: int, ahi: int, rel: str, blo: int, bhi: int) -> tuple[int, int, i
 
 
 def _set(a: Scalar, b: Scalar, rel: str) -> tuple[Scalar, Scalar]:
-    if not b.is_const:
+    if b.umin != b.umax:
         return a, b
     bits = b.umin
     if rel == "set":

@@ -8,12 +8,12 @@ operation applied to concrete members of the operands.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-U64 = (1 << 64) - 1
-U32 = (1 << 32) - 1
-S64_MIN = -(1 << 63)
-S64_MAX = (1 << 63) - 1
+U64: Final = (1 << 64) - 1
+U32: Final = (1 << 32) - 1
+S64_MIN: Final = -(1 << 63)
+S64_MAX: Final = (1 << 63) - 1
 
 
 # Constants are the most built values (every immediate, every offset); the first
@@ -22,7 +22,7 @@ _CONSTS: dict[int, Scalar] = {}
 _CONSTS_KEPT = 1 << 16
 # the two hottest constructions build the tuple directly, without the NamedTuple
 # constructor's extra Python-level call
-_new_tuple = tuple.__new__
+_new_tuple: Final = tuple.__new__
 
 
 def to_s64(v: int) -> int:
@@ -48,15 +48,7 @@ class Scalar(NamedTuple):
     # -- construction -----------------------------------------------------
     @staticmethod
     def const(v: int) -> Scalar:
-        v &= U64
-        known = _CONSTS.get(v)
-        if known is not None:
-            return known
-        sv = v - (1 << 64) if v >> 63 else v
-        made = _new_tuple(Scalar, (v, v, sv, sv, v, 0))
-        if len(_CONSTS) < _CONSTS_KEPT:
-            _CONSTS[v] = made
-        return made
+        return const_scalar(v)
 
     @staticmethod
     def unknown() -> Scalar:
@@ -75,6 +67,8 @@ class Scalar(NamedTuple):
     # -- queries ----------------------------------------------------------
     @property
     def is_const(self) -> bool:
+        # (compiled, a NamedTuple's property is a generic attribute lookup and call:
+        # the operations below test umin == umax themselves)
         return self.umin == self.umax
 
     def fits_u32(self) -> bool:
@@ -84,6 +78,22 @@ class Scalar(NamedTuple):
         if self.is_const:
             return f"#{self.umin}"
         return f"[u{self.umin}..{self.umax} s{self.smin}..{self.smax}]"
+
+
+_SCALAR: Final = Scalar  # compiled, a C static (the class's own name: a dict lookup)
+
+
+def const_scalar(v: int) -> Scalar:
+    """const_scalar(v); compiled, a call of this function is a direct one."""
+    v &= U64
+    known = _CONSTS.get(v)
+    if known is not None:
+        return known
+    sv = v - (1 << 64) if v >> 63 else v
+    made = _new_tuple(_SCALAR, (v, v, sv, sv, v, 0))
+    if len(_CONSTS) < _CONSTS_KEPT:
+        _CONSTS[v] = made
+    return made
 
 
 def _tnum_range(lo: int, hi: int) -> tuple[int, int]:
@@ -116,7 +126,7 @@ def _sync(umin: int, umax: int, smin: int, smax: int, tval: int, tmask: int) -> 
     nv, nm = _tnum_intersect(tval, tmask, rv, rm)
     if nv is None:
         raise EmptyValue()
-    return _new_tuple(Scalar, (umin, umax, smin, smax, nv, nm))
+    return _new_tuple(_SCALAR, (umin, umax, smin, smax, nv, nm))
 
 
 def _tnum_intersect(av: int, am: int, bv: int, bm: int) -> tuple[int | None, int]:
@@ -133,8 +143,8 @@ class EmptyValue(Exception):
     """Refinement proved that no concrete value is possible: the path is infeasible."""
 
 
-UNKNOWN = Scalar(0, U64, S64_MIN, S64_MAX, 0, U64)
-UNKNOWN32 = Scalar(0, U32, 0, U32, 0, U32)
+UNKNOWN: Final = Scalar(0, U64, S64_MIN, S64_MAX, 0, U64)
+UNKNOWN32: Final = Scalar(0, U32, 0, U32, 0, U32)
 
 
 def join(a: Scalar, b: Scalar) -> Scalar:
@@ -142,8 +152,12 @@ def join(a: Scalar, b: Scalar) -> Scalar:
         return a
     tv = a.tval & b.tval
     tm = a.tmask | b.tmask | (a.tval ^ b.tval)
-    return Scalar(min(a.umin, b.umin), max(a.umax, b.umax), min(a.smin, b.smin),
-                  max(a.smax, b.smax), tv & ~tm & U64, tm)
+    # (conditional expressions, not min()/max(): a call each, on every join)
+    return _new_tuple(_SCALAR, (a.umin if a.umin <= b.umin else b.umin,
+                               a.umax if a.umax >= b.umax else b.umax,
+                               a.smin if a.smin <= b.smin else b.smin,
+                               a.smax if a.smax >= b.smax else b.smax,
+                               tv & ~tm & U64, tm))
 
 
 def meet(a: Scalar, b: Scalar) -> Scalar:
@@ -200,8 +214,8 @@ def _from_u(lo: int, hi: int) -> Scalar:
 
 
 def add(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin + b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin + b.umin)
     umin, umax = a.umin + b.umin, a.umax + b.umax
     smin, smax = a.smin + b.smin, a.smax + b.smax
     tv, tm = _tnum_add(a, b)
@@ -213,16 +227,16 @@ def add(a: Scalar, b: Scalar) -> Scalar:
 
 
 def neg(a: Scalar) -> Scalar:
-    if a.is_const:
-        return Scalar.const(-a.umin)
+    if a.umin == a.umax:
+        return const_scalar(-a.umin)
     if a.smin > S64_MIN:
         return _sync_or_unknown(0, U64, -a.smax, -a.smin, 0, U64)
     return UNKNOWN
 
 
 def sub(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin - b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin - b.umin)
     umin, umax = a.umin - b.umax, a.umax - b.umin
     smin, smax = a.smin - b.smax, a.smax - b.smin
     if umin < 0:
@@ -233,8 +247,8 @@ def sub(a: Scalar, b: Scalar) -> Scalar:
 
 
 def mul(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin * b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin * b.umin)
     if a.umax * b.umax <= U64:
         return _sync_or_unknown(a.umin * b.umin, a.umax * b.umax, S64_MIN, S64_MAX, 0, U64)
     return UNKNOWN
@@ -242,8 +256,8 @@ def mul(a: Scalar, b: Scalar) -> Scalar:
 
 def udiv(a: Scalar, b: Scalar) -> Scalar:
     # BPF: division by zero yields zero.
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin // b.umin if b.umin else 0)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin // b.umin if b.umin else 0)
     lo = a.umin // b.umax if b.umax else 0
     hi = a.umax // max(b.umin, 1)
     if b.umin == 0:
@@ -253,16 +267,16 @@ def udiv(a: Scalar, b: Scalar) -> Scalar:
 
 def umod(a: Scalar, b: Scalar) -> Scalar:
     # BPF: modulo by zero leaves the dividend unchanged.
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin % b.umin if b.umin else a.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin % b.umin if b.umin else a.umin)
     if b.umin == 0:
         return join(a, _from_u(0, max(b.umax - 1, 0)))
     return _from_u(0, min(a.umax, b.umax - 1))
 
 
 def bit_and(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin & b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin & b.umin)
     av, am, bv, bm = a.tval, a.tmask, b.tval, b.tmask
     alpha, beta = av | am, bv | bm
     v = av & bv
@@ -271,27 +285,27 @@ def bit_and(a: Scalar, b: Scalar) -> Scalar:
 
 
 def bit_or(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin | b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin | b.umin)
     v = a.tval | b.tval
     mu = a.tmask | b.tmask
     return _sync_or_unknown(max(a.umin, b.umin), U64, S64_MIN, S64_MAX, v, mu & ~v)
 
 
 def bit_xor(a: Scalar, b: Scalar) -> Scalar:
-    if a.is_const and b.is_const:
-        return Scalar.const(a.umin ^ b.umin)
+    if a.umin == a.umax and b.umin == b.umax:
+        return const_scalar(a.umin ^ b.umin)
     v = a.tval ^ b.tval
     mu = a.tmask | b.tmask
     return _sync_or_unknown(0, U64, S64_MIN, S64_MAX, v & ~mu, mu)
 
 
 def lsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
-    if not b.is_const:
+    if b.umin != b.umax:
         return UNKNOWN
     sh = b.umin & (width - 1)
-    if a.is_const:
-        return Scalar.const(a.umin << sh)
+    if a.umin == a.umax:
+        return const_scalar(a.umin << sh)
     smin, smax = S64_MIN, S64_MAX
     if width == 64:
         if S64_MIN <= a.smin << sh and a.smax << sh <= S64_MAX:
@@ -309,7 +323,7 @@ def lsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
 
 
 def rsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
-    if not b.is_const:
+    if b.umin != b.umax:
         return _from_u(0, a.umax)
     sh = b.umin & (width - 1)
     return _sync_or_unknown(a.umin >> sh, a.umax >> sh, S64_MIN, S64_MAX, a.tval >> sh,
@@ -317,11 +331,11 @@ def rsh(a: Scalar, b: Scalar, width: int = 64) -> Scalar:
 
 
 def arsh(a: Scalar, b: Scalar) -> Scalar:
-    if not b.is_const:
+    if b.umin != b.umax:
         return UNKNOWN
     sh = b.umin & 63
-    if a.is_const:
-        return Scalar.const(to_s64(a.umin) >> sh)
+    if a.umin == a.umax:
+        return const_scalar(to_s64(a.umin) >> sh)
     return _sync_or_unknown(0, U64, a.smin >> sh, a.smax >> sh, 0, U64)
 
 
@@ -347,8 +361,8 @@ def low32(a: Scalar) -> Scalar:
     """The value of the lower 32 bits, zero-extended (what a `w` register reads)."""
     if a.umax <= U32:
         return a
-    if a.is_const:
-        return Scalar.const(a.umin & U32)
+    if a.umin == a.umax:
+        return const_scalar(a.umin & U32)
     # If the whole unsigned range lies in one 2^32 window, the low half is a
     # plain translation of it.
     if a.umin >> 32 == a.umax >> 32:
@@ -370,9 +384,9 @@ def sext(a: Scalar, bits: int) -> Scalar:
     lo = low_bits(a, bits)
     if lo.umax < half:
         return lo
-    if lo.is_const:
+    if lo.umin == lo.umax:
         v = lo.umin & mask
-        return Scalar.const(v - (1 << bits) if v >= half else v)
+        return const_scalar(v - (1 << bits) if v >= half else v)
     if lo.umin >= half:
         return Scalar.srange(lo.umin - (1 << bits), lo.umax - (1 << bits))
     return Scalar.srange(-half, half - 1)
@@ -384,8 +398,8 @@ def low_bits(a: Scalar, bits: int) -> Scalar:
     mask = (1 << bits) - 1
     if a.umax <= mask:
         return a
-    if a.is_const:
-        return Scalar.const(a.umin & mask)
+    if a.umin == a.umax:
+        return const_scalar(a.umin & mask)
     if a.umin >> bits == a.umax >> bits:
         return _from_u(a.umin & mask, a.umax & mask)
     return _from_u(0, mask)

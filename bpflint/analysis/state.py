@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
@@ -26,18 +26,19 @@ class Kind(IntEnum):
     ITER = 12  # an open-coded iterator's state on the stack; s: elements left
 
 
-CALLER_STACK = "caller stack"  # the ref of a MEM pointer into a calling frame's stack
+CALLER_STACK: Final = "caller stack"  # the ref of a MEM pointer into a calling frame's stack
 # The ref of a STACK pointer that may point elsewhere instead (the join of a stack
 # pointer with another pointer; a spilled stack pointer a callee may have replaced):
 # its offset is unknown, so a store through it forgets the whole frame.
-STACK_OR_OTHER = "stack or other memory"
+STACK_OR_OTHER: Final = "stack or other memory"
 # What a callee writes of the frames it gets pointers into: byte ranges [lo, hi)
 # relative to such a pointer (any one of them: a callee's summary does not tell
 # them apart), or None for anywhere in the frame (cost/engine.py computes them).
 WriteSet = tuple[tuple[int, int], ...]
 
-POINTER_KINDS = frozenset({Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META,
-                           Kind.MAP_VALUE, Kind.MAP_PTR, Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
+POINTER_KINDS: Final = frozenset({
+    Kind.CTX, Kind.STACK, Kind.PKT, Kind.PKT_END, Kind.PKT_META, Kind.MAP_VALUE, Kind.MAP_PTR,
+    Kind.FUNC, Kind.MEM, Kind.ITER_ELEM})
 
 
 class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
@@ -62,23 +63,36 @@ class Val(NamedTuple):  # a NamedTuple for speed, as Scalar
         return f"{self.kind.name.lower()}{null}({self.ref or ''}{self.s!r})"
 
 
-UNINIT = Val(Kind.UNINIT, sc.UNKNOWN)
-UNKNOWN = Val(Kind.SCALAR, sc.UNKNOWN)
-ZERO = Val(Kind.SCALAR, Scalar.const(0))
+UNINIT: Final = Val(Kind.UNINIT, sc.UNKNOWN)
+UNKNOWN: Final = Val(Kind.SCALAR, sc.UNKNOWN)
+ZERO: Final = Val(Kind.SCALAR, sc.const_scalar(0))
 
 
 # Scalar values are the most built Vals: built as tuples directly, without the
-# NamedTuple constructor's Python-level call and an enum member lookup each time.
-_new_tuple = tuple.__new__
-_SCALAR = Kind.SCALAR
+# NamedTuple constructor's Python-level call and an enum member lookup each time
+# (and, compiled, the class by a Final name: a C static, where its own name is a
+# dict lookup).
+_new_tuple: Final = tuple.__new__
+_SCALAR: Final = Kind.SCALAR
+_VAL: Final = Val
 
 
 def scalar(s: Scalar) -> Val:
-    return _new_tuple(Val, (_SCALAR, s, None, False, None, 0))
+    return _new_tuple(_VAL, (_SCALAR, s, None, False, None, 0))
 
 
 def const(v: int) -> Val:
-    return _new_tuple(Val, (_SCALAR, Scalar.const(v), None, False, None, 0))
+    # every immediate operand is one: the first ones met are kept, as Scalar.const's
+    got = _CONST_VALS.get(v)
+    if got is None:
+        got = _new_tuple(_VAL, (_SCALAR, sc.const_scalar(v), None, False, None, 0))
+        if len(_CONST_VALS) < _CONST_VALS_KEPT:
+            _CONST_VALS[v] = got
+    return got
+
+
+_CONST_VALS: dict[int, Val] = {}  # values are immutable: one per constant serves all
+_CONST_VALS_KEPT: Final = 1 << 16
 
 
 # -- links (the verifier's scalar ids) ---------------------------------------
@@ -96,12 +110,12 @@ def link_of(link_id: int, delta: int) -> int:
 def linked(s: Scalar, link: int) -> Val:
     """A scalar with a link; a known value needs none (and keeps ``== const(v)``)."""
     if not link or s.umin == s.umax:
-        return _new_tuple(Val, (_SCALAR, s, None, False, None, 0))
-    return _new_tuple(Val, (_SCALAR, s, None, False, None, link))
+        return _new_tuple(_VAL, (_SCALAR, s, None, False, None, 0))
+    return _new_tuple(_VAL, (_SCALAR, s, None, False, None, link))
 
 
 def unlinked(v: Val) -> Val:
-    return v if not v.link else _new_tuple(Val, (_SCALAR, v.s, None, False, None, 0))
+    return v if not v.link else _new_tuple(_VAL, (_SCALAR, v.s, None, False, None, 0))
 
 
 def unknown_bits(nbytes: int) -> Val:
@@ -124,8 +138,8 @@ def join_val(a: Val, b: Val) -> Val:
         if a.extra != b.extra and a.extra and b.extra:
             extra = (min(a.extra[0], b.extra[0]), max(a.extra[1], b.extra[1]))
         # a link both sides have holds on either path; any other does not
-        return Val(a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null, extra,
-                   a.link if a.link == b.link else 0)
+        return _new_tuple(_VAL, (a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null,
+                                extra, a.link if a.link == b.link else 0))
     if a.kind == b.kind == Kind.MEM:  # memory of two origins: still memory
         return Val(Kind.MEM, sc.join(a.s, b.s), None, a.maybe_null or b.maybe_null)
     # A stack pointer met with another pointer: still one a store may write the
@@ -174,56 +188,93 @@ def leq_val(a: Val, b: Val) -> bool:
 
 # A stack slot: (offset from r10, size in bytes) -> value.
 Stack = dict[int, tuple[int, Val]]
+# A state's stack: (offset, size, value) slots sorted by offset.
+Slots = tuple[tuple[int, int, Val], ...]
+# The same, its slots left as objects. Compiled (mypyc), a typed (int, int, Val) is
+# unpacked into a C struct when read and built again when stored: a join or an
+# order test that walks a stack through AnySlots compares and keeps its slots as
+# they are (identical ones by identity), with no copy of each.
+AnySlots = tuple[Any, ...]
 
 
 class State(NamedTuple):  # a NamedTuple for speed, as Scalar
     regs: tuple[Val, ...]  # r0 .. r10
-    stack: tuple[tuple[int, int, Val], ...]  # sorted (offset, size, value)
+    stack: Slots  # sorted (offset, size, value)
 
     def stack_dict(self) -> Stack:
         return {off: (size, val) for off, size, val in self.stack}
 
 
-def freeze_stack(stack: Stack) -> tuple[tuple[int, int, Val], ...]:
-    # sorted by offset alone (offsets are unique): no comparison reaches a Val
-    return tuple([(off, slot[0], slot[1]) for off, slot in sorted(stack.items())])
+_STATE: Final = State
 
 
-def _join_same_slots(a: tuple[tuple[int, int, Val], ...], b: tuple[tuple[int, int, Val], ...]
-                     ) -> tuple[tuple[int, int, Val], ...] | None:
-    """Join two stacks with the same slots (offsets and sizes); None if they differ."""
-    if len(a) != len(b):
-        return None
-    out = []
-    for x, y in zip(a, b, strict=True):
-        if x == y:
-            out.append(x)
-        elif x[0] == y[0] and x[1] == y[1]:
-            out.append((x[0], x[1], join_val(x[2], y[2])))
+def new_state(regs: tuple[Val, ...], stack: Slots) -> State:
+    """State(regs, stack), without the NamedTuple constructor's Python-level call."""
+    return _new_tuple(_STATE, (regs, stack))
+
+
+def freeze_stack(stack: Stack) -> Slots:
+    # sorted by offset alone (offsets are unique): no comparison reaches a Val;
+    # the items as objects (AnySlots' reason)
+    items: list[Any] = sorted(stack.items())
+    return tuple([(item[0], item[1][0], item[1][1]) for item in items])
+
+
+def _join_slots(a: AnySlots, b: AnySlots) -> AnySlots:
+    """Join two stacks: the slots of the same offset and size in both (others are
+    forgotten). Slots that are the same in both are kept as they are."""
+    na, nb = len(a), len(b)
+    if na == nb:
+        out: list[Any] | None = None
+        for i in range(na):
+            x = a[i]
+            y = b[i]
+            if x is y or x == y:
+                continue
+            if x[0] != y[0] or x[1] != y[1]:
+                break  # not the same slots: the general walk below
+            if out is None:
+                out = list(a)
+            out[i] = (x[0], x[1], join_val(x[2], y[2]))
         else:
-            return None
-    return tuple(out)
+            return a if out is None else tuple(out)
+    # Both sorted by offset (unique in each): walk them side by side.
+    slots: list[Any] = []
+    j = 0
+    for x in a:
+        off = x[0]
+        while j < nb and b[j][0] < off:
+            j += 1
+        if j == nb:
+            break
+        y = b[j]
+        if y[0] == off and y[1] == x[1]:
+            slots.append(x if x is y or x == y else (off, x[1], join_val(x[2], y[2])))
+    return tuple(slots)
 
 
 def join_state(a: State, b: State) -> State:
     if a is b:
         return a
     # Tuple comparisons run in C and stop at shared (identical) values: most joins
-    # meet states that differ in a register or two.
-    regs = a.regs if a.regs == b.regs else tuple(map(join_val, a.regs, b.regs))
-    stack = a.stack if a.stack == b.stack else _join_same_slots(a.stack, b.stack)
-    if stack is None:
-        bs = b.stack_dict()
-        slots = []
-        for off, size, val in a.stack:
-            other = bs.get(off)
-            if other is not None and other[0] == size:
-                slots.append((off, size, join_val(val, other[1])))
-        stack = tuple(slots)
+    # meet states that differ in a register or two, and only those are joined.
+    ar, br = a.regs, b.regs
+    regs = ar
+    if ar != br:
+        joined = list(ar)
+        for r in range(len(ar)):
+            x = ar[r]
+            y = br[r]
+            if x is not y:
+                joined[r] = join_val(x, y)
+        regs = tuple(joined)
+    sa: AnySlots = a.stack
+    sb: AnySlots = b.stack
+    stack = sa if sa == sb else _join_slots(sa, sb)
     # Hand back ``a`` itself when nothing grew: identity is what the fast paths test.
-    if regs == a.regs and stack == a.stack:
+    if regs == ar and stack == sa:
         return a
-    return State(regs, stack)
+    return _new_tuple(_STATE, (regs, stack))
 
 
 def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:
@@ -240,13 +291,28 @@ def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:
 def leq_state(a: State, b: State) -> bool:
     if a is b:
         return True
-    if a.regs != b.regs and not all(map(leq_val, a.regs, b.regs)):
-        return False
-    if a.stack == b.stack:
+    ar, br = a.regs, b.regs
+    if ar != br:
+        for r in range(len(ar)):
+            x = ar[r]
+            y = br[r]
+            if x is not y and not leq_val(x, y):
+                return False
+    sa: AnySlots = a.stack
+    sb: AnySlots = b.stack
+    if sa == sb:
         return True
-    sa = a.stack_dict()
-    for off, size, val in b.stack:
-        mine = sa.get(off)
-        if mine is None or mine[0] != size or not leq_val(mine[1], val):
+    # every slot of b's must be a's too, with a value below it; both sorted by offset
+    na = len(sa)
+    i = 0
+    for y in sb:
+        off = y[0]
+        while i < na and sa[i][0] < off:
+            i += 1
+        if i == na:
             return False
+        x = sa[i]
+        if x is not y and (x[0] != off or x[1] != y[1] or not leq_val(x[2], y[2])):
+            return False
+        i += 1
     return True

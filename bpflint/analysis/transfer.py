@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.alu import (
@@ -31,6 +32,7 @@ from bpflint.analysis.state import (
     UNINIT,
     UNKNOWN,
     ZERO,
+    AnySlots,
     Kind,
     State,
     Val,
@@ -39,6 +41,7 @@ from bpflint.analysis.state import (
     freeze_stack,
     link_of,
     linked,
+    new_state,
     scalar,
     unknown_bits,
 )
@@ -47,9 +50,9 @@ from bpflint.isa.opcodes import CLS_ALU64, CLS_STX, MODE_ATOMIC, MODE_MEMSX, Cls
 from bpflint.obj.model import KCONFIG_MAP, MapDef
 
 # Context fields that hold packet pointers: prog type -> {offset: kind}
-_XDP_CTX = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
-_SKB_CTX = {76: Kind.PKT, 80: Kind.PKT_END, 140: Kind.PKT_META}
-CTX_POINTERS = {
+_XDP_CTX: Final = {0: Kind.PKT, 4: Kind.PKT_END, 8: Kind.PKT_META}
+_SKB_CTX: Final = {76: Kind.PKT, 80: Kind.PKT_END, 140: Kind.PKT_META}
+CTX_POINTERS: Final = {
     "xdp": _XDP_CTX,
     "sched_cls": _SKB_CTX,
     "sched_act": _SKB_CTX,
@@ -98,7 +101,8 @@ class Machine:
     def stack(self) -> dict[int, tuple[int, Val]]:
         """The stack slots, to modify (reading one: ``slot``)."""
         if self._stack is None:
-            self._stack = {off: (size, val) for off, size, val in self._frozen or ()}
+            frozen: AnySlots = self._frozen or ()  # slots as objects (AnySlots' reason)
+            self._stack = {slot[0]: (slot[1], slot[2]) for slot in frozen}
         self._frozen = None
         return self._stack
 
@@ -118,12 +122,12 @@ class Machine:
 
     def freeze(self) -> State:
         if self._frozen is not None:
-            return State(tuple(self.regs), self._frozen)
-        return State(tuple(self.regs), freeze_stack(self.stack))
+            return new_state(tuple(self.regs), self._frozen)
+        return new_state(tuple(self.regs), freeze_stack(self.stack))
 
     # -- stack ------------------------------------------------------------
     def _stack_store(self, off: Scalar, size: int, val: Val) -> None:
-        if not off.is_const:
+        if off.umin != off.umax:
             # a variable slot (arr[i] on the stack): forget what it may overwrite
             lo, hi = off.smin, off.smax + size
             if hi - lo > 1 << 16:
@@ -141,7 +145,7 @@ class Machine:
             self.stack[o] = (size, val)
 
     def _stack_load(self, off: Scalar, size: int) -> Val:
-        if off.is_const:
+        if off.umin == off.umax:
             slot = self.slot(sc.to_s64(off.umin))
             if slot is not None:
                 sz, val = slot
@@ -193,7 +197,7 @@ class Machine:
         Iterator slots survive (the kernel keeps them). The slots that go are found
         before the stack is thawed: a helper writing a buffer that holds no slot
         (pyperf's probe reads, on every call) then leaves the frozen form alone."""
-        if off.is_const:
+        if off.umin == off.umax:
             lo = sc.to_s64(off.umin)
             hi = lo + nbytes if nbytes is not None else 1 << 62
         else:
@@ -221,7 +225,7 @@ def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
     """``v`` met with what a linked value ``known`` (delta ``known_delta``) says of
     it: v = known + (v's delta - known's delta), mod 2^64."""
     shift = ((v.link & sc.U64) - known_delta) & sc.U64
-    bound = known if shift == 0 else sc.add(known, Scalar.const(shift))
+    bound = known if shift == 0 else sc.add(known, sc.const_scalar(shift))
     met = sc.meet(v.s, bound)
     return v if met == v.s else linked(met, v.link)
 
@@ -230,7 +234,13 @@ def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
 
 # For alu(), load() and store(), run for every instruction walked: the kinds they
 # test most as module constants (see CLS_* in opcodes.py)
-_SCALAR, _STACK, _UNINIT, _ITER = Kind.SCALAR, Kind.STACK, Kind.UNINIT, Kind.ITER
+_SCALAR: Final = Kind.SCALAR
+_STACK: Final = Kind.STACK
+_UNINIT: Final = Kind.UNINIT
+_ITER: Final = Kind.ITER
+_CLS_JMP32: Final = int(Cls.JMP32)
+# the access size's bytes by the opcode's size bits (opcodes.Size: W, H, B, DW)
+_SIZE_BYTES: Final[tuple[int, ...]] = (4, 2, 1, 8)
 
 
 def alu(m: Machine, insn: Insn) -> None:
@@ -318,15 +328,15 @@ def alu(m: Machine, insn: Insn) -> None:
 # -- memory ---------------------------------------------------------------------
 
 def load(m: Machine, insn: Insn, env: Env) -> Val:
-    size = insn.opcode.size_bytes
+    size = _SIZE_BYTES[(insn.opcode >> 3) & 3]
     base = m.regs[insn.src]
-    off = sc.add(base.s, Scalar.const(insn.off))
+    off = sc.add(base.s, sc.const_scalar(insn.off))
     val: Val
     if base.kind == _STACK:
         val = m._stack_load(off, size)
-    elif base.kind == Kind.CTX and off.is_const and size == 4:
+    elif base.kind == Kind.CTX and off.umin == off.umax and size == 4:
         kind = CTX_POINTERS.get(env.prog_type, {}).get(off.umin)
-        val = Val(kind, Scalar.const(0)) if kind is not None else unknown_bits(size)
+        val = Val(kind, sc.const_scalar(0)) if kind is not None else unknown_bits(size)
     elif base.kind == Kind.MAP_VALUE and isinstance(base.ref, str) and base.ref in env.maps:
         val = read_map_value(env.maps[base.ref], off, size, insn, env.loader_reads)
     elif base.kind == Kind.ITER_ELEM and size == 4 and base.extra is not None:
@@ -348,20 +358,20 @@ def mem_kind(base: Val) -> str:
     return _MEM_KINDS.get(base.kind, "other")
 
 
-_MEM_KINDS = {_STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet",
+_MEM_KINDS: Final = {_STACK: "stack", Kind.CTX: "ctx", Kind.PKT: "packet",
               Kind.PKT_META: "packet", Kind.MAP_VALUE: "map"}
 
 
 def store(m: Machine, insn: Insn) -> None:
     base = m.regs[insn.dst]
-    size = insn.opcode.size_bytes
+    size = _SIZE_BYTES[(insn.opcode >> 3) & 3]
     cls = insn.opcode & 0x07
     if cls == CLS_STX and insn.opcode & 0xE0 == MODE_ATOMIC:
         _atomic(m, insn, base, size)
         return
     if base.kind != _STACK:
         return
-    off = sc.add(base.s, Scalar.const(insn.off))
+    off = sc.add(base.s, sc.const_scalar(insn.off))
     val = m.regs[insn.src] if cls == CLS_STX else const(insn.imm)
     m._stack_store(off, size, val)
 
@@ -372,7 +382,7 @@ def _atomic(m: Machine, insn: Insn, base: Val, size: int) -> None:
         m.regs[insn.dst] = unknown_bits(size)
         return
     if base.kind == _STACK:
-        off = sc.add(base.s, Scalar.const(insn.off))
+        off = sc.add(base.s, sc.const_scalar(insn.off))
         m._stack_store(off, size, unknown_bits(size))
     if imm == 0xF1:  # cmpxchg writes r0
         m.regs[0] = unknown_bits(size)
@@ -386,18 +396,18 @@ def ld_imm64(m: Machine, insn: Insn, env: Env) -> None:
         if insn.src in (0,):
             m.regs[insn.dst] = const(insn.imm)
         else:
-            m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+            m.regs[insn.dst] = Val(Kind.MEM, sc.const_scalar(0))
         return
     if reloc.kind == "map":
-        m.regs[insn.dst] = Val(Kind.MAP_PTR, Scalar.const(0), reloc.map)
+        m.regs[insn.dst] = Val(Kind.MAP_PTR, sc.const_scalar(0), reloc.map)
     elif reloc.kind == "data":
-        m.regs[insn.dst] = Val(Kind.MAP_VALUE, Scalar.const(reloc.offset), reloc.map)
+        m.regs[insn.dst] = Val(Kind.MAP_VALUE, sc.const_scalar(reloc.offset), reloc.map)
     elif reloc.kind == "func_ptr":
-        m.regs[insn.dst] = Val(Kind.FUNC, Scalar.const(0), reloc.func)
+        m.regs[insn.dst] = Val(Kind.FUNC, sc.const_scalar(0), reloc.func)
     elif reloc.kind == "extern" and KCONFIG_MAP in env.maps:
         m.regs[insn.dst] = _kconfig_pointer(env.maps[KCONFIG_MAP], reloc.symbol)
     else:
-        m.regs[insn.dst] = Val(Kind.MEM, Scalar.const(0))
+        m.regs[insn.dst] = Val(Kind.MEM, sc.const_scalar(0))
 
 
 def _kconfig_pointer(kconfig: MapDef, name: str) -> Val:
@@ -405,8 +415,8 @@ def _kconfig_pointer(kconfig: MapDef, name: str) -> Val:
     its loader-set variables; any other extern (``__ksym``) is kernel memory."""
     for var in kconfig.loader_vars:
         if var.name == name:
-            return Val(Kind.MAP_VALUE, Scalar.const(var.offset), KCONFIG_MAP)
-    return Val(Kind.MEM, Scalar.const(0))
+            return Val(Kind.MAP_VALUE, sc.const_scalar(var.offset), KCONFIG_MAP)
+    return Val(Kind.MEM, sc.const_scalar(0))
 
 
 def legacy_packet_load(m: Machine, insn: Insn) -> None:
@@ -420,10 +430,10 @@ def legacy_packet_load(m: Machine, insn: Insn) -> None:
 
 def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
     """Narrow the registers for one side of a conditional jump; False if infeasible."""
-    if insn.is_may_goto:
+    if insn.opcode == 0xE5:  # may_goto
         return True
     jop = insn.opcode & 0xF0
-    width = 32 if insn.opcode & 0x07 == Cls.JMP32 else 64
+    width = 32 if insn.opcode & 0x07 == _CLS_JMP32 else 64
     regs = m.regs
     a, b = branch_operands(m, insn)
     signed, rel = relation(jop, taken)

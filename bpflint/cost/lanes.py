@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Container, Iterable
+from typing import Final
 
 from bpflint.analysis.fixpoint import (
     Flow,
 )
-from bpflint.cfg.graph import Cfg
+from bpflint.cfg.graph import Block, Cfg
 from bpflint.cfg.loops import Loop, LoopForest
 from bpflint.cost.frame import (
     BlockInfo,
@@ -19,6 +20,7 @@ from bpflint.cost.frame import (
     TimedKey,
     edge_costs,
 )
+from bpflint.cost.model import CostTable
 from bpflint.cost.overlap import (
     ALU,
     BRANCH,
@@ -38,7 +40,9 @@ from bpflint.cost.paths import (
     LoopSummary,
 )
 from bpflint.isa.insn import Insn
-from bpflint.isa.opcodes import CLS_STX
+from bpflint.isa.opcodes import Cls
+
+_CLS_STX: Final = int(Cls.STX)
 
 
 class Run:
@@ -57,7 +61,7 @@ class Run:
         # what timed() reads of the instruction (operands: the atomic operation of
         # an STX), so equal instructions anywhere in the object share one value
         op = insn.opcode
-        known_key = (op, insn.dst, insn.src, insn.imm if op & 0x07 == CLS_STX else 0,
+        known_key = (op, insn.dst, insn.src, insn.imm if op & 0x07 == _CLS_STX else 0,
                      latency_ns, issue_ns)
         got = self.known.get(known_key)
         if got is None:
@@ -85,6 +89,23 @@ class Run:
                 line[3] += share
         self.timed, self.latency = [], []
         return (0, 0, 0.0, ns)
+
+
+def jump_ns(table: CostTable | None, block: Block) -> dict[int, tuple[float, float]]:
+    """ns of a block's closing conditional jump, per successor (taken or not)."""
+    last = block.last
+    if table is None or not last.is_conditional_jump or last.is_may_goto \
+            or len(block.succs) != 2 or block.succs[0] == block.succs[1]:
+        return {}
+    fall = table.insns.get("jmp_cond_not_taken")
+    taken = table.insns.get("jmp_cond_taken")
+    if fall is None or taken is None:
+        return {}
+    # Only the maximum depends on the direction: pipelined, predicted jumps can
+    # cost less than calibration's dependent-chain minimum, so both directions
+    # keep the smaller minimum.
+    low = min(fall.min_ns, taken.min_ns)
+    return {block.succs[0]: (low, fall.max_ns), block.succs[1]: (low, taken.max_ns)}
 
 
 # Loops up to this size have their carried chains taken apart value by value (one

@@ -55,15 +55,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from bpflint.isa.insn import Insn
 from bpflint.isa.opcodes import ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_XCHG, AluOp, Cls, Mode
 
-MEMORY = -1  # the resource loads read and stores write, next to registers 0-10
+MEMORY: Final = -1  # the resource loads read and stores write, next to registers 0-10
 
 # Lanes (indexes into Lanes): what an instruction competes for.
-ALU, MEM, BRANCH, CALL, SERIAL = 0, 1, 2, 3, 4
-PARALLEL_LANES = (ALU, MEM, BRANCH, CALL)
+ALU: Final = 0
+MEM: Final = 1
+BRANCH: Final = 2
+CALL: Final = 3
+SERIAL: Final = 4
+PARALLEL_LANES: Final = (ALU, MEM, BRANCH, CALL)
 Lanes = tuple[float, float, float, float, float]
 NO_LANES: Lanes = (0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -99,7 +104,7 @@ def timed(insn: Insn, latency_ns: float, issue_ns: float, slot_ns: float) -> Tim
 _LANES: dict[int, int] = {}  # opcode -> lane_of: the opcode decides it
 
 
-CALL_READS = (1, 2, 3, 4, 5, MEMORY)  # a bpf-to-bpf call's operands: arguments, memory
+CALL_READS: Final = (1, 2, 3, 4, 5, MEMORY)  # a bpf-to-bpf call's operands: arguments, memory
 
 
 def call_step(read_latency: tuple[float, ...], lanes: Lanes) -> Timed:
@@ -197,24 +202,56 @@ class Readiness:
     def after(self, steps: Iterable[Timed | float]) -> Readiness:
         """Readiness after running ``steps``; a float is a call of that many ns, which
         starts when everything is ready and holds everything up until it returns."""
-        out = Readiness(self.floor, self.at)
+        # ready(r) and Timed.end written out (no generators): it runs for every
+        # block of every chain followed
+        floor = self.floor
+        at = dict(self.at)
         for step in steps:
             if isinstance(step, Timed):
-                if step.read_latency is None:
-                    end = max((out.ready(r) for r in step.reads),
-                              default=out.floor) + step.latency_ns
+                reads = step.reads
+                lats = step.read_latency
+                if lats is None:
+                    end = floor
+                    for r in reads:
+                        ready = at.get(r, 0.0)
+                        if ready > end:
+                            end = ready
+                    end += step.latency_ns
                 else:
-                    end = step.end(out.ready, out.floor)
+                    end = floor if not reads else -math.inf
+                    for i in range(len(reads)):
+                        ready = at.get(reads[i], 0.0)
+                        arrive = (ready if ready > floor else floor) + lats[i]
+                        if arrive > end:
+                            end = arrive
                 for w in step.writes:
-                    out.at[w] = max(out.ready(w), end) if w == MEMORY else end
+                    if w == MEMORY:
+                        ready = at.get(w, 0.0)
+                        if ready < floor:
+                            ready = floor
+                        at[w] = ready if ready > end else end
+                    else:
+                        at[w] = end
             else:
-                out = Readiness(out.latest() + step)
+                floor = (max(floor, *at.values()) if at else floor) + step
+                at = {}
+        out = Readiness(floor)
+        out.at = at
         return out
 
     def join(self, other: Readiness) -> Readiness:
-        keys = self.at.keys() | other.at.keys()
-        return Readiness(max(self.floor, other.floor),
-                         {k: max(self.ready(k), other.ready(k)) for k in keys})
+        mine, theirs = self.at, other.at
+        floor, their_floor = self.floor, other.floor
+        at: dict[int, float] = {}
+        for k in mine.keys() | theirs.keys():  # ready(k) of each, written out
+            a = mine.get(k, 0.0)
+            a = a if a > floor else floor
+            b = theirs.get(k, 0.0)
+            b = b if b > their_floor else their_floor
+            at[k] = a if a >= b else b
+        out = Readiness(floor if floor >= their_floor else their_floor)
+        out.at = at
+        return out
 
 
 def sum_lanes(steps: Iterable[Timed | float]) -> Lanes:

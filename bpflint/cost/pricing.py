@@ -26,7 +26,7 @@ from bpflint.analysis.state import (
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import LoopForest, find_loops
-from bpflint.cost.callbacks import callback_runs
+from bpflint.cost.callbacks import callback_runs, overlapped_iterations
 from bpflint.cost.callsites import caller_insn
 from bpflint.cost.frame import (
     LOOSE_SIZE_BYTES,
@@ -47,21 +47,16 @@ from bpflint.cost.frame import (
     source_loc,
     widen_thresholds,
 )
-from bpflint.cost.lanes import (
-    Run,
-)
+from bpflint.cost.lanes import Run, jump_ns
 from bpflint.cost.model import CostTable
 from bpflint.cost.model import helper_name as model_helper_name
 from bpflint.cost.options import AnalysisOptions
 from bpflint.cost.overlap import (
     BRANCH,
     CALL,
-    CALL_READS,
-    MEMORY,
     Timed,
     add_lanes,
     call_step,
-    issue_bound,
     lane_costs,
     sum_lanes,
 )
@@ -74,6 +69,7 @@ from bpflint.cost.paths import (
     add,
     scale,
 )
+from bpflint.cost.shared_prices import PricedBlock, Replays, SharedPrices
 from bpflint.isa.insn import Insn
 from bpflint.obj.model import BpfObject, FuncKey, Function, MapDef
 from bpflint.results import (
@@ -115,7 +111,10 @@ class BlockPricing:
         # the state): (its costs, tail-call targets and open maps it added). Keyed by
         # id(): the blocks live in ``cfgs``, as long as this analysis.
         self.block_memo: dict[tuple[int, str, tuple[FuncKey, ...], tuple[InsnView, ...]],
-                              tuple[BlockInfo, frozenset[str], frozenset[str]]] = {}
+                              PricedBlock] = {}
+        # the same by what a block holds (_shared_pricing): an unrolled loop's copies
+        self.shared = SharedPrices()
+        self.replays: tuple[Block, Replays] | None = None  # the pricing recording them
         self.last_reads: dict[int, int] = {}  # id(block) -> last_state_read(block)
         # loader-set variables read on the analysed paths -> the loads reading them
         self.loader_reads: dict[str, dict[int, Insn]] = {}
@@ -135,6 +134,9 @@ class BlockPricing:
             self.loop_notes[key] = LoopNote(loc.file, loc.line, kind, max_runs, how)
 
     def _note_call(self, insn: Insn, where: tuple[str, int], cost: Cost) -> None:
+        if self.replays is not None:
+            block, replays = self.replays
+            replays[0].append((block.insns.index(insn), where, cost))
         if insn.is_kfunc_call:
             name = insn.reloc.symbol if insn.reloc is not None else f"kfunc#{insn.imm}"
         else:
@@ -186,19 +188,52 @@ class BlockPricing:
         block = cfg.blocks[b]
         view = views.get(block, state)
         reads, r0 = view if view is not None else self._block_view(block, state, env, prog_type)
-        key = (id(block), prog_type, tuple(self.chain), reads)
+        chain = tuple(self.chain)
+        key = (id(block), prog_type, chain, reads)
         got = self.block_memo.get(key)
         if got is None:
-            tails: set[str] = set()
-            opens: set[str] = set()
-            info = self._price_block(block, reads, prog_type, tails, opens)
+            got = self._shared_pricing(block, reads, prog_type, chain)
             if len(self.block_memo) >= BLOCK_MEMO_KEPT:
                 self.block_memo.clear()
-            got = self.block_memo[key] = (info, frozenset(tails), frozenset(opens))
+            self.block_memo[key] = got
         info, tails_added, opens_added = got
         tail_targets.update(tails_added)
         open_maps.update(opens_added)
         return info, r0
+
+    def _shared_pricing(self, block: Block, reads: tuple[InsnView, ...], prog_type: str,
+                        chain: tuple[FuncKey, ...]) -> PricedBlock:
+        """A block's price from its view, shared with the blocks holding the same
+        instructions (shared_prices.py): one taking another's price records what
+        pricing it would (Replays), its closing jump priced on its own edges."""
+        content = self.shared.content_of.get(id(block))
+        if content is None:
+            content = self.shared.content(block)
+        key = (content, prog_type, chain, reads)
+        got = self.shared.priced.get(key)
+        recording, self.replays = self.replays, None
+        try:
+            if got is not None:
+                (info, tails, opens), (notes, sizes) = got
+                for index, where, cost in notes:
+                    self._note_call(block.insns[index], where, cost)
+                for index, hid, call_sizes_, max_ns in sizes:
+                    self._loose_size(block.insns[index], hid, call_sizes_, max_ns)
+                edge_ns = jump_ns(self.table, block)
+                if edge_ns != info.edge_ns:
+                    info = BlockInfo(info.cost, info.lines, info.exits, edge_ns, info.lanes,
+                                     info.goto_ns, info.steps, info.jump_line)
+                return info, tails, opens
+            tails_added: set[str] = set()
+            opens_added: set[str] = set()
+            replays: Replays = ([], [])
+            self.replays = (block, replays)
+            info = self._price_block(block, reads, prog_type, tails_added, opens_added)
+        finally:
+            self.replays = recording
+        priced = (info, frozenset(tails_added), frozenset(opens_added))
+        self.shared.put(key, priced, replays, BLOCK_MEMO_KEPT)
+        return priced
 
     def _block_view(self, block: Block, state: State, env: Env, prog_type: str) -> BlockView:
         """Walk a block for its view (fixpoint.BlockView), bpf-to-bpf calls returning
@@ -232,7 +267,7 @@ class BlockPricing:
         hi_sum = 0.0
         lines: Lines = {}
         exits: list[Target] = []
-        edge_ns = self._jump_ns(block)
+        edge_ns = jump_ns(self.table, block)
         run = Run(self.timed, table.slot_ns if table is not None else 0.0)
         steps: list[Timed | float] = []
         goto_ns = 0.0
@@ -320,22 +355,6 @@ class BlockPricing:
             return None
         return callee.as_callee
 
-    def _jump_ns(self, block: Block) -> dict[int, tuple[float, float]]:
-        """ns of a block's closing conditional jump, per successor (taken or not)."""
-        last = block.last
-        if self.table is None or not last.is_conditional_jump or last.is_may_goto \
-                or len(block.succs) != 2 or block.succs[0] == block.succs[1]:
-            return {}
-        fall = self.table.insns.get("jmp_cond_not_taken")
-        taken = self.table.insns.get("jmp_cond_taken")
-        if fall is None or taken is None:
-            return {}
-        # Only the maximum depends on the direction: pipelined, predicted jumps can
-        # cost less than calibration's dependent-chain minimum, so both directions
-        # keep the smaller minimum.
-        low = min(fall.min_ns, taken.min_ns)
-        return {block.succs[0]: (low, fall.max_ns), block.succs[1]: (low, taken.max_ns)}
-
     def _subcall_result(self, insn: Insn, regs: list[Val], prog_type: str) -> Val:
         target = insn.reloc.func if insn.reloc is not None else None
         if target is None:
@@ -401,7 +420,7 @@ class BlockPricing:
                 base = (1, 1, lo, hi)
             cb_total = scale(cb_cost, iters[0], iters[1])
             ns_mult = float(iters[1])
-            saved = self._overlapped_iterations(hid, cb_cost, overlap, iters[1])
+            saved = overlapped_iterations(self.table, hid, cb_cost, overlap, iters[1])
             if saved:
                 cb_total = (*cb_total[:3], cb_total[3] - saved)
                 ns_mult *= cb_total[3] / (cb_total[3] + saved)
@@ -423,6 +442,9 @@ class BlockPricing:
     def _loose_size(self, insn: Insn, hid: int, sizes: CallSizes, max_ns: float) -> None:
         """Say where a large size bound comes from when the value analysis did not
         bound the size itself: the number alone would look like a bug."""
+        if self.replays is not None:
+            block, replays = self.replays
+            replays[1].append((block.insns.index(insn), hid, sizes, max_ns))
         for arg in sizes.args:
             if not arg.capped or arg.hi <= LOOSE_SIZE_BYTES:
                 continue
@@ -471,29 +493,6 @@ class BlockPricing:
                                  "bpfbudget.toml)")
             return
         tail_targets.update(slots)
-
-    def _overlapped_iterations(self, hid: int, cb_cost: Cost, overlap: CalleeOverlap | None,
-                               iterations: int) -> float:
-        """What overlapping a callback helper's iterations saves on its worst case.
-
-        The helper runs the callback in a loop (the verifier inlines bpf_loop into
-        one): as in a loop calling a subprogram, an iteration after the first costs
-        the longer of its issue bound (the calibrated per-iteration cost in the CALL
-        lane next to the callback's lanes) and the chain the iterations carry
-        through memory, never more than an iteration alone. That chain is paid
-        after the helper's own per-iteration cost, not beside it: a callback's
-        state is memory its caller passed, and the call's prologue and epilogue
-        spill and reload around it (measured here: a bpf_loop of a 4-instruction
-        read-modify-write callback ran at 1.0, 2.0 and 2.5 ns an iteration in
-        different runs, the helper's empty iterations at 0.7-1.0 ns)."""
-        per_unit = self.table.per_unit_max_ns(hid) if self.table is not None else None
-        if overlap is None or per_unit is None or iterations < 2 or math.isinf(cb_cost[3]):
-            return 0.0
-        lanes = add_lanes(overlap.lanes, lane_costs(CALL, per_unit, 0.0))
-        chain = per_unit + overlap.read_latency[CALL_READS.index(MEMORY)]
-        alone = per_unit + cb_cost[3]
-        steady = min(alone, max(issue_bound(lanes), chain))
-        return (iterations - 1) * (alone - steady)
 
     def _map_def(self, val: Val) -> MapDef | None:
         """The map a map pointer points to, if bpflint knows it."""
