@@ -151,14 +151,7 @@ class BlockPricing:
 
     # -- per-function structure ----------------------------------------------
     def structure(self, func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
-        got = self.cfgs.get(func.key)
-        if got is None:
-            cfg = build_cfg(func)
-            forest = find_loops(cfg)
-            thresholds = widen_thresholds(func)
-            got = (cfg, forest, thresholds)
-            self.cfgs[func.key] = got
-        return got
+        return function_structure(self.cfgs, func)
 
     def diag(self, rule: str, name: str, message: str, insn: Insn | None) -> Diagnostic:
         d = Diagnostic(rule, name, message, source_loc(insn))
@@ -537,3 +530,14 @@ def callee_total(res: FuncResult, analysis: BlockPricing, prog_type: str) -> Cos
         raise Unbounded(analysis.diag("BPF003", "no-exit",
                                       "a called function has no path that returns", None))
     return cost
+
+
+def function_structure(cfgs: dict[FuncKey, tuple[Cfg, LoopForest, tuple[int, ...]]],
+                       func: Function) -> tuple[Cfg, LoopForest, tuple[int, ...]]:
+    """A function's CFG, loops and widening thresholds, built once per ``cfgs``."""
+    got = cfgs.get(func.key)
+    if got is None:
+        cfg = build_cfg(func)
+        got = (cfg, find_loops(cfg), widen_thresholds(func))
+        cfgs[func.key] = got
+    return got
