@@ -20,6 +20,8 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class BaselineEntry:
+    """One program's recorded figures in the baseline file."""
+
     key: str  # keys.program_key: object path (relative to the budget file), section, name
     object: str  # the object's path relative to the budget file (older baselines: its name)
     section: str
@@ -56,6 +58,8 @@ def baseline_ns(value: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class Baseline:
+    """The recorded results a run is compared with."""
+
     source: str  # what it came from, for reports: a file path or "git ref REF"
     entries: Mapping[str, BaselineEntry]
 

@@ -7,7 +7,6 @@ as ``FILE:LINE: key 'x': problem``. See docs/bpfbudget.md for the format.
 
 from __future__ import annotations
 
-import difflib
 import glob
 import os
 import re
@@ -85,6 +84,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class BudgetConfig:
+    """A budget file (bpfbudget.toml), read and checked."""
+
     path: Path
     objects: tuple[str, ...] = ()  # globs relative to the config's directory
     sources: tuple[str, ...] = ()
@@ -333,6 +334,8 @@ class _Validator:
     @staticmethod
     def _unknown(key: str, where: KeyPath, schema: Mapping[str, Checker]) -> str:
         message = "unknown key"
+        import difflib  # only for a message: not start-up time
+
         close = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
         if close:
             return f"{message}; did you mean '{close[0]}'?"
