@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +107,8 @@ def write_baseline(path: Path, baseline: Baseline) -> None:
     """
     text = to_json_text(baseline)
     directory = path.parent if str(path.parent) else Path(".")
+    import tempfile  # here: a check reads the baseline, only `baseline` writes it
+
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
