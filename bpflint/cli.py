@@ -71,7 +71,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser, with the arguments of the command ``argv`` names (its first word
-    that is not an option; the others are listed but not imported)."""
+    that is not an option; the others are listed, where they could show, but not
+    imported)."""
     parser = _Parser(
         prog="bpflint",
         description="Static worst-case runtime cost of eBPF programs, and a CI gate on it.",
@@ -84,7 +85,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
                                 prog=parser.prog)
     chosen = next((word for word in argv if not word.startswith("-")), None)
-    for name, help_text in COMMANDS.items():
+    # A command named first is the only one parsed, and nothing before it can show the
+    # others (the top-level help, an unknown command's error): only its parser is made.
+    # argparse makes each with a dozen gettext calls, every one probing the file
+    # system for translations.
+    listed = COMMANDS
+    if chosen in COMMANDS and argv[0] == chosen:
+        listed = {chosen: COMMANDS[chosen]}
+    for name, help_text in listed.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text,
                              formatter_class=_Formatter)
         if name == chosen:
