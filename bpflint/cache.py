@@ -9,6 +9,8 @@ Layout under the cache directory (default ``$XDG_CACHE_HOME/bpflint``, else
 
     results/<k[:2]>/<k>.json    {"format", "key", "programs", "errors", "notes",
                                  "loader_vars"}
+    toml/<sha256>.marshal       a budget file's parsed TOML, by its text's sha256
+                                (cost/table_ready.py: `check` skips tomllib)
 
 The directory is safe to delete at any time and safe to share between concurrent
 runs: an entry is written to a temporary file in its final directory and renamed into
