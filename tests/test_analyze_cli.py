@@ -303,10 +303,16 @@ def _modules_after(argv: list[str], cwd: Path | None = None) -> set[str]:
 def test_a_run_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
     # start-up time: the budget file's reader, the build step, and what only an error
     # message, a help text or a cache write needs stay unimported
+    unused = {"bpflint.budget.config", "bpflint.build.compile", "subprocess", "tempfile",
+              "shutil", "difflib", "fractions"}
     loaded = _modules_after(["analyze", "--no-cache", str(tmp_path / "none.o")])
     assert "bpflint.api" in loaded
-    assert not loaded & {"bpflint.budget.config", "bpflint.build.compile", "subprocess",
-                         "tempfile", "shutil", "difflib", "fractions"}
+    assert not loaded & unused
+    # a run that analyses an object and stores its results
+    loaded = _modules_after(["analyze", "--cache-dir", str(tmp_path / "cache"),
+                             str(EXAMPLES / "xdp-firewall" / "firewall.bpf.o")])
+    assert "bpflint.cost.engine" in loaded and list((tmp_path / "cache").rglob("*.json"))
+    assert not loaded & unused
 
 
 def test_check_imports_only_what_a_text_report_needs(tmp_path: Path) -> None:
