@@ -16,6 +16,7 @@ builds its core in place with `python scripts/native.py build`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -33,16 +34,16 @@ REQUIRE_COMPILE_ENV = "BPFLINT_REQUIRE_COMPILE"
 BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "install"}
 
 
-def _native():  # bpflint/native.py alone: importing the package would run its set-up
+def _module(*path: str):  # one file alone: importing the package would run its set-up
     spec = importlib.util.spec_from_file_location(
-        "_bpflint_native_for_build", os.path.join(HERE, "bpflint", "native.py"))
+        "_bpflint_for_build_" + path[-1][:-3], os.path.join(HERE, "bpflint", *path))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-native = _native()
+native = _module("native.py")
 
 
 def note(why: str) -> None:
@@ -83,13 +84,34 @@ def purge_compiled(build_lib: str) -> None:
                 os.unlink(os.path.join(directory, name))
 
 
+def write_ready_cost_table(build_lib: str) -> None:
+    """The shipped cost table parsed, beside it (bpflint/cost/table_ready.py): runs
+    then skip the TOML parse. Without tomllib (or tomli) here, runs parse it instead."""
+    table_ready = _module("cost", "table_ready.py")
+    shipped = os.path.join(build_lib, "bpflint", "data", "costs.toml")
+    try:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:
+            import tomli as tomllib  # mypy, a build requirement, needs it there
+        with open(shipped, encoding="utf-8") as table:  # as bpflint reads it
+            text = table.read()
+        doc = tomllib.loads(text)
+    except (ImportError, OSError, ValueError):
+        return
+    table_ready.write(shipped, os.path.dirname(shipped),
+                      hashlib.sha256(text.encode()).hexdigest(), doc)
+
+
 class PureBuildPy(build_py):
-    """build_py that, when no core is to be compiled, leaves none from before."""
+    """build_py that, when no core is to be compiled, leaves none from before, and
+    writes the parsed cost table."""
 
     def run(self) -> None:
         super().run()
         if not self.distribution.ext_modules:
             purge_compiled(self.build_lib)
+        write_ready_cost_table(self.build_lib)
 
 
 class OptionalBuildExt(build_ext):

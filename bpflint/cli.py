@@ -33,6 +33,35 @@ EXIT_ERROR = 2
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, which looks the terminal's width up only to format help.
+
+    argparse makes a formatter for every add_argument, only to check the argument,
+    and the stock one asks shutil for the width each time: importing shutil (and bz2
+    and lzma with it) was 2-3 ms of every start that never shows any help."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         width=80 if width is None else width)
+        self._terminal_width = width is None
+        self._wanted_help_position = max_help_position
+
+    def format_help(self) -> str:
+        if self._terminal_width:  # as HelpFormatter.__init__ does with no width given
+            import shutil
+
+            self._width = shutil.get_terminal_size().columns - 2
+            self._max_help_position = min(self._wanted_help_position,
+                                          max(self._width - 20, self._indent_increment * 2))
+            self._terminal_width = False
+        return super().format_help()
+
+
+class _RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter, _Formatter):
+    """The same, keeping the description's line breaks (--version on one line)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -42,18 +71,30 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser, with the arguments of the command ``argv`` names (its first word
-    that is not an option; the others are listed but not imported)."""
+    that is not an option; the others are listed, where they could show, but not
+    imported)."""
     parser = _Parser(
         prog="bpflint",
         description="Static worst-case runtime cost of eBPF programs, and a CI gate on it.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,  # --version on one line
+        formatter_class=_RawDescriptionFormatter,  # --version on one line
     )
     parser.add_argument("--version", action="version",
                         version=f"bpflint {__version__} ({native.describe()})")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # prog given: argparse would format a usage line to find it (no positionals: the
+    # name alone), and with it the terminal's width (_Formatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                prog=parser.prog)
     chosen = next((word for word in argv if not word.startswith("-")), None)
-    for name, help_text in COMMANDS.items():
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
+    # A command named first is the only one parsed, and nothing before it can show the
+    # others (the top-level help, an unknown command's error): only its parser is made.
+    # argparse makes each with a dozen gettext calls, every one probing the file
+    # system for translations.
+    listed = COMMANDS
+    if chosen in COMMANDS and argv[0] == chosen:
+        listed = {chosen: COMMANDS[chosen]}
+    for name, help_text in listed.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text,
+                             formatter_class=_Formatter)
         if name == chosen:
             module = importlib.import_module(f"bpflint.commands.{name}")
             module.add_arguments(cmd)

@@ -19,8 +19,6 @@ to compiled ones would not be the code that runs.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec
@@ -79,6 +77,8 @@ def compiled(root: str = _ROOT) -> list[str]:
 
 
 def digest(path: str) -> str:
+    import hashlib  # here, not on importing bpflint: `bpflint --version` starts sooner
+
     with open(path, "rb") as source:
         return hashlib.sha256(source.read()).hexdigest()
 
@@ -128,6 +128,8 @@ class _Sources:
                   ) -> ModuleSpec | None:
         if name not in MODULES:
             return None
+        import importlib.util
+
         return importlib.util.spec_from_file_location(name, source_of(name))
 
 

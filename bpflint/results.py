@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class SourceLoc:
+    """A line of a source file."""
+
     file: str
     line: int
 
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
+    """A finding about a program: a BPF rule, where, and why."""
+
     rule: str  # stable id, e.g. "BPF003"
     name: str  # stable slug, e.g. "unbounded-loop"
     message: str
@@ -76,6 +80,8 @@ class CallNote:
 
 @dataclass(frozen=True)
 class ProgramResult:
+    """One program's costs: what every report and the gate read."""
+
     object: str  # path of the object file as given / found
     section: str
     name: str
@@ -109,6 +115,8 @@ class ProgramResult:
 
 @dataclass(frozen=True, slots=True)
 class ObjectError:
+    """An object that could not be analysed, and why."""
+
     object: str
     message: str
 
@@ -126,6 +134,8 @@ class TableInfo:
 
 @dataclass(frozen=True)
 class AnalysisReport:
+    """Every program of a run's objects, the objects that failed, and notes."""
+
     programs: tuple[ProgramResult, ...]
     errors: tuple[ObjectError, ...]
     notes: tuple[str, ...] = ()

@@ -17,6 +17,8 @@ from bpflint import __version__, api, native
 from bpflint.cli import main
 from bpflint.errors import BpfLintError
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
 pytestmark = pytest.mark.skipif(find_clang() is None, reason="clang is needed")
 
 FEATURES = PROGS / "reader" / "features.bpf.c"
@@ -286,6 +288,44 @@ def test_a_command_imports_only_its_own_module() -> None:
         assert f"bpflint.commands.{other}" not in loaded
     assert not loaded & {"bpflint.kernel.calibrate.run", "bpflint.budget.gate",
                          "bpflint.report.sarif", "concurrent.futures"}
+
+
+def _modules_after(argv: list[str], cwd: Path | None = None) -> set[str]:
+    """The modules a run of ``bpflint ARGV`` (in this interpreter) had imported."""
+    code = ("import sys\nfrom bpflint.cli import main\n"
+            f"code = main({argv!r})\n"
+            "print('MODULES', ' '.join(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True, cwd=cwd)
+    return set(proc.stdout.split("MODULES", 1)[1].split())
+
+
+def test_a_run_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
+    # start-up time: the budget file's reader, the build step, and what only an error
+    # message, a help text or a cache write needs stay unimported
+    unused = {"bpflint.budget.config", "bpflint.build.compile", "subprocess", "tempfile",
+              "shutil", "difflib", "fractions"}
+    loaded = _modules_after(["analyze", "--no-cache", str(tmp_path / "none.o")])
+    assert "bpflint.api" in loaded
+    assert not loaded & unused
+    # a run that analyses an object and stores its results
+    loaded = _modules_after(["analyze", "--cache-dir", str(tmp_path / "cache"),
+                             str(EXAMPLES / "xdp-firewall" / "firewall.bpf.o")])
+    assert "bpflint.cost.engine" in loaded and list((tmp_path / "cache").rglob("*.json"))
+    assert not loaded & unused
+
+
+def test_check_imports_only_what_a_text_report_needs(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES / "xdp-firewall", tmp_path / "fw")
+    argv = ["check", "--cache-dir", str(tmp_path / "cache")]
+    _modules_after(argv, tmp_path / "fw")  # fills the cache
+    loaded = _modules_after(argv, tmp_path / "fw")
+    assert {"bpflint.commands.check", "bpflint.report.text", "bpflint.budget.gate"} <= loaded
+    assert not loaded & {"bpflint.report.html", "bpflint.report.sarif", "bpflint.report.github",
+                         "bpflint.report.markdown", "bpflint.report.check_json",
+                         "bpflint.budget.history", "bpflint.build.compile",
+                         "bpflint.build.command", "bpflint.cost.engine", "elftools",
+                         "shutil", "tempfile", "difflib"}
 
 
 def test_every_command_is_listed_and_runs_its_own_module(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from bpfc import find_clang
 
-from bpflint.build import BuildSettings, compile_sources
-from bpflint.build.compile import _parse_depfile
+from bpflint.build import BuildSettings
+from bpflint.build.compile import _parse_depfile, compile_sources
 from bpflint.errors import BpfLintError
 
 CLANG = find_clang()

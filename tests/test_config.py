@@ -246,3 +246,50 @@ def test_unreadable_and_missing_config(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe")
     with pytest.raises(BpfLintError, match="not UTF-8"):
         load_config(bad)
+
+
+# ------------------------------------------ parsed documents kept in the result cache
+
+def test_a_kept_document_is_used_only_for_the_same_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bpflint.budget import config as config_module
+    from bpflint.cost.table_ready import Remembered
+
+    budget = tmp_path / "bpfbudget.toml"
+    budget.write_text(FULL)
+    plain = load_config(budget)
+    parsed: list[str] = []
+    real = config_module.toml_document
+
+    def counting(path: Path, text: str) -> dict:
+        parsed.append(text)
+        return real(path, text)
+
+    monkeypatch.setattr(config_module, "toml_document", counting)
+    kept = Remembered(str(tmp_path / "cache" / "toml"))
+    first = load_config(budget, kept)
+    assert len(parsed) == 1 and first == plain  # as without a store
+    assert load_config(budget, kept) == first and len(parsed) == 1  # kept: not parsed
+    budget.write_text(FULL.replace('max_time = "1.5us"', 'max_time = "2us"'))
+    edited = load_config(budget, kept)
+    assert len(parsed) == 2 and edited != first  # another text: parsed (and kept)
+    [*files] = (tmp_path / "cache" / "toml").iterdir()
+    assert len(files) == 2
+    for file in files:
+        file.write_bytes(b"damaged")
+    assert load_config(budget, kept) == edited and len(parsed) == 3
+    # mistakes are still located, and nothing is kept for them
+    budget.write_text(FULL + "\n[[budget]\n")
+    with pytest.raises(BpfLintError, match=r"bpfbudget.toml:\d+: invalid TOML"):
+        load_config(budget, kept)
+    assert len(list((tmp_path / "cache" / "toml").iterdir())) == 2
+
+
+def test_an_unwritable_store_only_costs_the_parse(tmp_path: Path) -> None:
+    from bpflint.cost.table_ready import Remembered
+
+    budget = tmp_path / "bpfbudget.toml"
+    budget.write_text(FULL)
+    (tmp_path / "file").write_text("")
+    kept = Remembered(str(tmp_path / "file" / "toml"))  # a file where a directory goes
+    assert load_config(budget, kept) == load_config(budget)

@@ -230,3 +230,70 @@ def test_a_sign_extending_move_is_not_priced_as_a_register_move() -> None:
     assert t.insn_ns(one(bc.mov64(1, 2)), None) == (0.1, 0.2)
     assert t.insn_ns(one(bc.alu64(AluOp.MOV, 1, 2, off=8)), None) == (1.0, 2.0)
     assert t.insn_ns(one(bc.mov64(3, 4)), None) == (0.1, 0.2)
+
+
+# ------------------------------------------------ the shipped table, parsed at build
+
+def _shipped_copy(tmp_path: Path) -> tuple[Path, str, str]:
+    import hashlib
+
+    from bpflint.cost import table_file
+
+    text = Path(table_file._SHIPPED).read_text(encoding="utf-8")
+    copy = tmp_path / "costs.toml"
+    copy.write_text(text, encoding="utf-8")
+    return copy, text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_ready_table_is_the_parsed_one(tmp_path: Path) -> None:
+    from bpflint.cost import table_ready
+    from bpflint.cost.table_file import toml_document
+
+    copy, text, sha256 = _shipped_copy(tmp_path)
+    assert table_ready.load(str(copy), sha256) is None  # none written yet
+    doc = toml_document(text, "costs.toml")
+    assert table_ready.write(str(copy), str(tmp_path), sha256, doc)
+    ready = table_ready.load(str(copy), sha256)
+    assert ready == doc and ready is not doc
+    # the checks run on it as on a fresh parse: the same table, digest included
+    from_ready = parse_cost_table(text, "costs.toml", ready, sha256)
+    assert from_ready == parse_cost_table(text, "costs.toml")
+    assert from_ready.digest == sha256
+
+
+def test_a_ready_table_of_other_text_or_damaged_is_ignored(tmp_path: Path) -> None:
+    from bpflint.cost import table_ready
+    from bpflint.cost.table_file import toml_document
+
+    copy, text, sha256 = _shipped_copy(tmp_path)
+    table_ready.write(str(copy), str(tmp_path), sha256, toml_document(text, "costs.toml"))
+    assert table_ready.load(str(copy), "0" * 64) is None  # the table was edited since
+    ready = Path(table_ready.ready_path(str(copy)))
+    ready.write_bytes(ready.read_bytes()[:100])
+    assert table_ready.load(str(copy), sha256) is None
+    ready.write_bytes(b"\x00not marshal")
+    assert table_ready.load(str(copy), sha256) is None
+    # marshal cannot hold a TOML date: no ready form, the text is parsed instead
+    import datetime
+    assert not table_ready.write(str(copy), str(tmp_path / "x"), sha256,
+                                 {"date": datetime.date(2025, 1, 1)})
+
+
+def test_the_shipped_table_loads_the_same_with_and_without_its_ready_form(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bpflint.cost import table_file, table_ready
+
+    copy, text, sha256 = _shipped_copy(tmp_path)
+    monkeypatch.setattr(table_file, "_SHIPPED", str(copy))
+    parsed = load_cost_table(None)
+    table_ready.write(str(copy), str(tmp_path), sha256,
+                      table_file.toml_document(text, "costs.toml"))
+    loads: list[object] = []
+    real_load = table_ready.load
+    monkeypatch.setattr(table_ready, "load",
+                        lambda *args: loads.append(real_load(*args)) or loads[-1])
+    assert load_cost_table(None) == parsed
+    assert loads and loads[0] is not None  # the ready form was used
+    copy.write_text(text.replace("max_ns = 5000.0", "max_ns = 5001.0", 1), encoding="utf-8")
+    edited = load_cost_table(None)  # its ready form no longer matches: parsed
+    assert loads[-1] is None and edited != parsed

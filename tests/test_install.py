@@ -236,6 +236,13 @@ def test_a_fresh_pip_install_runs_the_compiled_core(tmp_path: Path) -> None:
         assert version.strip().endswith("(pure Python)"), version
     compiled_report = json.loads(bpflint(venv, "analyze", "--no-cache", "--format", "json",
                                          str(FIREWALL)))
+    # the shipped cost table comes parsed (cost/table_ready.py): a run never imports tomllib
+    modules = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import sys\nfrom bpflint.cost.table_file import load_cost_table\n"
+         "load_cost_table(None)\nprint('tomllib' in sys.modules, 'tomli' in sys.modules)"],
+        env=_offline_env(), capture_output=True, text=True, cwd=venv, check=True)
+    assert modules.stdout.split() == ["False", "False"]
 
     # the opt-out: no attempt, a note, and the pure-Python sources
     opted_out = pip_install(venv, source, wheels, "-v", "--force-reinstall", "--no-deps",

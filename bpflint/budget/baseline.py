@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class BaselineEntry:
+    """One program's recorded figures in the baseline file."""
+
     key: str  # keys.program_key: object path (relative to the budget file), section, name
     object: str  # the object's path relative to the budget file (older baselines: its name)
     section: str
@@ -56,6 +57,8 @@ def baseline_ns(value: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class Baseline:
+    """The recorded results a run is compared with."""
+
     source: str  # what it came from, for reports: a file path or "git ref REF"
     entries: Mapping[str, BaselineEntry]
 
@@ -104,6 +107,8 @@ def write_baseline(path: Path, baseline: Baseline) -> None:
     """
     text = to_json_text(baseline)
     directory = path.parent if str(path.parent) else Path(".")
+    import tempfile  # here: a check reads the baseline, only `baseline` writes it
+
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:

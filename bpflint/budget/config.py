@@ -7,7 +7,6 @@ as ``FILE:LINE: key 'x': problem``. See docs/bpfbudget.md for the format.
 
 from __future__ import annotations
 
-import difflib
 import glob
 import os
 import re
@@ -15,17 +14,18 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bpflint.budget.units import Allowance, parse_allowance, parse_time_ns
 from bpflint.build import BuildSettings
 from bpflint.errors import BpfLintError
 from bpflint.obj.loader_vars import RodataPin, parse_value
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from tomllib import TOMLDecodeError
+    else:  # pragma: no cover - exercised on 3.10 only
+        from tomli import TOMLDecodeError
 
 DEFAULT_NAME = "bpfbudget.toml"
 
@@ -85,6 +85,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class BudgetConfig:
+    """A budget file (bpfbudget.toml), read and checked."""
+
     path: Path
     objects: tuple[str, ...] = ()  # globs relative to the config's directory
     sources: tuple[str, ...] = ()
@@ -333,6 +335,8 @@ class _Validator:
     @staticmethod
     def _unknown(key: str, where: KeyPath, schema: Mapping[str, Checker]) -> str:
         message = "unknown key"
+        import difflib  # only for a message: not start-up time
+
         close = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
         if close:
             return f"{message}; did you mean '{close[0]}'?"
@@ -356,7 +360,7 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _syntax_error(path: Path, exc: tomllib.TOMLDecodeError) -> BpfLintError:
+def _syntax_error(path: Path, exc: TOMLDecodeError) -> BpfLintError:
     message = str(exc)
     match = re.search(r"\(at line (\d+), column \d+\)", message)
     line = match.group(1) if match else "1"
@@ -364,18 +368,36 @@ def _syntax_error(path: Path, exc: tomllib.TOMLDecodeError) -> BpfLintError:
     return BpfLintError(f"{path}:{line}: invalid TOML: {reason}")
 
 
-def load_config(path: Path) -> BudgetConfig:
-    """Read and validate a bpfbudget.toml; any mistake raises a located BpfLintError."""
+def toml_document(path: Path, text: str) -> dict[str, Any]:
+    """The budget file's text parsed; tomllib is imported here, only when a text
+    is parsed (a check keeps the documents it parsed: load_config)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(path, exc) from None
+
+
+Remembered = Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]]
+
+
+def load_config(path: Path, remembered: Remembered | None = None) -> BudgetConfig:
+    """Read and validate a bpfbudget.toml; any mistake raises a located BpfLintError.
+    ``remembered(text, parse)``, when given, returns the text's document, from
+    ``parse()`` or from a store of documents parsed before (cost/table_ready.py)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BpfLintError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise BpfLintError(f"{path}: not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _syntax_error(path, exc) from None
+    if remembered is None:
+        data = toml_document(path, text)
+    else:
+        data = remembered(text, lambda: toml_document(path, text))
     lines = key_lines(text)
     check = _Validator(path, lines)
     stub = check.stub

@@ -6,7 +6,6 @@ format renders the same GateReport.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +40,8 @@ _LEVEL_OF_POLICY: dict[Policy, Level | None] = {"fail": "error", "warn": "warnin
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem, or note, the gate found with a program."""
+
     rule: str
     name: str
     level: Level
@@ -52,6 +53,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Match:
+    """The budget a program matched, and why."""
+
     budget: Budget | None
     reason: str  # why this budget won, for --explain-match
     also: tuple[Budget, ...] = ()  # less specific budgets that matched too
@@ -59,6 +62,8 @@ class Match:
 
 @dataclass(frozen=True)
 class ProgramVerdict:
+    """A program's figures, its budget and baseline, and the gate's findings."""
+
     key: str
     result: ProgramResult | None  # None for a program only the baseline has
     match: Match | None
@@ -109,6 +114,8 @@ class ProgramVerdict:
 
 @dataclass(frozen=True)
 class GateReport:
+    """What the gate decided about every program: what each format renders."""
+
     programs: tuple[ProgramVerdict, ...]  # worst offenders first, removed ones last
     errors: tuple[ObjectError, ...]
     warn_only: bool
@@ -395,6 +402,8 @@ def check_config_use(config: BudgetConfig, results: Sequence[ProgramResult],
             hint = ""
             if budget.type is not None:
                 seen = sorted({r.type for r in results})
+                import difflib  # only for a message: not start-up time
+
                 close = difflib.get_close_matches(budget.type, seen, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else \
                     f"; program types present: {', '.join(seen) or 'none'}"
@@ -404,6 +413,8 @@ def check_config_use(config: BudgetConfig, results: Sequence[ProgramResult],
     for map_name, targets in config.tail_calls.items():
         for target in targets:
             if target not in names:
+                import difflib  # only for a message: not start-up time
+
                 close = difflib.get_close_matches(target, sorted(names), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise config.error(("tail_calls", map_name),

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +70,9 @@ def worktree_at(ref: str, start: Path) -> Iterator[tuple[Path, Path]]:
     if top is None:
         raise BpfLintError(f"--base {ref}: {start.resolve()} is not inside a git repository")
     commit = _commit_of(ref, top)
+    import shutil  # here: every check asks for repo_root, few for a worktree
+    import tempfile
+
     holder = Path(tempfile.mkdtemp(prefix="bpflint-base-"))
     tree = holder / "tree"
     try:

@@ -1,7 +1,9 @@
-"""Build step: compile `.bpf.c` sources into cached BPF objects before analysis, or
-run the user's build command at a base revision."""
+"""Build step: compile `.bpf.c` sources into cached BPF objects before analysis
+(compile.py), or run the user's build command at a base revision (command.py).
 
-from bpflint.build.command import run_build
-from bpflint.build.compile import BuildSettings, compile_sources, is_bpf_source
+Only the settings load with the package: the other two modules are imported where
+they run, so a check of ready objects never imports subprocess and the rest."""
 
-__all__ = ["BuildSettings", "compile_sources", "is_bpf_source", "run_build"]
+from bpflint.build.settings import BuildSettings, is_bpf_source
+
+__all__ = ["BuildSettings", "is_bpf_source"]

@@ -31,7 +31,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bpflint.build.settings import BuildSettings, is_bpf_source
 from bpflint.errors import BpfLintError
+
+__all__ = ["BuildSettings", "compile_sources", "ignore_in_git", "is_bpf_source"]
 
 # Base flags every BPF object needs: BTF and line info (-g) are what map costs back to
 # source lines; -O2 is what every loader expects (-O0 output rarely verifies).
@@ -59,25 +62,12 @@ _VERSIONED_CLANG = re.compile(r"clang-(\d+)")
 
 
 @dataclass(frozen=True)
-class BuildSettings:
-    """How to compile; paths are absolute or relative to the current directory."""
-
-    clang: str | None = None  # binary name or path; None: $CLANG, newest clang-N, clang
-    flags: tuple[str, ...] = ()  # extra clang arguments, after the base flags
-    include_dirs: tuple[Path, ...] = ()
-    defines: tuple[str, ...] = ()  # "NAME" or "NAME=VALUE"
-
-
-@dataclass(frozen=True)
 class _Clang:
+    """A clang binary and what a compile needs to know of it."""
+
     path: str
     version: str  # first line of `clang --version`
     system_includes: tuple[str, ...]
-
-
-def is_bpf_source(path: Path) -> bool:
-    """True for a C source the build step compiles (``x.bpf.c``, ``x.c``)."""
-    return path.suffix == ".c"
 
 
 def compile_sources(

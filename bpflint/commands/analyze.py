@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bpflint import api
-from bpflint.budget.config import Limits
 from bpflint.cache import ResultCache, default_cache_dir
 from bpflint.commands import COMMANDS
 from bpflint.cost import may_goto
@@ -26,7 +25,9 @@ from bpflint.report import json as json_report
 from bpflint.report.paths import where as place
 from bpflint.results import AnalysisReport, ProgramResult
 
-if TYPE_CHECKING:  # only for annotations: the witness and the HTML report load on demand
+if TYPE_CHECKING:  # only for annotations: the witness and the HTML report load on demand,
+    # and the budget file's reader (check's) is not analyze's
+    from bpflint.budget.config import Limits
     from bpflint.report.html import WitnessView
     from bpflint.witness.runner import Outcome
 
@@ -155,7 +156,8 @@ def run_settings(args: argparse.Namespace, configured: Limits | None = None,
         raise BpfLintError(f"--max-steps must be at least 1, not {args.max_steps}")
     if args.max_seconds is not None and not args.max_seconds > 0:
         raise BpfLintError(f"--max-seconds must be more than zero, not {args.max_seconds:g}")
-    chosen = {name: value for name, value in dataclasses.asdict(configured or Limits()).items()
+    chosen = {name: value for name, value in
+              (dataclasses.asdict(configured) if configured else {}).items()
               if value is not None}
     chosen.update({name: getattr(args, name) for name in ("max_steps", "max_seconds")
                    if getattr(args, name) is not None})

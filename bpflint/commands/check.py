@@ -14,15 +14,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bpflint import api
 from bpflint.budget import gitref, keys
 from bpflint.budget.baseline import Baseline, from_results, read_baseline
-from bpflint.budget.config import BudgetConfig, find_config, load_config
+from bpflint.budget.config import BudgetConfig, Remembered, find_config, load_config
 from bpflint.budget.gate import GateReport, check_config_use, evaluate
-from bpflint.budget.history import History, baseline_history
-from bpflint.build import compile_sources, is_bpf_source, run_build
+from bpflint.build import is_bpf_source
+from bpflint.cache import default_cache_dir
 from bpflint.commands import COMMANDS
 from bpflint.commands.analyze import (
     RunSettings,
@@ -33,10 +33,14 @@ from bpflint.commands.analyze import (
     printable,
     run_settings,
 )
+from bpflint.cost import table_ready
 from bpflint.errors import BpfLintError
-from bpflint.report import check_json, github, html, markdown, sarif, text
+from bpflint.report import text
 from bpflint.report.paths import PathNamer
 from bpflint.results import AnalysisReport
+
+if TYPE_CHECKING:
+    from bpflint.budget.history import History
 
 NAME = "check"
 HELP = COMMANDS[NAME]
@@ -137,8 +141,11 @@ def analyze_inputs(config: BudgetConfig, paths: Sequence[str], table: Any,
                                "no PATH was given")
         sources = list(config.expand("sources", strict))
         objects = [str(p) for p in config.expand("objects", strict)]
-    compiled = compile_sources(sources, config.build, build_cache, settings.jobs) \
-        if sources else []
+    compiled = []
+    if sources:
+        from bpflint.build.compile import compile_sources  # subprocess, tempfile: only here
+
+        compiled = compile_sources(sources, config.build, build_cache, settings.jobs)
     report = api.analyze_paths([*objects, *(str(p) for p in compiled)], table,
                                settings.options, jobs=settings.jobs, cache=settings.cache,
                                limits=settings.limits)
@@ -162,12 +169,21 @@ def require_programs(config: BudgetConfig, paths: Sequence[str], analysed: Analy
 
 
 def load_setup(args: argparse.Namespace) -> tuple[BudgetConfig, Any, RunSettings]:
-    config = load_config(find_config(args.config))
+    config = load_config(find_config(args.config), remembered_documents(args))
     settings = run_settings(args, config.limits, config.tail_calls, config.rodata,
                             config.may_goto)
     table = load_table(str(config.cost_table) if config.cost_table else None,
                        cpu_caches(args, config.cpu_caches))
     return config, table, settings
+
+
+def remembered_documents(args: argparse.Namespace) -> Remembered | None:
+    """Where the budget file's parsed document is kept: in the result cache (saves
+    tomllib's import and parse, 5-8 ms of a check), none with --no-cache."""
+    if args.no_cache:
+        return None
+    directory = args.cache_dir or default_cache_dir(os.environ)
+    return table_ready.Remembered(str(directory / table_ready.TOML_DIR))
 
 
 def _not_committed(paths: Sequence[Path], top: Path) -> list[Path]:
@@ -193,6 +209,8 @@ def _base_baseline(ref: str, config: BudgetConfig, paths: Sequence[str], current
         base_config = load_config(there) if there.is_file() else \
             dataclasses.replace(config, path=there)
         if base_config.build_command:
+            from bpflint.build.command import run_build
+
             base_config.root.mkdir(parents=True, exist_ok=True)
             run_build(base_config.build_command, base_config.root, f"--base {ref}")
         _check_base_objects(ref, config, base_config, current, top)
@@ -299,6 +317,9 @@ def _render(fmt: str, report: GateReport, root: Path, colour: bool,
             trends: History | None = None) -> str:
     if fmt == "text":
         return text.render(report, colour=colour)
+    # the other formats are imported when asked for: a pre-commit run writes text
+    from bpflint.report import check_json, github, html, markdown, sarif
+
     if fmt == "json":
         return check_json.render(report)
     if fmt == "sarif":
@@ -336,6 +357,8 @@ def run(args: argparse.Namespace) -> int:
     trends = None  # the HTML report's trend per program, from the baseline's git history
     if any(fmt == "html" for fmt, _ in outputs) and config.baseline is not None \
             and config.baseline.is_file():
+        from bpflint.budget.history import baseline_history
+
         trends = baseline_history(config.baseline, TREND_COMMITS)
     for fmt, out in outputs:
         if out is None:
@@ -343,6 +366,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             _write(out, _render(fmt, report, root, colour=False, trends=trends))
         if fmt == "github":
+            from bpflint.report import github
+
             github.append_step_summary(report)
     sys.stdout.flush()
     return report.exit_code

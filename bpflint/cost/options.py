@@ -15,6 +15,8 @@ from bpflint.obj.loader_vars import RodataPin
 
 @dataclass(frozen=True)
 class AnalysisOptions:
+    """How to analyse: limits, tail-call targets, pinned variables, may_goto."""
+
     max_steps: int = 5_000_000  # abstract-interpretation steps per program
     max_seconds: float = 120.0  # CPU-time budget per program (fixpoint.Budget)
     # prog-array map name -> program names its slots may hold (from bpfbudget.toml)

@@ -70,12 +70,13 @@ envelope. ``min_ns`` is always the hot figure.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from bpflint.cost import table_ready
 from bpflint.cost.model import (
     DEFAULT_CPU_CACHES,
     INSN_KEYS,
@@ -89,16 +90,14 @@ from bpflint.cost.model import (
 from bpflint.errors import BpfLintError
 from bpflint.isa.helper_ids import HELPER_NAMES
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 FORMAT_VERSION = 1
 _COST_FIELDS = ("min_ns", "max_ns", "median_ns", "spread_pct")
 _SIZED_FIELDS = ("per_unit_min_ns", "per_unit_max_ns", "max_units")
 _KEYED_FIELDS = ("key_base_max_ns", "per_key_byte_max_ns")
 _HOT_FIELDS = ("hot_max_ns",)
+SHIPPED_NAME = "bpflint/data/costs.toml"  # how reports name the shipped table
+_SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "data", "costs.toml")
 
 
 # -- loading ----------------------------------------------------------------------
@@ -230,12 +229,26 @@ def _helper(where: _Where, dotted: str, value: Any) -> HelperCost:
     return HelperCost(base, per_lo, per_hi, max_units, tuple(variants))
 
 
-def parse_cost_table(text: str, path: str) -> CostTable:
-    where = _Where(path, text)
+def toml_document(text: str, path: str) -> dict[str, Any]:
+    """The TOML text parsed (tomllib imported only here: the shipped table comes
+    parsed, table_ready.py)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BpfLintError(f"{path}: not valid TOML: {exc}") from None
+
+
+def parse_cost_table(text: str, path: str, doc: dict[str, Any] | None = None,
+                     text_sha256: str | None = None) -> CostTable:
+    """The table in ``text``; ``doc``, when given, is that text already parsed (and
+    ``text_sha256`` its digest): the checks below run on it all the same."""
+    where = _Where(path, text)
+    if doc is None:
+        doc = toml_document(text, path)
     _unknown(where, "", doc, ("format", "provenance", "defaults", "insn", "helper", "kfunc"))
     if doc.get("format") != FORMAT_VERSION:
         raise where.error("format", f"expected {FORMAT_VERSION}, got {doc.get('format')!r}")
@@ -289,7 +302,7 @@ def parse_cost_table(text: str, path: str) -> CostTable:
         insns=insns,
         helpers=helpers,
         kfuncs=kfuncs,
-        digest=hashlib.sha256(text.encode()).hexdigest(),
+        digest=text_sha256 or hashlib.sha256(text.encode()).hexdigest(),
     )
 
 
@@ -302,8 +315,10 @@ def load_cost_table(path: str | Path | None, cpu_caches: str = DEFAULT_CPU_CACHE
 
 def _read_cost_table(path: str | Path | None) -> CostTable:
     if path is None:
-        resource = importlib.resources.files("bpflint") / "data" / "costs.toml"
-        return parse_cost_table(resource.read_text(encoding="utf-8"), "bpflint/data/costs.toml")
+        with open(_SHIPPED, encoding="utf-8") as shipped:
+            text = shipped.read()
+        sha256 = hashlib.sha256(text.encode()).hexdigest()
+        return parse_cost_table(text, SHIPPED_NAME, table_ready.load(_SHIPPED, sha256), sha256)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:

@@ -13,7 +13,6 @@ Pins (``--set``, ``[rodata]``) narrow a variable to a value or a range of its ty
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -263,6 +262,8 @@ def unknown_pin_notes(pins: Sequence[RodataPin], known: Iterable[str]) -> list[s
         if name in names:
             continue
         origin = next(p.origin for p in pins if p.name == name)
+        import difflib  # only for a message: not start-up time
+
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else \
             (f" (they have: {', '.join(names)})" if names else " (they have none)")
