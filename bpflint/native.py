@@ -46,6 +46,7 @@ MODULES = (
     "bpflint.cost.lanes",
     "bpflint.cost.expand",
     "bpflint.cost.pricing",
+    "bpflint.cost.shared_prices",
     "bpflint.cost.loop_bounds",
     "bpflint.cost.engine",
     "bpflint.cost.paths",
