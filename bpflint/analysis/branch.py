@@ -102,6 +102,18 @@ def _holds(x: int, rel: str, y: int) -> bool:
     return x & y == 0
 
 
+def known_holds(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> bool:
+    """``a rel b`` for two known values, in the view the jump compares: what refine
+    makes of them (both as they are, or EmptyValue), without a memo or an exception."""
+    if width == 32:
+        x, y = a.umin & U32, b.umin & U32
+        if signed:
+            x, y = to_s32(x), to_s32(y)
+    else:
+        x, y = (a.smin, b.smin) if signed else (a.umin, b.umin)
+    return _holds(x, rel, y)
+
+
 # refine's results by its operands, as alu.alu_scalar's (a pure function the analysis
 # asks the same of over and over): the first _REFINED_KEPT distinct ones, then afresh.
 # The operands a comparison rules out are kept apart (EmptyValue is raised again).
@@ -133,13 +145,7 @@ def _refine(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> tuple[S
     if a.umin == a.umax and b.umin == b.umax:
         # Two known values (a loop counter against its limit, most often): the jump
         # goes one way; refining would only rebuild the same constants.
-        if width == 32:
-            x, y = a.umin & U32, b.umin & U32
-            if signed:
-                x, y = to_s32(x), to_s32(y)
-        else:
-            x, y = (a.smin, b.smin) if signed else (a.umin, b.umin)
-        if _holds(x, rel, y):
+        if known_holds(a, b, signed, rel, width):
             return a, b
         raise EmptyValue()
     if rel in ("set", "!set"):

@@ -8,9 +8,9 @@ import struct
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
-from bpflint.analysis.state import Val, const, scalar, unknown_bits
+from bpflint.analysis.state import Kind, Val, const, scalar, unknown_bits
 from bpflint.isa.insn import Insn
-from bpflint.obj.model import LoaderVar, MapDef
+from bpflint.obj.model import KCONFIG_MAP, LoaderVar, MapDef
 
 
 def read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn,
@@ -70,3 +70,12 @@ def _loader_vars_at(mapdef: MapDef, off: Scalar, size: int) -> list[LoaderVar]:
     end = start + size if off.is_const else off.umax + size
     return [var for var in mapdef.loader_vars
             if var.offset < end and start < var.offset + var.size]
+
+
+def kconfig_pointer(kconfig: MapDef, name: str) -> Val:
+    """A ``__kconfig`` extern: a pointer into the .kconfig pseudo-map, whose reads are
+    its loader-set variables; any other extern (``__ksym``) is kernel memory."""
+    for var in kconfig.loader_vars:
+        if var.name == name:
+            return Val(Kind.MAP_VALUE, sc.const_scalar(var.offset), KCONFIG_MAP)
+    return Val(Kind.MEM, sc.const_scalar(0))

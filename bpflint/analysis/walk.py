@@ -22,11 +22,11 @@ from bpflint.analysis.transfer import (
     Env,
     Machine,
     alu,
+    branch_state,
     ld_imm64,
     legacy_packet_load,
     load,
     mem_kind,
-    refine_branch,
     store,
 )
 from bpflint.cfg.graph import Block, Cfg
@@ -205,10 +205,12 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
         out = []
         fall, taken = (block.succs + block.succs)[:2] if len(block.succs) == 1 else block.succs
         before = m.freeze()  # once: freezing a written stack sorts it
-        for succ, is_taken in ((fall, False), (taken, True)):
-            branch = Machine(before)
-            if refine_branch(branch, last, is_taken):
-                out.append((succ, branch.freeze()))
+        side = branch_state(before, last, False)
+        if side is not None:
+            out.append((fall, side))
+        side = branch_state(before, last, True)
+        if side is not None:
+            out.append((taken, side))
         return out
     if not last.is_exit and not last.is_unconditional_jump:
         step(m, last, env, subcall)
