@@ -7,6 +7,8 @@ compares, or raises EmptyValue when it cannot hold at all (an infeasible edge).
 
 from __future__ import annotations
 
+from typing import Final
+
 from bpflint.analysis.scalar import (
     U32,
     U64,
@@ -20,16 +22,16 @@ from bpflint.analysis.scalar import (
 from bpflint.isa.opcodes import JmpOp
 
 # relation names: (signed, op) where op in "<", "<=", ">", ">=", "==", "!=", "set", "!set"
-_TAKEN: dict[int, tuple[bool, str]] = {
+_TAKEN: Final[dict[int, tuple[bool, str]]] = {
     JmpOp.JEQ: (False, "=="), JmpOp.JNE: (False, "!="), JmpOp.JSET: (False, "set"),
     JmpOp.JGT: (False, ">"), JmpOp.JGE: (False, ">="), JmpOp.JLT: (False, "<"),
     JmpOp.JLE: (False, "<="), JmpOp.JSGT: (True, ">"), JmpOp.JSGE: (True, ">="),
     JmpOp.JSLT: (True, "<"), JmpOp.JSLE: (True, "<="),
 }
-_NEGATE = {"==": "!=", "!=": "==", "set": "!set", "!set": "set", ">": "<=", ">=": "<",
-           "<": ">=", "<=": ">"}
-_SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "set": "set",
-         "!set": "!set"}
+_NEGATE: Final = {"==": "!=", "!=": "==", "set": "!set", "!set": "set", ">": "<=",
+                  ">=": "<", "<": ">=", "<=": ">"}
+_SWAP: Final = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=",
+                "set": "set", "!set": "!set"}
 
 
 def relation(jmp_op: int, taken: bool) -> tuple[bool, str]:
@@ -117,9 +119,9 @@ def known_holds(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> boo
 # refine's results by its operands, as alu.alu_scalar's (a pure function the analysis
 # asks the same of over and over): the first _REFINED_KEPT distinct ones, then afresh.
 # The operands a comparison rules out are kept apart (EmptyValue is raised again).
-_REFINED: dict[tuple[Scalar, Scalar, bool, str, int], tuple[Scalar, Scalar]] = {}
-_INFEASIBLE: set[tuple[Scalar, Scalar, bool, str, int]] = set()
-_REFINED_KEPT = 1 << 16
+_REFINED: Final[dict[tuple[Scalar, Scalar, bool, str, int], tuple[Scalar, Scalar]]] = {}
+_INFEASIBLE: Final[set[tuple[Scalar, Scalar, bool, str, int]]] = set()
+_REFINED_KEPT: Final = 1 << 16
 
 
 def refine(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> tuple[Scalar, Scalar]:

@@ -5,6 +5,7 @@ except for the variables a loader may set before load (`const volatile` knobs an
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
@@ -40,7 +41,7 @@ def read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn,
     return unknown_bits(size)
 
 
-_ELEMENT_VALUES: dict[tuple[int, int, int], Val] = {}
+_ELEMENT_VALUES: Final[dict[tuple[int, int, int], Val]] = {}
 
 
 def _element_value(lo: int, hi: int, size: int) -> Val:

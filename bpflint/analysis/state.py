@@ -129,7 +129,7 @@ def unknown_bits(nbytes: int) -> Val:
     return got
 
 
-_UNKNOWN_BITS: dict[int, Val] = {}  # values are immutable: one per width serves all
+_UNKNOWN_BITS: Final[dict[int, Val]] = {}  # values are immutable: one per width serves all
 
 
 def join_val(a: Val, b: Val) -> Val:

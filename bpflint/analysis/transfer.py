@@ -248,6 +248,10 @@ _STACK: Final = Kind.STACK
 _UNINIT: Final = Kind.UNINIT
 _ITER: Final = Kind.ITER
 _CLS_JMP32: Final = int(Cls.JMP32)
+_CLS_ALU64: Final = CLS_ALU64
+_CLS_STX: Final = CLS_STX
+_MODE_ATOMIC: Final = MODE_ATOMIC
+_MODE_MEMSX: Final = MODE_MEMSX
 # the access size's bytes by the opcode's size bits (opcodes.Size: W, H, B, DW)
 _SIZE_BYTES: Final[tuple[int, ...]] = (4, 2, 1, 8)
 
@@ -255,7 +259,7 @@ _SIZE_BYTES: Final[tuple[int, ...]] = (4, 2, 1, 8)
 def alu(m: Machine, insn: Insn) -> None:
     opcode = insn.opcode
     op = opcode & 0xF0
-    width = 64 if opcode & 0x07 == CLS_ALU64 else 32
+    width = 64 if opcode & 0x07 == _CLS_ALU64 else 32
     regs = m.regs
     dst = regs[insn.dst]
     # (an immediate's Val found without a call: one per constant, kept)
@@ -364,7 +368,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
         val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)
     else:
         val = unknown_bits(size)
-    if insn.opcode & 0xE0 == MODE_MEMSX and val.kind == _SCALAR:
+    if insn.opcode & 0xE0 == _MODE_MEMSX and val.kind == _SCALAR:
         val = scalar(sc.sext(val.s, size * 8))
     return val
 
@@ -386,13 +390,13 @@ def store(m: Machine, insn: Insn) -> None:
     base = m.regs[insn.dst]
     size = _SIZE_BYTES[(insn.opcode >> 3) & 3]
     cls = insn.opcode & 0x07
-    if cls == CLS_STX and insn.opcode & 0xE0 == MODE_ATOMIC:
+    if cls == _CLS_STX and insn.opcode & 0xE0 == _MODE_ATOMIC:
         _atomic(m, insn, base, size)
         return
     if base.kind != _STACK:
         return
     off = sc.add(base.s, sc.const_scalar(insn.off))
-    val = m.regs[insn.src] if cls == CLS_STX else const(insn.imm)
+    val = m.regs[insn.src] if cls == _CLS_STX else const(insn.imm)
     m._stack_store(off, size, val)
 
 
