@@ -34,8 +34,8 @@ OP_XOR: Final = int(AluOp.XOR)
 # in every copy, a loop's counter in every context): 75-98% of the calls on the
 # heaviest objects. The first _RESULTS_KEPT distinct ones are kept, then it starts
 # afresh.
-_RESULTS: dict[tuple[int, Scalar, Scalar, int, bool], Scalar] = {}
-_RESULTS_KEPT = 1 << 16
+_RESULTS: Final[dict[tuple[int, Scalar, Scalar, int, bool], Scalar]] = {}
+_RESULTS_KEPT: Final = 1 << 16
 
 
 def alu_scalar(op: int, a: Scalar, b: Scalar, width: int, insn: Insn) -> Scalar:

@@ -7,6 +7,8 @@ compares, or raises EmptyValue when it cannot hold at all (an infeasible edge).
 
 from __future__ import annotations
 
+from typing import Final
+
 from bpflint.analysis.scalar import (
     U32,
     U64,
@@ -20,16 +22,16 @@ from bpflint.analysis.scalar import (
 from bpflint.isa.opcodes import JmpOp
 
 # relation names: (signed, op) where op in "<", "<=", ">", ">=", "==", "!=", "set", "!set"
-_TAKEN: dict[int, tuple[bool, str]] = {
+_TAKEN: Final[dict[int, tuple[bool, str]]] = {
     JmpOp.JEQ: (False, "=="), JmpOp.JNE: (False, "!="), JmpOp.JSET: (False, "set"),
     JmpOp.JGT: (False, ">"), JmpOp.JGE: (False, ">="), JmpOp.JLT: (False, "<"),
     JmpOp.JLE: (False, "<="), JmpOp.JSGT: (True, ">"), JmpOp.JSGE: (True, ">="),
     JmpOp.JSLT: (True, "<"), JmpOp.JSLE: (True, "<="),
 }
-_NEGATE = {"==": "!=", "!=": "==", "set": "!set", "!set": "set", ">": "<=", ">=": "<",
-           "<": ">=", "<=": ">"}
-_SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=", "set": "set",
-         "!set": "!set"}
+_NEGATE: Final = {"==": "!=", "!=": "==", "set": "!set", "!set": "set", ">": "<=",
+                  ">=": "<", "<": ">=", "<=": ">"}
+_SWAP: Final = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!=",
+                "set": "set", "!set": "!set"}
 
 
 def relation(jmp_op: int, taken: bool) -> tuple[bool, str]:
@@ -102,12 +104,24 @@ def _holds(x: int, rel: str, y: int) -> bool:
     return x & y == 0
 
 
+def known_holds(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> bool:
+    """``a rel b`` for two known values, in the view the jump compares: what refine
+    makes of them (both as they are, or EmptyValue), without a memo or an exception."""
+    if width == 32:
+        x, y = a.umin & U32, b.umin & U32
+        if signed:
+            x, y = to_s32(x), to_s32(y)
+    else:
+        x, y = (a.smin, b.smin) if signed else (a.umin, b.umin)
+    return _holds(x, rel, y)
+
+
 # refine's results by its operands, as alu.alu_scalar's (a pure function the analysis
 # asks the same of over and over): the first _REFINED_KEPT distinct ones, then afresh.
 # The operands a comparison rules out are kept apart (EmptyValue is raised again).
-_REFINED: dict[tuple[Scalar, Scalar, bool, str, int], tuple[Scalar, Scalar]] = {}
-_INFEASIBLE: set[tuple[Scalar, Scalar, bool, str, int]] = set()
-_REFINED_KEPT = 1 << 16
+_REFINED: Final[dict[tuple[Scalar, Scalar, bool, str, int], tuple[Scalar, Scalar]]] = {}
+_INFEASIBLE: Final[set[tuple[Scalar, Scalar, bool, str, int]]] = set()
+_REFINED_KEPT: Final = 1 << 16
 
 
 def refine(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> tuple[Scalar, Scalar]:
@@ -133,13 +147,7 @@ def _refine(a: Scalar, b: Scalar, signed: bool, rel: str, width: int) -> tuple[S
     if a.umin == a.umax and b.umin == b.umax:
         # Two known values (a loop counter against its limit, most often): the jump
         # goes one way; refining would only rebuild the same constants.
-        if width == 32:
-            x, y = a.umin & U32, b.umin & U32
-            if signed:
-                x, y = to_s32(x), to_s32(y)
-        else:
-            x, y = (a.smin, b.smin) if signed else (a.umin, b.umin)
-        if _holds(x, rel, y):
+        if known_holds(a, b, signed, rel, width):
             return a, b
         raise EmptyValue()
     if rel in ("set", "!set"):

@@ -5,12 +5,13 @@ except for the variables a loader may set before load (`const volatile` knobs an
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
-from bpflint.analysis.state import Val, const, scalar, unknown_bits
+from bpflint.analysis.state import Kind, Val, const, scalar, unknown_bits
 from bpflint.isa.insn import Insn
-from bpflint.obj.model import LoaderVar, MapDef
+from bpflint.obj.model import KCONFIG_MAP, LoaderVar, MapDef
 
 
 def read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn,
@@ -40,7 +41,7 @@ def read_map_value(mapdef: MapDef, off: Scalar, size: int, insn: Insn,
     return unknown_bits(size)
 
 
-_ELEMENT_VALUES: dict[tuple[int, int, int], Val] = {}
+_ELEMENT_VALUES: Final[dict[tuple[int, int, int], Val]] = {}
 
 
 def _element_value(lo: int, hi: int, size: int) -> Val:
@@ -70,3 +71,12 @@ def _loader_vars_at(mapdef: MapDef, off: Scalar, size: int) -> list[LoaderVar]:
     end = start + size if off.is_const else off.umax + size
     return [var for var in mapdef.loader_vars
             if var.offset < end and start < var.offset + var.size]
+
+
+def kconfig_pointer(kconfig: MapDef, name: str) -> Val:
+    """A ``__kconfig`` extern: a pointer into the .kconfig pseudo-map, whose reads are
+    its loader-set variables; any other extern (``__ksym``) is kernel memory."""
+    for var in kconfig.loader_vars:
+        if var.name == name:
+            return Val(Kind.MAP_VALUE, sc.const_scalar(var.offset), KCONFIG_MAP)
+    return Val(Kind.MEM, sc.const_scalar(0))

@@ -18,8 +18,10 @@ S64_MAX: Final = (1 << 63) - 1
 
 # Constants are the most built values (every immediate, every offset); the first
 # _CONSTS_KEPT distinct ones are kept and shared.
-_CONSTS: dict[int, Scalar] = {}
-_CONSTS_KEPT = 1 << 16
+# (Final, these and every module-level memo of the engine: compiled, a C static each,
+# where a plain global is a lookup in the module's dict on every use)
+_CONSTS: Final[dict[int, Scalar]] = {}
+_CONSTS_KEPT: Final = 1 << 16
 # the two hottest constructions build the tuple directly, without the NamedTuple
 # constructor's extra Python-level call
 _new_tuple: Final = tuple.__new__

@@ -83,15 +83,17 @@ def scalar(s: Scalar) -> Val:
 
 def const(v: int) -> Val:
     # every immediate operand is one: the first ones met are kept, as Scalar.const's
-    got = _CONST_VALS.get(v)
+    got = CONST_VALS.get(v)
     if got is None:
         got = _new_tuple(_VAL, (_SCALAR, sc.const_scalar(v), None, False, None, 0))
-        if len(_CONST_VALS) < _CONST_VALS_KEPT:
-            _CONST_VALS[v] = got
+        if len(CONST_VALS) < _CONST_VALS_KEPT:
+            CONST_VALS[v] = got
     return got
 
 
-_CONST_VALS: dict[int, Val] = {}  # values are immutable: one per constant serves all
+# values are immutable: one per constant serves all (read directly where an immediate
+# is met on every instruction walked, without the call)
+CONST_VALS: Final[dict[int, Val]] = {}
 _CONST_VALS_KEPT: Final = 1 << 16
 
 
@@ -127,7 +129,7 @@ def unknown_bits(nbytes: int) -> Val:
     return got
 
 
-_UNKNOWN_BITS: dict[int, Val] = {}  # values are immutable: one per width serves all
+_UNKNOWN_BITS: Final[dict[int, Val]] = {}  # values are immutable: one per width serves all
 
 
 def join_val(a: Val, b: Val) -> Val:

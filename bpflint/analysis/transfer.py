@@ -23,11 +23,12 @@ from bpflint.analysis.alu import (
     bswap,
     copies,
 )
-from bpflint.analysis.branch import refine, relation
-from bpflint.analysis.map_values import read_map_value
+from bpflint.analysis.branch import known_holds, refine, relation
+from bpflint.analysis.map_values import kconfig_pointer, read_map_value
 from bpflint.analysis.scalar import EmptyValue, Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
+    CONST_VALS,
     STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
@@ -85,9 +86,10 @@ class Machine:
     # The stack stays in its frozen form (a sorted tuple) until something writes it:
     # most blocks never do, and re-sorting it on every freeze was a tenth of the
     # analysis time on large programs.
-    __slots__ = ("regs", "_stack", "_frozen", "shifted")
+    __slots__ = ("regs", "_stack", "_frozen", "shifted", "_origin")
 
     def __init__(self, state: State) -> None:
+        self._origin = state  # what freeze() hands back when nothing changed
         self.regs = list(state.regs)
         self._frozen: tuple[tuple[int, int, Val], ...] | None = state.stack
         self._stack: dict[int, tuple[int, Val]] | None = None
@@ -121,9 +123,16 @@ class Machine:
         return self._stack.get(off)
 
     def freeze(self) -> State:
-        if self._frozen is not None:
-            return new_state(tuple(self.regs), self._frozen)
-        return new_state(tuple(self.regs), freeze_stack(self.stack))
+        regs = tuple(self.regs)
+        frozen = self._frozen
+        if frozen is not None:
+            # the state walked from itself when nothing changed: joins and order
+            # tests with it (or with what it joins into) stop at identity
+            origin = self._origin
+            if frozen is origin.stack and regs == origin.regs:
+                return origin
+            return new_state(regs, frozen)
+        return new_state(regs, freeze_stack(self.stack))
 
     # -- stack ------------------------------------------------------------
     def _stack_store(self, off: Scalar, size: int, val: Val) -> None:
@@ -239,16 +248,22 @@ _STACK: Final = Kind.STACK
 _UNINIT: Final = Kind.UNINIT
 _ITER: Final = Kind.ITER
 _CLS_JMP32: Final = int(Cls.JMP32)
+_CLS_ALU64: Final = CLS_ALU64
+_CLS_STX: Final = CLS_STX
+_MODE_ATOMIC: Final = MODE_ATOMIC
+_MODE_MEMSX: Final = MODE_MEMSX
 # the access size's bytes by the opcode's size bits (opcodes.Size: W, H, B, DW)
 _SIZE_BYTES: Final[tuple[int, ...]] = (4, 2, 1, 8)
 
 
 def alu(m: Machine, insn: Insn) -> None:
-    op = insn.opcode & 0xF0
-    width = 64 if insn.opcode & 0x07 == CLS_ALU64 else 32
+    opcode = insn.opcode
+    op = opcode & 0xF0
+    width = 64 if opcode & 0x07 == _CLS_ALU64 else 32
     regs = m.regs
     dst = regs[insn.dst]
-    src = regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
+    # (an immediate's Val found without a call: one per constant, kept)
+    src = regs[insn.src] if opcode & 0x08 else CONST_VALS.get(insn.imm) or const(insn.imm)
     if op == OP_MOV:
         if insn.off == 1:  # addr_space_cast: an arena pointer we do not track
             regs[insn.dst] = UNKNOWN
@@ -281,6 +296,15 @@ def alu(m: Machine, insn: Insn) -> None:
                                 else sc.low_bits(dst.s, insn.imm))
         return
     if dst.kind == _SCALAR and src.kind == _SCALAR:
+        ds = dst.s
+        ss = src.s
+        if (op == OP_ADD or op == OP_SUB) and ds.umin == ds.umax and ss.umin == ss.umax \
+                and not dst.link:
+            # a known counter or offset stepped by a constant: alu_scalar's result,
+            # without hashing both operands for its memo
+            v = ds.umin + ss.umin if op == OP_ADD else ds.umin - ss.umin
+            regs[insn.dst] = scalar(sc.const_scalar(v if width == 64 else v & sc.U32))
+            return
         result = alu_scalar(op, dst.s, src.s, width, insn)
         if dst.link and width == 64 and (op == OP_ADD or op == OP_SUB) \
                 and src.s.umin == src.s.umax:
@@ -344,7 +368,7 @@ def load(m: Machine, insn: Insn, env: Env) -> Val:
         val = scalar(Scalar.urange(lo, hi - 1)) if 0 <= lo < hi else unknown_bits(4)
     else:
         val = unknown_bits(size)
-    if insn.opcode & 0xE0 == MODE_MEMSX and val.kind == _SCALAR:
+    if insn.opcode & 0xE0 == _MODE_MEMSX and val.kind == _SCALAR:
         val = scalar(sc.sext(val.s, size * 8))
     return val
 
@@ -366,13 +390,13 @@ def store(m: Machine, insn: Insn) -> None:
     base = m.regs[insn.dst]
     size = _SIZE_BYTES[(insn.opcode >> 3) & 3]
     cls = insn.opcode & 0x07
-    if cls == CLS_STX and insn.opcode & 0xE0 == MODE_ATOMIC:
+    if cls == _CLS_STX and insn.opcode & 0xE0 == _MODE_ATOMIC:
         _atomic(m, insn, base, size)
         return
     if base.kind != _STACK:
         return
     off = sc.add(base.s, sc.const_scalar(insn.off))
-    val = m.regs[insn.src] if cls == CLS_STX else const(insn.imm)
+    val = m.regs[insn.src] if cls == _CLS_STX else const(insn.imm)
     m._stack_store(off, size, val)
 
 
@@ -405,18 +429,9 @@ def ld_imm64(m: Machine, insn: Insn, env: Env) -> None:
     elif reloc.kind == "func_ptr":
         m.regs[insn.dst] = Val(Kind.FUNC, sc.const_scalar(0), reloc.func)
     elif reloc.kind == "extern" and KCONFIG_MAP in env.maps:
-        m.regs[insn.dst] = _kconfig_pointer(env.maps[KCONFIG_MAP], reloc.symbol)
+        m.regs[insn.dst] = kconfig_pointer(env.maps[KCONFIG_MAP], reloc.symbol)
     else:
         m.regs[insn.dst] = Val(Kind.MEM, sc.const_scalar(0))
-
-
-def _kconfig_pointer(kconfig: MapDef, name: str) -> Val:
-    """A ``__kconfig`` extern: a pointer into the .kconfig pseudo-map, whose reads are
-    its loader-set variables; any other extern (``__ksym``) is kernel memory."""
-    for var in kconfig.loader_vars:
-        if var.name == name:
-            return Val(Kind.MAP_VALUE, sc.const_scalar(var.offset), KCONFIG_MAP)
-    return Val(Kind.MEM, sc.const_scalar(0))
 
 
 def legacy_packet_load(m: Machine, insn: Insn) -> None:
@@ -428,6 +443,40 @@ def legacy_packet_load(m: Machine, insn: Insn) -> None:
 
 # -- branches ---------------------------------------------------------------------
 
+def branch_state(before: State, insn: Insn, taken: bool) -> State | None:
+    """One side of a conditional jump from ``before`` (None: infeasible) as refine_branch
+    makes it, ``before`` itself when the jump narrows nothing (a known loop counter
+    against its limit); no Machine for two scalars whose narrowing reaches no link."""
+    op = insn.opcode
+    regs = before.regs
+    a = regs[insn.dst]
+    b = regs[insn.src] if op & 0x08 else CONST_VALS.get(insn.imm) or const(insn.imm)
+    if op != 0xE5 and a.kind == _SCALAR and b.kind == _SCALAR:
+        signed, rel = relation(op & 0xF0, taken)
+        width = 32 if op & 0x07 == _CLS_JMP32 else 64
+        sa = na = a.s
+        sb = nb = b.s
+        if sa.umin != sa.umax or sb.umin != sb.umax:
+            try:
+                na, nb = refine(sa, sb, signed, rel, width)
+            except EmptyValue:
+                return None
+        elif not known_holds(sa, sb, signed, rel, width):
+            return None  # (refine raises for it, once the memo has had it hashed)
+        if not (a.link and na != sa) and not (op & 0x08 and b.link and nb != sb):
+            va = linked(na, a.link)
+            vb = linked(nb, b.link) if op & 0x08 else b
+            if va == a and vb == b:
+                return before
+            out = list(regs)
+            out[insn.dst] = va
+            if op & 0x08:
+                out[insn.src] = vb
+            return new_state(tuple(out), before.stack)
+    m = Machine(before)
+    return m.freeze() if refine_branch(m, insn, taken) else None
+
+
 def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
     """Narrow the registers for one side of a conditional jump; False if infeasible."""
     if insn.opcode == 0xE5:  # may_goto
@@ -435,7 +484,9 @@ def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
     jop = insn.opcode & 0xF0
     width = 32 if insn.opcode & 0x07 == _CLS_JMP32 else 64
     regs = m.regs
-    a, b = branch_operands(m, insn)
+    # An immediate is sign-extended to 64 bits; 32-bit compares read its low half.
+    a = regs[insn.dst]
+    b = regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
     signed, rel = relation(jop, taken)
     if a.kind != b.kind and (a.ref == STACK_OR_OTHER or b.ref == STACK_OR_OTHER) \
             and not (b == ZERO and rel in ("==", "!=")):
@@ -490,10 +541,4 @@ def _iter_consumed(m: Machine, elem: Val) -> bool:
     new_left = Scalar.urange(max(left.umin, 1) - 1, left.umax - 1)
     m.stack[elem.ref] = (slot[0], Val(Kind.ITER, new_left, None, False, slot[1].extra))
     return True
-
-
-def branch_operands(m: Machine, insn: Insn) -> tuple[Val, Val]:
-    # An immediate is sign-extended to 64 bits; 32-bit compares read its low half.
-    b = m.regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
-    return m.regs[insn.dst], b
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Final
 
 from bpflint.analysis import calls
 from bpflint.analysis.state import (
@@ -22,16 +23,16 @@ from bpflint.analysis.transfer import (
     Env,
     Machine,
     alu,
+    branch_state,
     ld_imm64,
     legacy_packet_load,
     load,
     mem_kind,
-    refine_branch,
     store,
 )
 from bpflint.cfg.graph import Block, Cfg
 from bpflint.cfg.loops import LoopForest
-from bpflint.isa.insn import Insn
+from bpflint.isa.insn import CONDITIONAL_JUMPS, Insn
 from bpflint.isa.opcodes import (
     CLS_ALU,
     CLS_ALU64,
@@ -41,6 +42,17 @@ from bpflint.isa.opcodes import (
     CLS_STX,
     MODE_ATOMIC,
 )
+
+# The classes run_block and step test on every instruction, as Final names: compiled,
+# a C static each, where an imported name is a lookup in this module's dict on every use.
+_ALU: Final = CLS_ALU
+_ALU64: Final = CLS_ALU64
+_LD: Final = CLS_LD
+_LDX: Final = CLS_LDX
+_ST: Final = CLS_ST
+_STX: Final = CLS_STX
+_ATOMIC: Final = MODE_ATOMIC
+_CONDITIONAL_JUMPS: Final = CONDITIONAL_JUMPS
 
 STATES_KEPT = 200_000  # block states a Views or Iterations cache holds before starting afresh
 # One iteration of a loop from a header state: (block_in, edge_out, the joined state
@@ -87,16 +99,16 @@ def step(m: Machine, insn: Insn, env: Env, subcall: CallResult) -> None:
     """Apply one non-branching instruction to the machine."""
     op = insn.opcode
     cls = op & 0x07
-    if cls == CLS_ALU or cls == CLS_ALU64:
+    if cls == _ALU or cls == _ALU64:
         alu(m, insn)
-    elif cls == CLS_LDX:
+    elif cls == _LDX:
         m.regs[insn.dst] = load(m, insn, env)
-    elif cls == CLS_ST or cls == CLS_STX:
-        if cls == CLS_STX and op & 0xE0 == MODE_ATOMIC and insn.imm == 0x100:
+    elif cls == _ST or cls == _STX:
+        if cls == _STX and op & 0xE0 == _ATOMIC and insn.imm == 0x100:
             m.regs[insn.dst] = load(m, insn, env)  # load-acquire reads like ldx
         else:
             store(m, insn)
-    elif cls == CLS_LD:
+    elif cls == _LD:
         if insn.is_ld_imm64:
             ld_imm64(m, insn, env)
         else:
@@ -135,9 +147,9 @@ BlockView = tuple[tuple[InsnView, ...], Val | None]
 
 def insn_view(m: Machine, insn: Insn) -> InsnView:
     cls = insn.opcode & 0x07
-    if cls == CLS_LDX:
+    if cls == _LDX:
         return mem_kind(m.regs[insn.src])
-    if cls == CLS_ST or cls == CLS_STX:
+    if cls == _ST or cls == _STX:
         return mem_kind(m.regs[insn.dst])
     if insn.opcode == 0x85:  # a call: as step() hands it on, without links
         return tuple([unlinked(v) for v in m.regs[:6]])
@@ -177,7 +189,7 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
         for i in range(n):
             insn = insns[i]
             cls = insn.opcode & 0x07
-            if cls == CLS_ALU or cls == CLS_ALU64:
+            if cls == _ALU or cls == _ALU64:
                 alu(m, insn)
             else:
                 step(m, insn, env, subcall)
@@ -188,7 +200,7 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
             insn = insns[i]
             op = insn.opcode
             cls = op & 0x07
-            if cls == CLS_ALU or cls == CLS_ALU64:
+            if cls == _ALU or cls == _ALU64:
                 seen.append(None)
                 alu(m, insn)
                 continue
@@ -198,19 +210,22 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
             step(m, insn, env, subcall)
         last = insns[n]
         seen.append(insn_view(m, last))
-        if not (calls_subprogram or last.is_pseudo_call):
-            views.put(block, state, (tuple(seen), m.regs[0] if last.is_exit else None))
-    last = insns[-1]
-    if last.is_conditional_jump:
+        if not (calls_subprogram or last.opcode == 0x85 and last.is_pseudo_call):
+            views.put(block, state, (tuple(seen), m.regs[0] if last.opcode == 0x95 else None))
+    last = insns[n]
+    lop = last.opcode  # (tested as a number: Insn's properties are attribute lookups, compiled)
+    if lop in _CONDITIONAL_JUMPS:
         out = []
         fall, taken = (block.succs + block.succs)[:2] if len(block.succs) == 1 else block.succs
         before = m.freeze()  # once: freezing a written stack sorts it
-        for succ, is_taken in ((fall, False), (taken, True)):
-            branch = Machine(before)
-            if refine_branch(branch, last, is_taken):
-                out.append((succ, branch.freeze()))
+        side = branch_state(before, last, False)
+        if side is not None:
+            out.append((fall, side))
+        side = branch_state(before, last, True)
+        if side is not None:
+            out.append((taken, side))
         return out
-    if not last.is_exit and not last.is_unconditional_jump:
+    if lop != 0x95 and lop != 0x05 and lop != 0x06:  # not exit, not goto
         step(m, last, env, subcall)
     if not block.succs:
         return []
