@@ -110,18 +110,7 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
     body = loop.body if loop else None
 
     def node_of(b: int) -> Node | None:
-        """The region node holding block b, or None if b is outside the region."""
-        if body is not None and b not in body:
-            return None
-        inner = forest.innermost.get(b)
-        # climb to the child loop of this region that holds b
-        child = None
-        while inner is not None and inner != header:
-            child = inner
-            inner = forest.loops[inner].parent
-        if child is not None:
-            return ("l", child)
-        return ("b", b)
+        return _node_of(forest, body, header, b)
 
     entry: Node = ("b", header) if header is not None else ("b", 0)
     if header is None and 0 in forest.loops:
@@ -157,6 +146,79 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
                                  max(old[3], c[3]))
     targets = {t: c for t, c in reach.items() if not (isinstance(t, tuple) and t[0] in "bl")}
     return Region(targets, pred, pred_ns)
+
+
+def _node_of(forest: LoopForest, body: frozenset[int] | None, header: int | None,
+             b: int) -> Node | None:
+    """The region node holding block b, or None if b is outside the region."""
+    if body is not None and b not in body:
+        return None
+    inner = forest.innermost.get(b)
+    # climb to the child loop of this region that holds b
+    child = None
+    while inner is not None and inner != header:
+        child = inner
+        inner = forest.loops[inner].parent
+    if child is not None:
+        return ("l", child)
+    return ("b", b)
+
+
+# The ns of running block b and leaving it to successor s (None: leaving the
+# function) under each of several pricings (issue lanes, lanes.py).
+LanesNs = Callable[[int, "int | None"], list[float]]
+
+
+def solve_lanes(cfg: Cfg, forest: LoopForest, header: int | None, lanes_ns: LanesNs,
+                lanes: int, block_exits: Callable[[int], list[Target]],
+                edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary]
+                ) -> dict[Target, list[float]]:
+    """The most ns to each target of the region under ``lanes`` pricings at once:
+    solve_region's cost[3] for each, from the very same additions and comparisons,
+    in one walk of the region (which nodes are reached does not depend on prices).
+    Inner loops cost their summaries' ns under every pricing."""
+    loop = forest.loops[header] if header is not None else None
+    body = loop.body if loop else None
+    entry: Node = ("b", header) if header is not None else ("b", 0)
+    if header is None and 0 in forest.loops:
+        entry = ("l", 0)
+    reach: dict[Target, list[float]] = {entry: [0.0] * lanes}
+    done: set[Node] = set()
+    for b in (loop.order if loop is not None else cfg.rpo):
+        node = _node_of(forest, body, header, b)
+        if node is None or node in done or node not in reach:
+            continue
+        if node[0] == "l" and node[1] != b:
+            continue  # a loop node is handled at its header's position
+        done.add(node)
+        here = reach[node]
+        out: list[tuple[Target, list[float]]] = []
+        if node[0] == "b":
+            for s in set(cfg.blocks[b].succs):
+                if (b, s) in edges:
+                    out.append((_to(forest, body, header, s), lanes_ns(b, s)))
+            for special in block_exits(b):
+                out.append((special, lanes_ns(b, None)))
+        else:
+            for target, total in summaries[node[1]].totals.items():
+                if isinstance(target, tuple) and target[0] == "x":
+                    target = _to(forest, body, header, target[1])
+                out.append((target, [total[3]] * lanes))
+        for target, cost in out:
+            c = [here[i] + cost[i] for i in range(lanes)]
+            old = reach.get(target)
+            reach[target] = c if old is None else \
+                [c[i] if c[i] > old[i] else old[i] for i in range(lanes)]  # max(old, c)
+    return {t: c for t, c in reach.items() if not (isinstance(t, tuple) and t[0] in "bl")}
+
+
+def _to(forest: LoopForest, body: frozenset[int] | None, header: int | None,
+        b: int) -> Target:
+    """Where an edge to block b leads in the region (_out_edges' to)."""
+    if header is not None and b == header:
+        return LATCH
+    n = _node_of(forest, body, header, b)
+    return n if n is not None else ("x", b)
 
 
 def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
