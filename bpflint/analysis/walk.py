@@ -31,7 +31,7 @@ from bpflint.analysis.transfer import (
 )
 from bpflint.cfg.graph import Block, Cfg
 from bpflint.cfg.loops import LoopForest
-from bpflint.isa.insn import Insn
+from bpflint.isa.insn import CONDITIONAL_JUMPS, Insn
 from bpflint.isa.opcodes import (
     CLS_ALU,
     CLS_ALU64,
@@ -171,14 +171,16 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
     m = Machine(state)
     insns = block.insns
     n = len(insns) - 1
-    # ALU instructions, most of a block, go straight to alu(): what step() and
-    # insn_view() would make of them, without the two calls.
+    # ALU instructions, most of a block, go straight to alu(), and loads to load():
+    # what step() and insn_view() would make of them, without the calls.
     if views is None:
         for i in range(n):
             insn = insns[i]
             cls = insn.opcode & 0x07
             if cls == CLS_ALU or cls == CLS_ALU64:
                 alu(m, insn)
+            elif cls == CLS_LDX:
+                m.regs[insn.dst] = load(m, insn, env)
             else:
                 step(m, insn, env, subcall)
     else:
@@ -192,6 +194,10 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
                 seen.append(None)
                 alu(m, insn)
                 continue
+            if cls == CLS_LDX:  # insn_view and step() written out: most of the rest
+                seen.append(mem_kind(m.regs[insn.src]))
+                m.regs[insn.dst] = load(m, insn, env)
+                continue
             seen.append(insn_view(m, insn))
             if op == 0x85 and insn.is_pseudo_call:
                 calls_subprogram = True
@@ -199,18 +205,22 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
         last = insns[n]
         seen.append(insn_view(m, last))
         if not (calls_subprogram or last.is_pseudo_call):
-            views.put(block, state, (tuple(seen), m.regs[0] if last.is_exit else None))
-    last = insns[-1]
-    if last.is_conditional_jump:
+            views.put(block, state, (tuple(seen), m.regs[0] if last.opcode == 0x95 else None))
+    last = insns[n]
+    last_op = last.opcode
+    if last_op in CONDITIONAL_JUMPS:
         out = []
-        fall, taken = (block.succs + block.succs)[:2] if len(block.succs) == 1 else block.succs
+        succs = block.succs
+        fall, taken = (succs[0], succs[0]) if len(succs) == 1 else succs
         before = m.freeze()  # once: freezing a written stack sorts it
-        for succ, is_taken in ((fall, False), (taken, True)):
-            branch = Machine(before)
-            if refine_branch(branch, last, is_taken):
-                out.append((succ, branch.freeze()))
+        branch = Machine(before)
+        if refine_branch(branch, last, False):
+            out.append((fall, branch.freeze()))
+        branch = Machine(before)
+        if refine_branch(branch, last, True):
+            out.append((taken, branch.freeze()))
         return out
-    if not last.is_exit and not last.is_unconditional_jump:
+    if last_op != 0x95 and last_op != 0x05 and last_op != 0x06:  # exit, ja, gotol
         step(m, last, env, subcall)
     if not block.succs:
         return []
