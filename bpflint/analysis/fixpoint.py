@@ -196,10 +196,10 @@ class _Worklist:
         loop = headers[h]
         state = self.eager[h]
         seen = state
-        ins: dict[int, State] = {}
-        # the views of the states joined into ins (None: one was not recorded)
-        ins_views: dict[int, BlockView | None] = {}
-        outs: dict[tuple[int, int], State] = {}
+        # The iterations run, each with its blocks' views (read now: the views may
+        # drop them later). Joined only once the loop has ended: a loop that does
+        # not end is widened instead, and joining its iterations would be wasted.
+        runs: list[tuple[Iteration, list[BlockView | None] | None]] = []
         size = body_insns(cfg, loop)
         allowed = EAGER_ITERATIONS * size
         before = budget.left
@@ -208,6 +208,7 @@ class _Worklist:
         # between two states forever, each from the cache).
         visited = {state}
         cached_work = 0
+        blocks = cfg.blocks
         while True:
             key = (h, state)
             got = iterations.runs.get(key)
@@ -216,9 +217,25 @@ class _Worklist:
             else:
                 got = _new_iteration(cfg, self.forest, key, self.env, self.subcall,
                                      budget, self.thresholds, iterations)
-            its_in, its_out, nxt = got
-            for x, st in its_in.items():
-                view = views.get(cfg.blocks[x], st) if views is not None else None
+            runs.append((got, None if views is None else
+                         [views.get(blocks[x], st) for x, st in got[0].items()]))
+            nxt = got[2]
+            if nxt is None:
+                break
+            seen = join_state(seen, nxt)
+            known = len(visited)
+            visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
+            if len(visited) == known or leq_state(nxt, state) \
+                    or before - budget.left + cached_work > allowed:
+                return seen  # no progress, or too long: widen instead
+            state = nxt
+        ins: dict[int, State] = {}
+        # the views of the states joined into ins (None: one was not recorded)
+        ins_views: dict[int, BlockView | None] = {}
+        outs: dict[tuple[int, int], State] = {}
+        for (its_in, its_out, _), its_views in runs:
+            for i, (x, st) in enumerate(its_in.items()):
+                view = its_views[i] if its_views is not None else None
                 if x in ins:
                     ins[x] = join_state(ins[x], st)
                     old_view = ins_views[x]
@@ -232,15 +249,6 @@ class _Worklist:
                 elif e[1] in headers or e[1] not in loop.body:
                     outs[e] = join_state(outs[e], st)
                 # else an edge inside the body: that it is feasible is what counts
-            if nxt is None:
-                break
-            seen = join_state(seen, nxt)
-            known = len(visited)
-            visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
-            if len(visited) == known or leq_state(nxt, state) \
-                    or before - budget.left + cached_work > allowed:
-                return seen  # no progress, or too long: widen instead
-            state = nxt
         for x, st in ins.items():
             if x in block_in:
                 block_in[x] = join_state(block_in[x], st)

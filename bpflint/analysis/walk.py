@@ -183,14 +183,16 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
     m = Machine(state)
     insns = block.insns
     n = len(insns) - 1
-    # ALU instructions, most of a block, go straight to alu(): what step() and
-    # insn_view() would make of them, without the two calls.
+    # ALU instructions, most of a block, go straight to alu(), and loads to load():
+    # what step() and insn_view() would make of them, without the calls.
     if views is None:
         for i in range(n):
             insn = insns[i]
             cls = insn.opcode & 0x07
             if cls == _ALU or cls == _ALU64:
                 alu(m, insn)
+            elif cls == _LDX:
+                m.regs[insn.dst] = load(m, insn, env)
             else:
                 step(m, insn, env, subcall)
     else:
@@ -204,6 +206,10 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
                 seen.append(None)
                 alu(m, insn)
                 continue
+            if cls == _LDX:  # insn_view and step() written out: most of the rest
+                seen.append(mem_kind(m.regs[insn.src]))
+                m.regs[insn.dst] = load(m, insn, env)
+                continue
             seen.append(insn_view(m, insn))
             if op == 0x85 and insn.is_pseudo_call:
                 calls_subprogram = True
@@ -216,7 +222,8 @@ def run_block(block: Block, state: State, env: Env, subcall: CallResult,
     lop = last.opcode  # (tested as a number: Insn's properties are attribute lookups, compiled)
     if lop in _CONDITIONAL_JUMPS:
         out = []
-        fall, taken = (block.succs + block.succs)[:2] if len(block.succs) == 1 else block.succs
+        succs = block.succs
+        fall, taken = (succs[0], succs[0]) if len(succs) == 1 else succs
         before = m.freeze()  # once: freezing a written stack sorts it
         side = branch_state(before, last, False)
         if side is not None:

@@ -18,7 +18,6 @@ from bpflint.cost.frame import (
     FuncContext,
     Lines,
     TimedKey,
-    edge_costs,
 )
 from bpflint.cost.model import CostTable
 from bpflint.cost.overlap import (
@@ -36,7 +35,7 @@ from bpflint.cost.overlap import (
 from bpflint.cost.paths import (
     ZERO_COST,
     Cost,
-    EdgeCost,
+    LanesNs,
     LoopSummary,
 )
 from bpflint.isa.insn import Insn
@@ -134,23 +133,28 @@ def busy_lanes(blocks: dict[int, BlockInfo], body: Iterable[int] | None = None
                             and any(info.lanes[lane] for info in infos)]
 
 
-def lane_edge_costs(blocks: dict[int, BlockInfo], lane: int, slot_ns: float,
-                back_edge: tuple[int, float] | None) -> EdgeCost:
-    """Block costs in ns as their serial work plus what they add to ``lane``, the
-    closing jump on its edge included: one lane of a loop iteration's issue bound.
+def lanes_edge_ns(blocks: dict[int, BlockInfo], lanes: list[int], slot_ns: float,
+                  back_edge: tuple[int, float] | None) -> LanesNs:
+    """Block costs in ns, for each of ``lanes``, as their serial work plus what they
+    add to that lane, the closing jump on its edge included: the lanes of a loop
+    iteration's issue bound, solved together (paths.solve_lanes).
     ``back_edge``: (the loop's header, the most a jump back to it costs)."""
-    full = edge_costs(blocks)
-
-    def cost(b: int, succ: int | None) -> Cost:
-        c, info = full(b, succ), blocks[b]
-        ns = info.lanes[SERIAL] + info.lanes[lane]
+    def cost(b: int, succ: int | None) -> list[float]:
+        info = blocks[b]
         back_ns = back_edge[1] if back_edge is not None and succ == back_edge[0] else math.inf
-        if lane == BRANCH and info.goto_ns > back_ns:
-            ns -= info.goto_ns - back_ns
         jump = info.edge_ns.get(succ) if succ is not None else None
-        if jump is not None:
-            ns += lane_costs(BRANCH, min(jump[1], back_ns), slot_ns)[lane]
-        return (c[0], c[1], c[2], ns)
+        branch = lane_costs(BRANCH, min(jump[1], back_ns), slot_ns) if jump is not None \
+            else None
+        serial = info.lanes[SERIAL]
+        out: list[float] = []
+        for lane in lanes:
+            ns = serial + info.lanes[lane]
+            if lane == BRANCH and info.goto_ns > back_ns:
+                ns -= info.goto_ns - back_ns
+            if branch is not None:
+                ns += branch[lane]
+            out.append(ns)
+        return out
     return cost
 
 

@@ -45,7 +45,7 @@ from bpflint.cost.lanes import (
     busy_lanes,
     chain_end,
     chains_from,
-    lane_edge_costs,
+    lanes_edge_ns,
 )
 from bpflint.cost.overlap import (
     CALL_READS,
@@ -63,6 +63,7 @@ from bpflint.cost.paths import (
     Region,
     Target,
     add,
+    solve_lanes,
     solve_region,
     summarise_loop,
 )
@@ -104,11 +105,12 @@ class LoopBounds(BlockPricing):
         """A function's dearest path in each lane and its longest chain."""
         assert self.table is not None
         lanes = [0.0] * len(NO_LANES)
-        for lane in busy_lanes(blocks):
-            costs = lane_edge_costs(blocks, lane, self.table.slot_ns, None)
-            region = solve_region(ctx.cfg, ctx.forest, None, costs, exit_targets(blocks),
-                                  flow.edge_out, summaries)
-            lanes[lane] = region.cost[RET][3] if RET in region.cost else 0.0
+        busy = busy_lanes(blocks)
+        ns = solve_lanes(ctx.cfg, ctx.forest, None,
+                         lanes_edge_ns(blocks, busy, self.table.slot_ns, None), len(busy),
+                         exit_targets(blocks), flow.edge_out, summaries)
+        for i, lane in enumerate(busy):
+            lanes[lane] = ns[RET][i] if RET in ns else 0.0
         chains = tuple(max(ends.get(r, 0.0) for r in RESULT)
                        for _, ends in chains_from(ctx, None, blocks, summaries, flow,
                                                    CALL_READS))
@@ -256,17 +258,18 @@ class LoopBounds(BlockPricing):
         # A steady iteration's back edge costs at most what a small loop's does
         # (calibration's taken-jump figures are from long runs of distinct jumps).
         back_edge = (loop.header, self.table.insns["jmp_loop_back"].max_ns)
-        for lane in busy_lanes(blocks, loop.body):
-            costs = lane_edge_costs(blocks, lane, self.table.slot_ns, back_edge)
-            region = solve_region(ctx.cfg, ctx.forest, loop.header, costs,
-                                  exit_targets(blocks), flow.edge_out, summaries)
-            iteration = region.cost.get(LATCH)
-            if iteration is None:
-                return math.inf, {}, 0.0, None
-            issue = max(issue, iteration[3])
-            for target, cost in region.cost.items():
+        lanes = busy_lanes(blocks, loop.body)
+        # every lane in one walk: the same sums, lane by lane, as one solve_region each
+        ns = solve_lanes(ctx.cfg, ctx.forest, loop.header,
+                         lanes_edge_ns(blocks, lanes, self.table.slot_ns, back_edge),
+                         len(lanes), exit_targets(blocks), flow.edge_out, summaries)
+        if lanes and LATCH not in ns:
+            return math.inf, {}, 0.0, None
+        for i in range(len(lanes)):
+            issue = max(issue, ns[LATCH][i])
+            for target, lane_ns in ns.items():
                 if target != LATCH:
-                    leave_issue[target] = max(leave_issue.get(target, 0.0), cost[3])
+                    leave_issue[target] = max(leave_issue.get(target, 0.0), lane_ns[i])
         back, leave = chain_end(ctx.cfg, ctx.forest, loop, blocks, summaries,
                                  flow.edge_out, Readiness())
         chain = back.latest() if back is not None else 0.0

@@ -106,42 +106,28 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
     back edges lead to LATCH. ``block_exits(b)`` names the non-edge ways a block
     leaves the function (RET, TAIL).
     """
-    loop = forest.loops[header] if header is not None else None
-    body = loop.body if loop else None
-
-    def node_of(b: int) -> Node | None:
-        """The region node holding block b, or None if b is outside the region."""
-        if body is not None and b not in body:
-            return None
-        inner = forest.innermost.get(b)
-        # climb to the child loop of this region that holds b
-        child = None
-        while inner is not None and inner != header:
-            child = inner
-            inner = forest.loops[inner].parent
-        if child is not None:
-            return ("l", child)
-        return ("b", b)
-
-    entry: Node = ("b", header) if header is not None else ("b", 0)
-    if header is None and 0 in forest.loops:
-        entry = ("l", 0)
-    elif header is not None:
-        entry = ("b", header)
+    entry, nodes, tos = _plan(cfg, forest, header)
     reach: dict[Target, Cost] = {entry: ZERO_COST}
     pred: dict[Target, Node] = {}
     pred_ns: dict[Target, Node] = {}
-    done: set[Node] = set()
-    for b in (loop.order if loop is not None else cfg.rpo):
-        node = node_of(b)
-        if node is None or node in done or node not in reach:
+    for node, succs in nodes:
+        here = reach.get(node)
+        if here is None:
             continue
-        if node[0] == "l" and node[1] != b:
-            continue  # a loop node is handled at its header's position
-        done.add(node)
-        here = reach[node]
-        for target, edge_cost in _out_edges(cfg, forest, node, header, node_of, block_cost,
-                                           block_exits, edges, summaries):
+        b = node[1]
+        out: list[tuple[Target, Cost]] = []
+        if node[0] == "b":
+            for s, target in succs:
+                if (b, s) in edges:
+                    out.append((target, block_cost(b, s)))
+            for special in block_exits(b):
+                out.append((special, block_cost(b, None)))
+        else:
+            for target, total in summaries[b].totals.items():
+                if isinstance(target, tuple) and target[0] == "x":
+                    target = _to(tos, forest, header, target[1])
+                out.append((target, total))
+        for target, edge_cost in out:
             c = add(here, edge_cost)
             old = reach.get(target)
             if old is None:
@@ -159,33 +145,117 @@ def solve_region(cfg: Cfg, forest: LoopForest, header: int | None,
     return Region(targets, pred, pred_ns)
 
 
-def _out_edges(cfg: Cfg, forest: LoopForest, node: Node, header: int | None,
-               node_of: Callable[[int], Node | None], block_cost: EdgeCost,
-               block_exits: Callable[[int], list[Target]], edges: Container[tuple[int, int]],
-               summaries: dict[int, LoopSummary]) -> list[tuple[Target, Cost]]:
-    out: list[tuple[Target, Cost]] = []
+# The ns of running block b and leaving it to successor s (None: leaving the
+# function) under each of several pricings (issue lanes, lanes.py).
+LanesNs = Callable[[int, "int | None"], list[float]]
 
-    def to(b: int) -> Target:
-        if header is not None and b == header:
-            return LATCH
-        n = node_of(b)
-        return n if n is not None else ("x", b)
 
-    if node[0] == "b":
+def solve_lanes(cfg: Cfg, forest: LoopForest, header: int | None, lanes_ns: LanesNs,
+                lanes: int, block_exits: Callable[[int], list[Target]],
+                edges: Container[tuple[int, int]], summaries: dict[int, LoopSummary]
+                ) -> dict[Target, list[float]]:
+    """The most ns to each target of the region under ``lanes`` pricings at once:
+    solve_region's cost[3] for each, from the very same additions and comparisons,
+    in one walk of the region (which nodes are reached does not depend on prices).
+    Inner loops cost their summaries' ns under every pricing."""
+    entry, nodes, tos = _plan(cfg, forest, header)
+    reach: dict[Target, list[float]] = {entry: [0.0] * lanes}
+    for node, succs in nodes:
+        here = reach.get(node)
+        if here is None:
+            continue
         b = node[1]
-        for s in set(cfg.blocks[b].succs):
-            if (b, s) in edges:
-                out.append((to(s), block_cost(b, s)))
-        for special in block_exits(b):
-            out.append((special, block_cost(b, None)))
-        return out
-    summary = summaries[node[1]]
-    for target, total in summary.totals.items():
-        if isinstance(target, tuple) and target[0] == "x":
-            out.append((to(target[1]), total))
+        out: list[tuple[Target, list[float]]] = []
+        if node[0] == "b":
+            for s, target in succs:
+                if (b, s) in edges:
+                    out.append((target, lanes_ns(b, s)))
+            for special in block_exits(b):
+                out.append((special, lanes_ns(b, None)))
         else:
-            out.append((target, total))
-    return out
+            for target, total in summaries[b].totals.items():
+                if isinstance(target, tuple) and target[0] == "x":
+                    target = _to(tos, forest, header, target[1])
+                out.append((target, [total[3]] * lanes))
+        for target, cost in out:
+            c = [here[i] + cost[i] for i in range(lanes)]
+            old = reach.get(target)
+            reach[target] = c if old is None else \
+                [c[i] if c[i] > old[i] else old[i] for i in range(lanes)]  # max(old, c)
+    return {t: c for t, c in reach.items() if not (isinstance(t, tuple) and t[0] in "bl")}
+
+
+# A region's entry and its nodes in the order they are solved, each with its
+# successors and where an edge to each leads (for a block; none for an inner loop),
+# and where edges to other blocks lead, filled in as they are met: the same in every
+# solve of the region, which pricings, feasible edges and summaries alone change.
+Plan = tuple[Node, list[tuple[Node, list[tuple[int, Target]]]], dict[int, Target]]
+# id(forest) -> the CFG and forest (kept: their ids stay theirs) and plans by header;
+# a few functions' worth (a callee's is solved in the middle of its caller's), not
+# every function's: they would keep each CFG alive.
+_PLANS: dict[int, tuple[Cfg, LoopForest, dict[int | None, Plan]]] = {}
+FUNCTIONS_PLANNED = 8
+
+
+def _plan(cfg: Cfg, forest: LoopForest, header: int | None) -> Plan:
+    got = _PLANS.get(id(forest))
+    if got is None or got[0] is not cfg or got[1] is not forest:
+        if len(_PLANS) >= FUNCTIONS_PLANNED:
+            _PLANS.clear()
+        got = _PLANS[id(forest)] = (cfg, forest, {})
+    plans = got[2]
+    plan = plans.get(header)
+    if plan is not None:
+        return plan
+    loop = forest.loops[header] if header is not None else None
+    body = loop.body if loop is not None else None
+    entry: Node = ("b", header) if header is not None else ("b", 0)
+    if header is None and 0 in forest.loops:
+        entry = ("l", 0)
+    tos: dict[int, Target] = {}
+    nodes: list[tuple[Node, list[tuple[int, Target]]]] = []
+    for b in (loop.order if loop is not None else cfg.rpo):
+        node = _node_of(forest, body, header, b)
+        if node is None:
+            continue
+        if node[0] == "l":
+            if node[1] == b:  # a loop node is solved at its header's position
+                nodes.append((node, []))
+            continue
+        nodes.append((node, [(s, _to(tos, forest, header, s))
+                             for s in set(cfg.blocks[b].succs)]))
+    plan = plans[header] = (entry, nodes, tos)
+    return plan
+
+
+def _node_of(forest: LoopForest, body: frozenset[int] | None, header: int | None,
+             b: int) -> Node | None:
+    """The region node holding block b, or None if b is outside the region."""
+    if body is not None and b not in body:
+        return None
+    inner = forest.innermost.get(b)
+    # climb to the child loop of this region that holds b
+    child = None
+    while inner is not None and inner != header:
+        child = inner
+        inner = forest.loops[inner].parent
+    if child is not None:
+        return ("l", child)
+    return ("b", b)
+
+
+def _to(tos: dict[int, Target], forest: LoopForest, header: int | None, b: int) -> Target:
+    """Where an edge to block b leads in the region (kept in ``tos``)."""
+    got = tos.get(b)
+    if got is None:
+        if header is not None and b == header:
+            got = LATCH
+        else:
+            n = _node_of(forest, None if header is None else forest.loops[header].body,
+                         header, b)
+            got = n if n is not None else ("x", b)
+        tos[b] = got
+    return got
 
 
 def repeat(iteration: Cost, lo: int, hi: Count, steady_ns: float) -> Cost:
