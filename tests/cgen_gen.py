@@ -364,7 +364,7 @@ class _Gen:
         if self.rng.random() < 0.5:
             body += [f"if (c->acc > {stop})", "\treturn 1;"]
         body += [f"c->n = (c->n + idx) & {self.rng.choice((7, 15, 31))};",
-                 f"c->pos = idx;"]
+                 "c->pos = idx;"]
         self.funcs.append("\n".join([f"static long {cb}(__u32 idx, void *ctx)", "{",
                                      "\tstruct cbctx *c = ctx;", "",
                                      *_ind(body), "\treturn 0;", "}"]))

@@ -15,7 +15,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
-from bpflint.analysis.calls import ITER_NEXT
+from bpflint.analysis.calls import CALLBACK_ARG, ITER_NEXT
 from bpflint.analysis.fixpoint import Flow, step
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val
 from bpflint.analysis.transfer import Env, Machine, refine_branch
@@ -311,9 +311,13 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             if inner in inner_modified:
                 inner_modified[inner] |= mods
             inner = forest.loops[inner].parent
-    # Inner loops also consume iterators and the may_goto budget on their edges.
+    # Inner loops also consume iterators and the may_goto budget on their edges; only
+    # a call (an iterator's next, a subprogram given the iterator) or a may_goto can,
+    # so an inner loop with neither (a counted loop over packet bytes inside a bpf_for,
+    # say) leaves the outer iterator's count alone.
     for h in loop.children:
-        inner_modified[h] |= {("mg",), ("it", "*")}
+        if _consumes_iterators(cfg, forest.loops[h]):
+            inner_modified[h] |= {("mg",), ("it", "*")}
     d_in: dict[int, dict[Loc, Sym]] = {loop.header: {}}
     for b in order:
         st = block_in.get(b)
@@ -382,6 +386,15 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             return LoopBound(loop.header, None, 0, "timed may_goto", True)
         return LoopBound(loop.header, None, 0, "no induction variable with a bounded range")
     return LoopBound(loop.header, best[0], 0, best[1], by_may_goto, best[2])
+
+
+def _consumes_iterators(cfg: Cfg, loop: Loop) -> bool:
+    """Whether the loop holds what can move an iterator or the may_goto budget: a
+    may_goto, a kfunc (an iterator's next), a subprogram or a helper running a
+    callback (either may be given the iterator). Other helpers take no iterator."""
+    return any(insn.is_may_goto or insn.is_call and not (
+        insn.is_helper_call and insn.imm not in CALLBACK_ARG)
+        for b in loop.body for insn in cfg.blocks[b].insns)
 
 
 def _clobber(cur: dict[Loc, Sym], mods: set[Loc], header_state: State) -> dict[Loc, Sym]:
