@@ -329,6 +329,41 @@ class _Gen:
             self.feats.add("loop_while")
             return [*pre, f"__u32 {i} = 0;", *head, f"while ({i} < {bound}) {{",
                     *_ind(self.block(depth + 1, body_scope, i, False)), f"\t{i}++;", "}"]
+        elif shape < 0.57:
+            # a signed start from data: a negative one runs more rounds
+            self.feats.add("loop_signed_start")
+            start = f"(__s8){self.value(scope)}"
+            loop = f"for (int {i} = {start}; {i} < {self.const(1, 24)}; {i}++) {{"
+            body = self.block(depth + 1, body_scope, i, True)
+        elif shape < 0.64:
+            self.feats.add("loop_do_while")
+            return [*pre, f"__u32 {i} = 0;", *head, "do {",
+                    *_ind(self.block(depth + 1, body_scope, i, False)), f"	{i}++;",
+                    f"}} while ({i} < {bound});"]
+        elif shape < 0.7:
+            # a byte-wide counter walking to a data-dependent end, wrapping past 255
+            self.feats.add("loop_u8_wrap")
+            return [*pre, f"__u8 {i} = {self.value(scope)};",
+                    f"__u8 {i}e = {i} + ({self.value(scope)} & 15);",
+                    f"while ({i} != {i}e) {{",
+                    *_ind(self.block(depth + 1, body_scope, None, False)), f"	{i}++;", "}"]
+        elif shape < 0.76 and self.kind in (XDP, TC) and not self.in_sub:
+            # TLV walk: a cursor advanced by a length byte read from the packet
+            self.feats.add("tlv_walk")
+            cur = f"q{i}"
+            return [*pre, f"void *{cur} = data + {self.const(0, 40)};", *head,
+                    f"for (__u32 {i} = 0; {i} < {bound} && {i} < 16; {i}++) {{",
+                    f"	if ({cur} + 2 > data_end)", "		break;",
+                    f"	__u8 t{i} = *(__u8 *){cur};",
+                    f"	if (t{i} == {self.const(0, 255)})", "		break;",
+                    f"	acc += t{i};",
+                    *_ind(self.block(depth + 1, body_scope, i, False)),
+                    f"	{cur} += 2 + (*(__u8 *)({cur} + 1) & 15);", "}"]
+        elif shape < 0.82:
+            self.feats.add("loop_u64_and")
+            loop = (f"for (__u64 {i} = 0; {i} < {self.value(scope)} && {i} < "
+                    f"{self.const(1, 30)}; {i}++) {{")
+            body = self.block(depth + 1, body_scope, i, True)
         else:
             loop = f"for (__u32 {i} = 0; {i} < {bound}; {i}++) {{"
             body = self.block(depth + 1, body_scope, i, True)
@@ -363,6 +398,9 @@ class _Gen:
         body = [f"c->acc += idx * {self.const(1, 5)};"]
         if self.rng.random() < 0.5:
             body += [f"if (c->acc > {stop})", "\treturn 1;"]
+        if self.rng.random() < 0.4:
+            self.feats.add("callback_loop")
+            body += ["for (__u32 j = 0; j < (c->lim & 7); j++)", "\tc->acc += j;"]
         body += [f"c->n = (c->n + idx) & {self.rng.choice((7, 15, 31))};",
                  "c->pos = idx;"]
         self.funcs.append("\n".join([f"static long {cb}(__u32 idx, void *ctx)", "{",
