@@ -31,3 +31,26 @@ def test_a_bpf_for_around_a_call_free_inner_loop_is_bounded(rounds: int, byte: i
     assert result.insns_min <= count <= result.insns_max
     if rounds == 255 and byte == 0x01:  # the worst input: the bound is close to it
         assert result.insns_max <= 1.1 * count, (result.insns_max, count)
+
+
+def _udp_packet(dport: int) -> bytes:
+    eth = bytes(12) + b"\x08\x00"
+    ip = bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]) + bytes(8)
+    return eth + ip + struct.pack(">HHHH", 4000, dport, 8, 0) + bytes(16)
+
+
+@needs_clang
+@pytest.mark.parametrize("rounds", [0, 1, 2, 127, 128, 255])
+@pytest.mark.parametrize("dport", [812, 813])
+def test_a_signed_counter_counting_down_from_a_loader_set_byte_is_bounded(
+        rounds: int, dport: int) -> None:
+    """clang's r <<= 32; r += -1 << 32; r s>>= 32 is the counter's decrement."""
+    obj = load_object(compile_bpf(PROGS / "signed_down_counter.bpf.c"))
+    (program,) = obj.programs
+    result = analyze_program(obj, program, None, AnalysisOptions())
+    assert result.bounded and result.insns_max is not None and result.insns_min is not None
+    count = run(obj, program.name, Input(ctx=XDP_CTX, packet=_udp_packet(dport),
+                                         world=World(rodata=(("rounds", rounds),))))
+    assert result.insns_min <= count <= result.insns_max
+    if rounds == 255 and dport == 812:  # the worst input: the bound is close to it
+        assert result.insns_max <= 1.1 * count, (result.insns_max, count)

@@ -132,6 +132,22 @@ def _extend_half(cur: Sym, left: bool) -> Sym:
     return (inner[0], inner[1], True)
 
 
+def _add_shifted(cur: Sym, src: sc.Scalar, sub: bool) -> Sym:
+    """A counter shifted left by 32 plus a constant c << 32: clang's decrement of a
+    signed 32-bit counter fused into its sign extension (``r <<= 32; r += -1 << 32;
+    r s>>= 32`` for ``i--``). (x << 32) + (c << 32) is (x + c) << 32 mod 2^64, so the
+    original moves by c (the low 32 bits of the constant must be zero)."""
+    if not src.is_const or src.umin & sc.U32:
+        return _UNKNOWN
+    step = sc.to_s64(src.umin) >> 32  # the high half, signed
+    if sub:
+        step = -step
+    if step < -_STEP_LIMIT or step > _STEP_LIMIT:
+        return _UNKNOWN
+    inner = cur[1]
+    return (_SHIFTED, (inner[0], _shift(inner[1], step, step), inner[2]), False)
+
+
 def _stack_off(m: Machine, reg: int, off: int) -> int | None:
     base = m.regs[reg]
     if base.kind == Kind.STACK and base.s.is_const:
@@ -165,7 +181,11 @@ def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None
                 d[dst] = (cur[0], _shift(cur[1], step, step), cur[2] or w32)
         elif aop in (AluOp.ADD, AluOp.SUB) and insn.src != insn.dst \
                 and m.regs[insn.src].kind == Kind.SCALAR:
-            d[dst] = _add_range(_get(d, dst), m.regs[insn.src].s, aop == AluOp.SUB, w32)
+            cur = _get(d, dst)
+            if cur != _UNKNOWN and cur[0] == _SHIFTED and not w32:
+                d[dst] = _add_shifted(cur, m.regs[insn.src].s, aop == AluOp.SUB)
+            else:
+                d[dst] = _add_range(cur, m.regs[insn.src].s, aop == AluOp.SUB, w32)
         else:
             d[dst] = _UNKNOWN
         modified.add(dst)
