@@ -100,7 +100,8 @@ def _doc(stats: Stats, args: argparse.Namespace, started: float) -> dict[str, ob
             "violations": [vars(v) for v in stats.violations],
             "unbounded_seeds": stats.unbounded_seeds, "rejected": stats.rejected,
             "notes": stats.notes[:200],
-            "loosest": sorted(((t, s) for s, t, _f in stats.tightness), reverse=True)[:40]}
+            "loosest": sorted(((t, s) for s, t, _f in stats.tightness), reverse=True)[:40],
+            "tightness": [[s, round(t, 4), list(f)] for s, t, f in stats.tightness]}
 
 
 if __name__ == "__main__":
