@@ -368,7 +368,10 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
         syms = {_get(d, loc) for d in latch_ds}
         if len(syms) != 1 or _UNKNOWN in syms:
             continue
-        origin, delta, w32 = next(iter(syms))
+        sym = next(iter(syms))
+        if not _tracked(sym):  # a value shifted left by 32 on the back edge: no delta
+            continue
+        origin, delta, w32 = sym
         dlo, dhi = _delta_range(delta)
         if origin != loc or dlo <= 0 <= dhi:
             continue
