@@ -15,7 +15,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
-from bpflint.analysis.calls import ITER_NEXT
+from bpflint.analysis.calls import CALLBACK_ARG, ITER_NEXT
 from bpflint.analysis.fixpoint import Flow, step
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val
 from bpflint.analysis.transfer import Env, Machine, refine_branch
@@ -132,6 +132,22 @@ def _extend_half(cur: Sym, left: bool) -> Sym:
     return (inner[0], inner[1], True)
 
 
+def _add_shifted(cur: Sym, src: sc.Scalar, sub: bool) -> Sym:
+    """A counter shifted left by 32 plus a constant c << 32: clang's decrement of a
+    signed 32-bit counter fused into its sign extension (``r <<= 32; r += -1 << 32;
+    r s>>= 32`` for ``i--``). (x << 32) + (c << 32) is (x + c) << 32 mod 2^64, so the
+    original moves by c (the low 32 bits of the constant must be zero)."""
+    if not src.is_const or src.umin & sc.U32:
+        return _UNKNOWN
+    step = sc.to_s64(src.umin) >> 32  # the high half, signed
+    if sub:
+        step = -step
+    if step < -_STEP_LIMIT or step > _STEP_LIMIT:
+        return _UNKNOWN
+    inner = cur[1]
+    return (_SHIFTED, (inner[0], _shift(inner[1], step, step), inner[2]), False)
+
+
 def _stack_off(m: Machine, reg: int, off: int) -> int | None:
     base = m.regs[reg]
     if base.kind == Kind.STACK and base.s.is_const:
@@ -165,7 +181,11 @@ def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None
                 d[dst] = (cur[0], _shift(cur[1], step, step), cur[2] or w32)
         elif aop in (AluOp.ADD, AluOp.SUB) and insn.src != insn.dst \
                 and m.regs[insn.src].kind == Kind.SCALAR:
-            d[dst] = _add_range(_get(d, dst), m.regs[insn.src].s, aop == AluOp.SUB, w32)
+            cur = _get(d, dst)
+            if cur != _UNKNOWN and cur[0] == _SHIFTED and not w32:
+                d[dst] = _add_shifted(cur, m.regs[insn.src].s, aop == AluOp.SUB)
+            else:
+                d[dst] = _add_range(cur, m.regs[insn.src].s, aop == AluOp.SUB, w32)
         else:
             d[dst] = _UNKNOWN
         modified.add(dst)
@@ -311,9 +331,13 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             if inner in inner_modified:
                 inner_modified[inner] |= mods
             inner = forest.loops[inner].parent
-    # Inner loops also consume iterators and the may_goto budget on their edges.
+    # Inner loops also consume iterators and the may_goto budget on their edges; only
+    # a call (an iterator's next, a subprogram given the iterator) or a may_goto can,
+    # so an inner loop with neither (a counted loop over packet bytes inside a bpf_for,
+    # say) leaves the outer iterator's count alone.
     for h in loop.children:
-        inner_modified[h] |= {("mg",), ("it", "*")}
+        if _consumes_iterators(cfg, forest.loops[h]):
+            inner_modified[h] |= {("mg",), ("it", "*")}
     d_in: dict[int, dict[Loc, Sym]] = {loop.header: {}}
     for b in order:
         st = block_in.get(b)
@@ -344,7 +368,10 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
         syms = {_get(d, loc) for d in latch_ds}
         if len(syms) != 1 or _UNKNOWN in syms:
             continue
-        origin, delta, w32 = next(iter(syms))
+        sym = next(iter(syms))
+        if not _tracked(sym):  # a value shifted left by 32 on the back edge: no delta
+            continue
+        origin, delta, w32 = sym
         dlo, dhi = _delta_range(delta)
         if origin != loc or dlo <= 0 <= dhi:
             continue
@@ -382,6 +409,15 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             return LoopBound(loop.header, None, 0, "timed may_goto", True)
         return LoopBound(loop.header, None, 0, "no induction variable with a bounded range")
     return LoopBound(loop.header, best[0], 0, best[1], by_may_goto, best[2])
+
+
+def _consumes_iterators(cfg: Cfg, loop: Loop) -> bool:
+    """Whether the loop holds what can move an iterator or the may_goto budget: a
+    may_goto, a kfunc (an iterator's next), a subprogram or a helper running a
+    callback (either may be given the iterator). Other helpers take no iterator."""
+    return any(insn.is_may_goto or insn.is_call and not (
+        insn.is_helper_call and insn.imm not in CALLBACK_ARG)
+        for b in loop.body for insn in cfg.blocks[b].insns)
 
 
 def _clobber(cur: dict[Loc, Sym], mods: set[Loc], header_state: State) -> dict[Loc, Sym]:

@@ -1,0 +1,56 @@
+"""Cases the C-level fuzzer (tests/cgen_*.py, scripts/fuzz_c.py) found, as C programs
+in tests/progs: each bounded as the kernel verifier says, with every drawn run inside
+[insns.min, insns.max]."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from bpfc import PROGS, compile_bpf, needs_clang
+
+from bpflint.cost.engine import analyze_program
+from bpflint.cost.options import AnalysisOptions
+from bpflint.interp.refinterp import Input, World, run
+from bpflint.obj.reader import load_object
+
+XDP_CTX = struct.pack("<IIIIII", 0, 0, 0, 1, 0, 0)
+
+
+@needs_clang
+@pytest.mark.parametrize("rounds", [0, 1, 8, 9, 255])
+@pytest.mark.parametrize("byte", [0x00, 0x01, 0xFF])
+def test_a_bpf_for_around_a_call_free_inner_loop_is_bounded(rounds: int, byte: int) -> None:
+    obj = load_object(compile_bpf(PROGS / "iter_inner_loop.bpf.c"))
+    (program,) = obj.programs
+    result = analyze_program(obj, program, None, AnalysisOptions())
+    assert result.bounded and result.insns_max is not None and result.insns_min is not None
+    packet = bytes([byte]) * 64
+    count = run(obj, program.name, Input(ctx=XDP_CTX, packet=packet,
+                                         world=World(rodata=(("rounds", rounds),))))
+    assert result.insns_min <= count <= result.insns_max
+    if rounds == 255 and byte == 0x01:  # the worst input: the bound is close to it
+        assert result.insns_max <= 1.1 * count, (result.insns_max, count)
+
+
+def _udp_packet(dport: int) -> bytes:
+    eth = bytes(12) + b"\x08\x00"
+    ip = bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]) + bytes(8)
+    return eth + ip + struct.pack(">HHHH", 4000, dport, 8, 0) + bytes(16)
+
+
+@needs_clang
+@pytest.mark.parametrize("rounds", [0, 1, 2, 127, 128, 255])
+@pytest.mark.parametrize("dport", [812, 813])
+def test_a_signed_counter_counting_down_from_a_loader_set_byte_is_bounded(
+        rounds: int, dport: int) -> None:
+    """clang's r <<= 32; r += -1 << 32; r s>>= 32 is the counter's decrement."""
+    obj = load_object(compile_bpf(PROGS / "signed_down_counter.bpf.c"))
+    (program,) = obj.programs
+    result = analyze_program(obj, program, None, AnalysisOptions())
+    assert result.bounded and result.insns_max is not None and result.insns_min is not None
+    count = run(obj, program.name, Input(ctx=XDP_CTX, packet=_udp_packet(dport),
+                                         world=World(rodata=(("rounds", rounds),))))
+    assert result.insns_min <= count <= result.insns_max
+    if rounds == 255 and dport == 812:  # the worst input: the bound is close to it
+        assert result.insns_max <= 1.1 * count, (result.insns_max, count)
