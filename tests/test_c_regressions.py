@@ -1,5 +1,5 @@
 """Cases the C-level fuzzer (tests/cgen_*.py, scripts/fuzz_c.py) found, as C programs
-in tests/progs: each bounded as the kernel verifier says, with every drawn run inside
+in tests/progs/cfuzz: each bounded as the kernel verifier says, with every drawn run inside
 [insns.min, insns.max]."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ XDP_CTX = struct.pack("<IIIIII", 0, 0, 0, 1, 0, 0)
 @pytest.mark.parametrize("rounds", [0, 1, 8, 9, 255])
 @pytest.mark.parametrize("byte", [0x00, 0x01, 0xFF])
 def test_a_bpf_for_around_a_call_free_inner_loop_is_bounded(rounds: int, byte: int) -> None:
-    obj = load_object(compile_bpf(PROGS / "iter_inner_loop.bpf.c"))
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "iter_inner_loop.bpf.c"))
     (program,) = obj.programs
     result = analyze_program(obj, program, None, AnalysisOptions())
     assert result.bounded and result.insns_max is not None and result.insns_min is not None
@@ -45,7 +45,7 @@ def _udp_packet(dport: int) -> bytes:
 def test_a_signed_counter_counting_down_from_a_loader_set_byte_is_bounded(
         rounds: int, dport: int) -> None:
     """clang's r <<= 32; r += -1 << 32; r s>>= 32 is the counter's decrement."""
-    obj = load_object(compile_bpf(PROGS / "signed_down_counter.bpf.c"))
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "signed_down_counter.bpf.c"))
     (program,) = obj.programs
     result = analyze_program(obj, program, None, AnalysisOptions())
     assert result.bounded and result.insns_max is not None and result.insns_min is not None
