@@ -2,20 +2,22 @@
 
 For every class, dataclasses writes its methods (``__init__``, ``__repr__``, ``__eq__``,
 ``__hash__``, a frozen class's ``__setattr__`` and ``__delattr__``) as Python source
-and compiles that text, on every import. bpflint's ~60 frozen dataclasses on the path
-of `bpflint analyze` spent most of their ~15 ms of each run's start-up in the compiler
-that way (callgrind: parsing and compiling those texts, a sixth of a whole run on a
-small object).
+and compiles that text, on every import. For the ~60 frozen dataclasses on the path of
+`bpflint analyze` (compiled modules' included) that was about a third of a whole run on
+a small object (callgrind, xdp-forward: 200M of 610M instructions parsing and compiling
+those texts).
 
 Building a wheel (setup.py) imports every bpflint module once in a fresh interpreter and
 keeps, for each text dataclasses compiled, the code compiled from it: CODE_FILE in the
-package, marshalled with the exact Python it was made by. On importing bpflint, install()
-gives dataclasses a stand-in for the built-in ``exec`` (a module global of that name
-comes before the built-in) that runs the kept code for a text it has, and compiles any
-other text as dataclasses would. The code is found by the text itself, so a class
-changed since the build (an edited source, a checkout) is compiled as before, and a file
-from any other Python (or a damaged one) is not used at all: every class comes out the
-same, only sooner. Checkouts and editable installs have no CODE_FILE and compile.
+package, by module, marshalled with the exact Python (and -O level) that made it. The
+command line calls install() before it imports a command: dataclasses then gets a
+stand-in for the built-in ``exec`` (a module global of that name comes before the
+built-in) that runs the kept code for a text it has and compiles any other text as
+dataclasses would. The code is found by the text itself, so a class changed since the
+build (an edited source) is compiled as before, and a file from any other Python (or a
+damaged one) is not used at all: every class comes out the same, only sooner.
+Checkouts and editable installs have no CODE_FILE and compile, as does a program that
+imports bpflint's modules without the command line.
 
 Standard library only: setup.py runs it on the package it builds.
 """
@@ -78,6 +80,11 @@ class _KeptCodeExec:
         return codes
 
 
+def _made_by() -> str:
+    """The Python that compiles: its exact build, and -O (what it compiles differs)."""
+    return f"{sys.version} optimize={sys.flags.optimize}"
+
+
 def load(path: str) -> dict[str, bytes] | None:
     """Each module's kept code, marshalled, if path holds code made by this very Python;
     else None."""
@@ -86,7 +93,7 @@ def load(path: str) -> dict[str, bytes] | None:
             magic, python, blobs = marshal.loads(kept.read())
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    if magic != _MAGIC or python != sys.version or not isinstance(blobs, dict):
+    if magic != _MAGIC or python != _made_by() or not isinstance(blobs, dict):
         return None
     return blobs
 
@@ -175,7 +182,7 @@ def write(path: str, codes: dict[str, Codes]) -> bool:
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         with open(temporary, "wb") as out:
-            out.write(marshal.dumps((_MAGIC, sys.version, blobs)))
+            out.write(marshal.dumps((_MAGIC, _made_by(), blobs)))
         os.replace(temporary, path)
     except (OSError, ValueError):
         try:

@@ -163,3 +163,14 @@ def test_the_command_line_installs_kept_code_before_importing_a_command(
                         lambda name: calls.append(name) or real_import(name))
     cli.build_parser(["disasm", "x.o"])
     assert calls == ["install", "bpflint.commands.disasm"]
+
+
+def test_code_kept_without_optimizing_is_not_used_under_dash_o(
+        probe: tuple[Path, str]) -> None:
+    root, name = probe
+    _keep(root, name)
+    code = "import sys; from bpflint import dataclass_code as d; print(d.install(sys.argv[1]))"
+    runs = [subprocess.run([sys.executable, *flags, "-c", code, str(root)], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.strip()
+            for flags in ([], ["-O"])]
+    assert runs == ["True", "False"]
