@@ -29,12 +29,16 @@ def analyze(path: str, max_seconds: float, max_steps: int) -> dict[str, object]:
     """Read the object and run the cost engine on every program, timing each."""
     import gc
 
-    from bpflint import dataclass_code
     from bpflint.cli import GC_THRESHOLDS
 
     # as the command line does before it imports a command
     gc.set_threshold(*GC_THRESHOLDS)
-    dataclass_code.install()
+    try:
+        from bpflint import dataclass_code
+    except ImportError:  # an older bpflint (bench.py --python): it has none
+        pass
+    else:
+        dataclass_code.install()
     from bpflint.cost.engine import analyze_program
     from bpflint.cost.options import AnalysisOptions
     from bpflint.cost.table_file import load_cost_table
