@@ -7,15 +7,24 @@ least to 1 where the callback may return 1."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import Kind, Val, scalar
-from bpflint.cost.frame import BPF_LOOP_MAX, USER_RINGBUF_MAX_SAMPLES, CalleeOverlap, foreign_val
+from bpflint.cost.frame import (
+    BPF_LOOP_MAX,
+    PATH_INSNS,
+    USER_RINGBUF_MAX_SAMPLES,
+    CalleeOverlap,
+    Lines,
+    add_path_lines,
+    foreign_val,
+)
 from bpflint.cost.model import CostTable
 from bpflint.cost.overlap import CALL, CALL_READS, MEMORY, add_lanes, issue_bound, lane_costs
-from bpflint.cost.paths import Cost
+from bpflint.cost.paths import Cost, Count
 from bpflint.obj.model import MapDef
 
 
@@ -49,6 +58,36 @@ def callback_runs(hid: int, regs: tuple[Val, ...], mapdef: MapDef | None
         lo, hi = 0, USER_RINGBUF_MAX_SAMPLES
         args = [mem, foreign_val(regs[3])]
     return lo, hi, args
+
+
+# A bpf_loop of at most BY_INDEX_RUNS runs has its callback analysed once per index,
+# while runs x the callback's instructions stay within BY_INDEX_INSNS.
+BY_INDEX_RUNS = 64
+BY_INDEX_INSNS = 4096
+# the instructions of the first lo runs at least and of all hi at most, and the lines
+# of that worst path (callback_by_index)
+ByIndex = tuple[tuple[Count, Count], Lines] | None
+
+
+def callback_by_index(hid: int, lo: int, hi: int, args: list[Val], cb_insns: int,
+                      run: Callable[[list[Val]], tuple[Cost, Lines]]) -> ByIndex:
+    """bpf_loop's callback run by run: its i-th run gets r1 = i, so a callback that
+    branches on its index (`if (idx & 1)`, a loop up to idx) is priced for what each
+    run does instead of its dearest run every time. Sound as the analysis of the
+    callback is: each run's entry state is the general one with r1 exact. None where
+    the count is not small (the general price then stands)."""
+    if hid != calls.LOOP or hi < 2 or hi > BY_INDEX_RUNS or hi * cb_insns > BY_INDEX_INSNS:
+        return None
+    least: Count = 0
+    most: Count = 0
+    lines: Lines = {}
+    for index in range(hi):
+        cost, cb_lines = run([scalar(Scalar.const(index)), *args[1:]])
+        if index < lo:
+            least += cost[0]
+        most += cost[1]
+        add_path_lines(lines, cb_lines, 1, 1.0, PATH_INSNS)
+    return (least, most), lines
 
 
 def overlapped_iterations(table: CostTable | None, hid: int, cb_cost: Cost,
