@@ -97,6 +97,13 @@ def map_values(limit: int) -> Callable[[], Iterable[Input]]:
     return gen
 
 
+def lim_values() -> Iterable[Input]:
+    """The u32 in lim[0], masked by 31: every value of the mask and the extremes."""
+    for v in (*range(40), *U32_EXTREMES):
+        world = World(map_contents=(("lim", struct.pack("<I", 0), struct.pack("<I", v)),))
+        yield xdp(b"", world=world)
+
+
 def table_with_seven() -> Iterable[Input]:
     """k_foreach_stop: the callback stops at the first 7; every position or none."""
     for pos in range(9):
@@ -216,6 +223,7 @@ KNOWN: tuple[Known, ...] = (
     Known("calls.bpf.c", "k_global_in_loop", one(NO_PKT)),
     Known("calls.bpf.c", "k_sub_loop_twice", xdp_pairs(range(9), range(9))),
     Known("calls.bpf.c", "k_helper_loop", lookup_outcomes(6)),
+    Known("calls.bpf.c", "k_tail_target", one(NO_PKT)),
     Known("calls.bpf.c", "k_tail", lambda: (NO_PKT, xdp(b"", world=World(tail_call_fails=True)))),
     # types.bpf.c
     Known("types.bpf.c", "k_tc_len", skb_lengths(50)),
@@ -234,4 +242,16 @@ KNOWN: tuple[Known, ...] = (
     Known("harder.bpf.c", "k_iter_tri", one(NO_PKT)),
     Known("harder.bpf.c", "k_foreach_paths", lambda: vals_odd(8)),
     Known("harder.bpf.c", "k_bpf_loop_in_loop", one(NO_PKT)),
+    # harder2.bpf.c
+    Known("harder2.bpf.c", "k_square_exit", xdp_bytes()),
+    Known("harder2.bpf.c", "k_doubling", xdp_bytes()),
+    Known("harder2.bpf.c", "k_global_narrow", xdp_bytes()),
+    Known("harder2.bpf.c", "k_static_two_sites", xdp_bytes()),
+    Known("harder2.bpf.c", "k_bpf_loop_mod4", one(NO_PKT)),
+    Known("harder2.bpf.c", "k_bpf_loop_map", lim_values),
+    Known("harder2.bpf.c", "k_iter_first", one(NO_PKT)),
+    Known("harder2.bpf.c", "k_data_tri", fills(8, range(9))),  # p[i] & 7 rounds each
+    Known("harder2.bpf.c", "k_two_phase", xdp_bytes(), max_ratio=1.64,
+          why="the second loop starts where the first ended (20 rounds in all); each "
+              "is bounded alone: 15 + 20"),
 )
