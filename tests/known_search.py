@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from cases import regs, skb, u64_args, xdp
+from cases import ETH_IP, eth, ipv4, regs, skb, u64_args, xdp
 
 from bpflint.interp.refinterp import Input, World
 
@@ -102,6 +102,45 @@ def lim_values() -> Iterable[Input]:
     for v in (*range(40), *U32_EXTREMES):
         world = World(map_contents=(("lim", struct.pack("<I", 0), struct.pack("<I", v)),))
         yield xdp(b"", world=world)
+
+
+def ip_option_packets() -> Iterable[Input]:
+    """k_ip_options walks the IPv4 options up to the first 0 byte, the header's
+    length (ihl * 4) and the packet's end: every ihl (0 to 15), every position of
+    the first 0 (or none), every truncation of the packet; short and non-IPv4."""
+    yield from (xdp(bytes(n)) for n in range(34))
+    yield xdp(eth(0x86DD, bytes(40)))
+    for ihl in range(16):
+        pkt = bytearray(eth(ETH_IP, ipv4(6, bytes(8), ihl=max(ihl, 5))))
+        pkt[14] = 0x40 | ihl
+        opts = range(34, 14 + 4 * max(ihl, 5))
+        for i in opts:
+            pkt[i] = 1
+        for cut in range(34, len(pkt) + 1):
+            yield xdp(bytes(pkt[:cut]))
+        for zero_at in opts:
+            with_zero = bytearray(pkt)
+            with_zero[zero_at] = 0
+            yield xdp(bytes(with_zero))
+
+
+def with_tail_call_failing(gen: Callable[[], Iterable[Input]]) -> Callable[[], Iterable[Input]]:
+    """Each input twice: the tail call taken, and its slot emptied at run time."""
+    def both() -> Iterable[Input]:
+        for inp in gen():
+            yield inp
+            yield Input(ctx=inp.ctx, packet=inp.packet, world=World(tail_call_fails=True))
+    return both
+
+
+def weights_filled() -> Iterable[Input]:
+    """k_foreach_loop: each element's callback loops value & 7 times; the costs add
+    up, so every element at each of the 8 masked values (and the extremes) covers
+    the least and the most."""
+    for v in (*range(9), 0xFFFF_FFFF):
+        contents = tuple(("weights", struct.pack("<I", k), struct.pack("<I", v))
+                         for k in range(6))
+        yield xdp(b"", world=World(map_contents=contents))
 
 
 def table_with_seven() -> Iterable[Input]:
@@ -251,6 +290,17 @@ KNOWN: tuple[Known, ...] = (
     Known("harder2.bpf.c", "k_bpf_loop_map", lim_values),
     Known("harder2.bpf.c", "k_iter_first", one(NO_PKT)),
     Known("harder2.bpf.c", "k_data_tri", fills(8, range(9))),  # p[i] & 7 rounds each
+    # harder3.bpf.c
+    Known("harder3.bpf.c", "k_ptr_walk", xdp_lengths(60)),
+    Known("harder3.bpf.c", "k_while_dec", xdp_bytes()),
+    Known("harder3.bpf.c", "k_signed_bound", xdp_bytes()),
+    Known("harder3.bpf.c", "k_bpf_loop_nested", one(NO_PKT)),
+    Known("harder3.bpf.c", "k_chain_c", xdp_bytes()),
+    Known("harder3.bpf.c", "k_chain_a", with_tail_call_failing(xdp_bytes())),
+    Known("harder3.bpf.c", "k_ip_options", ip_option_packets),
+    Known("harder3.bpf.c", "k_call_tri", one(NO_PKT)),
+    Known("harder3.bpf.c", "k_global_tri", one(NO_PKT)),
+    Known("harder3.bpf.c", "k_foreach_loop", weights_filled),
     Known("harder2.bpf.c", "k_two_phase", xdp_bytes(), max_ratio=1.64,
           why="the second loop starts where the first ended (20 rounds in all); each "
               "is bounded alone: 15 + 20"),
