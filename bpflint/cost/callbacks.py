@@ -13,6 +13,7 @@ from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import Kind, Val, scalar
+from bpflint.cfg.graph import Cfg
 from bpflint.cost.frame import (
     BPF_LOOP_MAX,
     PATH_INSNS,
@@ -69,14 +70,17 @@ BY_INDEX_INSNS = 4096
 ByIndex = tuple[tuple[Count, Count], Lines] | None
 
 
-def callback_by_index(hid: int, lo: int, hi: int, args: list[Val], cb_insns: int,
+def callback_by_index(hid: int, lo: int, hi: int, args: list[Val], cb_cfg: Cfg,
                       run: Callable[[list[Val]], tuple[Cost, Lines]]) -> ByIndex:
     """bpf_loop's callback run by run: its i-th run gets r1 = i, so a callback that
     branches on its index (`if (idx & 1)`, a loop up to idx) is priced for what each
     run does instead of its dearest run every time. Sound as the analysis of the
     callback is: each run's entry state is the general one with r1 exact. None where
-    the count is not small (the general price then stands)."""
-    if hid != calls.LOOP or hi < 2 or hi > BY_INDEX_RUNS or hi * cb_insns > BY_INDEX_INSNS:
+    the count is not small or the callback never reads its index (the general price
+    then stands)."""
+    cb_insns = sum(len(b.insns) for b in cb_cfg.blocks)
+    if hid != calls.LOOP or hi < 2 or hi > BY_INDEX_RUNS or hi * cb_insns > BY_INDEX_INSNS \
+            or not _reads_r1_first(cb_cfg):
         return None
     least: Count = 0
     most: Count = 0
@@ -88,6 +92,51 @@ def callback_by_index(hid: int, lo: int, hi: int, args: list[Val], cb_insns: int
         most += cost[1]
         add_path_lines(lines, cb_lines, 1, 1.0, PATH_INSNS)
     return (least, most), lines
+
+
+_ALU_CLASSES = (0x04, 0x07)
+_MOV = 0xB0
+
+
+def _reads_r1_first(cfg: Cfg) -> bool:
+    """Whether some path from the entry reads r1 before writing it (any call counts
+    as a read: r1 is an argument). Only a speed filter: a wrong answer either way
+    costs precision or time, never soundness."""
+    seen: set[int] = set()
+    work = [0]
+    while work:
+        b = work.pop()
+        if b in seen:
+            continue
+        seen.add(b)
+        written = False
+        for insn in cfg.blocks[b].insns:
+            op = insn.opcode
+            cls = op & 0x07
+            from_reg = op & 0x08 != 0
+            if cls in _ALU_CLASSES:
+                if (from_reg and insn.src == 1) or (insn.dst == 1 and op & 0xF0 != _MOV):
+                    return True
+                written = insn.dst == 1
+            elif cls == 0x01:  # LDX: r1 as the base, or loaded into
+                if insn.src == 1:
+                    return True
+                written = insn.dst == 1
+            elif cls in (0x02, 0x03):  # ST, STX (atomics too)
+                if insn.dst == 1 or (cls == 0x03 and insn.src == 1):
+                    return True
+            elif cls == 0x00:  # ld_imm64; legacy packet loads clobber r1-r5
+                if op != 0x18:
+                    return True
+                written = insn.dst == 1
+            elif op & 0xF0 == 0x80 or (op & 0xF0 not in (0x00, 0x90) and
+                                        (insn.dst == 1 or (from_reg and insn.src == 1))):
+                return True  # a call, or a compare of r1
+            if written:
+                break
+        if not written:
+            work.extend(cfg.blocks[b].succs)
+    return False
 
 
 def overlapped_iterations(table: CostTable | None, hid: int, cb_cost: Cost,

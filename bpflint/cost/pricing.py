@@ -525,8 +525,8 @@ class BlockPricing:
         def run(args: list[Val]) -> tuple[Cost, Lines]:
             res = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
             return callee_total(res, self, prog_type), res.lines_ret
-        by_index = callback_by_index(hid, lo, hi, args, len(self.obj.functions[cb_key].insns),
-                                     run)
+        cb_cfg = self.structure(self.obj.functions[cb_key])[0]
+        by_index = callback_by_index(hid, lo, hi, args, cb_cfg, run)
         return (lo, hi), cb_cost, result.lines_ret, result.as_callee, by_index
 
 
