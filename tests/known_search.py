@@ -143,6 +143,17 @@ def weights_filled() -> Iterable[Input]:
         yield xdp(b"", world=World(map_contents=contents))
 
 
+def prefix_packets(want: bytes) -> Callable[[], Iterable[Input]]:
+    """A byte-by-byte compare stops at the first mismatch: the first k bytes right
+    and the next wrong, for every k (all right at k = len), and the short packets."""
+    def gen() -> Iterable[Input]:
+        yield from (xdp(want[:n]) for n in range(len(want)))
+        for k in range(len(want) + 1):
+            wrong = bytes([want[k] ^ 0xFF]) if k < len(want) else b""
+            yield xdp((want[:k] + wrong).ljust(len(want), b"\0"))
+    return gen
+
+
 def table_with_seven() -> Iterable[Input]:
     """k_foreach_stop: the callback stops at the first 7; every position or none."""
     for pos in range(9):
@@ -301,6 +312,12 @@ KNOWN: tuple[Known, ...] = (
     Known("harder3.bpf.c", "k_call_tri", one(NO_PKT)),
     Known("harder3.bpf.c", "k_global_tri", one(NO_PKT)),
     Known("harder3.bpf.c", "k_foreach_loop", weights_filled),
+    # harder4.bpf.c
+    Known("harder4.bpf.c", "k_shrink_bound", xdp_pairs((0, 255), range(4))),  # p[1] & 1
+    Known("harder4.bpf.c", "k_retry", xdp_bytes()),
+    Known("harder4.bpf.c", "k_memcmp", prefix_packets(b"bpflint-wcet")),
+    Known("harder4.bpf.c", "k_bits", xdp_bytes()),
+    Known("harder4.bpf.c", "k_csum", xdp_lengths(70)),
     Known("harder2.bpf.c", "k_two_phase", xdp_bytes(), max_ratio=1.64,
           why="the second loop starts where the first ended (20 rounds in all); each "
               "is bounded alone: 15 + 20"),
