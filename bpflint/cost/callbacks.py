@@ -63,8 +63,8 @@ def callback_runs(hid: int, regs: tuple[Val, ...], mapdef: MapDef | None
 
 # A bpf_loop of at most BY_INDEX_RUNS runs has its callback analysed once per index,
 # while runs x the callback's instructions stay within BY_INDEX_INSNS.
-BY_INDEX_RUNS = 64
-BY_INDEX_INSNS = 4096
+BY_INDEX_RUNS = 256
+BY_INDEX_INSNS = 16384
 # the instructions of the first lo runs at least and of all hi at most, and the lines
 # of that worst path (callback_by_index)
 ByIndex = tuple[tuple[Count, Count], Lines] | None

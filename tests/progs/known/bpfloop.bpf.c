@@ -87,3 +87,10 @@ int k_bpf_loop_parity(struct xdp_md *ctx)
 	bpf_loop(16, cb_parity, NULL, 0);
 	return XDP_PASS;
 }
+
+SEC("xdp")
+int k_bpf_loop_parity200(struct xdp_md *ctx)
+{
+	bpf_loop(200, cb_parity, NULL, 0);
+	return XDP_PASS;
+}
