@@ -263,6 +263,7 @@ KNOWN: tuple[Known, ...] = (
     Known("bpfloop.bpf.c", "k_bpf_loop_stop", xdp_bytes()),
     Known("bpfloop.bpf.c", "k_bpf_loop_parity", one(NO_PKT)),
     Known("bpfloop.bpf.c", "k_bpf_loop_parity200", one(NO_PKT)),
+    Known("bpfloop.bpf.c", "k_bpf_loop_stop5", one(NO_PKT)),
     # iters.bpf.c
     Known("iters.bpf.c", "k_bpf_for", one(NO_PKT)),
     Known("iters.bpf.c", "k_bpf_for_clamp", xdp_bytes()),

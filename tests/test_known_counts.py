@@ -86,7 +86,7 @@ XDP_RUNS, XDP_REASON = sc.prog_type_runs("xdp") if USABLE else (False, REASON)
 RETURNS_THE_PATH = ("k_search_break", "k_break_at", "k_two_exits", "k_bpf_loop_stop",
                     "k_global_in_loop", "k_early_return", "k_switch", "k_square_exit",
                     "k_doubling", "k_global_narrow", "k_static_two_sites", "k_call_tri",
-                    "k_global_tri", "k_bits", "k_memcmp", "k_csum")
+                    "k_global_tri", "k_bits", "k_memcmp", "k_csum", "k_bpf_loop_stop5")
 KERNEL_MIN_PACKET = 64  # BPF_PROG_TEST_RUN wants an Ethernet header at least
 
 

@@ -71,13 +71,15 @@ ByIndex = tuple[tuple[Count, Count], Lines] | None
 
 
 def callback_by_index(hid: int, lo: int, hi: int, args: list[Val], cb_cfg: Cfg,
-                      run: Callable[[list[Val]], tuple[Cost, Lines]]) -> ByIndex:
+                      run: Callable[[list[Val]], tuple[Cost, Lines, Val]]) -> ByIndex:
     """bpf_loop's callback run by run: its i-th run gets r1 = i, so a callback that
-    branches on its index (`if (idx & 1)`, a loop up to idx) is priced for what each
-    run does instead of its dearest run every time. Sound as the analysis of the
-    callback is: each run's entry state is the general one with r1 exact. None where
-    the count is not small or the callback never reads its index (the general price
-    then stands)."""
+    branches on its index (`if (idx & 1)`, a loop up to idx, `return idx == 5`) is
+    priced for what each run does instead of its dearest run every time: the most
+    adds up the runs to the first that surely returns non-zero (the helper stops
+    there), the least the first ``lo`` (the runs before ``nr_loops`` can end) to the
+    first that may. Sound as the analysis of the callback is: each run's entry state
+    is the general one with r1 exact. None where the count is not small or the
+    callback never reads its index (the general price then stands)."""
     cb_insns = sum(len(b.insns) for b in cb_cfg.blocks)
     if hid != calls.LOOP or hi < 2 or hi > BY_INDEX_RUNS or hi * cb_insns > BY_INDEX_INSNS \
             or not _reads_r1_first(cb_cfg):
@@ -85,12 +87,19 @@ def callback_by_index(hid: int, lo: int, hi: int, args: list[Val], cb_cfg: Cfg,
     least: Count = 0
     most: Count = 0
     lines: Lines = {}
+    may_have_stopped = False
     for index in range(hi):
-        cost, cb_lines = run([scalar(Scalar.const(index)), *args[1:]])
-        if index < lo:
+        cost, cb_lines, ret = run([scalar(Scalar.const(index)), *args[1:]])
+        if index < lo and not may_have_stopped:
             least += cost[0]
         most += cost[1]
         add_path_lines(lines, cb_lines, 1, 1.0, PATH_INSNS)
+        if ret.kind != Kind.SCALAR:
+            may_have_stopped = True
+        elif ret.s.umin > 0:  # stops here, whatever came before
+            break
+        elif ret.s.umax > 0:
+            may_have_stopped = True
     return (least, most), lines
 
 

@@ -516,17 +516,17 @@ class BlockPricing:
         result = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
         cb_cost = callee_total(result, self, prog_type)
         ret = result.ret_val
+
+        def run(args: list[Val]) -> tuple[Cost, Lines, Val]:
+            res = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
+            return callee_total(res, self, prog_type), res.lines_ret, res.ret_val
+        cb_cfg = self.structure(self.obj.functions[cb_key])[0]
+        by_index = callback_by_index(hid, lo, hi, args, cb_cfg, run)
         # The helper stops early when the callback returns 1; if it cannot, every
         # iteration runs.
         always_continues = ret.kind == Kind.SCALAR and ret.s.umax == 0
         if not always_continues:
             lo = min(lo, 1)
-
-        def run(args: list[Val]) -> tuple[Cost, Lines]:
-            res = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
-            return callee_total(res, self, prog_type), res.lines_ret
-        cb_cfg = self.structure(self.obj.functions[cb_key])[0]
-        by_index = callback_by_index(hid, lo, hi, args, cb_cfg, run)
         return (lo, hi), cb_cost, result.lines_ret, result.as_callee, by_index
 
 

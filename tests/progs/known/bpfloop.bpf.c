@@ -94,3 +94,15 @@ int k_bpf_loop_parity200(struct xdp_md *ctx)
 	bpf_loop(200, cb_parity, NULL, 0);
 	return XDP_PASS;
 }
+
+static int cb_stop5(__u32 idx, void *data)
+{
+	acc += idx;
+	return idx == 5;
+}
+
+SEC("xdp")
+int k_bpf_loop_stop5(struct xdp_md *ctx)
+{
+	return bpf_loop(20, cb_stop5, NULL, 0);
+}
