@@ -102,7 +102,6 @@ class BlockPricing:
         # BPF005's message -> the tail calls it is about, by (function, pc)
         self.open_calls: dict[str, set[tuple[FuncKey, int]]] = {}
         self.async_callbacks: set[FuncKey] = set()
-        self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
         self.sharpen_left = SHARPEN_STEPS
         # Timed values of priced instructions, by what they are made of (Run.add)
