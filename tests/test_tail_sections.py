@@ -93,6 +93,15 @@ def test_chain_is_costed_through_both_tail_calls(obj: BpfObject) -> None:
 
 
 @needs_clang
+def test_variable_index_into_section_slots_stays_open(obj: BpfObject) -> None:
+    dispatch = _analyze(obj)["dispatch"]
+    assert dispatch.tail_call_targets == ()
+    assert [d.message for d in dispatch.diagnostics if d.rule == "BPF005"] == [
+        "tail call through prog array 'calls' with no known targets (add them under "
+        "[tail_calls] in bpfbudget.toml)"]
+
+
+@needs_clang
 def test_cycle_runs_to_the_kernel_limit_and_says_so(obj: BpfObject) -> None:
     res, bare = _analyze(obj), _analyze(_without_slots(obj))
     ping, pong = bare["ping"].insns_max, bare["pong"].insns_max

@@ -476,8 +476,9 @@ class BlockPricing:
             return
         mapdef = self.obj.maps.get(name)
         index = regs[3].s if regs[3].kind == Kind.SCALAR else sc.UNKNOWN
-        slots = [prog for slot, prog in (mapdef.prog_slots if mapdef else ())
-                 if index.umin <= slot <= index.umax]
+        known = () if mapdef is None or (mapdef.section_slots and index.umin != index.umax) \
+            else mapdef.prog_slots  # section-filled slots: a constant index only
+        slots = [prog for slot, prog in known if index.umin <= slot <= index.umax]
         if not slots:
             open_maps.add(name)
             self._open_tail_call(insn, f"tail call through prog array '{name}' with no "

@@ -81,7 +81,8 @@ def section_tail_slots(maps: Mapping[str, MapDef], elf_ids: Mapping[str, int],
             notes.append(f"prog array {map_name}: several sections '<id>/<slot>' name one "
                          f"slot; its tail calls stay open")
             continue
-        out[map_name] = replace(maps[map_name], prog_slots=tuple(sorted(filled.items())))
+        out[map_name] = replace(maps[map_name], prog_slots=tuple(sorted(filled.items())),
+                                section_slots=True)
         notes.append(f"prog array {map_name}: {len(filled)} slots filled by the programs of "
                      f"sections '{elf_ids[map_name]}/<slot>' (iproute2's and Cilium's "
                      f"loaders fill them so)")

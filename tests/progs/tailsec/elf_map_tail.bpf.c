@@ -73,6 +73,15 @@ int entry(struct __sk_buff *skb)
 	return 0;
 }
 
+/* a variable index: other objects may fill the map's other slots (Cilium's policy
+ * prog array holds every endpoint's program), so this call stays open */
+SEC("tc")
+int dispatch(struct __sk_buff *skb)
+{
+	bpf_tail_call(skb, &calls, skb->mark & 7);
+	return 0;
+}
+
 /* ping -> pong -> ping -> ...: a cycle, as Cilium's from-netdev and NAT programs
  * (a flag in tc_index ends theirs at run time; nothing ends this one but the
  * kernel's limit of 33 tail calls) */
