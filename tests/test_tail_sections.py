@@ -158,3 +158,14 @@ def test_slots_need_one_prog_array_per_id_and_one_section_per_slot() -> None:
     # two sections for slot 1: which one the loader keeps is unknown, the calls stay open
     got, notes = section_tail_slots(maps, {"calls": 2}, [prog("a", "2/1"), prog("b", "2/01")])
     assert got == maps and "stay open" in notes[0]
+
+
+@needs_clang
+def test_explain_names_the_tail_calls_it_follows(capsys: pytest.CaptureFixture[str]) -> None:
+    from bpflint.cli import main
+
+    assert main(["explain", "-p", "entry", "--top", "0", str(_compiled())]) == 0
+    out = capsys.readouterr().out
+    assert "tail calls to stage_one: their worst case (and their tail calls') is included" \
+        in out
+    assert "acc ^= skb->mark;" in out  # stage_three's line, two tail calls down
