@@ -169,3 +169,15 @@ def test_explain_names_the_tail_calls_it_follows(capsys: pytest.CaptureFixture[s
     assert "tail calls to stage_one: their worst case (and their tail calls') is included" \
         in out
     assert "acc ^= skb->mark;" in out  # stage_three's line, two tail calls down
+
+
+def test_find_cycle_is_the_first_depth_first() -> None:
+    from bpflint.cost.targets import find_cycle
+
+    assert find_cycle("a", {"a": ["b", "c"], "b": ["d"], "c": ["a"], "d": []}) == ["a", "c", "a"]
+    assert find_cycle("a", {"a": ["b"], "b": ["b"]}) == ["b", "b"]
+    assert find_cycle("a", {"a": ["b"], "b": []}) == []
+    # a diamond is no cycle; a chain deeper than Python's recursion limit is walked
+    assert find_cycle("a", {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}) == []
+    deep = {str(i): [str(i + 1)] for i in range(5000)}
+    assert find_cycle("0", deep) == []

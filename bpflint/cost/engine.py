@@ -77,6 +77,7 @@ from bpflint.cost.targets import (
     CUT_CHAIN,
     Chain,
     Targets,
+    find_cycle,
     replay,
     snapshot,
 )
@@ -209,31 +210,13 @@ class ProgramAnalysis(LoopBounds):
     def _note_cycle(self, program_name: str, chain: Chain) -> None:
         """BPF010: the worst case went as deep as the kernel lets tail calls go, which
         takes a cycle of them (first found depth-first, targets in name order)."""
-        def targets(name: str) -> list[str]:
-            run = self.targets.runs.get(name)
-            res = chain.res if name == program_name else run.res if run else None
-            return sorted(res.tail_targets) if res is not None else []
-
-        path: list[str] = []
-        done: set[str] = set()  # explored without finding a cycle
-        cycle: list[str] = []
-
-        def visit(name: str) -> bool:
-            if name in path:
-                cycle.extend(path[path.index(name):] + [name])
-                return True
-            if name in done:
-                return False
-            path.append(name)
-            found = any(visit(t) for t in targets(name))
-            path.pop()
-            done.add(name)
-            return found
-
+        edges = {name: sorted(run.res.tail_targets) for name, run in self.targets.runs.items()
+                 if run.res is not None}
+        edges[program_name] = sorted(chain.res.tail_targets)
+        cycle = find_cycle(program_name, edges)
         prog = next(p for p in self.obj.programs if p.name == program_name)
         entry = self.obj.functions[prog.entry]
-        how = (f"they can cycle ({' -> '.join(cycle)})" if visit(program_name)
-               else "their chain is longer")
+        how = f"they can cycle ({' -> '.join(cycle)})" if cycle else "their chain is longer"
         self.diag("BPF010", "tail-call-cycle",
                   f"tail calls reach the kernel's limit of {MAX_TAIL_CALLS} chained calls: "
                   f"{how}, and the worst case follows them that far; a flag that ends "

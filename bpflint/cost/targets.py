@@ -23,7 +23,8 @@ from bpflint.isa.insn import Insn
 from bpflint.obj.model import FuncKey
 from bpflint.results import CallNote, Diagnostic, LoopNote
 
-__all__ = ["ANY_DEPTH", "CUT_CHAIN", "Chain", "TargetRun", "Targets", "replay", "snapshot"]
+__all__ = ["ANY_DEPTH", "CUT_CHAIN", "Chain", "TargetRun", "Targets", "find_cycle", "replay",
+           "snapshot"]
 
 ANY_DEPTH = -1  # chain memo key: a result that holds at every depth its chains fit in
 CUT_CHAIN = -1  # height of a result whose chain the kernel's limit cut
@@ -102,3 +103,28 @@ def replay(into: BlockPricing, run: TargetRun) -> None:
     for name, reads in run.loader_reads:
         into.loader_reads.setdefault(name, {}).update(reads)
     into.async_callbacks.update(run.async_callbacks)
+
+
+def find_cycle(start: str, edges: dict[str, list[str]]) -> list[str]:
+    """The first cycle of tail calls reachable from ``start`` depth-first (targets in
+    the order given), as ``[a, b, a]``; [] if there is none."""
+    path: list[str] = []
+    done: set[str] = set()  # explored without finding a cycle
+    # iterative: a chain of tail-call programs may be deep
+    stack: list[tuple[str, int]] = [(start, 0)]
+    while stack:
+        name, i = stack.pop()
+        if i == 0:
+            if name in path:
+                return path[path.index(name):] + [name]
+            if name in done:
+                continue
+            path.append(name)
+        targets = edges.get(name, [])
+        if i < len(targets):
+            stack.append((name, i + 1))
+            stack.append((targets[i], 0))
+        else:
+            path.pop()
+            done.add(name)
+    return []
