@@ -181,3 +181,17 @@ def test_find_cycle_is_the_first_depth_first() -> None:
     assert find_cycle("a", {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}) == []
     deep = {str(i): [str(i + 1)] for i in range(5000)}
     assert find_cycle("0", deep) == []
+
+
+@needs_clang
+def test_reference_interpreter_runs_the_chain_to_its_worst_case(obj: BpfObject) -> None:
+    """The interpreter follows the same slots (MapDef.prog_slots): a packet that takes
+    every tail call and branch runs exactly the reported worst case, one that takes
+    none the best; and the ping/pong cycle runs its 34 programs to the kernel's limit."""
+    from cases import NO_PKT, skb
+    from bpflint.interp.refinterp import run
+
+    res = _analyze(obj)
+    assert run(obj, "entry", skb(bytes(100), mark=1)) == res["entry"].insns_max
+    assert run(obj, "entry", skb(NO_PKT, mark=0)) == res["entry"].insns_min
+    assert run(obj, "ping", skb(NO_PKT)) == res["ping"].insns_max
