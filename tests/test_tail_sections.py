@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from bpfc import PROGS, compile_bpf, needs_clang
+
 from bpflint.api import analyze_paths
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
@@ -189,6 +189,7 @@ def test_reference_interpreter_runs_the_chain_to_its_worst_case(obj: BpfObject) 
     every tail call and branch runs exactly the reported worst case, one that takes
     none the best; and the ping/pong cycle runs its 34 programs to the kernel's limit."""
     from cases import NO_PKT, skb
+
     from bpflint.interp.refinterp import run
 
     res = _analyze(obj)
