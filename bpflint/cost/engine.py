@@ -313,20 +313,24 @@ class ProgramAnalysis(LoopBounds):
         if got is not None:
             return got
         res = chain.res
-        # copies: the memoised function result's lines must not grow
-        lines = pick(res.lines_ret, res.lines_ret)
         tail_cost = chain.tail_cost
-        if tail_cost is not None:
+        by_insns = by_ns = tail_cost is not None
+        if tail_cost is not None and res.ret is not None:
+            by_insns, by_ns = tail_cost[1] > res.ret[1], tail_cost[3] > res.ret[3]
+        # Fresh dicts (the memoised function results' lines must not grow), one copy
+        # each: the lines of a cycle's 33 levels are thousands of entries apiece.
+        lines: Lines = {}
+        if not (by_insns and by_ns):
+            lines = pick(res.lines_ret, res.lines_ret)
+        if by_insns or by_ns:
             tail_lines = pick(res.lines_tail, res.lines_tail)
             if chain.by_insns:
-                add_lines(tail_lines, pick(self._chain_lines(chain.by_insns, depth + 1),
-                                           self._chain_lines(chain.by_ns, depth + 1)), 1)
-            cost = res.ret
-            if cost is None:
-                lines = tail_lines
-            else:
-                lines = pick(tail_lines if tail_cost[1] > cost[1] else lines,
-                             tail_lines if tail_cost[3] > cost[3] else lines)
+                below = self._chain_lines(chain.by_insns, depth + 1)
+                if chain.by_ns != chain.by_insns:
+                    below = pick(below, self._chain_lines(chain.by_ns, depth + 1))
+                add_lines(tail_lines, below, 1)
+            lines = tail_lines if by_insns and by_ns else \
+                pick(tail_lines if by_insns else lines, tail_lines if by_ns else lines)
         memo[key] = lines
         return lines
 
