@@ -244,8 +244,9 @@ class ProgramAnalysis(LoopBounds):
             raise Unbounded(self.diag("BPF005", "open-tail-call",
                                       f"tail-call target '{program_name}' is not a program "
                                       "of this object", None))
-        res = self._target(prog) if depth else \
-            self.function(prog.entry, program_entry(), prog.prog_type)
+        # the program's own entry too: analysed once, whether as this program or as
+        # another's target
+        res = self._target(prog)
         closure = [program_name] if depth else []
         cost, tail_cost = res.ret, res.tail
         height, by_insns, by_ns = 0, "", ""
@@ -283,8 +284,9 @@ class ProgramAnalysis(LoopBounds):
             replay(self, self.targets.runs[name])
 
     def _target(self, prog: Program) -> FuncResult:
-        """A tail-call target's entry function, analysed once for all the object's
-        programs (targets.py) and its findings replayed into this analysis."""
+        """A program's entry function, analysed once for all the object's programs
+        (targets.py: as a program and as any program's tail-call target) and its
+        findings replayed into this analysis."""
         run = self.targets.runs.get(prog.name)
         if run is None:
             child = ProgramAnalysis(self.obj, self.table, self.options,
