@@ -5,11 +5,13 @@ program of an object whose tail calls are known reaches most of the others: Cili
 bpf_host.o has 32 programs, each reaching up to 20. Analysed inside each caller's
 analysis, a target was analysed again for every program (bpf_host.o: 214 function
 analyses instead of 40, 7x the time of the object without its tail calls resolved).
-Here a target's entry function is analysed once, in an analysis of its own (its own
-step budget, as when it is analysed as a program), and what that analysis found
-(its result or failure, diagnostics, notes, loader reads) is replayed into each
-caller's: the same in every caller, whichever caller came first, and so the same
-with any --jobs split.
+Here each program's entry function is analysed once per object (as a program or as
+any program's target), in an analysis of its own with its own step budget, as a
+program is, and what that analysis found (its result or failure, diagnostics,
+notes, loader reads) is replayed into each analysis that uses it: the same in
+every one, whichever came first, and so the same with any --jobs split. The
+object's chains (costs with tail calls, below the first program) and their lines
+are kept here too.
 """
 
 from __future__ import annotations
