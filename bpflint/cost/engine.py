@@ -99,6 +99,7 @@ class ProgramAnalysis(LoopBounds):
         # tail-call targets analysed so far, shared by the object's programs
         self.targets = Targets() if targets is None else targets
         self.replayed: set[str] = set()  # targets whose findings this analysis has
+        self.target_names: set[str] | None = None  # _target_names, once computed
         # what callees write of their callers' frames (a caller forgets only that)
         self.callee_writes = CalleeWrites(obj, budget, _structure_of(obj, self.cfgs),
                                           self.loader_reads)
@@ -244,9 +245,9 @@ class ProgramAnalysis(LoopBounds):
             raise Unbounded(self.diag("BPF005", "open-tail-call",
                                       f"tail-call target '{program_name}' is not a program "
                                       "of this object", None))
-        # the program's own entry too: analysed once, whether as this program or as
-        # another's target
-        res = self._target(prog)
+        # a program that may be another's target too is analysed once, for both
+        res = self._target(prog) if depth or prog.name in self._target_names() else \
+            self.function(prog.entry, program_entry(), prog.prog_type)
         closure = [program_name] if depth else []
         cost, tail_cost = res.ret, res.tail
         height, by_insns, by_ns = 0, "", ""
@@ -277,6 +278,16 @@ class ProgramAnalysis(LoopBounds):
         found = Chain(cost, height, res, tail_cost, by_insns, by_ns, tuple(closure))
         chains[(program_name, depth if height == CUT_CHAIN else ANY_DEPTH)] = found
         return found
+
+    def _target_names(self) -> set[str]:
+        """The programs a tail call may reach: in a prog array's known slots, or named
+        in [tail_calls]."""
+        if self.target_names is None:
+            self.target_names = {prog for mapdef in self.obj.maps.values()
+                                 for _, prog in mapdef.prog_slots}
+            self.target_names.update(prog for progs in self.options.tail_call_targets.values()
+                                     for prog in progs)
+        return self.target_names
 
     def _replay(self, name: str) -> None:
         if name not in self.replayed:
