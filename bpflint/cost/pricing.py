@@ -108,7 +108,6 @@ class BlockPricing:
         # BPF005's message -> the tail calls it is about, by (function, pc)
         self.open_calls: dict[str, set[tuple[FuncKey, int]]] = {}
         self.async_callbacks: set[FuncKey] = set()
-        self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
         self.sharpen_left = SHARPEN_STEPS
         # Timed values of priced instructions, by what they are made of (Run.add)
@@ -489,8 +488,9 @@ class BlockPricing:
             return
         mapdef = self.obj.maps.get(name)
         index = regs[3].s if regs[3].kind == Kind.SCALAR else sc.UNKNOWN
-        slots = [prog for slot, prog in (mapdef.prog_slots if mapdef else ())
-                 if index.umin <= slot <= index.umax]
+        known = () if mapdef is None or (mapdef.section_slots and index.umin != index.umax) \
+            else mapdef.prog_slots  # section-filled slots: a constant index only
+        slots = [prog for slot, prog in known if index.umin <= slot <= index.umax]
         if not slots:
             open_maps.add(name)
             self._open_tail_call(insn, f"tail call through prog array '{name}' with no "
