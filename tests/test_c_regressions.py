@@ -11,7 +11,7 @@ from bpfc import PROGS, compile_bpf, needs_clang
 
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
-from bpflint.interp.refinterp import Input, World, run
+from bpflint.interp.refinterp import Input, World, run, run_full
 from bpflint.obj.reader import load_object
 
 XDP_CTX = struct.pack("<IIIIII", 0, 0, 0, 1, 0, 0)
@@ -54,3 +54,25 @@ def test_a_signed_counter_counting_down_from_a_loader_set_byte_is_bounded(
     assert result.insns_min <= count <= result.insns_max
     if rounds == 255 and dport == 812:  # the worst input: the bound is close to it
         assert result.insns_max <= 1.1 * count, (result.insns_max, count)
+
+
+@needs_clang
+@pytest.mark.parametrize("word", [b"", b"abc", b"abd", b"ab", b"x" * 31])
+def test_a_string_read_from_a_map_value_is_copied_and_compared(word: bytes) -> None:
+    """The interpreter copies what bpf_probe_read_kernel_str reads from memory the run
+    holds (World.reads_real), returns its length with the NUL, as the kernel, and
+    models bpf_strncmp; the runs stay inside the bounds."""
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "str_reads.bpf.c"))
+    (program,) = obj.programs
+    result = analyze_program(obj, program, None, AnalysisOptions())
+    assert result.bounded and result.insns_max is not None and result.insns_min is not None
+    value = word.ljust(32, b"\0")
+    world = World(reads_fail=True, reads_real=True,
+                  map_contents=(("strs", bytes(4), value),))
+    count, r0 = run_full(obj, program.name, Input(ctx=bytes(48), world=world))
+    assert r0 == len(word) + 1 + (100 if word == b"abc" else 0)
+    full = World(reads_fail=True, reads_real=True,
+                 map_contents=(("strs", bytes(4), b"x" * 31 + b"\0"),))
+    longer = run_full(obj, program.name, Input(ctx=bytes(48), world=full))[0]
+    assert (count < longer) == (len(word) < 31)
+    assert result.insns_min <= count <= result.insns_max

@@ -36,6 +36,25 @@ def test_generator_covers_the_idioms() -> None:
                  "static_func", "global_func", "iter", "may_goto", "packet_loop",
                  "loop_down", "loop_step2", "loop_while"):
         assert feats[feat] >= 5, f"{feat} in {feats[feat]} of 300 programs"
+    for feat in IDIOM_FEATURES:
+        assert feats[feat] >= 5, f"{feat} in {feats[feat]} of 300 programs"
+
+
+IDIOM_FEATURES = ("cont_loop", "multi_step_while", "two_exit_loop", "ipv6_walk", "tcp_opts",
+                  "vlan_walk", "scratch", "read_kernel_str", "read_kernel", "read_str",
+                  "ringbuf", "ringbuf_output", "perf_out", "tail_call", "strncmp",
+                  "manual_strcmp", "memops", "gscalar_call", "cb_static", "nested_cb",
+                  "big_switch", "expect_if")
+
+
+def test_without_idioms_the_first_generators_programs_come_back() -> None:
+    """generate(seed, idioms=False) is the generator of the first runs (their seeds
+    stay reproducible): none of the idioms' features, and another program."""
+    for seed in range(40):
+        plain = generate(seed, idioms=False)
+        assert not set(plain.features) & set(IDIOM_FEATURES), plain.features
+        assert plain.source == generate(seed, idioms=False).source
+    assert any(generate(s, idioms=False).source != generate(s).source for s in range(5))
 
 
 @pytest.mark.kernel
@@ -43,7 +62,7 @@ def test_generator_covers_the_idioms() -> None:
 def test_a_fixed_slice_runs_inside_the_bounds() -> None:
     with tempfile.TemporaryDirectory(prefix="cgen-") as tmp:
         stats: Stats = run_seeds(SLICE, runs=6, kernel_runs=1, witness_s=0.0,
-                                 workdir=Path(tmp))
+                                 workdir=Path(tmp), idioms=False)
     assert stats.accepted >= len(SLICE) // 2, stats.rejected
     assert stats.executions >= 6 * stats.accepted // 2
     assert stats.comparisons >= 1
