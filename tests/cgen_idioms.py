@@ -436,7 +436,10 @@ class IdiomsMixin:
                 f"\tfor (__u32 i = 0; i < ({byte} & {self.rng.choice((7, 15, 31))}); i++)",
                 f"\t\tacc += i ^ {self.const(1, 9)};",
                 "\tsink += acc;" if self.kind == "raw_tp" else "", f"\treturn {ret};", "}"]))
-        return [f"bpf_tail_call(ctx, &jmp, ({self.value(scope)}) & 3);"]
+        v = self.value(scope)
+        # slot 1 always holds a program: most runs take the call
+        index = self.rng.choice(("1", f"({v}) & 3", f"(({v}) & 1) + 1"))
+        return [f"bpf_tail_call(ctx, &jmp, {index});"]
 
     # -- strings, memset / memcpy ------------------------------------------------------
     def s_str_loop(self, depth: int, scope: list[str], outer: str | None,
