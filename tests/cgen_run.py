@@ -136,6 +136,7 @@ class RunInput:
     hmap: tuple[tuple[int, int], ...] = ()  # hash map elements
     knobs: tuple[tuple[str, int], ...] = ()  # loader-set values (others: the default)
     strs: tuple[bytes, ...] = ()  # the strs map's values (cgen_idioms.py), if it has one
+    ringbuf_full: bool = False  # bpf_ringbuf_reserve fails (interpreter only)
 
 
 def make_inputs(rng: random.Random, prog: CProgram, n: int) -> list[RunInput]:
@@ -209,6 +210,8 @@ def idiom_inputs(rng: random.Random, prog: CProgram, inputs: list[RunInput]
             inp = replace(inp, packet=packet)
         if has_strs:
             inp = replace(inp, strs=str_values(rng, prog.strings))
+        if index % 5 == 4:  # the kernel's fresh ring buffer has room: not in its runs
+            inp = replace(inp, ringbuf_full=True)
         out.append(inp)
     return out
 
@@ -231,7 +234,7 @@ def world_of(inp: RunInput) -> World:
     # reads of memory the run holds (a strs value) succeed, as the kernel's; of other
     # addresses (small numbers: never mapped) fail
     return World(lookup_hits=(False,), reads_fail=True, reads_real=True,
-                 map_contents=map_entries(inp), rodata=inp.knobs,
+                 ringbuf_full=inp.ringbuf_full, map_contents=map_entries(inp), rodata=inp.knobs,
                  hash_elems=len(inp.hmap))
 
 
@@ -460,7 +463,7 @@ def check_program(seed: int, runs: int, kernel_runs: int, witness_s: float,
         stats.executed_insns += count
         highest = max(highest, count)
         judge(count, str(index))
-        if index < kernel_runs:
+        if index < kernel_runs and not inp.ringbuf_full:
             got = kernel_run(libbpf, path, prog, inp, rodata_bytes(obj, inp.knobs))
             if isinstance(got, str):
                 stats.notes.append(f"seed {seed} input {index}: {got}")
