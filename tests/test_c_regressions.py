@@ -76,3 +76,26 @@ def test_a_string_read_from_a_map_value_is_copied_and_compared(word: bytes) -> N
     longer = run_full(obj, program.name, Input(ctx=bytes(48), world=full))[0]
     assert (count < longer) == (len(word) < 31)
     assert result.insns_min <= count <= result.insns_max
+
+
+def _skb_ctx(length: int) -> bytes:
+    ctx = bytearray(192)
+    struct.pack_into("<I", ctx, 0, length)  # __sk_buff.len
+    return bytes(ctx)
+
+
+@needs_clang
+@pytest.mark.parametrize("n", [0, 1, 16, 29, 200])
+@pytest.mark.parametrize("fill", [0x00, 0x06, 0x01])
+def test_a_counter_added_to_a_step_register_is_an_induction_variable(n: int, fill: int) -> None:
+    """r2 = 1 or 2; r2 += i; i = r2 is i += step (commuted by clang)."""
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "commuted_step.bpf.c"))
+    (program,) = obj.programs
+    result = analyze_program(obj, program, None, AnalysisOptions())
+    assert result.bounded and result.insns_max is not None and result.insns_min is not None
+    packet = bytearray([fill]) * 64
+    packet[35] = n
+    count = run(obj, program.name, Input(ctx=_skb_ctx(len(packet)), packet=bytes(packet)))
+    assert result.insns_min <= count <= result.insns_max
+    if n >= 29 and fill == 0x00:  # 15 rounds (acc & 9 steps by 2); the bound: 29 of 1
+        assert result.insns_max <= 2.5 * count, (result.insns_max, count)
