@@ -907,6 +907,8 @@ def _real_str(it: Interpreter, src: int, size: int) -> bytes | None:
 
 def _h_probe_read_str(it: Interpreter, r: list[int]) -> int:
     size = r[2] & MASK32
+    if size == 0 and it.world.reads_real:
+        return 0  # strncpy_from_kernel_nofault(dst, src, 0) copies nothing, returns 0
     real = _real_str(it, r[3], size) if size and it.world.reads_real else None
     if real is not None:
         it.write_bytes(r[1], real)
@@ -935,6 +937,8 @@ def _h_probe_read_user_str(it: Interpreter, r: list[int]) -> int:
     if not it.world.reads_real:
         return _h_probe_read_str(it, r)
     size = r[2] & MASK32
+    if size == 0:
+        return 0  # strncpy_from_user_nofault(dst, src, 0)
     if it.world.reads_fail or size == 0:
         if size:
             it.write_bytes(r[1], bytes(size))

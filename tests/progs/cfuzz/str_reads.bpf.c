@@ -27,6 +27,7 @@ struct {
 } scratch SEC(".maps");
 
 const char pat[] = "abc";
+const volatile __u8 str_size = STR_LEN; /* the loader's: 0 copies nothing, returns 0 */
 __u64 sink;
 
 SEC("raw_tp/sys_enter")
@@ -42,8 +43,9 @@ int prog(struct bpf_raw_tracepoint_args *ctx)
 	long n = bpf_probe_read_kernel_str(sb->buf, STR_LEN, sv->s);
 	for (long i = 0; i < n && i < STR_LEN; i++)
 		acc += sb->buf[i];
+	long m = bpf_probe_read_kernel_str(sb->buf + 64, str_size & 63, sv->s);
 	if (bpf_strncmp(sv->s, STR_LEN, pat) == 0)
 		n += 100;
 	sink = acc;
-	return n;
+	return n + ((m & 0xff) << 8);
 }
