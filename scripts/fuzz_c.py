@@ -4,7 +4,7 @@ by the reference interpreter and, for a sample, by BPF_PROG_TEST_RUN
 (tests/cgen_gen.py, tests/cgen_run.py; docs/validation.md "C-level fuzzer").
 
     sudo python scripts/fuzz_c.py --seed S --programs N [--jobs J] [--runs R]
-        [--kernel-runs K] [--witness-seconds W] [--json FILE]
+        [--kernel-runs K] [--witness-seconds W] [--json FILE] [--classic]
 
 Prints programs generated, compiled, accepted; executions; kernel comparisons and
 mismatches; violations of insns.min / insns.max (seed, input, counts); unbounded
@@ -28,10 +28,11 @@ from cgen_run import Stats, run_seeds, usable  # noqa: E402
 CHUNK = 20  # seeds per task of a --jobs pool
 
 
-def _chunk(args: tuple[int, int, int, int, float]) -> Stats:
-    start, stop, runs, kernel_runs, witness_s = args
+def _chunk(args: tuple[int, int, int, int, float, bool]) -> Stats:
+    start, stop, runs, kernel_runs, witness_s, idioms = args
     with tempfile.TemporaryDirectory(prefix="cgen-") as tmp:
-        return run_seeds(range(start, stop), runs, kernel_runs, witness_s, Path(tmp))
+        return run_seeds(range(start, stop), runs, kernel_runs, witness_s, Path(tmp),
+                         idioms=idioms)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--witness-seconds", type=float, default=0.0,
                         help="also check the witness search's worst input (0: off)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
+    parser.add_argument("--classic", action="store_true",
+                        help="the first generator's programs (without tests/cgen_idioms.py)")
     args = parser.parse_args(argv)
     ok, why = usable()
     if not ok:
@@ -53,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     stats = Stats()
     end = args.seed + args.programs
-    tasks = [(s, min(s + CHUNK, end), args.runs, args.kernel_runs, args.witness_seconds)
-             for s in range(args.seed, end, CHUNK)]
+    tasks = [(s, min(s + CHUNK, end), args.runs, args.kernel_runs, args.witness_seconds,
+              not args.classic) for s in range(args.seed, end, CHUNK)]
     if args.jobs <= 1:
         parts = map(_chunk, tasks)
     else:

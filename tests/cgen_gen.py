@@ -22,6 +22,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from cgen_idioms import IdiomsMixin
+
 XDP = "xdp"
 TC = "tc"
 SOCKET = "socket"
@@ -131,12 +133,14 @@ class CProgram:
     knobs: tuple[str, ...]  # loader-set variables it declares (KNOBS names)
     constants: tuple[int, ...]  # compare and bound constants, for planting in inputs
     features: tuple[str, ...]  # which constructs it uses (for coverage figures)
+    strings: tuple[bytes, ...] = ()  # string constants, for planting in the strs map
 
 
 @dataclass
-class _Gen:
+class _Gen(IdiomsMixin):
     rng: random.Random
     kind: str
+    idioms: bool = True  # also the idioms of cgen_idioms.py
     funcs: list[str] = field(default_factory=list)
     knobs: set[str] = field(default_factory=set)
     consts: set[int] = field(default_factory=set)
@@ -144,6 +148,9 @@ class _Gen:
     counter: int = 0
     budget: int = 22  # statements left in the whole program
     in_sub: bool = False  # emitting a subprogram: no packet pointers, no ctx
+    decls: dict[str, str] = field(default_factory=dict)  # cgen_idioms.DECLS it needs
+    strings: set[bytes] = field(default_factory=set)
+    tail_done: bool = False
 
     def name(self, prefix: str) -> str:
         self.counter += 1
@@ -254,6 +261,8 @@ class _Gen:
             kinds += ["break", "continue"]
         if depth == 0 and not self.in_sub:
             kinds += ["may_goto"]
+        if self.idioms:
+            kinds += self.idiom_kinds(depth)
         kind = self.rng.choice(kinds)
         return getattr(self, f"s_{kind}")(depth, scope, outer, in_loop)
 
@@ -276,7 +285,9 @@ class _Gen:
         self.feats.add("switch")
         out = [f"switch (({self.value(scope)}) & 7) {{"]
         for case in sorted(self.rng.sample(range(8), self.rng.randint(2, 5))):
-            out += [f"case {case}:", *_ind(self.block(depth + 1, scope, outer, False))]
+            body = self.block(depth + 1, scope, outer, False)
+            # a declaration may not follow a label: the idioms' statements open with one
+            out += [f"case {case}:", *(["{", *_ind(body), "}"] if self.idioms else _ind(body))]
             if self.rng.random() < 0.8:
                 out.append("\tbreak;")
         out += ["default:", f"\tacc += {self.const(1, 9)};", "}"]
@@ -527,10 +538,14 @@ def _ind(lines: list[str], n: int = 1) -> list[str]:
     return ["\t" * n + line if line else line for line in lines]
 
 
-def generate(seed: int) -> CProgram:
+def generate(seed: int, idioms: bool = True) -> CProgram:
+    """The program of a seed; idioms=False: without cgen_idioms.py's statements (the
+    programs of the first runs, seed for seed)."""
     rng = random.Random(seed)
     kind = rng.choice(PROG_TYPES)
-    g = _Gen(rng, kind)
+    g = _Gen(rng, kind, idioms)
+    if idioms:  # fewer statements: the idioms are heavier for the verifier
+        g.budget = 16
     body = g.block(0, [])
     knob_defaults = {name: rng.randint(0, 40) for name in sorted(g.knobs)}
     knob_decls = [f"const volatile {KNOBS[k][0]} {k} = {v};" for k, v in knob_defaults.items()]
@@ -549,7 +564,7 @@ def generate(seed: int) -> CProgram:
         PKT_READERS["load_bytes"] if kind == SOCKET else ""
     source = "\n".join([
         f"// cgen seed {seed}: {kind}", PRELUDE % {"arr": ARR_ENTRIES, "hash": HASH_ENTRIES},
-        *knob_decls, reader, *(f + "\n" for f in g.funcs),
+        *g.decls.values(), *knob_decls, reader, *(f + "\n" for f in g.funcs),
         *head, *_ind(body), "\tsink += c.acc + c.n;", f"\t{final}", "}", ""])
     return CProgram(seed, kind, source, tuple(sorted(g.knobs)), tuple(sorted(g.consts)),
-                    tuple(sorted(g.feats)))
+                    tuple(sorted(g.feats)), tuple(sorted(g.strings)))

@@ -23,11 +23,12 @@ import statistics
 import struct
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bpfc import PROGS, find_clang, host_include_flags
 from cgen_gen import ARR_ENTRIES, KNOBS, PROG_NAME, RAW_TP, SOCKET, TC, XDP, CProgram, generate
+from cgen_idioms import shaped_packet, str_values
 
 from bpflint import api
 from bpflint.interp.refinterp import Input, InterpError, Interpreter, StepCapExceeded, World
@@ -105,7 +106,7 @@ class Libbpf:
                 lib.bpf_object__close(obj)
                 return why
             maps = {name: lib.bpf_map__fd(lib.bpf_object__find_map_by_name(obj, name.encode()))
-                    for name in ("arr", "hmap")}
+                    for name in ("arr", "hmap", "strs")}
             return LoadedC(self, obj, lib.bpf_program__fd(prog), maps)
         except BaseException:
             lib.bpf_object__close(obj)
@@ -134,6 +135,8 @@ class RunInput:
     arr: tuple[int, ...] = (0,) * ARR_ENTRIES  # array map values
     hmap: tuple[tuple[int, int], ...] = ()  # hash map elements
     knobs: tuple[tuple[str, int], ...] = ()  # loader-set values (others: the default)
+    strs: tuple[bytes, ...] = ()  # the strs map's values (cgen_idioms.py), if it has one
+    ringbuf_full: bool = False  # bpf_ringbuf_reserve fails (interpreter only)
 
 
 def make_inputs(rng: random.Random, prog: CProgram, n: int) -> list[RunInput]:
@@ -194,11 +197,31 @@ def make_inputs(rng: random.Random, prog: CProgram, n: int) -> list[RunInput]:
     return out
 
 
+def idiom_inputs(rng: random.Random, prog: CProgram, inputs: list[RunInput]
+                 ) -> list[RunInput]:
+    """cgen_idioms.py's shapes: every third packet one a packet walk of the program
+    goes far on (IPv6 extension headers, TCP options, VLAN tags), and the strs map's
+    strings. A separate random stream: the other inputs stay as they were."""
+    has_strs = "struct str_val" in prog.source
+    out = []
+    for index, inp in enumerate(inputs):
+        packet = shaped_packet(rng, prog.features) if index % 3 == 1 else None
+        if packet is not None:
+            inp = replace(inp, packet=packet)
+        if has_strs:
+            inp = replace(inp, strs=str_values(rng, prog.strings))
+        if index % 5 == 4:  # the kernel's fresh ring buffer has room: not in its runs
+            inp = replace(inp, ringbuf_full=True)
+        out.append(inp)
+    return out
+
+
 def map_entries(inp: RunInput) -> tuple[tuple[str, bytes, bytes], ...]:
     arr = tuple(("arr", struct.pack("<I", k), struct.pack("<Q", v))
                 for k, v in enumerate(inp.arr))
-    return arr + tuple(("hmap", struct.pack("<I", k), struct.pack("<Q", v))
-                       for k, v in inp.hmap)
+    strs = tuple(("strs", struct.pack("<I", k), v) for k, v in enumerate(inp.strs))
+    return arr + strs + tuple(("hmap", struct.pack("<I", k), struct.pack("<Q", v))
+                              for k, v in inp.hmap)
 
 
 def _kernel_packet(prog_type: str, packet: bytes) -> bytes:
@@ -208,8 +231,11 @@ def _kernel_packet(prog_type: str, packet: bytes) -> bytes:
 
 
 def world_of(inp: RunInput) -> World:
-    return World(lookup_hits=(False,), reads_fail=True, map_contents=map_entries(inp),
-                 rodata=inp.knobs, hash_elems=len(inp.hmap))
+    # reads of memory the run holds (a strs value) succeed, as the kernel's; of other
+    # addresses (small numbers: never mapped) fail
+    return World(lookup_hits=(False,), reads_fail=True, reads_real=True,
+                 ringbuf_full=inp.ringbuf_full, map_contents=map_entries(inp), rodata=inp.knobs,
+                 hash_elems=len(inp.hmap))
 
 
 def interp_input(prog_type: str, inp: RunInput) -> Input:
@@ -383,8 +409,8 @@ def rodata_bytes(obj: object, knobs: tuple[tuple[str, int], ...]) -> dict[int, b
 
 
 def check_program(seed: int, runs: int, kernel_runs: int, witness_s: float,
-                  workdir: Path, stats: Stats, libbpf: Libbpf) -> None:
-    prog = generate(seed)
+                  workdir: Path, stats: Stats, libbpf: Libbpf, idioms: bool = True) -> None:
+    prog = generate(seed, idioms)
     stats.generated += 1
     path = compile_c(prog, workdir)
     if isinstance(path, str):
@@ -418,7 +444,10 @@ def check_program(seed: int, runs: int, kernel_runs: int, witness_s: float,
         if hi is not None and count > hi:
             stats.violations.append(Violation(seed, "max", count, hi, what))
 
-    for index, inp in enumerate(make_inputs(rng, prog, runs)):
+    inputs = make_inputs(rng, prog, runs)
+    if idioms:
+        inputs = idiom_inputs(random.Random(seed ^ 0x1D10), prog, inputs)
+    for index, inp in enumerate(inputs):
         try:
             count, r0 = interpret(obj, interp_input(prog.prog_type, inp))
         except StepCapExceeded:
@@ -434,7 +463,7 @@ def check_program(seed: int, runs: int, kernel_runs: int, witness_s: float,
         stats.executed_insns += count
         highest = max(highest, count)
         judge(count, str(index))
-        if index < kernel_runs:
+        if index < kernel_runs and not inp.ringbuf_full:
             got = kernel_run(libbpf, path, prog, inp, rodata_bytes(obj, inp.knobs))
             if isinstance(got, str):
                 stats.notes.append(f"seed {seed} input {index}: {got}")
@@ -466,11 +495,12 @@ def check_program(seed: int, runs: int, kernel_runs: int, witness_s: float,
 
 
 def run_seeds(seeds: range, runs: int, kernel_runs: int, witness_s: float, workdir: Path,
-              progress: Callable[[int, Stats], None] | None = None) -> Stats:
+              progress: Callable[[int, Stats], None] | None = None,
+              idioms: bool = True) -> Stats:
     stats = Stats()
     libbpf = Libbpf()
     for n, seed in enumerate(seeds):
-        check_program(seed, runs, kernel_runs, witness_s, workdir, stats, libbpf)
+        check_program(seed, runs, kernel_runs, witness_s, workdir, stats, libbpf, idioms)
         if progress is not None:
             progress(n + 1, stats)
     return stats

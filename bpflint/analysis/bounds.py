@@ -182,8 +182,14 @@ def _step(d: dict[Loc, Sym], m: Machine, insn: Insn, modified: set[Loc]) -> None
         elif aop in (AluOp.ADD, AluOp.SUB) and insn.src != insn.dst \
                 and m.regs[insn.src].kind == Kind.SCALAR:
             cur = _get(d, dst)
+            src_sym = _get(d, ("r", insn.src))
             if cur != _UNKNOWN and cur[0] == _SHIFTED and not w32:
                 d[dst] = _add_shifted(cur, m.regs[insn.src].s, aop == AluOp.SUB)
+            elif cur == _UNKNOWN and aop == AluOp.ADD and _tracked(src_sym) \
+                    and m.regs[insn.dst].kind == Kind.SCALAR:
+                # step = 1 + (x & 1); step += i: the counter added to a register of
+                # known range (clang commutes i += step so)
+                d[dst] = _add_range(src_sym, m.regs[insn.dst].s, False, w32)
             else:
                 d[dst] = _add_range(cur, m.regs[insn.src].s, aop == AluOp.SUB, w32)
         else:

@@ -130,6 +130,9 @@ class World:
     value_fill: int = 0  # byte every fresh map value / read buffer starts with
     update_results: tuple[int, ...] = (0,)  # map update/delete return values (0 or -errno)
     reads_fail: bool = False  # probe_read*, get_current_comm fail with -EFAULT
+    # probe_read_kernel{,_str} of memory the run can see (a map value, the stack) copy
+    # it, as the kernel does; other sources follow reads_fail and value_fill
+    reads_real: bool = False
     ringbuf_full: bool = False  # ringbuf_reserve -> NULL, *_output -> -EAGAIN
     scalars: tuple[int, ...] = (0,)  # ktime / prandom / pid_tgid / uid_gid / cpu results
     callback_rounds: tuple[int, ...] = (0,)  # user_ringbuf_drain samples, find_vma hit (>0)
@@ -861,7 +864,27 @@ def _h_zero(it: Interpreter, r: list[int]) -> int:
     return 0
 
 
+def _readable(it: Interpreter, addr: int, size: int) -> bytes | None:
+    """The bytes at addr if the run's memory holds them all (reads_real only)."""
+    if not it.world.reads_real:
+        return None
+    try:
+        return it.read_bytes(addr, size)
+    except InterpError:
+        return None
+
+
 def _h_probe_read(it: Interpreter, r: list[int]) -> int:
+    size = r[2] & MASK32
+    real = _readable(it, r[3], size) if size else None
+    if real is not None:
+        it.write_bytes(r[1], real)
+        return 0
+    return _h_probe_read_user(it, r)
+
+
+def _h_probe_read_user(it: Interpreter, r: list[int]) -> int:
+    """User memory is not the run's memory: reads_real never applies."""
     size = r[2] & MASK32
     if it.world.reads_fail:
         it.write_bytes(r[1], bytes(size))
@@ -870,8 +893,54 @@ def _h_probe_read(it: Interpreter, r: list[int]) -> int:
     return 0
 
 
+def _real_str(it: Interpreter, src: int, size: int) -> bytes | None:
+    """strncpy_from_kernel_nofault's copy: up to size - 1 bytes, then NUL (None if
+    the source runs out of the run's memory before a NUL or the limit)."""
+    out = bytearray()
+    while len(out) < size - 1:
+        byte = _readable(it, src + len(out), 1)
+        if byte is None:
+            return None
+        if byte == b"\0":
+            break
+        out += byte
+    return bytes(out) + b"\0"
+
+
 def _h_probe_read_str(it: Interpreter, r: list[int]) -> int:
     size = r[2] & MASK32
+    if size == 0 and it.world.reads_real:
+        return 0  # strncpy_from_kernel_nofault(dst, src, 0) copies nothing, returns 0
+    real = _real_str(it, r[3], size) if size and it.world.reads_real else None
+    if real is not None:
+        it.write_bytes(r[1], real)
+        return len(real)  # the length with its NUL, as the kernel's
+    if it.world.reads_fail or size == 0:
+        if size:
+            it.write_bytes(r[1], bytes(size))
+        return -EFAULT
+    it.write_bytes(r[1], b"bpflint\0"[:size].ljust(size, b"\0"))
+    return min(size, 8)
+
+
+def _h_strncmp(it: Interpreter, r: list[int]) -> int:
+    """The kernel's strncmp(s1, s2, s1_sz): -1, 0 or 1, stopping at s2's NUL."""
+    for i in range(r[2] & MASK32):
+        c1, c2 = it.load(r[1] + i, 1), it.load(r[3] + i, 1)
+        if c1 != c2:
+            return -1 if c1 < c2 else 1
+        if not c1:
+            break
+    return 0
+
+
+def _h_probe_read_user_str(it: Interpreter, r: list[int]) -> int:
+    """User memory is not the run's memory: reads_real never applies."""
+    if not it.world.reads_real:
+        return _h_probe_read_str(it, r)
+    size = r[2] & MASK32
+    if size == 0:
+        return 0  # strncpy_from_user_nofault(dst, src, 0)
     if it.world.reads_fail or size == 0:
         if size:
             it.write_bytes(r[1], bytes(size))
@@ -983,10 +1052,11 @@ HELPERS: dict[str, Helper] = {
     "map_delete_elem": _h_delete,
     "probe_read": _h_probe_read,
     "probe_read_kernel": _h_probe_read,
-    "probe_read_user": _h_probe_read,
+    "probe_read_user": _h_probe_read_user,
     "probe_read_str": _h_probe_read_str,
     "probe_read_kernel_str": _h_probe_read_str,
-    "probe_read_user_str": _h_probe_read_str,
+    "probe_read_user_str": _h_probe_read_user_str,
+    "strncmp": _h_strncmp,
     "ktime_get_ns": _h_scalar,
     "ktime_get_boot_ns": _h_scalar,
     "ktime_get_coarse_ns": _h_scalar,
