@@ -54,3 +54,21 @@ def test_a_signed_counter_counting_down_from_a_loader_set_byte_is_bounded(
     assert result.insns_min <= count <= result.insns_max
     if rounds == 255 and dport == 812:  # the worst input: the bound is close to it
         assert result.insns_max <= 1.1 * count, (result.insns_max, count)
+
+
+@needs_clang
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
+@pytest.mark.parametrize("fill", [0x00, 0x06, 0xFF])
+def test_a_callback_chosen_before_a_join_is_priced_at_the_dearest_candidate(
+        mode: int, fill: int) -> None:
+    """clang merges bpf_for_each_map_elem(&arr, dear, ...) and (&arr, cheap, ...) into
+    one call after the join: r2 holds one of two function addresses."""
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "callback_after_join.bpf.c"))
+    (program,) = obj.programs
+    result = analyze_program(obj, program, None, AnalysisOptions())
+    assert result.bounded and result.insns_max is not None and result.insns_min is not None
+    count = run(obj, program.name, Input(ctx=XDP_CTX, packet=bytes(64), world=World(
+        rodata=(("mode", mode),), value_fill=fill)))
+    assert result.insns_min <= count <= result.insns_max
+    if mode & 1:  # the dear callback over all 8 elements (no value is 7): the worst case
+        assert result.insns_max <= 1.1 * count, (result.insns_max, count)

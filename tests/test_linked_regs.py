@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpflint.analysis import scalar as sc
+from bpflint.analysis.jumps import refine_branch
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
     UNINIT,
@@ -34,7 +35,7 @@ from bpflint.analysis.state import (
     linked,
     scalar,
 )
-from bpflint.analysis.transfer import Env, Machine, alu, load, refine_branch, store
+from bpflint.analysis.transfer import Env, Machine, alu, load, store
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.calls import CALLBACK_ARG, ITER_NEXT
 from bpflint.analysis.fixpoint import Flow, step
+from bpflint.analysis.jumps import refine_branch
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val
-from bpflint.analysis.transfer import Env, Machine, refine_branch
+from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import Cfg
 from bpflint.cfg.loops import Loop, LoopForest
 from bpflint.isa.insn import Insn

@@ -22,11 +22,12 @@ from bpflint.analysis.state import (
     Kind,
     State,
     Val,
+    func_keys,
 )
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import LoopForest, find_loops
-from bpflint.cost.callbacks import callback_runs, overlapped_iterations
+from bpflint.cost.callbacks import callback_runs, dearest_callback, overlapped_iterations
 from bpflint.cost.callsites import caller_insn
 from bpflint.cost.frame import (
     LOOSE_SIZE_BYTES,
@@ -422,9 +423,7 @@ class BlockPricing:
                             f"{iters[0]} to {iters[1]} callback runs")
             return add(base, cb_total)
         if hid == calls.TIMER_SET_CALLBACK:
-            cb = regs[2]
-            if cb.kind == Kind.FUNC and isinstance(cb.ref, tuple):
-                self.async_callbacks.add(cb.ref)
+            self.async_callbacks.update(func_keys(regs[2]))
         if self.table is not None:
             lo, hi = self.table.helper_ns(hid, map_type, size, key_size)
             base = (1, 1, lo, hi)
@@ -494,22 +493,22 @@ class BlockPricing:
 
     def _callback(self, insn: Insn, regs: tuple[Val, ...], hid: int, prog_type: str
                   ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None]:
-        cb = regs[calls.CALLBACK_ARG[hid]]
-        if cb.kind != Kind.FUNC or not isinstance(cb.ref, tuple):
+        keys = func_keys(regs[calls.CALLBACK_ARG[hid]])
+        if not keys:
             raise Unbounded(self.diag("BPF003", "unknown-callback",
                                       f"{calls.helper_name(hid)} with a callback bpflint "
                                       "cannot identify", insn))
-        cb_key: FuncKey = cb.ref
         lo, hi, args = callback_runs(hid, regs, self._map_def(regs[1]))
-        result = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
-        cb_cost = callee_total(result, self, prog_type)
-        ret = result.ret_val
-        # The helper stops early when the callback returns 1; if it cannot, every
-        # iteration runs.
-        always_continues = ret.kind == Kind.SCALAR and ret.s.umax == 0
+
+        def price(key: FuncKey) -> tuple[Cost, Lines, CalleeOverlap | None, Val]:
+            result = self.function(key, callee_entry(args, foreign=False), prog_type)
+            return (callee_total(result, self, prog_type), result.lines_ret,
+                    result.as_callee, result.ret_val)
+
+        cb_cost, lines, overlap, always_continues = dearest_callback(keys, price)
         if not always_continues:
             lo = min(lo, 1)
-        return (lo, hi), cb_cost, result.lines_ret, result.as_callee
+        return (lo, hi), cb_cost, lines, overlap
 
 
 def callee_total(res: FuncResult, analysis: BlockPricing, prog_type: str) -> Cost:
