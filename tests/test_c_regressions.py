@@ -72,3 +72,22 @@ def test_a_callback_chosen_before_a_join_is_priced_at_the_dearest_candidate(
     assert result.insns_min <= count <= result.insns_max
     if mode & 1:  # the dear callback over all 8 elements (no value is 7): the worst case
         assert result.insns_max <= 1.1 * count, (result.insns_max, count)
+
+
+@needs_clang
+@pytest.mark.parametrize("low", [0, 1, 14, 15, 16, 0xFFFFFFFF])
+@pytest.mark.parametrize("high", [0, 1, 0xFFFFFFFF])
+@pytest.mark.parametrize("n", [3, 0x1B, 4])
+def test_a_zero_extended_copy_bounds_the_low_half_it_checked(low: int, high: int,
+                                                              n: int) -> None:
+    """n = min((__u32)x, 15) of a 64-bit x: clang checks a shifted copy of x."""
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "zext_copy_bound.bpf.c"))
+    (program,) = obj.programs
+    result = analyze_program(obj, program, None, AnalysisOptions())
+    assert result.bounded and result.insns_max is not None and result.insns_min is not None
+    x = (high << 32 | low) ^ n ^ 16  # what the program computes x from
+    packet = struct.pack("<QQ", x, n) + bytes(48)
+    count = run(obj, program.name, Input(ctx=XDP_CTX, packet=packet))
+    assert result.insns_min <= count <= result.insns_max
+    if n & 7 == 3 and low >= 15:  # 15 rounds: the worst case
+        assert result.insns_max <= 1.1 * count, (result.insns_max, count)

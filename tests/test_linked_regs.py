@@ -196,7 +196,8 @@ def test_a_32_bit_copy_links_a_u32_only() -> None:
     wide = _machine(r2=UNKNOWN)
     alu(wide, _insn(MOV32, 4, 2))  # r4 is r2's low half: r2 may be 2^32 + 5
     out = _branch(wide, JGT_K, 4, 64, taken=False)
-    assert out is not None and out.regs[2].s == sc.UNKNOWN
+    assert out is not None and out.regs[2].s.umax > sc.U32
+    assert sc.low32(out.regs[2].s).umax == 127  # the low half, as far as a tnum says
 
 
 def test_a_spilled_copy_shares_the_link() -> None:
@@ -227,13 +228,20 @@ def test_a_zero_extended_copy_of_a_u32_stays_linked() -> None:
     _shift(m, RSH64_K, 2)
     out = _branch(m, JGT_K, 4, 128, taken=False)
     assert out is not None and out.regs[2].s.umax == 128
-    # of a 64-bit value the shifts keep the low half only: no link
+    # of a 64-bit value the shifts keep the low half only: the check bounds that
+    # (as far as a tnum holds it: 128 -> the low 8 bits), not r2
     m = _machine(r2=UNKNOWN)
     alu(m, _insn(MOV64, 4, 2, pc=0))
     _shift(m, LSH64_K, 1)
     _shift(m, RSH64_K, 2)
     out = _branch(m, JGT_K, 4, 128, taken=False)
-    assert out is not None and out.regs[2].s == sc.UNKNOWN
+    assert out is not None and out.regs[2].s.umax > sc.U32
+    assert sc.low32(out.regs[2].s).umax == 255
+    # and a bound on r2 bounds the zero-extended copy
+    out = _branch(m, JGT_K, 2, (1 << 32) + 9, taken=False)
+    assert out is not None and out.regs[4].s.umax == sc.U32
+    out = _branch(out, JLT_K, 2, 1 << 32, taken=False)  # 2^32 <= r2 <= 2^32 + 9
+    assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (0, 9)
     # anything between the shifts (here r4 += 1), or shifts that are not one right
     # after the other: no link
     m = _machine(r2=scalar(Scalar.urange(0, sc.U32)))
@@ -335,3 +343,31 @@ def _concrete_jump(op: int, a: int, imm: int) -> bool:
     return {0x10: a == b, 0x50: a != b, 0x20: a > b, 0x30: a >= b, 0xA0: a < b,
             0xB0: a <= b, 0x60: sa > sb, 0x70: sa >= sb, 0xC0: sa < sb, 0xD0: sa <= sb,
             0x40: a & b != 0}[op & 0xF0]
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(U64, st.integers(-(1 << 40), 1 << 40), OPS, st.integers(-(1 << 31), (1 << 31) - 1),
+       st.booleans(), st.booleans())
+def test_narrowing_through_a_zero_extended_link_keeps_every_concrete_value(
+        x: int, k: int, op: int, imm: int, shifts: bool, on_wide: bool) -> None:
+    """r4 = zext32(r2) (w4 = w2, or r4 = r2; r4 <<= 32; r4 >>= 32), r5 = r2 + k; a
+    branch on r4 or on r5: whatever it says of every holder holds of x."""
+    m = _machine(r2=UNKNOWN)
+    if shifts:
+        alu(m, _insn(MOV64, 4, 2, pc=0))
+        _shift(m, LSH64_K, 1)
+        _shift(m, RSH64_K, 2)
+    else:
+        alu(m, _insn(MOV32, 4, 2, pc=0))
+    alu(m, _insn(MOV64, 5, 2, pc=3))
+    if k:
+        m.regs[3] = const(abs(k))
+        alu(m, _insn(ADD64_X if k > 0 else SUB64_X, 5, 3, pc=4))
+    values = {2: x, 4: x & sc.U32, 5: (x + k) & sc.U64}
+    reg = 5 if on_wide else 4
+    insn = _insn(op, reg, off=1, imm=imm)
+    out = Machine(m.freeze())
+    assert refine_branch(out, insn, _concrete_jump(op, values[reg], imm)), \
+        "the concrete edge was found infeasible"
+    for r, v in values.items():
+        assert _contains(out.regs[r].s, v), (r, out.regs[r], v)

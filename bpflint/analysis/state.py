@@ -105,6 +105,13 @@ _CONST_VALS_KEPT: Final = 1 << 16
 # carry the same one, so any id may be reused: whoever makes a new link first
 # takes that id away from its old holders (Machine.new_link).
 
+# A link id with this bit set marks a zero-extended holder: its value is
+# zext32(base + delta), not base + delta (clang's r2 = r1; r2 <<= 32; r2 >>= 32 of a
+# 64-bit r1, or w2 = w1): a branch on it bounds the low half of the other holders.
+LINK_ZEXT32: Final = 1 << 48  # above every id (ids are instruction indexes + 1)
+LINK_ID_MASK: Final = LINK_ZEXT32 - 1
+
+
 def link_of(link_id: int, delta: int) -> int:
     return (link_id << 64) | (delta & sc.U64)
 

@@ -28,6 +28,8 @@ from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
     CONST_VALS,
+    LINK_ID_MASK,
+    LINK_ZEXT32,
     STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
@@ -169,13 +171,14 @@ class Machine:
         regs = self.regs
         for r in range(11):
             v = regs[r]
-            if v.link >> 64 == link_id:
+            if (v.link >> 64) & LINK_ID_MASK == link_id:
                 regs[r] = scalar(v.s)
         frozen = self._frozen
-        if frozen is None or any(val.link >> 64 == link_id for _, _, val in frozen):
+        if frozen is None or any((val.link >> 64) & LINK_ID_MASK == link_id
+                                 for _, _, val in frozen):
             stack = self.stack
             for off, (size, val) in list(stack.items()):
-                if val.link >> 64 == link_id:
+                if (val.link >> 64) & LINK_ID_MASK == link_id:
                     stack[off] = (size, scalar(val.s))
         v = linked(regs[reg].s, link_of(link_id, 0))
         regs[reg] = v
@@ -185,19 +188,19 @@ class Machine:
         """Register ``skip``, with ``link``, was just narrowed to ``known`` by a
         branch: every other holder of the link's id is narrowed by the same bound,
         shifted by the difference of their deltas. EmptyValue if one becomes empty."""
-        link_id = link >> 64
-        delta = link & sc.U64
+        link_id = (link >> 64) & LINK_ID_MASK
         regs = self.regs
         for r in range(11):
             v = regs[r]
-            if r != skip and v.link >> 64 == link_id:
-                regs[r] = _narrowed(v, known, delta)
+            if r != skip and (v.link >> 64) & LINK_ID_MASK == link_id:
+                regs[r] = _narrowed(v, known, link)
         frozen = self._frozen
-        if frozen is None or any(val.link >> 64 == link_id for _, _, val in frozen):
+        if frozen is None or any((val.link >> 64) & LINK_ID_MASK == link_id
+                                 for _, _, val in frozen):
             stack = self.stack
             for off, (size, val) in list(stack.items()):
-                if val.link >> 64 == link_id:
-                    stack[off] = (size, _narrowed(val, known, delta))
+                if (val.link >> 64) & LINK_ID_MASK == link_id:
+                    stack[off] = (size, _narrowed(val, known, link))
 
     def havoc_stack_from(self, off: Scalar, nbytes: int | None) -> None:
         """A callee or helper may write ``nbytes`` (None: unknown) from this offset up.
@@ -228,12 +231,19 @@ class Machine:
                 del stack[k]
 
 
-def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
-    """``v`` met with what a linked value ``known`` (delta ``known_delta``) says of
-    it: v = known + (v's delta - known's delta), mod 2^64."""
-    shift = ((v.link & sc.U64) - known_delta) & sc.U64
+def _narrowed(v: Val, known: Scalar, known_link: int) -> Val:
+    """``v`` met with what a linked value ``known`` (link ``known_link``) says of
+    it: v = known + (v's delta - known's delta), mod 2^64; a zero-extended holder
+    (LINK_ZEXT32) is the low half of that, and a zero-extended ``known`` bounds the
+    low half of a plain holder only."""
+    shift = ((v.link & sc.U64) - (known_link & sc.U64)) & sc.U64
     bound = known if shift == 0 else sc.add(known, sc.const_scalar(shift))
-    met = sc.meet(v.s, bound)
+    if (v.link >> 64) & LINK_ZEXT32:
+        met = sc.meet(v.s, sc.low32(bound))
+    elif (known_link >> 64) & LINK_ZEXT32:
+        met = sc.with_low32_in(v.s, sc.low32(bound))
+    else:
+        met = sc.meet(v.s, bound)
     return v if met == v.s else linked(met, v.link)
 
 
@@ -280,9 +290,15 @@ def alu(m: Machine, insn: Insn) -> None:
                 regs[insn.dst] = scalar(sc.trunc32(regs[insn.dst].s))
         elif width == 64:
             regs[insn.dst] = src
+        elif src.kind != _SCALAR:
+            regs[insn.dst] = unknown_bits(4)
+        elif insn.opcode & 0x08 and insn.dst != insn.src and not src.link >> 64 & LINK_ZEXT32:
+            # w1 = w2 of a wider r2: r1 is zext32(r2), linked as such
+            if not src.link:
+                src = m.new_link(insn.src, insn.pc + 1)
+            regs[insn.dst] = linked(sc.low32(src.s), src.link | LINK_ZEXT32 << 64)
         else:
-            regs[insn.dst] = scalar(sc.low32(src.s)) if src.kind == _SCALAR else \
-                unknown_bits(4)
+            regs[insn.dst] = scalar(sc.low32(src.s))
         return
     if op == OP_END:
         if dst.kind != _SCALAR:
@@ -305,15 +321,18 @@ def alu(m: Machine, insn: Insn) -> None:
             return
         result = alu_scalar(op, dst.s, src.s, width, insn)
         if dst.link and width == 64 and (op == OP_ADD or op == OP_SUB) \
-                and src.s.umin == src.s.umax:
+                and src.s.umin == src.s.umax and not dst.link >> 64 & LINK_ZEXT32:
             # r1 = r2; r1 += k: still linked, k further from the base (the
             # verifier's BPF_ADD_CONST, which keeps 0 < k < 2^31 only)
             k = src.s.umin if op == OP_ADD else -src.s.umin
             regs[insn.dst] = linked(result, link_of(dst.link >> 64, dst.link + k))
         elif width == 64 and insn.imm == 32 and not insn.opcode & 0x08 and dst.link \
-                and op == OP_LSH and dst.s.umax <= sc.U32:
+                and op == OP_LSH:
             regs[insn.dst] = scalar(result)
-            m.shifted = (insn.dst, insn.pc + 1, dst)
+            # shifted back, a u32 is itself; a wider value its zero-extended low half
+            back = dst if dst.s.umax <= sc.U32 else \
+                linked(sc.low32(dst.s), dst.link | LINK_ZEXT32 << 64)
+            m.shifted = (insn.dst, insn.pc + 1, back)
         elif op == OP_RSH and m.shifted is not None and m.shifted[0] == insn.dst \
                 and m.shifted[1] == insn.pc and width == 64 and insn.imm == 32 \
                 and not insn.opcode & 0x08:
