@@ -345,18 +345,44 @@ def _concrete_jump(op: int, a: int, imm: int) -> bool:
             0x40: a & b != 0}[op & 0xF0]
 
 
+def test_a_copy_shifted_back_is_the_value_before_the_left_shift() -> None:
+    """r6 <<= 32; r5 = r6; r5 >>= 32 (clang's test of a counter's old value)."""
+    m = _machine(r6=scalar(Scalar.urange(1, 255)))
+    alu(m, _insn(MOV64, 4, 6, pc=0))
+    alu(m, _insn(ADD64_K, 4, imm=-1, pc=1))  # r4 = r6 - 1, linked
+    alu(m, _insn(LSH64_K, 6, imm=32, pc=2))
+    alu(m, _insn(MOV64, 5, 6, pc=3))
+    alu(m, _insn(RSH64_K, 5, imm=32, pc=4))
+    out = _branch(m, JEQ_K, 5, 1, taken=False)  # r5 != 1: r4 = r5 - 1 is not 0
+    assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (1, 254)
+    # a copy not right after the shift is no such value
+    m = _machine(r6=scalar(Scalar.urange(1, 255)))
+    alu(m, _insn(MOV64, 4, 6, pc=0))
+    alu(m, _insn(LSH64_K, 6, imm=32, pc=2))
+    alu(m, _insn(MOV64, 5, 6, pc=4))
+    alu(m, _insn(RSH64_K, 5, imm=32, pc=5))
+    out = _branch(m, JEQ_K, 5, 1, taken=False)
+    assert out is not None and out.regs[4].s.umin == 1 and out.regs[5].link == 0
+
+
 @settings(max_examples=400, deadline=None, database=None)
 @given(U64, st.integers(-(1 << 40), 1 << 40), OPS, st.integers(-(1 << 31), (1 << 31) - 1),
-       st.booleans(), st.booleans())
+       st.sampled_from(["w", "shifts", "copy"]), st.booleans())
 def test_narrowing_through_a_zero_extended_link_keeps_every_concrete_value(
-        x: int, k: int, op: int, imm: int, shifts: bool, on_wide: bool) -> None:
-    """r4 = zext32(r2) (w4 = w2, or r4 = r2; r4 <<= 32; r4 >>= 32), r5 = r2 + k; a
-    branch on r4 or on r5: whatever it says of every holder holds of x."""
+        x: int, k: int, op: int, imm: int, how: str, on_wide: bool) -> None:
+    """r4 = zext32(r2) (w4 = w2; r4 = r2; r4 <<= 32; r4 >>= 32; or r6 = r2; r6 <<= 32;
+    r4 = r6; r4 >>= 32), r5 = r2 + k; a branch on r4 or on r5: whatever it says of
+    every holder holds of x."""
     m = _machine(r2=UNKNOWN)
-    if shifts:
+    if how == "shifts":
         alu(m, _insn(MOV64, 4, 2, pc=0))
         _shift(m, LSH64_K, 1)
         _shift(m, RSH64_K, 2)
+    elif how == "copy":
+        alu(m, _insn(MOV64, 6, 2, pc=0))
+        alu(m, _insn(LSH64_K, 6, imm=32, pc=1))
+        alu(m, _insn(MOV64, 4, 6, pc=2))
+        alu(m, _insn(RSH64_K, 4, imm=32, pc=3))
     else:
         alu(m, _insn(MOV32, 4, 2, pc=0))
     alu(m, _insn(MOV64, 5, 2, pc=3))

@@ -283,6 +283,14 @@ def alu(m: Machine, insn: Insn) -> None:
                 if not src.link and src.s.umin != src.s.umax:
                     src = m.new_link(insn.src, insn.pc + 1)
                 regs[insn.dst] = src
+                shifted = m.shifted
+                if shifted is not None and shifted[0] == insn.src and shifted[1] == insn.pc \
+                        and width == 64:
+                    # r1 <<= 32; r2 = r1; r2 >>= 32: the copy is shifted back instead
+                    back = shifted[2]
+                    if (back.link >> 64) & LINK_ID_MASK == insn.pc + 1:
+                        back = scalar(back.s)  # (its id was just taken)
+                    m.shifted = (insn.dst, insn.pc + 1, back)
         elif insn.off:  # movsx
             regs[insn.dst] = scalar(sc.sext(src.s, insn.off)) if src.kind == _SCALAR \
                 else UNKNOWN
