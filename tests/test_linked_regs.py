@@ -23,6 +23,7 @@ from bpflint.analysis import scalar as sc
 from bpflint.analysis.jumps import refine_branch
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
+    LINK_ZEXT32,
     UNINIT,
     UNKNOWN,
     Kind,
@@ -251,11 +252,14 @@ def test_a_zero_extended_copy_of_a_u32_stays_linked() -> None:
     _shift(m, RSH64_K, 3)
     out = _branch(m, JGT_K, 4, 128, taken=False)
     assert out is not None and out.regs[2].s.umax == sc.U32
+    # shifts apart (nothing written between) are still a zero extension: held as one
     m = _machine(r2=scalar(Scalar.urange(0, sc.U32)))
     alu(m, _insn(MOV64, 4, 2, pc=0))
     _shift(m, LSH64_K, 1)
     _shift(m, RSH64_K, 7)
-    assert m.regs[4].link == 0
+    assert m.regs[4].link >> 64 & LINK_ZEXT32
+    out = _branch(m, JGT_K, 4, 128, taken=False)
+    assert out is not None and out.regs[2].s.umax == 128
 
 
 def test_a_relinked_id_leaves_its_old_holders() -> None:
@@ -355,19 +359,27 @@ def test_a_copy_shifted_back_is_the_value_before_the_left_shift() -> None:
     alu(m, _insn(RSH64_K, 5, imm=32, pc=4))
     out = _branch(m, JEQ_K, 5, 1, taken=False)  # r5 != 1: r4 = r5 - 1 is not 0
     assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (1, 254)
-    # a copy not right after the shift is no such value
+    # a copy further on is the shifted value's: still linked (as a zero extension)
     m = _machine(r6=scalar(Scalar.urange(1, 255)))
     alu(m, _insn(MOV64, 4, 6, pc=0))
     alu(m, _insn(LSH64_K, 6, imm=32, pc=2))
     alu(m, _insn(MOV64, 5, 6, pc=4))
     alu(m, _insn(RSH64_K, 5, imm=32, pc=5))
     out = _branch(m, JEQ_K, 5, 1, taken=False)
-    assert out is not None and out.regs[4].s.umin == 1 and out.regs[5].link == 0
+    assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (2, 255)
+    # a sign extension (s>>= 32) of the shifted value: its check bounds the original
+    m = _machine(r6=scalar(Scalar.urange(1, 255)))
+    alu(m, _insn(MOV64, 4, 6, pc=0))
+    alu(m, _insn(ADD64_K, 4, imm=-1, pc=1))
+    alu(m, _insn(LSH64_K, 6, imm=32, pc=2))
+    alu(m, _insn(0xC7, 6, imm=32, pc=3))  # r6 s>>= 32
+    out = _branch(m, JSGT_K, 6, 1, taken=True)  # r6 s> 1: r4 = r6 - 1 >= 1
+    assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (1, 254)
 
 
 @settings(max_examples=400, deadline=None, database=None)
 @given(U64, st.integers(-(1 << 40), 1 << 40), OPS, st.integers(-(1 << 31), (1 << 31) - 1),
-       st.sampled_from(["w", "shifts", "copy"]), st.booleans())
+       st.sampled_from(["w", "shifts", "copy", "sext", "shl"]), st.booleans())
 def test_narrowing_through_a_zero_extended_link_keeps_every_concrete_value(
         x: int, k: int, op: int, imm: int, how: str, on_wide: bool) -> None:
     """r4 = zext32(r2) (w4 = w2; r4 = r2; r4 <<= 32; r4 >>= 32; or r6 = r2; r6 <<= 32;
@@ -378,6 +390,13 @@ def test_narrowing_through_a_zero_extended_link_keeps_every_concrete_value(
         alu(m, _insn(MOV64, 4, 2, pc=0))
         _shift(m, LSH64_K, 1)
         _shift(m, RSH64_K, 2)
+    elif how == "shl":  # r4 = r2 << 32: a check on it says nothing of r2
+        alu(m, _insn(MOV64, 4, 2, pc=0))
+        _shift(m, LSH64_K, 1)
+    elif how == "sext":  # r4 = sext32(r2): its low half is r2's too
+        alu(m, _insn(MOV64, 4, 2, pc=0))
+        _shift(m, LSH64_K, 1)
+        alu(m, _insn(0xC7, 4, imm=32, pc=2))
     elif how == "copy":
         alu(m, _insn(MOV64, 6, 2, pc=0))
         alu(m, _insn(LSH64_K, 6, imm=32, pc=1))
@@ -389,7 +408,9 @@ def test_narrowing_through_a_zero_extended_link_keeps_every_concrete_value(
     if k:
         m.regs[3] = const(abs(k))
         alu(m, _insn(ADD64_X if k > 0 else SUB64_X, 5, 3, pc=4))
-    values = {2: x, 4: x & sc.U32, 5: (x + k) & sc.U64}
+    low = x & sc.U32
+    values = {2: x, 4: (low - (1 << 32) if low >> 31 else low) & sc.U64 if how == "sext"
+              else (x << 32) & sc.U64 if how == "shl" else low, 5: (x + k) & sc.U64}
     reg = 5 if on_wide else 4
     insn = _insn(op, reg, off=1, imm=imm)
     out = Machine(m.freeze())

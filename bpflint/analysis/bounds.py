@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.calls import CALLBACK_ARG, ITER_NEXT
+from bpflint.analysis.equality_exits import equality_trips
 from bpflint.analysis.fixpoint import Flow, step
 from bpflint.analysis.jumps import refine_branch
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val
@@ -395,6 +396,14 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             latch_n = _trips(latch_rng, c, w32, c_far)
             if latch_n is not None and (n is None or latch_n + 1 < n):
                 n, rng = latch_n + 1, latch_rng
+        how = ""
+        if c == c_far and loc[0] in ("r", "s"):
+            eq_n = equality_trips(cfg, forest, loop, edges, loc, c, latch_ds,
+                                  lambda b: _at_branch(cfg, b, block_in, d_in, env),
+                                  lambda st, where: _header_range(st, where, 0))
+            if eq_n is not None and (n is None or eq_n < n):
+                n, how = eq_n, f"{_loc_name(loc)} {'+' if c > 0 else '-'}= 1 until an " \
+                    f"equality exit, at most {eq_n} back edges"
         if n is None:
             continue
         if loc[0] == "r" or loc[0] == "s":
@@ -402,7 +411,7 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
                 continue
         if best is None or n < best[0]:
             step_text = str(abs(c)) if c == c_far else f"{abs(c)}..{abs(c_far)}"
-            best = (n, f"{_loc_name(loc)} {'+' if c > 0 else '-'}= {step_text} over "
+            best = (n, how or f"{_loc_name(loc)} {'+' if c > 0 else '-'}= {step_text} over "
                        f"[{rng.umin}, {rng.umax}]" if loc[0] != "mg" else "may_goto budget",
                     c != c_far)
     if best is None:
@@ -480,6 +489,20 @@ def _walk_block(cfg: Cfg, b: int, state: State, d: dict[Loc, Sym], mods: set[Loc
         if (b, succ) in edges:
             outs[succ] = d
     return outs
+
+
+def _at_branch(cfg: Cfg, b: int, block_in: dict[int, State],
+               d_in: dict[int, dict[Loc, Sym]], env: Env
+               ) -> tuple[dict[Loc, Sym], Machine] | None:
+    """Deltas and machine just before block ``b``'s last instruction."""
+    st = block_in.get(b)
+    if st is None or b not in d_in:
+        return None
+    d, m = dict(d_in[b]), Machine(st)
+    for insn in cfg.blocks[b].insns[:-1]:
+        _step(d, m, insn, set())
+        step(m, insn, env, unknown_result)
+    return d, m
 
 
 def unknown_result(insn: Insn, m: Machine) -> Val:

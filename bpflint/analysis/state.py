@@ -105,11 +105,21 @@ _CONST_VALS_KEPT: Final = 1 << 16
 # carry the same one, so any id may be reused: whoever makes a new link first
 # takes that id away from its old holders (Machine.new_link).
 
-# A link id with this bit set marks a zero-extended holder: its value is
-# zext32(base + delta), not base + delta (clang's r2 = r1; r2 <<= 32; r2 >>= 32 of a
-# 64-bit r1, or w2 = w1): a branch on it bounds the low half of the other holders.
+# A link id with one of these bits set marks a holder of a function of base + delta
+# (clang's zero and sign extensions: r2 = r1; r2 <<= 32; r2 >>= 32 (or s>>= 32) of a
+# 64-bit r1, w2 = w1): zext32(base + delta), sext32(base + delta), or (base + delta)
+# << 32 between the two shifts. A branch on an extended holder bounds the other
+# holders' low half; a shifted one says nothing and learns nothing.
 LINK_ZEXT32: Final = 1 << 48  # above every id (ids are instruction indexes + 1)
+LINK_SEXT32: Final = 1 << 49
+LINK_SHL32: Final = 1 << 50
 LINK_ID_MASK: Final = LINK_ZEXT32 - 1
+LINK_FLAGS: Final = LINK_ZEXT32 | LINK_SEXT32 | LINK_SHL32
+
+
+def link_as(link: int, flag: int) -> int:
+    """The same id and delta as ``link``, held as ``flag`` (LINK_ZEXT32, ...)."""
+    return link & ~(LINK_FLAGS << 64) | flag << 64
 
 
 def link_of(link_id: int, delta: int) -> int:

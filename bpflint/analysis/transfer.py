@@ -14,6 +14,7 @@ from typing import Final
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.alu import (
     OP_ADD,
+    OP_ARSH,
     OP_END,
     OP_LSH,
     OP_MOV,
@@ -28,7 +29,10 @@ from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
     CONST_VALS,
+    LINK_FLAGS,
     LINK_ID_MASK,
+    LINK_SEXT32,
+    LINK_SHL32,
     LINK_ZEXT32,
     STACK_OR_OTHER,
     UNINIT,
@@ -40,6 +44,7 @@ from bpflint.analysis.state import (
     WriteSet,
     const,
     freeze_stack,
+    link_as,
     link_of,
     linked,
     new_state,
@@ -233,17 +238,25 @@ class Machine:
 
 def _narrowed(v: Val, known: Scalar, known_link: int) -> Val:
     """``v`` met with what a linked value ``known`` (link ``known_link``) says of
-    it: v = known + (v's delta - known's delta), mod 2^64; a zero-extended holder
-    (LINK_ZEXT32) is the low half of that, and a zero-extended ``known`` bounds the
-    low half of a plain holder only."""
+    it: v = known + (v's delta - known's delta), mod 2^64 between plain holders.
+    Otherwise what both know is the low half of base + v's delta: low32(known +
+    that difference) (the low half of an extension is the value's), which is an
+    extended holder's value extended and bounds a plain holder's low half. A
+    holder shifted left by 32 takes no part."""
+    kflags = (known_link >> 64) & LINK_FLAGS
+    vflags = (v.link >> 64) & LINK_FLAGS
+    if kflags & LINK_SHL32 or vflags & LINK_SHL32:
+        return v
     shift = ((v.link & sc.U64) - (known_link & sc.U64)) & sc.U64
     bound = known if shift == 0 else sc.add(known, sc.const_scalar(shift))
-    if (v.link >> 64) & LINK_ZEXT32:
-        met = sc.meet(v.s, sc.low32(bound))
-    elif (known_link >> 64) & LINK_ZEXT32:
-        met = sc.with_low32_in(v.s, sc.low32(bound))
-    else:
+    if not kflags and not vflags:
         met = sc.meet(v.s, bound)
+    elif vflags & LINK_ZEXT32:
+        met = sc.meet(v.s, sc.low32(bound))
+    elif vflags & LINK_SEXT32:
+        met = sc.meet(v.s, sc.sext(sc.low32(bound), 32))
+    else:
+        met = sc.with_low32_in(v.s, sc.low32(bound))
     return v if met == v.s else linked(met, v.link)
 
 
@@ -300,11 +313,11 @@ def alu(m: Machine, insn: Insn) -> None:
             regs[insn.dst] = src
         elif src.kind != _SCALAR:
             regs[insn.dst] = unknown_bits(4)
-        elif insn.opcode & 0x08 and insn.dst != insn.src and not src.link >> 64 & LINK_ZEXT32:
+        elif insn.opcode & 0x08 and insn.dst != insn.src and not src.link >> 64 & LINK_FLAGS:
             # w1 = w2 of a wider r2: r1 is zext32(r2), linked as such
             if not src.link:
                 src = m.new_link(insn.src, insn.pc + 1)
-            regs[insn.dst] = linked(sc.low32(src.s), src.link | LINK_ZEXT32 << 64)
+            regs[insn.dst] = linked(sc.low32(src.s), link_as(src.link, LINK_ZEXT32))
         else:
             regs[insn.dst] = scalar(sc.low32(src.s))
         return
@@ -329,24 +342,28 @@ def alu(m: Machine, insn: Insn) -> None:
             return
         result = alu_scalar(op, dst.s, src.s, width, insn)
         if dst.link and width == 64 and (op == OP_ADD or op == OP_SUB) \
-                and src.s.umin == src.s.umax and not dst.link >> 64 & LINK_ZEXT32:
+                and src.s.umin == src.s.umax and not dst.link >> 64 & LINK_FLAGS:
             # r1 = r2; r1 += k: still linked, k further from the base (the
             # verifier's BPF_ADD_CONST, which keeps 0 < k < 2^31 only)
             k = src.s.umin if op == OP_ADD else -src.s.umin
             regs[insn.dst] = linked(result, link_of(dst.link >> 64, dst.link + k))
         elif width == 64 and insn.imm == 32 and not insn.opcode & 0x08 and dst.link \
                 and op == OP_LSH:
-            regs[insn.dst] = scalar(result)
-            # shifted back, a u32 is itself; a wider value its zero-extended low half
-            back = dst if dst.s.umax <= sc.U32 else \
-                linked(sc.low32(dst.s), dst.link | LINK_ZEXT32 << 64)
-            m.shifted = (insn.dst, insn.pc + 1, back)
+            regs[insn.dst] = linked(result, link_as(dst.link, LINK_SHL32))
+            # shifted straight back, a u32 is itself (a plain holder, not an extended one)
+            if dst.s.umax <= sc.U32:
+                m.shifted = (insn.dst, insn.pc + 1, dst)
         elif op == OP_RSH and m.shifted is not None and m.shifted[0] == insn.dst \
                 and m.shifted[1] == insn.pc and width == 64 and insn.imm == 32 \
                 and not insn.opcode & 0x08:
             # right after r <<= 32, so nothing wrote r in between: (v << 32) >> 32
             # is v for a u32 v, the value shifted, link and all
             regs[insn.dst] = m.shifted[2]
+        elif (op == OP_RSH or op == OP_ARSH) and width == 64 and insn.imm == 32 \
+                and not insn.opcode & 0x08 and dst.link >> 64 & LINK_SHL32:
+            # ((base + delta) << 32) >> 32: its low half, zero- or sign-extended
+            regs[insn.dst] = linked(result, link_as(
+                dst.link, LINK_ZEXT32 if op == OP_RSH else LINK_SEXT32))
         else:
             regs[insn.dst] = scalar(result)
         return
