@@ -10,9 +10,9 @@ import struct
 import pytest
 from bpfc import PROGS, compile_bpf, needs_clang
 
-from bpflint.cost.engine import analyze_program
+from bpflint.cost.engine import ASYNC_CALLBACK_TYPE, analyze_async_callbacks, analyze_program
 from bpflint.cost.options import AnalysisOptions
-from bpflint.interp.refinterp import Input, World, run
+from bpflint.interp.refinterp import Input, World, run, run_function
 from bpflint.obj.model import BpfObject
 from bpflint.obj.reader import load_object
 from bpflint.results import ProgramResult
@@ -140,3 +140,16 @@ def test_a_nest_around_an_equality_exit_is_bounded_within_a_small_budget(
     if (knob, n, a) == (255, 300, 0):  # the worst input; the inner loop runs i2 + 1
         # times, the bound prices its most (256) in every outer round: about twice
         assert result.insns_max <= 2.2 * count, (result.insns_max, count)
+
+
+@needs_clang
+def test_timer_callbacks_chosen_before_a_join_are_all_priced() -> None:
+    """bpf_timer_set_callback after a join, r2 from either path: both callbacks."""
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "timer_after_join.bpf.c"))
+    callbacks = analyze_async_callbacks(obj, None, AnalysisOptions())
+    assert sorted(r.name for r in callbacks) == ["fast_fired", "slow_fired"]
+    for result in callbacks:
+        assert result.type == ASYNC_CALLBACK_TYPE and result.section == "tc"
+        assert result.insns_min is not None and result.insns_max is not None
+        count = run_function(obj, result.name, Input(b"", world=World(value_fill=1)))
+        assert result.insns_min <= count <= result.insns_max

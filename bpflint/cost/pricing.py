@@ -102,7 +102,6 @@ class BlockPricing:
         self.loose_sizes: set[tuple[int, str]] = set()  # (pc, argument) diagnosed
         # BPF005's message -> the tail calls it is about, by (function, pc)
         self.open_calls: dict[str, set[tuple[FuncKey, int]]] = {}
-        self.async_callbacks: set[FuncKey] = set()
         self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
         self.sharpen_left = SHARPEN_STEPS
@@ -422,8 +421,6 @@ class BlockPricing:
             self._note_loop(insn, "callback", iters[1], f"{calls.helper_name(hid)}: "
                             f"{iters[0]} to {iters[1]} callback runs")
             return add(base, cb_total)
-        if hid == calls.TIMER_SET_CALLBACK:
-            self.async_callbacks.update(func_keys(regs[2]))
         if self.table is not None:
             lo, hi = self.table.helper_ns(hid, map_type, size, key_size)
             base = (1, 1, lo, hi)
