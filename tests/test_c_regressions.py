@@ -153,3 +153,20 @@ def test_timer_callbacks_chosen_before_a_join_are_all_priced() -> None:
         assert result.insns_min is not None and result.insns_max is not None
         count = run_function(obj, result.name, Input(b"", world=World(value_fill=1)))
         assert result.insns_min <= count <= result.insns_max
+
+
+@needs_clang
+@pytest.mark.parametrize(("n", "start"), [(0, 0), (1, 5), (63, 0), (63, 200), (7, 7)])
+def test_an_equality_exit_bounds_a_counter_only_from_below_its_end(n: int,
+                                                                     start: int) -> None:
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "equality_exits.bpf.c"))
+    results = {p.name: analyze_program(obj, p, None, AnalysisOptions()) for p in obj.programs}
+    from_zero, anywhere = results["eq_from_zero"], results["eq_from_anywhere"]
+    assert not anywhere.bounded  # i = 64 misses every n < 64 until it wraps around
+    assert from_zero.bounded and from_zero.insns_max is not None
+    assert from_zero.insns_min is not None
+    packet = bytes([n, start]) + bytes(62)
+    count = run(obj, "eq_from_zero", Input(ctx=XDP_CTX, packet=packet))
+    assert from_zero.insns_min <= count <= from_zero.insns_max
+    if n == 63:  # the most rounds
+        assert from_zero.insns_max <= 1.1 * count, (from_zero.insns_max, count)
