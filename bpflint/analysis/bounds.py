@@ -397,13 +397,12 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             if latch_n is not None and (n is None or latch_n + 1 < n):
                 n, rng = latch_n + 1, latch_rng
         how = ""
-        if c == c_far and loc[0] in ("r", "s"):
-            eq_n = equality_trips(cfg, forest, loop, edges, loc, c, latch_ds,
-                                  lambda b: _at_branch(cfg, b, block_in, d_in, env),
-                                  lambda st, where: _header_range(st, where, 0))
-            if eq_n is not None and (n is None or eq_n < n):
-                n, how = eq_n, f"{_loc_name(loc)} {'+' if c > 0 else '-'}= 1 until an " \
-                    f"equality exit, at most {eq_n} back edges"
+        if n is None and c == c_far and loc[0] in ("r", "s"):  # (no range test bounds it)
+            n = equality_trips(cfg, forest, loop, edges, loc, c, latch_ds,
+                               lambda b: _at_branch(cfg, b, block_in, d_in, env),
+                               lambda st, where: _header_range(st, where, 0))
+            how = f"{_loc_name(loc)} {'+' if c > 0 else '-'}= 1 until an equality exit, " \
+                f"at most {n} back edges"
         if n is None:
             continue
         if loc[0] == "r" or loc[0] == "s":
