@@ -170,3 +170,19 @@ def test_an_equality_exit_bounds_a_counter_only_from_below_its_end(n: int,
     assert from_zero.insns_min <= count <= from_zero.insns_max
     if n == 63:  # the most rounds
         assert from_zero.insns_max <= 1.1 * count, (from_zero.insns_max, count)
+
+
+@needs_clang
+@pytest.mark.parametrize(("n", "knob"), [(0, 255), (1, 0), (3, 18), (8, 255), (200, 255)])
+def test_a_repeat_inside_a_repeat_leaves_the_outer_iterator_its_count(n: int,
+                                                                      knob: int) -> None:
+    obj = load_object(compile_bpf(PROGS / "cfuzz" / "nested_repeat.bpf.c"))
+    (program,) = obj.programs
+    result = analyze_program(obj, program, None, AnalysisOptions())
+    assert result.bounded and result.insns_max is not None and result.insns_min is not None
+    packet = bytes(49) + bytes([n]) + bytes(14)
+    count = run(obj, program.name, Input(ctx=XDP_CTX, packet=packet,
+                                         world=World(rodata=(("knob_small", knob),))))
+    assert result.insns_min <= count <= result.insns_max
+    if (n, knob) == (8, 255):  # the worst input: the bound is close to it
+        assert result.insns_max <= 1.1 * count, (result.insns_max, count)

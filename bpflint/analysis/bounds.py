@@ -338,8 +338,7 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
     # so an inner loop with neither (a counted loop over packet bytes inside a bpf_for,
     # say) leaves the outer iterator's count alone.
     for h in loop.children:
-        if _consumes_iterators(cfg, forest.loops[h]):
-            inner_modified[h] |= {("mg",), ("it", "*")}
+        inner_modified[h] |= _iterators_consumed(cfg, forest.loops[h], block_in, env)
     d_in: dict[int, dict[Loc, Sym]] = {loop.header: {}}
     for b in order:
         st = block_in.get(b)
@@ -420,13 +419,27 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
     return LoopBound(loop.header, best[0], 0, best[1], by_may_goto, best[2])
 
 
-def _consumes_iterators(cfg: Cfg, loop: Loop) -> bool:
-    """Whether the loop holds what can move an iterator or the may_goto budget: a
-    may_goto, a kfunc (an iterator's next), a subprogram or a helper running a
-    callback (either may be given the iterator). Other helpers take no iterator."""
-    return any(insn.is_may_goto or insn.is_call and not (
-        insn.is_helper_call and insn.imm not in CALLBACK_ARG)
-        for b in loop.body for insn in cfg.blocks[b].insns)
+def _iterators_consumed(cfg: Cfg, loop: Loop, block_in: dict[int, State], env: Env
+                        ) -> set[Loc]:
+    """The iterators and may_goto budget the loop may move: a may_goto, a kfunc, a
+    subprogram or a helper running a callback (either may be given an iterator) may
+    move any; an iterator's next given a known slot (bpf_repeat inside a bpf_repeat)
+    only that one. Other helpers take no iterator."""
+    out: set[Loc] = set()
+    for b in loop.body:
+        state = block_in.get(b)
+        if state is None:
+            continue
+        m = Machine(state)
+        for insn in cfg.blocks[b].insns:
+            if insn.is_may_goto or insn.is_call and not (
+                    insn.is_helper_call and insn.imm not in CALLBACK_ARG):
+                off = _stack_off(m, 1, 0) if insn.is_kfunc_call and insn.reloc is not None \
+                    and insn.reloc.symbol in ITER_NEXT else None
+                out |= {("mg",), ("it", "*") if off is None else ("it", off)}
+            if not insn.is_branch and not insn.is_exit:
+                step(m, insn, env, unknown_result)
+    return out
 
 
 def _clobber(cur: dict[Loc, Sym], mods: set[Loc], header_state: State) -> dict[Loc, Sym]:
