@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import subprocess
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 
@@ -44,6 +45,7 @@ def _module(*path: str):  # one file alone: importing the package would run its 
 
 
 native = _module("native.py")
+dataclass_code = _module("dataclass_code.py")
 
 
 def note(why: str) -> None:
@@ -103,15 +105,36 @@ def write_ready_cost_table(build_lib: str) -> None:
                       hashlib.sha256(text.encode()).hexdigest(), doc)
 
 
+# Run by keep_dataclass_code in a fresh interpreter (-B: no __pycache__ in the wheel),
+# the package's directory as argv[1]
+_KEEP_DATACLASS_CODE = ("import sys; sys.path.insert(0, sys.argv[1]); "
+                        "from bpflint import dataclass_code; "
+                        "print(dataclass_code.build(sys.argv[1]))")
+
+
+def keep_dataclass_code(build_lib: str) -> None:
+    """The code dataclasses compiles for bpflint's classes, compiled here once and kept
+    in the package (bpflint/dataclass_code.py): each run then starts sooner. Made
+    after the compiled core, by importing the package as built; where that fails, runs
+    compile it as before."""
+    kept = os.path.join(build_lib, "bpflint", dataclass_code.CODE_FILE)
+    if os.path.exists(kept):
+        os.unlink(kept)  # an earlier build's, in an in-tree build/
+    subprocess.run([sys.executable, "-B", "-c", _KEEP_DATACLASS_CODE, build_lib],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
 class PureBuildPy(build_py):
     """build_py that, when no core is to be compiled, leaves none from before, and
-    writes the parsed cost table."""
+    writes the parsed cost table (and then the dataclass code)."""
 
     def run(self) -> None:
         super().run()
         if not self.distribution.ext_modules:
             purge_compiled(self.build_lib)
         write_ready_cost_table(self.build_lib)
+        if not self.distribution.ext_modules:
+            keep_dataclass_code(self.build_lib)
 
 
 class OptionalBuildExt(build_ext):
@@ -131,12 +154,16 @@ class OptionalBuildExt(build_ext):
             return
         # the record bpflint/native.py compares the installed sources against
         native.write_record(HERE, HERE if self.inplace else self.build_lib)
+        if not self.inplace:  # a checkout compiles its dataclasses as it always did
+            keep_dataclass_code(self.build_lib)
 
     def _fall_back(self, why: str) -> None:
         note(why)
         purge_compiled(self.build_lib)
         self.extensions = []
         self.distribution.ext_modules = []
+        if not self.inplace:
+            keep_dataclass_code(self.build_lib)
 
 
 def wants_compiled_core() -> bool:

@@ -7,10 +7,11 @@ Everything is measured in one run on this machine and printed as Markdown:
 
 (a) per program, bpflint's analysis time next to the kernel verifier's own
     "verification time" for the same program (loaded through bpflint.kernel.loader
-    with the stats log level; needs root and bpf()); the whole-process bpflint time
-    over the 15 heaviest objects the kernel accepts (by static instructions, and by
-    verification time) against their summed verification time; the median ratio
-    over small programs;
+    with the stats log level; needs root and bpf()); for the 15 heaviest objects the
+    kernel accepts (by static instructions, and by verification time), the wall time
+    of one `bpflint analyze --no-cache` process per object and of one `--jobs N` run
+    over all 15, against their summed verification time; the median ratio over small
+    programs;
 (b) `bpflint analyze --jobs N` over a tree of objects (the corpus), cold and then warm;
 (c) peak memory (ru_maxrss of the child, read by a launcher process) for a
     1,000,000-instruction synthetic program
@@ -26,7 +27,7 @@ way setup.py builds it. --python PYTHON measures the bpflint installed for that
 interpreter (a venv's bin/python), whole runs through the `bpflint` script next to it.
 The header names the code the children ran (`bpflint --version`'s words).
 
-Every measurement runs in a child process (this script re-invoked with --worker), so
+Every measurement runs in a child process (bench_worker.py, or the bpflint command), so
 an analysis that is slow, crashes or grows large cannot take the benchmark down; a
 child over its time limit is killed and reported as such. The corpus is a directory
 of real-world objects you compile yourself from public trees (kernel selftests,
@@ -63,7 +64,7 @@ import gen_synthetic  # noqa: E402 - the sibling script, importable once BENCH_D
 # installed bpflint. This script imports no bpflint itself.
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-CHILD_PYTHON = sys.executable  # runs the --worker children
+CHILD_PYTHON = sys.executable  # runs the bench_worker.py children
 BPFLINT = [sys.executable, "-m", "bpflint"]  # whole `bpflint analyze` runs
 
 
@@ -104,64 +105,6 @@ DEFAULT_MAX_STEPS = 5_000_000  # bpflint's default step budget per program
 # The synthetic programs of (c) and (d) measure the engine, not the budget: the
 # loop-heavy 1M-instruction one takes about 9M steps (250k loops of 9 iterations).
 SYNTHETIC_MAX_STEPS = 50_000_000
-# The kernel selftests load their test_verif_scale programs as SCHED_CLS; the section
-# names ("scale90_inline", ...) carry no type libbpf knows.
-SECTION_TYPE_OVERRIDES = {"scale90_noinline": "sched_cls", "scale90_inline": "sched_cls",
-                          "scale90_noinline32": "sched_cls"}
-
-
-# ---------------------------------------------------------------------------- workers
-# These run in the child process and print one JSON document on stdout.
-
-def worker_analyze(path: str, max_seconds: float, max_steps: int) -> dict[str, object]:
-    """Read the object and run the cost engine on every program, timing each."""
-    import gc
-
-    from bpflint.cli import GC_THRESHOLDS
-    from bpflint.cost.engine import analyze_program
-    from bpflint.cost.options import AnalysisOptions
-    from bpflint.cost.table_file import load_cost_table
-    from bpflint.obj.reader import load_object
-
-    gc.set_threshold(*GC_THRESHOLDS)  # as the command line runs the analysis
-    table = load_cost_table(None)
-    options = AnalysisOptions(max_steps=max_steps, max_seconds=max_seconds)
-    start = time.perf_counter()
-    obj = load_object(path)
-    read_s = time.perf_counter() - start
-    programs = []
-    for program in obj.programs:
-        start = time.perf_counter()
-        result = analyze_program(obj, program, table, options)
-        programs.append({"name": program.name, "insns": result.insn_count,
-                         "analysis_s": time.perf_counter() - start,
-                         "bounded": result.bounded, "max": result.insns_max})
-    return {"read_s": read_s, "programs": programs}
-
-
-def worker_verify(path: str) -> dict[str, object]:
-    """Load every program into the kernel and read the verifier's statistics."""
-    import dataclasses
-
-    from bpflint.errors import BpfLintError
-    from bpflint.kernel.loader import load_program
-    from bpflint.obj.reader import load_object
-
-    obj = load_object(path)
-    programs = []
-    for program in obj.programs:
-        override = SECTION_TYPE_OVERRIDES.get(program.section)
-        if override is not None:
-            program = dataclasses.replace(program, prog_type=override)
-        entry: dict[str, object] = {"name": program.name}
-        try:
-            with load_program(obj, program) as loaded:
-                entry["verification_usec"] = loaded.stats.verification_usec
-                entry["processed_insns"] = loaded.stats.processed_insns
-        except (BpfLintError, OSError) as exc:
-            entry["error"] = str(exc).splitlines()[0][:120]
-        programs.append(entry)
-    return {"programs": programs}
 
 
 # ----------------------------------------------------------------------- child runner
@@ -252,8 +195,9 @@ def analyze_run(path: Path, timeout_s: float) -> ChildRun:
 
 def worker_argv(kind: str, path: Path, max_seconds: float,
                 max_steps: int = DEFAULT_MAX_STEPS) -> list[str]:
-    return [CHILD_PYTHON, str(Path(__file__).resolve()), "--worker", kind, str(path),
-            "--max-seconds", str(max_seconds), "--max-steps", str(max_steps)]
+    """A measured child: bench_worker.py, which imports no more than it uses."""
+    return [CHILD_PYTHON, str(BENCH_DIR / "bench_worker.py"), kind, str(path),
+            str(max_seconds), str(max_steps)]
 
 
 def child_json(run: ChildRun, ok_codes: tuple[int, ...] = (0,)) -> dict[str, Any] | None:
@@ -345,12 +289,18 @@ def section_a(objects: list[Path], timeout_s: float, out: list[str]) -> list[Obj
 
 def _heavy_report(heavy: list[ObjectTimes], rule: str, timeout_s: float,
                   out: list[str]) -> None:
-    bpflint_s = sum(obj.whole_s or 0.0 for obj in heavy)
     kernel_s = _verification_s(heavy)
+    # what a user runs for each object: the command, start-up, reading and output included
+    commands = [run_child([*BPFLINT, "analyze", "--format", "json", "--no-cache",
+                           str(obj.path)], timeout_s) for obj in heavy]
+    bpflint_s = sum(run.wall_s for run in commands)
+    failed = sum(1 for run in commands if run.timed_out or run.returncode != 0)
+    note = f"; {failed} of them failed or timed out" if failed else ""
     out.append(f"**Heaviest {len(heavy)} objects, {rule}** (among those whose every "
-               "program the kernel accepts): whole-process bpflint time "
-               f"{bpflint_s:.2f} s, one process per object, vs summed kernel verification "
-               f"time {kernel_s:.2f} s (ratio {bpflint_s / kernel_s:.2f}).\n")
+               "program the kernel accepts): one `bpflint analyze --no-cache --format json "
+               f"OBJ` process per object, {bpflint_s:.2f} s wall in all{note}, vs summed "
+               f"kernel verification time {kernel_s:.2f} s (ratio "
+               f"{bpflint_s / kernel_s:.2f}).\n")
     out.append("Objects: " + ", ".join(o.path.name for o in heavy) + "\n")
     jobs = os.cpu_count() or 1
     run = run_child([*BPFLINT, "analyze", "--format", "json",
@@ -500,10 +450,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds allowed per child measurement (default 300)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
-    parser.add_argument("--worker", choices=("analyze", "verify"), help=argparse.SUPPRESS)
-    parser.add_argument("--max-seconds", type=float, default=120.0, help=argparse.SUPPRESS)
-    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
-                        help=argparse.SUPPRESS)
     parser.add_argument("--sections", default="abcd",
                         help="which measurements to run, of a, b, c, d (default: all)")
     where = parser.add_mutually_exclusive_group()
@@ -512,23 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--python", type=Path,
                        help="measure the bpflint installed for this interpreter (a venv's "
                             "bin/python) instead of this checkout's")
-    parser.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--launch"] and len(argv) > 3 and argv[2] == "--":
         return launch(argv[1], argv[3:])
     args = parser.parse_args(argv)
-
-    if args.worker:
-        data = (worker_analyze(args.path, args.max_seconds, args.max_steps)
-                if args.worker == "analyze"
-                else worker_verify(args.path))
-        json.dump(data, sys.stdout)
-        # Exit as the bpflint command does (cli.entry): without the interpreter's
-        # teardown, which frees the analysed object and the analysis' caches one by
-        # one (0.13 s after pyperf100 or loop1): the whole-process time of (a) is
-        # what a `bpflint analyze` of the object pays.
-        sys.stdout.flush()
-        os._exit(0)
 
     with tempfile.TemporaryDirectory(prefix="bpflint-bench-") as tmp:
         if args.install or args.python:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from bpflint import __version__, native
+from bpflint import __version__, dataclass_code, native
 from bpflint.commands import COMMANDS
 from bpflint.errors import BpfLintError
 
@@ -96,6 +96,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text,
                              formatter_class=_Formatter)
         if name == chosen:
+            # before the command's modules make their dataclasses (dataclass_code.py)
+            dataclass_code.install()
             module = importlib.import_module(f"bpflint.commands.{name}")
             module.add_arguments(cmd)
             cmd.set_defaults(run=module.run)

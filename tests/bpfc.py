@@ -64,7 +64,7 @@ def compile_bpf(source: Path, flags: tuple[str, ...] = (), out_dir: Path = BUILD
     digest = hashlib.sha256()
     digest.update(" ".join(argv).encode())
     digest.update(source.read_bytes())
-    for header in sorted(PROGS.glob("*.h")):
+    for header in sorted({*PROGS.glob("*.h"), *source.parent.glob("*.h")}):
         digest.update(header.read_bytes())
     out_dir.mkdir(parents=True, exist_ok=True)
     name = source.name.removesuffix(".c")

@@ -24,6 +24,7 @@ SUBUNITS = ("kernel.calibrate",)
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "native": frozenset(),
+    "dataclass_code": frozenset(),
     "bpflint": frozenset({"native"}),
     "results": frozenset({"errors"}),
     "isa": frozenset({"errors"}),
@@ -45,7 +46,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "commands": frozenset({"bpflint", "errors", "results", "isa", "obj", "cfg", "analysis",
                            "cost", "kernel", "kernel.calibrate", "audit", "interp", "witness",
                            "cache", "api", "build", "budget", "report"}),
-    "cli": frozenset({"bpflint", "native", "errors", "commands"}),
+    "cli": frozenset({"bpflint", "native", "dataclass_code", "errors", "commands"}),
     "__main__": frozenset({"cli"}),
     "action": frozenset({"bpflint", "errors", "results", "cache", "budget", "report"}),
 }

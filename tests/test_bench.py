@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -73,3 +75,19 @@ def test_heaviest_objects_by_each_rule_leave_out_objects_the_kernel_rejected() -
     assert bench._heavy_objects(times, by_insns) == [big, mid, hard]
     assert bench._heavy_objects(times, by_time) == [hard, mid, big]
     assert bench._verification_s([big, hard]) == (20 + 5000) / 1e6
+
+
+def test_the_measured_child_imports_none_of_the_benchmarks_own_modules() -> None:
+    # its whole time is reported as what `bpflint analyze` of the object costs
+    firewall = BENCH.parent.parent / "examples" / "xdp-firewall" / "firewall.bpf.o"
+    worker = BENCH.parent / "bench_worker.py"
+    done = subprocess.run([sys.executable, "-X", "importtime", str(worker), "analyze",
+                           str(firewall), "60", "5000000"], capture_output=True, text=True,
+                          check=True, cwd=BENCH.parent.parent)
+    programs = json.loads(done.stdout)["programs"]
+    assert programs and all(p["bounded"] and p["max"] > 0 for p in programs)
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "bpflint.cost.engine" in imported
+    assert not imported & {"compileall", "statistics", "tempfile", "threading",
+                           "gen_synthetic", "bench"}

@@ -243,6 +243,7 @@ def test_a_fresh_pip_install_runs_the_compiled_core(tmp_path: Path) -> None:
          "load_cost_table(None)\nprint('tomllib' in sys.modules, 'tomli' in sys.modules)"],
         env=_offline_env(), capture_output=True, text=True, cwd=venv, check=True)
     assert modules.stdout.split() == ["False", "False"]
+    assert_dataclass_code_kept(venv)
 
     # the opt-out: no attempt, a note, and the pure-Python sources
     opted_out = pip_install(venv, source, wheels, "-v", "--force-reinstall", "--no-deps",
@@ -254,3 +255,20 @@ def test_a_fresh_pip_install_runs_the_compiled_core(tmp_path: Path) -> None:
     pure_report = json.loads(bpflint(venv, "analyze", "--no-cache", "--format", "json",
                                      str(FIREWALL)))
     assert compiled_report["programs"] and compiled_report == pure_report
+    assert_dataclass_code_kept(venv)
+
+
+def assert_dataclass_code_kept(venv: Path) -> None:
+    """The install holds the dataclass code compiled at build time (dataclass_code.py),
+    and a command's classes are made with it, without compiling their methods."""
+    kept = list((venv / "lib").glob("python*/site-packages/bpflint/_dataclass_code.marshal"))
+    assert len(kept) == 1 and kept[0].stat().st_size > 100_000
+    probe = ("import sys\nfrom bpflint import cli, dataclass_code\n"
+             "def compiled(text): raise SystemExit('compiled: ' + text[:80])\n"
+             "dataclass_code._compile = compiled\n"
+             "cli.build_parser(['analyze', 'x.o'])\n"
+             "import bpflint.api, bpflint.obj.reader, bpflint.report.json\n"
+             "print(dataclass_code.installed(), 'bpflint.results' in sys.modules)")
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", probe], env=_offline_env(),
+                          capture_output=True, text=True, cwd=venv)
+    assert done.stdout.split() == ["True", "True"], done.stdout + done.stderr

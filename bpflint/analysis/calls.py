@@ -150,6 +150,21 @@ def _havoc_pointed_stack(m: Machine, helper_id: int | None,
             m.havoc_stack_from(m.regs[r].s, None)
 
 
+# Arrays whose lookup fails only for a key past max_entries.
+_PLAIN_ARRAYS = frozenset({"array", "percpu_array"})
+
+
+def _first_array_element(m: Machine, mapdef: MapDef | None, key: Val) -> bool:
+    """A lookup of key 0 in a plain array never returns NULL: the kernel refuses an
+    array of 0 entries, whatever size a loader sets before load. (Other keys may be
+    past a max_entries the loader shrank.) The key is the u32 on this frame's stack."""
+    if mapdef is None or mapdef.type_name not in _PLAIN_ARRAYS or key.kind != Kind.STACK \
+            or key.ref == STACK_OR_OTHER or not key.s.is_const:
+        return False
+    held = m._stack_load(key.s, 4)
+    return held.kind == Kind.SCALAR and held.s.is_const and held.s.umin == 0
+
+
 def helper_call(m: Machine, insn: Insn, maps: Mapping[str, MapDef],
                 writes: WriteSet | None = None) -> None:
     """``writes``: the write set of the callback a callback helper runs (None: any)."""
@@ -162,7 +177,8 @@ def helper_call(m: Machine, insn: Insn, maps: Mapping[str, MapDef],
             # a map-in-map holds maps: the inner map, shaped like its template
             result = Val(Kind.MAP_PTR, Scalar.const(0), outer.inner, True)
         else:
-            result = Val(Kind.MAP_VALUE, Scalar.const(0), regs[1].ref, True)
+            null = not (hid == MAP_LOOKUP_ELEM and _first_array_element(m, outer, regs[2]))
+            result = Val(Kind.MAP_VALUE, Scalar.const(0), regs[1].ref, null)
     elif hid in _MEM_OR_NULL:
         result = Val(Kind.MEM, Scalar.const(0), None, True)
     elif hid == 7:  # get_prandom_u32
@@ -186,7 +202,8 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
             if lo_e - hi_s > ITER_MAX_ELEMENTS:  # every possible range is too long
                 least = most = 0
             left = Scalar.urange(least, min(most, ITER_MAX_ELEMENTS))
-            it = Val(Kind.ITER, left, None, False, (lo_s, hi_e))
+            # ref: the end where it is exact (the element then is end - left)
+            it = Val(Kind.ITER, left, hi_e if lo_e == hi_e else None, False, (lo_s, hi_e))
         else:
             it = Val(Kind.ITER, Scalar.urange(0, ITER_MAX_ELEMENTS), None, False,
                      (-(1 << 31), 1 << 31))
@@ -206,14 +223,15 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
         held = m.slot(slot)
         if held is not None and held[1].kind == Kind.ITER:
             it = held[1]
+            elem = _num_element(it) if name == KFUNC_ITER_NEXT else it.extra
             if it.s.umax == 0:
                 regs[0] = ZERO
             elif it.s.umin == 0:  # maybe exhausted: consumed on the non-NULL branch
-                regs[0] = Val(Kind.ITER_ELEM, Scalar.const(0), slot, True, it.extra)
+                regs[0] = Val(Kind.ITER_ELEM, Scalar.const(0), slot, True, elem)
             else:  # certainly an element: consume it now
                 left = Scalar.urange(it.s.umin - 1, it.s.umax - 1)
-                m.stack[slot] = (held[0], Val(Kind.ITER, left, None, False, it.extra))
-                regs[0] = Val(Kind.ITER_ELEM, Scalar.const(0), slot, False, it.extra)
+                m.stack[slot] = (held[0], Val(Kind.ITER, left, it.ref, False, it.extra))
+                regs[0] = Val(Kind.ITER_ELEM, Scalar.const(0), slot, False, elem)
         else:
             regs[0] = Val(Kind.MEM, Scalar.const(0), None, True)
     elif name in (KFUNC_ITER_DESTROY, KFUNC_BITS_DESTROY):
@@ -222,6 +240,21 @@ def kfunc_call(m: Machine, insn: Insn) -> None:
         _havoc_pointed_stack(m, None)
         regs[0] = UNKNOWN
     _clobber_args(m)
+
+
+def _num_element(it: Val) -> tuple[int, int] | None:
+    """[lo, hi) of the element bpf_iter_num_next hands out next: the kernel counts
+    up to the end, so with ``left`` elements to go (this one included) it is
+    end - left: at most the highest end less the fewest left, and where the end is
+    exact (the iterator's ref), at least the end less the most left. A bpf_for
+    body then sees its round's number where the rounds are walked one by one."""
+    if it.extra is None:
+        return None
+    lo, hi = it.extra
+    hi = min(hi, hi - max(it.s.umin, 1) + 1)
+    if isinstance(it.ref, int):
+        lo = max(lo, it.ref - it.s.umax)
+    return (lo, hi) if lo < hi else it.extra
 
 
 def _new_iterator(m: Machine, nbytes: int, it: Val) -> None:

@@ -122,6 +122,6 @@ def _iter_consumed(m: Machine, elem: Val) -> bool:
     if left.umax == 0:
         return False
     new_left = Scalar.urange(max(left.umin, 1) - 1, left.umax - 1)
-    m.stack[elem.ref] = (slot[0], Val(Kind.ITER, new_left, None, False, slot[1].extra))
+    m.stack[elem.ref] = (slot[0], Val(Kind.ITER, new_left, slot[1].ref, False, slot[1].extra))
     return True
 

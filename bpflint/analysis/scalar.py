@@ -112,6 +112,19 @@ def _sync(umin: int, umax: int, smin: int, smax: int, tval: int, tmask: int) -> 
     # tnum -> intervals
     umin = max(umin, tval)
     umax = min(umax, (tval | tmask) & U64)
+    # a range crossing a boundary is two pieces in the other view; where the other
+    # range misses one piece, it narrows to the other: signed [-1, 13] with unsigned
+    # [0, 2^64 - 2] (r != -1 after r -= 1) is [0, 13]
+    if smin < 0 <= smax:
+        if umax < smin & U64:
+            umax = min(umax, smax)
+        elif umin > smax:
+            umin = max(umin, smin & U64)
+    elif umin <= umax and (umin >> 63) != (umax >> 63):
+        if smax < umin:
+            smax = min(smax, to_s64(umax))
+        elif smin > to_s64(umax):
+            smin = max(smin, umin)
     # unsigned <-> signed: when the unsigned range does not cross the sign boundary
     if umin <= umax and (umin >> 63) == (umax >> 63):
         smin = max(smin, to_s64(umin))

@@ -183,6 +183,9 @@ def join_val(a: Val, b: Val) -> Val:
         # a link both sides have holds on either path; any other does not
         return _new_tuple(_VAL, (a.kind, sc.join(a.s, b.s), a.ref, a.maybe_null or b.maybe_null,
                                 extra, a.link if a.link == b.link else 0))
+    if a.kind == b.kind == Kind.ITER:  # an end exact on one path only: not exact
+        return join_val(Val(Kind.ITER, a.s, None, a.maybe_null, a.extra, a.link),
+                        Val(Kind.ITER, b.s, None, b.maybe_null, b.extra, b.link))
     if a.kind == b.kind == Kind.MEM:  # memory of two origins: still memory
         return Val(Kind.MEM, sc.join(a.s, b.s), None, a.maybe_null or b.maybe_null)
     # A stack pointer met with another pointer: still one a store may write the
@@ -222,9 +225,10 @@ def leq_val(a: Val, b: Val) -> bool:
         return True  # NULL is one value of a maybe-NULL pointer
     if b.kind == Kind.STACK and b.ref == STACK_OR_OTHER and a.kind in POINTER_KINDS:
         return b.maybe_null or not a.maybe_null  # (join_val makes it so)
-    # MEM of no particular origin holds MEM of any (join_val makes it so); a set
-    # of candidate functions holds each of its subsets
-    same_ref = a.ref == b.ref or (a.kind == Kind.MEM and b.ref is None) or (
+    # MEM of no particular origin holds MEM of any (join_val makes it so) (and an
+    # iterator whose end is not known, one whose end is); a set of candidate
+    # functions holds each of its subsets
+    same_ref = a.ref == b.ref or (a.kind in (Kind.MEM, Kind.ITER) and b.ref is None) or (
         a.kind == Kind.FUNC and b.kind == Kind.FUNC and _func_set(a.ref) <= _func_set(b.ref))
     # a link b has must be a's too (b's states are those where it holds)
     return (a.kind == b.kind and same_ref and (b.maybe_null or not a.maybe_null)

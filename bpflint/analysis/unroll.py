@@ -57,6 +57,9 @@ def count_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
     return walk_iterations(cfg, loop, entry, max_iterations, iterate)[0]
 
 
+SHRINK_ITERATIONS = 256  # header states below the one before them a walk follows
+
+
 def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
                     iterate: Callable[[State], Iteration | None]
                     ) -> tuple[LoopBound | None, int]:
@@ -70,6 +73,7 @@ def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
     first_exit: int | None = None
     state = entry
     visited = {state}
+    shrinking = 0
     for k in range(max_iterations + 1):
         got = iterate(state)
         if got is None:
@@ -83,8 +87,16 @@ def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
             return LoopBound(h, k, least, f"unrolled: at most {k} iterations"), least
         known = len(visited)
         visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
-        if len(visited) == known or leq_state(nxt, state):
+        if len(visited) == known:
             return None, k + 1 if first_exit is None else first_exit
+        # a header state below the one it came from is no repetition: each run it
+        # holds ran one more iteration (`while (x) x >>= 1` shrinks x's range until
+        # the back edge is infeasible, as the verifier sees it). But a range shrinking
+        # by one per iteration may take 2^32 of them: give up after SHRINK_ITERATIONS.
+        if leq_state(nxt, state):
+            shrinking += 1
+            if shrinking > SHRINK_ITERATIONS:
+                return None, k + 1 if first_exit is None else first_exit
         state = nxt
     return None, max_iterations + 1 if first_exit is None else first_exit
 

@@ -13,17 +13,20 @@ from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import Kind, Val, scalar
+from bpflint.cfg.graph import Cfg
 from bpflint.cost.frame import (
     BPF_LOOP_MAX,
+    PATH_INSNS,
     USER_RINGBUF_MAX_SAMPLES,
     CalleeOverlap,
     Lines,
+    add_path_lines,
     foreign_val,
     merge,
 )
 from bpflint.cost.model import CostTable
 from bpflint.cost.overlap import CALL, CALL_READS, MEMORY, add_lanes, issue_bound, lane_costs
-from bpflint.cost.paths import Cost
+from bpflint.cost.paths import Cost, Count
 from bpflint.obj.model import FuncKey, MapDef
 
 
@@ -57,6 +60,93 @@ def callback_runs(hid: int, regs: tuple[Val, ...], mapdef: MapDef | None
         lo, hi = 0, USER_RINGBUF_MAX_SAMPLES
         args = [mem, foreign_val(regs[3])]
     return lo, hi, args
+
+
+# A bpf_loop of at most BY_INDEX_RUNS runs has its callback analysed once per index,
+# while runs x the callback's instructions stay within BY_INDEX_INSNS.
+BY_INDEX_RUNS = 256
+BY_INDEX_INSNS = 16384
+# the instructions of the first lo runs at least and of all hi at most, and the lines
+# of that worst path (callback_by_index)
+ByIndex = tuple[tuple[Count, Count], Lines] | None
+
+
+def callback_by_index(hid: int, lo: int, hi: int, args: list[Val], cb_cfg: Cfg,
+                      run: Callable[[list[Val]], tuple[Cost, Lines, Val]]) -> ByIndex:
+    """bpf_loop's callback run by run: its i-th run gets r1 = i, so a callback that
+    branches on its index (`if (idx & 1)`, a loop up to idx, `return idx == 5`) is
+    priced for what each run does instead of its dearest run every time: the most
+    adds up the runs to the first that surely returns non-zero (the helper stops
+    there), the least the first ``lo`` (the runs before ``nr_loops`` can end) to the
+    first that may. Sound as the analysis of the callback is: each run's entry state
+    is the general one with r1 exact. None where the count is not small or the
+    callback never reads its index (the general price then stands)."""
+    cb_insns = sum(len(b.insns) for b in cb_cfg.blocks)
+    if hid != calls.LOOP or hi < 2 or hi > BY_INDEX_RUNS or hi * cb_insns > BY_INDEX_INSNS \
+            or not _reads_r1_first(cb_cfg):
+        return None
+    least: Count = 0
+    most: Count = 0
+    lines: Lines = {}
+    may_have_stopped = False
+    for index in range(hi):
+        cost, cb_lines, ret = run([scalar(Scalar.const(index)), *args[1:]])
+        if index < lo and not may_have_stopped:
+            least += cost[0]
+        most += cost[1]
+        add_path_lines(lines, cb_lines, 1, 1.0, PATH_INSNS)
+        if ret.kind != Kind.SCALAR:
+            may_have_stopped = True
+        elif ret.s.umin > 0:  # stops here, whatever came before
+            break
+        elif ret.s.umax > 0:
+            may_have_stopped = True
+    return (least, most), lines
+
+
+_ALU_CLASSES = (0x04, 0x07)
+_MOV = 0xB0
+
+
+def _reads_r1_first(cfg: Cfg) -> bool:
+    """Whether some path from the entry reads r1 before writing it (any call counts
+    as a read: r1 is an argument). Only a speed filter: a wrong answer either way
+    costs precision or time, never soundness."""
+    seen: set[int] = set()
+    work = [0]
+    while work:
+        b = work.pop()
+        if b in seen:
+            continue
+        seen.add(b)
+        written = False
+        for insn in cfg.blocks[b].insns:
+            op = insn.opcode
+            cls = op & 0x07
+            from_reg = op & 0x08 != 0
+            if cls in _ALU_CLASSES:
+                if (from_reg and insn.src == 1) or (insn.dst == 1 and op & 0xF0 != _MOV):
+                    return True
+                written = insn.dst == 1
+            elif cls == 0x01:  # LDX: r1 as the base, or loaded into
+                if insn.src == 1:
+                    return True
+                written = insn.dst == 1
+            elif cls in (0x02, 0x03):  # ST, STX (atomics too)
+                if insn.dst == 1 or (cls == 0x03 and insn.src == 1):
+                    return True
+            elif cls == 0x00:  # ld_imm64; legacy packet loads clobber r1-r5
+                if op != 0x18:
+                    return True
+                written = insn.dst == 1
+            elif op & 0xF0 == 0x80 or (op & 0xF0 not in (0x00, 0x90) and
+                                        (insn.dst == 1 or (from_reg and insn.src == 1))):
+                return True  # a call, or a compare of r1
+            if written:
+                break
+        if not written:
+            work.extend(cfg.blocks[b].succs)
+    return False
 
 
 def overlapped_iterations(table: CostTable | None, hid: int, cb_cost: Cost,

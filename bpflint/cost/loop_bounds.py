@@ -417,7 +417,7 @@ class LoopBounds(BlockPricing):
                                                  min(limit, bound.max_backedges + 1),
                                                  self._iterate(ctx, loop))
                 if counted is not None and counted.max_backedges is not None \
-                        and counted.max_backedges <= bound.max_backedges:
+                        and counted.max_backedges < bound.max_backedges:
                     return counted
                 bound = LoopBound(header, bound.max_backedges,
                                   min(least, bound.max_backedges), bound.how,

@@ -27,7 +27,14 @@ from bpflint.analysis.state import (
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
 from bpflint.cfg.loops import LoopForest, find_loops
-from bpflint.cost.callbacks import callback_runs, dearest_callback, overlapped_iterations
+from bpflint.cost.callbacks import (
+    ByIndex,
+    callback_by_index,
+    callback_runs,
+    dearest_callback,
+    overlapped_iterations,
+)
+from bpflint.cost.callee_cost import callee_total
 from bpflint.cost.callsites import caller_insn
 from bpflint.cost.frame import (
     LOOSE_SIZE_BYTES,
@@ -41,10 +48,10 @@ from bpflint.cost.frame import (
     TimedKey,
     Unbounded,
     add_lines,
+    add_path_lines,
     callee_entry,
     callee_ns,
     last_state_read,
-    merge,
     source_loc,
     widen_thresholds,
 )
@@ -407,7 +414,8 @@ class BlockPricing:
             min_ns = self.table.helper_ns(hid, None, (0, 0))[0] if self.table else 0.0
             return (1, math.inf, min_ns, math.inf)
         if hid in calls.CALLBACK_ARG and hid != calls.TIMER_SET_CALLBACK:
-            iters, cb_cost, cb_lines, overlap = self._callback(insn, regs, hid, prog_type)
+            iters, cb_cost, cb_lines, overlap, by_index = self._callback(insn, regs, hid,
+                                                                         prog_type)
             if self.table is not None:
                 lo, hi = self.table.helper_ns(hid, map_type, iters)
                 base = (1, 1, lo, hi)
@@ -417,7 +425,12 @@ class BlockPricing:
             if saved:
                 cb_total = (*cb_total[:3], cb_total[3] - saved)
                 ns_mult *= cb_total[3] / (cb_total[3] + saved)
-            add_lines(lines, cb_lines, iters[1], ns_mult)
+            if by_index is None or by_index[0][1] > cb_total[1]:
+                add_lines(lines, cb_lines, iters[1], ns_mult)
+            else:  # instructions run by run (callbacks.by_index), ns as before
+                cb_total = (max(cb_total[0], by_index[0][0]), by_index[0][1], *cb_total[2:])
+                add_path_lines(lines, cb_lines, iters[1], ns_mult, PATH_NS)
+                add_path_lines(lines, by_index[1], 1, 1.0, PATH_INSNS)
             self._note_loop(insn, "callback", iters[1], f"{calls.helper_name(hid)}: "
                             f"{iters[0]} to {iters[1]} callback runs")
             return add(base, cb_total)
@@ -489,7 +502,7 @@ class BlockPricing:
         return self.obj.maps.get(name) if isinstance(name, str) else None
 
     def _callback(self, insn: Insn, regs: tuple[Val, ...], hid: int, prog_type: str
-                  ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None]:
+                  ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None, ByIndex]:
         keys = func_keys(regs[calls.CALLBACK_ARG[hid]])
         if not keys:
             raise Unbounded(self.diag("BPF003", "unknown-callback",
@@ -502,30 +515,22 @@ class BlockPricing:
             return (callee_total(result, self, prog_type), result.lines_ret,
                     result.as_callee, result.ret_val)
 
+        # (a register that may hold one of several callbacks: the dearest, as a whole)
         cb_cost, lines, overlap, always_continues = dearest_callback(keys, price)
+        by_index: ByIndex = None
+        if len(keys) == 1:
+            cb_key = keys[0]
+
+            def run(args: list[Val]) -> tuple[Cost, Lines, Val]:
+                res = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
+                return callee_total(res, self, prog_type), res.lines_ret, res.ret_val
+            cb_cfg = self.structure(self.obj.functions[cb_key])[0]
+            by_index = callback_by_index(hid, lo, hi, args, cb_cfg, run)
+        # The helper stops early when the callback returns 1; if it cannot, every
+        # iteration runs.
         if not always_continues:
             lo = min(lo, 1)
-        return (lo, hi), cb_cost, lines, overlap
-
-
-def callee_total(res: FuncResult, analysis: BlockPricing, prog_type: str) -> Cost:
-    """A callee's cost as its caller sees it; a tail call from a subprogram runs the
-    target and then returns to the caller, so the target's cost joins the callee's."""
-    cost = res.ret
-    if res.tail is not None:
-        tail = res.tail
-        if res.tail_targets:
-            worst = None
-            for target in sorted(res.tail_targets):
-                c, _ = analysis.program_cost(target, 1)
-                worst = c if worst is None else merge(worst, c)
-            assert worst is not None
-            tail = add(tail, worst)
-        cost = tail if cost is None else merge(cost, tail)
-    if cost is None:  # the callee never returns: as unbounded as an endless loop
-        raise Unbounded(analysis.diag("BPF003", "no-exit",
-                                      "a called function has no path that returns", None))
-    return cost
+        return (lo, hi), cb_cost, lines, overlap, by_index
 
 
 def function_structure(cfgs: dict[FuncKey, tuple[Cfg, LoopForest, tuple[int, ...]]],

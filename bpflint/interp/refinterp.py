@@ -126,7 +126,7 @@ class World:
     """
 
     lookup_hits: tuple[bool, ...] = (True,)  # hash-like map lookups of absent keys
-    array_lookup_null: bool = False  # let array lookups return NULL too (kernel: never in range)
+    array_lookup_null: bool = False  # array lookups of keys > 0 may return NULL (a shrunk map)
     value_fill: int = 0  # byte every fresh map value / read buffer starts with
     update_results: tuple[int, ...] = (0,)  # map update/delete return values (0 or -errno)
     reads_fail: bool = False  # probe_read*, get_current_comm fail with -EFAULT
@@ -411,7 +411,9 @@ class Interpreter:
             index = int.from_bytes(key[:4], "little")
             if index >= entries(mdef):
                 return 0
-            if self.world.array_lookup_null and not self._lookups.take():
+            # key 0 always exists (an array has one entry at least, whatever size a
+            # loader sets): the flag models a loader shrinking max_entries below a key
+            if self.world.array_lookup_null and index and not self._lookups.take():
                 return 0
             return self.map_value(mdef, key, create=True)
         store = self._map_store.setdefault(mdef.name, {})
