@@ -28,12 +28,21 @@ if TYPE_CHECKING:
 
 
 def analyze_program(obj: BpfObject, program: Program, table: Any,
-                    options: AnalysisOptions) -> ProgramResult:
+                    options: AnalysisOptions, targets: Any = None) -> ProgramResult:
     """bpflint.cost.engine's, imported on first use: a run whose every result comes
-    from the cache never imports the engine (most of a run's start-up)."""
+    from the cache never imports the engine (most of a run's start-up). ``targets``
+    (a bpflint.cost.targets.Targets) shares tail-call targets between an object's
+    programs."""
     from bpflint.cost.engine import analyze_program as analyze
 
-    return analyze(obj, program, table, options)
+    return analyze(obj, program, table, options, targets)
+
+
+def _new_targets() -> Any:
+    """A bpflint.cost.targets.Targets, imported on first use (as analyze_program)."""
+    from bpflint.cost.targets import Targets
+
+    return Targets()
 
 
 def analyze_async_callbacks(obj: BpfObject, table: Any,
@@ -367,10 +376,13 @@ def _analyze_part(path: str, table: Any, options: AnalysisOptions, limits: ReadL
         return _Part(content, (), ObjectOutcome(errors=(str(exc),), loader_vars=names)
                      if first else ObjectOutcome())
     programs: list[tuple[int, ProgramResult | str]] = []
+    # the object's tail-call targets, analysed once for all its programs
+    targets = _new_targets() if part < len(obj.programs) else None
     for index in range(part, len(obj.programs), parts):
         program = obj.programs[index]
         try:
-            programs.append((index, analyze_program(obj, program, table, options)))
+            programs.append((index, analyze_program(obj, program, table, options,
+                                                    targets)))
         except BpfLintError as exc:
             programs.append((index, f"program {program.name}: "
                                     f"{_without_path(path, str(exc))}"))

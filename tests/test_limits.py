@@ -80,9 +80,9 @@ def test_wall_clock_budget_is_passed_to_the_engine(loop_obj: Path, tmp_path: Pat
     seen = []
     real = api.analyze_program
 
-    def spy(obj, program, table, options):  # type: ignore[no-untyped-def]
+    def spy(obj, program, table, options, *rest):  # type: ignore[no-untyped-def]
         seen.append((options.max_steps, options.max_seconds))
-        return real(obj, program, table, options)
+        return real(obj, program, table, options, *rest)
 
     monkeypatch.setattr(api, "analyze_program", spy)
     project = _project(tmp_path, loop_obj, "max_seconds = 7\nmax_steps = 900000")

@@ -140,6 +140,10 @@ def render(result: ProgramResult, top: int,
         out.append(f"  worst case: unbounded; best case: {result.insns_min} insns")
     for setting in result.loader_set:
         out.append(f"  {loader_line(setting, result, (at_default or {}).get(setting.name))}")
+    if result.tail_call_targets:
+        # the worst path runs on into these (and theirs), so its lines are theirs too
+        out.append(f"  tail calls to {', '.join(printable(t) for t in result.tail_call_targets)}"
+                   f": their worst case (and their tail calls') is included")
     for diag in result.diagnostics:
         where = f"{place(diag.loc.file, diag.loc.line)}: " if diag.loc else ""
         out.append(f"  {diag.rule} {diag.name}: {where}{printable(diag.message)}")

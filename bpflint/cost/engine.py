@@ -71,6 +71,15 @@ from bpflint.cost.paths import (
     solve_region,
 )
 from bpflint.cost.pricing import callee_total, function_structure
+from bpflint.cost.targets import (
+    ANY_DEPTH,
+    CUT_CHAIN,
+    Chain,
+    Targets,
+    find_cycle,
+    replay,
+    snapshot,
+)
 from bpflint.cost.timer_callbacks import timer_callbacks
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
 from bpflint.results import (
@@ -85,11 +94,18 @@ class ProgramAnalysis(LoopBounds):
     and its worst paths solved (paths.py) and expanded (expand.py)."""
 
     def __init__(self, obj: BpfObject, table: CostTable | None, options: AnalysisOptions,
-                 budget: Budget) -> None:
+                 budget: Budget, targets: Targets | None = None) -> None:
         super().__init__(obj, table, options, budget)
+        # tail-call targets analysed so far, shared by the object's programs
+        self.targets = Targets() if targets is None else targets
+        self.replayed: set[str] = set()  # targets whose findings this analysis has
+        self.target_names: set[str] | None = None  # _target_names, once computed
         # what callees write of their callers' frames (a caller forgets only that)
         self.callee_writes = CalleeWrites(obj, budget, _structure_of(obj, self.cfgs),
                                           self.loader_reads)
+        # the program itself with its tail calls (targets' are in self.targets)
+        self.chain_memo: dict[tuple[str, int], Chain] = {}
+        self.chain_lines: dict[tuple[str, int], Lines] = {}
 
     # -- one function in one context -----------------------------------------
     def function(self, key: FuncKey, entry: State, prog_type: str) -> FuncResult:
@@ -178,46 +194,158 @@ class ProgramAnalysis(LoopBounds):
 
     # -- whole programs, tail calls included ----------------------------------
     def program_cost(self, program_name: str, depth: int) -> tuple[Cost, Lines]:
-        """Cost of running a program that was reached after ``depth`` tail calls."""
-        memo = self.program_memo.get((program_name, depth))
+        """Cost of running a program that was reached after ``depth`` tail calls, and
+        the lines of its worst paths."""
+        chain = self._chain(program_name, depth)
+        if depth == 0 and chain.height == CUT_CHAIN:
+            self._note_cycle(program_name, chain)
+        return chain.cost, self._chain_lines(program_name, depth)
+
+    def tail_targets_of(self, program_name: str) -> tuple[str, ...]:
+        """The programs the tail calls of a program analysed from its entry (depth 0)
+        may jump to, as bpflint resolved them (JSON ``tail_call_targets``)."""
+        chain = self.chain_memo.get((program_name, ANY_DEPTH)) or \
+            self.chain_memo.get((program_name, 0))
+        return tuple(sorted(chain.res.tail_targets)) if chain is not None else ()
+
+    def _note_cycle(self, program_name: str, chain: Chain) -> None:
+        """BPF010: the worst case went as deep as the kernel lets tail calls go, which
+        takes a cycle of them (first found depth-first, targets in name order)."""
+        edges = {name: sorted(run.res.tail_targets) for name, run in self.targets.runs.items()
+                 if run.res is not None}
+        edges[program_name] = sorted(chain.res.tail_targets)
+        cycle = find_cycle(program_name, edges)
+        prog = next(p for p in self.obj.programs if p.name == program_name)
+        entry = self.obj.functions[prog.entry]
+        how = f"they can cycle ({' -> '.join(cycle)})" if cycle else "their chain is longer"
+        self.diag("BPF010", "tail-call-cycle",
+                  f"tail calls reach the kernel's limit of {MAX_TAIL_CALLS} chained calls: "
+                  f"{how}, and the worst case follows them that far; a flag that ends "
+                  "such a cycle at run time (skb->cb, tc_index, the mark) is not carried "
+                  "across tail calls", entry.insns[0])
+
+    def _chain(self, program_name: str, depth: int) -> Chain:
+        """A program's cost with the tail calls it makes, without lines (those of the
+        worst chains only are built, by _chain_lines). An uncut result is the same at
+        every depth its chains fit under the kernel's limit and is kept once for all
+        of them (key ANY_DEPTH): Cilium's 30 tail-call programs, reached at many
+        depths, are then costed once each; a cut one (tail-call cycles) holds at its
+        own depth only. Targets' results (depth > 0) are shared by the object's
+        programs (targets.py)."""
+        chains = self.targets.chains if depth else self.chain_memo
+        memo = chains.get((program_name, ANY_DEPTH))
+        if memo is None or depth + memo.height > MAX_TAIL_CALLS:
+            memo = chains.get((program_name, depth))
         if memo is not None:
+            for name in memo.closure:
+                self._replay(name)
             return memo
         prog = next((p for p in self.obj.programs if p.name == program_name), None)
         if prog is None:
             raise Unbounded(self.diag("BPF005", "open-tail-call",
                                       f"tail-call target '{program_name}' is not a program "
                                       "of this object", None))
-        res = self.function(prog.entry, program_entry(), prog.prog_type)
-        # copies: the memoised function result's lines must not grow
-        cost, lines = res.ret, pick(res.lines_ret, res.lines_ret)
-        if res.tail is not None:
-            tail_cost, tail_lines = res.tail, pick(res.lines_tail, res.lines_tail)
-            if res.tail_targets and depth < MAX_TAIL_CALLS:
+        # a program that may be another's target too is analysed once, for both
+        res = self._target(prog) if depth or prog.name in self._target_names() else \
+            self.function(prog.entry, program_entry(), prog.prog_type)
+        closure = [program_name] if depth else []
+        cost, tail_cost = res.ret, res.tail
+        height, by_insns, by_ns = 0, "", ""
+        if tail_cost is not None and res.tail_targets:
+            if depth >= MAX_TAIL_CALLS:
+                height = CUT_CHAIN  # the kernel lets this tail call fail: not followed
+            else:
                 worst: Cost | None = None
-                worst_insns: Lines = {}  # the target dearest by instructions
-                worst_ns: Lines = {}  # and by ns
                 for target in sorted(res.tail_targets):
-                    c, ln = self.program_cost(target, depth + 1)
+                    below = self._chain(target, depth + 1)
+                    closure.extend(n for n in below.closure if n not in closure)
+                    c = below.cost
+                    height = CUT_CHAIN if CUT_CHAIN in (height, below.height) else \
+                        max(height, below.height + 1)
                     if worst is None or c[1] > worst[1]:
-                        worst_insns = ln
+                        by_insns = target
                     if worst is None or c[3] > worst[3]:
-                        worst_ns = ln
+                        by_ns = target
                     worst = c if worst is None else merge(worst, c)
                 assert worst is not None
                 tail_cost = add(tail_cost, worst)
-                add_lines(tail_lines, pick(worst_insns, worst_ns), 1)
-            if cost is None:
-                lines = tail_lines
-            else:
-                lines = pick(tail_lines if tail_cost[1] > cost[1] else lines,
-                              tail_lines if tail_cost[3] > cost[3] else lines)
+        if tail_cost is not None:
             cost = tail_cost if cost is None else merge(cost, tail_cost)
         if cost is None:  # no path ends: an infinite loop for all the analysis knows
             raise Unbounded(self.diag("BPF003", "no-exit",
                                       f"no path of {prog.name} reaches exit",
                                       self.obj.functions[prog.entry].insns[0]))
-        self.program_memo[(program_name, depth)] = (cost, lines)
-        return cost, lines
+        found = Chain(cost, height, res, tail_cost, by_insns, by_ns, tuple(closure))
+        chains[(program_name, depth if height == CUT_CHAIN else ANY_DEPTH)] = found
+        return found
+
+    def _target_names(self) -> set[str]:
+        """The programs a tail call may reach: in a prog array's known slots, or named
+        in [tail_calls]."""
+        if self.target_names is None:
+            self.target_names = {prog for mapdef in self.obj.maps.values()
+                                 for _, prog in mapdef.prog_slots}
+            self.target_names.update(prog for progs in self.options.tail_call_targets.values()
+                                     for prog in progs)
+        return self.target_names
+
+    def _replay(self, name: str) -> None:
+        if name not in self.replayed:
+            self.replayed.add(name)
+            replay(self, self.targets.runs[name])
+
+    def _target(self, prog: Program) -> FuncResult:
+        """A program's entry function, analysed once for all the object's programs
+        (targets.py: as a program and as any program's tail-call target) and its
+        findings replayed into this analysis."""
+        run = self.targets.runs.get(prog.name)
+        if run is None:
+            child = ProgramAnalysis(self.obj, self.table, self.options,
+                                    Budget(self.options.max_steps, self.options.max_seconds),
+                                    self.targets)
+            try:
+                run = snapshot(child, child.function(prog.entry, program_entry(),
+                                                     prog.prog_type), None)
+            except (Unbounded, StepBudgetExceeded, RecursionError) as exc:
+                run = snapshot(child, None, exc)
+            self.targets.runs[prog.name] = run
+        self._replay(prog.name)
+        if run.res is None:
+            assert run.failure is not None
+            raise run.failure
+        return run.res
+
+    def _chain_lines(self, program_name: str, depth: int) -> Lines:
+        """The lines of _chain's worst paths: the program's own, and along its paths
+        through a tail call those of the target dearest by instructions (for the
+        instructions' pair) and by ns (for the ns pair)."""
+        chain = self._chain(program_name, depth)
+        key = (program_name, depth if chain.height == CUT_CHAIN else ANY_DEPTH)
+        memo = self.targets.lines if depth else self.chain_lines
+        got = memo.get(key)
+        if got is not None:
+            return got
+        res = chain.res
+        tail_cost = chain.tail_cost
+        by_insns = by_ns = tail_cost is not None
+        if tail_cost is not None and res.ret is not None:
+            by_insns, by_ns = tail_cost[1] > res.ret[1], tail_cost[3] > res.ret[3]
+        # Fresh dicts (the memoised function results' lines must not grow), one copy
+        # each: the lines of a cycle's 33 levels are thousands of entries apiece.
+        lines: Lines = {}
+        if not (by_insns and by_ns):
+            lines = pick(res.lines_ret, res.lines_ret)
+        if by_insns or by_ns:
+            tail_lines = pick(res.lines_tail, res.lines_tail)
+            if chain.by_insns:
+                below = self._chain_lines(chain.by_insns, depth + 1)
+                if chain.by_ns != chain.by_insns:
+                    below = pick(below, self._chain_lines(chain.by_ns, depth + 1))
+                add_lines(tail_lines, below, 1)
+            lines = tail_lines if by_insns and by_ns else \
+                pick(tail_lines if by_insns else lines, tail_lines if by_ns else lines)
+        memo[key] = lines
+        return lines
 
 
 def _reachable(obj: BpfObject, entry: FuncKey) -> list[FuncKey]:
@@ -254,7 +382,10 @@ def _static_insns(obj: BpfObject, entry: FuncKey) -> int:
 
 
 def analyze_program(obj: BpfObject, program: Program, table: CostTable | None,
-                    options: AnalysisOptions) -> ProgramResult:
+                    options: AnalysisOptions, targets: Targets | None = None
+                    ) -> ProgramResult:
+    """One program's result. ``targets``: the tail-call targets analysed for the
+    object's other programs (targets.py), to share across them."""
     # The cycle collector is off while a program is analysed: the analysis builds
     # millions of short-lived tuples and next to no reference cycles, and the
     # collector's passes over its live states cost 8-14% of the time and freed
@@ -264,7 +395,7 @@ def analyze_program(obj: BpfObject, program: Program, table: CostTable | None,
     gc.disable()
     try:
         analysis = ProgramAnalysis(obj, table, options,
-                                   Budget(options.max_steps, options.max_seconds))
+                                   Budget(options.max_steps, options.max_seconds), targets)
         return _result(analysis, program.entry, program.section, program.name,
                        program.prog_type,
                        lambda: analysis.program_cost(program.name, 0)
@@ -346,6 +477,7 @@ def _result(analysis: ProgramAnalysis, entry: FuncKey, section: str, name: str, 
                        for n in (table.missing() if table else ())
                        if n in analysis.priced),
         loader_set=_loader_settings(obj, analysis.loader_reads),
+        tail_call_targets=analysis.tail_targets_of(name),
     )
 
 

@@ -109,7 +109,7 @@ class BlockPricing:
         self.loose_sizes: set[tuple[int, str]] = set()  # (pc, argument) diagnosed
         # BPF005's message -> the tail calls it is about, by (function, pc)
         self.open_calls: dict[str, set[tuple[FuncKey, int]]] = {}
-        self.program_memo: dict[tuple[str, int], tuple[Cost, Lines]] = {}
+        self.async_callbacks: set[FuncKey] = set()
         self.priced: set[str] = set()  # helper/kfunc names looked up in the table
         self.sharpen_left = SHARPEN_STEPS
         # Timed values of priced instructions, by what they are made of (Run.add)
@@ -434,6 +434,8 @@ class BlockPricing:
             self._note_loop(insn, "callback", iters[1], f"{calls.helper_name(hid)}: "
                             f"{iters[0]} to {iters[1]} callback runs")
             return add(base, cb_total)
+        if hid == calls.TIMER_SET_CALLBACK:
+            self.async_callbacks.update(func_keys(regs[2]))
         if self.table is not None:
             lo, hi = self.table.helper_ns(hid, map_type, size, key_size)
             base = (1, 1, lo, hi)
@@ -486,8 +488,9 @@ class BlockPricing:
             return
         mapdef = self.obj.maps.get(name)
         index = regs[3].s if regs[3].kind == Kind.SCALAR else sc.UNKNOWN
-        slots = [prog for slot, prog in (mapdef.prog_slots if mapdef else ())
-                 if index.umin <= slot <= index.umax]
+        known = () if mapdef is None or (mapdef.section_slots and index.umin != index.umax) \
+            else mapdef.prog_slots  # section-filled slots: a constant index only
+        slots = [prog for slot, prog in known if index.umin <= slot <= index.umax]
         if not slots:
             open_maps.add(name)
             self._open_tail_call(insn, f"tail call through prog array '{name}' with no "
@@ -510,25 +513,21 @@ class BlockPricing:
                                       "cannot identify", insn))
         lo, hi, args = callback_runs(hid, regs, self._map_def(regs[1]))
 
-        def price(key: FuncKey) -> tuple[Cost, Lines, CalleeOverlap | None, Val]:
-            result = self.function(key, callee_entry(args, foreign=False), prog_type)
-            return (callee_total(result, self, prog_type), result.lines_ret,
-                    result.as_callee, result.ret_val)
+        def price(key: FuncKey, at: list[Val] = args
+                  ) -> tuple[Cost, Lines, CalleeOverlap | None, Val]:
+            res = self.function(key, callee_entry(at, foreign=False), prog_type)
+            return callee_total(res, self, prog_type), res.lines_ret, res.as_callee, res.ret_val
 
-        # (a register that may hold one of several callbacks: the dearest, as a whole)
+        def run(at: list[Val]) -> tuple[Cost, Lines, Val]:
+            cost, cb_lines, _, ret = price(keys[0], at)
+            return cost, cb_lines, ret
+
+        # a register that may hold one of several callbacks: the dearest, as a whole;
+        # one callback: also run by run (bpf_loop)
         cb_cost, lines, overlap, always_continues = dearest_callback(keys, price)
-        by_index: ByIndex = None
-        if len(keys) == 1:
-            cb_key = keys[0]
-
-            def run(args: list[Val]) -> tuple[Cost, Lines, Val]:
-                res = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
-                return callee_total(res, self, prog_type), res.lines_ret, res.ret_val
-            cb_cfg = self.structure(self.obj.functions[cb_key])[0]
-            by_index = callback_by_index(hid, lo, hi, args, cb_cfg, run)
-        # The helper stops early when the callback returns 1; if it cannot, every
-        # iteration runs.
-        if not always_continues:
+        by_index = None if len(keys) > 1 else callback_by_index(
+            hid, lo, hi, args, self.structure(self.obj.functions[keys[0]])[0], run)
+        if not always_continues:  # the helper stops early where the callback returns 1
             lo = min(lo, 1)
         return (lo, hi), cb_cost, lines, overlap, by_index
 

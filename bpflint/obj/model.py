@@ -92,6 +92,10 @@ class MapDef:
     # map-in-map: the name under BpfObject.maps of the inner map's template
     # ("<outer>.inner", from the BTF definition's __array(values, struct {...}))
     inner: str = ""
+    # prog_slots come from "ID/KEY" sections (obj/tail_sections.py), not from the
+    # map's own .values: other objects may fill its other slots (Cilium's policy
+    # prog array is shared by every endpoint), so only a constant index is followed
+    section_slots: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,7 @@ from bpflint.obj.model import (
     Reloc,
 )
 from bpflint.obj.sections import MAP_TYPE_ARRAY, UNKNOWN, classify, map_type_name
+from bpflint.obj.tail_sections import ELF_MAP_ID_OFFSET, section_tail_slots
 
 __all__ = ["NotBpfError", "ReadLimits", "load_object", "parse_object", "read_object_bytes"]
 
@@ -212,6 +213,7 @@ class _Reader:
         self.map_spans: dict[int, list[_MapSpan]] = {}  # map section index -> maps
         self.inner_maps: list[MapDef] = []  # templates of map-in-map inner maps
         self.maps: dict[str, MapDef] = {}
+        self.elf_map_ids: dict[str, int] = {}  # legacy map -> struct bpf_elf_map .id
         # (symbol, opcode, src, imm) -> what a relocation there resolves to
         self.resolved: dict[tuple[int, int, int, int], Reloc] = {}
 
@@ -230,6 +232,8 @@ class _Reader:
             for func in self._functions_of(sec):
                 functions[func.key] = func
         programs = self._programs(code_sections)
+        self.maps, notes = section_tail_slots(self.maps, self.elf_map_ids, programs)
+        self.notes.extend(notes)
         return BpfObject(
             path=self.path,
             functions=functions,
@@ -648,6 +652,10 @@ class _Reader:
             flags = 0
             if size >= _LEGACY_MAP_DEF.size + _U32.size:
                 (flags,) = _U32.unpack_from(sec.data, sym.value + _LEGACY_MAP_DEF.size)
+            if size >= ELF_MAP_ID_OFFSET + _U32.size:
+                (elf_id,) = _U32.unpack_from(sec.data, sym.value + ELF_MAP_ID_OFFSET)
+                if elf_id:
+                    self.elf_map_ids[sym.name] = elf_id
             spans.append(_MapSpan(sym.name, sym.value, size))
             out.append(MapDef(sym.name, map_type, map_type_name(map_type), key_size,
                               value_size, max_entries, flags, sec.name))

@@ -28,7 +28,7 @@ RULES_URI = f"{INFORMATION_URI}/blob/main/docs/rules.md"
 # (open tail calls, recursion) are notes beside a result, not failures.
 DEFAULT_LEVEL = {"BPF001": "error", "BPF002": "error", "BPF003": "error", "BPF004": "warning",
                  "BPF005": "note", "BPF006": "error", "BPF007": "note", "BPF008": "note",
-                 "BPF009": "note"}
+                 "BPF009": "note", "BPF010": "note"}
 _SARIF_LEVEL = {"error": "error", "warning": "warning", "note": "note"}
 
 
