@@ -33,6 +33,7 @@ MODULES = (
     "bpflint.analysis.state",
     "bpflint.analysis.alu",
     "bpflint.analysis.transfer",
+    "bpflint.analysis.jumps",
     "bpflint.analysis.map_values",
     "bpflint.analysis.fixpoint",
     "bpflint.analysis.walk",

@@ -426,12 +426,15 @@ class _Gen(IdiomsMixin):
         self.feats.add("for_each")
         cb = self.name("fe")
         m = "hmap" if self.rng.random() < 0.3 else "arr"
-        # a hash map's walk order is the kernel's bucket order, which the interpreter
-        # does not model: its callbacks do only what no order changes
+        # a hash map's walk order is the kernel's bucket order under a random hash
+        # seed, which no model repeats: its callbacks do only what no order changes
+        # (on whatever keys it holds: the interpreter walks exactly those)
         body = ["c->acc += *val;", f"c->lim {'|=' if m == 'hmap' else '='} "
                 f"*val & {self.rng.choice((3, 7, 15))};"]
         if m == "arr" and self.rng.random() < 0.5:
             body += [f"if (*key == {self.const(0, 7)})", "\treturn 1;"]
+        elif m == "hmap" and self.rng.random() < 0.5:
+            body += [f"if (*key == {self.const(0, 8)})", "\tc->n ^= *val;"]
         if self.rng.random() < 0.4:
             body.append("*val += 1;")
         self.funcs.append("\n".join([

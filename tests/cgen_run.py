@@ -177,9 +177,10 @@ def make_inputs(rng: random.Random, prog: CProgram, n: int) -> list[RunInput]:
                 else rng.randint(0, MAX_MAP_VALUE)
 
         arr = tuple(map_value() if rng.random() < 0.7 else 0 for _ in range(ARR_ENTRIES))
-        # keys 0..k-1: the interpreter's bpf_for_each_map_elem walks a hash map's keys
-        # 0..hash_elems-1, so the walk meets exactly the elements the kernel's holds
-        hmap = tuple((k, map_value()) for k in range(rng.randint(0, 5)))
+        # any keys (the programs look up 0..8): bpf_for_each_map_elem walks exactly
+        # the elements the map holds, in the interpreter as in the kernel
+        hmap = tuple((rng.randrange(9) if rng.random() < 0.6 else rng.getrandbits(32),
+                      map_value()) for _ in range(rng.randint(0, 5)))
         knobs = []
         for name in prog.knobs:
             width = KNOBS[name][1]
@@ -234,8 +235,7 @@ def world_of(inp: RunInput) -> World:
     # reads of memory the run holds (a strs value) succeed, as the kernel's; of other
     # addresses (small numbers: never mapped) fail
     return World(lookup_hits=(False,), reads_fail=True, reads_real=True,
-                 ringbuf_full=inp.ringbuf_full, map_contents=map_entries(inp), rodata=inp.knobs,
-                 hash_elems=len(inp.hmap))
+                 ringbuf_full=inp.ringbuf_full, map_contents=map_entries(inp), rodata=inp.knobs)
 
 
 def interp_input(prog_type: str, inp: RunInput) -> Input:

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from bpflint.analysis import calls
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.fixpoint import Budget
+from bpflint.analysis.jumps import refine_branch
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
@@ -31,7 +32,7 @@ from bpflint.analysis.state import (
     join_val,
     leq_val,
 )
-from bpflint.analysis.transfer import Machine, alu, mem_kind, refine_branch, store
+from bpflint.analysis.transfer import Machine, alu, mem_kind, store
 from bpflint.cost.engine import ProgramAnalysis, analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError

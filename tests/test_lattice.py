@@ -42,6 +42,10 @@ vals = st.one_of(
     st.builds(Val, st.sampled_from([k for k in Kind if k not in (Kind.UNINIT, Kind.SCALAR)]),
               scalars, st.sampled_from([None, "m1", -8, CALLER_STACK]), st.booleans(),
               st.one_of(st.none(), st.just((0, 10)), st.just((2, 5)))),
+    # function pointers: one callback or a set of candidates (a join of several)
+    st.builds(Val, st.just(Kind.FUNC), scalars, st.sampled_from(
+        [(".text", 0), (".text", 5), frozenset({(".text", 0), (".text", 9)}),
+         frozenset((".text", i) for i in range(8))]), st.booleans()),
 )
 THRESHOLDS = (0, 1, 10, 255)
 

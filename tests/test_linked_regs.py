@@ -20,8 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpflint.analysis import scalar as sc
+from bpflint.analysis.jumps import refine_branch
 from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
+    LINK_ZEXT32,
     UNINIT,
     UNKNOWN,
     Kind,
@@ -34,7 +36,7 @@ from bpflint.analysis.state import (
     linked,
     scalar,
 )
-from bpflint.analysis.transfer import Env, Machine, alu, load, refine_branch, store
+from bpflint.analysis.transfer import Env, Machine, alu, load, store
 from bpflint.cost.engine import analyze_program
 from bpflint.cost.options import AnalysisOptions
 from bpflint.errors import BpfLintError
@@ -195,7 +197,8 @@ def test_a_32_bit_copy_links_a_u32_only() -> None:
     wide = _machine(r2=UNKNOWN)
     alu(wide, _insn(MOV32, 4, 2))  # r4 is r2's low half: r2 may be 2^32 + 5
     out = _branch(wide, JGT_K, 4, 64, taken=False)
-    assert out is not None and out.regs[2].s == sc.UNKNOWN
+    assert out is not None and out.regs[2].s.umax > sc.U32
+    assert sc.low32(out.regs[2].s).umax == 127  # the low half, as far as a tnum says
 
 
 def test_a_spilled_copy_shares_the_link() -> None:
@@ -226,13 +229,20 @@ def test_a_zero_extended_copy_of_a_u32_stays_linked() -> None:
     _shift(m, RSH64_K, 2)
     out = _branch(m, JGT_K, 4, 128, taken=False)
     assert out is not None and out.regs[2].s.umax == 128
-    # of a 64-bit value the shifts keep the low half only: no link
+    # of a 64-bit value the shifts keep the low half only: the check bounds that
+    # (as far as a tnum holds it: 128 -> the low 8 bits), not r2
     m = _machine(r2=UNKNOWN)
     alu(m, _insn(MOV64, 4, 2, pc=0))
     _shift(m, LSH64_K, 1)
     _shift(m, RSH64_K, 2)
     out = _branch(m, JGT_K, 4, 128, taken=False)
-    assert out is not None and out.regs[2].s == sc.UNKNOWN
+    assert out is not None and out.regs[2].s.umax > sc.U32
+    assert sc.low32(out.regs[2].s).umax == 255
+    # and a bound on r2 bounds the zero-extended copy
+    out = _branch(m, JGT_K, 2, (1 << 32) + 9, taken=False)
+    assert out is not None and out.regs[4].s.umax == sc.U32
+    out = _branch(out, JLT_K, 2, 1 << 32, taken=False)  # 2^32 <= r2 <= 2^32 + 9
+    assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (0, 9)
     # anything between the shifts (here r4 += 1), or shifts that are not one right
     # after the other: no link
     m = _machine(r2=scalar(Scalar.urange(0, sc.U32)))
@@ -242,11 +252,14 @@ def test_a_zero_extended_copy_of_a_u32_stays_linked() -> None:
     _shift(m, RSH64_K, 3)
     out = _branch(m, JGT_K, 4, 128, taken=False)
     assert out is not None and out.regs[2].s.umax == sc.U32
+    # shifts apart (nothing written between) are still a zero extension: held as one
     m = _machine(r2=scalar(Scalar.urange(0, sc.U32)))
     alu(m, _insn(MOV64, 4, 2, pc=0))
     _shift(m, LSH64_K, 1)
     _shift(m, RSH64_K, 7)
-    assert m.regs[4].link == 0
+    assert m.regs[4].link >> 64 & LINK_ZEXT32
+    out = _branch(m, JGT_K, 4, 128, taken=False)
+    assert out is not None and out.regs[2].s.umax == 128
 
 
 def test_a_relinked_id_leaves_its_old_holders() -> None:
@@ -334,3 +347,74 @@ def _concrete_jump(op: int, a: int, imm: int) -> bool:
     return {0x10: a == b, 0x50: a != b, 0x20: a > b, 0x30: a >= b, 0xA0: a < b,
             0xB0: a <= b, 0x60: sa > sb, 0x70: sa >= sb, 0xC0: sa < sb, 0xD0: sa <= sb,
             0x40: a & b != 0}[op & 0xF0]
+
+
+def test_a_copy_shifted_back_is_the_value_before_the_left_shift() -> None:
+    """r6 <<= 32; r5 = r6; r5 >>= 32 (clang's test of a counter's old value)."""
+    m = _machine(r6=scalar(Scalar.urange(1, 255)))
+    alu(m, _insn(MOV64, 4, 6, pc=0))
+    alu(m, _insn(ADD64_K, 4, imm=-1, pc=1))  # r4 = r6 - 1, linked
+    alu(m, _insn(LSH64_K, 6, imm=32, pc=2))
+    alu(m, _insn(MOV64, 5, 6, pc=3))
+    alu(m, _insn(RSH64_K, 5, imm=32, pc=4))
+    out = _branch(m, JEQ_K, 5, 1, taken=False)  # r5 != 1: r4 = r5 - 1 is not 0
+    assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (1, 254)
+    # a copy further on is the shifted value's: still linked (as a zero extension)
+    m = _machine(r6=scalar(Scalar.urange(1, 255)))
+    alu(m, _insn(MOV64, 4, 6, pc=0))
+    alu(m, _insn(LSH64_K, 6, imm=32, pc=2))
+    alu(m, _insn(MOV64, 5, 6, pc=4))
+    alu(m, _insn(RSH64_K, 5, imm=32, pc=5))
+    out = _branch(m, JEQ_K, 5, 1, taken=False)
+    assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (2, 255)
+    # a sign extension (s>>= 32) of the shifted value: its check bounds the original
+    m = _machine(r6=scalar(Scalar.urange(1, 255)))
+    alu(m, _insn(MOV64, 4, 6, pc=0))
+    alu(m, _insn(ADD64_K, 4, imm=-1, pc=1))
+    alu(m, _insn(LSH64_K, 6, imm=32, pc=2))
+    alu(m, _insn(0xC7, 6, imm=32, pc=3))  # r6 s>>= 32
+    out = _branch(m, JSGT_K, 6, 1, taken=True)  # r6 s> 1: r4 = r6 - 1 >= 1
+    assert out is not None and (out.regs[4].s.umin, out.regs[4].s.umax) == (1, 254)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(U64, st.integers(-(1 << 40), 1 << 40), OPS, st.integers(-(1 << 31), (1 << 31) - 1),
+       st.sampled_from(["w", "shifts", "copy", "sext", "shl"]), st.booleans())
+def test_narrowing_through_a_zero_extended_link_keeps_every_concrete_value(
+        x: int, k: int, op: int, imm: int, how: str, on_wide: bool) -> None:
+    """r4 = zext32(r2) (w4 = w2; r4 = r2; r4 <<= 32; r4 >>= 32; or r6 = r2; r6 <<= 32;
+    r4 = r6; r4 >>= 32), r5 = r2 + k; a branch on r4 or on r5: whatever it says of
+    every holder holds of x."""
+    m = _machine(r2=UNKNOWN)
+    if how == "shifts":
+        alu(m, _insn(MOV64, 4, 2, pc=0))
+        _shift(m, LSH64_K, 1)
+        _shift(m, RSH64_K, 2)
+    elif how == "shl":  # r4 = r2 << 32: a check on it says nothing of r2
+        alu(m, _insn(MOV64, 4, 2, pc=0))
+        _shift(m, LSH64_K, 1)
+    elif how == "sext":  # r4 = sext32(r2): its low half is r2's too
+        alu(m, _insn(MOV64, 4, 2, pc=0))
+        _shift(m, LSH64_K, 1)
+        alu(m, _insn(0xC7, 4, imm=32, pc=2))
+    elif how == "copy":
+        alu(m, _insn(MOV64, 6, 2, pc=0))
+        alu(m, _insn(LSH64_K, 6, imm=32, pc=1))
+        alu(m, _insn(MOV64, 4, 6, pc=2))
+        alu(m, _insn(RSH64_K, 4, imm=32, pc=3))
+    else:
+        alu(m, _insn(MOV32, 4, 2, pc=0))
+    alu(m, _insn(MOV64, 5, 2, pc=3))
+    if k:
+        m.regs[3] = const(abs(k))
+        alu(m, _insn(ADD64_X if k > 0 else SUB64_X, 5, 3, pc=4))
+    low = x & sc.U32
+    values = {2: x, 4: (low - (1 << 32) if low >> 31 else low) & sc.U64 if how == "sext"
+              else (x << 32) & sc.U64 if how == "shl" else low, 5: (x + k) & sc.U64}
+    reg = 5 if on_wide else 4
+    insn = _insn(op, reg, off=1, imm=imm)
+    out = Machine(m.freeze())
+    assert refine_branch(out, insn, _concrete_jump(op, values[reg], imm)), \
+        "the concrete edge was found infeasible"
+    for r, v in values.items():
+        assert _contains(out.regs[r].s, v), (r, out.regs[r], v)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from bpfc import PROGS, compile_bpf
-from cases import CASES, FileCase, inputs
+from cases import CASES, NO_PKT, FileCase, inputs, skb
 from hypothesis import HealthCheck, given, settings
 
 from bpflint.interp.refinterp import (
@@ -350,3 +350,24 @@ def test_timer_callback_runs_as_its_own_entry() -> None:
                                          if c.file == "timer.bpf.c").programs[0].worst)
     assert callback > 8 * 3  # at least load, add, store per round
     assert arming == 21  # lookup, init, set_callback, start: no callback rounds in it
+
+
+def _tbl(*keys: int) -> tuple[tuple[str, bytes, bytes], ...]:
+    return tuple(("tbl", struct.pack("<I", k), struct.pack("<Q", 5)) for k in keys)
+
+
+def test_for_each_over_a_hash_map_walks_the_elements_it_holds() -> None:
+    """The walk meets exactly what the map holds (any keys), not keys 0..n-1."""
+    obj = load_object(compile_bpf(PROGS / "for_each_map.bpf.c"))
+
+    def count(world: World) -> int:  # find_cb runs once per element (mark: no stop)
+        return run(obj, "each_hash", skb(NO_PKT, mark=0xFFFFFFFF, world=world))
+
+    empty = count(World())
+    per_element = count(World(hash_elems=1)) - empty
+    assert per_element > 0
+    held = count(World(map_contents=_tbl(7, 1000, 0xFFFFFFFF)))
+    assert held == empty + 3 * per_element
+    # hash_elems adds elements beyond those held, up to the map's max_entries (32)
+    assert count(World(map_contents=_tbl(7, 1000), hash_elems=5)) == empty + 5 * per_element
+    assert count(World(map_contents=_tbl(1, 2), hash_elems=1 << 20)) == empty + 32 * per_element

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.calls import CALLBACK_ARG, ITER_NEXT
+from bpflint.analysis.equality_exits import equality_trips
 from bpflint.analysis.fixpoint import Flow, step
+from bpflint.analysis.jumps import refine_branch
 from bpflint.analysis.state import UNKNOWN, Kind, State, Val
-from bpflint.analysis.transfer import Env, Machine, refine_branch
+from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import Cfg
 from bpflint.cfg.loops import Loop, LoopForest
 from bpflint.isa.insn import Insn
@@ -342,8 +344,7 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
     # so an inner loop with neither (a counted loop over packet bytes inside a bpf_for,
     # say) leaves the outer iterator's count alone.
     for h in loop.children:
-        if _consumes_iterators(cfg, forest.loops[h]):
-            inner_modified[h] |= {("mg",), ("it", "*")}
+        inner_modified[h] |= _iterators_consumed(cfg, forest.loops[h], block_in, env)
     d_in: dict[int, dict[Loc, Sym]] = {loop.header: {}}
     for b in order:
         st = block_in.get(b)
@@ -400,6 +401,13 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
             latch_n = _trips(latch_rng, c, w32, c_far)
             if latch_n is not None and (n is None or latch_n + 1 < n):
                 n, rng = latch_n + 1, latch_rng
+        how = ""
+        if n is None and c == c_far and loc[0] in ("r", "s"):  # (no range test bounds it)
+            n = equality_trips(cfg, forest, loop, edges, loc, c, latch_ds,
+                               lambda b: _at_branch(cfg, b, block_in, d_in, env),
+                               lambda st, where: _header_range(st, where, 0))
+            how = f"{_loc_name(loc)} {'+' if c > 0 else '-'}= 1 until an equality exit, " \
+                f"at most {n} back edges"
         if n is None:
             continue
         if loc[0] == "r" or loc[0] == "s":
@@ -407,7 +415,7 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
                 continue
         if best is None or n < best[0]:
             step_text = str(abs(c)) if c == c_far else f"{abs(c)}..{abs(c_far)}"
-            best = (n, f"{_loc_name(loc)} {'+' if c > 0 else '-'}= {step_text} over "
+            best = (n, how or f"{_loc_name(loc)} {'+' if c > 0 else '-'}= {step_text} over "
                        f"[{rng.umin}, {rng.umax}]" if loc[0] != "mg" else "may_goto budget",
                     c != c_far)
     if best is None:
@@ -417,13 +425,27 @@ def bound_loop(cfg: Cfg, forest: LoopForest, loop: Loop, flow: Flow, env: Env,
     return LoopBound(loop.header, best[0], 0, best[1], by_may_goto, best[2])
 
 
-def _consumes_iterators(cfg: Cfg, loop: Loop) -> bool:
-    """Whether the loop holds what can move an iterator or the may_goto budget: a
-    may_goto, a kfunc (an iterator's next), a subprogram or a helper running a
-    callback (either may be given the iterator). Other helpers take no iterator."""
-    return any(insn.is_may_goto or insn.is_call and not (
-        insn.is_helper_call and insn.imm not in CALLBACK_ARG)
-        for b in loop.body for insn in cfg.blocks[b].insns)
+def _iterators_consumed(cfg: Cfg, loop: Loop, block_in: dict[int, State], env: Env
+                        ) -> set[Loc]:
+    """The iterators and may_goto budget the loop may move: a may_goto, a kfunc, a
+    subprogram or a helper running a callback (either may be given an iterator) may
+    move any; an iterator's next given a known slot (bpf_repeat inside a bpf_repeat)
+    only that one. Other helpers take no iterator."""
+    out: set[Loc] = set()
+    for b in loop.body:
+        state = block_in.get(b)
+        if state is None:
+            continue
+        m = Machine(state)
+        for insn in cfg.blocks[b].insns:
+            if insn.is_may_goto or insn.is_call and not (
+                    insn.is_helper_call and insn.imm not in CALLBACK_ARG):
+                off = _stack_off(m, 1, 0) if insn.is_kfunc_call and insn.reloc is not None \
+                    and insn.reloc.symbol in ITER_NEXT else None
+                out |= {("mg",), ("it", "*") if off is None else ("it", off)}
+            if not insn.is_branch and not insn.is_exit:
+                step(m, insn, env, unknown_result)
+    return out
 
 
 def _clobber(cur: dict[Loc, Sym], mods: set[Loc], header_state: State) -> dict[Loc, Sym]:
@@ -485,6 +507,20 @@ def _walk_block(cfg: Cfg, b: int, state: State, d: dict[Loc, Sym], mods: set[Loc
         if (b, succ) in edges:
             outs[succ] = d
     return outs
+
+
+def _at_branch(cfg: Cfg, b: int, block_in: dict[int, State],
+               d_in: dict[int, dict[Loc, Sym]], env: Env
+               ) -> tuple[dict[Loc, Sym], Machine] | None:
+    """Deltas and machine just before block ``b``'s last instruction."""
+    st = block_in.get(b)
+    if st is None or b not in d_in:
+        return None
+    d, m = dict(d_in[b]), Machine(st)
+    for insn in cfg.blocks[b].insns[:-1]:
+        _step(d, m, insn, set())
+        step(m, insn, env, unknown_result)
+    return d, m
 
 
 def unknown_result(insn: Insn, m: Machine) -> Val:

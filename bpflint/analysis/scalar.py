@@ -385,6 +385,25 @@ def low32(a: Scalar) -> Scalar:
     return _sync_or_unknown(0, U32, 0, U32, a.tval & U32, a.tmask & U32)
 
 
+def with_low32_in(a: Scalar, r: Scalar) -> Scalar:
+    """``a`` knowing that its low 32 bits, zero-extended, lie in ``r`` (a value of
+    at most U32): what r's tnum says of the low half (no interval holds for the whole
+    64 bits where the high half is unknown), or r itself moved into a's window where
+    a lies in one. EmptyValue if none is left."""
+    if a.umax <= U32:
+        return meet(a, r)
+    if a.umin >> 32 == a.umax >> 32:  # one 2^32 window: the low half translates a
+        window = a.umin & ~U32
+        return meet(a, _from_u(window + r.umin, window + r.umax))
+    tv, tm = _tnum_intersect(r.tval, r.tmask, *_tnum_range(r.umin, r.umax))
+    if tv is None:
+        raise EmptyValue()
+    tv2, tm2 = _tnum_intersect(a.tval, a.tmask, tv, tm | (U64 ^ U32))
+    if tv2 is None:
+        raise EmptyValue()
+    return _sync(a.umin, a.umax, a.smin, a.smax, tv2, tm2)
+
+
 def trunc32(a: Scalar) -> Scalar:
     """Result of a 32-bit ALU operation: keep the low half, zero the high half."""
     return low32(a)

@@ -19,7 +19,7 @@ class Kind(IntEnum):
     PKT_META = 6
     MAP_VALUE = 7  # ref: map name
     MAP_PTR = 8  # ref: map name
-    FUNC = 9  # ref: FuncKey of a callback
+    FUNC = 9  # ref: FuncKey of a callback, or a frozenset of them (one of those)
     MEM = 10  # any other memory (ringbuf record, caller's stack, BTF object, ...);
     # ref: CALLER_STACK for a caller's stack
     ITER_ELEM = 11  # result of bpf_iter_num_next; ref: the iterator's stack offset
@@ -105,6 +105,23 @@ _CONST_VALS_KEPT: Final = 1 << 16
 # carry the same one, so any id may be reused: whoever makes a new link first
 # takes that id away from its old holders (Machine.new_link).
 
+# A link id with one of these bits set marks a holder of a function of base + delta
+# (clang's zero and sign extensions: r2 = r1; r2 <<= 32; r2 >>= 32 (or s>>= 32) of a
+# 64-bit r1, w2 = w1): zext32(base + delta), sext32(base + delta), or (base + delta)
+# << 32 between the two shifts. A branch on an extended holder bounds the other
+# holders' low half; a shifted one says nothing and learns nothing.
+LINK_ZEXT32: Final = 1 << 48  # above every id (ids are instruction indexes + 1)
+LINK_SEXT32: Final = 1 << 49
+LINK_SHL32: Final = 1 << 50
+LINK_ID_MASK: Final = LINK_ZEXT32 - 1
+LINK_FLAGS: Final = LINK_ZEXT32 | LINK_SEXT32 | LINK_SHL32
+
+
+def link_as(link: int, flag: int) -> int:
+    """The same id and delta as ``link``, held as ``flag`` (LINK_ZEXT32, ...)."""
+    return link & ~(LINK_FLAGS << 64) | flag << 64
+
+
 def link_of(link_id: int, delta: int) -> int:
     return (link_id << 64) | (delta & sc.U64)
 
@@ -132,9 +149,33 @@ def unknown_bits(nbytes: int) -> Val:
 _UNKNOWN_BITS: Final[dict[int, Val]] = {}  # values are immutable: one per width serves all
 
 
+# A function pointer that may be one of several functions (clang loads a callback's
+# address before a branch and calls after the join, or merges two calls into one):
+# kept as the set of candidates up to this many, every one of which pricing prices.
+FUNC_CANDIDATES_KEPT: Final = 8
+
+
+def func_keys(v: Val) -> tuple[Any, ...]:
+    """The functions a FUNC value may point to, sorted (empty: none known)."""
+    if v.kind != Kind.FUNC:
+        return ()
+    if isinstance(v.ref, frozenset):
+        return tuple(sorted(v.ref))
+    return (v.ref,) if isinstance(v.ref, tuple) else ()
+
+
+def _func_set(ref: Any) -> frozenset[Any]:
+    return ref if isinstance(ref, frozenset) else frozenset((ref,))
+
+
 def join_val(a: Val, b: Val) -> Val:
     if a is b or a == b:
         return a
+    if a.kind == b.kind == Kind.FUNC and a.ref != b.ref:
+        keys = _func_set(a.ref) | _func_set(b.ref)
+        if len(keys) <= FUNC_CANDIDATES_KEPT:
+            return Val(Kind.FUNC, sc.join(a.s, b.s), keys, a.maybe_null or b.maybe_null)
+        return UNKNOWN
     if a.kind == b.kind and a.ref == b.ref:
         extra = a.extra
         if a.extra != b.extra and a.extra and b.extra:
@@ -184,9 +225,11 @@ def leq_val(a: Val, b: Val) -> bool:
         return True  # NULL is one value of a maybe-NULL pointer
     if b.kind == Kind.STACK and b.ref == STACK_OR_OTHER and a.kind in POINTER_KINDS:
         return b.maybe_null or not a.maybe_null  # (join_val makes it so)
-    # MEM of no particular origin holds MEM of any (join_val makes it so)
-    # (and an iterator whose end is not known, one whose end is)
-    same_ref = a.ref == b.ref or (a.kind in (Kind.MEM, Kind.ITER) and b.ref is None)
+    # MEM of no particular origin holds MEM of any (join_val makes it so) (and an
+    # iterator whose end is not known, one whose end is); a set of candidate
+    # functions holds each of its subsets
+    same_ref = a.ref == b.ref or (a.kind in (Kind.MEM, Kind.ITER) and b.ref is None) or (
+        a.kind == Kind.FUNC and b.kind == Kind.FUNC and _func_set(a.ref) <= _func_set(b.ref))
     # a link b has must be a's too (b's states are those where it holds)
     return (a.kind == b.kind and same_ref and (b.maybe_null or not a.maybe_null)
             and (not b.link or a.link == b.link) and sc.leq(a.s, b.s))

@@ -14,6 +14,7 @@ from typing import Final
 from bpflint.analysis import scalar as sc
 from bpflint.analysis.alu import (
     OP_ADD,
+    OP_ARSH,
     OP_END,
     OP_LSH,
     OP_MOV,
@@ -23,16 +24,19 @@ from bpflint.analysis.alu import (
     bswap,
     copies,
 )
-from bpflint.analysis.branch import known_holds, refine, relation
 from bpflint.analysis.map_values import kconfig_pointer, read_map_value
-from bpflint.analysis.scalar import EmptyValue, Scalar
+from bpflint.analysis.scalar import Scalar
 from bpflint.analysis.state import (
     CALLER_STACK,
     CONST_VALS,
+    LINK_FLAGS,
+    LINK_ID_MASK,
+    LINK_SEXT32,
+    LINK_SHL32,
+    LINK_ZEXT32,
     STACK_OR_OTHER,
     UNINIT,
     UNKNOWN,
-    ZERO,
     AnySlots,
     Kind,
     State,
@@ -40,6 +44,7 @@ from bpflint.analysis.state import (
     WriteSet,
     const,
     freeze_stack,
+    link_as,
     link_of,
     linked,
     new_state,
@@ -171,13 +176,14 @@ class Machine:
         regs = self.regs
         for r in range(11):
             v = regs[r]
-            if v.link >> 64 == link_id:
+            if (v.link >> 64) & LINK_ID_MASK == link_id:
                 regs[r] = scalar(v.s)
         frozen = self._frozen
-        if frozen is None or any(val.link >> 64 == link_id for _, _, val in frozen):
+        if frozen is None or any((val.link >> 64) & LINK_ID_MASK == link_id
+                                 for _, _, val in frozen):
             stack = self.stack
             for off, (size, val) in list(stack.items()):
-                if val.link >> 64 == link_id:
+                if (val.link >> 64) & LINK_ID_MASK == link_id:
                     stack[off] = (size, scalar(val.s))
         v = linked(regs[reg].s, link_of(link_id, 0))
         regs[reg] = v
@@ -187,19 +193,19 @@ class Machine:
         """Register ``skip``, with ``link``, was just narrowed to ``known`` by a
         branch: every other holder of the link's id is narrowed by the same bound,
         shifted by the difference of their deltas. EmptyValue if one becomes empty."""
-        link_id = link >> 64
-        delta = link & sc.U64
+        link_id = (link >> 64) & LINK_ID_MASK
         regs = self.regs
         for r in range(11):
             v = regs[r]
-            if r != skip and v.link >> 64 == link_id:
-                regs[r] = _narrowed(v, known, delta)
+            if r != skip and (v.link >> 64) & LINK_ID_MASK == link_id:
+                regs[r] = _narrowed(v, known, link)
         frozen = self._frozen
-        if frozen is None or any(val.link >> 64 == link_id for _, _, val in frozen):
+        if frozen is None or any((val.link >> 64) & LINK_ID_MASK == link_id
+                                 for _, _, val in frozen):
             stack = self.stack
             for off, (size, val) in list(stack.items()):
-                if val.link >> 64 == link_id:
-                    stack[off] = (size, _narrowed(val, known, delta))
+                if (val.link >> 64) & LINK_ID_MASK == link_id:
+                    stack[off] = (size, _narrowed(val, known, link))
 
     def havoc_stack_from(self, off: Scalar, nbytes: int | None) -> None:
         """A callee or helper may write ``nbytes`` (None: unknown) from this offset up.
@@ -230,12 +236,27 @@ class Machine:
                 del stack[k]
 
 
-def _narrowed(v: Val, known: Scalar, known_delta: int) -> Val:
-    """``v`` met with what a linked value ``known`` (delta ``known_delta``) says of
-    it: v = known + (v's delta - known's delta), mod 2^64."""
-    shift = ((v.link & sc.U64) - known_delta) & sc.U64
+def _narrowed(v: Val, known: Scalar, known_link: int) -> Val:
+    """``v`` met with what a linked value ``known`` (link ``known_link``) says of
+    it: v = known + (v's delta - known's delta), mod 2^64 between plain holders.
+    Otherwise what both know is the low half of base + v's delta: low32(known +
+    that difference) (the low half of an extension is the value's), which is an
+    extended holder's value extended and bounds a plain holder's low half. A
+    holder shifted left by 32 takes no part."""
+    kflags = (known_link >> 64) & LINK_FLAGS
+    vflags = (v.link >> 64) & LINK_FLAGS
+    if kflags & LINK_SHL32 or vflags & LINK_SHL32:
+        return v
+    shift = ((v.link & sc.U64) - (known_link & sc.U64)) & sc.U64
     bound = known if shift == 0 else sc.add(known, sc.const_scalar(shift))
-    met = sc.meet(v.s, bound)
+    if not kflags and not vflags:
+        met = sc.meet(v.s, bound)
+    elif vflags & LINK_ZEXT32:
+        met = sc.meet(v.s, sc.low32(bound))
+    elif vflags & LINK_SEXT32:
+        met = sc.meet(v.s, sc.sext(sc.low32(bound), 32))
+    else:
+        met = sc.with_low32_in(v.s, sc.low32(bound))
     return v if met == v.s else linked(met, v.link)
 
 
@@ -275,6 +296,14 @@ def alu(m: Machine, insn: Insn) -> None:
                 if not src.link and src.s.umin != src.s.umax:
                     src = m.new_link(insn.src, insn.pc + 1)
                 regs[insn.dst] = src
+                shifted = m.shifted
+                if shifted is not None and shifted[0] == insn.src and shifted[1] == insn.pc \
+                        and width == 64:
+                    # r1 <<= 32; r2 = r1; r2 >>= 32: the copy is shifted back instead
+                    back = shifted[2]
+                    if (back.link >> 64) & LINK_ID_MASK == insn.pc + 1:
+                        back = scalar(back.s)  # (its id was just taken)
+                    m.shifted = (insn.dst, insn.pc + 1, back)
         elif insn.off:  # movsx
             regs[insn.dst] = scalar(sc.sext(src.s, insn.off)) if src.kind == _SCALAR \
                 else UNKNOWN
@@ -282,9 +311,15 @@ def alu(m: Machine, insn: Insn) -> None:
                 regs[insn.dst] = scalar(sc.trunc32(regs[insn.dst].s))
         elif width == 64:
             regs[insn.dst] = src
+        elif src.kind != _SCALAR:
+            regs[insn.dst] = unknown_bits(4)
+        elif insn.opcode & 0x08 and insn.dst != insn.src and not src.link >> 64 & LINK_FLAGS:
+            # w1 = w2 of a wider r2: r1 is zext32(r2), linked as such
+            if not src.link:
+                src = m.new_link(insn.src, insn.pc + 1)
+            regs[insn.dst] = linked(sc.low32(src.s), link_as(src.link, LINK_ZEXT32))
         else:
-            regs[insn.dst] = scalar(sc.low32(src.s)) if src.kind == _SCALAR else \
-                unknown_bits(4)
+            regs[insn.dst] = scalar(sc.low32(src.s))
         return
     if op == OP_END:
         if dst.kind != _SCALAR:
@@ -307,21 +342,28 @@ def alu(m: Machine, insn: Insn) -> None:
             return
         result = alu_scalar(op, dst.s, src.s, width, insn)
         if dst.link and width == 64 and (op == OP_ADD or op == OP_SUB) \
-                and src.s.umin == src.s.umax:
+                and src.s.umin == src.s.umax and not dst.link >> 64 & LINK_FLAGS:
             # r1 = r2; r1 += k: still linked, k further from the base (the
             # verifier's BPF_ADD_CONST, which keeps 0 < k < 2^31 only)
             k = src.s.umin if op == OP_ADD else -src.s.umin
             regs[insn.dst] = linked(result, link_of(dst.link >> 64, dst.link + k))
         elif width == 64 and insn.imm == 32 and not insn.opcode & 0x08 and dst.link \
-                and op == OP_LSH and dst.s.umax <= sc.U32:
-            regs[insn.dst] = scalar(result)
-            m.shifted = (insn.dst, insn.pc + 1, dst)
+                and op == OP_LSH:
+            regs[insn.dst] = linked(result, link_as(dst.link, LINK_SHL32))
+            # shifted straight back, a u32 is itself (a plain holder, not an extended one)
+            if dst.s.umax <= sc.U32:
+                m.shifted = (insn.dst, insn.pc + 1, dst)
         elif op == OP_RSH and m.shifted is not None and m.shifted[0] == insn.dst \
                 and m.shifted[1] == insn.pc and width == 64 and insn.imm == 32 \
                 and not insn.opcode & 0x08:
             # right after r <<= 32, so nothing wrote r in between: (v << 32) >> 32
             # is v for a u32 v, the value shifted, link and all
             regs[insn.dst] = m.shifted[2]
+        elif (op == OP_RSH or op == OP_ARSH) and width == 64 and insn.imm == 32 \
+                and not insn.opcode & 0x08 and dst.link >> 64 & LINK_SHL32:
+            # ((base + delta) << 32) >> 32: its low half, zero- or sign-extended
+            regs[insn.dst] = linked(result, link_as(
+                dst.link, LINK_ZEXT32 if op == OP_RSH else LINK_SEXT32))
         else:
             regs[insn.dst] = scalar(result)
         return
@@ -439,106 +481,3 @@ def legacy_packet_load(m: Machine, insn: Insn) -> None:
     m.regs[0] = unknown_bits(insn.opcode.size_bytes)
     for r in range(1, 6):
         m.regs[r] = UNINIT
-
-
-# -- branches ---------------------------------------------------------------------
-
-def branch_state(before: State, insn: Insn, taken: bool) -> State | None:
-    """One side of a conditional jump from ``before`` (None: infeasible) as refine_branch
-    makes it, ``before`` itself when the jump narrows nothing (a known loop counter
-    against its limit); no Machine for two scalars whose narrowing reaches no link."""
-    op = insn.opcode
-    regs = before.regs
-    a = regs[insn.dst]
-    b = regs[insn.src] if op & 0x08 else CONST_VALS.get(insn.imm) or const(insn.imm)
-    if op != 0xE5 and a.kind == _SCALAR and b.kind == _SCALAR:
-        signed, rel = relation(op & 0xF0, taken)
-        width = 32 if op & 0x07 == _CLS_JMP32 else 64
-        sa = na = a.s
-        sb = nb = b.s
-        if sa.umin != sa.umax or sb.umin != sb.umax:
-            try:
-                na, nb = refine(sa, sb, signed, rel, width)
-            except EmptyValue:
-                return None
-        elif not known_holds(sa, sb, signed, rel, width):
-            return None  # (refine raises for it, once the memo has had it hashed)
-        if not (a.link and na != sa) and not (op & 0x08 and b.link and nb != sb):
-            va = linked(na, a.link)
-            vb = linked(nb, b.link) if op & 0x08 else b
-            if va == a and vb == b:
-                return before
-            out = list(regs)
-            out[insn.dst] = va
-            if op & 0x08:
-                out[insn.src] = vb
-            return new_state(tuple(out), before.stack)
-    m = Machine(before)
-    return m.freeze() if refine_branch(m, insn, taken) else None
-
-
-def refine_branch(m: Machine, insn: Insn, taken: bool) -> bool:
-    """Narrow the registers for one side of a conditional jump; False if infeasible."""
-    if insn.opcode == 0xE5:  # may_goto
-        return True
-    jop = insn.opcode & 0xF0
-    width = 32 if insn.opcode & 0x07 == _CLS_JMP32 else 64
-    regs = m.regs
-    # An immediate is sign-extended to 64 bits; 32-bit compares read its low half.
-    a = regs[insn.dst]
-    b = regs[insn.src] if insn.opcode & 0x08 else const(insn.imm)
-    signed, rel = relation(jop, taken)
-    if a.kind != b.kind and (a.ref == STACK_OR_OTHER or b.ref == STACK_OR_OTHER) \
-            and not (b == ZERO and rel in ("==", "!=")):
-        # A STACK_OR_OTHER value met with a scalar: plain data a callee wrote is
-        # compared as a scalar (if (n > 30) return; after fill(&n)); a pointer is not
-        # compared with a number but against NULL, which keeps it a pointer.
-        if a.ref == STACK_OR_OTHER and b.kind == Kind.SCALAR:
-            a = UNKNOWN
-        elif b.ref == STACK_OR_OTHER and a.kind == Kind.SCALAR:
-            b = UNKNOWN
-    if a.kind == Kind.SCALAR and b.kind == Kind.SCALAR:
-        try:
-            na, nb = refine(a.s, b.s, signed, rel, width)
-            # narrowing keeps a register's value, so its links hold; the other
-            # holders of a link learn the same bound (sync_linked_regs)
-            regs[insn.dst] = linked(na, a.link)
-            if insn.opcode & 0x08:
-                regs[insn.src] = linked(nb, b.link)
-                if b.link and nb != b.s:
-                    m.sync_links(nb, b.link, insn.src)
-            if a.link and na != a.s:
-                m.sync_links(na, a.link, insn.dst)
-        except EmptyValue:
-            return False
-        return True
-    # pointer NULL checks
-    if a.kind in (Kind.MAP_VALUE, Kind.MEM, Kind.ITER_ELEM, Kind.CTX) and b == ZERO and \
-            rel in ("==", "!="):
-        is_null = rel == "=="
-        if is_null and not a.maybe_null:
-            return False
-        if is_null:
-            regs[insn.dst] = ZERO
-        else:
-            regs[insn.dst] = Val(a.kind, a.s, a.ref, False, a.extra)
-            if a.kind == Kind.ITER_ELEM and a.maybe_null:
-                return _iter_consumed(m, a)
-        return True
-    return True
-
-
-def _iter_consumed(m: Machine, elem: Val) -> bool:
-    """bpf_iter_num_next returned an element: its iterator had one left, now one less."""
-    if not isinstance(elem.ref, int):
-        return True
-    slot = m.slot(elem.ref)
-    if slot is None or slot[1].kind != Kind.ITER:
-        return True
-    left = slot[1].s
-    if left.umax == 0:
-        return False
-    new_left = Scalar.urange(max(left.umin, 1) - 1, left.umax - 1)
-    m.stack[elem.ref] = (slot[0], Val(Kind.ITER, new_left, slot[1].ref, False, slot[1].extra))
-    return True
-

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Final
 
 from bpflint.analysis import calls
+from bpflint.analysis.jumps import branch_state
 from bpflint.analysis.state import (
     State,
     Val,
@@ -23,7 +24,6 @@ from bpflint.analysis.transfer import (
     Env,
     Machine,
     alu,
-    branch_state,
     ld_imm64,
     legacy_packet_load,
     load,

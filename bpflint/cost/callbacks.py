@@ -22,11 +22,12 @@ from bpflint.cost.frame import (
     Lines,
     add_path_lines,
     foreign_val,
+    merge,
 )
 from bpflint.cost.model import CostTable
 from bpflint.cost.overlap import CALL, CALL_READS, MEMORY, add_lanes, issue_bound, lane_costs
 from bpflint.cost.paths import Cost, Count
-from bpflint.obj.model import MapDef
+from bpflint.obj.model import FuncKey, MapDef
 
 
 def callback_runs(hid: int, regs: tuple[Val, ...], mapdef: MapDef | None
@@ -170,3 +171,26 @@ def overlapped_iterations(table: CostTable | None, hid: int, cb_cost: Cost,
     alone = per_unit + cb_cost[3]
     steady = min(alone, max(issue_bound(lanes), chain))
     return (iterations - 1) * (alone - steady)
+
+
+def dearest_callback(keys: tuple[FuncKey, ...],
+                     price: Callable[[FuncKey], tuple[Cost, Lines, CalleeOverlap | None, Val]]
+                     ) -> tuple[Cost, Lines, CalleeOverlap | None, bool]:
+    """The cost of a callback that may be any of ``keys`` (clang loads the address
+    before a branch and calls after the join, or merges two calls into one): the
+    envelope of their costs, the dearest one's lines, no overlap of iterations unless
+    there is one candidate, and whether every candidate always returns 0 (the helper
+    then runs every iteration). ``price``: a candidate's cost, lines, overlap, r0."""
+    total: Cost | None = None
+    lines: Lines = {}
+    overlap: CalleeOverlap | None = None
+    always_continues = True
+    for key in keys:
+        cost, cb_lines, cb_overlap, ret = price(key)
+        if total is None or cost[1] > total[1]:
+            lines = cb_lines
+        total = cost if total is None else merge(total, cost)
+        overlap = cb_overlap if len(keys) == 1 else None
+        always_continues = always_continues and ret.kind == Kind.SCALAR and ret.s.umax == 0
+    assert total is not None
+    return total, lines, overlap, always_continues

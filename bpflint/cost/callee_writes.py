@@ -29,6 +29,7 @@ from bpflint.analysis.state import (
     State,
     Val,
     WriteSet,
+    func_keys,
     unlinked,
 )
 from bpflint.analysis.transfer import Env, Machine
@@ -102,14 +103,14 @@ class CalleeWrites:
             if key is None:
                 return None
             args = [_summary_arg(v) for v in regs[1:6]]
+            keys = (key,)
         else:
             hid = insn.imm
             if hid not in calls.SYNC_CALLBACK_CTX:
                 return None
-            cb = regs[calls.CALLBACK_ARG[hid]]
-            if cb.kind != Kind.FUNC or not isinstance(cb.ref, tuple):
+            keys = func_keys(regs[calls.CALLBACK_ARG[hid]])
+            if not keys:
                 return None
-            key = cb.ref
             ctx = _summary_arg(regs[calls.SYNC_CALLBACK_CTX[hid]])
             if hid == calls.LOOP:
                 args = [UNKNOWN, ctx]
@@ -125,7 +126,16 @@ class CalleeWrites:
         for i, v in enumerate(args):
             entry_regs[1 + i] = v
         entry_regs[10] = Val(Kind.STACK, Scalar.const(0))
-        return self.of_function(key, State(tuple(entry_regs), ()), prog_type)
+        entry = State(tuple(entry_regs), ())
+        if len(keys) == 1:
+            return self.of_function(keys[0], entry, prog_type)
+        found: list[tuple[int, int]] = []
+        for one in keys:  # a callback that may be one of several: what any writes
+            got = self.of_function(one, entry, prog_type)
+            if got is None:
+                return None
+            found.extend(got)
+        return tuple(sorted(set(found)))
 
     def of_function(self, key: FuncKey, entry: State, prog_type: str) -> WriteSet | None:
         memo_key = (key, prog_type, entry)

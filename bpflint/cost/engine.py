@@ -13,7 +13,6 @@ import gc
 import math
 from collections.abc import Callable, Mapping
 
-from bpflint.analysis import calls
 from bpflint.analysis.fixpoint import (
     Budget,
     Iterations,
@@ -81,6 +80,7 @@ from bpflint.cost.targets import (
     replay,
     snapshot,
 )
+from bpflint.cost.timer_callbacks import timer_callbacks
 from bpflint.obj.model import BpfObject, FuncKey, Function, Program
 from bpflint.results import (
     LoaderSetting,
@@ -413,7 +413,7 @@ def analyze_async_callbacks(obj: BpfObject, table: CostTable | None,
     """Timer callbacks run later, on their own: each is priced as an entry point
     (type "timer_callback", named after the function, in its arming program's section)."""
     results = []
-    for key, program in _timer_callbacks(obj).items():
+    for key, program in timer_callbacks(obj, _reachable).items():
         analysis = ProgramAnalysis(obj, table, options,
                                    Budget(options.max_steps, options.max_seconds))
         mem = Val(Kind.MEM, Scalar.const(0))
@@ -427,27 +427,6 @@ def analyze_async_callbacks(obj: BpfObject, table: CostTable | None,
         results.append(_result(analysis, key, program.section, obj.functions[key].name,
                                ASYNC_CALLBACK_TYPE, compute))
     return results
-
-
-def _timer_callbacks(obj: BpfObject) -> dict[FuncKey, Program]:
-    """Functions handed to bpf_timer_set_callback, with a program that arms each."""
-    found: dict[FuncKey, Program] = {}
-    for program in obj.programs:
-        for key in _reachable(obj, program.entry):
-            insns = obj.functions[key].insns
-            for i, insn in enumerate(insns):
-                if not (insn.is_helper_call and insn.imm == calls.TIMER_SET_CALLBACK):
-                    continue
-                for prev in reversed(insns[:i]):  # the last write to r2 before the call
-                    if prev.is_call or prev.is_branch:
-                        break
-                    if prev.dst == 2 and prev.opcode & 0x07 not in (2, 3):
-                        ref = prev.reloc
-                        if prev.is_ld_imm64 and ref is not None and ref.func is not None \
-                                and ref.func in obj.functions:
-                            found.setdefault(ref.func, program)
-                        break
-    return found
 
 
 def _result(analysis: ProgramAnalysis, entry: FuncKey, section: str, name: str, kind: str,

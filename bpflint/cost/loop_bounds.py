@@ -150,7 +150,10 @@ class LoopBounds(BlockPricing):
                     unrolled = self._unrolled_summary(ctx, loop, flow,
                                                       bound.max_backedges + 1, steady_ns,
                                                       exit_ns)
-                    if unrolled is not None:
+                    # (both are sound: an iteration whose inner loop the walk
+                    # cannot bound must not undo the bound the summary has)
+                    if unrolled is not None and not (is_unbounded(unrolled)
+                                                     and not is_unbounded(summary)):
                         summary = unrolled
             summaries[header] = summary
             self._note_loop(ctx.cfg.blocks[header].insns[0], "loop",

@@ -22,6 +22,7 @@ from bpflint.analysis.state import (
     Kind,
     State,
     Val,
+    func_keys,
 )
 from bpflint.analysis.transfer import Env, Machine
 from bpflint.cfg.graph import RET_OPCODES, Block, Cfg, build_cfg, is_tail_call
@@ -30,6 +31,7 @@ from bpflint.cost.callbacks import (
     ByIndex,
     callback_by_index,
     callback_runs,
+    dearest_callback,
     overlapped_iterations,
 )
 from bpflint.cost.callee_cost import callee_total
@@ -433,9 +435,7 @@ class BlockPricing:
                             f"{iters[0]} to {iters[1]} callback runs")
             return add(base, cb_total)
         if hid == calls.TIMER_SET_CALLBACK:
-            cb = regs[2]
-            if cb.kind == Kind.FUNC and isinstance(cb.ref, tuple):
-                self.async_callbacks.add(cb.ref)
+            self.async_callbacks.update(func_keys(regs[2]))
         if self.table is not None:
             lo, hi = self.table.helper_ns(hid, map_type, size, key_size)
             base = (1, 1, lo, hi)
@@ -506,28 +506,30 @@ class BlockPricing:
 
     def _callback(self, insn: Insn, regs: tuple[Val, ...], hid: int, prog_type: str
                   ) -> tuple[tuple[int, int], Cost, Lines, CalleeOverlap | None, ByIndex]:
-        cb = regs[calls.CALLBACK_ARG[hid]]
-        if cb.kind != Kind.FUNC or not isinstance(cb.ref, tuple):
+        keys = func_keys(regs[calls.CALLBACK_ARG[hid]])
+        if not keys:
             raise Unbounded(self.diag("BPF003", "unknown-callback",
                                       f"{calls.helper_name(hid)} with a callback bpflint "
                                       "cannot identify", insn))
-        cb_key: FuncKey = cb.ref
         lo, hi, args = callback_runs(hid, regs, self._map_def(regs[1]))
-        result = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
-        cb_cost = callee_total(result, self, prog_type)
-        ret = result.ret_val
 
-        def run(args: list[Val]) -> tuple[Cost, Lines, Val]:
-            res = self.function(cb_key, callee_entry(args, foreign=False), prog_type)
-            return callee_total(res, self, prog_type), res.lines_ret, res.ret_val
-        cb_cfg = self.structure(self.obj.functions[cb_key])[0]
-        by_index = callback_by_index(hid, lo, hi, args, cb_cfg, run)
-        # The helper stops early when the callback returns 1; if it cannot, every
-        # iteration runs.
-        always_continues = ret.kind == Kind.SCALAR and ret.s.umax == 0
-        if not always_continues:
+        def price(key: FuncKey, at: list[Val] = args
+                  ) -> tuple[Cost, Lines, CalleeOverlap | None, Val]:
+            res = self.function(key, callee_entry(at, foreign=False), prog_type)
+            return callee_total(res, self, prog_type), res.lines_ret, res.as_callee, res.ret_val
+
+        def run(at: list[Val]) -> tuple[Cost, Lines, Val]:
+            cost, cb_lines, _, ret = price(keys[0], at)
+            return cost, cb_lines, ret
+
+        # a register that may hold one of several callbacks: the dearest, as a whole;
+        # one callback: also run by run (bpf_loop)
+        cb_cost, lines, overlap, always_continues = dearest_callback(keys, price)
+        by_index = None if len(keys) > 1 else callback_by_index(
+            hid, lo, hi, args, self.structure(self.obj.functions[keys[0]])[0], run)
+        if not always_continues:  # the helper stops early where the callback returns 1
             lo = min(lo, 1)
-        return (lo, hi), cb_cost, result.lines_ret, result.as_callee, by_index
+        return (lo, hi), cb_cost, lines, overlap, by_index
 
 
 def function_structure(cfgs: dict[FuncKey, tuple[Cfg, LoopForest, tuple[int, ...]]],

@@ -265,6 +265,7 @@ class Interpreter:
         self._map_by_addr: dict[int, MapDef] = {}
         self._map_addr: dict[str, int] = {}
         self._map_store: dict[str, dict[bytes, int]] = {}  # map -> key -> value pointer
+        self._deleted: set[tuple[str, bytes]] = set()  # (map, key) deleted by the run
         self._data_addr: dict[str, int] = {}
         self._extern_addr: dict[str, int] = {}
         self._pc_index: dict[FuncKey, dict[int, int]] = {}
@@ -363,6 +364,7 @@ class Interpreter:
         if key not in store and create:
             store[key] = self.fresh_region(f"value of {mdef.name}", mdef.value_size,
                                            self.world.value_fill)
+            self._deleted.discard((mdef.name, key))
         return store.get(key, 0)
 
     def fresh_region(self, name: str, size: int, fill: int = 0) -> int:
@@ -383,8 +385,29 @@ class Interpreter:
         """Which fresh map value (World.values index) ``addr`` points into, if any."""
         return self._fresh.get(addr >> 32)
 
+    def hash_elements(self, mdef: MapDef) -> list[bytes]:
+        """The keys a hash map holds when bpf_for_each_map_elem starts its walk: what
+        the world put there and the run added (in that order: the kernel's bucket
+        order differs, so a callback whose work depends on the order is not
+        modelled), then, up to World.hash_elems, keys 0, 1, ... not among them;
+        never more than max_entries."""
+        keys = list(self._map_store.get(mdef.name, {}))
+        wanted = min(max(self.world.hash_elems, len(keys)), mdef.max_entries)
+        i = 0
+        while len(keys) < wanted:
+            key = i.to_bytes(mdef.key_size, "little")
+            if key not in keys and (mdef.name, key) not in self._deleted:
+                keys.append(key)
+            i += 1
+        return keys[:mdef.max_entries]
+
+    def holds(self, mdef: MapDef, key: bytes) -> bool:
+        """Whether a key a walk listed is still there (not deleted since)."""
+        return (mdef.name, key) not in self._deleted
+
     def delete(self, mdef: MapDef, key: bytes) -> None:
         self._map_store.get(mdef.name, {}).pop(key, None)
+        self._deleted.add((mdef.name, key))
 
     def lookup(self, mdef: MapDef, key: bytes) -> int:
         if mdef.type_name in ARRAY_TYPES:
@@ -997,10 +1020,11 @@ def _h_for_each_map_elem(it: Interpreter, r: list[int]) -> int:
     if mdef.type_name in ARRAY_TYPES:
         keys = [i.to_bytes(4, "little") for i in range(mdef.max_entries)]
     else:
-        keys = [i.to_bytes(mdef.key_size, "little")
-                for i in range(min(it.world.hash_elems, mdef.max_entries))]
+        keys = it.hash_elements(mdef)
     done = 0
     for key in keys:
+        if mdef.type_name not in ARRAY_TYPES and not it.holds(mdef, key):
+            continue  # deleted by an earlier callback: the kernel's walk skips it too
         value = it.map_value(mdef, key, create=True)
         key_ptr = it.alloc("for_each key", key, writable=False)
         done += 1
