@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bpflint.analysis.state import (
     State,
     join_state,
+    join_states,
     leq_state,
     widen_state,
 )
@@ -252,27 +253,31 @@ class _Worklist:
                     or before - budget.left + cached_work > allowed:
                 return seen  # no progress, or too long: widen instead
             state, key = nxt, nxt_key
-        ins: dict[int, State] = {}
+        # each block's states over the iterations, joined in one go (join_states)
+        ins_all: dict[int, list[State]] = {}
         # the views of the states joined into ins (None: one was not recorded)
         ins_views: dict[int, BlockView | None] = {}
         outs: dict[tuple[int, int], State] = {}
         for (its_in, its_out, _), its_views in runs:
             for i, (x, st) in enumerate(its_in.items()):
                 view = its_views[i] if its_views is not None else None
-                if x in ins:
-                    ins[x] = join_state(ins[x], st)
+                those = ins_all.get(x)
+                if those is not None:
+                    those.append(st)
                     old_view = ins_views[x]
                     ins_views[x] = None if old_view is None or view is None \
                         else join_views(old_view, view)
                 else:
-                    ins[x], ins_views[x] = st, view
+                    ins_all[x] = [st]
+                    ins_views[x] = view
             for e, st in its_out.items():
                 if e not in outs:
                     outs[e] = st
                 elif e[1] in headers or e[1] not in loop.body:
                     outs[e] = join_state(outs[e], st)
                 # else an edge inside the body: that it is feasible is what counts
-        for x, st in ins.items():
+        for x, those in ins_all.items():
+            st = join_states(those)
             if x in block_in:
                 block_in[x] = join_state(block_in[x], st)
                 continue
