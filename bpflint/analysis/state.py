@@ -284,11 +284,13 @@ def join_states(states: list[State]) -> State:
     """The left fold of join_state over ``states`` (one or more), register by register
     and slot by slot, making one State at most where the fold makes one per step:
     the same value, and ``states[0]`` itself where nothing grew (as join_state)."""
+    count = len(states)
+    if count <= 2:  # one step of the fold: join_state's own, in C where it can
+        return states[0] if count == 1 else join_state(states[0], states[1])
     first = states[0]
     regs = list(first.regs)
     stack: AnySlots = first.stack
     n = len(regs)
-    count = len(states)
     for r in range(n):
         x = regs[r]
         for k in range(1, count):
@@ -302,7 +304,7 @@ def join_states(states: list[State]) -> State:
     same_slots = True
     for k in range(1, count):
         other: AnySlots = states[k].stack
-        if other is stack:
+        if other is stack or other == stack:  # (compared in C, stopping at shared slots)
             continue
         if len(other) != size:
             same_slots = False
