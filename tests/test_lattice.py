@@ -21,6 +21,7 @@ from bpflint.analysis.state import (
     State,
     Val,
     join_state,
+    join_states,
     join_val,
     leq_state,
     leq_val,
@@ -74,6 +75,35 @@ def test_a_joined_state_is_above_both_states(ra: list[Val], rb: list[Val], sa: l
     b = State(tuple(rb), ((-16, 8, sb[0]), (-8, 4, sb[1])))  # -8 differs in size
     j = join_state(a, b)
     assert leq_state(a, j) and leq_state(b, j)
+
+
+# Stacks of a few shapes (offsets, sizes) so that folds meet equal, joinable and
+# disjoint slots; states drawn from a small pool of values, so that some repeat.
+stacks = st.lists(st.tuples(st.sampled_from([-24, -16, -8]), st.sampled_from([4, 8]), vals),
+                  max_size=3).map(lambda slots: tuple(sorted({s[0]: s for s in slots}.values())))
+
+
+# scalars with a link (the verifier's ids) or none, as join_states folds them most
+linked_scalars = st.tuples(scalars, st.sampled_from([0, 1 << 64, (2 << 64) | 3])).map(
+    lambda t: Val(Kind.SCALAR, t[0], link=t[1]))
+
+
+@settings(max_examples=600)
+@given(st.lists(st.tuples(st.lists(st.sampled_from([0, 1, 2, 3]), min_size=11, max_size=11),
+                          stacks), min_size=1, max_size=5),
+       st.lists(st.one_of(vals, linked_scalars, linked_scalars), min_size=4, max_size=4),
+       st.lists(st.integers(0, 4), max_size=3))
+def test_joining_states_in_one_go_is_the_fold_of_pairwise_joins(
+        shapes: list[tuple[list[int], tuple[tuple[int, int, Val], ...]]], pool: list[Val],
+        repeats: list[int]) -> None:
+    states = [State(tuple(pool[i] for i in picks), stack) for picks, stack in shapes]
+    states += [states[i % len(states)] for i in repeats]  # the same object again
+    folded = states[0]
+    for other in states[1:]:
+        folded = join_state(folded, other)
+    joined = join_states(states)
+    assert joined == folded
+    assert (joined is states[0]) == (folded is states[0])
 
 
 def test_a_store_at_a_variable_stack_offset_forgets_only_what_it_can_reach() -> None:

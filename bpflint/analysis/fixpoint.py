@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bpflint.analysis.state import (
     State,
     join_state,
+    join_states,
     leq_state,
     widen_state,
 )
@@ -57,6 +58,28 @@ class Flow:
 EAGER_ITERATIONS = 16  # iterations' worth of steps a loop is run for before it is widened
 
 
+class StateKey:
+    """A loop header and a state at it, as a dict key whose hash is computed once.
+    A state's hash walks every register and stack slot (2-6 us), and a loop walked
+    iteration by iteration hashed each header state three times (the cache's look-up,
+    its store, the walk's set of states seen); one key serves all three."""
+
+    __slots__ = ("header", "state", "_hash")
+
+    def __init__(self, header: int, state: State) -> None:
+        self.header = header
+        self.state = state
+        self._hash = hash((header, state))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StateKey) and self._hash == other._hash \
+            and self.header == other.header \
+            and (self.state is other.state or self.state == other.state)
+
+
 class Iterations:
     """Loop iterations already run, by (header, entry state): the fixpoint, unrolling
     for a bound and iteration-by-iteration costing walk the same ones in one
@@ -67,17 +90,17 @@ class Iterations:
     __slots__ = ("runs", "states", "views", "dags")
 
     def __init__(self) -> None:
-        self.runs: dict[tuple[int, State], Iteration] = {}
+        self.runs: dict[StateKey, Iteration] = {}
         self.states = 0
         self.views = Views()
         # header -> its loop's blocks in RPO when one iteration of it is a DAG
         # (dag_order), else None
         self.dags: dict[int, tuple[int, ...] | None] = {}
 
-    def get(self, header: int, state: State) -> Iteration | None:
-        return self.runs.get((header, state))
+    def get(self, key: StateKey) -> Iteration | None:
+        return self.runs.get(key)
 
-    def put(self, key: tuple[int, State], iteration: Iteration) -> None:
+    def put(self, key: StateKey, iteration: Iteration) -> None:
         if self.states + len(iteration[0]) > STATES_KEPT:
             self.runs.clear()
             self.states = 0
@@ -206,11 +229,11 @@ class _Worklist:
         # Iterations the cache already holds spend no steps: count them by the body's
         # size, and stop at a header state seen before (r0 = (r0 + 1) & 1 cycles
         # between two states forever, each from the cache).
-        visited = {state}
+        key = StateKey(h, state)
+        visited = {key}
         cached_work = 0
         blocks = cfg.blocks
         while True:
-            key = (h, state)
             got = iterations.runs.get(key)
             if got is not None:
                 cached_work += size
@@ -224,32 +247,37 @@ class _Worklist:
                 break
             seen = join_state(seen, nxt)
             known = len(visited)
-            visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
+            nxt_key = StateKey(h, nxt)
+            visited.add(nxt_key)  # (one look-up: nxt was in it if it did not grow)
             if len(visited) == known or leq_state(nxt, state) \
                     or before - budget.left + cached_work > allowed:
                 return seen  # no progress, or too long: widen instead
-            state = nxt
-        ins: dict[int, State] = {}
+            state, key = nxt, nxt_key
+        # each block's states over the iterations, joined in one go (join_states)
+        ins_all: dict[int, list[State]] = {}
         # the views of the states joined into ins (None: one was not recorded)
         ins_views: dict[int, BlockView | None] = {}
         outs: dict[tuple[int, int], State] = {}
         for (its_in, its_out, _), its_views in runs:
             for i, (x, st) in enumerate(its_in.items()):
                 view = its_views[i] if its_views is not None else None
-                if x in ins:
-                    ins[x] = join_state(ins[x], st)
+                those = ins_all.get(x)
+                if those is not None:
+                    those.append(st)
                     old_view = ins_views[x]
                     ins_views[x] = None if old_view is None or view is None \
                         else join_views(old_view, view)
                 else:
-                    ins[x], ins_views[x] = st, view
+                    ins_all[x] = [st]
+                    ins_views[x] = view
             for e, st in its_out.items():
                 if e not in outs:
                     outs[e] = st
                 elif e[1] in headers or e[1] not in loop.body:
                     outs[e] = join_state(outs[e], st)
                 # else an edge inside the body: that it is feasible is what counts
-        for x, st in ins.items():
+        for x, those in ins_all.items():
+            st = join_states(those)
             if x in block_in:
                 block_in[x] = join_state(block_in[x], st)
                 continue
@@ -320,22 +348,22 @@ class _Worklist:
         return block_in, edge_out, self.collected
 
 
-def run_iteration(cfg: Cfg, forest: LoopForest, header: int, state: State, env: Env,
+def run_iteration(cfg: Cfg, forest: LoopForest, key: StateKey, env: Env,
                   subcall: CallResult, budget: Budget, thresholds: tuple[int, ...],
                   iterations: Iterations) -> Iteration:
-    """One iteration of the loop at ``header`` from ``state``, each computed once."""
-    key = (header, state)
+    """One iteration of the loop at ``key.header`` from ``key.state``, each computed
+    once."""
     got = iterations.runs.get(key)
     if got is None:
         got = _new_iteration(cfg, forest, key, env, subcall, budget, thresholds, iterations)
     return got
 
 
-def _new_iteration(cfg: Cfg, forest: LoopForest, key: tuple[int, State], env: Env,
+def _new_iteration(cfg: Cfg, forest: LoopForest, key: StateKey, env: Env,
                    subcall: CallResult, budget: Budget, thresholds: tuple[int, ...],
                    iterations: Iterations) -> Iteration:
     """run_iteration where ``iterations`` does not hold it yet (under ``key``)."""
-    header, state = key
+    header, state = key.header, key.state
     dags = iterations.dags
     if header in dags:
         order = dags[header]

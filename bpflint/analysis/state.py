@@ -75,6 +75,7 @@ ZERO: Final = Val(Kind.SCALAR, sc.const_scalar(0))
 _new_tuple: Final = tuple.__new__
 _SCALAR: Final = Kind.SCALAR
 _VAL: Final = Val
+_SCALAR_T: Final = Scalar
 
 
 def scalar(s: Scalar) -> Val:
@@ -324,6 +325,128 @@ def join_state(a: State, b: State) -> State:
     if regs == ar and stack == sa:
         return a
     return _new_tuple(_STATE, (regs, stack))
+
+
+def join_states(states: list[State]) -> State:
+    """The left fold of join_state over ``states`` (one or more), register by register
+    and slot by slot, making one State at most where the fold makes one per step:
+    the same value, and ``states[0]`` itself where nothing grew (as join_state)."""
+    count = len(states)
+    if count <= 2:  # one step of the fold: join_state's own, in C where it can
+        return states[0] if count == 1 else join_state(states[0], states[1])
+    first = states[0]
+    regs = list(first.regs)
+    stack: AnySlots = first.stack
+    n = len(regs)
+    for r in range(n):
+        x = regs[r]
+        for k in range(1, count):
+            if states[k].regs[r] is not x:
+                regs[r] = _join_column([s.regs[r] for s in states])
+                break
+    # Slot by slot where every stack holds the same slots (as a rule), as
+    # _join_slots' first walk does; else stack by stack.
+    size = len(stack)
+    differs: list[bool] | None = None
+    same_slots = True
+    for k in range(1, count):
+        other: AnySlots = states[k].stack
+        if other is stack or other == stack:  # (compared in C, stopping at shared slots)
+            continue
+        if len(other) != size:
+            same_slots = False
+            break
+        for i in range(size):
+            x = stack[i]
+            y = other[i]
+            if y is x:
+                continue
+            if y[0] != x[0] or y[1] != x[1]:
+                same_slots = False
+                break
+            if y != x:
+                if differs is None:
+                    differs = [False] * size
+                differs[i] = True
+        if not same_slots:
+            break
+    if not same_slots:
+        for k in range(1, count):
+            other_stack: AnySlots = states[k].stack
+            if other_stack is not stack and other_stack != stack:
+                stack = _join_slots(stack, other_stack)
+    elif differs is not None:
+        slots = list(stack)
+        for i in range(size):
+            if differs[i]:
+                x = stack[i]
+                slots[i] = (x[0], x[1], _join_column([s.stack[i][2] for s in states]))
+        stack = tuple(slots)
+    joined = tuple(regs)
+    if joined == first.regs and stack == first.stack:
+        return first
+    return _new_tuple(_STATE, (joined, stack))
+
+
+def _join_column(vals: list[Val]) -> Val:
+    """The left fold of join_val over ``vals``. While the values are of one kind and
+    ref (as a rule), the fold's arithmetic runs on plain ints and makes one Val at
+    the end, not one (and a Scalar) per step."""
+    first = vals[0]
+    kind, ref = first.kind, first.ref
+    s0 = first.s
+    umin, umax, smin, smax, tval, tmask = s0
+    maybe_null, extra, link = first.maybe_null, first.extra, first.link
+    grew = False  # the scalar did
+    count = len(vals)
+    for k in range(1, count):
+        v = vals[k]
+        if v is first:
+            continue  # (what the fold holds already holds it)
+        if v.kind != kind or v.ref != ref:
+            # another kind of value: the rest of the fold join_val's way
+            acc = _column_val(first, grew, kind, umin, umax, smin, smax, tval, tmask, ref,
+                              maybe_null, extra, link)
+            for j in range(k, count):
+                acc = join_val(acc, vals[j])
+            return acc
+        # join_val's arithmetic for one kind and ref (idempotent on an equal value)
+        if v.link != link:
+            link = 0
+        if v.maybe_null:
+            maybe_null = True
+        more = v.extra
+        if extra != more and extra and more:
+            extra = (min(extra[0], more[0]), max(extra[1], more[1]))
+        b = v.s
+        if b.umin == umin and b.umax == umax and b.smin == smin and b.smax == smax \
+                and b.tval == tval and b.tmask == tmask:
+            continue  # (sc.join of equal scalars: the first)
+        tv = tval & b.tval
+        tm = tmask | b.tmask | (tval ^ b.tval)
+        if b.umin < umin:
+            umin = b.umin
+        if b.umax > umax:
+            umax = b.umax
+        if b.smin < smin:
+            smin = b.smin
+        if b.smax > smax:
+            smax = b.smax
+        tval, tmask = tv & ~tm & sc.U64, tm
+        grew = True
+    return _column_val(first, grew, kind, umin, umax, smin, smax, tval, tmask, ref,
+                       maybe_null, extra, link)
+
+
+def _column_val(first: Val, grew: bool, kind: Kind, umin: int, umax: int, smin: int,
+                smax: int, tval: int, tmask: int, ref: Any, maybe_null: bool,
+                extra: tuple[int, int] | None, link: int) -> Val:
+    """_join_column's fold so far as a Val: ``first`` itself where nothing changed."""
+    if not grew and maybe_null == first.maybe_null and extra == first.extra \
+            and link == first.link:
+        return first
+    s = _new_tuple(_SCALAR_T, (umin, umax, smin, smax, tval, tmask)) if grew else first.s
+    return _new_tuple(_VAL, (kind, s, ref, maybe_null, extra, link))
 
 
 def widen_state(old: State, new: State, thresholds: tuple[int, ...]) -> State:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bpflint.analysis.bounds import LoopBound, unknown_result
-from bpflint.analysis.fixpoint import Budget, Flow, Iteration, run_block
+from bpflint.analysis.fixpoint import Budget, Flow, Iteration, StateKey, run_block
 from bpflint.analysis.state import State, join_state, leq_state
 from bpflint.analysis.transfer import Env
 from bpflint.cfg.graph import Cfg
@@ -31,7 +31,7 @@ def loop_entry(cfg: Cfg, loop: Loop, flow: Flow) -> State | None:
 
 
 def unroll_loop(cfg: Cfg, loop: Loop, flow: Flow, env: Env, budget: Budget,
-                max_iterations: int, iterate: Callable[[State], Iteration]
+                max_iterations: int, iterate: Callable[[StateKey], Iteration]
                 ) -> LoopBound | None:
     """Bound a loop by abstract unrolling, as the kernel verifier does: iteration by
     iteration (count_iterations), else path by path."""
@@ -45,14 +45,14 @@ def unroll_loop(cfg: Cfg, loop: Loop, flow: Flow, env: Env, budget: Budget,
 
 
 def count_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
-                     iterate: Callable[[State], Iteration | None]) -> LoopBound | None:
+                     iterate: Callable[[StateKey], Iteration | None]) -> LoopBound | None:
     """The loop's bound from its iterations, each from the exact (unwidened) header
     state after k back edges: the first k whose back edges are all infeasible. None
     when a header state repeats or stops changing (it may run forever for all we
     know), past ``max_iterations``, or when ``iterate`` gives no iteration. Also
     gives the earliest iteration that can leave the loop. ``iterate`` runs one
-    iteration from a header state (fixpoint.run_iteration, which keeps what it
-    computes for the fixpoint and the cost engine).
+    iteration from a header state, given as its StateKey (fixpoint.run_iteration,
+    which keeps what it computes for the fixpoint and the cost engine).
     """
     return walk_iterations(cfg, loop, entry, max_iterations, iterate)[0]
 
@@ -61,7 +61,7 @@ SHRINK_ITERATIONS = 256  # header states below the one before them a walk follow
 
 
 def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
-                    iterate: Callable[[State], Iteration | None]
+                    iterate: Callable[[StateKey], Iteration | None]
                     ) -> tuple[LoopBound | None, int]:
     """count_iterations' walk: its bound (None: not found), and the back edges every
     run of the loop takes at least, the iterations before the first one that can
@@ -72,10 +72,11 @@ def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
               cfg.blocks[b].ends_in_tail_call]
     first_exit: int | None = None
     state = entry
-    visited = {state}
+    key = StateKey(h, state)
+    visited = {key}
     shrinking = 0
     for k in range(max_iterations + 1):
-        got = iterate(state)
+        got = iterate(key)
         if got is None:
             return None, k if first_exit is None else first_exit
         block_in, edge_out, nxt = got
@@ -86,7 +87,8 @@ def walk_iterations(cfg: Cfg, loop: Loop, entry: State, max_iterations: int,
             least = k if first_exit is None else first_exit
             return LoopBound(h, k, least, f"unrolled: at most {k} iterations"), least
         known = len(visited)
-        visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
+        key = StateKey(h, nxt)
+        visited.add(key)  # (one look-up: nxt was in it if it did not grow)
         if len(visited) == known:
             return None, k + 1 if first_exit is None else first_exit
         # a header state below the one it came from is no repetition: each run it

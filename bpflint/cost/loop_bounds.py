@@ -11,12 +11,10 @@ from bpflint.analysis.bounds import MAY_GOTO_BUDGET, LoopBound, bound_loop
 from bpflint.analysis.fixpoint import (
     Flow,
     Iteration,
+    StateKey,
     run_iteration,
 )
-from bpflint.analysis.state import (
-    State,
-    leq_state,
-)
+from bpflint.analysis.state import leq_state
 from bpflint.analysis.unroll import count_iterations, loop_entry, unroll_loop, walk_iterations
 from bpflint.cfg.graph import Cfg
 from bpflint.cfg.loops import Loop, body_insns
@@ -307,7 +305,8 @@ class LoopBounds(BlockPricing):
         inner = descendants(forest, h)
         iterations: list[Piece] = []
         iterate = self._iterate(ctx, loop)
-        visited = {state}
+        at = StateKey(h, state)
+        visited = {at}
         solved: dict[Hashable, Region] = {}
         # Iterations priced alike share one blocks dict (by the identity of the
         # priced blocks, which the dict keeps alive), its region key and its regions
@@ -316,7 +315,7 @@ class LoopBounds(BlockPricing):
         contexts: dict[tuple[tuple[int, int], ...], _Priced] = {}
         views = ctx.iterations.views
         for _ in range(max(limit, 0) + 1):
-            block_in, edge_out, nxt = iterate(state)
+            block_in, edge_out, nxt = iterate(at)
             blocks_k: dict[int, BlockInfo] = {}
             for b, st in block_in.items():
                 blocks_k[b], _ = self._cost_block(cfg, b, st, ctx.env, ctx.prog_type,
@@ -347,7 +346,8 @@ class LoopBounds(BlockPricing):
             if nxt is None:
                 break
             known = len(visited)
-            visited.add(nxt)  # (hashing a state once: nxt was in it if it did not grow)
+            at = StateKey(h, nxt)
+            visited.add(at)  # (one look-up: nxt was in it if it did not grow)
             if len(visited) == known or leq_state(nxt, state):
                 return None  # a state seen before: it may cycle forever
             state = nxt
@@ -400,7 +400,7 @@ class LoopBounds(BlockPricing):
         entry = loop_entry(cfg, loop, flow)
         if entry is not None:
             counted = count_iterations(cfg, loop, entry, limit,
-                                       lambda state: ctx.iterations.get(header, state))
+                                       ctx.iterations.get)
             if counted is not None:
                 return counted
         # "any" and "timed" both start from the bounds other than the may_goto count
@@ -436,11 +436,11 @@ class LoopBounds(BlockPricing):
             return bound
         return unrolled
 
-    def _iterate(self, ctx: FuncContext, loop: Loop) -> Callable[[State], Iteration]:
+    def _iterate(self, ctx: FuncContext, loop: Loop) -> Callable[[StateKey], Iteration]:
         """One iteration of ``loop`` from a header state; the fixpoint may have run it."""
-        def iterate(state: State) -> Iteration:
-            return run_iteration(ctx.cfg, ctx.forest, loop.header, state, ctx.env,
-                                 no_subcall, self.budget, ctx.thresholds, ctx.iterations)
+        def iterate(key: StateKey) -> Iteration:
+            return run_iteration(ctx.cfg, ctx.forest, key, ctx.env, no_subcall,
+                                 self.budget, ctx.thresholds, ctx.iterations)
         return iterate
 
 
